@@ -1,0 +1,44 @@
+"""Channels: one `send(message) -> Receipt` per way of reaching a patient."""
+from __future__ import annotations
+
+import logging
+
+from reminders.channels.base import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
+from reminders.config import Settings
+
+__all__ = ["Attachment", "Channel", "DeliveryError", "OutgoingMessage", "Receipt", "channels_for"]
+
+log = logging.getLogger("reminders.channels")
+_announced: set[str] = set()
+
+
+def _announce(line: str, level: int = logging.INFO) -> None:
+    # Once per process and choice: channels_for may run for every task.
+    if line not in _announced:
+        _announced.add(line)
+        log.log(level, line)
+
+
+def channels_for(settings: Settings) -> dict[str, Channel]:
+    """{"sms": ..., "email": ...}: the real providers when configured, else the local outbox."""
+    # Imported here so that importing the package does not import twilio and smtplib.
+    from reminders.channels.local_outbox import LocalOutbox
+    from reminders.channels.smtp_email import SMTPEmail
+    from reminders.channels.twilio_sms import TwilioSMS
+
+    outbox = settings.effective_outbox_dir
+    channels: dict[str, Channel] = {}
+    if settings.twilio_configured:
+        channels["sms"] = TwilioSMS(settings)
+        where = settings.twilio_api_base_url or "https://api.twilio.com"
+        _announce(f"SMS goes through Twilio ({where}) from {settings.twilio_from}")
+    else:
+        channels["sms"] = LocalOutbox("sms", outbox, mail_from=settings.mail_from)
+        _announce(f"No Twilio settings: SMS goes to the local outbox at {outbox}", logging.WARNING)
+    if settings.smtp_configured:
+        channels["email"] = SMTPEmail(settings)
+        _announce(f"Email goes through SMTP at {settings.smtp_host}:{settings.smtp_port}")
+    else:
+        channels["email"] = LocalOutbox("email", outbox, mail_from=settings.mail_from)
+        _announce(f"No SMTP settings: email goes to the local outbox at {outbox}", logging.WARNING)
+    return channels

@@ -1,0 +1,48 @@
+"""The one small interface every channel sits behind."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # e.g. "text/calendar"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    to: str  # E.164 number for SMS, address for email
+    body: str  # SMS text, or the plain-text part of an email
+    subject: str | None = None
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    status_callback: str | None = None  # SMS only: where the provider reports delivery
+    reference: str = ""  # the outbox row's id, for logs and the local outbox
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider_id: str  # Twilio's Message SID, the email's Message-ID, or the local outbox's id
+    status: str = "sent"  # the provider's first status ("queued", "accepted", "sent")
+
+
+class DeliveryError(Exception):
+    """A send that did not go. `permanent` says whether trying again could help."""
+
+    def __init__(self, message: str, *, permanent: bool, code: str | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+
+    def __repr__(self) -> str:
+        kind = "permanent" if self.permanent else "transient"
+        return f"DeliveryError({str(self)!r}, {kind}, code={self.code!r})"
+
+
+class Channel(Protocol):
+    name: str  # "sms" or "email"
+
+    def send(self, message: OutgoingMessage) -> Receipt: ...

@@ -1,0 +1,107 @@
+"""SMS through Twilio's Messages API, with Twilio's errors sorted into transient and permanent."""
+from __future__ import annotations
+
+import logging
+import re
+
+import requests
+from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
+from reminders.config import Settings
+
+log = logging.getLogger("reminders.channels.sms")
+
+# Retrying these cannot help: the number is invalid, unreachable, opted out (21610),
+# not a mobile, or the carrier filtered the text (30007: resending the same text
+# blindly looks more like spam; a person should change the wording first).
+PERMANENT_CODES = frozenset(
+    {21211, 21214, 21266, 21408, 21606, 21608, 21610, 21612, 21614,
+     30003, 30004, 30005, 30006, 30007}
+)
+TOO_MANY_REQUESTS = 20429
+AUTHENTICATE = 20003
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+_DIGIT_RUNS = re.compile(r"\+?\d[\d \-().]{5,}\d")
+
+
+def mask_phone(number: str) -> str:
+    """Enough to tell two patients apart in a log, not enough to call them."""
+    return f"…{number[-2:]}" if len(number) > 4 else "…"
+
+
+def _scrub(text: str) -> str:
+    # Twilio's messages quote the number ("The 'To' number +1555... is not valid").
+    return _DIGIT_RUNS.sub("[number]", text)
+
+
+class TwilioSMS:
+    name = "sms"
+
+    def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+        if not settings.twilio_configured:
+            raise ValueError("TwilioSMS needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM")
+        self._sender = settings.twilio_from
+        client = Client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            http_client=TwilioHttpClient(timeout=timeout),
+        )
+        if settings.twilio_api_base_url:
+            # Every request URL is Domain.base_url + "/2010-04-01/Accounts/..." .
+            # The edge/region rewrite (TWILIO_EDGE, TWILIO_REGION) would mangle a
+            # non-twilio.com host, so it is switched off for an explicit base URL.
+            client.api.base_url = settings.twilio_api_base_url.rstrip("/")
+            client.edge = client.region = None
+        self._messages = client.api.v2010.account.messages
+
+    def send(self, message: OutgoingMessage) -> Receipt:
+        sender = (
+            {"messaging_service_sid": self._sender}
+            if self._sender.startswith("MG")
+            else {"from_": self._sender}
+        )
+        extra = {"status_callback": message.status_callback} if message.status_callback else {}
+        try:
+            sent = self._messages.create(to=message.to, body=message.body, **sender, **extra)
+        except TwilioException as exc:
+            raise _sorted(exc, message) from exc
+        except requests.RequestException as exc:
+            log.warning("SMS %s to %s: no answer from Twilio (%s)",
+                        message.reference, mask_phone(message.to), type(exc).__name__)
+            code = "timeout" if isinstance(exc, requests.Timeout) else "connection"
+            raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}",
+                                permanent=False, code=code) from exc
+        log.info("SMS %s to %s accepted by Twilio as %s (%s)",
+                 message.reference, mask_phone(message.to), sent.sid, sent.status)
+        return Receipt(provider_id=sent.sid, status=sent.status or "queued")
+
+
+def _sorted(exc: TwilioException, message: OutgoingMessage) -> DeliveryError:
+    status = getattr(exc, "status", None)
+    code = getattr(exc, "code", None)
+    text = _scrub(str(getattr(exc, "msg", None) or getattr(exc, "title", None) or type(exc).__name__))
+    where = (message.reference, mask_phone(message.to))
+
+    if status == 429 or code == TOO_MANY_REQUESTS:
+        permanent = False
+    elif code in PERMANENT_CODES:
+        permanent = True
+    elif status == 401 or code == AUTHENTICATE:
+        # Bad credentials are the clinic's configuration, not the patient's number:
+        # keep the reminders and retry them once someone fixes the settings.
+        log.error("SMS %s to %s: Twilio refused our credentials (%s). Check TWILIO_ACCOUNT_SID "
+                  "and TWILIO_AUTH_TOKEN.", *where, code)
+        permanent = False
+    elif status is not None and 400 <= int(status) < 500:
+        permanent = True
+    else:  # 5xx, or no HTTP status at all
+        permanent = False
+
+    kind = "permanent" if permanent else "transient"
+    log.warning("SMS %s to %s failed (%s): HTTP %s, Twilio code %s", *where, kind, status, code)
+    code_text = str(code) if code is not None else (str(status) if status is not None else None)
+    return DeliveryError(f"Twilio error {code_text}: {text}", permanent=permanent, code=code_text)

@@ -1,0 +1,168 @@
+"""The `reminders` console script."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from reminders.config import get_settings
+
+
+def _now(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 date and time", param_hint="--now") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no UTC offset (like 2026-03-03T09:30:00-05:00)", param_hint="--now")
+    return parsed.astimezone(timezone.utc)
+
+
+def _ensure_database() -> None:
+    from reminders.migrations import upgrade
+
+    upgrade(get_settings().effective_database_url)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """Clinic reminders: pre-visit instructions, check-ins and two-way texting."""
+    from reminders.logs import configure_logging
+
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
+
+
+@main.command()
+def init() -> None:
+    """Create or migrate the database."""
+    _ensure_database()
+    click.echo(f"database ready: {_safe_url(get_settings().effective_database_url)}")
+
+
+@main.command()
+@click.option("--now", "now_text", help="The instant of the pass (ISO-8601 with offset); default: now.")
+def tick(now_text: str | None) -> None:
+    """One synchronous pass at an instant: plan, send all that is due, print a JSON summary."""
+    from reminders.pipeline import run_pass
+
+    now = _now(now_text)
+    _ensure_database()
+    summary = run_pass(get_settings(), now)
+    click.echo(json.dumps({"now": now.isoformat(), **summary}, sort_keys=False))
+
+
+@main.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_file(file: Path, as_json: bool) -> None:
+    """Import appointments from a CSV file. Exit 0: all rows taken; 1: some rejected; 2: unusable file."""
+    from reminders.db import session_scope
+    from reminders.intake.csv_import import UnusableFile, import_csv_text, read_text
+    from reminders.models import utcnow
+
+    settings = get_settings()
+    try:
+        text = read_text(file)
+        _ensure_database()
+        with session_scope() as session:
+            report = import_csv_text(session, text, utcnow(), phone_region=settings.default_phone_region,
+                                     series_length=settings.induction_series_length)
+    except UnusableFile as exc:
+        click.echo(f"error: {file}: {exc}", err=True)
+        sys.exit(2)
+    summary = report.summary()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        for row in report.rejected:
+            click.echo(f"line {row.line}: rejected{f' ({row.external_id})' if row.external_id else ''}: {'; '.join(row.reasons)}", err=True)
+        click.echo(
+            f"{summary['rows']} rows: {summary['created']} created, {summary['updated']} updated, "
+            f"{summary['unchanged']} unchanged, {summary['rejected']} rejected"
+        )
+    sys.exit(report.exit_code)
+
+
+@main.command()
+def demo() -> None:
+    """Load a demo clinic: patients in induction and in maintenance, some messages due now."""
+    from reminders.demo import load_demo
+
+    _ensure_database()
+    for line in load_demo(get_settings()):
+        click.echo(line)
+
+
+@main.group()
+def user() -> None:
+    """Staff accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["admin", "staff"]), default="staff", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_create(email: str, role: str, password_stdin: bool) -> None:
+    """Create a staff account. The password is asked for, or read from standard input."""
+    from reminders.db import session_scope
+    from reminders.web.staff.accounts import AccountError, create_user
+
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _ensure_database()
+    try:
+        with session_scope() as session:
+            created = create_user(session, email, role, password)
+            click.echo(f"created {created.role} {created.email}")
+    except AccountError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses the token, e.g. 'ehr-sync'.")
+def token_create(name: str) -> None:
+    """Create an API token. It is printed once, alone on the last line."""
+    from reminders.db import session_scope
+    from reminders.web.api import create_token
+
+    _ensure_database()
+    with session_scope() as session:
+        value = create_token(session, name)
+    click.echo(f"API token for {name!r} (store it now; it is not shown again):")
+    click.echo(value)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """The whole service on one machine: web, worker and scheduler."""
+    from reminders.runner import run_service
+
+    _ensure_database()
+    run_service(get_settings(), host, port)
+
+
+if __name__ == "__main__":
+    main()

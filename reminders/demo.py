@@ -1,0 +1,68 @@
+"""`reminders demo`: a small clinic with patients in induction and maintenance.
+
+Visits are placed relative to now so that `reminders demo && reminders tick` sends real
+messages: a first infusion in 20 hours, a later one in 26 hours, a maintenance visit in
+6 days, and visits held yesterday that are due a check-in.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from reminders.config import Settings
+from reminders.db import session_scope
+from reminders.intake.records import AppointmentRecord, PatientRecord
+from reminders.intake.upsert import upsert_appointment, upsert_patient
+from reminders.models import StaffUser, utcnow
+from reminders.planning.quiet_hours import QuietHours
+
+# Demo patients live where it is daytime now, so the first tick is not held by quiet hours.
+DAYTIME_ZONES = ("America/New_York", "America/Los_Angeles", "Europe/London", "Asia/Tokyo", "Australia/Sydney", "Asia/Kolkata")
+
+PATIENTS = (
+    # external id, first, last, phone, email, channel, visits (kind, hours from now, status)
+    ("demo-p1", "Maya", "Lopez", "+12025550143", "maya@example.org", "both", (("induction", 20, "scheduled"),)),
+    ("demo-p2", "Sam", "Okafor", "+12025550178", None, "sms",
+     (("induction", -24 * 7, "completed"), ("induction", -24 * 4, "completed"), ("induction", -20, "completed"), ("induction", 26, "scheduled"))),
+    ("demo-p3", "Priya", "Shah", "+12025550122", "priya@example.org", "email", (("maintenance", 24 * 6 + 2, "scheduled"),)),
+    ("demo-p4", "Jordan", "Kim", "+12025550199", "jordan@example.org", "sms", (("maintenance", -22, "completed"),)),
+)
+
+
+def demo_zone(settings: Settings, now: datetime) -> str:
+    quiet = QuietHours(settings.quiet_hours_start, settings.quiet_hours_end)
+    for zone in (settings.clinic_timezone, *DAYTIME_ZONES):
+        local = now.astimezone(ZoneInfo(zone))
+        if not quiet.contains(now, zone) and 9 <= local.hour < 19:
+            return zone
+    return settings.clinic_timezone
+
+
+def load_demo(settings: Settings, now: datetime | None = None) -> list[str]:
+    now = now or utcnow()
+    zone = demo_zone(settings, now)
+    lines = [f"Demo clinic loaded: patients live in {zone} (where it is daytime now)."]
+    with session_scope() as session:
+        for external_id, first, last, phone, email, channel, visits in PATIENTS:
+            patient = upsert_patient(session, PatientRecord(
+                external_id=external_id, first_name=first, last_name=last, phone=phone, email=email,
+                timezone=zone, preferred_channel=channel,
+            ), now).patient
+            for number, (kind, hours, status) in enumerate(visits, start=1):
+                starts = (now + timedelta(hours=hours)).replace(second=0, microsecond=0)
+                upsert_appointment(session, patient, AppointmentRecord(
+                    external_id=f"{external_id}-v{number}", kind=kind, starts_at=starts,
+                    duration_minutes=50, location="Suite 200", status=status,
+                ), now, settings.induction_series_length)
+            lines.append(f"  {first} {last}: {len(visits)} {visits[-1][0]} visit(s), prefers {channel}")
+        if not session.scalar(select(func.count()).select_from(StaffUser)):
+            from reminders.web.staff.accounts import create_user
+
+            password = secrets.token_urlsafe(12)
+            create_user(session, "admin@demo.clinic", "admin", password)
+            lines.append(f"Staff sign-in: admin@demo.clinic / {password}")
+    lines.append("Next: `reminders tick` sends what is due; `reminders run` starts the service.")
+    return lines

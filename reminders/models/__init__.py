@@ -1,0 +1,12 @@
+"""The database tables, one module per part of the clinic's picture."""
+from reminders.models.base import Base, UTCDateTime, utcnow
+from reminders.models.patients import Course, Patient
+from reminders.models.appointments import Appointment
+from reminders.models.replies import CheckIn, Escalation, InboundMessage
+from reminders.models.outbox import OutboxMessage
+from reminders.models.staff import ApiToken, AuditEntry, StaffUser, TemplateVersion
+
+__all__ = [
+    "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "Course", "Escalation",
+    "InboundMessage", "OutboxMessage", "Patient", "StaffUser", "TemplateVersion", "UTCDateTime", "utcnow",
+]

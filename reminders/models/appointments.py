@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from reminders.models.base import Base, UTCDateTime, utcnow
+
+KINDS = ("induction", "maintenance")
+STATUSES = ("scheduled", "confirmed", "canceled", "completed", "no_show")
+ACTIVE_STATUSES = ("scheduled", "confirmed")
+ATTENDED_OR_PENDING = ("scheduled", "confirmed", "completed")
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        Index("ix_appointments_patient_start", "patient_id", "starts_at"),
+        # The planner reads only appointments whose plan is out of date: a partial index keeps
+        # that read proportional to what changed, not to every visit ever stored.
+        Index(
+            "ix_appointments_needs_planning",
+            "needs_planning",
+            postgresql_where=text("needs_planning"),
+            sqlite_where=text("needs_planning"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("courses.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    number_in_course: Mapped[int] = mapped_column(Integer, default=1)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    location: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reschedule_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    needs_planning: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    patient: Mapped["Patient"] = relationship(back_populates="appointments")  # noqa: F821
+    course: Mapped["Course | None"] = relationship(back_populates="appointments")  # noqa: F821
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from reminders.models.base import Base, UTCDateTime, utcnow
+
+
+class InboundMessage(Base):
+    """A text a patient (or anyone) sent to the clinic's number."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_needs_staff", "needs_staff", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    from_number: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(String(32), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id", ondelete="SET NULL"))
+    classification: Mapped[str] = mapped_column(String(30), default="free_text")
+    reply_body: Mapped[str | None] = mapped_column(Text)
+    needs_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by: Mapped[str | None] = mapped_column(String(254))
+
+    patient: Mapped["Patient | None"] = relationship()  # noqa: F821
+
+
+class CheckIn(Base):
+    """A mood check-in: created when the prompt is sent, filled when the patient answers."""
+
+    __tablename__ = "checkins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id", ondelete="SET NULL"))
+    prompt_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"), unique=True)
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="awaiting")  # awaiting|reasked|answered|to_staff
+    score: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+    raw_text: Mapped[str] = mapped_column(Text, default="")
+    prompted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reasked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    patient: Mapped["Patient"] = relationship()  # noqa: F821
+    appointment: Mapped["Appointment | None"] = relationship()  # noqa: F821
+
+
+class Escalation(Base):
+    """A possible crisis: open until a person acknowledges it; staff are re-alerted until then."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_status_opened", "status", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
+    from_number: Mapped[str] = mapped_column(String(32), default="")
+    reason: Mapped[str] = mapped_column(String(30))  # crisis_language | low_score
+    text: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | acknowledged
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    alert_round: Mapped[int] = mapped_column(Integer, default=0)
+    last_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(254))
+    ack_note: Mapped[str] = mapped_column(Text, default="")
+
+    patient: Mapped["Patient | None"] = relationship()  # noqa: F821

@@ -1,0 +1,73 @@
+"""The dispatcher: claims due outbox rows for sending, and sweeps rows a dead worker left behind."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from reminders.models import OutboxMessage
+from reminders.models.outbox import PLANNED, QUEUED, SENDING, UNKNOWN
+
+# A queued row nobody claimed in this long lost its task (broker restart): queue it again.
+# Claiming is a conditional UPDATE, so a late original task and the new one cannot both send.
+REQUEUE_AFTER = timedelta(minutes=10)
+
+
+def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
+    """Move due `planned` rows to `queued` and return their ids, oldest first."""
+    due = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == PLANNED, OutboxMessage.due_at <= now)
+        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .values(status=QUEUED, queued_at=now, updated_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(ids)
+
+
+def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFTER) -> list[int]:
+    ids = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == QUEUED, OutboxMessage.queued_at < now - after)
+        .values(queued_at=now, updated_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(ids)
+
+
+def mark_unknown_sends(session: Session, now: datetime, after: timedelta) -> int:
+    """A row left in `sending` means a worker died between the provider call and the record.
+
+    Whether the patient got it is unknown, so it is shown to staff rather than sent again.
+    """
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == SENDING, OutboxMessage.claimed_at < now - after)
+        .values(status=UNKNOWN, status_reason="the worker stopped during the send; check before resending", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount or 0
+
+
+def claim_for_sending(session: Session, outbox_id: int, now: datetime) -> bool:
+    """The one place a row becomes `sending`: exactly one caller can win it."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == QUEUED)
+        .values(status=SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1

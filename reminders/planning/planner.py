@@ -1,0 +1,114 @@
+"""The planner: turns appointments whose plan is out of date into outbox rows.
+
+Each row's `dedupe_key` is unique, and rows are inserted with ON CONFLICT DO NOTHING, so two
+planners racing on the same appointment still leave one row per appointment, rule and channel.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from reminders.models import Appointment, OutboxMessage, Patient
+from reminders.models.outbox import CANCELED, PENDING_STATUSES, PLANNED
+from reminders.planning.rules import REMINDER, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit
+
+# Check-ins and nudges whose time is this far gone when they are first planned (history being
+# imported, a visit entered days late) would only confuse the patient.
+STALE_AFTER = timedelta(hours=36)
+
+
+def appointment_key(appointment_id: int, rule: str, channel: str) -> str:
+    return f"appt:{appointment_id}:{rule}:{channel}"
+
+
+def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
+    """Insert outbox rows; a row whose dedupe_key exists already is left alone. Returns inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(OutboxMessage).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return session.execute(stmt).rowcount or 0
+
+
+def visit_facts(appointment: Appointment, patient: Patient, rs: RuleSettings) -> Visit:
+    series = appointment.course.induction_sessions_planned if appointment.course else rs.series_length
+    return Visit(appointment.kind, appointment.number_in_course, series, appointment.starts_at, patient.timezone)
+
+
+def wanted_messages(appointment: Appointment, patient: Patient, rs: RuleSettings, now: datetime) -> list[PlannedMessage]:
+    if appointment.status == "canceled":
+        return []
+    visit = visit_facts(appointment, patient, rs)
+    wanted = []
+    for message in plan_visit(visit, patient.channels(), default_rules(rs), rs):
+        if message.rule.kind == REMINDER:
+            if appointment.starts_at <= now or appointment.status not in ("scheduled", "confirmed"):
+                continue
+        else:
+            if message.planned_for < now - STALE_AFTER:
+                continue
+            if appointment.status == "no_show" and message.rule.kind == "checkin":
+                continue
+        wanted.append(message)
+    return wanted
+
+
+def plan_appointment(session: Session, appointment: Appointment, rs: RuleSettings, now: datetime) -> int:
+    """Bring one appointment's pending outbox rows in line with its current facts."""
+    patient = appointment.patient
+    wanted = {appointment_key(appointment.id, m.rule.name, m.channel): m for m in wanted_messages(appointment, patient, rs, now)}
+    pending = session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.appointment_id == appointment.id, OutboxMessage.status.in_(PENDING_STATUSES)
+        )
+    ).all()
+    for row in pending:
+        message = wanted.get(row.dedupe_key)
+        if message is None:
+            reason = "visit canceled" if appointment.status == "canceled" else "no longer applies"
+            row.status, row.status_reason = CANCELED, reason
+        elif row.status == PLANNED and (row.planned_for, row.due_at) != (message.planned_for, message.due_at):
+            row.planned_for, row.due_at = message.planned_for, message.due_at  # moved with the visit
+    new_rows = [
+        {
+            "dedupe_key": key, "patient_id": patient.id, "appointment_id": appointment.id,
+            "kind": m.rule.kind, "rule": m.rule.name, "channel": m.channel,
+            "planned_for": m.planned_for, "due_at": m.due_at, "status": PLANNED, "attempts": 0,
+            "created_at": now, "updated_at": now,
+        }
+        for key, m in wanted.items()
+    ]
+    appointment.needs_planning = False
+    return insert_ignoring_duplicates(session, new_rows)
+
+
+def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int = 500) -> int:
+    """Plan every appointment marked as changed. Cost follows what changed, not the table's size."""
+    created = 0
+    while True:
+        appointments = session.scalars(
+            select(Appointment)
+            .where(Appointment.needs_planning)
+            .order_by(Appointment.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True, of=Appointment)
+        ).all()
+        if not appointments:
+            return created
+        for appointment in appointments:
+            created += plan_appointment(session, appointment, rs, now)
+        session.commit()
+
+
+def mark_for_planning(session: Session, *, patient_id: int | None = None, appointment_ids: list[int] | None = None) -> None:
+    stmt = update(Appointment).values(needs_planning=True)
+    if patient_id is not None:
+        stmt = stmt.where(Appointment.patient_id == patient_id)
+    if appointment_ids is not None:
+        stmt = stmt.where(Appointment.id.in_(appointment_ids))
+    session.execute(stmt.execution_options(synchronize_session=False))
+

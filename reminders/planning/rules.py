@@ -1,0 +1,188 @@
+"""The clinic's messaging rules: which messages a visit needs, when, and whether one still should go.
+
+Pure: no database, no clock. Everything is passed in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from reminders.planning.quiet_hours import QuietHours, local_moment
+
+REMINDER, CHECKIN, NUDGE = "reminder", "checkin", "nudge"
+# A reminder deferred past quiet hours must still leave the patient this long before the visit.
+MIN_NOTICE = timedelta(hours=1)
+# A weekly check-in is dropped when the next visit is this close: that visit brings its own.
+NEXT_VISIT_TAKES_OVER = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    series_length: int = 6
+    rebook_days: int = 4
+    maintenance_interval_days: int = 42
+    checkin_hour: int = 10
+    quiet: QuietHours = field(default_factory=QuietHours)
+
+    @classmethod
+    def from_settings(cls, settings) -> "RuleSettings":
+        return cls(
+            series_length=settings.induction_series_length,
+            rebook_days=settings.induction_rebook_days,
+            maintenance_interval_days=settings.maintenance_interval_days,
+            checkin_hour=settings.checkin_hour,
+            quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
+        )
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What the rules need to know of one appointment."""
+
+    kind: str  # induction | maintenance
+    number: int  # its place in the course's induction series (1 = first infusion)
+    series_length: int
+    starts_at: datetime
+    zone: str  # the patient's IANA time zone
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    kind: str  # reminder | checkin | nudge
+    template: str  # templates/<template>.sms.j2, .email.txt.j2, .email.html.j2, .subject.j2
+    channels: frozenset[str]
+    applies: Callable[[Visit, RuleSettings], bool]
+    time_for: Callable[[Visit, RuleSettings], datetime]
+    # A check-in is answered by text, so it only goes by SMS; other rules fall back to what the
+    # patient can receive.
+    strict_channels: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    rule: Rule
+    channel: str
+    planned_for: datetime  # the rule's own time
+    due_at: datetime  # when it may go: planned_for moved out of quiet hours
+
+
+def _before(delta: timedelta):
+    return lambda visit, _rs: visit.starts_at - delta
+
+
+def _local_days_after(days: int):
+    def time_for(visit: Visit, rs: RuleSettings) -> datetime:
+        tz = ZoneInfo(visit.zone)
+        day = visit.starts_at.astimezone(tz).date() + timedelta(days=days)
+        return local_moment(day, datetime.min.time().replace(hour=rs.checkin_hour), tz)
+
+    return time_for
+
+
+def _rebook_time(visit: Visit, rs: RuleSettings) -> datetime:
+    days = rs.rebook_days if visit.kind == "induction" else rs.maintenance_interval_days
+    return _local_days_after(days)(visit, rs)
+
+
+def _is_first_induction(visit: Visit, _rs) -> bool:
+    return visit.kind == "induction" and visit.number == 1
+
+
+def _is_later_induction(visit: Visit, _rs) -> bool:
+    return visit.kind == "induction" and visit.number > 1
+
+
+def _is_maintenance(visit: Visit, _rs) -> bool:
+    return visit.kind == "maintenance"
+
+
+def _needs_rebooking_nudge(visit: Visit, _rs) -> bool:
+    return visit.kind == "maintenance" or visit.number < visit.series_length
+
+
+SMS, EMAIL = frozenset({"sms"}), frozenset({"email"})
+BOTH = frozenset({"sms", "email"})
+
+
+def default_rules(rs: RuleSettings) -> tuple[Rule, ...]:
+    always = lambda _v, _rs: True  # noqa: E731
+    weeks = max(rs.maintenance_interval_days // 7, 1)
+    weekly = tuple(
+        Rule(f"checkin_weekly_{week}", CHECKIN, "checkin_weekly", SMS, _is_maintenance,
+             _local_days_after(7 * week), strict_channels=True)
+        for week in range(1, weeks + 1)
+    )
+    return (
+        Rule("first_induction_72h", REMINDER, "first_induction_72h", BOTH, _is_first_induction, _before(timedelta(hours=72))),
+        Rule("first_induction_24h", REMINDER, "first_induction_24h", SMS, _is_first_induction, _before(timedelta(hours=24))),
+        Rule("induction_24h", REMINDER, "induction_24h", SMS, _is_later_induction, _before(timedelta(hours=24))),
+        Rule("maintenance_7d", REMINDER, "maintenance_7d", BOTH, _is_maintenance, _before(timedelta(days=7))),
+        Rule("maintenance_24h", REMINDER, "maintenance_24h", SMS, _is_maintenance, _before(timedelta(hours=24))),
+        Rule("checkin_day_after", CHECKIN, "checkin_day_after", SMS, always, _local_days_after(1), strict_channels=True),
+        *weekly,
+        Rule("rebook_nudge", NUDGE, "rebook_nudge", SMS, _needs_rebooking_nudge, _rebook_time),
+    )
+
+
+def choose_channels(rule: Rule, reachable: set[str]) -> set[str]:
+    chosen = set(rule.channels) & reachable
+    if chosen or rule.strict_channels:
+        return chosen
+    return set(reachable)
+
+
+def due_time(rule: Rule, planned_for: datetime, visit: Visit, quiet: QuietHours) -> datetime:
+    due = quiet.next_allowed(planned_for, visit.zone)
+    if rule.kind == REMINDER and due > visit.starts_at - MIN_NOTICE:
+        # Waiting for morning would be too late for an early visit: go the evening before.
+        due = min(planned_for, quiet.last_allowed_before(planned_for, visit.zone))
+    return due
+
+
+def plan_visit(visit: Visit, reachable: set[str], rules: tuple[Rule, ...], rs: RuleSettings) -> list[PlannedMessage]:
+    planned = []
+    for rule in rules:
+        if not rule.applies(visit, rs):
+            continue
+        planned_for = rule.time_for(visit, rs)
+        due = due_time(rule, planned_for, visit, rs.quiet)
+        for channel in sorted(choose_channels(rule, reachable)):
+            planned.append(PlannedMessage(rule, channel, planned_for, due))
+    return planned
+
+
+@dataclass(frozen=True)
+class SendFacts:
+    """What is true at send time of the visit a message is about."""
+
+    status: str  # the appointment's status now
+    starts_at: datetime
+    next_visit_starts_at: datetime | None  # the patient's next visit after this one, not canceled
+    superseded: bool = False  # a later reminder for the same visit and channel is also due
+
+
+def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetime) -> str | None:
+    """None when the message should go now; otherwise why not, in a word staff can read."""
+    if facts.status == "canceled":
+        return "visit canceled"
+    if kind == REMINDER:
+        if facts.status not in ("scheduled", "confirmed"):
+            return f"visit {facts.status.replace('_', ' ')}"
+        if facts.starts_at <= now:
+            return "visit already started"
+        if facts.superseded:
+            return "superseded by a later reminder"
+        return None
+    if facts.status == "no_show":
+        return "visit not attended"
+    if facts.starts_at > now:
+        return "visit not yet held"
+    if kind == CHECKIN and rule_name.startswith("checkin_weekly") and facts.next_visit_starts_at is not None:
+        if facts.next_visit_starts_at <= now + NEXT_VISIT_TAKES_OVER:
+            return "next visit takes over"
+    if kind == NUDGE and facts.next_visit_starts_at is not None:
+        return "next visit already booked"
+    return None

@@ -1,0 +1,239 @@
+"""Sending one outbox row: re-check, render, send through its channel, record what happened.
+
+The row is claimed with a conditional UPDATE first, so a redelivered task or a second worker
+finds nothing to do. The rendered text is written before the provider is called; a worker that
+dies after that leaves the row in `sending`, which the sweep turns into `unknown` for staff.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from reminders.calendar import visit_ics
+from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage
+from reminders.channels.segments import sms_length
+from reminders.config import Settings
+from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
+from reminders.models.outbox import (
+    CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, PLANNED, SENT, SKIPPED,
+)
+from reminders.planning.dispatcher import claim_for_sending
+from reminders.planning.planner import appointment_key, insert_ignoring_duplicates
+from reminders.planning.rules import REMINDER, Rule, RuleSettings, SendFacts, default_rules, reason_not_to_send
+from reminders.rendering import SUFFIXES, TemplateStore, message_context, render
+
+log = logging.getLogger(__name__)
+
+# Staff alerts and direct replies are about a person now: no quiet hours, no visit checks.
+UNGATED_KINDS = (KIND_ALERT, KIND_REPLY)
+WELCOME_TEMPLATE = "welcome.sms.j2"
+
+
+def backoff(attempt: int) -> timedelta:
+    return timedelta(seconds=min(30 * 2 ** max(attempt - 1, 0), 1800))
+
+
+@dataclass
+class Sender:
+    sessions: sessionmaker[Session]
+    settings: Settings
+    channels: dict[str, Channel]
+
+    @property
+    def rule_settings(self) -> RuleSettings:
+        return RuleSettings.from_settings(self.settings)
+
+    def send(self, outbox_id: int, now: datetime) -> str:
+        """Send one row if it is still wanted. Returns the outcome: sent, deferred, skipped, ..."""
+        with self.sessions() as session:
+            if not claim_for_sending(session, outbox_id, now):
+                return "not_claimed"
+            row = session.get(OutboxMessage, outbox_id)
+            try:
+                outcome = self._send_claimed(session, row, now)
+            except Exception:
+                session.rollback()
+                row = session.get(OutboxMessage, outbox_id)
+                log.exception("outbox %s: unexpected error while sending", outbox_id)
+                outcome = self._retry_or_fail(row, now, "internal error (see the service log)", code="internal")
+            session.commit()
+            return outcome
+
+    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime) -> str:
+        patient = session.get(Patient, row.patient_id) if row.patient_id else None
+        appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
+        rules = {rule.name: rule for rule in default_rules(self.rule_settings)}
+
+        if row.kind not in UNGATED_KINDS:
+            reason = self._reason_not_to_send(session, row, appointment, now)
+            if reason:
+                return self._finish_unsent(row, reason, now)
+            if row.channel == "sms" and patient is not None and patient.sms_opted_out:
+                fall_back_to_email(session, row, patient, now)
+                return self._finish_unsent(row, "patient opted out of texts", now)
+            zone = patient.timezone if patient else self.settings.clinic_timezone
+            quiet = self.rule_settings.quiet
+            if quiet.contains(now, zone):
+                row.status, row.due_at = PLANNED, quiet.next_allowed(now, zone)
+                row.status_reason = "waiting for the end of quiet hours"
+                return "deferred"
+
+        store = TemplateStore(self.settings.templates_dir, session)
+        message = self._compose(store, row, patient, appointment, rules.get(row.rule))
+        welcomed = row.channel == "sms" and patient is not None and patient.welcomed_at is None and row.kind not in UNGATED_KINDS
+        if welcomed:
+            message = _with_body(message, render(store, WELCOME_TEMPLATE, message_context(self.settings, patient, None, 0)) + "\n" + message.body)
+        row.to_address, row.subject, row.body = message.to, message.subject, message.body
+        if row.channel == "sms":
+            row.segments = sms_length(message.body).segments
+        session.commit()  # the row says what is going out before the provider is asked
+
+        try:
+            receipt = self.channels[row.channel].send(message)
+        except DeliveryError as error:
+            return self._delivery_failed(session, row, patient, error, now)
+        row.status, row.status_reason, row.sent_at = SENT, None, now
+        row.provider_id, row.provider_status = receipt.provider_id, receipt.status
+        row.error_code = row.error_message = None
+        if welcomed:
+            patient.welcomed_at = now
+        if row.kind == KIND_CHECKIN and patient is not None:
+            session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
+                                prompt_outbox_id=row.id, status="awaiting", prompted_at=now))
+        log.info("outbox %s: sent %s %s via %s", row.id, row.rule, row.kind, row.channel)
+        return "sent"
+
+    def _reason_not_to_send(self, session: Session, row: OutboxMessage, appointment: Appointment | None, now: datetime) -> str | None:
+        if appointment is None:
+            return None
+        facts = SendFacts(
+            status=appointment.status,
+            starts_at=appointment.starts_at,
+            next_visit_starts_at=_next_visit_start(session, appointment),
+            superseded=row.kind == REMINDER and _superseded(session, row, now),
+        )
+        return reason_not_to_send(row.kind, row.rule, facts, now)
+
+    def _compose(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
+                 appointment: Appointment | None, rule: Rule | None) -> OutgoingMessage:
+        callback = None
+        if row.channel == "sms" and self.settings.public_base_url:
+            callback = f"{self.settings.public_base_url.rstrip('/')}/twilio/status?outbox_id={row.id}"
+        to = row.to_address
+        if not to and patient is not None:
+            to = patient.phone if row.channel == "sms" else patient.email
+        if not to:
+            raise DeliveryError(f"no {row.channel} address on file", permanent=True, code="no_address")
+        if row.body is not None and rule is None:  # written when planned: staff alerts, replies
+            return OutgoingMessage(to=to, body=row.body, subject=row.subject, status_callback=callback, reference=str(row.id))
+        if rule is None:
+            raise DeliveryError(f"no rule named {row.rule!r}", permanent=True, code="unknown_rule")
+        series = appointment.course.induction_sessions_planned if appointment and appointment.course else self.settings.induction_series_length
+        context = message_context(self.settings, patient, appointment, series)
+        if row.channel == "sms":
+            return OutgoingMessage(to=to, body=render(store, rule.template + SUFFIXES["sms"], context),
+                                   status_callback=callback, reference=str(row.id))
+        html_name = rule.template + SUFFIXES["html"]
+        attachments = ()
+        if appointment is not None and rule.kind == REMINDER:
+            attachments = (self._calendar_entry(appointment, patient),)
+        return OutgoingMessage(
+            to=to,
+            subject=render(store, rule.template + SUFFIXES["subject"], context),
+            body=render(store, rule.template + SUFFIXES["text"], context),
+            html=render(store, html_name, context) if store.exists(html_name) else None,
+            attachments=attachments,
+            reference=str(row.id),
+        )
+
+    def _calendar_entry(self, appointment: Appointment, patient: Patient) -> Attachment:
+        data = visit_ics(
+            uid=f"appointment-{appointment.id}@clinic-reminders",
+            starts_at=appointment.starts_at,
+            ends_at=appointment.ends_at,
+            summary=f"Visit at {self.settings.clinic_name}",
+            location=appointment.location or self.settings.clinic_address,
+            description=f"Questions or changes: {self.settings.clinic_phone}",
+        )
+        return Attachment("visit.ics", "text/calendar", data)
+
+    def _finish_unsent(self, row: OutboxMessage, reason: str, now: datetime) -> str:
+        row.status = CANCELED if reason == "visit canceled" else SKIPPED
+        row.status_reason = reason
+        log.info("outbox %s: not sent (%s)", row.id, reason)
+        return "skipped"
+
+    def _delivery_failed(self, session: Session, row: OutboxMessage, patient: Patient | None,
+                         error: DeliveryError, now: datetime) -> str:
+        if not error.permanent:
+            return self._retry_or_fail(row, now, str(error), code=error.code)
+        row.status, row.error_code, row.error_message = FAILED, error.code, str(error)[:500]
+        row.status_reason = "the provider refused it for good"
+        log.warning("outbox %s: permanent failure (code %s)", row.id, error.code)
+        if patient is not None:
+            fall_back_to_email(session, row, patient, now)
+        return "failed"
+
+    def _retry_or_fail(self, row: OutboxMessage, now: datetime, reason: str, code: str | None) -> str:
+        row.error_code, row.error_message = code, reason[:500]
+        if row.attempts >= self.settings.send_max_attempts:
+            row.status, row.status_reason = FAILED, f"gave up after {row.attempts} attempts"
+            log.warning("outbox %s: failed after %s attempts (code %s)", row.id, row.attempts, code)
+            return "failed"
+        row.status, row.due_at = PLANNED, now + backoff(row.attempts)
+        row.status_reason = f"retrying after a temporary error (attempt {row.attempts})"
+        log.info("outbox %s: temporary failure (code %s), retry at %s", row.id, code, row.due_at.isoformat())
+        return "retrying"
+
+
+def _with_body(message: OutgoingMessage, body: str) -> OutgoingMessage:
+    return replace(message, body=body)
+
+
+def _next_visit_start(session: Session, appointment: Appointment) -> datetime | None:
+    return session.scalar(
+        select(func.min(Appointment.starts_at)).where(
+            Appointment.patient_id == appointment.patient_id,
+            Appointment.id != appointment.id,
+            Appointment.starts_at > appointment.starts_at,
+            Appointment.status != "canceled",
+        )
+    )
+
+
+def _superseded(session: Session, row: OutboxMessage, now: datetime) -> bool:
+    """When several reminders for one visit are overdue at once, only the latest one goes."""
+    later = session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.appointment_id == row.appointment_id,
+            OutboxMessage.channel == row.channel,
+            OutboxMessage.kind == REMINDER,
+            OutboxMessage.id != row.id,
+            OutboxMessage.planned_for > row.planned_for,
+            OutboxMessage.planned_for <= now,
+            OutboxMessage.status.not_in((CANCELED, SKIPPED)),
+        )
+    )
+    return bool(later)
+
+
+def fall_back_to_email(session: Session, row: OutboxMessage, patient: Patient, now: datetime) -> bool:
+    """Plan the email twin of an SMS that cannot reach the patient. False when there is none to send.
+
+    The twin uses the same key an emailed version of that rule would have, so a patient who
+    already gets the rule by email does not get it twice.
+    """
+    if row.channel != "sms" or not patient.email or row.kind in UNGATED_KINDS or row.kind == KIND_CHECKIN:
+        return False
+    key = appointment_key(row.appointment_id, row.rule, "email") if row.appointment_id else f"{row.dedupe_key}:email"
+    inserted = insert_ignoring_duplicates(session, [{
+        "dedupe_key": key, "patient_id": patient.id, "appointment_id": row.appointment_id,
+        "kind": row.kind, "rule": row.rule, "channel": "email",
+        "planned_for": row.planned_for, "due_at": now, "status": PLANNED, "attempts": 0,
+        "status_reason": f"email in place of text message {row.id}", "created_at": now, "updated_at": now,
+    }])
+    return bool(inserted)

@@ -1,0 +1,90 @@
+"""The Flask application: JSON API, Twilio webhooks, health check and the staff UI."""
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from flask import Flask, g, jsonify
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
+
+from reminders.config import Settings, get_settings
+from reminders.db import session_factory
+
+log = logging.getLogger(__name__)
+csrf = CSRFProtect()
+
+
+def _secret_key(settings: Settings) -> str:
+    if settings.secret_key:
+        return settings.secret_key
+    # Kept on disk so staff sessions survive a restart of an unconfigured install.
+    path = Path(settings.data_dir) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(settings: Settings | None = None, test_config: dict | None = None) -> Flask:
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["reminders.settings"] = settings
+    app.extensions["reminders.sessions"] = session_factory(settings.effective_database_url)
+    csrf.init_app(app)
+
+    from reminders.web.api import api
+    from reminders.web.health import health
+    from reminders.web.staff import register_staff_ui
+    from reminders.web.twilio_hooks import twilio_hooks
+
+    app.register_blueprint(health)
+    app.register_blueprint(api)
+    app.register_blueprint(twilio_hooks)
+    csrf.exempt(api)
+    csrf.exempt(twilio_hooks)
+    register_staff_ui(app)
+
+    @app.teardown_appcontext
+    def _close_session(exc):
+        session = g.pop("db", None)
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()
+
+    return app
+
+
+def db() -> Session:
+    """The request's database session."""
+    from flask import current_app
+
+    if "db" not in g:
+        g.db = current_app.extensions["reminders.sessions"]()
+    return g.db
+
+
+def settings() -> Settings:
+    from flask import current_app
+
+    return current_app.extensions["reminders.settings"]
+
+
+def json_error(status: int, message: str, **extra):
+    payload = {"error": message, **extra}
+    response = jsonify(payload)
+    response.status_code = status
+    return response

@@ -1,0 +1,2 @@
+"""API routes for check-ins and escalations (filled in by the two-way work)."""
+from __future__ import annotations

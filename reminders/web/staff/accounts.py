@@ -1,0 +1,40 @@
+"""Staff accounts: argon2-hashed passwords, roles, lockout after repeated failures."""
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from reminders.models import StaffUser
+from reminders.models.staff import ROLES
+
+hasher = PasswordHasher()
+MIN_PASSWORD_LENGTH = 10
+
+
+class AccountError(ValueError):
+    pass
+
+
+def create_user(session: Session, email: str, role: str, password: str) -> StaffUser:
+    email = email.strip().lower()
+    if "@" not in email:
+        raise AccountError(f"{email!r} is not an email address")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if session.scalar(select(StaffUser).where(func.lower(StaffUser.email) == email)):
+        raise AccountError(f"a user with the email {email} exists already")
+    user = StaffUser(email=email, role=role, password_hash=hasher.hash(password))
+    session.add(user)
+    session.commit()
+    return user
+
+
+def password_matches(user: StaffUser, password: str) -> bool:
+    try:
+        return hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,121 @@
+"""Shared fixtures: a clean environment, a database per test (SQLite or a PostgreSQL schema),
+the Flask app, an injected clock, and the fake providers from tests/fixtures/channels.py."""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from reminders.config import Settings, reset_settings
+from reminders.db import dispose_engines, session_factory
+
+pytest_plugins = ["tests.fixtures.channels"]
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+SETTING_NAMES = [name.upper() for name in Settings.model_fields] + ["REMINDERS_DATA_DIR"]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    """No test sees the developer's own settings; each gets its own data folder."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REMINDERS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SECRET_KEY", "test-secret")
+    reset_settings()
+    yield
+    reset_settings()
+    dispose_engines()
+
+
+@pytest.fixture
+def configure(monkeypatch):
+    """configure(NAME=value, ...) sets environment settings and returns fresh Settings."""
+
+    def apply(**values) -> Settings:
+        for name, value in values.items():
+            monkeypatch.setenv(name.upper(), str(value))
+        reset_settings()
+        from reminders.config import get_settings
+
+        return get_settings()
+
+    return apply
+
+
+@pytest.fixture
+def settings(configure, tmp_path) -> Settings:
+    from reminders.migrations import upgrade
+
+    result = configure(DATABASE_URL=f"sqlite:///{tmp_path / 'reminders.db'}")
+    upgrade(result.effective_database_url)
+    return result
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL schema of the test's own, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    dispose_engines()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_settings(configure, postgres_url) -> Settings:
+    from reminders.migrations import upgrade
+
+    result = configure(DATABASE_URL=postgres_url)
+    upgrade(postgres_url)
+    return result
+
+
+@pytest.fixture
+def sessions(settings):
+    return session_factory(settings.effective_database_url)
+
+
+@pytest.fixture
+def session(sessions):
+    with sessions() as db_session:
+        yield db_session
+
+
+@pytest.fixture
+def app(settings):
+    from reminders.web import create_app
+
+    flask_app = create_app(settings, {"TESTING": True})
+    yield flask_app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def api_token(settings, sessions):
+    from reminders.web.api import create_token
+
+    with sessions() as db_session:
+        return create_token(db_session, "tests")
+
+
+@pytest.fixture
+def api_headers(api_token):
+    return {"Authorization": f"Bearer {api_token}"}
+
+
+def at(text_value: str) -> datetime:
+    """An instant from ISO text, as UTC: at('2026-03-03T09:30:00-05:00')."""
+    return datetime.fromisoformat(text_value).astimezone(timezone.utc)

@@ -1,0 +1,339 @@
+"""Channels against real protocol partners: the twilio library against a fake Twilio API,
+smtplib against an aiosmtpd server, and the local outbox on disk."""
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from icalendar import Calendar
+
+from reminders.calendar import visit_ics
+from reminders.channels import Attachment, DeliveryError, OutgoingMessage, channels_for
+from reminders.channels.local_outbox import LocalOutbox, read_outbox
+from reminders.channels.smtp_email import SMTPEmail
+from reminders.channels.twilio_sms import TwilioSMS
+from reminders.config import Settings
+
+PATIENT_PHONE = "+15558675309"
+PATIENT_EMAIL = "ann.patient@example.org"
+CHANNEL_ENV = [
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_API_BASE_URL",
+    "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS",
+    "SMTP_TIMEOUT_SECONDS", "MAIL_FROM", "OUTBOX_DIR",
+]
+
+
+@pytest.fixture
+def settings_from(monkeypatch, tmp_path):
+    def make(*envs: dict[str, str], **overrides: str) -> Settings:
+        for name in CHANNEL_ENV:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("REMINDERS_DATA_DIR", str(tmp_path / "data"))
+        for env in (*envs, overrides):
+            for key, value in env.items():
+                monkeypatch.setenv(key, value)
+        return Settings()
+    return make
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sms(**kw) -> OutgoingMessage:
+    defaults = dict(to=PATIENT_PHONE, body="Reminder: your visit is tomorrow at 9:30. Reply C to "
+                    "confirm, R to reschedule.", reference="outbox-41")
+    return OutgoingMessage(**{**defaults, **kw})
+
+
+def visit_email(starts_at: datetime) -> OutgoingMessage:
+    ics = visit_ics("appt-7@clinic.test", starts_at, starts_at + timedelta(minutes=60),
+                    "Infusion visit", "12 Main St, Suite 4", "Arrive 15 minutes early.")
+    return OutgoingMessage(
+        to=PATIENT_EMAIL, subject="Your first infusion on Tuesday",
+        body="No solid food for 6 hours before.\nArrange a ride home.",
+        html="<p>No solid food for <b>6 hours</b> before.</p>",
+        attachments=(Attachment("visit.ics", "text/calendar", ics),),
+        reference="outbox-42",
+    )
+
+
+# -- SMS through Twilio --------------------------------------------------------------
+
+def test_sms_reaches_twilio_with_number_sender_body_and_callback(fake_twilio, twilio_settings,
+                                                                  settings_from):
+    channel = TwilioSMS(settings_from(twilio_settings))
+    receipt = channel.send(sms(status_callback="https://clinic.test/twilio/status?m=41"))
+
+    [sent] = fake_twilio.messages
+    assert sent["to"] == PATIENT_PHONE
+    assert sent["from_"] == "+15005550006"
+    assert sent["body"].startswith("Reminder: your visit is tomorrow")
+    assert sent["status_callback"] == "https://clinic.test/twilio/status?m=41"
+    assert receipt.provider_id == sent["sid"] and receipt.provider_id.startswith("SM")
+    assert receipt.status == "queued"
+    assert fake_twilio.requests[-1]["path"] == \
+        f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
+
+
+def test_sms_without_callback_sends_none(fake_twilio, twilio_settings, settings_from):
+    TwilioSMS(settings_from(twilio_settings)).send(sms())
+    assert "StatusCallback" not in fake_twilio.requests[-1]["form"]
+
+
+def test_messaging_service_sender_is_sent_as_messaging_service_sid(fake_twilio, twilio_settings,
+                                                                   settings_from):
+    service = "MG" + "0" * 32
+    receipt = TwilioSMS(settings_from(twilio_settings, TWILIO_FROM=service)).send(sms())
+
+    [sent] = fake_twilio.messages
+    assert sent["messaging_service_sid"] == service
+    assert sent["from_"] is None
+    assert receipt.status == "accepted"
+
+
+def test_base_url_with_trailing_slash_still_reaches_the_fake(fake_twilio, twilio_settings,
+                                                             settings_from):
+    settings = settings_from(twilio_settings, TWILIO_API_BASE_URL=fake_twilio.url + "/")
+    TwilioSMS(settings).send(sms())
+    assert len(fake_twilio.messages) == 1
+
+
+def test_invalid_number_is_permanent_and_keeps_code_without_the_number(
+        fake_twilio, twilio_settings, settings_from, caplog):
+    fake_twilio.fail_for(PATIENT_PHONE, status=400, code=21211)
+    channel = TwilioSMS(settings_from(twilio_settings))
+    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as caught:
+        channel.send(sms())
+
+    assert caught.value.permanent is True
+    assert caught.value.code == "21211"
+    assert PATIENT_PHONE not in str(caught.value)
+    assert PATIENT_PHONE not in caplog.text
+    assert "outbox-41" in caplog.text
+    # the failure is per number: another patient still gets through
+    channel.send(sms(to="+15550001111"))
+    assert [m["to"] for m in fake_twilio.messages] == ["+15550001111"]
+
+
+@pytest.mark.parametrize("status,code", [
+    (400, 21610),  # the patient texted STOP
+    (400, 21614),  # not a mobile number
+    (400, 30007),  # carrier filtering: a person rewords it, it is not resent blindly
+    (400, 21999),  # any other 4xx
+])
+def test_permanent_twilio_errors(fake_twilio, twilio_settings, settings_from, status, code):
+    fake_twilio.fail_next(status=status, code=code, message="refused")
+    with pytest.raises(DeliveryError) as caught:
+        TwilioSMS(settings_from(twilio_settings)).send(sms())
+    assert (caught.value.permanent, caught.value.code) == (True, str(code))
+
+
+@pytest.mark.parametrize("status,code", [(429, 20429), (500, 20500), (503, 20503)])
+def test_transient_twilio_errors_then_a_retry_goes_through(fake_twilio, twilio_settings,
+                                                          settings_from, status, code):
+    fake_twilio.fail_next(status=status, code=code, message="try later")
+    channel = TwilioSMS(settings_from(twilio_settings))
+    with pytest.raises(DeliveryError) as caught:
+        channel.send(sms())
+    assert (caught.value.permanent, caught.value.code) == (False, str(code))
+
+    assert channel.send(sms()).provider_id == fake_twilio.messages[0]["sid"]
+
+
+def test_wrong_auth_token_is_transient_so_reminders_wait_for_the_fix(
+        fake_twilio, twilio_settings, settings_from, caplog):
+    settings = settings_from(twilio_settings, TWILIO_AUTH_TOKEN="not-the-token")
+    with caplog.at_level(logging.ERROR), pytest.raises(DeliveryError) as caught:
+        TwilioSMS(settings).send(sms())
+    assert (caught.value.permanent, caught.value.code) == (False, "20003")
+    assert "TWILIO_AUTH_TOKEN" in caplog.text
+
+
+def test_refused_connection_is_transient(twilio_settings, settings_from):
+    settings = settings_from(twilio_settings,
+                             TWILIO_API_BASE_URL=f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(DeliveryError) as caught:
+        TwilioSMS(settings, timeout=3).send(sms())
+    assert (caught.value.permanent, caught.value.code) == (False, "connection")
+
+
+def test_timeout_is_transient(fake_twilio, twilio_settings, settings_from):
+    fake_twilio.hang_next()
+    with pytest.raises(DeliveryError) as caught:
+        TwilioSMS(settings_from(twilio_settings), timeout=0.3).send(sms())
+    assert (caught.value.permanent, caught.value.code) == (False, "timeout")
+
+
+# -- email over SMTP -----------------------------------------------------------------
+
+def test_email_has_text_html_and_a_calendar_file_at_the_right_time(smtp_server, smtp_settings,
+                                                                   settings_from):
+    starts_at = datetime(2025, 3, 4, 9, 30, tzinfo=ZoneInfo("America/New_York"))
+    receipt = SMTPEmail(settings_from(smtp_settings)).send(visit_email(starts_at))
+
+    [mail] = smtp_server.messages
+    assert mail.rcpt_tos == [PATIENT_EMAIL]
+    assert mail.mail_from == "reminders@clinic.test"
+    msg = mail.message
+    assert msg["Message-ID"] == receipt.provider_id
+    assert msg["Subject"] == "Your first infusion on Tuesday"
+    assert "Arrange a ride home." in msg.get_body(("plain",)).get_content()
+    assert "<b>6 hours</b>" in msg.get_body(("html",)).get_content()
+
+    [ics] = list(msg.iter_attachments())
+    assert ics.get_content_type() == "text/calendar"
+    assert ics.get_content_charset() == "utf-8"
+    assert ics.get_filename() == "visit.ics"
+    event = Calendar.from_ical(ics.get_content()).walk("VEVENT")[0]
+    assert event.decoded("dtstart") == datetime(2025, 3, 4, 14, 30, tzinfo=timezone.utc)
+    assert str(event["location"]) == "12 Main St, Suite 4"
+
+
+def test_plain_email_is_a_single_text_part(smtp_server, smtp_settings, settings_from):
+    SMTPEmail(settings_from(smtp_settings)).send(
+        OutgoingMessage(to=PATIENT_EMAIL, subject="Check-in", body="How are you today?"))
+    [mail] = smtp_server.messages
+    assert mail.message.get_content_type() == "text/plain"
+    assert mail.message.get_content().strip() == "How are you today?"
+
+
+@pytest.mark.parametrize("stage,code,permanent", [
+    ("rcpt", 550, True),
+    ("rcpt", 451, False),
+    ("data", 554, True),
+    ("data", 452, False),
+    ("mail", 553, True),
+])
+def test_smtp_refusals_are_sorted_by_reply_code(smtp_server, smtp_settings, settings_from,
+                                                caplog, stage, code, permanent):
+    smtp_server.reject_next(stage, code, f"<{PATIENT_EMAIL}>: refused")
+    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as caught:
+        SMTPEmail(settings_from(smtp_settings)).send(visit_email(datetime.now(timezone.utc)))
+    assert (caught.value.permanent, caught.value.code) == (permanent, str(code))
+    assert PATIENT_EMAIL not in str(caught.value)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "mail.log")  # not the fake's
+    assert PATIENT_EMAIL not in ours
+    assert "outbox-42" in ours and "@example.org" in ours
+    assert smtp_server.messages == []
+
+
+def test_smtp_server_down_is_transient(smtp_settings, settings_from):
+    settings = settings_from(smtp_settings, SMTP_PORT=str(closed_port()))
+    with pytest.raises(DeliveryError) as caught:
+        SMTPEmail(settings).send(visit_email(datetime.now(timezone.utc)))
+    assert (caught.value.permanent, caught.value.code) == (False, "connection")
+
+
+def test_smtp_login_works_and_a_wrong_password_waits_for_the_fix(smtp_server, smtp_settings,
+                                                                 settings_from, caplog):
+    good = settings_from(smtp_settings, SMTP_USERNAME="clinic", SMTP_PASSWORD="secret")
+    SMTPEmail(good).send(visit_email(datetime.now(timezone.utc)))
+    assert len(smtp_server.messages) == 1
+
+    bad = settings_from(smtp_settings, SMTP_USERNAME="clinic", SMTP_PASSWORD="wrong")
+    with caplog.at_level(logging.ERROR), pytest.raises(DeliveryError) as caught:
+        SMTPEmail(bad).send(visit_email(datetime.now(timezone.utc)))
+    assert (caught.value.permanent, caught.value.code) == (False, "auth")
+    assert "SMTP_PASSWORD" in caplog.text
+
+
+# -- local outbox --------------------------------------------------------------------
+
+def test_local_outbox_writes_readable_lines_and_eml_files(tmp_path):
+    sms_box, mail_box = LocalOutbox("sms", tmp_path), LocalOutbox("email", tmp_path)
+    text = sms_box.send(sms(status_callback="https://clinic.test/s"))
+    starts_at = datetime(2025, 3, 4, 14, 30, tzinfo=timezone.utc)
+    mail = mail_box.send(visit_email(starts_at))
+
+    assert text.provider_id.startswith("local-") and text.status == "sent"
+    first, second = read_outbox(tmp_path)
+    assert first["id"] == text.provider_id and first["channel"] == "sms"
+    assert first["to"] == PATIENT_PHONE and first["status_callback"] == "https://clinic.test/s"
+    assert first["reference"] == "outbox-41"
+    assert datetime.fromisoformat(first["at"]).tzinfo is not None
+    assert second["channel"] == "email" and second["attachments"] == ["visit.ics"]
+    assert second["subject"] == "Your first infusion on Tuesday"
+
+    eml = (tmp_path / f"{mail.provider_id}.eml").read_bytes()
+    parsed = email.message_from_bytes(eml, policy=email.policy.default)
+    assert parsed["To"] == PATIENT_EMAIL
+    [ics] = list(parsed.iter_attachments())
+    event = Calendar.from_ical(ics.get_content()).walk("VEVENT")[0]
+    assert event.decoded("dtstart") == starts_at
+    assert [p.name for p in tmp_path.glob("*.eml")] == [f"{mail.provider_id}.eml"]
+    assert list(tmp_path.glob(f"{text.provider_id}*")) == []  # no .eml for an SMS
+
+
+def test_local_outbox_keeps_every_line_whole_under_concurrent_senders(tmp_path):
+    box = LocalOutbox("sms", tmp_path)
+    long_body = "x" * 20_000  # larger than one pipe/page write
+
+    def send_many(worker: int):
+        for i in range(20):
+            box.send(sms(body=long_body, reference=f"w{worker}-{i}"))
+
+    threads = [threading.Thread(target=send_many, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+
+    lines = read_outbox(tmp_path)
+    assert len(lines) == 120
+    assert {line["reference"] for line in lines} == {f"w{w}-{i}" for w in range(6) for i in range(20)}
+
+
+def test_empty_outbox_reads_as_nothing(tmp_path):
+    assert read_outbox(tmp_path / "missing") == []
+
+
+# -- choosing channels ---------------------------------------------------------------
+
+def test_no_settings_means_local_outbox_and_says_so(settings_from, caplog):
+    settings = settings_from()
+    with caplog.at_level(logging.INFO, logger="reminders.channels"):
+        channels = channels_for(settings)
+
+    assert set(channels) == {"sms", "email"}
+    for name, channel in channels.items():
+        assert isinstance(channel, LocalOutbox) and channel.name == name
+        assert channel.directory == settings.effective_outbox_dir
+    assert f"No Twilio settings: SMS goes to the local outbox at {settings.effective_outbox_dir}" \
+        in caplog.text
+    channels["sms"].send(sms())
+    assert read_outbox(settings.effective_outbox_dir)[0]["to"] == PATIENT_PHONE
+
+
+def test_settings_pick_twilio_and_smtp_and_both_deliver(fake_twilio, smtp_server, twilio_settings,
+                                                        smtp_settings, settings_from):
+    channels = channels_for(settings_from(twilio_settings, smtp_settings))
+    assert isinstance(channels["sms"], TwilioSMS)
+    assert isinstance(channels["email"], SMTPEmail)
+
+    channels["sms"].send(sms())
+    channels["email"].send(visit_email(datetime.now(timezone.utc)))
+    assert len(fake_twilio.messages) == 1 and len(smtp_server.messages) == 1
+
+
+# -- calendar ------------------------------------------------------------------------
+
+def test_visit_ics_refuses_a_time_without_zone():
+    with pytest.raises(ValueError):
+        visit_ics("u", datetime(2025, 3, 4, 9, 30), datetime(2025, 3, 4, 10, 30), "s", "", "")
+
+
+def test_visit_ics_has_a_reminder_two_hours_before():
+    start = datetime(2025, 3, 4, 14, 30, tzinfo=timezone.utc)
+    cal = Calendar.from_ical(visit_ics("u@x", start, start + timedelta(hours=1), "Visit", "", ""))
+    assert str(cal["method"]) == "PUBLISH" and str(cal["version"]) == "2.0"
+    [alarm] = cal.walk("VALARM")
+    assert alarm.decoded("trigger") == timedelta(hours=-2)
