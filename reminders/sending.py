@@ -115,6 +115,7 @@ class Sender:
             starts_at=appointment.starts_at,
             next_visit_starts_at=_next_visit_start(session, appointment),
             superseded=row.kind == REMINDER and _superseded(session, row, now),
+            overdue_by=now - row.planned_for,
         )
         return reason_not_to_send(row.kind, row.rule, facts, now)
 

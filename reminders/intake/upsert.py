@@ -25,6 +25,12 @@ class IntakeError(ValueError):
     """A record that cannot be applied, with a reason a person can act on."""
 
 
+def fresh(query):
+    """Read what the database holds now, not what this session saw earlier: the scheduler
+    changes rows (needs_planning) behind a long-lived session's back."""
+    return query.execution_options(populate_existing=True)
+
+
 @dataclass(frozen=True)
 class Outcome:
     patient: Patient | None
@@ -33,7 +39,7 @@ class Outcome:
 
 
 def upsert_patient(session: Session, record: PatientRecord, now: datetime, default_series: int = 6) -> Outcome:
-    patient = session.scalar(select(Patient).where(Patient.external_id == record.external_id))
+    patient = session.scalar(fresh(select(Patient).where(Patient.external_id == record.external_id)))
     if patient is None:
         patient = Patient(external_id=record.external_id, created_at=now, updated_at=now,
                           **{f: getattr(record, f) for f in PATIENT_FIELDS})
@@ -64,7 +70,7 @@ def current_course(session: Session, patient: Patient, now: datetime, series_len
 
 def upsert_appointment(session: Session, patient: Patient, record: AppointmentRecord, now: datetime,
                        series_length: int = 6) -> Outcome:
-    appointment = session.scalar(select(Appointment).where(Appointment.external_id == record.external_id))
+    appointment = session.scalar(fresh(select(Appointment).where(Appointment.external_id == record.external_id)))
     if appointment is not None and appointment.patient_id != patient.id:
         raise IntakeError(
             f"appointment {record.external_id!r} belongs to another patient; cancel it and book a new one"
@@ -125,9 +131,9 @@ def renumber_course(session: Session, course_id: int | None) -> None:
     """
     if course_id is None:
         return
-    visits = session.scalars(
+    visits = session.scalars(fresh(
         select(Appointment).where(Appointment.course_id == course_id).order_by(Appointment.starts_at, Appointment.id)
-    ).all()
+    )).all()
     counters = {"induction": 0, "maintenance": 0}
     for visit in visits:
         if visit.status == "canceled":

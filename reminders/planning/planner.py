@@ -5,7 +5,7 @@ planners racing on the same appointment still leave one row per appointment, rul
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -13,11 +13,9 @@ from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import CANCELED, PENDING_STATUSES, PLANNED
-from reminders.planning.rules import REMINDER, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit
-
-# Check-ins and nudges whose time is this far gone when they are first planned (history being
-# imported, a visit entered days late) would only confuse the patient.
-STALE_AFTER = timedelta(hours=36)
+from reminders.planning.rules import (
+    REMINDER, TOO_LATE, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit,
+)
 
 
 def appointment_key(appointment_id: int, rule: str, channel: str) -> str:
@@ -49,7 +47,7 @@ def wanted_messages(appointment: Appointment, patient: Patient, rs: RuleSettings
             if appointment.starts_at <= now or appointment.status not in ("scheduled", "confirmed"):
                 continue
         else:
-            if message.planned_for < now - STALE_AFTER:
+            if message.planned_for < now - TOO_LATE:  # history imported, a visit entered late
                 continue
             if appointment.status == "no_show" and message.rule.kind == "checkin":
                 continue

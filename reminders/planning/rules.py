@@ -16,6 +16,8 @@ REMINDER, CHECKIN, NUDGE = "reminder", "checkin", "nudge"
 MIN_NOTICE = timedelta(hours=1)
 # A weekly check-in is dropped when the next visit is this close: that visit brings its own.
 NEXT_VISIT_TAKES_OVER = timedelta(days=2)
+# A check-in or nudge this late (the service was down) would only confuse the patient.
+TOO_LATE = timedelta(hours=36)
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class SendFacts:
     starts_at: datetime
     next_visit_starts_at: datetime | None  # the patient's next visit after this one, not canceled
     superseded: bool = False  # a later reminder for the same visit and channel is also due
+    overdue_by: timedelta = timedelta(0)  # how long past its own time the message is
 
 
 def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetime) -> str | None:
@@ -176,10 +179,12 @@ def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetim
         if facts.superseded:
             return "superseded by a later reminder"
         return None
-    if facts.status == "no_show":
+    if kind == CHECKIN and facts.status == "no_show":
         return "visit not attended"
     if facts.starts_at > now:
         return "visit not yet held"
+    if facts.overdue_by > TOO_LATE:
+        return "too late to be useful"
     if kind == CHECKIN and rule_name.startswith("checkin_weekly") and facts.next_visit_starts_at is not None:
         if facts.next_visit_starts_at <= now + NEXT_VISIT_TAKES_OVER:
             return "next visit takes over"

@@ -1,0 +1,275 @@
+"""Appointments in, instructions out, each exactly once: the pipeline against a real database."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from reminders.channels.local_outbox import read_outbox
+from reminders.intake.records import AppointmentRecord
+from reminders.intake.upsert import upsert_appointment
+from reminders.models import Appointment, CheckIn
+from reminders.pipeline import run_pass
+from tests.conftest import at
+from tests.helpers import book, outbox, patient, sent
+
+VISIT = "2026-12-10T10:00:00-05:00"
+
+
+def tick(settings, when: str):
+    return run_pass(settings, at(when))
+
+
+def move(session, visit: Appointment, starts_at: str | None = None, status: str | None = None, now=None):
+    upsert_appointment(session, visit.patient, AppointmentRecord(
+        external_id=visit.external_id, kind=visit.kind, starts_at=at(starts_at) if starts_at else visit.starts_at,
+        location=visit.location, status=status,
+    ), now or at("2026-11-01T12:00:00+00:00"))
+    session.commit()
+
+
+class TestFirstInduction:
+    def test_each_reminder_goes_once_at_its_time(self, settings, session):
+        book(session, starts_at=VISIT, email="maya@example.org", channel="both")
+        assert tick(settings, "2026-12-07T09:59:00-05:00")["sent"] == 0
+        assert tick(settings, "2026-12-07T10:00:00-05:00")["sent"] == 2
+        assert sorted(sent(session)) == [("first_induction_72h", "email"), ("first_induction_72h", "sms")]
+        assert tick(settings, "2026-12-07T10:00:00-05:00")["sent"] == 0  # the same instant again
+        assert tick(settings, "2026-12-08T10:00:00-05:00")["sent"] == 0
+        assert tick(settings, "2026-12-09T10:01:00-05:00")["sent"] == 1
+        assert sent(session)[-1] == ("first_induction_24h", "sms")
+        for later in ("2026-12-09T12:00:00-05:00", "2026-12-10T09:00:00-05:00"):
+            assert tick(settings, later)["sent"] == 0
+
+    def test_the_texts_carry_course_and_preparation_but_no_drug_or_diagnosis(self, settings, session):
+        book(session, starts_at=VISIT, email="maya@example.org", channel="both")
+        tick(settings, "2026-12-07T10:00:00-05:00")
+        sms = outbox(session, channel="sms")[0].body
+        assert "Thursday, December 10 at 10:00 AM" in sms
+        assert "no solid food for 6 hours" in sms and "no liquids for 2 hours" in sms
+        assert "ride home" in sms and "Reply C to confirm or R to reschedule" in sms
+        assert "ketamine" not in sms.lower() and "depress" not in sms.lower()
+        email = outbox(session, channel="email")[0]
+        assert "Preparing for your first visit" in email.subject
+        assert "no driving" in email.body.lower() or "do not drive" in email.body.lower()
+
+    def test_welcome_introduces_the_service_in_the_first_text_only(self, settings, session):
+        book(session, starts_at=VISIT)
+        tick(settings, "2026-12-07T10:00:00-05:00")
+        tick(settings, "2026-12-09T10:00:00-05:00")
+        first, second = [row.body for row in outbox(session, channel="sms", status="sent")]
+        assert "Reply HELP for help, STOP to opt out" in first and "988" in first and "not watched around the clock" in first
+        assert "STOP to opt out" not in second
+        assert patient(session).welcomed_at == at("2026-12-07T10:00:00-05:00")
+
+
+class TestLaterVisits:
+    def test_later_induction_infusion_says_which_of_the_series(self, settings, session):
+        book(session, starts_at="2026-12-01T10:00:00-05:00", appointment="a1", status="completed")
+        book(session, starts_at="2026-12-03T10:00:00-05:00", appointment="a2", status="completed")
+        book(session, starts_at=VISIT, appointment="a3")
+        tick(settings, "2026-12-09T10:00:00-05:00")
+        row = outbox(session, rule="induction_24h", status="sent")[0]
+        assert "infusion 3 of 6" in row.body
+
+    def test_maintenance_reminded_a_week_and_a_day_before(self, settings, session):
+        book(session, starts_at=VISIT, kind="maintenance")
+        assert tick(settings, "2026-12-03T10:00:00-05:00")["sent"] == 1
+        assert tick(settings, "2026-12-09T10:00:00-05:00")["sent"] == 1
+        assert sent(session) == [("maintenance_7d", "sms"), ("maintenance_24h", "sms")]
+
+
+class TestChanges:
+    def test_reschedule_moves_pending_reminders_and_none_goes_for_the_old_time(self, settings, session):
+        visit = book(session, starts_at=VISIT, kind="maintenance")
+        tick(settings, "2026-12-03T10:00:00-05:00")  # the 7-day reminder goes
+        move(session, visit, starts_at="2026-12-14T15:00:00-05:00")
+        assert tick(settings, "2026-12-09T10:00:00-05:00")["sent"] == 0  # the old 24 h time
+        assert tick(settings, "2026-12-13T15:00:00-05:00")["sent"] == 1
+        row = outbox(session, rule="maintenance_24h")[0]
+        assert "Monday, December 14 at 3:00 PM" in row.body
+        assert sent(session) == [("maintenance_7d", "sms"), ("maintenance_24h", "sms")]
+
+    def test_cancel_cancels_what_is_pending(self, settings, session):
+        visit = book(session, starts_at=VISIT)
+        tick(settings, "2026-12-07T10:00:00-05:00")
+        move(session, visit, status="canceled")
+        summary = tick(settings, "2026-12-09T10:00:00-05:00")
+        assert summary["sent"] == 0
+        assert [r.status for r in outbox(session, rule="first_induction_24h")] == ["canceled"]
+        assert sent(session) == [("first_induction_72h", "sms")]
+
+    def test_cancel_after_the_message_was_queued_still_stops_it(self, settings, session):
+        from reminders.planning.dispatcher import claim_due
+        from reminders.planning.planner import plan_pending
+        from reminders.planning.rules import RuleSettings
+
+        visit = book(session, starts_at=VISIT)
+        now = at("2026-12-09T10:00:00-05:00")
+        plan_pending(session, RuleSettings(), now)
+        session.commit()
+        queued = claim_due(session, now)
+        assert queued
+        visit.status = "canceled"
+        session.commit()
+        from reminders.channels import channels_for
+        from reminders.db import session_factory
+        from reminders.sending import Sender
+
+        sender = Sender(session_factory(settings.effective_database_url), settings, channels_for(settings))
+        assert {sender.send(i, now) for i in queued} == {"skipped"}
+        assert read_outbox(settings.effective_outbox_dir) == []
+
+    def test_canceling_the_first_infusion_gives_the_next_one_the_full_instructions(self, settings, session):
+        first = book(session, starts_at=VISIT, appointment="a1")
+        book(session, starts_at="2026-12-12T10:00:00-05:00", appointment="a2")
+        move(session, first, status="canceled")
+        tick(settings, "2026-12-09T10:00:00-05:00")
+        assert sent(session) == [("first_induction_72h", "sms")]
+        assert outbox(session, status="sent")[0].appointment.external_id == "a2"
+
+
+class TestOverdue:
+    def test_late_booking_sends_only_the_latest_overdue_reminder(self, settings, session):
+        book(session, starts_at=VISIT, email="maya@example.org", channel="both",
+             now=at("2026-12-09T20:00:00-05:00"))
+        summary = tick(settings, "2026-12-09T20:00:00-05:00")
+        assert sorted(sent(session)) == [("first_induction_24h", "sms"), ("first_induction_72h", "email")]
+        assert outbox(session, rule="first_induction_72h", channel="sms")[0].status_reason == "superseded by a later reminder"
+        assert summary["skipped"] == 1
+
+    def test_service_down_for_days_sends_once_on_return_and_nothing_for_past_visits(self, settings, session):
+        book(session, starts_at=VISIT, appointment="a1", kind="maintenance")
+        book(session, starts_at="2026-12-05T10:00:00-05:00", appointment="b1", patient="p2", kind="maintenance",
+             phone="+12025550178")
+        assert tick(settings, "2026-12-01T12:00:00-05:00")["sent"] == 1  # b1's 7-day reminder, late but ahead
+        # The service is down from here until 9 December, noon.
+        summary = tick(settings, "2026-12-09T12:00:00-05:00")
+        assert summary["sent"] == 1
+        went = {(r.appointment.external_id, r.rule, r.sent_at) for r in outbox(session, status="sent")}
+        assert went == {("b1", "maintenance_7d", at("2026-12-01T12:00:00-05:00")),
+                        ("a1", "maintenance_24h", at("2026-12-09T12:00:00-05:00"))}
+        reasons = {r.appointment.external_id + ":" + r.rule: r.status_reason for r in outbox(session, status="skipped")}
+        assert reasons == {
+            "a1:maintenance_7d": "superseded by a later reminder",
+            "b1:maintenance_24h": "visit already started",
+            "b1:checkin_day_after": "too late to be useful",
+        }
+
+    def test_visit_already_past_when_booked_gets_no_reminder(self, settings, session):
+        book(session, starts_at=VISIT, now=at("2026-12-10T11:00:00-05:00"), status="completed")
+        tick(settings, "2026-12-10T11:00:00-05:00")
+        assert not [r for r in outbox(session) if r.kind == "reminder"]
+
+
+class TestQuietHours:
+    def test_due_at_night_waits_until_eight_local(self, settings, session):
+        book(session, starts_at="2026-12-10T22:00:00-08:00", zone="America/Los_Angeles")
+        summary = tick(settings, "2026-12-09T22:00:00-08:00")
+        assert summary["sent"] == 0
+        assert tick(settings, "2026-12-10T07:59:00-08:00")["sent"] == 0
+        assert tick(settings, "2026-12-10T08:00:00-08:00")["sent"] == 1
+
+    def test_catching_up_at_three_in_the_morning_defers_instead_of_texting(self, settings, session):
+        book(session, starts_at="2026-12-10T15:00:00-05:00", now=at("2026-12-09T02:00:00-05:00"))
+        summary = tick(settings, "2026-12-10T03:00:00-05:00")
+        assert summary == {**summary, "sent": 0, "deferred": 1}
+        row = outbox(session, rule="first_induction_24h")[0]
+        assert row.status == "planned" and row.due_at == at("2026-12-10T08:00:00-05:00")
+        assert tick(settings, "2026-12-10T08:00:00-05:00")["sent"] == 1
+
+
+class TestOptOut:
+    def test_opted_out_number_gets_no_text_and_email_takes_over(self, settings, session):
+        book(session, starts_at=VISIT, email="maya@example.org", channel="sms")
+        person = patient(session)
+        person.sms_opted_out = True
+        session.commit()
+        tick(settings, "2026-12-09T10:00:00-05:00")
+        assert outbox(session, channel="sms", rule="first_induction_24h")[0].status_reason == "patient opted out of texts"
+        assert sent(session) == [("first_induction_24h", "email")]
+
+
+class TestCheckins:
+    def test_checkin_the_day_after_an_attended_visit_only(self, settings, session):
+        book(session, starts_at="2026-12-10T10:00:00-05:00", appointment="a1", status="completed", patient="p1")
+        book(session, starts_at="2026-12-10T10:00:00-05:00", appointment="b1", status="no_show", patient="p2", phone="+12025550178")
+        book(session, starts_at="2026-12-10T10:00:00-05:00", appointment="c1", status="canceled", patient="p3", phone="+12025550199")
+        tick(settings, "2026-12-11T10:00:00-05:00")
+        rows = outbox(session, rule="checkin_day_after", status="sent")
+        assert [r.appointment.external_id for r in rows] == ["a1"]
+        assert "from 0 (worst) to 10 (best)" in rows[0].body
+        checkin = session.scalar(select(CheckIn))
+        assert checkin.status == "awaiting" and checkin.appointment_id == rows[0].appointment_id
+
+    def test_a_no_show_recorded_after_planning_stops_the_checkin(self, settings, session):
+        visit = book(session, starts_at="2026-12-10T10:00:00-05:00")
+        tick(settings, "2026-12-10T09:00:00-05:00")
+        move(session, visit, status="no_show")
+        tick(settings, "2026-12-11T10:00:00-05:00")
+        assert not outbox(session, rule="checkin_day_after", status="sent")
+
+
+class TestProviders:
+    @pytest.fixture
+    def providers(self, configure, settings, twilio_settings, smtp_settings):
+        return configure(**twilio_settings, **smtp_settings, PUBLIC_BASE_URL="https://clinic.example.org")
+
+    def test_sms_through_twilio_and_email_with_ics_through_smtp(self, providers, session, fake_twilio, smtp_server):
+        book(session, starts_at=VISIT, email="maya@example.org", channel="both")
+        tick(providers, "2026-12-07T10:00:00-05:00")
+        [sms] = fake_twilio.messages
+        assert sms["to"] == "+12025550143" and "first infusion" in sms["body"]
+        row = outbox(session, channel="sms")[0]
+        assert sms["status_callback"] == f"https://clinic.example.org/twilio/status?outbox_id={row.id}"
+        assert row.provider_id == sms["sid"]
+        [mail] = smtp_server.messages
+        assert mail.rcpt_tos == ["maya@example.org"]
+        parts = {part.get_content_type(): part for part in mail.message.walk()}
+        assert {"text/plain", "text/html", "text/calendar"} <= set(parts)
+        from icalendar import Calendar
+        event = Calendar.from_ical(parts["text/calendar"].get_content()).walk("VEVENT")[0]
+        assert event.decoded("DTSTART") == at(VISIT)
+
+    def test_transient_error_is_retried_with_backoff_then_sent_once(self, providers, session, fake_twilio):
+        book(session, starts_at=VISIT)
+        fake_twilio.fail_next(status=503, code=20503, message="Service unavailable")
+        assert tick(providers, "2026-12-07T10:00:00-05:00")["retrying"] == 1
+        row = outbox(session)[0]
+        assert row.status == "planned" and row.due_at == at("2026-12-07T10:00:30-05:00")
+        assert tick(providers, "2026-12-07T10:00:10-05:00")["sent"] == 0
+        assert tick(providers, "2026-12-07T10:00:30-05:00")["sent"] == 1
+        assert len(fake_twilio.messages) == 1
+
+    def test_transient_errors_give_up_after_the_maximum_attempts(self, providers, session, fake_twilio):
+        book(session, starts_at=VISIT)
+        fake_twilio.fail_next(status=500, code=20500, times=10)
+        when = at("2026-12-07T10:00:00-05:00")
+        for _ in range(providers.send_max_attempts):
+            run_pass(providers, when)
+            when += timedelta(hours=1)
+        row = outbox(session)[0]
+        assert row.status == "failed" and row.attempts == providers.send_max_attempts
+        assert fake_twilio.messages == []
+
+    def test_permanent_error_is_recorded_not_retried_and_falls_back_to_email(self, providers, session, fake_twilio, smtp_server):
+        book(session, starts_at=VISIT, email="maya@example.org", channel="sms")
+        fake_twilio.fail_for("+12025550143", status=400, code=21211)
+        summary = tick(providers, "2026-12-09T10:00:00-05:00")
+        sms = outbox(session, channel="sms", rule="first_induction_24h")[0]
+        assert (sms.status, sms.error_code, sms.attempts) == ("failed", "21211", 1)
+        assert summary["failed"] == 1 and summary["sent"] == 1
+        assert len(smtp_server.messages) == 1
+        assert tick(providers, "2026-12-09T11:00:00-05:00")["sent"] == 0
+        assert len(fake_twilio.requests) == 1
+
+
+def test_local_outbox_holds_readable_messages_when_nothing_is_configured(settings, session):
+    book(session, starts_at=VISIT)
+    tick(settings, "2026-12-07T10:00:00-05:00")
+    [line] = read_outbox(settings.effective_outbox_dir)
+    assert line["channel"] == "sms" and line["to"] == "+12025550143"
+    assert "first infusion" in line["body"]
+    assert json.dumps(line)  # plain JSON, readable by anything
