@@ -164,5 +164,19 @@ def run(host: str, port: int) -> None:
     run_service(get_settings(), host, port)
 
 
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def web(host: str, port: int, threads: int) -> None:
+    """Only the web app (API, webhooks, staff UI); workers run apart, as in docker-compose."""
+    from waitress import serve
+
+    from reminders.web import create_app
+
+    _ensure_database()
+    serve(create_app(get_settings()), host=host, port=port, threads=threads, ident="clinic-reminders")
+
+
 if __name__ == "__main__":
     main()

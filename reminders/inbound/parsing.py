@@ -11,11 +11,11 @@ Kinds, checked in this order (the first that fits wins):
                 to UNSTOP, and letters repeated in a row counted once ("stooop" = "stop"):
                 (a) every word is an opt-out keyword ("Stop.", "'stop'", "STOP!!!",
                     "opt-out", "stop all", "stop stop"); or
-                (b) every word is an opt-out keyword other than CANCEL or one of the
-                    POLITE_WORDS ("stop please", "please stop", "STOP texting me",
-                    "unsubscribe me", "quit sending these"), with at least one keyword.
-                    CANCEL must stand alone: "cancel please" usually means the appointment;
-                or
+                (b) every word is STOP, STOPALL, UNSUBSCRIBE, OPTOUT, QUIT or one of the
+                    POLITE_WORDS, with at least one keyword ("stop please", "please stop",
+                    "STOP texting me", "unsubscribe me", "quit sending these").  CANCEL,
+                    END and REVOKE must stand alone: "cancel please" usually means the
+                    appointment, "the end" is not a request; or
                 (c) the first word is STOP, STOPALL, UNSUBSCRIBE or OPTOUT and the message
                     holds crisis language ("STOP i want to kill myself").
                 Anything else is not an opt-out ("please don't stop sending", "I need to
@@ -97,28 +97,28 @@ def _plain_words(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- crisis
 
-def _letters(word: str) -> str:
-    """Regex for a word that tolerates repeated letters ("kill" matches "kil", "kiiill")."""
-    return "".join(re.escape(c) + ("+" if c.isalpha() else "") for c in _squash(word))
-
-
 def _phrase(phrase: str) -> str:
-    """Regex for a phrase.  Words may run together or be spread out; "word*" is a stem;
-    "..." stands for up to three other words."""
+    """Regex for a phrase, to search in squashed text (see `_crisis_readings`).
+
+    Words may run together ("killmyself"); "word*" is a stem (up to 5 more letters inside
+    a phrase, any number at its end); "..." stands for up to three other words."""
+    tokens = phrase.split()
     parts = []
-    for token in phrase.split():
+    for i, token in enumerate(tokens):
         if token == "...":
-            parts.append(r"(?:\w+\s+){0,3}")
-        else:
-            parts.append(_letters(token.rstrip("*")) + (r"\w*" if token.endswith("*") else ""))
-    end = "" if phrase.endswith("*") else r"\b"
-    return r"\b" + r"\s*".join(parts) + end
+            parts.append(r"(?:\w++ ){0,3}")
+            continue
+        part = re.escape(_squash(token.rstrip("*")))
+        if token.endswith("*"):
+            part += r"\w*" if i == len(tokens) - 1 else r"\w{0,5}"
+        parts.append(part)
+    return r"\b" + " ?".join(parts) + ("" if phrase.endswith("*") else r"\b")
 
 
 _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
     "suicide": (
         "suicid*", "sucid*", "suisid*", "suicd*", "suiced*", "suecid*", "siucid*",
-        "suside*", "sewer slide*", "unalive*", "un alive*", "kms", "kys", "self delet*",
+        "suside*", "sewer slide*", "un alive*", "kms", "kys", "self delet*",
         "kil* my self", "end* it all", "end* my life", "end* my own life", "to end it",
         "end* everything", "tak* my own life", "tak* my life", "took my own life",
         "hang* my self", "shoot* my self", "drown* my self", "poison* my self",
@@ -137,7 +137,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "cutting again", "burn* my self", "starv* my self", "slit* my wrist*",
     ),
     "overdose": (
-        "overdos*", "took all ... pills", "take all ... pills", "too many ... pills",
+        "over dos*", "took all ... pills", "take all ... pills", "too many ... pills",
         "too many ... med*", "whole bottle", "bunch of pills", "handful of pills",
         "pill* to end", "pill* to die", "med* to end", "stockpil*",
     ),
@@ -151,17 +151,13 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "no point living", "no point in life",
     ),
 }
-_CRISIS_EXTRA = {"overdose": (r"\bo\s*d(?:s|ed|ing)?\b",)}  # "OD" as a word, "o.d."
 _CRISIS_RES = {
-    label: re.compile("|".join(tuple(map(_phrase, phrases)) + _CRISIS_EXTRA.get(label, ())))
-    for label, phrases in _CRISIS_PHRASES.items()
+    label: re.compile("|".join(map(_phrase, phrases))) for label, phrases in _CRISIS_PHRASES.items()
 }
-# Also searched with all spaces removed, to catch "s u i c i d e" and "kill my-self".
-_SQUEEZED_RE = {
-    "suicide": re.compile("|".join(map(_letters, ["suicid", "kilmyself", "unalive"]))),
-    "self-harm": re.compile(_letters("selfharm")),
-    "overdose": re.compile(_letters("overdos")),
-}
+_OD_RE = re.compile(r"\bo ?d(?:s|ed|ing)?\b")  # "OD" as a word, "o.d.", "ODing"; not squashed
+# Searched with all spaces removed too, to catch "s u i c i d e" and "kill my-self".
+_SQUEEZED = {"suicide": ("suicid", "kilmyself", "unalive"), "self-harm": ("selfharm",),
+             "overdose": ("overdos",)}
 CRISIS_LABELS = tuple(_CRISIS_PHRASES)
 
 _LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "+": "t"}
@@ -177,27 +173,32 @@ _CANONICAL = {
 }
 
 
-def _crisis_clean(text: str) -> str:
+def _crisis_words(text: str) -> list[str]:
     text = re.sub(r"[\W_]+", " ", text.replace("'", ""))
-    return " ".join(_CANONICAL.get(_squash(w), w) for w in text.split())
+    return [_CANONICAL.get(_squash(w), w) for w in text.split()]
 
 
-def _crisis_variants(text: str) -> tuple[list[str], str]:
-    """Cleaned readings of `text` (plain, leet 1=i, leet 1=l), and the plain one squeezed."""
+def _crisis_readings(text: str) -> tuple[list[str], list[str], str]:
+    """Readings of `text` to search: folded, punctuation gone, contractions expanded, in
+    plain and two leetspeak spellings (1 as i, 1 as l); the same squashed (letters repeated
+    in a row counted once); and the plain squashed one with no spaces at all."""
     base = re.sub(r"\bod'd\b", "od", _fold(text))  # "OD'd" would otherwise read "odd"
-    readings = [_crisis_clean(v) for v in (base, base.translate(_LEET_I), base.translate(_LEET_L))]
-    return readings, re.sub(r"[\W_]+", "", base)
+    plain = [" ".join(_crisis_words(v)) for v in (base, base.translate(_LEET_I), base.translate(_LEET_L))]
+    squashed = [_squash(v) for v in plain]
+    return plain, squashed, squashed[0].replace(" ", "")
 
 
 def detect_crisis(text: str) -> tuple[str, ...]:
     """Labels (in CRISIS_LABELS order) of the crisis language found in `text`, or ().
 
-    Over-flags rather than misses: searched in the folded text and in two leetspeak
-    readings of it, with contractions expanded ("dont" -> "do not", "wanna" -> "want to",
-    "im" -> "i am"), repeated letters tolerated and words allowed to run together."""
-    variants, squeezed = _crisis_variants(text)
-    found = {label for label, rx in _CRISIS_RES.items() if any(rx.search(v) for v in variants)}
-    found |= {label for label, rx in _SQUEEZED_RE.items() if rx.search(squeezed)}
+    Over-flags rather than misses: contractions expanded ("dont" -> "do not", "wanna" ->
+    "want to", "im" -> "i am"), leetspeak read, repeated letters tolerated ("diiie"),
+    words allowed to run together, accents, case and punctuation ignored."""
+    plain, squashed, squeezed = _crisis_readings(text)
+    found = {label for label, rx in _CRISIS_RES.items() if any(rx.search(v) for v in squashed)}
+    found |= {label for label, stems in _SQUEEZED.items() if any(s in squeezed for s in stems)}
+    if any(_OD_RE.search(v) for v in plain):
+        found.add("overdose")
     return tuple(label for label in CRISIS_LABELS if label in found)
 
 
@@ -208,7 +209,7 @@ def _keys(words: set[str] | frozenset[str]) -> frozenset[str]:
 
 
 _OUT = _keys(OPT_OUT_WORDS)
-_OUT_WITH_POLITE = _OUT - {"cancel"}
+_OUT_WITH_POLITE = _keys({"stop", "stopall", "unsubscribe", "optout", "quit"})
 _OUT_LEADING = _keys({"stop", "stopall", "unsubscribe", "optout"})
 _IN = _keys(OPT_IN_WORDS)
 _HELP = _keys(HELP_WORDS)
@@ -268,14 +269,16 @@ def _asks_reschedule(words: list[str]) -> bool:
 
 _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 _NUM = r"(?:[0-9]+(?:\.[0-9]+)?|" + "|".join(_NUMBER_WORDS) + ")"
+_OUT_OF_RANGE = Decimal(999)
 _RANGE = rf"(?P<a>{_NUM})(?:\s*(?:-|–|—|to|or)\s*(?P<b>{_NUM}))?"
 _NOT_AFTER = r"(?<![\w.:/$#-])"
 _SCALE_RE = re.compile(
-    rf"{_NOT_AFTER}{_RANGE}\s*(?:/|out\s+of|outta|of)\s*(?:10|ten)(?!\w|[.:/]\d)", re.I
+    rf"{_NOT_AFTER}{_RANGE}\s*(?:/|out\s+of|outta|of)\s*(?:10|ten)(?!\w|[-.:/]\d)", re.I
 )
-_TOKEN_RE = re.compile(rf"{_NOT_AFTER}{_RANGE}(?:\s*-?\s*ish)?(?!\w|%|[.:/]\d)", re.I)
+_TOKEN_RE = re.compile(rf"{_NOT_AFTER}{_RANGE}(?:\s*-?\s*ish)?(?!\w|%|[-.:/]\d)", re.I)
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
+_ADJECTIVES = {"low", "high", "good", "strong", "weak", "decent", "steady", "shaky", "bad"}
 _STRONG_CUES = {"a", "an", "mood", "moods", "score", "rating", "rate", "rated", "solid", "say", "level"}
 _WEAK_CUES = {"about", "maybe", "probably", "prob", "honestly", "like", "feeling", "feel", "felt",
               "im", "its", "is", "was"}
@@ -286,7 +289,8 @@ _FOLLOWERS = set(
     "maybe ish so pretty for because bc cause cuz thanks thank thx ty lol haha too again still "
     "yesterday honestly mostly right atm after since".split()
 )
-_NOTE_FILLER = _STRONG_CUES | _WEAK_CUES | set(
+_ALL_CUES = _STRONG_CUES | _WEAK_CUES | _ADJECTIVES
+_NOTE_FILLER = _ALL_CUES | set(
     "i id ive my it would today tonight now right overall out 10 ten so pretty much ish "
     "thanks thank you thx ty ok okay lol".split()
 )
@@ -307,21 +311,29 @@ def _words_of(text: str) -> list[str]:
     return [w.lower().replace("'", "") for w in _WORD_RE.findall(text)]
 
 
-def _value(m: re.Match[str]) -> tuple[Decimal, bool]:
-    def num(s: str) -> Decimal:
-        if len(s.partition(".")[0]) > 3:  # far out of range; also keeps Decimal in precision
-            return Decimal(999)
-        return Decimal(_NUMBER_WORDS.get(s.lower(), s))
+def _number(word: str) -> Decimal:
+    if word.lower() in _NUMBER_WORDS:
+        return Decimal(_NUMBER_WORDS[word.lower()])
+    if len(word.partition(".")[0]) > 3:  # far out of range (and keeps Decimal in precision)
+        return _OUT_OF_RANGE
+    return Decimal(word)
 
-    low = min(num(m["a"]), num(m["b"])) if m["b"] else num(m["a"])
+
+def _value(m: re.Match[str]) -> tuple[int, bool]:
+    """The score a number or range stands for (rounded half up, lower end), and whether
+    it had to be derived that way.  Out of range: any end outside 0..10."""
+    ends = [_number(m["a"])] + ([_number(m["b"])] if m["b"] else [])
+    if not all(0 <= n <= 10 for n in ends):
+        return int(_OUT_OF_RANGE), False
+    low = min(ends)
     rounded = low.quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return rounded, bool(m["b"]) or rounded != low or "." in m["a"]
+    return int(rounded), len(ends) > 1 or "." in m["a"]
 
 
 def _cue_start(text: str, pos: int) -> int:
     """Move `pos` back over the cue words right before it ("I'd say a" 6)."""
     for w in reversed(list(_WORD_RE.finditer(text[:pos]))):
-        if w.group().lower().replace("'", "") not in _STRONG_CUES | _WEAK_CUES or text[w.end():pos].strip():
+        if w.group().lower().replace("'", "") not in _ALL_CUES or text[w.end():pos].strip():
             break
         pos = w.start()
     return pos
@@ -354,7 +366,7 @@ def _candidates(text: str, expecting: bool) -> list[_Score]:
     for m in matches:
         value, derived = _value(m)
         alone = not scale and not _words_of(text[: m.start()] + " " + text[m.end():])
-        found.append(_Score(int(value), _cue_start(text, m.start()), m.end(), derived, alone))
+        found.append(_Score(value, _cue_start(text, m.start()), m.end(), derived, alone))
     return found
 
 
@@ -386,6 +398,8 @@ def _score_note(text: str, score: _Score) -> str:
         return ""
     while True:
         rest = rest.lstrip(_SEPARATORS + " ").rstrip(",;:-–— ")
+        if rest.endswith(")") and "(" not in rest:
+            rest = rest[:-1].rstrip()
         head, _, tail = rest.partition(" ")
         if head.lower().strip(_SEPARATORS) not in _NOTE_LEADERS:
             return rest

@@ -57,6 +57,15 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     csrf.exempt(twilio_hooks)
     register_staff_ui(app)
 
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def _api_not_found(error):
+        from flask import request
+
+        if request.path.startswith("/api/"):
+            return json_error(error.code, error.description)
+        return error
+
     @app.teardown_appcontext
     def _close_session(exc):
         session = g.pop("db", None)

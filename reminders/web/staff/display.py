@@ -1,0 +1,95 @@
+"""How the staff pages write times, rules and states. Times always carry their zone's label."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+
+from reminders.web import settings
+
+RULE_LABELS = {
+    "first_induction_72h": "72 h reminder (first infusion)",
+    "first_induction_24h": "24 h reminder (first infusion)",
+    "induction_24h": "24 h reminder",
+    "maintenance_7d": "7 day reminder",
+    "maintenance_24h": "24 h reminder",
+    "checkin_day_after": "Day-after check-in",
+    "checkin_weekly": "Weekly check-in",
+    "rebook_nudge": "Booking nudge",
+}
+KIND_LABELS = {"alert": "Staff alert", "reply": "Reply", "fallback": "Email fallback"}
+STATUS_TONES = {
+    "planned": "pending", "queued": "pending", "sending": "pending",
+    "sent": "info", "delivered": "good", "unknown": "warn",
+    "undelivered": "bad", "failed": "bad", "skipped": "muted", "canceled": "muted",
+    "scheduled": "info", "confirmed": "good", "completed": "good", "no_show": "bad",
+    "open": "bad", "acknowledged": "muted",
+}
+
+
+def rule_label(rule: str, kind: str | None = None) -> str:
+    if rule in RULE_LABELS:
+        return RULE_LABELS[rule]
+    if rule.startswith("checkin_weekly_"):
+        return f"Weekly check-in (week {rule.rsplit('_', 1)[-1]})"
+    if kind in KIND_LABELS:
+        return KIND_LABELS[kind]
+    return rule.replace("_", " ").capitalize()
+
+
+def status_label(status: str | None) -> str:
+    return (status or "").replace("_", " ")
+
+
+def clinic_zone() -> ZoneInfo:
+    return ZoneInfo(settings().clinic_timezone)
+
+
+def localize(value: datetime | None, zone: str | None = None) -> datetime | None:
+    if value is None:
+        return None
+    return value.astimezone(ZoneInfo(zone) if zone else clinic_zone())
+
+
+def _clock(local: datetime) -> str:
+    return local.strftime("%I:%M %p").lstrip("0")
+
+
+def time_only(value: datetime | None, zone: str | None = None) -> str:
+    local = localize(value, zone)
+    return f"{_clock(local)} {local.tzname()}" if local else ""
+
+
+def date_time(value: datetime | None, zone: str | None = None) -> str:
+    local = localize(value, zone)
+    if local is None:
+        return ""
+    return f"{local:%a %b} {local.day}, {local.year}, {_clock(local)} {local.tzname()}"
+
+
+def short_date(value: datetime | date | None, zone: str | None = None) -> str:
+    if value is None:
+        return ""
+    local = localize(value, zone) if isinstance(value, datetime) else value
+    return f"{local:%b} {local.day}"
+
+
+def day_heading(day: date, today: date) -> str:
+    delta = (day - today).days
+    name = f"{day:%A, %B} {day.day}"
+    if delta == 0:
+        return f"Today · {name}"
+    if delta == 1:
+        return f"Tomorrow · {name}"
+    return name
+
+
+def install(app: Flask) -> None:
+    app.add_template_filter(rule_label, "rule_label")
+    app.add_template_filter(status_label, "status_label")
+    app.add_template_filter(time_only, "time_only")
+    app.add_template_filter(date_time, "date_time")
+    app.add_template_filter(short_date, "short_date")
+    app.add_template_global(STATUS_TONES, "STATUS_TONES")
+    app.add_template_global(clinic_zone, "clinic_zone")

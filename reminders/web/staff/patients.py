@@ -1,0 +1,103 @@
+"""Patients: the list, one patient's page (contact, course, timeline, mood chart) and CSV export."""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Blueprint, Response, abort, render_template, request
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+
+from reminders.models import Appointment, Course, Patient, utcnow
+from reminders.web import db, settings
+from reminders.web.staff import audit, queries
+from reminders.web.staff.auth import guard
+from reminders.web.staff.charts import mood_chart
+
+bp = Blueprint("patients", __name__, url_prefix="/patients")
+guard(bp)
+LIST_LIMIT = 200
+CSV_COLUMNS = ("patient_external_id", "prompted_at", "answered_at", "score", "side_effects_note", "status",
+               "reply_text", "visit_external_id", "visit_starts_at")
+
+
+def get_patient(patient_id: int) -> Patient:
+    patient = db().get(Patient, patient_id)
+    if patient is None:
+        abort(404)
+    return patient
+
+
+@bp.get("/")
+def index():
+    query = request.args.get("q", "").strip()
+    stmt = select(Patient).order_by(func.lower(Patient.last_name), func.lower(Patient.first_name), Patient.id)
+    if query:
+        like = f"%{query.lower()}%"
+        digits = "".join(ch for ch in query if ch.isdigit())
+        conditions = [
+            func.lower(Patient.first_name + " " + Patient.last_name).like(like),
+            func.lower(Patient.email).like(like),
+            func.lower(Patient.external_id).like(like),
+        ]
+        if digits:
+            conditions.append(Patient.phone.like(f"%{digits}%"))
+        stmt = stmt.where(or_(*conditions))
+    patients = db().scalars(stmt.limit(LIST_LIMIT)).all()
+    return render_template("staff/patients.html", patients=patients, query=query, limit=LIST_LIMIT)
+
+
+@bp.get("/<int:patient_id>")
+def show(patient_id: int):
+    session, now = db(), utcnow()
+    patient = get_patient(patient_id)
+    courses = session.scalars(
+        select(Course).where(Course.patient_id == patient.id).order_by(Course.started_at.desc())
+        .options(selectinload(Course.appointments))
+    ).all()
+    appointments = session.scalars(
+        select(Appointment).where(Appointment.patient_id == patient.id)
+        .order_by(Appointment.starts_at.desc()).options(selectinload(Appointment.course))
+    ).all()
+    rows = queries.checkins(session, patient.id)
+    series = settings().induction_series_length
+    chart = mood_chart(queries.mood_points(rows), queries.infusion_marks(appointments, now, series),
+                       patient.timezone, chart_id=f"mood-{patient.id}", low_score=settings().crisis_score_max)
+    audit.record("view_patient", "patient", patient.id)
+    session.commit()
+    return render_template(
+        "staff/patient.html", patient=patient, courses=courses, appointments=appointments,
+        no_course=[a for a in appointments if a.course_id is None], checkins=rows,
+        notes=[row for row in reversed(rows) if row.note.strip()], chart=chart,
+        timeline=queries.timeline(session, patient.id), escalations=queries.patient_escalations(session, patient.id),
+        progress=lambda a: queries.progress(a, series), closable=lambda a: queries.day_has_come(a, now),
+    )
+
+
+def _cell(value) -> str:
+    """A CSV cell a spreadsheet will not run: text that looks like a formula is quoted."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+@bp.get("/<int:patient_id>/checkins.csv")
+def export_checkins(patient_id: int):
+    session = db()
+    patient = get_patient(patient_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in queries.checkins(session, patient.id):
+        visit = row.appointment
+        writer.writerow([_cell(v) for v in (
+            patient.external_id, row.prompted_at and row.prompted_at.isoformat(),
+            row.answered_at and row.answered_at.isoformat(), row.score, row.note, row.status, row.raw_text,
+            visit.external_id if visit else "", visit.starts_at.isoformat() if visit else "",
+        )])
+    audit.record("export_checkins", "patient", patient.id)
+    session.commit()
+    name = f"checkins-{patient.external_id or patient.id}.csv".replace('"', "")
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

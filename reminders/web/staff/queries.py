@@ -1,0 +1,215 @@
+"""Reads behind the staff pages. No Flask here: each takes a session, the settings and `now`."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient
+from reminders.models.appointments import ACTIVE_STATUSES, ATTENDED_OR_PENDING
+from reminders.web.staff.charts import Infusion, MoodPoint
+
+
+def series_length(appointment: Appointment, default: int) -> int:
+    planned = appointment.course.induction_sessions_planned if appointment.course else default
+    return max(planned or default, appointment.number_in_course)
+
+
+def progress(appointment: Appointment, default_series: int) -> str:
+    if appointment.kind == "induction":
+        return f"Induction {appointment.number_in_course} of {series_length(appointment, default_series)}"
+    return "Maintenance"
+
+
+def day_has_come(appointment: Appointment, now: datetime) -> bool:
+    """A visit can be marked completed or no-show from its day on (in the patient's zone)."""
+    zone = ZoneInfo(appointment.patient.timezone)
+    return appointment.starts_at.astimezone(zone).date() <= now.astimezone(zone).date()
+
+
+# --- Today -------------------------------------------------------------------------------------
+
+@dataclass
+class VisitRow:
+    appointment: Appointment
+    patient: Patient
+    progress: str
+    messages: list[OutboxMessage] = field(default_factory=list)
+
+
+@dataclass
+class DayGroup:
+    day: date
+    visits: list[VisitRow]
+
+
+def local_day_start(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def upcoming_by_day(session: Session, settings, now: datetime, days: int = 7) -> list[DayGroup]:
+    """Visits from the start of today (clinic time) for `days` days, grouped by clinic-local day."""
+    zone = ZoneInfo(settings.clinic_timezone)
+    today = now.astimezone(zone).date()
+    start = local_day_start(today, zone)
+    end = local_day_start(today + timedelta(days=days), zone)
+    appointments = session.scalars(
+        select(Appointment)
+        .where(Appointment.starts_at >= start, Appointment.starts_at < end)
+        .order_by(Appointment.starts_at, Appointment.id)
+        .options(selectinload(Appointment.patient), selectinload(Appointment.course))
+    ).all()
+    messages: dict[int, list[OutboxMessage]] = defaultdict(list)
+    if appointments:
+        rows = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.appointment_id.in_([a.id for a in appointments]))
+            .order_by(OutboxMessage.planned_for, OutboxMessage.id)
+        ).all()
+        for row in rows:
+            messages[row.appointment_id].append(row)
+    groups: dict[date, DayGroup] = {}
+    for appointment in appointments:
+        day = appointment.starts_at.astimezone(zone).date()
+        group = groups.setdefault(day, DayGroup(day, []))
+        group.visits.append(VisitRow(appointment, appointment.patient,
+                                     progress(appointment, settings.induction_series_length),
+                                     messages.get(appointment.id, [])))
+    return [groups[day] for day in sorted(groups)]
+
+
+@dataclass
+class DueRow:
+    patient: Patient
+    last_visit: Appointment
+    reason: str
+    due_since: datetime
+    next_visit: Appointment | None
+
+
+def _next_active_visits(session: Session, now: datetime) -> dict[int, Appointment]:
+    first = (
+        select(Appointment.patient_id, func.min(Appointment.starts_at).label("first"))
+        .where(Appointment.starts_at > now, Appointment.status.in_(ACTIVE_STATUSES))
+        .group_by(Appointment.patient_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(Appointment)
+        .join(first, and_(Appointment.patient_id == first.c.patient_id, Appointment.starts_at == first.c.first))
+        .where(Appointment.status.in_(ACTIVE_STATUSES))
+    ).all()
+    return {row.patient_id: row for row in rows}
+
+
+def maintenance_due(session: Session, settings, now: datetime) -> list[DueRow]:
+    """Patients who should be booked and are not.
+
+    Maintenance: the latest visit is older than the clinic's interval and nothing is booked.
+    Induction: the series is not complete and no next infusion falls within the rebook window
+    after the last one (nothing booked, or booked too late).
+    """
+    latest = (
+        select(Appointment.patient_id, func.max(Appointment.starts_at).label("last"))
+        .where(Appointment.starts_at <= now, Appointment.status.in_(ATTENDED_OR_PENDING))
+        .group_by(Appointment.patient_id)
+        .subquery()
+    )
+    last_visits = session.scalars(
+        select(Appointment)
+        .join(latest, and_(Appointment.patient_id == latest.c.patient_id, Appointment.starts_at == latest.c.last))
+        .where(Appointment.status.in_(ATTENDED_OR_PENDING))
+        .order_by(Appointment.id)
+        .options(selectinload(Appointment.patient), selectinload(Appointment.course))
+    ).all()
+    by_patient = {visit.patient_id: visit for visit in last_visits}  # the highest id wins a tie
+    upcoming = _next_active_visits(session, now)
+    rebook = timedelta(days=settings.induction_rebook_days)
+    interval = timedelta(days=settings.maintenance_interval_days)
+    due: list[DueRow] = []
+    for visit in by_patient.values():
+        following = upcoming.get(visit.patient_id)
+        series = series_length(visit, settings.induction_series_length)
+        if visit.kind == "induction" and visit.number_in_course < series:
+            deadline = visit.starts_at + rebook
+            if following is None:
+                reason = f"Infusion {visit.number_in_course + 1} of {series} is not booked"
+            elif following.starts_at > deadline:
+                reason = (f"Infusion {visit.number_in_course + 1} of {series} is booked more than "
+                          f"{settings.induction_rebook_days} days after the last")
+            else:
+                continue
+            due.append(DueRow(visit.patient, visit, reason, deadline, following))
+        elif following is None and visit.starts_at + interval <= now:
+            days = (now - visit.starts_at).days
+            what = "induction series ended" if visit.kind == "induction" else "last maintenance visit"
+            due.append(DueRow(visit.patient, visit, f"Maintenance due: {what} {days} days ago, nothing booked",
+                              visit.starts_at + interval, None))
+    return sorted(due, key=lambda row: row.due_since)
+
+
+# --- Patient ------------------------------------------------------------------------------------
+
+@dataclass
+class TimelineItem:
+    at: datetime
+    direction: str  # out | in
+    title: str
+    body: str
+    status: str
+    channel: str
+    note: str = ""
+
+
+def timeline(session: Session, patient_id: int) -> list[TimelineItem]:
+    from reminders.web.staff.display import rule_label
+
+    items: list[TimelineItem] = []
+    for row in session.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient_id)):
+        when = row.delivered_at or row.sent_at or row.due_at
+        note = row.status_reason or row.error_message or ""
+        if row.status in ("planned", "queued") and not row.body:
+            note = note or "written from the template when it is sent"
+        items.append(TimelineItem(when, "out", rule_label(row.rule, row.kind), row.body or "", row.status,
+                                  row.channel, note))
+    for message in session.scalars(select(InboundMessage).where(InboundMessage.patient_id == patient_id)):
+        note = f"answered: {message.reply_body}" if message.reply_body else ""
+        items.append(TimelineItem(message.received_at, "in", message.classification.replace("_", " "),
+                                  message.body, "needs staff" if message.needs_staff and not message.done_at else "",
+                                  "sms", note))
+    return sorted(items, key=lambda item: item.at, reverse=True)
+
+
+def checkins(session: Session, patient_id: int) -> list[CheckIn]:
+    return list(session.scalars(
+        select(CheckIn).where(CheckIn.patient_id == patient_id)
+        .order_by(func.coalesce(CheckIn.answered_at, CheckIn.prompted_at, CheckIn.created_at), CheckIn.id)
+        .options(selectinload(CheckIn.appointment))
+    ))
+
+
+def checkin_time(checkin: CheckIn) -> datetime:
+    return checkin.answered_at or checkin.prompted_at or checkin.created_at
+
+
+def mood_points(rows: list[CheckIn]) -> list[MoodPoint]:
+    return [MoodPoint(checkin_time(row), row.score) for row in rows if row.score is not None]
+
+
+def infusion_marks(appointments: list[Appointment], now: datetime, default_series: int) -> list[Infusion]:
+    """Visits held (completed, or past and never marked otherwise)."""
+    return [
+        Infusion(a.starts_at, progress(a, default_series))
+        for a in appointments
+        if a.status == "completed" or (a.status in ACTIVE_STATUSES and a.starts_at <= now)
+    ]
+
+
+def patient_escalations(session: Session, patient_id: int) -> list[Escalation]:
+    return list(session.scalars(
+        select(Escalation).where(Escalation.patient_id == patient_id).order_by(Escalation.opened_at.desc())
+    ))

@@ -1,0 +1,176 @@
+"""Templates (admins): every message by rule and channel, an editor with a live preview, versions.
+
+The files in templates/ stay the defaults. A save adds a TemplateVersion row; the newest active
+row is what is sent. Restoring copies an old version into a new row; "reset to default"
+deactivates every version of that template.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select, update
+
+from reminders.models import TemplateVersion, utcnow
+from reminders.planning.rules import RuleSettings, default_rules
+from reminders.rendering import SUFFIXES, TemplateProblem, TemplateStore
+from reminders.web import db, settings
+from reminders.web.staff import audit, template_checks
+from reminders.web.staff.auth import current_user, guard
+from reminders.web.staff.display import rule_label
+
+bp = Blueprint("templates_admin", __name__, url_prefix="/admin/templates")
+guard(bp, admin=True)
+
+PART_LABELS = {"sms": "SMS", "subject": "Email subject", "text": "Email (plain text)", "html": "Email (HTML)"}
+PART_ORDER = ("sms", "subject", "text", "html")
+OTHER_TITLES = {"welcome": "Welcome text (first SMS to a new number)"}
+
+
+@dataclass
+class TemplateFile:
+    name: str
+    part: str
+    current: TemplateVersion | None
+
+    @property
+    def label(self) -> str:
+        return PART_LABELS[self.part]
+
+
+@dataclass
+class TemplateGroup:
+    base: str
+    title: str
+    rules: list[str] = field(default_factory=list)
+    channels: set[str] = field(default_factory=set)
+    files: list[TemplateFile] = field(default_factory=list)
+
+
+def store() -> TemplateStore:
+    return TemplateStore(settings().templates_dir, db())
+
+
+def current_versions() -> dict[str, TemplateVersion]:
+    rows = db().scalars(select(TemplateVersion).where(TemplateVersion.active)
+                        .order_by(TemplateVersion.created_at, TemplateVersion.id))
+    return {row.name: row for row in rows}  # the newest active one wins, as in TemplateStore
+
+
+def catalogue() -> tuple[list[TemplateGroup], list[TemplateGroup]]:
+    """(groups used by the clinic's rules, other templates), each with its files."""
+    groups: dict[str, TemplateGroup] = {}
+    for rule in default_rules(RuleSettings.from_settings(settings())):
+        group = groups.setdefault(rule.template, TemplateGroup(rule.template, rule_label(rule.template)))
+        group.rules.append(rule.name)
+        group.channels |= set(rule.channels)
+    others: dict[str, TemplateGroup] = {}
+    versions = current_versions()
+    for name in store().default_names():
+        part = template_checks.part_of(name)
+        base = name[: -len(SUFFIXES[part])] if name.endswith(SUFFIXES[part]) else name
+        group = groups.get(base) or others.setdefault(
+            base, TemplateGroup(base, OTHER_TITLES.get(base, base.replace("_", " ").capitalize())))
+        group.files.append(TemplateFile(name, part, versions.get(name)))
+    for group in (*groups.values(), *others.values()):
+        group.files.sort(key=lambda f: PART_ORDER.index(f.part))
+    return [g for g in groups.values() if g.files], list(others.values())
+
+
+def editable(name: str) -> str:
+    if name not in store().default_names():
+        abort(404)
+    return name
+
+
+@bp.get("/")
+def index():
+    used, others = catalogue()
+    return render_template("staff/templates_list.html", groups=used, others=others)
+
+
+def _editor(name: str, source: str, problem: TemplateProblem | None = None, status: int = 200):
+    the_store = store()
+    versions = db().scalars(select(TemplateVersion).where(TemplateVersion.name == name)
+                            .order_by(TemplateVersion.created_at.desc(), TemplateVersion.id.desc())).all()
+    current = current_versions().get(name)
+    first_preview = template_checks.preview(the_store, settings(), name, source)
+    return render_template(
+        "staff/template_edit.html", name=name, part=template_checks.part_of(name), part_label=PART_LABELS,
+        source=source, default_source=the_store.default_source(name) or "", versions=versions, current=current,
+        problem=problem, preview=first_preview if not isinstance(first_preview, TemplateProblem) else None,
+        preview_problem=first_preview if isinstance(first_preview, TemplateProblem) else None,
+    ), status
+
+
+@bp.get("/<name>")
+def edit(name: str):
+    editable(name)
+    return _editor(name, store().source(name) or "")
+
+
+@bp.post("/<name>")
+def save(name: str):
+    editable(name)
+    source = request.form.get("source", "").replace("\r\n", "\n")
+    the_store = store()
+    problem = template_checks.check(the_store, settings(), name, source)
+    if problem is not None:
+        return _editor(name, source, problem, 422)
+    if source == the_store.source(name):
+        flash("Nothing changed: no new version saved.", "info")
+        return redirect(url_for(".edit", name=name))
+    version = _add_version(name, source)
+    audit.record("save_template", "template", name, version_id=version.id)
+    db().commit()
+    flash("Saved. Messages sent from now on use this version.", "ok")
+    return redirect(url_for(".edit", name=name))
+
+
+def _add_version(name: str, source: str) -> TemplateVersion:
+    version = TemplateVersion(name=name, source=source, active=True, created_by=current_user().email,
+                              created_at=utcnow())
+    db().add(version)
+    db().flush()
+    return version
+
+
+@bp.post("/<name>/preview")
+def preview(name: str):
+    editable(name)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or not isinstance(data.get("source"), str):
+        return jsonify({"ok": False, "message": "send JSON like {\"source\": \"...\"}"}), 400
+    result = template_checks.preview(store(), settings(), name, data["source"].replace("\r\n", "\n"))
+    if isinstance(result, TemplateProblem):
+        where = f"line {result.line}" if result.line else "template"
+        return jsonify({"ok": False, "line": result.line, "reason": result.reason,
+                        "message": f"{where}: {result.reason}"}), 422
+    return jsonify(result.as_json())
+
+
+@bp.post("/<name>/versions/<int:version_id>/restore")
+def restore(name: str, version_id: int):
+    editable(name)
+    old = db().get(TemplateVersion, version_id)
+    if old is None or old.name != name:
+        abort(404)
+    problem = template_checks.check(store(), settings(), name, old.source)
+    if problem is not None:
+        return _editor(name, old.source, problem, 422)
+    version = _add_version(name, old.source)
+    audit.record("restore_template", "template", name, version_id=version.id, restored_from=old.id)
+    db().commit()
+    flash(f"Version {old.id} restored as version {version.id}.", "ok")
+    return redirect(url_for(".edit", name=name))
+
+
+@bp.post("/<name>/reset")
+def reset(name: str):
+    editable(name)
+    db().execute(update(TemplateVersion).where(TemplateVersion.name == name, TemplateVersion.active)
+                 .values(active=False))
+    audit.record("reset_template", "template", name)
+    db().commit()
+    flash("Back to the default text from templates/. Earlier versions stay listed and can be restored.", "ok")
+    return redirect(url_for(".edit", name=name))

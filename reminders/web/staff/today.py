@@ -1,0 +1,24 @@
+"""Today: the week's visits by day with their messages, who needs booking, and open escalations."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from reminders.models import utcnow
+from reminders.web import db, settings
+from reminders.web.staff import display, queries
+from reminders.web.staff.auth import guard
+
+bp = Blueprint("today", __name__)
+guard(bp)
+
+
+@bp.get("/")
+def index():
+    now = utcnow()
+    zone = display.clinic_zone()
+    groups = queries.upcoming_by_day(db(), settings(), now)
+    due = queries.maintenance_due(db(), settings(), now)
+    return render_template(
+        "staff/today.html", groups=groups, due=due, today=now.astimezone(zone).date(),
+        day_heading=display.day_heading, zone_name=settings().clinic_timezone, now=now,
+    )

@@ -1,0 +1,85 @@
+"""Staff accounts (admins): list, create, deactivate or reactivate, and unlock after a lockout."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from reminders.models import AuditEntry, StaffUser, utcnow
+from reminders.models.staff import ROLES
+from reminders.web import db
+from reminders.web.staff import audit
+from reminders.web.staff.accounts import MIN_PASSWORD_LENGTH, AccountError, create_user
+from reminders.web.staff.auth import current_user, guard
+
+bp = Blueprint("users", __name__, url_prefix="/admin")
+guard(bp, admin=True)
+AUDIT_PAGE = 200
+
+
+def _users():
+    return db().scalars(select(StaffUser).order_by(StaffUser.active.desc(), func.lower(StaffUser.email))).all()
+
+
+def _page(error: str | None = None, values: dict | None = None, status: int = 200):
+    return render_template("staff/users.html", users=_users(), roles=ROLES, error=error,
+                           values=values or {"email": "", "role": "staff"}, min_length=MIN_PASSWORD_LENGTH,
+                           now=utcnow()), status
+
+
+@bp.get("/users")
+def index():
+    return _page()
+
+
+@bp.post("/users")
+def create():
+    values = {"email": request.form.get("email", "").strip(), "role": request.form.get("role", "staff")}
+    try:
+        user = create_user(db(), values["email"], values["role"], request.form.get("password", ""))
+    except AccountError as exc:
+        db().rollback()
+        return _page(str(exc), values, 422)
+    audit.record("create_user", "staff_user", user.id, email=user.email, role=user.role)
+    db().commit()
+    flash(f"{user.email} can now sign in as {user.role}.", "ok")
+    return redirect(url_for(".index"))
+
+
+def _get(user_id: int) -> StaffUser:
+    user = db().get(StaffUser, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.post("/users/<int:user_id>/active")
+def set_active(user_id: int):
+    user = _get(user_id)
+    active = request.form.get("active") == "1"
+    if user.id == current_user().id and not active:
+        flash("You cannot deactivate your own account.", "error")
+        return redirect(url_for(".index"))
+    if user.active != active:
+        user.active = active
+        audit.record("activate_user" if active else "deactivate_user", "staff_user", user.id, email=user.email)
+        db().commit()
+        flash(f"{user.email} {'reactivated' if active else 'deactivated: they are signed out and cannot sign in'}.",
+              "ok")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/users/<int:user_id>/unlock")
+def unlock(user_id: int):
+    user = _get(user_id)
+    user.locked_until, user.failed_logins = None, 0
+    audit.record("unlock_user", "staff_user", user.id, email=user.email)
+    db().commit()
+    flash(f"{user.email} is unlocked.", "ok")
+    return redirect(url_for(".index"))
+
+
+@bp.get("/audit")
+def audit_log():
+    entries = db().scalars(select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+                           .limit(AUDIT_PAGE)).all()
+    return render_template("staff/audit.html", entries=entries, limit=AUDIT_PAGE)
