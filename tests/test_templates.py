@@ -1,0 +1,109 @@
+"""The default texts: what a patient's phone shows, what it costs, and that templates stay safe."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reminders.channels.segments import gsm_safe, sms_length
+from reminders.config import Settings
+from reminders.planning.rules import RuleSettings, default_rules
+from reminders.rendering import SUFFIXES, TemplateStore, render, sample_context, validate
+
+SETTINGS = Settings(clinic_name="The Infusion Clinic")
+STORE = TemplateStore(SETTINGS.templates_dir)
+CONTEXT = sample_context(SETTINGS)
+SMS_TEMPLATES = [name for name in STORE.default_names() if name.endswith(".sms.j2")]
+# Lock screens show texts: no drug, no diagnosis.
+PRIVATE_WORDS = re.compile(
+    r"ketamine|esketamine|spravato|depress|ptsd|ocd|bipolar|anxiety|suicid|psychiatr|mental|diagnos|treatment-resistant|pain",
+    re.IGNORECASE,
+)
+
+
+# Segment counts with the sample patient and visit: a change that makes a text cost more shows here.
+@pytest.mark.parametrize("name, segments", [
+    ("welcome.sms.j2", 2),
+    ("first_induction_72h.sms.j2", 3),
+    ("first_induction_24h.sms.j2", 2),
+    ("induction_24h.sms.j2", 2),
+    ("maintenance_7d.sms.j2", 1),
+    ("maintenance_24h.sms.j2", 2),
+    ("checkin_day_after.sms.j2", 2),
+    ("checkin_weekly.sms.j2", 2),
+    ("rebook_nudge.sms.j2", 1),
+])
+def test_sms_texts_are_gsm7_with_a_known_segment_count(name, segments):
+    length = sms_length(render(STORE, name, CONTEXT))
+    assert (length.encoding, length.segments) == ("GSM-7", segments)
+
+
+def test_every_sms_template_is_counted_above():
+    counted = {"welcome", "first_induction_72h", "first_induction_24h", "induction_24h", "maintenance_7d",
+               "maintenance_24h", "checkin_day_after", "checkin_weekly", "rebook_nudge"}
+    assert {name.removesuffix(".sms.j2") for name in SMS_TEMPLATES if not name.startswith(("reply_", "staff_"))} == counted
+
+
+@pytest.mark.parametrize("name", SMS_TEMPLATES)
+def test_sms_texts_name_no_drug_or_diagnosis(name):
+    text = STORE.default_source(name) + render(STORE, name, CONTEXT)
+    assert not PRIVATE_WORDS.search(text), PRIVATE_WORDS.search(text)
+
+
+def test_every_rule_has_a_template_for_each_channel_it_can_use():
+    for rule in default_rules(RuleSettings()):
+        needed = ["sms"] if rule.strict_channels else ["sms", "subject", "text"]
+        for part in needed:
+            assert STORE.exists(rule.template + SUFFIXES[part]), (rule.name, part)
+
+
+def test_every_default_template_renders_with_strict_undefined():
+    for name in STORE.default_names():
+        assert validate(STORE, name, STORE.default_source(name), CONTEXT) is None, name
+
+
+def test_first_infusion_email_carries_the_whole_preparation_list():
+    text = render(STORE, "first_induction_72h.email.txt.j2", CONTEXT)
+    for item in ("no solid food for 6 hours", "no liquids for 2 hours", "usual medications unless your prescriber",
+                 "Do not drive", "comfortable clothes", "Arrive 15 minutes early", "list of all your current medications"):
+        assert item in text, item
+
+
+def test_html_email_escapes_what_it_prints():
+    context = {**CONTEXT, "patient": {"first_name": "<script>x</script>", "last_name": ""}}
+    html = render(STORE, "first_induction_72h.email.html.j2", context)
+    assert "<script>x" not in html and "&lt;script&gt;" in html
+
+
+def test_an_undefined_variable_is_refused_with_its_line():
+    problem = validate(STORE, "x.sms.j2", "Hi {{ patient.first_name }}\nyour visit is {{ visit.dat }}", CONTEXT)
+    assert problem is not None and problem.line == 2 and "dat" in problem.reason
+
+
+def test_a_syntax_error_is_refused_with_its_line():
+    problem = validate(STORE, "x.sms.j2", "line one\n{% if visit.is_first %}\nno end", CONTEXT)
+    assert problem is not None and problem.line == 3
+
+
+@pytest.mark.parametrize("source", [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ patient.__class__ }}{{ self._TemplateReference__context }}",
+    "{{ lipsum.__globals__['os'] }}",
+])
+def test_the_sandbox_keeps_templates_away_from_python_internals(source):
+    assert validate(STORE, "x.sms.j2", source, CONTEXT) is not None
+
+
+def test_copy_pasted_curly_quotes_do_not_force_ucs2():
+    assert sms_length(gsm_safe("It\u2019s \u201cfine\u201d \u2014 see you")).encoding == "GSM-7"
+
+
+@pytest.mark.parametrize("text, encoding, segments", [
+    ("", "GSM-7", 0), ("a" * 160, "GSM-7", 1), ("a" * 161, "GSM-7", 2), ("a" * 306, "GSM-7", 2), ("a" * 307, "GSM-7", 3),
+    ("[" * 80, "GSM-7", 1), ("[" * 81, "GSM-7", 2), ("é" * 160, "GSM-7", 1),
+    ("ç" * 70, "UCS-2", 1), ("ç" * 71, "UCS-2", 2), ("😀" * 35, "UCS-2", 1), ("😀" * 36, "UCS-2", 2),
+])
+def test_segment_counting(text, encoding, segments):
+    length = sms_length(text)
+    assert (length.encoding, length.segments) == (encoding, segments)
