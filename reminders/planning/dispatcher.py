@@ -65,7 +65,7 @@ def claim_for_sending(session: Session, outbox_id: int, now: datetime) -> bool:
     """The one place a row becomes `sending`: exactly one caller can win it."""
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == QUEUED)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == QUEUED, OutboxMessage.due_at <= now)
         .values(status=SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )

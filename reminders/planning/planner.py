@@ -28,8 +28,12 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(OutboxMessage).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return session.execute(stmt).rowcount or 0
+    stmt = (
+        insert(OutboxMessage).values(rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    return len(session.execute(stmt).all())
 
 
 def visit_facts(appointment: Appointment, patient: Patient, rs: RuleSettings) -> Visit:
@@ -68,9 +72,11 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
         message = wanted.get(row.dedupe_key)
         if message is None:
             reason = "visit canceled" if appointment.status == "canceled" else "no longer applies"
-            row.status, row.status_reason = CANCELED, reason
-        elif row.status == PLANNED and (row.planned_for, row.due_at) != (message.planned_for, message.due_at):
-            row.planned_for, row.due_at = message.planned_for, message.due_at  # moved with the visit
+            _update_if_pending(session, row.id, status=CANCELED, status_reason=reason)
+        elif (row.planned_for, row.due_at) != (message.planned_for, message.due_at):
+            # A queued row goes back to planned: its task, if still in the broker, finds
+            # nothing to claim, and the row leaves again at the visit's new time.
+            _update_if_pending(session, row.id, status=PLANNED, planned_for=message.planned_for, due_at=message.due_at)
     new_rows = [
         {
             "dedupe_key": key, "patient_id": patient.id, "appointment_id": appointment.id,
@@ -82,6 +88,16 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
     ]
     appointment.needs_planning = False
     return insert_ignoring_duplicates(session, new_rows)
+
+
+def _update_if_pending(session: Session, outbox_id: int, **values) -> None:
+    """Change a row only while no sender has claimed it."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.status.in_(PENDING_STATUSES))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int = 500) -> int:
