@@ -18,6 +18,17 @@ from tests.helpers import book, outbox, patient, sent
 VISIT = "2026-12-10T10:00:00-05:00"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request, configure, tmp_path):
+    """Every test here runs on SQLite (the default) and on PostgreSQL."""
+    from reminders.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'reminders.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    result = configure(DATABASE_URL=url)
+    upgrade(url)
+    return result
+
+
 def tick(settings, when: str):
     return run_pass(settings, at(when))
 
