@@ -15,7 +15,7 @@ from reminders.channels import Channel, channels_for
 from reminders.config import Settings
 from reminders.db import session_factory
 from reminders.inbound.escalations import plan_due_alerts
-from reminders.planning.dispatcher import claim_due, mark_unknown_sends, requeue_lost
+from reminders.planning.dispatcher import claim_due, mark_unknown_sends, queue_now, requeue_lost
 from reminders.planning.planner import plan_pending
 from reminders.planning.rules import RuleSettings
 from reminders.sending import Sender
@@ -54,15 +54,16 @@ def run_pass(settings: Settings, now: datetime, *, sessions: sessionmaker[Sessio
     return result
 
 
-
 def send_soon(settings: Settings, ids: Iterable[int], now: datetime,
               sessions: sessionmaker[Session] | None = None) -> None:
     """Send rows that must not wait for the next pass (crisis alerts).
 
-    With a broker they go to the workers; without one they are sent here and now. Either way
-    the rows are already queued in the database, so the next pass covers a lost hand-off.
+    With a broker they go to the workers; without one they are sent here and now. The rows are
+    queued in the database first, so the next pass covers a hand-off that got lost.
     """
-    ids = list(ids)
+    sessions = sessions or session_factory(settings.effective_database_url)
+    with sessions() as session:
+        ids = queue_now(session, list(ids), now)
     if not ids:
         return
     if settings.redis_url:
@@ -71,7 +72,6 @@ def send_soon(settings: Settings, ids: Iterable[int], now: datetime,
         for outbox_id in ids:
             send_message.delay(outbox_id)
         return
-    sessions = sessions or session_factory(settings.effective_database_url)
     sender = Sender(sessions, settings, channels_for(settings))
     for outbox_id in ids:
         sender.send(outbox_id, now)

@@ -34,6 +34,21 @@ def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
     return sorted(ids)
 
 
+def queue_now(session: Session, ids: list[int], now: datetime) -> list[int]:
+    """Queue these `planned` rows at once (crisis alerts), making them due now."""
+    if not ids:
+        return []
+    queued = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == PLANNED)
+        .values(status=QUEUED, queued_at=now, due_at=now, updated_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(queued)
+
+
 def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFTER) -> list[int]:
     ids = session.scalars(
         update(OutboxMessage)
