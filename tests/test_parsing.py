@@ -28,6 +28,7 @@ STOP_TEXTS = [
     "stop please", "please stop", "Please STOP.", "STOP texting me", "stop messaging me",
     "unsubscribe me", "Stop, thank you", "stop sending me these", "stop now", "Stop 🛑",
     "🛑 STOP 🛑", "stoooop", "STOPPP", "ＳＴＯＰ", "quit texting me",
+    "STOP sending me these stupid texts", "Stop messaging this number", "unsubscribe me from these reminders",
 ]
 START_TEXTS = ["START", "start", "Start!", "UNSTOP", "unstop", "un-stop", "YES", "yes", "Yes.", " yes! ", "yesss"]
 HELP_TEXTS = ["HELP", "help", "Help?", "help!", "INFO", "info", "Info."]
@@ -151,7 +152,9 @@ SCORES = [
     ("8 thanks!", 8, ""), ("9.", 9, ""), ("6ish", 6, ""), ("6-ish", 6, ""),
     ("honestly a 4", 4, ""), ("I would say 6", 6, ""), ("6 (headache)", 6, "headache"),
     ("a low 3 today, dizzy after the infusion", 3, "dizzy after the infusion"),
-    ("Mood: 7", 7, ""), ("on a scale of 1 to 10 I'm a 6", 6, None),
+    ("Mood: 7", 7, ""), ("I'm at a 4", 4, ""), ("I'd give it a 7", 7, ""),
+    ("8. Slept well", 8, "Slept well"), ("mood 5. some dizziness after", 5, "some dizziness after"),
+    ("0 I want to end it all", 0, "I want to end it all"), ("on a scale of 1 to 10 I'm a 6", 6, None),
 ]
 DERIVED = [("6.5", 7), ("6.4", 6), ("4.5", 5), ("5-6", 5), ("5 - 6", 5), ("5 or 6", 5),
            ("5-6/10", 5), ("6.5/10", 7), ("I'd say a 5 or 6", 5), ("9.5", 10)]
@@ -187,7 +190,8 @@ NOT_SCORES = [
     "3/4", "2024-05-01", "1.5.2", "running 10 minutes late", "I'll be there by 9",
     "I took 2 advil", "Room 4", "call me at 5", "I have a 2 year old", "one more question",
     "no one called me back", "was a 3 yesterday and a 6 today", "3/10 yesterday but 6/10 today",
-    "can we do 3/10 at 2pm?", "$5", "#4", "50%", "I slept 6 hours",
+    "can we do 3/10 at 2pm?", "$5", "#4", "50%", "I slept 6 hours", "3 pm works",
+    "5/10 but better than last week (was 3/10)",
 ]
 
 
@@ -224,6 +228,9 @@ CRISIS_TEXTS = [
     "im a burden to everyone", "everyone would be better off without me", "S U I C I D E",
     "ＫＩＬＬ ＭＹＳＥＬＦ", "suícide", "kill\u200bmyself", "w4nt to d1e", "wanna d!e",
     "7 but I want to die", "I wish I could die", "I'm tired of living", "I want to be dead",
+    "I'm going to end things", "k.m.s", "i wanna kms", "I feel hopeless",
+    "nobody would care if I was gone", "I want to disappear", "I took a bunch of pills",
+    "I have a plan to end my life", "Stop texting me I want to die",
 ]
 NOT_CRISIS_TEXTS = [
     "see you tuesday", "on a diet", "I studied", "I studied the instructions", "good morning",

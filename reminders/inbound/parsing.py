@@ -17,7 +17,9 @@ Kinds, checked in this order (the first that fits wins):
                     END and REVOKE must stand alone: "cancel please" usually means the
                     appointment, "the end" is not a request; or
                 (c) the first word is STOP, STOPALL, UNSUBSCRIBE or OPTOUT and the message
-                    holds crisis language ("STOP i want to kill myself").
+                    holds crisis language ("STOP i want to kill myself") or speaks of the
+                    messages themselves ("STOP sending me these stupid texts"): US rules
+                    count such a sentence as revoking consent.
                 Anything else is not an opt-out ("please don't stop sending", "I need to
                 cancel my appointment", "end it all").
 ``start``       opt back in: every word is START, UNSTOP or YES (same folding, no extra
@@ -28,7 +30,9 @@ Kinds, checked in this order (the first that fits wins):
 ``reschedule``  "R", "reschedule", "need to reschedule", "can I reschedule?", a bare 3
                 when not expecting a score, or (after the score check) any text with a
                 word starting "resched" and no "no/not/don't/never" in the 3 words before.
-``score``       a mood score 0 (worst) to 10 (best); see `_find_score`.
+``score``       a mood score 0 (worst) to 10 (best); see `_find_score`.  ``note`` is the
+                rest of the text ("6, bit of a headache" -> "bit of a headache"), or the
+                whole text when the score was rounded ("6.5" -> 7) or a range ("5-6" -> 5).
 ``free_text``   everything else; ``note`` holds the stripped text.
 
 ``crisis_terms`` is filled on every kind, from `detect_crisis`.
@@ -118,9 +122,10 @@ def _phrase(phrase: str) -> str:
 _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
     "suicide": (
         "suicid*", "sucid*", "suisid*", "suicd*", "suiced*", "suecid*", "siucid*",
-        "suside*", "sewer slide*", "un alive*", "kms", "kys", "self delet*",
+        "suside*", "sewer slide*", "un alive*", "k m s", "k y s", "self delet*",
         "kil* my self", "end* it all", "end* my life", "end* my own life", "to end it",
-        "end* everything", "tak* my own life", "tak* my life", "took my own life",
+        "end* everything", "end* things", "tak* my own life", "tak* my life",
+        "took my own life",
         "hang* my self", "shoot* my self", "drown* my self", "poison* my self",
         "jump* off", "jump* in front of", "gun to my head", "blow my brains",
     ),
@@ -131,6 +136,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "not ... want* to ... live", "not ... want* to be alive", "not ... want* to exist",
         "not ... want* to be ... here", "not ... want* to wake up",
         "longer want* to live", "tired of living", "tired of being alive",
+        "want* to disappear", "disappear forever",
     ),
     "self-harm": (
         "hurt* my self", "harm* my self", "self harm*", "self injur*", "cut* my self",
@@ -148,7 +154,8 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "this is good bye", "am a burden", "being a burden", "such a burden",
         "burden to every*", "burden on every*", "better off without me",
         "nothing to live for", "no reason to live", "no point in living",
-        "no point living", "no point in life",
+        "no point living", "no point in life", "hopeless*", "no hope", "am worthless",
+        "tired of every thing", "care if i ... gone", "better off if i ... gone",
     ),
 }
 _CRISIS_RES = {
@@ -183,9 +190,10 @@ def _crisis_readings(text: str) -> tuple[list[str], list[str], str]:
     plain and two leetspeak spellings (1 as i, 1 as l); the same squashed (letters repeated
     in a row counted once); and the plain squashed one with no spaces at all."""
     base = re.sub(r"\bod'd\b", "od", _fold(text))  # "OD'd" would otherwise read "odd"
-    plain = [" ".join(_crisis_words(v)) for v in (base, base.translate(_LEET_I), base.translate(_LEET_L))]
+    spellings = (base, base.translate(_LEET_I), base.translate(_LEET_L))
+    plain = [" ".join(_crisis_words(v)) for v in spellings]
     squashed = [_squash(v) for v in plain]
-    return plain, squashed, squashed[0].replace(" ", "")
+    return plain, squashed, _squash(re.sub(r"[\W_]+", "", base))
 
 
 def detect_crisis(text: str) -> tuple[str, ...]:
@@ -228,6 +236,7 @@ def _join_pairs(words: list[str]) -> list[str]:
 
 
 def _keyword_kind(words: list[str], crisis: tuple[str, ...]) -> str | None:
+    """"stop", "start", "help" or None, by the rules in the module docstring."""
     keys = _join_pairs([_squash(w) for w in words])
     core = {k for k in keys if k not in _POLITE}
     polite = len(core) < len(set(keys))
@@ -237,25 +246,36 @@ def _keyword_kind(words: list[str], crisis: tuple[str, ...]) -> str | None:
         return "start"
     if not polite and core and core <= _HELP:
         return "help"
-    if crisis and keys[0] in _OUT_LEADING:
+    if keys[0] in _OUT_LEADING and (crisis or _ABOUT_MESSAGES & set(keys)):
         return "stop"
     return None
 
 
+# Words that show a leading STOP is about the texts, not about something else.
+_ABOUT_MESSAGES = frozenset(
+    "text texts texting txt txts message messages messaging msg msgs sms sending send contacting "
+    "contact reminders reminder spam spamming bothering number".split()
+)
+
+
 # ---------------------------------------------------------------- confirm / reschedule
 
-_PRE = r"(?:ok|okay|k|yes|yeah|yep|yup|sure|great|perfect|hi|hello|hey|thanks|thank you|thx|ty|please|pls)\s+"
-_POST = r"\s+(?:thanks|thank you|thx|ty|please|pls|ok|great|bye|see you(?: then| there| soon)?)"
-_WHAT = r"(?:\s+(?:my\s+|the\s+)?(?:appointment|appt|visit|infusion|session|booking))?"
+# Matched against the words joined by single spaces ("I'll" is "ill").
+_PRE = (
+    r"(?:(?:ok|okay|k|yes|yeah|yep|yup|sure|great|perfect|hi|hello|hey"
+    r"|thanks|thank you|thx|ty|please|pls) )*"
+)
+_POST = r"(?: (?:thanks|thank you|thx|ty|please|pls|ok|great|bye|see you(?: then| there| soon)?))*"
+_WHAT = r"(?: (?:my |the )?(?:appointment|appt|visit|infusion|session|booking))?"
 _CONFIRM_RE = re.compile(
-    rf"(?:{_PRE})*(?:c|confirm|confirmed|confirming|i confirm|(?:i\s+)?(?:ill|will|shall)\s+be\s+there)"
-    rf"{_WHAT}(?:{_POST})*"
+    rf"{_PRE}(?:c|confirm|confirmed|confirming|i confirm|(?:i )?(?:ill|will|shall) be there)"
+    rf"{_WHAT}{_POST}"
 )
 _RESCHEDULE_RE = re.compile(
-    rf"(?:{_PRE})*(?:r|resched|reschedule|(?:i\s+)?(?:need|want|would like|id like|have)\s+to\s+reschedule"
-    rf"|(?:can|could|may)\s+i\s+reschedule|please reschedule){_WHAT}(?:{_POST})*"
+    rf"{_PRE}(?:r|resched|reschedule|(?:i )?(?:need|want|would like|id like|have) to reschedule"
+    rf"|(?:can|could|may) i reschedule|please reschedule){_WHAT}{_POST}"
 )
-_NEGATIONS = {"no", "not", "dont", "never", "nevermind", "nope", "didnt", "doesnt", "wont", "without"}
+_NEGATIONS = set("no not dont never nevermind nope didnt doesnt wont without".split())
 
 
 def _asks_reschedule(words: list[str]) -> bool:
@@ -267,7 +287,9 @@ def _asks_reschedule(words: list[str]) -> bool:
 
 # ---------------------------------------------------------------- mood scores
 
-_NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())
+}
 _NUM = r"(?:[0-9]+(?:\.[0-9]+)?|" + "|".join(_NUMBER_WORDS) + ")"
 _OUT_OF_RANGE = Decimal(999)
 _RANGE = rf"(?P<a>{_NUM})(?:\s*(?:-|–|—|to|or)\s*(?P<b>{_NUM}))?"
@@ -277,9 +299,10 @@ _SCALE_RE = re.compile(
 )
 _TOKEN_RE = re.compile(rf"{_NOT_AFTER}{_RANGE}(?:\s*-?\s*ish)?(?!\w|%|[-.:/]\d)", re.I)
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_NEXT_WORD_RE = re.compile(r"\s*[^\W_]+(?:'[^\W_]+)*")
 
 _ADJECTIVES = {"low", "high", "good", "strong", "weak", "decent", "steady", "shaky", "bad"}
-_STRONG_CUES = {"a", "an", "mood", "moods", "score", "rating", "rate", "rated", "solid", "say", "level"}
+_STRONG_CUES = set("a an mood moods score rating rate rated solid say level".split())
 _WEAK_CUES = {"about", "maybe", "probably", "prob", "honestly", "like", "feeling", "feel", "felt",
               "im", "its", "is", "was"}
 _BLOCKERS = {"at", "by", "until", "till", "til", "before", "from", "on", "of", "room", "suite",
@@ -292,9 +315,10 @@ _FOLLOWERS = set(
 _ALL_CUES = _STRONG_CUES | _WEAK_CUES | _ADJECTIVES
 _NOTE_FILLER = _ALL_CUES | set(
     "i id ive my it would today tonight now right overall out 10 ten so pretty much ish "
+    "at give gives giving guess think "
     "thanks thank you thx ty ok okay lol".split()
 )
-_NOTE_LEADERS = {"but", "and", "today", "tonight", "now", "though", "tho", "with", "w", "so", "overall"}
+_NOTE_LEADERS = set("but and today tonight now though tho with w so overall".split())
 _SEPARATORS = ",;:-–—.!?()/"
 
 
@@ -332,7 +356,7 @@ def _value(m: re.Match[str]) -> tuple[int, bool]:
 
 def _cue_start(text: str, pos: int) -> int:
     """Move `pos` back over the cue words right before it ("I'd say a" 6)."""
-    for w in reversed(list(_WORD_RE.finditer(text[:pos]))):
+    for w in reversed(list(_WORD_RE.finditer(text, max(0, pos - 80), pos))):
         if w.group().lower().replace("'", "") not in _ALL_CUES or text[w.end():pos].strip():
             break
         pos = w.start()
@@ -341,22 +365,20 @@ def _cue_start(text: str, pos: int) -> int:
 
 def _scoreish(text: str, m: re.Match[str], expecting: bool, scale: bool) -> bool:
     """Is this number a score, judged by the words around it?"""
-    before, after = text[: m.start()], text[m.end():]
+    before = text[max(0, m.start() - 80): m.start()]
     prev = _words_of(before)[-2:]
-    rest = after.lstrip()
-    next_words = _words_of(rest)
-    next_word = next_words[0] if next_words and rest[:1].isalnum() else None
+    following = _NEXT_WORD_RE.match(text, m.end())
+    next_word = _words_of(following.group())[0] if following else None
     if prev and prev[-1] in _BLOCKERS:
         return False
     if scale:
         return next_word not in {"at", "am", "pm"}
     if next_word is not None and next_word not in _FOLLOWERS:
         return False
-    if not prev or _STRONG_CUES & set(prev):
+    if not _WORD_RE.search(text, 0, m.start()) or _STRONG_CUES & set(prev):
         return True
-    last_char = before.rstrip()[-1:]
-    trailing = not next_words and last_char != "" and last_char in _SEPARATORS
-    return expecting and (prev[-1] in _WEAK_CUES or trailing)
+    trailing = not _WORD_RE.search(text, m.end()) and before.rstrip()[-1:] in tuple(_SEPARATORS)
+    return expecting and (bool(prev) and prev[-1] in _WEAK_CUES or trailing)
 
 
 def _candidates(text: str, expecting: bool) -> list[_Score]:
@@ -365,7 +387,7 @@ def _candidates(text: str, expecting: bool) -> list[_Score]:
     found = []
     for m in matches:
         value, derived = _value(m)
-        alone = not scale and not _words_of(text[: m.start()] + " " + text[m.end():])
+        alone = not (scale or _WORD_RE.search(text, 0, m.start()) or _WORD_RE.search(text, m.end()))
         found.append(_Score(value, _cue_start(text, m.start()), m.end(), derived, alone))
     return found
 
@@ -420,8 +442,8 @@ def read_reply(text: str, *, expecting_score: bool = False) -> Reading:
         return Reading("empty", crisis_terms=crisis)
     keyword = _keyword_kind(words, crisis)
     if keyword:
-        extra = keyword == "stop" and len(words) > 1 and crisis
-        return Reading(keyword, note=text.strip() if extra else "", crisis_terms=crisis)
+        with_words = keyword == "stop" and bool(crisis)  # rule (c): keep what they wrote
+        return Reading(keyword, note=text.strip() if with_words else "", crisis_terms=crisis)
     joined = " ".join(words)
     if _CONFIRM_RE.fullmatch(joined):
         return Reading("confirm", crisis_terms=crisis)
@@ -430,7 +452,9 @@ def read_reply(text: str, *, expecting_score: bool = False) -> Reading:
     return _score_or_rest(text, words, expecting_score, crisis)
 
 
-def _score_or_rest(text: str, words: list[str], expecting: bool, crisis: tuple[str, ...]) -> Reading:
+def _score_or_rest(
+    text: str, words: list[str], expecting: bool, crisis: tuple[str, ...]
+) -> Reading:
     clean = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
     clean = "".join(c for c in clean if unicodedata.category(c) != "Cf")
     score = _find_score(clean, expecting)
