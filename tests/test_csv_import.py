@@ -95,6 +95,12 @@ def test_every_bad_row_is_reported_with_its_line_and_the_good_rows_still_go_in(s
     assert "2 created" in output and "1 rejected" in output
 
 
+def test_last_name_and_other_optional_cells_may_be_blank(settings, tmp_path):
+    row = "a3,p3,Lee,,+12025550111,,America/New_York,,induction,2026-12-10T10:00:00-05:00,,,"
+    code, output = run_import(write(tmp_path, row))
+    assert code == 0 and "1 created" in output, output
+
+
 def test_an_appointment_id_reused_for_another_patient_is_refused(settings, tmp_path):
     stolen = GOOD[1].replace("a2,p2", "a1,p2")
     code, output = run_import(write(tmp_path, GOOD[0], stolen))

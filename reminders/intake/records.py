@@ -46,7 +46,7 @@ class PatientRecord(BaseModel):
 
     external_id: str
     first_name: str
-    last_name: str = ""
+    last_name: str | None = ""
     phone: str | None = None
     email: str | None = None
     timezone: str

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 
 from reminders.web.staff import display
 
+STAFF_SESSION_LIFETIME = timedelta(hours=12)
 STAFF_BLUEPRINTS = ("auth", "today", "escalations", "patients", "inbox", "visits", "templates_admin", "users")
 
 # Staff pages carry patient data: no caching, no framing, and nothing loaded from elsewhere
@@ -32,7 +33,8 @@ def register_staff_ui(app: Flask) -> None:
     from reminders.web.staff import (auth, escalations, inbox, patients, templates_admin, today, users,
                                      visits)
 
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
+    if app.config["PERMANENT_SESSION_LIFETIME"] == Flask.default_config["PERMANENT_SESSION_LIFETIME"]:
+        app.config["PERMANENT_SESSION_LIFETIME"] = STAFF_SESSION_LIFETIME  # a shift, not Flask's 31 days
     for module in (auth, today, escalations, patients, inbox, visits, templates_admin, users):
         app.register_blueprint(module.bp)
 

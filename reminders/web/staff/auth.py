@@ -62,7 +62,7 @@ def _dummy_hash() -> str:
     return hasher.hash("not a password anyone has")
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only a path on this site: never an absolute URL an attacker chose."""
     if target:
         parts = urlsplit(target)
@@ -76,7 +76,7 @@ def _safe_next(target: str | None) -> str:
 def login():
     if request.method == "GET":
         if current_user() is not None:
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
         return render_template("staff/login.html", email="", error=None, next=request.args.get("next", ""))
 
     email = request.form.get("email", "").strip().lower()[:254]
@@ -119,7 +119,7 @@ def login():
     session.clear()  # a fresh session: nothing from before sign-in carries over
     session[SESSION_KEY] = user.id
     session.permanent = True
-    return redirect(_safe_next(next_target))
+    return redirect(safe_next(next_target))
 
 
 def _locked_message(user: StaffUser, now) -> str:

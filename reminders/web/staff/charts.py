@@ -47,6 +47,9 @@ def mood_chart(points: list[MoodPoint], infusions: list[Infusion], zone: str, *,
         if end - start < timedelta(days=2):  # one day (or one point): give it room on both sides
             middle = start + (end - start) / 2
             start, end = middle - timedelta(days=1), middle + timedelta(days=1)
+        else:  # a little air so the first and last marks do not sit on the frame
+            pad = (end - start) * 0.04
+            start, end = start - pad, end + pad
     else:
         start = end = None
 

@@ -20,6 +20,8 @@ def series_length(appointment: Appointment, default: int) -> int:
 
 
 def progress(appointment: Appointment, default_series: int) -> str:
+    if appointment.status == "canceled":  # a canceled visit keeps no place in the series
+        return appointment.kind.capitalize()
     if appointment.kind == "induction":
         return f"Induction {appointment.number_in_course} of {series_length(appointment, default_series)}"
     return "Maintenance"

@@ -24,18 +24,28 @@ def part_of(name: str) -> str:
     return "text"
 
 
-def sample_contexts(settings, name: str) -> list[dict]:
+VISIT_VARIANTS = (
+    {},
+    {"is_first": True, "number": 1},
+    {"kind": "maintenance", "number": 1, "is_first": False},
+    {"location": ""},
+)
+
+
+def sample_contexts(store: TemplateStore, settings, name: str) -> list[dict]:
+    """The contexts a candidate must render in: each one its default renders in.
+
+    Some messages go without a visit (the welcome text, most replies to a patient's text). When
+    the default copes with `visit` being None, an edited version must cope too.
+    """
     base = sample_context(settings)
-    if name.startswith("welcome."):
-        return [{**base, "visit": None}]  # the welcome text is sent without a visit
-    visit = base["visit"]
-    variants = (
-        {},
-        {"is_first": True, "number": 1},
-        {"kind": "maintenance", "number": 1, "is_first": False},
-        {"location": ""},
-    )
-    return [{**base, "visit": {**visit, **change}} for change in variants]
+    contexts = [{**base, "visit": {**base["visit"], **change}} for change in VISIT_VARIANTS]
+    contexts.append({**base, "visit": None})
+    default = store.default_source(name)
+    if default is None:
+        return contexts[:-1]
+    working = [context for context in contexts if validate(store, name, default, context) is None]
+    return working or contexts[:1]
 
 
 class CandidateStore(TemplateStore):
@@ -56,13 +66,14 @@ def check(store: TemplateStore, settings, name: str, source: str) -> TemplatePro
         return TemplateProblem(name, None, "the template is empty")
     if len(source) > MAX_SOURCE:
         return TemplateProblem(name, None, f"the template is longer than {MAX_SOURCE} characters")
-    contexts = sample_contexts(settings, name)
+    contexts = sample_contexts(store, settings, name)
     candidate = CandidateStore(store, name, source)
     for context in contexts:
         problem = validate(candidate, name, source, context)
         if problem is not None:
             return problem
-    return _unknown_names(candidate, name, source, contexts[0])
+    with_visit = [context for context in contexts if context["visit"] is not None]
+    return _unknown_names(candidate, name, source, (with_visit or contexts)[0])
 
 
 def _unknown_names(store: TemplateStore, name: str, source: str, context: dict) -> TemplateProblem | None:

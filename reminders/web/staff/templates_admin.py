@@ -22,9 +22,32 @@ from reminders.web.staff.display import rule_label
 bp = Blueprint("templates_admin", __name__, url_prefix="/admin/templates")
 guard(bp, admin=True)
 
-PART_LABELS = {"sms": "SMS", "subject": "Email subject", "text": "Email (plain text)", "html": "Email (HTML)"}
+PART_LABELS = {"sms": "SMS", "subject": "Subject", "text": "Email text", "html": "Email HTML"}
+RULE_TITLES = {
+    "first_induction_72h": "First infusion, 72 hours before",
+    "first_induction_24h": "First infusion, 24 hours before",
+    "induction_24h": "Later infusions, 24 hours before",
+    "maintenance_7d": "Maintenance visit, 7 days before",
+    "maintenance_24h": "Maintenance visit, 24 hours before",
+    "checkin_day_after": "Check-in the day after a visit",
+    "checkin_weekly": "Weekly check-in between maintenance visits",
+    "rebook_nudge": "Nudge to book the next visit",
+}
 PART_ORDER = ("sms", "subject", "text", "html")
-OTHER_TITLES = {"welcome": "Welcome text (first SMS to a new number)"}
+OTHER_TITLES = {
+    "welcome": "Welcome text (first SMS to a new number)",
+    "reply_checkin_reask": "Check-in answer not understood: asked again",
+    "reply_checkin_thanks": "Check-in answered: thanks",
+    "reply_confirmed": "Visit confirmed (C)",
+    "reply_reschedule": "Reschedule asked (R)",
+    "reply_no_visit": "C or R with no upcoming visit",
+    "reply_crisis": "Crisis answer (crisis line and emergency number)",
+    "reply_help": "HELP",
+    "reply_stop": "STOP (opted out)",
+    "reply_start": "START (opted back in)",
+    "reply_received": "Free text passed to staff",
+    "reply_unknown": "Text from an unknown number",
+}
 
 
 @dataclass
@@ -57,11 +80,12 @@ def current_versions() -> dict[str, TemplateVersion]:
     return {row.name: row for row in rows}  # the newest active one wins, as in TemplateStore
 
 
-def catalogue() -> tuple[list[TemplateGroup], list[TemplateGroup]]:
-    """(groups used by the clinic's rules, other templates), each with its files."""
+def catalogue() -> tuple[list[TemplateGroup], list[TemplateGroup], list[TemplateGroup]]:
+    """(groups used by the clinic's rules, answers to patients' texts, the rest), with their files."""
     groups: dict[str, TemplateGroup] = {}
     for rule in default_rules(RuleSettings.from_settings(settings())):
-        group = groups.setdefault(rule.template, TemplateGroup(rule.template, rule_label(rule.template)))
+        title = RULE_TITLES.get(rule.template) or rule_label(rule.template)
+        group = groups.setdefault(rule.template, TemplateGroup(rule.template, title))
         group.rules.append(rule.name)
         group.channels |= set(rule.channels)
     others: dict[str, TemplateGroup] = {}
@@ -74,7 +98,9 @@ def catalogue() -> tuple[list[TemplateGroup], list[TemplateGroup]]:
         group.files.append(TemplateFile(name, part, versions.get(name)))
     for group in (*groups.values(), *others.values()):
         group.files.sort(key=lambda f: PART_ORDER.index(f.part))
-    return [g for g in groups.values() if g.files], list(others.values())
+    replies = [g for g in others.values() if g.base.startswith("reply_")]
+    rest = [g for g in others.values() if not g.base.startswith("reply_")]
+    return [g for g in groups.values() if g.files], replies, rest
 
 
 def editable(name: str) -> str:
@@ -85,8 +111,16 @@ def editable(name: str) -> str:
 
 @bp.get("/")
 def index():
-    used, others = catalogue()
-    return render_template("staff/templates_list.html", groups=used, others=others)
+    used, replies, others = catalogue()
+    return render_template("staff/templates_list.html", groups=used, replies=replies, others=others)
+
+
+def _editor_policy() -> str:
+    # The HTML email preview (a sandboxed srcdoc frame, no script) inherits this page's policy;
+    # emails carry their styles inline, so this one page allows inline styles.
+    from reminders.web.staff import SECURITY_HEADERS
+
+    return SECURITY_HEADERS["Content-Security-Policy"].replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
 def _editor(name: str, source: str, problem: TemplateProblem | None = None, status: int = 200):
@@ -95,12 +129,13 @@ def _editor(name: str, source: str, problem: TemplateProblem | None = None, stat
                             .order_by(TemplateVersion.created_at.desc(), TemplateVersion.id.desc())).all()
     current = current_versions().get(name)
     first_preview = template_checks.preview(the_store, settings(), name, source)
-    return render_template(
+    page = render_template(
         "staff/template_edit.html", name=name, part=template_checks.part_of(name), part_label=PART_LABELS,
         source=source, default_source=the_store.default_source(name) or "", versions=versions, current=current,
         problem=problem, preview=first_preview if not isinstance(first_preview, TemplateProblem) else None,
         preview_problem=first_preview if isinstance(first_preview, TemplateProblem) else None,
-    ), status
+    )
+    return page, status, {"Content-Security-Policy": _editor_policy()}
 
 
 @bp.get("/<name>")

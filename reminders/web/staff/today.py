@@ -20,5 +20,6 @@ def index():
     due = queries.maintenance_due(db(), settings(), now)
     return render_template(
         "staff/today.html", groups=groups, due=due, today=now.astimezone(zone).date(),
-        day_heading=display.day_heading, zone_name=settings().clinic_timezone, now=now,
+        day_heading=display.day_heading, zone_name=settings().clinic_timezone,
+        closable=lambda appointment: queries.day_has_come(appointment, now),
     )

@@ -19,7 +19,7 @@ from reminders.models import Appointment, Course, Patient, utcnow
 from reminders.planning.planner import mark_for_planning
 from reminders.web import db, settings
 from reminders.web.staff import audit, queries
-from reminders.web.staff.auth import _safe_next, guard
+from reminders.web.staff.auth import guard, safe_next
 from reminders.web.staff.patients import get_patient
 
 bp = Blueprint("visits", __name__)
@@ -73,9 +73,11 @@ def _patient_form(patient: Patient | None):
         return _render_patient_form(patient, _patient_values(patient), [])
     values = {name: request.form.get(name, "").strip() for name in (*PATIENT_FIELDS, "notes")}
     external_id = (patient.external_id if patient is not None else None) or new_external_id("p")
+    # A blank last name is left out so that the record's default ("") applies: PatientRecord turns
+    # "" into None before checking it is a string.
+    given = {name: values[name] for name in PATIENT_FIELDS if values[name] or name != "last_name"}
     try:
-        record = PatientRecord(external_id=external_id, phone_region=settings().default_phone_region,
-                               **{name: values[name] for name in PATIENT_FIELDS})
+        record = PatientRecord(external_id=external_id, phone_region=settings().default_phone_region, **given)
     except ValidationError as exc:
         return _render_patient_form(patient, values, reasons(exc), 422)
     if patient is not None and patient.external_id is None:
@@ -198,7 +200,7 @@ def change_status(appointment_id: int):
     appointment = _get_appointment(appointment_id)
     patient = appointment.patient
     wanted = request.form.get("status", "")
-    back = _safe_next(request.form.get("next") or url_for("patients.show", patient_id=patient.id))
+    back = safe_next(request.form.get("next") or url_for("patients.show", patient_id=patient.id))
     if wanted not in STATUS_ACTIONS:
         abort(400)
     if wanted in ("completed", "no_show") and not queries.day_has_come(appointment, utcnow()):
