@@ -39,6 +39,14 @@ class TemplateStore:
         self.templates_dir = Path(templates_dir)
         self.session = session
         self._overrides: dict[str, str] | None = None
+        self._environment: SandboxedEnvironment | None = None
+
+    @property
+    def environment(self) -> SandboxedEnvironment:
+        """One sandbox per store, so each template is compiled once per pass."""
+        if self._environment is None:
+            self._environment = environment(self)
+        return self._environment
 
     def default_names(self) -> list[str]:
         return sorted(p.name for p in self.templates_dir.glob("*.j2"))
@@ -82,7 +90,7 @@ def environment(store: TemplateStore) -> SandboxedEnvironment:
 
 
 def render(store: TemplateStore, name: str, context: dict) -> str:
-    text = environment(store).get_template(name).render(**context)
+    text = store.environment.get_template(name).render(**context)
     if name.endswith(".sms.j2") or name.endswith(".subject.j2"):
         return _tidy_sms(text)
     return text.strip() + "\n"

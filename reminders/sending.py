@@ -19,7 +19,7 @@ from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
 from reminders.models.outbox import (
-    CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, PLANNED, SENT, SKIPPED,
+    CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, PLANNED, SENT, SKIPPED, UNKNOWN,
 )
 from reminders.planning.dispatcher import claim_for_sending
 from reminders.planning.planner import appointment_key, insert_ignoring_duplicates
@@ -170,6 +170,13 @@ class Sender:
 
     def _delivery_failed(self, session: Session, row: OutboxMessage, patient: Patient | None,
                          error: DeliveryError, now: datetime) -> str:
+        if error.maybe_sent and row.kind != KIND_ALERT:
+            # Sending again could text the patient twice; a person decides. (A staff alert is
+            # retried: a second alert is better than none.)
+            row.status, row.error_code, row.error_message = UNKNOWN, error.code, str(error)[:500]
+            row.status_reason = "the provider stopped answering during the send; check before resending"
+            log.warning("outbox %s: outcome unknown (code %s)", row.id, error.code)
+            return "unknown"
         if not error.permanent:
             return self._retry_or_fail(row, now, str(error), code=error.code)
         row.status, row.error_code, row.error_message = FAILED, error.code, str(error)[:500]

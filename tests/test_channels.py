@@ -164,6 +164,7 @@ def test_refused_connection_is_transient(twilio_settings, settings_from):
     with pytest.raises(DeliveryError) as caught:
         TwilioSMS(settings, timeout=3).send(sms())
     assert (caught.value.permanent, caught.value.code) == (False, "connection")
+    assert not caught.value.maybe_sent  # nothing reached Twilio: safe to try again
 
 
 def test_timeout_is_transient(fake_twilio, twilio_settings, settings_from):
@@ -171,6 +172,7 @@ def test_timeout_is_transient(fake_twilio, twilio_settings, settings_from):
     with pytest.raises(DeliveryError) as caught:
         TwilioSMS(settings_from(twilio_settings), timeout=0.3).send(sms())
     assert (caught.value.permanent, caught.value.code) == (False, "timeout")
+    assert caught.value.maybe_sent  # Twilio had the request: it may have sent the text
 
 
 # -- email over SMTP -----------------------------------------------------------------

@@ -300,3 +300,31 @@ def test_send_soon_sends_planned_rows_at_once_and_only_once(settings, session):
     send_soon(settings, [row.id], now)
     assert [line["body"] for line in read_outbox(settings.effective_outbox_dir)] == ["URGENT: possible crisis reply"]
     assert outbox(session)[0].status == "sent"
+
+
+class _StalledProvider:
+    """A provider that took the message and then stopped answering."""
+
+    name = "sms"
+
+    def __init__(self):
+        self.calls = 0
+
+    def send(self, message):
+        from reminders.channels import DeliveryError
+
+        self.calls += 1
+        raise DeliveryError("read timed out", permanent=False, code="timeout", maybe_sent=True)
+
+
+def test_a_send_that_may_have_gone_is_shown_to_staff_not_repeated(settings, session):
+    from reminders.channels.local_outbox import LocalOutbox
+
+    book(session, starts_at=VISIT)
+    stalled = _StalledProvider()
+    channels = {"sms": stalled, "email": LocalOutbox("email", settings.effective_outbox_dir)}
+    summary = run_pass(settings, at("2026-12-09T10:00:00-05:00"), channels=channels)
+    run_pass(settings, at("2026-12-09T11:00:00-05:00"), channels=channels)
+    row = outbox(session, rule="first_induction_24h")[0]
+    assert (summary["unknown"], stalled.calls, row.status) == (1, 1, "unknown")
+    assert "check before resending" in row.status_reason

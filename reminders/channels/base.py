@@ -30,12 +30,17 @@ class Receipt:
 
 
 class DeliveryError(Exception):
-    """A send that did not go. `permanent` says whether trying again could help."""
+    """A send that did not go. `permanent` says whether trying again could help.
 
-    def __init__(self, message: str, *, permanent: bool, code: str | None = None):
+    `maybe_sent` marks a failure after the message was handed over (the provider stopped
+    answering mid-request): it may have reached the patient, so a blind retry could send twice.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, code: str | None = None, maybe_sent: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.maybe_sent = maybe_sent
 
     def __repr__(self) -> str:
         kind = "permanent" if self.permanent else "transient"

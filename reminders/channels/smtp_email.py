@@ -100,7 +100,12 @@ class SMTPEmail:
                 smtp.ehlo()
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password)
-            smtp.send_message(msg)
+            try:
+                smtp.send_message(msg)
+            except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                # The server went quiet after taking the message: it may deliver it.
+                raise DeliveryError(f"SMTP server stopped answering during the send: {type(exc).__name__}",
+                                    permanent=False, code="timeout", maybe_sent=True) from exc
         finally:
             _close_quietly(smtp)
 

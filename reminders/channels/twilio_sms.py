@@ -5,6 +5,7 @@ import logging
 import re
 
 import requests
+import urllib3
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -74,10 +75,20 @@ class TwilioSMS:
                         message.reference, mask_phone(message.to), type(exc).__name__)
             code = "timeout" if isinstance(exc, requests.Timeout) else "connection"
             raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}",
-                                permanent=False, code=code) from exc
+                                permanent=False, code=code, maybe_sent=_after_request(exc)) from exc
         log.info("SMS %s to %s accepted by Twilio as %s (%s)",
                  message.reference, mask_phone(message.to), sent.sid, sent.status)
         return Receipt(provider_id=sent.sid, status=sent.status or "queued")
+
+
+def _after_request(exc: requests.RequestException) -> bool:
+    """True when the request reached Twilio and the answer was lost: Twilio may have sent it."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ProtocolError)
 
 
 def _sorted(exc: TwilioException, message: OutgoingMessage) -> DeliveryError:

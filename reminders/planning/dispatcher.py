@@ -12,6 +12,8 @@ from reminders.models.outbox import PLANNED, QUEUED, SENDING, UNKNOWN
 # A queued row nobody claimed in this long lost its task (broker restart): queue it again.
 # Claiming is a conditional UPDATE, so a late original task and the new one cannot both send.
 REQUEUE_AFTER = timedelta(minutes=10)
+# A worker's clock may run a little behind the process that queued the row (another host).
+CLOCK_SKEW = timedelta(minutes=1)
 
 
 def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
@@ -80,7 +82,8 @@ def claim_for_sending(session: Session, outbox_id: int, now: datetime) -> bool:
     """The one place a row becomes `sending`: exactly one caller can win it."""
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == QUEUED, OutboxMessage.due_at <= now)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == QUEUED,
+               OutboxMessage.due_at <= now + CLOCK_SKEW)
         .values(status=SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
