@@ -15,6 +15,7 @@ from reminders.channels import Channel, channels_for
 from reminders.config import Settings
 from reminders.db import session_factory
 from reminders.inbound.escalations import plan_due_alerts
+from reminders.inbound.replies import unanswered_reasks_to_staff
 from reminders.planning.dispatcher import claim_due, mark_unknown_sends, queue_now, requeue_lost
 from reminders.planning.planner import plan_pending
 from reminders.planning.rules import RuleSettings
@@ -28,9 +29,10 @@ def prepare(session: Session, settings: Settings, now: datetime) -> dict[str, in
     """Everything before sending: plan changed appointments, escalation re-alerts, sweeps."""
     planned = plan_pending(session, RuleSettings.from_settings(settings), now)
     alerts = plan_due_alerts(session, settings, now)
+    to_staff = unanswered_reasks_to_staff(session, now)
     session.commit()
     unknown = mark_unknown_sends(session, now, timedelta(minutes=settings.stale_send_minutes))
-    return {"planned": planned, "alerts_planned": alerts, "unknown": unknown}
+    return {"planned": planned, "alerts_planned": alerts, "unknown": unknown, "checkins_to_staff": to_staff}
 
 
 def due_ids(session: Session, now: datetime) -> list[int]:

@@ -1,35 +1,285 @@
 """Crisis escalations: opened from a reply, alerted to staff until a person acknowledges.
 
-(The alerting rounds are filled in by the two-way work; the signatures here are the contract
-the webhook, the API and the staff UI use.)
+Staff are alerted in rounds. Round 1 is planned the moment the escalation opens (the webhook
+sends it at once); `plan_due_alerts`, run by every pass, plans the next round each
+ESCALATION_REALERT_MINUTES until someone acknowledges. A round is one outbox row per staff
+phone (SMS) and per staff email, keyed ``esc:{id}:round:{n}:{channel}:{address}``: two passes
+racing on the same escalation insert each alert once, and a row that fails transiently is
+retried by the outbox's normal backoff.
+
+Alert texts are written here, not in editable templates: a staff edit must never be able to
+break or empty the one message that has to go out.
 """
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import phonenumbers
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reminders.models import Escalation
+from reminders.logs import mask_phone
+from reminders.models import Escalation, InboundMessage, OutboxMessage, Patient
+from reminders.models.outbox import CANCELED, DELIVERED, KIND_ALERT, PENDING_STATUSES, PLANNED, SENT
+from reminders.planning.planner import insert_ignoring_duplicates
+
+log = logging.getLogger(__name__)
+
+OPEN, ACKNOWLEDGED = "open", "acknowledged"
+REASON_CRISIS, REASON_LOW_SCORE = "crisis_language", "low_score"
+ALERT_RULE = "escalation_alert"
+# Inbound classifications that belong to an escalation (see reminders.inbound.replies).
+CRISIS_CLASSIFICATIONS = ("crisis", "low_score")
+# A new crisis text on an escalation that is already open brings its next round forward, but
+# never closer than this to the last round: the new words may matter, a flood of alerts does not.
+NEW_TEXT_REALERT_GAP = timedelta(minutes=5)
+_KEY_LIMIT = 200  # OutboxMessage.dedupe_key's length
 
 
 class EscalationNotFound(LookupError):
     pass
 
 
+# ---------------------------------------------------------------- opening
+
+def open_escalation(session: Session, settings, *, patient: Patient | None, inbound: InboundMessage,
+                    reason: str, now: datetime, realert: bool = True) -> tuple[Escalation, list[int]]:
+    """Open an escalation for this text, or add the text to the one already open for the same
+    patient (or, for an unknown sender, the same number).
+
+    `realert`: whether a text added to an open escalation brings its next round forward (crisis
+    words do; a plain "ok thanks" after the crisis answer is only added).
+    Returns the escalation and the ids of the alert rows planned now, to be sent at once after
+    the caller commits (pipeline.send_soon)."""
+    escalation = open_for(session, patient, inbound.from_number)
+    if escalation is None:
+        escalation = Escalation(
+            patient_id=patient.id if patient else None, inbound_message_id=inbound.id,
+            from_number=inbound.from_number, reason=reason, text=inbound.body or "", status=OPEN,
+            opened_at=now, alert_round=0, next_alert_at=now,
+        )
+        session.add(escalation)
+        session.flush()
+        log.warning("escalation %s opened (%s) for %s", escalation.id, reason,
+                    f"patient {patient.id}" if patient else f"unknown number {mask_phone(inbound.from_number)}")
+    else:
+        escalation.text = _appended(escalation.text, inbound.body or "", now, settings)
+        if reason == REASON_CRISIS and realert:
+            escalation.reason = REASON_CRISIS  # crisis words outrank a low score
+        soonest = max((escalation.last_alerted_at or now) + NEW_TEXT_REALERT_GAP, now)
+        if realert and (escalation.next_alert_at is None or soonest < escalation.next_alert_at):
+            escalation.next_alert_at = soonest
+        log.warning("escalation %s: another text added (%s)", escalation.id, reason if realert else "follow-up")
+    due = escalation.next_alert_at is not None and escalation.next_alert_at <= now
+    ids = plan_round(session, settings, escalation, now) if due else []
+    return escalation, ids
+
+
+def open_for(session: Session, patient: Patient | None, from_number: str) -> Escalation | None:
+    query = select(Escalation).where(Escalation.status == OPEN)
+    if patient is not None:
+        query = query.where(Escalation.patient_id == patient.id)
+    else:
+        query = query.where(Escalation.patient_id.is_(None), Escalation.from_number == from_number)
+    return session.scalars(query.order_by(Escalation.opened_at.desc(), Escalation.id.desc()).limit(1)).first()
+
+
+def _appended(text: str, body: str, now: datetime, settings) -> str:
+    local = now.astimezone(ZoneInfo(settings.clinic_timezone))
+    return f"{text}\n\n[{local:%Y-%m-%d %H:%M %Z}] {body}".strip()
+
+
+# ---------------------------------------------------------------- alert rounds
+
 def plan_due_alerts(session: Session, settings, now: datetime) -> int:
     """Plan staff alerts for open escalations whose next alert is due. Returns rows planned."""
-    return 0
+    due = session.scalars(
+        select(Escalation)
+        .where(Escalation.status == OPEN, Escalation.next_alert_at <= now)
+        .order_by(Escalation.next_alert_at, Escalation.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return sum(_plan_round(session, settings, escalation, now)[0] for escalation in due)
 
+
+def plan_round(session: Session, settings, escalation: Escalation, now: datetime) -> list[int]:
+    """Plan the next round of alerts for one escalation. Returns the ids of its pending rows
+    (also those a racing planner inserted first: claiming them is what makes each go once)."""
+    return _plan_round(session, settings, escalation, now)[1]
+
+
+def _plan_round(session: Session, settings, escalation: Escalation, now: datetime) -> tuple[int, list[int]]:
+    interval = timedelta(minutes=settings.escalation_realert_minutes)
+    round_no = escalation.alert_round + 1
+    patient = session.get(Patient, escalation.patient_id) if escalation.patient_id else None
+    rows = alert_rows(settings, escalation, patient, round_no, now)
+    if not rows:
+        # Never dropped silently: the escalation stays open in the staff UI and the API, and
+        # this is logged again every round until someone acknowledges it.
+        log.error("escalation %s is open and NOBODY WAS ALERTED: no STAFF_ALERT_PHONES or STAFF_ALERT_EMAILS "
+                  "are configured. Set them; until then watch the escalations page.", escalation.id)
+        escalation.next_alert_at = now + interval
+        return 0, []
+    if round_no > 1:
+        _warn_if_previous_round_failed(session, escalation, round_no - 1)
+    inserted = insert_ignoring_duplicates(session, rows)
+    keys = [row["dedupe_key"] for row in rows]
+    ids = list(session.scalars(
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key.in_(keys), OutboxMessage.status == PLANNED)
+        .order_by(OutboxMessage.id)
+    ))
+    escalation.alert_round = round_no
+    escalation.last_alerted_at = now
+    escalation.next_alert_at = now + interval
+    log.warning("escalation %s: alert round %s planned (%s rows)", escalation.id, round_no, len(rows))
+    return inserted, ids
+
+
+def _warn_if_previous_round_failed(session: Session, escalation: Escalation, round_no: int) -> None:
+    statuses = list(session.scalars(
+        select(OutboxMessage.status).where(
+            OutboxMessage.escalation_id == escalation.id,
+            OutboxMessage.dedupe_key.like(f"esc:{escalation.id}:round:{round_no}:%"),
+        )
+    ))
+    if statuses and not any(status in (SENT, DELIVERED) for status in statuses):
+        log.error("escalation %s: no alert of round %s has gone out yet (%s); check the SMS and email "
+                  "settings", escalation.id, round_no, ", ".join(sorted(set(statuses))))
+
+
+def staff_phones(settings) -> list[str]:
+    numbers = []
+    for raw in settings.staff_alert_phones:
+        try:
+            parsed = phonenumbers.parse(raw, settings.default_phone_region)
+            number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            number = raw  # sent as written: a refusal is logged and shown on the row
+        if number not in numbers:
+            numbers.append(number)
+    return numbers
+
+
+def staff_emails(settings) -> list[str]:
+    return list(dict.fromkeys(address.strip() for address in settings.staff_alert_emails if address.strip()))
+
+
+def alert_key(escalation_id: int, round_no: int, channel: str, address: str) -> str:
+    key = f"esc:{escalation_id}:round:{round_no}:{channel}:{address}"
+    if len(key) > _KEY_LIMIT:
+        key = f"esc:{escalation_id}:round:{round_no}:{channel}:sha1-{hashlib.sha1(address.encode()).hexdigest()}"
+    return key
+
+
+def alert_rows(settings, escalation: Escalation, patient: Patient | None, round_no: int, now: datetime) -> list[dict]:
+    sms = alert_sms(settings, escalation, patient, round_no)
+    subject, email = alert_email(settings, escalation, patient, round_no)
+    wanted = [("sms", phone, None, sms) for phone in staff_phones(settings)]
+    wanted += [("email", address, subject, email) for address in staff_emails(settings)]
+    return [
+        {
+            "dedupe_key": alert_key(escalation.id, round_no, channel, address), "patient_id": None,
+            "appointment_id": None, "escalation_id": escalation.id, "kind": KIND_ALERT, "rule": ALERT_RULE,
+            "channel": channel, "planned_for": now, "due_at": now, "status": PLANNED, "attempts": 0,
+            "to_address": address, "subject": subject_line, "body": body,
+            "created_at": now, "updated_at": now,
+        }
+        for channel, address, subject_line, body in wanted
+    ]
+
+
+def _escalations_url(settings) -> str:
+    base = settings.public_base_url.rstrip("/")
+    return f"{base}/escalations" if base else "the Escalations page of the staff app"
+
+
+def _ending(number: str | None) -> str:
+    digits = "".join(ch for ch in number or "" if ch.isdigit())
+    return digits[-2:] if len(digits) >= 2 else "??"
+
+
+def _local(settings, moment: datetime) -> datetime:
+    return moment.astimezone(ZoneInfo(settings.clinic_timezone))
+
+
+def alert_sms(settings, escalation: Escalation, patient: Patient | None, round_no: int) -> str:
+    """What a lock screen may show: no name, no message text, no diagnosis."""
+    who = "a patient" if patient is not None else "an unknown number"
+    number = escalation.from_number or (patient.phone if patient else "")
+    again = "" if round_no == 1 else f" (alert {round_no}, not yet acknowledged)"
+    opened = _local(settings, escalation.opened_at)
+    return (f"URGENT{again}: possible crisis text to {settings.clinic_name} from {who} (phone ending "
+            f"{_ending(number)}) at {opened:%H:%M}. Open {_escalations_url(settings)} and acknowledge it "
+            f"when someone has reached out.")
+
+
+def alert_email(settings, escalation: Escalation, patient: Patient | None, round_no: int) -> tuple[str, str]:
+    again = "" if round_no == 1 else f" (alert {round_no}, not yet acknowledged)"
+    subject = f"URGENT{again}: possible crisis text from a patient, escalation #{escalation.id}"
+    if patient is not None:
+        who = f"{patient.full_name} (record {patient.external_id or patient.id})"
+        phone = patient.phone or escalation.from_number
+    else:
+        who = "an unknown number: no patient on file has it"
+        phone = escalation.from_number
+    reason = ("crisis language in a text" if escalation.reason == REASON_CRISIS
+              else f"a mood score of {settings.crisis_score_max} or less (0 is worst)")
+    opened = _local(settings, escalation.opened_at)
+    quoted = "\n".join(f"> {line}" for line in (escalation.text or "(no text)").splitlines())
+    body = f"""A patient may be in crisis. Please reach out now, then acknowledge the escalation.
+
+From:     {who}
+Phone:    {phone}
+Why:      {reason}
+Received: {opened:%A %Y-%m-%d %H:%M %Z}
+
+{quoted}
+
+The sender was answered at once with the crisis line ({settings.crisis_line}) and {settings.emergency_number} for immediate danger.
+
+Acknowledge: {_escalations_url(settings)}
+(or POST /api/v1/escalations/{escalation.id}/ack)
+
+This is alert {round_no}. Staff are alerted again every {settings.escalation_realert_minutes} minutes until someone acknowledges it.
+"""
+    return subject, body
+
+
+# ---------------------------------------------------------------- acknowledging
 
 def acknowledge(session: Session, escalation_id: int, by: str, note: str, now: datetime) -> Escalation:
-    """A person has seen it: stop re-alerting. Acknowledging twice keeps the first record."""
+    """A person has seen it: stop re-alerting. Acknowledging twice keeps the first record.
+
+    Alerts of this escalation not yet sent are canceled, and its crisis texts leave the staff
+    inbox (marked done by the same person)."""
     escalation = session.get(Escalation, escalation_id)
     if escalation is None:
         raise EscalationNotFound(f"no escalation {escalation_id}")
-    if escalation.status != "acknowledged":
-        escalation.status = "acknowledged"
+    if escalation.status != ACKNOWLEDGED:
+        escalation.status = ACKNOWLEDGED
         escalation.acknowledged_at = now
         escalation.acknowledged_by = by
         escalation.ack_note = note or ""
         escalation.next_alert_at = None
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.escalation_id == escalation.id, OutboxMessage.status.in_(PENDING_STATUSES))
+            .values(status=CANCELED, status_reason="escalation acknowledged", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        texts = select(InboundMessage).where(
+            InboundMessage.classification.in_(CRISIS_CLASSIFICATIONS),
+            InboundMessage.needs_staff, InboundMessage.done_at.is_(None),
+            InboundMessage.received_at >= escalation.opened_at, InboundMessage.received_at <= now,
+        )
+        if escalation.patient_id is not None:
+            texts = texts.where(InboundMessage.patient_id == escalation.patient_id)
+        else:
+            texts = texts.where(InboundMessage.patient_id.is_(None), InboundMessage.from_number == escalation.from_number)
+        for message in session.scalars(texts):
+            message.done_at, message.done_by = now, by
+        log.info("escalation %s acknowledged", escalation.id)
     return escalation

@@ -1,6 +1,178 @@
-"""Twilio webhooks: inbound texts and delivery status callbacks (filled in by the two-way work)."""
+"""Twilio webhooks: inbound texts (`POST /twilio/sms`) and delivery reports (`POST /twilio/status`).
+
+Both check X-Twilio-Signature with the twilio library against PUBLIC_BASE_URL + the path and
+query Twilio called, and answer 403, storing nothing, when it is missing or wrong, or when
+TWILIO_AUTH_TOKEN or PUBLIC_BASE_URL is not set (an unsigned request is never accepted).
+
+An inbound text is answered in the same request with TwiML. Crisis alerts to staff are sent
+right after the commit, before the answer goes back, but the answer never waits on them for more
+than ALERT_WAIT_SECONDS (Twilio gives a webhook 15 seconds; a hung mail server must not cost the
+patient the crisis line). Alerts not sent by then are still in the outbox and go on the next pass.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+import threading
+from datetime import datetime
+
+from flask import Blueprint, Response, current_app, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from reminders.inbound.delivery import StatusReport, record_status
+from reminders.inbound.replies import Handled, InboundText, fallback_reply, handle_inbound, record_failure
+from reminders.logs import mask_phone
+from reminders.models import utcnow
+from reminders.web import db, settings
+
+log = logging.getLogger(__name__)
 
 twilio_hooks = Blueprint("twilio_hooks", __name__, url_prefix="/twilio")
+
+ALERT_WAIT_SECONDS = 5.0
+SIGNATURE_HEADER = "X-Twilio-Signature"
+# Present when the webhook is signed with a SharedKey instead of the auth token (newer twilio only).
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+
+
+def request_now() -> datetime:
+    """The request's clock: app.config["CLOCK"] (a callable returning an aware UTC datetime) or now."""
+    clock = current_app.config.get("CLOCK")
+    return clock() if clock else utcnow()
+
+
+# ---------------------------------------------------------------- the signature
+
+def signed_url() -> str:
+    """The URL Twilio signed: PUBLIC_BASE_URL + the path and query it called."""
+    return settings().public_base_url.rstrip("/") + request.full_path.rstrip("?")
+
+
+def signature_problem() -> str | None:
+    """None when the request is signed by Twilio; otherwise why it is refused."""
+    s = settings()
+    if not s.twilio_auth_token:
+        return "TWILIO_AUTH_TOKEN is not set, so no request can be checked"
+    if not s.public_base_url:
+        return "PUBLIC_BASE_URL is not set, so the signed URL is unknown"
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not signature:
+        return "no X-Twilio-Signature header"
+    # A JSON body is signed through a hash in the query (bodySHA256): check the raw body then.
+    params = request.get_data(as_text=True) if "bodySHA256" in request.args else request.form
+    validator = RequestValidator(s.twilio_auth_token)
+    shared_key = request.headers.get(SIGNATURE_SETTINGS_HEADER)
+    if shared_key:
+        try:
+            from twilio.request_validator import get_signature_algorithm
+        except ImportError:  # a twilio library from before SharedKey signing
+            return "the request is signed with a SharedKey; this twilio library cannot check it"
+        valid = validator.validate(signed_url(), params, signature, get_signature_algorithm(shared_key))
+    else:
+        valid = validator.validate(signed_url(), params, signature)
+    if valid:
+        return None
+    if shared_key:
+        return ("the signature does not match; the request was signed with a SharedKey and this service checks "
+                "with TWILIO_AUTH_TOKEN")
+    return f"the signature does not match (checked against {signed_url()}; is PUBLIC_BASE_URL right?)"
+
+
+def _refused(problem: str) -> Response:
+    level = logging.ERROR if "not set" in problem else logging.WARNING
+    log.log(level, "Twilio webhook %s refused with 403: %s", request.path, problem)
+    return Response("Forbidden: the request is not signed by Twilio\n", status=403, mimetype="text/plain")
+
+
+# ---------------------------------------------------------------- inbound texts
+
+def twiml(reply: str | None) -> Response:
+    answer = MessagingResponse()
+    if reply:
+        answer.message(reply)
+    return Response(str(answer), mimetype="application/xml")
+
+
+@twilio_hooks.post("/sms")
+def inbound_sms():
+    problem = signature_problem()
+    if problem:
+        return _refused(problem)
+    form = request.form
+    text = InboundText(
+        message_sid=(form.get("MessageSid") or form.get("SmsSid") or "").strip() or None,
+        from_number=(form.get("From") or "").strip(),
+        to_number=(form.get("To") or "").strip(),
+        body=(form.get("Body") or "").replace("\x00", ""),  # PostgreSQL text cannot hold NUL
+        num_media=_int(form.get("NumMedia")),
+    )
+    s, session, now = settings(), db(), request_now()
+    try:
+        handled = handle_inbound(session, s, text, now)
+        session.commit()
+    except Exception:  # noqa: BLE001 - the patient is answered whatever went wrong
+        log.exception("inbound text from %s could not be handled; keeping it for staff", mask_phone(text.from_number))
+        handled = _after_failure(text, now)
+    if handled.alert_ids:
+        _send_alerts_now(handled.alert_ids, now)
+    return twiml(handled.reply)
+
+
+def _after_failure(text: InboundText, now: datetime) -> Handled:
+    session = db()
+    try:
+        handled = record_failure(session, settings(), text, now)
+        session.commit()
+        return handled
+    except Exception:  # noqa: BLE001
+        session.rollback()
+        log.exception("inbound text %s could not even be stored: look it up in Twilio's message log",
+                      text.message_sid or "(no MessageSid)")
+        return Handled(None, "error", True, fallback_reply("crisis", settings()))
+
+
+def _send_alerts_now(ids: list[int], now: datetime) -> None:
+    from reminders.pipeline import send_soon
+
+    s, sessions = settings(), current_app.extensions["reminders.sessions"]
+
+    def send() -> None:
+        try:
+            send_soon(s, ids, now, sessions=sessions)
+        except Exception:  # noqa: BLE001 - the rows are in the outbox: the next pass sends them
+            log.exception("crisis alerts %s: the immediate send failed; the next pass sends them", ids)
+
+    worker = threading.Thread(target=send, name="crisis-alerts", daemon=True)
+    worker.start()
+    worker.join(ALERT_WAIT_SECONDS)
+    if worker.is_alive():
+        log.warning("crisis alerts %s still sending after %ss; answering the patient first", ids, ALERT_WAIT_SECONDS)
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+# ---------------------------------------------------------------- delivery reports
+
+@twilio_hooks.post("/status")
+def delivery_status():
+    problem = signature_problem()
+    if problem:
+        return _refused(problem)
+    form = request.form
+    outbox_id = request.args.get("outbox_id", type=int)
+    report = StatusReport(
+        outbox_id=outbox_id,
+        message_sid=(form.get("MessageSid") or form.get("SmsSid") or "").strip(),
+        status=form.get("MessageStatus") or form.get("SmsStatus") or "",
+        error_code=(form.get("ErrorCode") or "").strip() or None,
+    )
+    session = db()
+    record_status(session, report, request_now())
+    session.commit()
+    # An email planned in place of a text that did not arrive is due now: the next pass sends it.
+    return Response(status=204)

@@ -1,0 +1,132 @@
+"""Who should be booked and is not: the staff list behind the rebooking nudge.
+
+About half of patients do not finish the induction series, a fifth stop after the first
+infusion. Listed here:
+- induction: the series is not finished (and the course not ended) and no next infusion is
+  booked within INDUCTION_REBOOK_DAYS of the last one (nothing booked, or booked later). Listed
+  from the day of the last infusion, so staff can call before the window closes; `overdue` says
+  whether it has.
+- maintenance (or a finished induction series): nothing booked and MAINTENANCE_INTERVAL_DAYS
+  have passed since the last visit.
+The last visit is the latest one held or still on the books (a no-show or a canceled visit
+does not count as held); a no-show since then is reported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from reminders.models import Appointment, OutboxMessage, Patient
+from reminders.models.appointments import ACTIVE_STATUSES, ATTENDED_OR_PENDING
+
+NUDGE_RULE = "rebook_nudge"
+
+
+@dataclass(frozen=True)
+class Followup:
+    patient: Patient
+    kind: str  # induction | maintenance: what should be booked next
+    last_visit: Appointment
+    next_visit: Appointment | None  # booked, but too late
+    due_by: datetime  # when the next visit should have happened by
+    overdue: bool
+    reason: str
+    missed_since: Appointment | None  # a no-show after the last visit held
+    nudge: OutboxMessage | None  # the rebooking nudge for the last visit, if one was planned
+
+
+def series_length(appointment: Appointment, default: int) -> int:
+    planned = appointment.course.induction_sessions_planned if appointment.course else default
+    return max(planned or default, appointment.number_in_course)
+
+
+def patients_needing_booking(session: Session, settings, now: datetime) -> list[Followup]:
+    """Patients to call about booking, most overdue first."""
+    latest = (
+        select(Appointment.patient_id, func.max(Appointment.starts_at).label("last"))
+        .where(Appointment.starts_at <= now, Appointment.status.in_(ATTENDED_OR_PENDING))
+        .group_by(Appointment.patient_id)
+        .subquery()
+    )
+    last_visits = session.scalars(
+        select(Appointment)
+        .join(latest, and_(Appointment.patient_id == latest.c.patient_id, Appointment.starts_at == latest.c.last))
+        .where(Appointment.status.in_(ATTENDED_OR_PENDING))
+        .order_by(Appointment.id)
+        .options(selectinload(Appointment.patient), selectinload(Appointment.course))
+    ).all()
+    by_patient = {visit.patient_id: visit for visit in last_visits}  # the later id wins a tie
+    if not by_patient:
+        return []
+    upcoming = _first_upcoming(session, now, list(by_patient))
+    missed = _latest_no_shows(session, now, list(by_patient))
+    nudges = _nudges(session, [visit.id for visit in by_patient.values()])
+    rebook = timedelta(days=settings.induction_rebook_days)
+    interval = timedelta(days=settings.maintenance_interval_days)
+    found: list[Followup] = []
+    for patient_id, visit in by_patient.items():
+        if visit.course is not None and visit.course.ended_at is not None and visit.course.ended_at <= now:
+            continue  # the course is over: nothing to book
+        following = upcoming.get(patient_id)
+        series = series_length(visit, settings.induction_series_length)
+        no_show = missed.get(patient_id)
+        no_show = no_show if no_show is not None and no_show.starts_at > visit.starts_at else None
+        if visit.kind == "induction" and visit.number_in_course < series:
+            due_by = visit.starts_at + rebook
+            if following is not None and following.starts_at <= due_by:
+                continue
+            what = f"Infusion {visit.number_in_course + 1} of {series}"
+            reason = (f"{what} is not booked" if following is None else
+                      f"{what} is booked more than {settings.induction_rebook_days} days after the last")
+            found.append(Followup(visit.patient, "induction", visit, following, due_by, now >= due_by, reason,
+                                  no_show, nudges.get(visit.id)))
+        elif following is None and visit.starts_at + interval <= now:
+            days = (now - visit.starts_at).days
+            what = "the induction series ended" if visit.kind == "induction" else "last maintenance visit"
+            found.append(Followup(visit.patient, "maintenance", visit, None, visit.starts_at + interval, True,
+                                  f"Maintenance due: {what} {days} days ago, nothing booked", no_show,
+                                  nudges.get(visit.id)))
+    return sorted(found, key=lambda row: (row.due_by, row.patient.id))
+
+
+def _first_upcoming(session: Session, now: datetime, patient_ids: list[int]) -> dict[int, Appointment]:
+    first = (
+        select(Appointment.patient_id, func.min(Appointment.starts_at).label("first"))
+        .where(Appointment.starts_at > now, Appointment.status.in_(ACTIVE_STATUSES),
+               Appointment.patient_id.in_(patient_ids))
+        .group_by(Appointment.patient_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(Appointment)
+        .join(first, and_(Appointment.patient_id == first.c.patient_id, Appointment.starts_at == first.c.first))
+        .where(Appointment.status.in_(ACTIVE_STATUSES))
+        .order_by(Appointment.id)
+    ).all()
+    return {row.patient_id: row for row in reversed(rows)}  # the lower id wins a tie
+
+
+def _latest_no_shows(session: Session, now: datetime, patient_ids: list[int]) -> dict[int, Appointment]:
+    rows = session.scalars(
+        select(Appointment)
+        .where(Appointment.status == "no_show", Appointment.starts_at <= now, Appointment.patient_id.in_(patient_ids))
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    return {row.patient_id: row for row in rows}  # the latest wins
+
+
+def _nudges(session: Session, appointment_ids: list[int]) -> dict[int, OutboxMessage]:
+    rows = session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.rule == NUDGE_RULE, OutboxMessage.appointment_id.in_(appointment_ids))
+        .order_by(OutboxMessage.id)
+    ).all()
+    nudges: dict[int, OutboxMessage] = {}
+    for row in rows:  # the text if there is one, else the email
+        if row.appointment_id not in nudges or row.channel == "sms":
+            nudges[row.appointment_id] = row
+    return nudges
+

@@ -1,0 +1,466 @@
+"""POST /twilio/sms: signatures, replays, keywords, appointment replies, unknown numbers.
+
+Requests are signed the way Twilio signs them (RequestValidator.compute_signature over
+PUBLIC_BASE_URL + path + query and the form fields) and posted to the real app. Outgoing texts
+go through the fake Twilio server, email through the SMTP server, and time comes from the
+app's injected clock. The helpers and fixtures here are shared by the other two-way tests.
+"""
+from __future__ import annotations
+
+import itertools
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from reminders.inbound.replies import HANDLED
+from reminders.models import Appointment, Escalation, InboundMessage, Patient
+from reminders.pipeline import run_pass
+from reminders.web import create_app
+from tests.conftest import at
+from tests.helpers import book, outbox, patient
+
+BASE = "https://clinic.example.org"
+CLINIC_NUMBER = "+15005550006"
+PHONE = "+12025550143"  # tests.helpers.book's default patient number
+STRANGER = "+12025550177"
+STAFF_PHONES = ("+12025550101", "+12025550102")
+STAFF_EMAILS = ("oncall@clinic.test", "director@clinic.test")
+NOW = at("2026-12-08T15:00:00-05:00")  # a Tuesday afternoon in New York
+VISIT = "2026-12-10T10:00:00-05:00"
+_sids = itertools.count(1)
+
+
+class Clock:
+    """app.config["CLOCK"]: the webhook's now, moved by the test."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+class Twilio:
+    """Posts to the app as Twilio does: form fields, X-Twilio-Signature with the auth token."""
+
+    def __init__(self, client, auth_token: str, base: str = BASE):
+        self.client, self.auth_token, self.base = client, auth_token, base
+
+    def sign(self, path: str, form: dict, token: str | None = None) -> str:
+        return RequestValidator(token or self.auth_token).compute_signature(self.base + path, form)
+
+    def post(self, path: str, form: dict, signature: str | None = "sign"):
+        headers = {}
+        if signature == "sign":
+            headers["X-Twilio-Signature"] = self.sign(path, form)
+        elif signature is not None:
+            headers["X-Twilio-Signature"] = signature
+        return self.client.post(path, data=form, headers=headers)
+
+    @staticmethod
+    def sms_form(body: str, from_: str = PHONE, sid: str | None = None, **extra) -> dict:
+        sid = sid or f"SM{next(_sids):032x}"
+        return {
+            "ToCountry": "US", "ToState": "CA", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
+            "FromZip": "20001", "SmsSid": sid, "FromState": "DC", "SmsStatus": "received", "FromCity": "WASHINGTON",
+            "Body": body, "FromCountry": "US", "To": CLINIC_NUMBER, "ToZip": "", "NumSegments": "1",
+            "MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": from_, "ApiVersion": "2010-04-01",
+            **extra,
+        }
+
+    def sms(self, body: str, from_: str = PHONE, sid: str | None = None, **extra):
+        return self.post("/twilio/sms", self.sms_form(body, from_, sid, **extra))
+
+    def status(self, outbox_id: int | None, sid: str, status: str, error_code: str | None = None):
+        path = "/twilio/status" + (f"?outbox_id={outbox_id}" if outbox_id is not None else "")
+        form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+                "AccountSid": "AC" + "0" * 32, "From": CLINIC_NUMBER, "To": PHONE, "ApiVersion": "2010-04-01"}
+        if error_code is not None:
+            form["ErrorCode"] = error_code
+        return self.post(path, form)
+
+
+def answer(response) -> str | None:
+    """The text of the TwiML answer, or None when it sends nothing."""
+    assert response.status_code == 200, response.data
+    assert response.mimetype in ("application/xml", "text/xml")
+    root = ET.fromstring(response.data)
+    assert root.tag == "Response"
+    messages = [m.text or "" for m in root.iter("Message")]
+    assert len(messages) <= 1
+    return messages[0] if messages else None
+
+
+def inbound(session) -> list[InboundMessage]:
+    session.expire_all()
+    return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+
+
+def escalations(session) -> list[Escalation]:
+    session.expire_all()
+    return list(session.scalars(select(Escalation).order_by(Escalation.id)))
+
+
+@pytest.fixture
+def two_way(configure, settings, twilio_settings, smtp_settings):
+    """Settings with Twilio (fake), SMTP (real server on loopback), a public URL and staff contacts."""
+    return configure(**twilio_settings, **smtp_settings, PUBLIC_BASE_URL=BASE,
+                     STAFF_ALERT_PHONES=",".join(STAFF_PHONES), STAFF_ALERT_EMAILS=",".join(STAFF_EMAILS))
+
+
+@pytest.fixture
+def clock():
+    return Clock(NOW)
+
+
+@pytest.fixture
+def web(two_way, clock):
+    return create_app(two_way, {"TESTING": True, "CLOCK": clock})
+
+
+@pytest.fixture
+def twilio(web, two_way):
+    return Twilio(web.test_client(), two_way.twilio_auth_token)
+
+
+@pytest.fixture
+def api(web, api_headers):
+    client = web.test_client()
+
+    def get(path: str):
+        response = client.get(path, headers=api_headers)
+        assert response.status_code == 200, response.json
+        return response.json
+
+    get.client, get.headers = client, api_headers
+    return get
+
+
+@pytest.fixture
+def booked(session):
+    """Maya, an induction patient with her first infusion on Thursday, already welcomed."""
+    visit = book(session, starts_at=VISIT, email="maya@example.org")
+    visit.patient.welcomed_at = at("2026-12-01T12:00:00+00:00")
+    session.commit()
+    return visit
+
+
+# ---------------------------------------------------------------- signatures
+
+class TestSignature:
+    def test_a_signed_request_is_answered(self, twilio, booked):
+        assert "Infusion Clinic" in answer(twilio.sms("HELP"))
+
+    @pytest.mark.parametrize("signature", [None, "", "forged", "dGhpcyBpcyBub3QgaXQ="])
+    def test_unsigned_or_forged_is_refused_and_stores_nothing(self, twilio, booked, session, signature):
+        form = twilio.sms_form("STOP")
+        response = twilio.post("/twilio/sms", form, signature=signature)
+        assert response.status_code == 403
+        assert inbound(session) == [] and not patient(session).sms_opted_out
+
+    def test_signed_with_another_token_or_for_another_url_is_refused(self, twilio, booked, session):
+        form = twilio.sms_form("I want to die")
+        other_token = twilio.sign("/twilio/sms", form, token="0" * 32)
+        assert twilio.post("/twilio/sms", form, signature=other_token).status_code == 403
+        elsewhere = RequestValidator(twilio.auth_token).compute_signature("https://evil.example/twilio/sms", form)
+        assert twilio.post("/twilio/sms", form, signature=elsewhere).status_code == 403
+        assert inbound(session) == [] and escalations(session) == []
+
+    def test_a_body_changed_after_signing_is_refused(self, twilio, booked, session):
+        form = twilio.sms_form("C")
+        signature = twilio.sign("/twilio/sms", form)
+        response = twilio.post("/twilio/sms", {**form, "Body": "STOP"}, signature=signature)
+        assert response.status_code == 403 and inbound(session) == []
+
+    @pytest.mark.parametrize("missing", ["TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL"])
+    def test_without_a_token_or_public_url_everything_is_refused(self, configure, two_way, clock, session, booked,
+                                                                  missing, caplog):
+        changed = configure(**{missing: ""})
+        app = create_app(changed, {"TESTING": True, "CLOCK": clock})
+        poster = Twilio(app.test_client(), two_way.twilio_auth_token)
+        assert poster.sms("STOP").status_code == 403
+        assert poster.sms("STOP", sid="SMunsigned").status_code == 403
+        assert inbound(session) == []
+        assert any(missing in record.getMessage() and record.levelname == "ERROR" for record in caplog.records)
+
+    def test_the_query_string_is_part_of_what_is_signed(self, twilio, booked, session):
+        form = {"MessageSid": "SMx", "MessageStatus": "delivered"}
+        signature = twilio.sign("/twilio/status?outbox_id=1", form)
+        assert twilio.post("/twilio/status?outbox_id=2", form, signature=signature).status_code == 403
+        assert twilio.post("/twilio/status?outbox_id=1", form, signature=signature).status_code == 204
+
+
+# ---------------------------------------------------------------- replays
+
+class TestReplay:
+    def test_a_replayed_message_sid_acts_once_and_answers_the_same(self, twilio, booked, session, clock):
+        first = answer(twilio.sms("C", sid="SMreplay1"))
+        session.expire_all()
+        confirmed_at = session.get(Appointment, booked.id).confirmed_at
+        clock.advance(minutes=3)
+        again = answer(twilio.sms("C", sid="SMreplay1"))
+        assert first == again and "confirmed" in first
+        session.expire_all()
+        assert session.get(Appointment, booked.id).confirmed_at == confirmed_at == NOW
+        assert len(inbound(session)) == 1 and inbound(session)[0].reply_body == first
+
+    def test_a_replayed_crisis_text_opens_one_escalation_and_alerts_once(self, twilio, booked, session, fake_twilio,
+                                                                         smtp_server):
+        first = answer(twilio.sms("i want to kill myself", sid="SMreplay2"))
+        alerts = len(fake_twilio.messages), len(smtp_server.messages)
+        assert alerts == (2, 2)
+        assert answer(twilio.sms("i want to kill myself", sid="SMreplay2")) == first
+        assert (len(fake_twilio.messages), len(smtp_server.messages)) == alerts
+        assert len(escalations(session)) == 1 and len(inbound(session)) == 1
+
+    def test_a_replayed_stop_keeps_the_first_time(self, twilio, booked, session, clock):
+        twilio.sms("STOP", sid="SMreplay3")
+        clock.advance(hours=1)
+        twilio.sms("STOP", sid="SMreplay3")
+        assert patient(session).opted_out_at == NOW
+
+
+# ---------------------------------------------------------------- keywords
+
+STOP_WORDS = ["STOP", "stop", " Stop ", "Stop.", "STOP!!!", "'stop'", "StopAll", "STOP ALL", "unsubscribe",
+              "UNSUBSCRIBE", "Cancel", "CANCEL", "end", "END.", "quit", "Quit!", "revoke", "REVOKE", "optout",
+              "OPT-OUT", "opt out", "stop please", "Please stop", "STOP texting me", "unsubscribe me"]
+START_WORDS = ["START", "start", " Start. ", "UNSTOP", "unstop", "Yes", "YES", "yes!"]
+HELP_WORDS = ["HELP", "help", " Help? ", "INFO", "info", "Info."]
+
+
+class TestKeywords:
+    @pytest.mark.parametrize("word", STOP_WORDS)
+    def test_opt_out_words_opt_the_number_out(self, twilio, booked, session, word, two_way, fake_twilio):
+        reply = answer(twilio.sms(word))
+        assert "unsubscribed" in reply and "START" in reply
+        person = patient(session)
+        assert person.sms_opted_out and person.opted_out_at == NOW and person.opt_out_text == word.strip()
+        [message] = inbound(session)
+        assert (message.classification, message.needs_staff, message.patient_id) == ("stop", False, person.id)
+        run_pass(two_way, at("2026-12-09T10:00:00-05:00"))  # the 24 h reminder's time
+        assert fake_twilio.messages == []
+        assert outbox(session, rule="first_induction_24h")[0].status_reason == "patient opted out of texts"
+
+    @pytest.mark.parametrize("word", START_WORDS)
+    def test_opt_in_words_opt_back_in(self, twilio, booked, session, word, two_way, fake_twilio, clock):
+        twilio.sms("STOP")
+        clock.advance(minutes=5)
+        reply = answer(twilio.sms(word))
+        assert "subscribed again" in reply and "STOP" in reply
+        person = patient(session)
+        assert not person.sms_opted_out and person.opted_in_at == clock.now
+        run_pass(two_way, at("2026-12-09T10:00:00-05:00"))
+        assert [m["to"] for m in fake_twilio.messages] == [PHONE]
+
+    @pytest.mark.parametrize("word", HELP_WORDS)
+    def test_help_words_answer_with_the_clinic_name_and_phone(self, twilio, booked, session, word, two_way):
+        reply = answer(twilio.sms(word))
+        assert two_way.clinic_name in reply and two_way.clinic_phone in reply and "STOP" in reply
+        assert "988" in reply
+        assert inbound(session)[0].classification == "help"
+
+    @pytest.mark.parametrize("text", ["I need to cancel my appointment", "cancel please", "the end",
+                                      "please don't stop sending", "yes please"])
+    def test_words_around_a_keyword_are_not_an_opt_out(self, twilio, booked, session, text):
+        answer(twilio.sms(text))
+        assert not patient(session).sms_opted_out
+
+    def test_stop_with_crisis_words_opts_out_and_still_escalates(self, twilio, booked, session, fake_twilio):
+        reply = answer(twilio.sms("STOP i want to kill myself"))
+        assert patient(session).sms_opted_out
+        assert "988" in reply and "911" in reply and "unsubscribed" in reply
+        [escalation] = escalations(session)
+        assert escalation.status == "open" and escalation.reason == "crisis_language"
+        assert sorted(m["to"] for m in fake_twilio.messages) == sorted(STAFF_PHONES)
+
+    def test_an_opted_out_patient_gets_no_answer_but_staff_see_the_text(self, twilio, booked, session):
+        twilio.sms("STOP")
+        assert answer(twilio.sms("Is my visit still on?")) is None
+        message = inbound(session)[-1]
+        assert message.needs_staff and message.patient_id == booked.patient_id
+        assert "unsubscribed" in answer(twilio.sms("stop"))  # carriers want every STOP answered
+        assert "Infusion Clinic" in answer(twilio.sms("HELP"))
+
+
+# ---------------------------------------------------------------- appointment replies
+
+class TestAppointmentReplies:
+    @pytest.mark.parametrize("text", ["C", "c", " C ", "1", "confirm", "Confirmed!", "I confirm", "I'll be there",
+                                      "ok confirm thanks", "Confirm my appointment"])
+    def test_confirm_confirms_the_next_visit_visible_in_the_api(self, twilio, booked, session, api, text):
+        reply = answer(twilio.sms(text))
+        assert "confirmed" in reply and "Thursday, December 10 at 10:00 AM" in reply and "Maya" in reply
+        body = api("/api/v1/appointments/a1")
+        assert body["status"] == "confirmed" and at(body["confirmed_at"]) == NOW
+        [message] = inbound(session)
+        assert (message.classification, message.needs_staff, message.appointment_id) == ("confirm", False, booked.id)
+
+    def test_confirm_picks_the_next_upcoming_visit_not_a_past_or_canceled_one(self, twilio, session, api):
+        book(session, starts_at="2026-12-01T10:00:00-05:00", appointment="past", status="completed")
+        book(session, starts_at="2026-12-09T10:00:00-05:00", appointment="off", status="canceled")
+        book(session, starts_at="2026-12-11T10:00:00-05:00", appointment="next")
+        book(session, starts_at="2026-12-18T10:00:00-05:00", appointment="later")
+        answer(twilio.sms("C"))
+        statuses = {key: api(f"/api/v1/appointments/{key}")["status"] for key in ("past", "off", "next", "later")}
+        assert statuses == {"past": "completed", "off": "canceled", "next": "confirmed", "later": "scheduled"}
+
+    @pytest.mark.parametrize("text", ["R", "r", "3", "reschedule", "Reschedule please", "Can I reschedule?",
+                                      "I need to reschedule", "something came up, can we resched?"])
+    def test_reschedule_marks_the_visit_for_a_call_and_says_so(self, twilio, booked, session, api, text):
+        reply = answer(twilio.sms(text))
+        assert "will call you" in reply and "December 10" in reply
+        body = api("/api/v1/appointments/a1")
+        assert at(body["reschedule_requested_at"]) == NOW and body["status"] == "scheduled"
+        [item] = api("/api/v1/replies?needs_staff=true")["replies"]
+        assert item["classification"] == "reschedule" and item["patient_external_id"] == "p1"
+        assert item["appointment_external_id"] == "a1" and item["body"] == text
+
+    def test_nothing_upcoming_is_said_kindly_and_goes_to_staff(self, twilio, session, api):
+        book(session, starts_at="2026-12-01T10:00:00-05:00", status="completed")
+        reply = answer(twilio.sms("C"))
+        assert "could not find an upcoming visit" in reply and "in touch" in reply
+        [item] = api("/api/v1/replies?needs_staff=true")["replies"]
+        assert item["classification"] == "confirm" and item["patient_external_id"] == "p1"
+        reschedule = answer(twilio.sms("R"))
+        assert "will call you to find a new time" in reschedule
+
+    def test_free_text_goes_to_the_staff_inbox_and_is_acknowledged(self, twilio, booked, session, api, two_way):
+        reply = answer(twilio.sms("Can my sister drive me home instead of my husband?"))
+        assert "passed your message" in reply and "not watched around the clock" in reply
+        assert "988" in reply and "911" in reply and two_way.clinic_phone in reply
+        [item] = api("/api/v1/replies?needs_staff=true")["replies"]
+        assert item["classification"] == "free_text" and item["patient_external_id"] == "p1"
+        assert item["reply"] == reply
+        history = api("/api/v1/replies?patient_external_id=p1")["replies"]
+        assert [h["body"] for h in history] == ["Can my sister drive me home instead of my husband?"]
+
+    def test_a_picture_without_words_reaches_staff(self, twilio, booked, session):
+        answer(twilio.sms("", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1"))
+        [message] = inbound(session)
+        assert message.needs_staff and "attached" in message.body
+
+    def test_the_first_answer_to_a_patient_never_texted_introduces_the_service(self, twilio, session, clock):
+        book(session, starts_at=VISIT)
+        reply = answer(twilio.sms("C"))
+        assert "Reply HELP for help, STOP to opt out" in reply and "confirmed" in reply
+        assert patient(session).welcomed_at == NOW
+        assert "STOP to opt out" not in answer(twilio.sms("confirm"))
+
+
+# ---------------------------------------------------------------- unknown numbers
+
+class TestUnknownNumber:
+    @pytest.mark.parametrize("text", ["C", "Hi is this Maya's clinic?", "R", "7", "START"])
+    def test_a_stranger_gets_a_polite_answer_that_reveals_nothing(self, twilio, booked, session, text, two_way):
+        reply = answer(twilio.sms(text, from_=STRANGER))
+        assert two_way.clinic_name in reply and two_way.clinic_phone in reply and "988" in reply
+        for secret in ("Maya", "Lopez", "December", "confirmed", "visit"):
+            assert secret not in reply
+        [message] = inbound(session)
+        assert message.patient_id is None and message.needs_staff and message.from_number == STRANGER
+        assert session.get(Appointment, booked.id).status == "scheduled"
+
+    def test_stop_and_help_from_a_stranger_are_answered_as_carriers_require(self, twilio, session, two_way):
+        assert "unsubscribed" in answer(twilio.sms("STOP", from_=STRANGER))
+        assert two_way.clinic_phone in answer(twilio.sms("HELP", from_=STRANGER))
+
+    def test_a_crisis_from_a_stranger_still_escalates(self, twilio, session, fake_twilio, smtp_server):
+        reply = answer(twilio.sms("nobody would care if i was gone, i want to end it all", from_=STRANGER))
+        assert "988" in reply and "911" in reply
+        [escalation] = escalations(session)
+        assert escalation.patient_id is None and escalation.from_number == STRANGER
+        assert sorted(m["to"] for m in fake_twilio.messages) == sorted(STAFF_PHONES)
+        assert all("unknown number (phone ending 77)" in m["body"] for m in fake_twilio.messages)
+        assert len(smtp_server.messages) == 2
+
+
+# ---------------------------------------------------------------- nothing escapes
+
+def test_when_acting_fails_the_text_is_kept_for_staff_and_the_crisis_line_still_goes(
+        twilio, booked, session, monkeypatch, fake_twilio):
+    import reminders.inbound.replies as replies
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(replies, "open_checkin", broken)  # every text now fails half-way
+    reply = answer(twilio.sms("C"))
+    assert "988" in reply
+    [message] = inbound(session)
+    assert message.needs_staff and message.classification == "error" and message.patient_id == booked.patient_id
+    assert session.get(Appointment, booked.id).status == "scheduled"  # half an action is not kept
+    crisis = answer(twilio.sms("i'm going to overdose tonight"))
+    assert "988" in crisis and "911" in crisis
+    [escalation] = escalations(session)
+    assert escalation.patient_id == booked.patient_id and len(fake_twilio.messages) == 2
+    assert inbound(session)[-1].classification == "crisis"
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.text(max_size=160), sender=st.sampled_from([PHONE, STRANGER]))
+def test_any_text_through_the_webhook_is_answered_and_handled_or_in_the_staff_inbox(twilio, booked, session, body,
+                                                                                   sender):
+    sid = f"SMprop{next(_sids):028x}"
+    response = twilio.sms(body, from_=sender, sid=sid)
+    assert response.status_code == 200
+    ET.fromstring(response.data)
+    session.expire_all()
+    message = session.scalar(select(InboundMessage).where(InboundMessage.message_sid == sid))
+    assert message is not None and message.body == body.replace("\x00", "")
+    assert message.needs_staff or message.classification in HANDLED
+    if sender == STRANGER:
+        assert message.needs_staff and message.patient_id is None
+    count = session.scalar(select(func.count()).select_from(Patient).where(Patient.sms_opted_out))
+    if count:  # keep the next example's patient reachable
+        session.query(Patient).update({"sms_opted_out": False})
+        session.commit()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_crisis_is_answered_alerted_and_a_concurrent_replay_acts_once(
+        configure, pg_settings, twilio_settings, smtp_settings, fake_twilio, smtp_server, clock):
+    import threading
+
+    from reminders.db import session_factory
+
+    settings = configure(**twilio_settings, **smtp_settings, PUBLIC_BASE_URL=BASE,
+                         STAFF_ALERT_PHONES=",".join(STAFF_PHONES), STAFF_ALERT_EMAILS=",".join(STAFF_EMAILS))
+    sessions = session_factory(settings.effective_database_url)
+    with sessions() as session:
+        visit = book(session, starts_at=VISIT)
+        visit.patient.welcomed_at = NOW
+        session.commit()
+    app = create_app(settings, {"TESTING": True, "CLOCK": clock})
+    form = Twilio.sms_form("i want to kill myself", sid="SMpgreplay")
+    answers, start = [], threading.Barrier(3)
+
+    def deliver():
+        poster = Twilio(app.test_client(), settings.twilio_auth_token)
+        start.wait(10)
+        answers.append(answer(poster.post("/twilio/sms", form)))
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(answers) == 3 and len(set(answers)) == 1 and "988" in answers[0]
+    assert sorted(m["to"] for m in fake_twilio.messages) == sorted(STAFF_PHONES)
+    assert len(smtp_server.messages) == 2
+    poster = Twilio(app.test_client(), settings.twilio_auth_token)
+    assert "confirmed" in answer(poster.sms("C"))
+    assert "unsubscribed" in answer(poster.sms("STOP"))
+    with sessions() as session:
+        assert len(session.scalars(select(InboundMessage)).all()) == 3
+        assert len(session.scalars(select(Escalation)).all()) == 1
+        person = session.scalar(select(Patient))
+        assert person.sms_opted_out and session.scalar(select(Appointment)).status == "confirmed"
