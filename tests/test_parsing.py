@@ -231,6 +231,12 @@ CRISIS_TEXTS = [
     "I'm going to end things", "k.m.s", "i wanna kms", "I feel hopeless",
     "nobody would care if I was gone", "I want to disappear", "I took a bunch of pills",
     "I have a plan to end my life", "Stop texting me I want to die",
+    # Found by reading replies through the webhook: each of these must reach a person at once.
+    "I'm done with life", "nobody would miss me", "I'm going to jump", "I'd rather not be alive",
+    "I'm a danger to myself", "I just want the pain to end", "I took 20 of my pills",
+    "i dont see the point anymore", "i want it all to stop", "feel like giving up",
+    "I am not safe right now", "goodbye everyone", "I wish I could sleep forever",
+    "no one would even notice if I was gone", "can't breathe", "chest pain since the infusion",
 ]
 NOT_CRISIS_TEXTS = [
     "see you tuesday", "on a diet", "I studied", "I studied the instructions", "good morning",
@@ -242,6 +248,7 @@ NOT_CRISIS_TEXTS = [
     "That was odd but okay", "Body feels heavy but fine", "Period cramps today",
     "the code is 1234", "goodbye for now, see you next week", "C", "7", "STOP", "studies show",
     "Who is my doctor?", "food was good", "god bless",
+    "I took my pills this morning", "I'm done with the forms", "the parking was a pain",
 ]
 
 

@@ -128,6 +128,8 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "took my own life",
         "hang* my self", "shoot* my self", "drown* my self", "poison* my self",
         "jump* off", "jump* in front of", "gun to my head", "blow my brains",
+        "going to jump", "jump* to my death", "want* ... end* it", "going to end* it",
+        "danger to my self", "am not safe", "not feel* safe", "do not feel safe",
     ),
     "wants to die": (
         "want* ... die", "want* ... dead", "wish* i ... dead", "wish* i ... die",
@@ -137,6 +139,9 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "not ... want* to be ... here", "not ... want* to wake up",
         "longer want* to live", "tired of living", "tired of being alive",
         "want* to disappear", "disappear forever",
+        "rather not be alive", "rather not ... live", "rather not ... exist", "rather not be here",
+        "sleep forever", "never wake up", "not ... wake up", "done with life", "done with living",
+        "am done with ... every thing", "am done with it all", "tired of life",
     ),
     "self-harm": (
         "hurt* my self", "harm* my self", "self harm*", "self injur*", "cut* my self",
@@ -156,12 +161,26 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "nothing to live for", "no reason to live", "no point in living",
         "no point living", "no point in life", "hopeless*", "no hope", "am worthless",
         "tired of every thing", "care if i ... gone", "better off if i ... gone",
+        "no body would ... miss me", "no one would ... miss me", "no body would ... care",
+        "no one would ... care", "no body would ... notice", "no one would ... notice",
+        "not see the point", "no point any more", "what is the point", "feel* like giv* up",
+        "just giv* up", "want* to give up", "am giv* up", "want* ... all to stop", "make it all stop",
+        "pain to end", "pain to stop", "good bye every*", "can not do this", "can not cope",
+    ),
+    "medical emergency": (
+        "can not breath*", "hard to breath*", "chest pain*", "chest hurt*", "pass* out", "fainted",
+        "seizure*", "heart attack", "stroke", "heart ... racing", "call* an ambulance",
     ),
 }
 _CRISIS_RES = {
     label: re.compile("|".join(map(_phrase, phrases))) for label, phrases in _CRISIS_PHRASES.items()
 }
 _OD_RE = re.compile(r"\bo ?d(?:s|ed|ing)?\b")  # "OD" as a word, "o.d.", "ODing"; not squashed
+# A counted dose ("took 20 of my pills") without flagging the daily "I took my pills".
+_COUNTED_DOSE_RE = re.compile(
+    r"\b(?:took|taken|take|swallowed|swallow)\b(?: \w+){0,2} (?:\d+|ten|twenty|thirty|fifty|hundred)"
+    r"(?: \w+){0,3} (?:pills?|tablets?|meds|medications?|capsules?|sleeping)\b"
+)
 # Searched with all spaces removed too, to catch "s u i c i d e" and "kill my-self".
 _SQUEEZED = {"suicide": ("suicid", "kilmyself", "unalive"), "self-harm": ("selfharm",),
              "overdose": ("overdos",)}
@@ -205,7 +224,7 @@ def detect_crisis(text: str) -> tuple[str, ...]:
     plain, squashed, squeezed = _crisis_readings(text)
     found = {label for label, rx in _CRISIS_RES.items() if any(rx.search(v) for v in squashed)}
     found |= {label for label, stems in _SQUEEZED.items() if any(s in squeezed for s in stems)}
-    if any(_OD_RE.search(v) for v in plain):
+    if any(_OD_RE.search(v) or _COUNTED_DOSE_RE.search(v) for v in plain):
         found.add("overdose")
     return tuple(label for label in CRISIS_LABELS if label in found)
 
