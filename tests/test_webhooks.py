@@ -261,6 +261,11 @@ class TestKeywords:
         run_pass(two_way, at("2026-12-09T10:00:00-05:00"))
         assert [m["to"] for m in fake_twilio.messages] == [PHONE]
 
+    def test_yes_from_a_subscribed_patient_explains_how_to_confirm(self, twilio, booked, session):
+        reply = answer(twilio.sms("Yes"))
+        assert "reply C" in reply and "reply R" in reply and "subscribed again" not in reply
+        assert not patient(session).sms_opted_out and patient(session).opted_in_at is None
+
     @pytest.mark.parametrize("word", HELP_WORDS)
     def test_help_words_answer_with_the_clinic_name_and_phone(self, twilio, booked, session, word, two_way):
         reply = answer(twilio.sms(word))

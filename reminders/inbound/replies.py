@@ -257,11 +257,13 @@ class _Conversation:
         return self._reply("stop")
 
     def _opt_in(self) -> str:
-        for patient in self.patients:
-            if patient.sms_opted_out:
-                patient.sms_opted_out = False
-                patient.opted_in_at = self.now
-        return self._reply("start")
+        was_out = [patient for patient in self.patients if patient.sms_opted_out]
+        for patient in was_out:
+            patient.sms_opted_out = False
+            patient.opted_in_at = self.now
+        # YES is an opt-in word by carrier rule, but a subscribed patient saying "yes" to a
+        # reminder most likely means the visit: tell them how to confirm it.
+        return self._reply("start" if was_out else "already_subscribed")
 
     def _confirm(self) -> tuple[str, bool, str | None]:
         visit = next_visit(self.session, self.patient, self.now)
@@ -339,6 +341,8 @@ FALLBACKS = {
                "but this number is not watched around the clock."),
     "stop": "{clinic}: you're unsubscribed and will get no more texts from us. Reply START to resubscribe.",
     "start": "{clinic}: you're subscribed again. Reply HELP for help, STOP to opt out.",
+    "already_subscribed": ("{clinic}: you're subscribed to visit reminders. To confirm your visit reply C, to "
+                           "reschedule reply R. Reply HELP for help, STOP to opt out."),
     "help": ("{clinic}: visit reminders and check-ins. Questions: call {phone}. Reply STOP to opt out. Not watched "
              "around the clock: in a crisis call or text {crisis}, or {emergency} in an emergency."),
     "confirmed": "Thank you: your visit is confirmed. Reply R if you need to reschedule.",
