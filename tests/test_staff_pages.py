@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from reminders.followup import patients_needing_booking
 from reminders.models import AuditEntry, Escalation, InboundMessage, Patient, utcnow
 from reminders.web.staff import queries
 from tests.test_staff_support import (add_checkin, add_escalation, add_inbound, add_outbox, add_patient,  # noqa: F401
@@ -86,7 +87,7 @@ def test_maintenance_due_list(staff_client, sessions, settings):
         canceled = add_patient(session, "i4", "Canceled", "Next", "+12025550107", None, channel="sms")
         add_visit(session, canceled, "i4-v1", now - timedelta(days=1), status="completed")
         add_visit(session, canceled, "i4-v2", now + timedelta(days=1), status="canceled")
-        rows = queries.maintenance_due(session, settings, now)
+        rows = patients_needing_booking(session, settings, now)
         names = {row.patient.first_name: row.reason for row in rows}
     assert set(names) == {"Old", "Gap", "Late", "Canceled"}
     assert names["Old"].startswith("Maintenance due: last maintenance visit 50 days ago")

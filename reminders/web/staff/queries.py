@@ -6,17 +6,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient
-from reminders.models.appointments import ACTIVE_STATUSES, ATTENDED_OR_PENDING
+from reminders.models.appointments import ACTIVE_STATUSES
+from reminders.followup import series_length
 from reminders.web.staff.charts import Infusion, MoodPoint
-
-
-def series_length(appointment: Appointment, default: int) -> int:
-    planned = appointment.course.induction_sessions_planned if appointment.course else default
-    return max(planned or default, appointment.number_in_course)
 
 
 def progress(appointment: Appointment, default_series: int) -> str:
@@ -82,76 +78,6 @@ def upcoming_by_day(session: Session, settings, now: datetime, days: int = 7) ->
                                      progress(appointment, settings.induction_series_length),
                                      messages.get(appointment.id, [])))
     return [groups[day] for day in sorted(groups)]
-
-
-@dataclass
-class DueRow:
-    patient: Patient
-    last_visit: Appointment
-    reason: str
-    due_since: datetime
-    next_visit: Appointment | None
-
-
-def _next_active_visits(session: Session, now: datetime) -> dict[int, Appointment]:
-    first = (
-        select(Appointment.patient_id, func.min(Appointment.starts_at).label("first"))
-        .where(Appointment.starts_at > now, Appointment.status.in_(ACTIVE_STATUSES))
-        .group_by(Appointment.patient_id)
-        .subquery()
-    )
-    rows = session.scalars(
-        select(Appointment)
-        .join(first, and_(Appointment.patient_id == first.c.patient_id, Appointment.starts_at == first.c.first))
-        .where(Appointment.status.in_(ACTIVE_STATUSES))
-    ).all()
-    return {row.patient_id: row for row in rows}
-
-
-def maintenance_due(session: Session, settings, now: datetime) -> list[DueRow]:
-    """Patients who should be booked and are not.
-
-    Maintenance: the latest visit is older than the clinic's interval and nothing is booked.
-    Induction: the series is not complete and no next infusion falls within the rebook window
-    after the last one (nothing booked, or booked too late).
-    """
-    latest = (
-        select(Appointment.patient_id, func.max(Appointment.starts_at).label("last"))
-        .where(Appointment.starts_at <= now, Appointment.status.in_(ATTENDED_OR_PENDING))
-        .group_by(Appointment.patient_id)
-        .subquery()
-    )
-    last_visits = session.scalars(
-        select(Appointment)
-        .join(latest, and_(Appointment.patient_id == latest.c.patient_id, Appointment.starts_at == latest.c.last))
-        .where(Appointment.status.in_(ATTENDED_OR_PENDING))
-        .order_by(Appointment.id)
-        .options(selectinload(Appointment.patient), selectinload(Appointment.course))
-    ).all()
-    by_patient = {visit.patient_id: visit for visit in last_visits}  # the highest id wins a tie
-    upcoming = _next_active_visits(session, now)
-    rebook = timedelta(days=settings.induction_rebook_days)
-    interval = timedelta(days=settings.maintenance_interval_days)
-    due: list[DueRow] = []
-    for visit in by_patient.values():
-        following = upcoming.get(visit.patient_id)
-        series = series_length(visit, settings.induction_series_length)
-        if visit.kind == "induction" and visit.number_in_course < series:
-            deadline = visit.starts_at + rebook
-            if following is None:
-                reason = f"Infusion {visit.number_in_course + 1} of {series} is not booked"
-            elif following.starts_at > deadline:
-                reason = (f"Infusion {visit.number_in_course + 1} of {series} is booked more than "
-                          f"{settings.induction_rebook_days} days after the last")
-            else:
-                continue
-            due.append(DueRow(visit.patient, visit, reason, deadline, following))
-        elif following is None and visit.starts_at + interval <= now:
-            days = (now - visit.starts_at).days
-            what = "induction series ended" if visit.kind == "induction" else "last maintenance visit"
-            due.append(DueRow(visit.patient, visit, f"Maintenance due: {what} {days} days ago, nothing booked",
-                              visit.starts_at + interval, None))
-    return sorted(due, key=lambda row: row.due_since)
 
 
 # --- Patient ------------------------------------------------------------------------------------

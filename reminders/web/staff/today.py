@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from reminders.followup import patients_needing_booking
 from reminders.models import utcnow
 from reminders.web import db, settings
 from reminders.web.staff import display, queries
@@ -17,7 +18,7 @@ def index():
     now = utcnow()
     zone = display.clinic_zone()
     groups = queries.upcoming_by_day(db(), settings(), now)
-    due = queries.maintenance_due(db(), settings(), now)
+    due = patients_needing_booking(db(), settings(), now)
     return render_template(
         "staff/today.html", groups=groups, due=due, today=now.astimezone(zone).date(),
         day_heading=display.day_heading, zone_name=settings().clinic_timezone,
