@@ -5,11 +5,12 @@ import re
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
+
+from reminders.intake.records import check_time_zone
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = Path.cwd() / "reminders-data"
@@ -77,11 +78,7 @@ class Settings(BaseSettings):
     @field_validator("clinic_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"CLINIC_TIMEZONE {value!r} is not an IANA time zone") from exc
-        return value
+        return check_time_zone(value, "CLINIC_TIMEZONE")
 
     @property
     def effective_database_url(self) -> str:

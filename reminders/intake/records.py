@@ -34,6 +34,15 @@ def parse_instant(raw: str) -> datetime:
     return value
 
 
+def check_time_zone(value: str, label: str = "timezone") -> str:
+    """The name itself when it is an IANA time zone, else ValueError saying so."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{label} {value!r} is not an IANA time zone (like America/Chicago)") from exc
+    return value
+
+
 def _blank_to_none(value):
     if isinstance(value, str):
         value = value.strip()
@@ -68,11 +77,7 @@ class PatientRecord(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"timezone {value!r} is not an IANA time zone (like America/Chicago)") from exc
-        return value
+        return check_time_zone(value)
 
     @field_validator("preferred_channel", mode="before")
     @classmethod

@@ -95,6 +95,14 @@ def _patient_by_external_id(external_id: str) -> Patient:
     return patient
 
 
+def patient_from_query(what: str) -> Patient:
+    """The patient named by ?patient_external_id=..., or a 4xx saying what is missing."""
+    external_id = request.args.get("patient_external_id")
+    if not external_id:
+        raise BadRequest(f"add ?patient_external_id=... to say whose {what}", status=422)
+    return _patient_by_external_id(external_id)
+
+
 def _appointment_by_external_id(external_id: str) -> Appointment:
     appointment = db().scalar(select(Appointment).where(Appointment.external_id == external_id))
     if appointment is None:
@@ -178,15 +186,12 @@ def change_appointment(external_id: str):
 @api.get("/messages")
 @require_token
 def list_messages():
-    external_id = request.args.get("patient_external_id")
-    if not external_id:
-        raise BadRequest("add ?patient_external_id=... to say whose messages", status=422)
-    patient = _patient_by_external_id(external_id)
+    patient = patient_from_query("messages")
     rows = db().scalars(
         select(OutboxMessage).where(OutboxMessage.patient_id == patient.id)
         .order_by(OutboxMessage.due_at, OutboxMessage.id)
     ).all()
-    return jsonify({"patient_external_id": external_id, "messages": [message_json(row) for row in rows]})
+    return jsonify({"patient_external_id": patient.external_id, "messages": [message_json(row) for row in rows]})
 
 
 from reminders.web import api_replies  # noqa: E402,F401  (more routes on this blueprint)

@@ -20,7 +20,7 @@ from reminders.inbound.delivery import delivery_problems
 from reminders.inbound.escalations import ACKNOWLEDGED, OPEN, EscalationNotFound, acknowledge
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage
 from reminders.web import db, settings
-from reminders.web.api import BadRequest, _patient_by_external_id, api, require_token
+from reminders.web.api import BadRequest, _patient_by_external_id, api, patient_from_query, require_token
 from reminders.web.serialize import iso, message_json
 from reminders.web.twilio_hooks import request_now
 
@@ -152,15 +152,12 @@ def _flag(name: str) -> bool | None:
 @api.get("/checkins")
 @require_token
 def list_checkins():
-    external_id = request.args.get("patient_external_id")
-    if not external_id:
-        raise BadRequest("add ?patient_external_id=... to say whose check-ins", status=422)
-    patient = _patient_by_external_id(external_id)
+    patient = patient_from_query("check-ins")
     rows = db().scalars(
         select(CheckIn).where(CheckIn.patient_id == patient.id)
         .order_by(CheckIn.prompted_at, CheckIn.id).options(selectinload(CheckIn.appointment))
     ).all()
-    return jsonify({"patient_external_id": external_id, "checkins": [checkin_json(row) for row in rows]})
+    return jsonify({"patient_external_id": patient.external_id, "checkins": [checkin_json(row) for row in rows]})
 
 
 @api.get("/replies")
