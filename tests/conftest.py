@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from reminders.config import Settings, reset_settings
 from reminders.db import dispose_engines, session_factory
 
-pytest_plugins = ["tests.fixtures.channels"]
+pytest_plugins = ["tests.fixtures.channels", "tests.fixtures.twoway", "tests.fixtures.staff"]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")

@@ -1,8 +1,6 @@
 """`reminders import FILE.csv`: good rows taken, bad rows reported by line, re-imports idempotent."""
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 from click.testing import CliRunner
 

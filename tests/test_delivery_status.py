@@ -11,7 +11,7 @@ from reminders.models import OutboxMessage
 from reminders.pipeline import run_pass
 from tests.conftest import at
 from tests.helpers import book, outbox, patient
-from tests.test_webhooks import BASE, NOW, answer, api, clock, twilio, two_way, web  # noqa: F401  (fixtures)
+from tests.fixtures.twoway import BASE, NOW, answer
 
 REMINDER_AT = at("2026-12-09T10:00:00-05:00")  # the 24 h reminder for the visit below
 

@@ -13,10 +13,8 @@ from reminders.models import Escalation, OutboxMessage
 from reminders.pipeline import run_pass
 from tests.conftest import at
 from tests.helpers import book
-from tests.test_webhooks import (  # noqa: F401  (fixtures)
-    BASE, NOW, PHONE, STAFF_EMAILS, STAFF_PHONES, answer, api, booked, clock, escalations, inbound, twilio, two_way,
-    web,
-)
+
+from tests.fixtures.twoway import BASE, NOW, PHONE, STAFF_EMAILS, STAFF_PHONES, answer, escalations, inbound
 
 CRISIS_TEXTS = [
     "I want to kill myself", "i dont want to be here anymore", "thinking about ending it all tonight",
@@ -79,7 +77,7 @@ class TestTheAnswer:
 
     def test_the_crisis_line_and_emergency_number_are_configurable(self, configure, two_way, clock, booked, session):
         from reminders.web import create_app
-        from tests.test_webhooks import Twilio
+        from tests.fixtures.twoway import Twilio
 
         changed = configure(CRISIS_LINE="13 11 14", EMERGENCY_NUMBER="000")
         poster = Twilio(create_app(changed, {"TESTING": True, "CLOCK": clock}).test_client(), two_way.twilio_auth_token)
@@ -212,7 +210,7 @@ class TestAlerts:
     def test_without_staff_contacts_it_stays_open_and_logs_an_error_every_round(self, configure, two_way, clock,
                                                                                  booked, session, caplog, api):
         from reminders.web import create_app
-        from tests.test_webhooks import Twilio
+        from tests.fixtures.twoway import Twilio
 
         bare = configure(STAFF_ALERT_PHONES="", STAFF_ALERT_EMAILS="")
         poster = Twilio(create_app(bare, {"TESTING": True, "CLOCK": clock}).test_client(), two_way.twilio_auth_token)

@@ -16,9 +16,8 @@ from reminders.models import CheckIn, Escalation, InboundMessage
 from reminders.pipeline import run_pass
 from tests.conftest import at
 from tests.helpers import book, outbox
-from tests.test_webhooks import (  # noqa: F401  (fixtures)
-    NOW, PHONE, STRANGER, answer, api, booked, clock, escalations, inbound, twilio, two_way, web,
-)
+
+from tests.fixtures.twoway import NOW, PHONE, STRANGER, answer, escalations, inbound
 
 VISIT = "2026-12-07T10:00:00-05:00"  # the infusion the check-in follows
 PROMPT_AT = at("2026-12-08T10:00:00-05:00")  # the day after, 10:00 local

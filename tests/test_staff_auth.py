@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import AuditEntry, StaffUser, utcnow
-from tests.test_staff_support import (PASSWORD, add_escalation, add_inbound, add_patient, add_visit, admin_client,  # noqa: F401
-                                      csrf_token, login, make_user, post_form, staff_client)
+from tests.fixtures.staff import (
+    PASSWORD, add_escalation, add_inbound, add_patient, add_visit, csrf_token, login, make_user, post_form,
+)
 
 TEMPLATE = "induction_24h.sms.j2"
 

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from reminders.followup import patients_needing_booking
 from reminders.models import AuditEntry, Escalation, InboundMessage, Patient, utcnow
-from reminders.web.staff import queries
-from tests.test_staff_support import (add_checkin, add_escalation, add_inbound, add_outbox, add_patient,  # noqa: F401
-                                      add_visit, admin_client, post_form, staff_client)
+from tests.fixtures.staff import (
+    add_checkin, add_escalation, add_inbound, add_outbox, add_patient, add_visit, post_form,
+)
 
 CLINIC = ZoneInfo("America/New_York")
 

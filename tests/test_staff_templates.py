@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from reminders.models import AuditEntry, TemplateVersion
 from reminders.rendering import TemplateStore, render, sample_context
-from tests.test_staff_support import admin_client, csrf_token, post_form  # noqa: F401
+from tests.fixtures.staff import csrf_token, post_form
 
 SMS = "induction_24h.sms.j2"
 EDIT = f"/admin/templates/{SMS}"

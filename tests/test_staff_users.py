@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from reminders.models import AuditEntry, StaffUser, utcnow
-from tests.test_staff_support import PASSWORD, admin_client, login, make_user, post_form  # noqa: F401
+from tests.fixtures.staff import PASSWORD, login, make_user, post_form
 
 
 def user(sessions, email: str) -> StaffUser:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from reminders.models import Appointment, AuditEntry, Course, OutboxMessage, Patient, utcnow
 from reminders.pipeline import run_pass
-from tests.test_staff_support import add_patient, add_visit, post_form, staff_client  # noqa: F401
+from tests.fixtures.staff import add_patient, add_visit, post_form
 
 NY = ZoneInfo("America/New_York")
 

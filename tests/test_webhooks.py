@@ -1,15 +1,12 @@
 """POST /twilio/sms: signatures, replays, keywords, appointment replies, unknown numbers.
 
-Requests are signed the way Twilio signs them (RequestValidator.compute_signature over
-PUBLIC_BASE_URL + path + query and the form fields) and posted to the real app. Outgoing texts
-go through the fake Twilio server, email through the SMTP server, and time comes from the
-app's injected clock. The helpers and fixtures here are shared by the other two-way tests.
+Requests are signed the way Twilio signs them and posted to the real app; outgoing texts go
+through the fake Twilio server, email through the SMTP server, and time comes from the app's
+injected clock (fixtures in tests/fixtures/twoway.py).
 """
 from __future__ import annotations
 
-import itertools
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -21,139 +18,11 @@ from reminders.models import Appointment, Escalation, InboundMessage, Patient
 from reminders.pipeline import run_pass
 from reminders.web import create_app
 from tests.conftest import at
+from tests.fixtures.twoway import (
+    BASE, NOW, PHONE, STAFF_EMAILS, STAFF_PHONES, STRANGER, VISIT, Twilio, answer, escalations, inbound, new_sid,
+)
 from tests.helpers import book, outbox, patient
 
-BASE = "https://clinic.example.org"
-CLINIC_NUMBER = "+15005550006"
-PHONE = "+12025550143"  # tests.helpers.book's default patient number
-STRANGER = "+12025550177"
-STAFF_PHONES = ("+12025550101", "+12025550102")
-STAFF_EMAILS = ("oncall@clinic.test", "director@clinic.test")
-NOW = at("2026-12-08T15:00:00-05:00")  # a Tuesday afternoon in New York
-VISIT = "2026-12-10T10:00:00-05:00"
-_sids = itertools.count(1)
-
-
-class Clock:
-    """app.config["CLOCK"]: the webhook's now, moved by the test."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-class Twilio:
-    """Posts to the app as Twilio does: form fields, X-Twilio-Signature with the auth token."""
-
-    def __init__(self, client, auth_token: str, base: str = BASE):
-        self.client, self.auth_token, self.base = client, auth_token, base
-
-    def sign(self, path: str, form: dict, token: str | None = None) -> str:
-        return RequestValidator(token or self.auth_token).compute_signature(self.base + path, form)
-
-    def post(self, path: str, form: dict, signature: str | None = "sign"):
-        headers = {}
-        if signature == "sign":
-            headers["X-Twilio-Signature"] = self.sign(path, form)
-        elif signature is not None:
-            headers["X-Twilio-Signature"] = signature
-        return self.client.post(path, data=form, headers=headers)
-
-    @staticmethod
-    def sms_form(body: str, from_: str = PHONE, sid: str | None = None, **extra) -> dict:
-        sid = sid or f"SM{next(_sids):032x}"
-        return {
-            "ToCountry": "US", "ToState": "CA", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
-            "FromZip": "20001", "SmsSid": sid, "FromState": "DC", "SmsStatus": "received", "FromCity": "WASHINGTON",
-            "Body": body, "FromCountry": "US", "To": CLINIC_NUMBER, "ToZip": "", "NumSegments": "1",
-            "MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": from_, "ApiVersion": "2010-04-01",
-            **extra,
-        }
-
-    def sms(self, body: str, from_: str = PHONE, sid: str | None = None, **extra):
-        return self.post("/twilio/sms", self.sms_form(body, from_, sid, **extra))
-
-    def status(self, outbox_id: int | None, sid: str, status: str, error_code: str | None = None):
-        path = "/twilio/status" + (f"?outbox_id={outbox_id}" if outbox_id is not None else "")
-        form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
-                "AccountSid": "AC" + "0" * 32, "From": CLINIC_NUMBER, "To": PHONE, "ApiVersion": "2010-04-01"}
-        if error_code is not None:
-            form["ErrorCode"] = error_code
-        return self.post(path, form)
-
-
-def answer(response) -> str | None:
-    """The text of the TwiML answer, or None when it sends nothing."""
-    assert response.status_code == 200, response.data
-    assert response.mimetype in ("application/xml", "text/xml")
-    root = ET.fromstring(response.data)
-    assert root.tag == "Response"
-    messages = [m.text or "" for m in root.iter("Message")]
-    assert len(messages) <= 1
-    return messages[0] if messages else None
-
-
-def inbound(session) -> list[InboundMessage]:
-    session.expire_all()
-    return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
-
-
-def escalations(session) -> list[Escalation]:
-    session.expire_all()
-    return list(session.scalars(select(Escalation).order_by(Escalation.id)))
-
-
-@pytest.fixture
-def two_way(configure, settings, twilio_settings, smtp_settings):
-    """Settings with Twilio (fake), SMTP (real server on loopback), a public URL and staff contacts."""
-    return configure(**twilio_settings, **smtp_settings, PUBLIC_BASE_URL=BASE,
-                     STAFF_ALERT_PHONES=",".join(STAFF_PHONES), STAFF_ALERT_EMAILS=",".join(STAFF_EMAILS))
-
-
-@pytest.fixture
-def clock():
-    return Clock(NOW)
-
-
-@pytest.fixture
-def web(two_way, clock):
-    return create_app(two_way, {"TESTING": True, "CLOCK": clock})
-
-
-@pytest.fixture
-def twilio(web, two_way):
-    return Twilio(web.test_client(), two_way.twilio_auth_token)
-
-
-@pytest.fixture
-def api(web, api_headers):
-    client = web.test_client()
-
-    def get(path: str):
-        response = client.get(path, headers=api_headers)
-        assert response.status_code == 200, response.json
-        return response.json
-
-    get.client, get.headers = client, api_headers
-    return get
-
-
-@pytest.fixture
-def booked(session):
-    """Maya, an induction patient with her first infusion on Thursday, already welcomed."""
-    visit = book(session, starts_at=VISIT, email="maya@example.org")
-    visit.patient.welcomed_at = at("2026-12-01T12:00:00+00:00")
-    session.commit()
-    return visit
-
-
-# ---------------------------------------------------------------- signatures
 
 class TestSignature:
     def test_a_signed_request_is_answered(self, twilio, booked):
@@ -414,7 +283,7 @@ def test_when_acting_fails_the_text_is_kept_for_staff_and_the_crisis_line_still_
 @given(body=st.text(max_size=160), sender=st.sampled_from([PHONE, STRANGER]))
 def test_any_text_through_the_webhook_is_answered_and_handled_or_in_the_staff_inbox(twilio, booked, session, body,
                                                                                    sender):
-    sid = f"SMprop{next(_sids):028x}"
+    sid = new_sid("SMprop")
     response = twilio.sms(body, from_=sender, sid=sid)
     assert response.status_code == 200
     ET.fromstring(response.data)

@@ -1,7 +1,7 @@
 """The one small interface every channel sits behind."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 

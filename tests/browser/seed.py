@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from reminders.models import Appointment, OutboxMessage, utcnow
 from reminders.pipeline import run_pass
-from tests.test_staff_support import (add_checkin, add_escalation, add_inbound, add_outbox, add_patient, add_visit,
-                                      make_user)
+from tests.fixtures.staff import (
+    add_checkin, add_escalation, add_inbound, add_outbox, add_patient, add_visit, make_user,
+)
 
 ADMIN, STAFF = "admin@clinic.test", "frontdesk@clinic.test"
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from reminders.models import Appointment, Escalation, InboundMessage, TemplateVersion
 from tests.browser.seed import ADMIN, STAFF, seed_clinic
-from tests.test_staff_support import PASSWORD
+from tests.fixtures.staff import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = (
