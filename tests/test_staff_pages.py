@@ -156,6 +156,24 @@ def test_inbox_lists_what_needs_a_person_and_marks_done(staff_client, sessions):
     assert audit_actions(sessions, "inbox_done")[0].target_id == str(waiting.id)
 
 
+def test_inbox_lists_messages_that_did_not_arrive_or_may_not_have(staff_client, sessions):
+    now = utcnow()
+    with sessions() as session:
+        patient = add_patient(session)
+        visit = add_visit(session, patient, "v1", now + timedelta(days=1))
+        failed = add_outbox(session, patient, visit, "induction_24h", "sms", "failed", now)
+        failed.error_code, failed.status_reason = "30006", "the provider refused it for good"
+        stalled = add_outbox(session, patient, visit, "induction_24h", "email", "unknown", now)
+        stalled.status_reason = "the worker stopped during the send; check before resending"
+        add_outbox(session, patient, visit, "checkin_day_after", "sms", "delivered", now, kind="checkin")
+        session.commit()
+    text = staff_client.get("/inbox/").text
+    section = text[text.index("Messages that did not arrive"):]
+    assert "error 30006" in section and "check before resending" in section
+    assert f'id="outbox-{failed.id}"' in section and f'id="outbox-{stalled.id}"' in section
+    assert section.count("24 h reminder") == 2 and "Day-after check-in" not in section
+
+
 # --- Patient ------------------------------------------------------------------------------------
 
 def test_patient_page_shows_contact_opt_out_visits_timeline_chart_and_is_audited(staff_client, sessions):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from reminders.models import OutboxMessage, Patient
 from reminders.models.outbox import (
@@ -136,10 +136,12 @@ def _not_delivered(session: Session, row: OutboxMessage, status: str, code: str 
 
 
 def delivery_problems(session: Session, limit: int = 200) -> list[OutboxMessage]:
-    """Messages to patients that did not arrive, newest first: for staff to call or fix a number."""
+    """Messages that did not arrive, or may not have, newest first: for staff to call or fix a
+    number. `unknown` ones stopped mid-send and must be checked before anyone resends them."""
     return list(session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.status.in_((FAILED, UNDELIVERED)))
+        .where(OutboxMessage.status.in_((FAILED, UNDELIVERED, UNKNOWN)))
         .order_by(OutboxMessage.updated_at.desc(), OutboxMessage.id.desc())
         .limit(limit)
+        .options(selectinload(OutboxMessage.patient))
     ))

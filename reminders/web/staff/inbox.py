@@ -1,10 +1,12 @@
-"""Replies that need a person: free text, unreadable answers, reschedule requests, unknown numbers."""
+"""Replies that need a person (free text, unreadable answers, reschedule requests, unknown
+numbers), and messages that did not arrive or may not have."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from reminders.inbound.delivery import delivery_problems
 from reminders.models import InboundMessage, utcnow
 from reminders.web import db
 from reminders.web.staff import audit
@@ -13,6 +15,7 @@ from reminders.web.staff.auth import current_user, guard
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 guard(bp)
 SHOW_DONE = 50
+SHOW_PROBLEMS = 50
 
 
 @bp.get("/")
@@ -25,7 +28,8 @@ def index():
         select(InboundMessage).where(InboundMessage.needs_staff, InboundMessage.done_at.is_not(None))
         .order_by(InboundMessage.done_at.desc()).limit(SHOW_DONE).options(selectinload(InboundMessage.patient))
     ).all()
-    return render_template("staff/inbox.html", waiting=waiting, done=done)
+    problems = delivery_problems(db(), limit=SHOW_PROBLEMS)
+    return render_template("staff/inbox.html", waiting=waiting, done=done, problems=problems)
 
 
 @bp.post("/<int:message_id>/done")
