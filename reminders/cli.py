@@ -153,6 +153,42 @@ def token_create(name: str) -> None:
     click.echo(value)
 
 
+@token.command("list")
+def token_list() -> None:
+    """The API tokens: name, when created and last used, and whether revoked."""
+    from sqlalchemy import select
+
+    from reminders.db import session_scope
+    from reminders.models import ApiToken
+
+    _ensure_database()
+    with session_scope() as session:
+        for row in session.scalars(select(ApiToken).order_by(ApiToken.id)):
+            used = row.last_used_at.isoformat(timespec="minutes") if row.last_used_at else "never used"
+            state = f"revoked {row.revoked_at.isoformat(timespec='minutes')}" if row.revoked_at else "active"
+            click.echo(f"{row.id}\t{row.name}\tcreated {row.created_at.isoformat(timespec='minutes')}\t{used}\t{state}")
+
+
+@token.command("revoke")
+@click.option("--name", required=True, help="Revoke every active token with this name.")
+def token_revoke(name: str) -> None:
+    """Revoke API tokens by name; requests with them get 401 from then on."""
+    from sqlalchemy import select
+
+    from reminders.db import session_scope
+    from reminders.models import ApiToken, utcnow
+
+    _ensure_database()
+    with session_scope() as session:
+        rows = session.scalars(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))).all()
+        for row in rows:
+            row.revoked_at = utcnow()
+    if not rows:
+        click.echo(f"error: no active token named {name!r}", err=True)
+        sys.exit(1)
+    click.echo(f"revoked {len(rows)} token(s) named {name!r}")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

@@ -112,3 +112,18 @@ def test_unknown_api_paths_answer_json(client, api_headers):
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json["status"] == "ok"
+
+
+def test_a_revoked_token_is_refused(client, settings, api_token, api_headers):
+    from click.testing import CliRunner
+
+    from reminders.cli import main
+
+    assert client.get("/api/v1/patients/nobody", headers=api_headers).status_code == 404
+    listing = CliRunner().invoke(main, ["token", "list"])
+    assert "tests" in listing.output and "active" in listing.output and "never used" not in listing.output
+    revoked = CliRunner().invoke(main, ["token", "revoke", "--name", "tests"])
+    assert revoked.exit_code == 0 and "revoked 1 token(s)" in revoked.output
+    response = client.get("/api/v1/patients/nobody", headers=api_headers)
+    assert response.status_code == 401 and "revoked" in response.json["error"]
+    assert CliRunner().invoke(main, ["token", "revoke", "--name", "tests"]).exit_code == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from functools import wraps
 
 from flask import Blueprint, g, jsonify, request
@@ -19,6 +20,7 @@ from reminders.web.serialize import appointment_json, message_json, patient_json
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
+TOKEN_USE_GRANULARITY = timedelta(minutes=1)
 PATIENT_KEYS = ("first_name", "last_name", "phone", "email", "timezone", "preferred_channel")
 
 
@@ -45,6 +47,10 @@ def require_token(view):
         if row is None or row.revoked_at is not None:
             return _unauthorized("the API token is not valid or has been revoked")
         g.api_token_name = row.name
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_GRANULARITY:
+            row.last_used_at = now  # written at most once a minute per token
+            db().commit()
         return view(*args, **kwargs)
 
     return wrapped
