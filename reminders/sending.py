@@ -23,7 +23,7 @@ from reminders.models.outbox import (
 )
 from reminders.planning.dispatcher import claim_for_sending
 from reminders.planning.planner import appointment_key, insert_ignoring_duplicates
-from reminders.planning.rules import REMINDER, Rule, RuleSettings, SendFacts, default_rules, reason_not_to_send
+from reminders.planning.rules import REMINDER, Rule, RuleSettings, SendFacts, reason_not_to_send, rules_by_name
 from reminders.rendering import SUFFIXES, TemplateStore, message_context, render
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Sender:
     def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime) -> str:
         patient = session.get(Patient, row.patient_id) if row.patient_id else None
         appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
-        rules = {rule.name: rule for rule in default_rules(self.rule_settings)}
+        rules = rules_by_name(self.rule_settings)
 
         if row.kind not in UNGATED_KINDS:
             reason = self._reason_not_to_send(session, row, appointment, now)

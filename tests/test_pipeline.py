@@ -97,11 +97,35 @@ class TestChanges:
         visit = book(session, starts_at=VISIT, kind="maintenance")
         tick(settings, "2026-12-03T10:00:00-05:00")  # the 7-day reminder goes
         move(session, visit, starts_at="2026-12-14T15:00:00-05:00")
+        assert tick(settings, "2026-12-04T10:00:00-05:00")["sent"] == 1  # the patient hears of the move
         assert tick(settings, "2026-12-09T10:00:00-05:00")["sent"] == 0  # the old 24 h time
         assert tick(settings, "2026-12-13T15:00:00-05:00")["sent"] == 1
         row = outbox(session, rule="maintenance_24h")[0]
         assert "Monday, December 14 at 3:00 PM" in row.body
-        assert sent(session) == [("maintenance_7d", "sms"), ("maintenance_24h", "sms")]
+        assert sent(session) == [("maintenance_7d", "sms"), ("maintenance_24h", "sms"), ("visit_moved", "sms")]
+
+    def test_a_visit_moved_after_its_reminder_went_gets_one_notice_of_the_new_time(self, settings, session):
+        visit = book(session, starts_at=VISIT, kind="maintenance", email="maya@example.org", channel="both")
+        tick(settings, "2026-12-03T10:00:00-05:00")  # the 7-day reminder goes by text and email
+        move(session, visit, starts_at="2026-12-17T15:00:00-05:00", now=at("2026-12-04T09:00:00-05:00"))
+        summary = tick(settings, "2026-12-04T09:00:00-05:00")
+        notices = outbox(session, rule="visit_moved", status="sent")
+        assert {row.channel for row in notices} == {"sms", "email"} and summary["sent"] == 2
+        [text] = [row.body for row in notices if row.channel == "sms"]
+        assert "your visit has moved. It is now Thursday, December 17 at 3:00 PM" in text
+        assert tick(settings, "2026-12-04T12:00:00-05:00")["sent"] == 0
+        # The rule that went for the old time does not go again; the 24 h one goes at the new time.
+        tick(settings, "2026-12-10T10:00:00-05:00")
+        assert tick(settings, "2026-12-16T15:00:00-05:00")["sent"] == 1  # the 24 h text
+        assert sorted(sent(session)) == [("maintenance_24h", "sms"), ("maintenance_7d", "email"), ("maintenance_7d", "sms"),
+                                         ("visit_moved", "email"), ("visit_moved", "sms")]
+
+    def test_a_visit_moved_before_any_reminder_went_needs_no_notice(self, settings, session):
+        visit = book(session, starts_at=VISIT, kind="maintenance")
+        tick(settings, "2026-12-01T10:00:00-05:00")
+        move(session, visit, starts_at="2026-12-17T15:00:00-05:00")
+        tick(settings, "2026-12-02T10:00:00-05:00")
+        assert outbox(session, rule="visit_moved") == []
 
     def test_cancel_cancels_what_is_pending(self, settings, session):
         visit = book(session, starts_at=VISIT)

@@ -7,7 +7,7 @@ import pytest
 
 from reminders.channels.segments import gsm_safe, sms_length
 from reminders.config import Settings
-from reminders.planning.rules import RuleSettings, default_rules
+from reminders.planning.rules import RuleSettings, rules_by_name
 from reminders.rendering import SUFFIXES, TemplateStore, render, sample_context, validate
 
 SETTINGS = Settings(clinic_name="The Infusion Clinic")
@@ -32,6 +32,7 @@ PRIVATE_WORDS = re.compile(
     ("checkin_day_after.sms.j2", 2),
     ("checkin_weekly.sms.j2", 2),
     ("rebook_nudge.sms.j2", 1),
+    ("visit_moved.sms.j2", 2),
 ])
 def test_sms_texts_are_gsm7_with_a_known_segment_count(name, segments):
     length = sms_length(render(STORE, name, CONTEXT))
@@ -40,7 +41,7 @@ def test_sms_texts_are_gsm7_with_a_known_segment_count(name, segments):
 
 def test_every_sms_template_is_counted_above():
     counted = {"welcome", "first_induction_72h", "first_induction_24h", "induction_24h", "maintenance_7d",
-               "maintenance_24h", "checkin_day_after", "checkin_weekly", "rebook_nudge"}
+               "maintenance_24h", "checkin_day_after", "checkin_weekly", "rebook_nudge", "visit_moved"}
     assert {name.removesuffix(".sms.j2") for name in SMS_TEMPLATES if not name.startswith(("reply_", "staff_"))} == counted
 
 
@@ -51,7 +52,7 @@ def test_sms_texts_name_no_drug_or_diagnosis(name):
 
 
 def test_every_rule_has_a_template_for_each_channel_it_can_use():
-    for rule in default_rules(RuleSettings()):
+    for rule in rules_by_name(RuleSettings()).values():
         needed = ["sms"] if rule.strict_channels else ["sms", "subject", "text"]
         for part in needed:
             assert STORE.exists(rule.template + SUFFIXES[part]), (rule.name, part)

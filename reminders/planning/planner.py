@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import CANCELED, PENDING_STATUSES, PLANNED
+from reminders.models.outbox import DELIVERED, SENT, UNDELIVERED
 from reminders.planning.rules import (
-    REMINDER, TOO_LATE, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit,
+    REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit,
 )
 
 
@@ -63,6 +64,7 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
     """Bring one appointment's pending outbox rows in line with its current facts."""
     patient = appointment.patient
     wanted = {appointment_key(appointment.id, m.rule.name, m.channel): m for m in wanted_messages(appointment, patient, rs, now)}
+    wanted.update(moved_notices(session, appointment, wanted, rs, now))
     pending = session.scalars(
         select(OutboxMessage).where(
             OutboxMessage.appointment_id == appointment.id, OutboxMessage.status.in_(PENDING_STATUSES)
@@ -88,6 +90,32 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
     ]
     appointment.needs_planning = False
     return insert_ignoring_duplicates(session, new_rows)
+
+
+def moved_notices(session: Session, appointment: Appointment, wanted: dict[str, PlannedMessage],
+                  rs: RuleSettings, now: datetime) -> dict[str, PlannedMessage]:
+    """One "your visit has moved" message per channel when a reminder already went for another time.
+
+    Keyed by the new time, so each move is told once and a second move tells the newest time.
+    """
+    if appointment.status not in ("scheduled", "confirmed") or appointment.starts_at <= now:
+        return {}
+    delivered = session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.appointment_id == appointment.id, OutboxMessage.kind == REMINDER,
+            OutboxMessage.status.in_((SENT, DELIVERED, UNDELIVERED)),
+        )
+    ).all()
+    channels = {
+        row.channel for row in delivered
+        if row.dedupe_key in wanted and wanted[row.dedupe_key].planned_for != row.planned_for
+    }
+    due = rs.quiet.next_allowed(now, appointment.patient.timezone)
+    stamp = appointment.starts_at.strftime("%Y%m%dT%H%MZ")
+    return {
+        f"{appointment_key(appointment.id, VISIT_MOVED.name, channel)}:{stamp}": PlannedMessage(VISIT_MOVED, channel, now, due)
+        for channel in channels
+    }
 
 
 def _update_if_pending(session: Session, outbox_id: int, **values) -> None:

@@ -129,6 +129,15 @@ def default_rules(rs: RuleSettings) -> tuple[Rule, ...]:
     )
 
 
+# Not planned by time: sent once per new time when a visit moves after a reminder already went
+# for the old one (that reminder's rule cannot go twice, so the patient must hear of the move).
+VISIT_MOVED = Rule("visit_moved", REMINDER, "visit_moved", BOTH, lambda _v, _rs: False, lambda v, _rs: v.starts_at)
+
+
+def rules_by_name(rs: RuleSettings) -> dict[str, Rule]:
+    return {rule.name: rule for rule in (*default_rules(rs), VISIT_MOVED)}
+
+
 def choose_channels(rule: Rule, reachable: set[str]) -> set[str]:
     chosen = set(rule.channels) & reachable
     if chosen or rule.strict_channels:
