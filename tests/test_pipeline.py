@@ -352,3 +352,28 @@ def test_a_send_that_may_have_gone_is_shown_to_staff_not_repeated(settings, sess
     row = outbox(session, rule="first_induction_24h")[0]
     assert (summary["unknown"], stalled.calls, row.status) == (1, 1, "unknown")
     assert "check before resending" in row.status_reason
+
+
+class _BusyProvider(_StalledProvider):
+    """A provider that answers 'too many requests' (transient)."""
+
+    def send(self, message):
+        from reminders.channels import DeliveryError
+
+        self.calls += 1
+        raise DeliveryError("Too Many Requests", permanent=False, code="20429")
+
+
+def test_replanning_a_visit_keeps_a_retry_backoff(settings, session):
+    from reminders.channels.local_outbox import LocalOutbox
+    from reminders.planning.planner import mark_for_planning
+
+    book(session, starts_at=VISIT)
+    channels = {"sms": _BusyProvider(), "email": LocalOutbox("email", settings.effective_outbox_dir)}
+    run_pass(settings, at("2026-12-09T10:00:00-05:00"), channels=channels)
+    row = outbox(session, rule="first_induction_24h")[0]
+    assert row.status == "planned" and row.due_at == at("2026-12-09T10:00:30-05:00")
+    mark_for_planning(session, patient_id=row.patient_id)  # e.g. the patient's email changed
+    session.commit()
+    run_pass(settings, at("2026-12-09T10:00:05-05:00"), channels=channels)
+    assert outbox(session, rule="first_induction_24h")[0].due_at == at("2026-12-09T10:00:30-05:00")

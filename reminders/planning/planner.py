@@ -75,9 +75,10 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
         if message is None:
             reason = "visit canceled" if appointment.status == "canceled" else "no longer applies"
             _update_if_pending(session, row.id, status=CANCELED, status_reason=reason)
-        elif (row.planned_for, row.due_at) != (message.planned_for, message.due_at):
-            # A queued row goes back to planned: its task, if still in the broker, finds
-            # nothing to claim, and the row leaves again at the visit's new time.
+        elif row.planned_for != message.planned_for and message.rule.name != VISIT_MOVED.name:
+            # The visit moved. A queued row goes back to planned: its task, if still in the
+            # broker, finds nothing to claim, and the row leaves again at the new time. (When the
+            # time is unchanged the row keeps its due time: it may carry a retry backoff.)
             _update_if_pending(session, row.id, status=PLANNED, planned_for=message.planned_for, due_at=message.due_at)
     new_rows = [
         {
