@@ -16,6 +16,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = Path.cwd() / "reminders-data"
 
 
+def default_templates_dir() -> Path:
+    """templates/ beside the package (a checkout), else in the working directory (an image)."""
+    for candidate in (PROJECT_ROOT / "templates", Path.cwd() / "templates"):
+        if candidate.is_dir():
+            return candidate
+    return PROJECT_ROOT / "templates"
+
+
 def _split_list(value):
     if value is None or value == "":
         return []
@@ -68,7 +76,7 @@ class Settings(BaseSettings):
     send_max_attempts: int = 5
     stale_send_minutes: int = 10
     outbox_dir: Path | None = None
-    templates_dir: Path = PROJECT_ROOT / "templates"
+    templates_dir: Path = Field(default_factory=default_templates_dir)
 
     @field_validator("staff_alert_emails", "staff_alert_phones", mode="before")
     @classmethod

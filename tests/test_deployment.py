@@ -42,3 +42,13 @@ def test_the_commands_compose_uses_exist():
 def test_the_image_installs_the_package_and_ships_the_templates():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "COPY templates ./templates" in dockerfile and "pip install" in dockerfile
+    assert "TEMPLATES_DIR=/app/templates" in dockerfile  # the installed package lives elsewhere
+
+
+def test_templates_are_found_from_the_working_directory_when_the_package_is_installed(tmp_path, monkeypatch):
+    from reminders import config
+
+    (tmp_path / "templates").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "site-packages")
+    assert config.default_templates_dir() == tmp_path / "templates"
