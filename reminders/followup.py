@@ -45,20 +45,10 @@ def series_length(appointment: Appointment, default: int) -> int:
 
 def patients_needing_booking(session: Session, settings, now: datetime) -> list[Followup]:
     """Patients to call about booking, most overdue first."""
-    latest = (
-        select(Appointment.patient_id, func.max(Appointment.starts_at).label("last"))
-        .where(Appointment.starts_at <= now, Appointment.status.in_(ATTENDED_OR_PENDING))
-        .group_by(Appointment.patient_id)
-        .subquery()
+    by_patient = _visit_per_patient(
+        session, func.max, Appointment.starts_at <= now, Appointment.status.in_(ATTENDED_OR_PENDING),
+        tie_to_later_id=True,
     )
-    last_visits = session.scalars(
-        select(Appointment)
-        .join(latest, and_(Appointment.patient_id == latest.c.patient_id, Appointment.starts_at == latest.c.last))
-        .where(Appointment.status.in_(ATTENDED_OR_PENDING))
-        .order_by(Appointment.id)
-        .options(selectinload(Appointment.patient), selectinload(Appointment.course))
-    ).all()
-    by_patient = {visit.patient_id: visit for visit in last_visits}  # the later id wins a tie
     if not by_patient:
         return []
     upcoming = _first_upcoming(session, now, list(by_patient))
@@ -93,20 +83,29 @@ def patients_needing_booking(session: Session, settings, now: datetime) -> list[
 
 
 def _first_upcoming(session: Session, now: datetime, patient_ids: list[int]) -> dict[int, Appointment]:
-    first = (
-        select(Appointment.patient_id, func.min(Appointment.starts_at).label("first"))
-        .where(Appointment.starts_at > now, Appointment.status.in_(ACTIVE_STATUSES),
-               Appointment.patient_id.in_(patient_ids))
+    return _visit_per_patient(
+        session, func.min, Appointment.starts_at > now, Appointment.status.in_(ACTIVE_STATUSES),
+        Appointment.patient_id.in_(patient_ids),
+    )
+
+
+def _visit_per_patient(session: Session, pick, *where, tie_to_later_id: bool = False) -> dict[int, Appointment]:
+    """For each patient, the visit matching `where` whose start is `pick` (func.min or func.max) of
+    theirs. Two visits at that same instant: the lower id wins, or the later with tie_to_later_id."""
+    chosen = (
+        select(Appointment.patient_id, pick(Appointment.starts_at).label("at"))
+        .where(*where)
         .group_by(Appointment.patient_id)
         .subquery()
     )
     rows = session.scalars(
         select(Appointment)
-        .join(first, and_(Appointment.patient_id == first.c.patient_id, Appointment.starts_at == first.c.first))
-        .where(Appointment.status.in_(ACTIVE_STATUSES))
-        .order_by(Appointment.id)
+        .join(chosen, and_(Appointment.patient_id == chosen.c.patient_id, Appointment.starts_at == chosen.c.at))
+        .where(*where)
+        .order_by(Appointment.id if tie_to_later_id else Appointment.id.desc())
+        .options(selectinload(Appointment.patient), selectinload(Appointment.course))
     ).all()
-    return {row.patient_id: row for row in reversed(rows)}  # the lower id wins a tie
+    return {row.patient_id: row for row in rows}  # the last one written for a patient wins
 
 
 def _latest_no_shows(session: Session, now: datetime, patient_ids: list[int]) -> dict[int, Appointment]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from functools import wraps
 
 from flask import Blueprint, Response, current_app, request
 from twilio.request_validator import RequestValidator
@@ -78,6 +79,22 @@ def signature_problem() -> str | None:
     return f"the signature does not match (checked against {signed_url()}; is PUBLIC_BASE_URL right?)"
 
 
+def signed_by_twilio(view):
+    """Refuse (403, nothing stored) any request that is not signed by Twilio."""
+    @wraps(view)
+    def checked(*args, **kwargs):
+        problem = signature_problem()
+        if problem:
+            return _refused(problem)
+        return view(*args, **kwargs)
+
+    return checked
+
+
+def _message_sid(form) -> str:
+    return (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+
+
 def _refused(problem: str) -> Response:
     level = logging.ERROR if "not set" in problem else logging.WARNING
     log.log(level, "Twilio webhook %s refused with 403: %s", request.path, problem)
@@ -94,13 +111,11 @@ def twiml(reply: str | None) -> Response:
 
 
 @twilio_hooks.post("/sms")
+@signed_by_twilio
 def inbound_sms():
-    problem = signature_problem()
-    if problem:
-        return _refused(problem)
     form = request.form
     text = InboundText(
-        message_sid=(form.get("MessageSid") or form.get("SmsSid") or "").strip() or None,
+        message_sid=_message_sid(form) or None,
         from_number=(form.get("From") or "").strip(),
         to_number=(form.get("To") or "").strip(),
         body=(form.get("Body") or "").replace("\x00", ""),  # PostgreSQL text cannot hold NUL
@@ -159,15 +174,12 @@ def _int(value: str | None) -> int:
 # ---------------------------------------------------------------- delivery reports
 
 @twilio_hooks.post("/status")
+@signed_by_twilio
 def delivery_status():
-    problem = signature_problem()
-    if problem:
-        return _refused(problem)
     form = request.form
-    outbox_id = request.args.get("outbox_id", type=int)
     report = StatusReport(
-        outbox_id=outbox_id,
-        message_sid=(form.get("MessageSid") or form.get("SmsSid") or "").strip(),
+        outbox_id=request.args.get("outbox_id", type=int),
+        message_sid=_message_sid(form),
         status=form.get("MessageStatus") or form.get("SmsStatus") or "",
         error_code=(form.get("ErrorCode") or "").strip() or None,
     )
