@@ -48,12 +48,16 @@ class TemplateStore:
             self._environment = environment(self)
         return self._environment
 
+    def language_dirs(self) -> list[Path]:
+        return [p for p in self.templates_dir.iterdir() if p.is_dir() and len(p.name) == 2] if self.templates_dir.is_dir() else []
+
     def default_names(self) -> list[str]:
         return sorted(p.name for p in self.templates_dir.glob("*.j2"))
 
     def default_source(self, name: str) -> str | None:
+        """A file in templates/, or in a language's folder there ("es/reply_crisis.sms.j2")."""
         path = self.templates_dir / name
-        if path.parent != self.templates_dir or not path.is_file():
+        if path.parent not in (self.templates_dir, *self.language_dirs()) or not path.is_file():
             return None
         return path.read_text(encoding="utf-8")
 
@@ -125,9 +129,24 @@ def _template_line(exc: BaseException) -> int | None:
     return line
 
 
+def team_name(clinic_name: str) -> str:
+    """"the Infusion Clinic team" for "The Infusion Clinic", "the Sunrise Ketamine team" otherwise."""
+    name = clinic_name.strip()
+    if name[:4].lower() == "the ":
+        name = name[4:]
+    return f"the {name} team"
+
+
+def team_name_es(clinic_name: str) -> str:
+    """"el equipo de The Infusion Clinic": names stay as the clinic writes them."""
+    return f"el equipo de {clinic_name.strip()}"
+
+
 def clinic_context(settings) -> dict:
     return {
         "name": settings.clinic_name,
+        "team": team_name(settings.clinic_name),
+        "team_es": team_name_es(settings.clinic_name),
         "phone": settings.clinic_phone,
         "address": settings.clinic_address,
         "crisis_line": settings.crisis_line,

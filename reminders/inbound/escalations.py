@@ -29,7 +29,11 @@ from reminders.planning.planner import insert_ignoring_duplicates
 log = logging.getLogger(__name__)
 
 OPEN, ACKNOWLEDGED = "open", "acknowledged"
-REASON_CRISIS, REASON_LOW_SCORE = "crisis_language", "low_score"
+REASON_CRISIS, REASON_EMERGENCY, REASON_LOW_SCORE = "crisis_language", "medical_emergency", "low_score"
+# When texts of several kinds pile onto one escalation, the reason staff see is the gravest.
+_REASON_RANK = {REASON_LOW_SCORE: 0, REASON_EMERGENCY: 1, REASON_CRISIS: 2}
+REASON_WORDS = {REASON_CRISIS: "possible crisis", REASON_EMERGENCY: "possible medical emergency",
+                REASON_LOW_SCORE: "very low mood score"}
 ALERT_RULE = "escalation_alert"
 # Inbound classifications that belong to an escalation (see reminders.inbound.replies).
 CRISIS_CLASSIFICATIONS = ("crisis", "low_score")
@@ -67,8 +71,8 @@ def open_escalation(session: Session, settings, *, patient: Patient | None, inbo
                     f"patient {patient.id}" if patient else f"unknown number {mask_phone(inbound.from_number)}")
     else:
         escalation.text = _appended(escalation.text, inbound.body or "", now, settings)
-        if reason == REASON_CRISIS and realert:
-            escalation.reason = REASON_CRISIS  # crisis words outrank a low score
+        if realert and _REASON_RANK.get(reason, 2) > _REASON_RANK.get(escalation.reason, 2):
+            escalation.reason = reason
         soonest = max((escalation.last_alerted_at or now) + NEW_TEXT_REALERT_GAP, now)
         if realert and (escalation.next_alert_at is None or soonest < escalation.next_alert_at):
             escalation.next_alert_at = soonest
@@ -211,25 +215,35 @@ def alert_sms(settings, escalation: Escalation, patient: Patient | None, round_n
     number = escalation.from_number or (patient.phone if patient else "")
     again = "" if round_no == 1 else f" (alert {round_no}, not yet acknowledged)"
     opened = _local(settings, escalation.opened_at)
-    return (f"URGENT{again}: possible crisis text to {settings.clinic_name} from {who} (phone ending "
+    what = REASON_WORDS.get(escalation.reason, "possible crisis")
+    return (f"URGENT{again}: {what} text to {settings.clinic_name} from {who} (phone ending "
             f"{_ending(number)}) at {opened:%H:%M}. Open {_escalations_url(settings)} and acknowledge it "
             f"when someone has reached out.")
 
 
 def alert_email(settings, escalation: Escalation, patient: Patient | None, round_no: int) -> tuple[str, str]:
     again = "" if round_no == 1 else f" (alert {round_no}, not yet acknowledged)"
-    subject = f"URGENT{again}: possible crisis text from a patient, escalation #{escalation.id}"
+    what = REASON_WORDS.get(escalation.reason, "possible crisis")
+    subject = f"URGENT{again}: {what} text from a patient, escalation #{escalation.id}"
     if patient is not None:
         who = f"{patient.full_name} (record {patient.external_id or patient.id})"
         phone = patient.phone or escalation.from_number
     else:
         who = "an unknown number: no patient on file has it"
         phone = escalation.from_number
-    reason = ("crisis language in a text" if escalation.reason == REASON_CRISIS
-              else f"a mood score of {settings.crisis_score_max} or less (0 is worst)")
+    reason = {
+        REASON_CRISIS: "crisis language in a text",
+        REASON_EMERGENCY: "a text that may describe a medical emergency (chest pain, breathing, fainting, "
+                          "seizure, very high blood pressure)",
+    }.get(escalation.reason, f"a mood score of {settings.crisis_score_max} or less (0 is worst)")
     opened = _local(settings, escalation.opened_at)
+    answered = (f"{settings.emergency_number} first, then the crisis line ({settings.crisis_line})"
+                if escalation.reason == REASON_EMERGENCY
+                else f"the crisis line ({settings.crisis_line}) and {settings.emergency_number} for immediate danger")
     quoted = "\n".join(f"> {line}" for line in (escalation.text or "(no text)").splitlines())
-    body = f"""A patient may be in crisis. Please reach out now, then acknowledge the escalation.
+    opening = ("A patient may be having a medical emergency." if escalation.reason == REASON_EMERGENCY
+               else "A patient may be in crisis.")
+    body = f"""{opening} Please reach out now, then acknowledge the escalation.
 
 From:     {who}
 Phone:    {phone}
@@ -238,7 +252,7 @@ Received: {opened:%A %Y-%m-%d %H:%M %Z}
 
 {quoted}
 
-The sender was answered at once with the crisis line ({settings.crisis_line}) and {settings.emergency_number} for immediate danger.
+The sender was answered at once with {answered}.
 
 Acknowledge: {_escalations_url(settings)}
 (or POST /api/v1/escalations/{escalation.id}/ack)

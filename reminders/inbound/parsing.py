@@ -53,7 +53,9 @@ __all__ = [
     "OPT_OUT_WORDS",
     "POLITE_WORDS",
     "Reading",
+    "crisis_kind",
     "detect_crisis",
+    "looks_spanish",
     "read_reply",
 ]
 
@@ -484,3 +486,35 @@ def _score_or_rest(
     if _asks_reschedule(words):
         return Reading("reschedule", note=text.strip(), crisis_terms=crisis)
     return Reading("free_text", note=text.strip(), crisis_terms=crisis)
+
+
+# ---------------------------------------------------------------- what kind of urgent, which language
+
+MEDICAL_LABELS = frozenset({"medical emergency"})
+
+
+def crisis_kind(terms: tuple[str, ...]) -> str | None:
+    """"suicidal" when any label speaks of suicide or self-harm (it wins: the answer leads with the
+    crisis line), "medical" when only a medical emergency was found (the answer leads with 911)."""
+    if not terms:
+        return None
+    return "medical" if set(terms) <= MEDICAL_LABELS else "suicidal"
+
+
+_SPANISH_WORDS = frozenset(
+    "que quiero no ya mas estoy esta estoy me mi yo tengo puedo vivir morir matar hola gracias "
+    "por favor para con pero muy bien mal dolor pecho respirar cita manana hoy ayuda siento "
+    "nada todo vida todos mejor sin ella el los las una uno soy eres aguanto puedo".split()
+)
+_ENGLISH_WORDS = frozenset(
+    "i the to and my me is it you want not am im have can dont just feel this that of in be so "
+    "with for what all life will".split()
+)
+
+
+def looks_spanish(text: str) -> bool:
+    """Whether a text reads as Spanish: more common Spanish words than English ones."""
+    words = _plain_words(text)
+    spanish = sum(w in _SPANISH_WORDS for w in words) + 2 * bool(re.search(r"[ñ¿¡]", text.lower()))
+    english = sum(w in _ENGLISH_WORDS for w in words)
+    return spanish > english and spanish >= 1

@@ -24,11 +24,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reminders.inbound import escalations
-from reminders.inbound.parsing import Reading, detect_crisis, read_reply
+from reminders.inbound.parsing import Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
 from reminders.logs import mask_phone
 from reminders.models import Appointment, CheckIn, InboundMessage, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
-from reminders.rendering import TemplateStore, clinic_context, message_context, render
+from reminders.rendering import TemplateStore, clinic_context, message_context, render, team_name, team_name_es
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +180,17 @@ class _Conversation:
         else:
             classification, needs_staff, reply = self._from_patient(reading)
         if self.crisis:
-            reason = escalations.REASON_CRISIS if reading.crisis_terms or not low_score else escalations.REASON_LOW_SCORE
+            urgent = crisis_kind(reading.crisis_terms)
+            reason = (escalations.REASON_EMERGENCY if urgent == "medical"
+                      else escalations.REASON_CRISIS if reading.crisis_terms or not low_score
+                      else escalations.REASON_LOW_SCORE)
             escalation, self.alert_ids = escalations.open_escalation(
                 self.session, self.settings, patient=self.patient, inbound=inbound, reason=reason, now=self.now,
                 realert=flagged)
             self.escalation_id = escalation.id
             classification = "low_score" if reason == escalations.REASON_LOW_SCORE else "crisis"
             needs_staff = True
-            crisis = self._crisis_reply()
+            crisis = self._crisis_reply(medical=urgent == "medical", spanish=looks_spanish(self.text.body))
             # The action's own answer still matters after an opt-out or a visit change.
             acted = reply and reading.kind in ("stop", "start", "confirm", "reschedule")
             reply = f"{crisis}\n\n{reply}" if acted else crisis
@@ -320,11 +323,15 @@ class _Conversation:
     def _reply(self, name: str) -> str:
         return self._render(f"reply_{name}.sms.j2", self._context()) or fallback_reply(name, self.settings)
 
-    def _crisis_reply(self) -> str:
-        text = self._render("reply_crisis.sms.j2", self._context())
+    def _crisis_reply(self, *, medical: bool, spanish: bool) -> str:
+        """A medical emergency is answered with 911 first, a suicidal crisis with 988 first; a
+        Spanish text in Spanish (with 988's Spanish option)."""
+        base = "emergency" if medical else "crisis"
+        template, fallback = (f"es/reply_{base}.sms.j2", f"{base}_es") if spanish else (f"reply_{base}.sms.j2", base)
+        text = self._render(template, self._context())
         # Whatever staff made of the template, the answer carries both numbers.
         if not text or self.settings.crisis_line not in text or self.settings.emergency_number not in text:
-            return fallback_reply("crisis", self.settings)
+            return fallback_reply(fallback, self.settings)
         return text
 
     def _render(self, name: str, context: dict) -> str | None:
@@ -337,8 +344,17 @@ class _Conversation:
 
 FALLBACKS = {
     "crisis": ("We're so sorry you're going through this. Please call or text {crisis} now to talk with someone, "
-               "day or night. If you are in immediate danger, call {emergency}. We have alerted the {clinic} team, "
+               "day or night. If you are in immediate danger, call {emergency}. We have alerted {team}, "
                "but this number is not watched around the clock."),
+    "emergency": ("This may be a medical emergency: please call {emergency} now. If you are having thoughts of "
+                  "harming yourself, call or text {crisis}, day or night. We have alerted {team}, but this number "
+                  "is not watched around the clock."),
+    "crisis_es": ("Sentimos mucho que estés pasando por esto. Llama o envía un texto al {crisis} ahora (marca 2 para "
+                  "español, o escribe AYUDA al {crisis}), de día o de noche. Si estás en peligro inmediato, llama al "
+                  "{emergency}. Avisamos a {team_es}, pero este número no se atiende las 24 horas."),
+    "emergency_es": ("Esto puede ser una emergencia médica: llama al {emergency} ahora. Si piensas en hacerte daño, "
+                     "llama o envía un texto al {crisis} (marca 2 para español). Avisamos a {team_es}, pero este "
+                     "número no se atiende las 24 horas."),
     "stop": "{clinic}: you're unsubscribed and will get no more texts from us. Reply START to resubscribe.",
     "start": "{clinic}: you're subscribed again. Reply HELP for help, STOP to opt out.",
     "already_subscribed": ("{clinic}: you're subscribed to visit reminders. To confirm your visit reply C, to "
@@ -350,7 +366,7 @@ FALLBACKS = {
     "reschedule": "Thank you. Someone from {clinic} will call you to find a new time. Or call us on {phone}.",
     "checkin_thanks": "Thank you: your answer is with your care team. In a crisis call or text {crisis}.",
     "checkin_reask": "Sorry, we could not read a number. How is your mood, from 0 (worst) to 10 (best)?",
-    "received": ("Thank you, we have passed your message to the {clinic} team. Questions: call {phone}. Not watched "
+    "received": ("Thank you, we have passed your message to {team}. Questions: call {phone}. Not watched "
                  "around the clock: in a crisis call or text {crisis}, or {emergency} in an emergency."),
     "unknown": ("Thank you for your message to {clinic}. Questions: call {phone}. Not watched around the clock: "
                 "in a crisis call or text {crisis}, or {emergency} in an emergency."),
@@ -361,7 +377,8 @@ def fallback_reply(name: str, settings) -> str:
     """The built-in answer, used when a template cannot be rendered."""
     return FALLBACKS.get(name, FALLBACKS["received"]).format(
         clinic=settings.clinic_name, phone=settings.clinic_phone, crisis=settings.crisis_line,
-        emergency=settings.emergency_number)
+        emergency=settings.emergency_number, team=team_name(settings.clinic_name),
+        team_es=team_name_es(settings.clinic_name))
 
 
 # ---------------------------------------------------------------- lookups

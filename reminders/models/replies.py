@@ -64,7 +64,7 @@ class Escalation(Base):
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
     inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
     from_number: Mapped[str] = mapped_column(String(32), default="")
-    reason: Mapped[str] = mapped_column(String(30))  # crisis_language | low_score
+    reason: Mapped[str] = mapped_column(String(30))  # crisis_language | medical_emergency | low_score
     text: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | acknowledged
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
