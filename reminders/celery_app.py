@@ -51,6 +51,9 @@ def dispatcher_for(settings: Settings, sessions: sessionmaker[Session] | None = 
 
 @worker_ready.connect(dispatch_uid="reminders.hand_out_queued_rows")
 def _on_worker_ready(sender=None, **_kwargs) -> None:
+    """A worker that starts (after a deploy, a crash, a reboot) hands out what a dead worker left
+    queued and asks for a pass at once, instead of waiting up to a minute for beat."""
     app = getattr(sender, "app", None)
     if app is not None and RUN_PASS_TASK in app.tasks:
         hand_out_queued_rows(app)
+        app.send_task(RUN_PASS_TASK)

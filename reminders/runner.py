@@ -46,10 +46,16 @@ class MinuteScheduler(threading.Thread):
 
 
 def start_celery(settings: Settings) -> subprocess.Popen:
+    """A Celery worker with an embedded beat, on the same database, data folder and templates as
+    this process (it runs from the package's folder, so relative defaults must not move)."""
     command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--beat", "--loglevel", "INFO",
                "--concurrency", "2", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(command, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "REMINDERS_DATA_DIR": str(settings.data_dir.resolve()),
+           "DATABASE_URL": settings.effective_database_url, "TEMPLATES_DIR": str(settings.templates_dir.resolve())}
+    if settings.outbox_dir:
+        env["OUTBOX_DIR"] = str(settings.outbox_dir.resolve())
+    return subprocess.Popen(command, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env)
 
 
 def run_service(settings: Settings, host: str, port: int) -> None:

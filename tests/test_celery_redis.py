@@ -30,7 +30,9 @@ from reminders.models.outbox import PLANNED, SENT
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_DB = int(os.environ.get("TEST_CELERY_REDIS_DB", "13"))
+# One database per pytest-xdist worker (gw0 -> 13, gw1 -> 14), so parallel workers never flush
+# each other's broker.
+REDIS_DB = int(os.environ.get("TEST_CELERY_REDIS_DB", "13")) + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
 BROKER_URL = f"{REDIS_BASE}/{REDIS_DB}"
 NOW = datetime(2026, 3, 10, 16, 0, tzinfo=timezone.utc)  # noon in New York
 WAIT_SECONDS = 90.0  # a bound on a hang only: waits end as soon as the condition holds

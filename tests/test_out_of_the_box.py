@@ -117,3 +117,147 @@ def test_running_the_module_without_installing_works_from_the_repo(tmp_path):
     assert result.returncode == 0
     for command in ("init", "demo", "run", "tick", "import", "user", "token"):
         assert command in result.stdout
+
+
+# ---------------------------------------------------------------- `reminders run`, as a clinic runs it
+
+CSV_HEADER = ("external_id,patient_external_id,first_name,last_name,phone,email,timezone,preferred_channel,kind,"
+              "starts_at,duration_minutes,location,status\n")
+
+
+def daytime_zone() -> str:
+    """A real IANA zone where it is about noon now, so quiet hours never hold a message back."""
+    from datetime import datetime, timezone
+
+    offset = 12 - datetime.now(timezone.utc).hour  # -11 .. +12
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")  # Etc/GMT-3 is UTC+3
+
+
+def visits_due_now(count: int) -> str:
+    """`count` second infusions 23 h 30 min from now: each one's 24 h reminder is due at once."""
+    from datetime import datetime, timedelta, timezone
+
+    starts = (datetime.now(timezone.utc) + timedelta(hours=23, minutes=30)).replace(microsecond=0).isoformat()
+    rows = [f"v{i},p{i},Pat{i},Example,+1202555{i:04d},,{daytime_zone()},sms,induction,{starts},50,Suite 200,\n"
+            for i in range(count)]
+    return CSV_HEADER + "".join(rows)
+
+
+def outbox_lines(home: Path) -> list[dict]:
+    path = home / "reminders-data" / "outbox" / "messages.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def patient_texts(home: Path, at_least: int = 0) -> list[dict]:
+    texts = [m for m in outbox_lines(home) if m["to"].startswith("+1202555000")]
+    return texts if len(texts) >= at_least else []
+
+
+def staff_alerts(home: Path) -> list[dict]:
+    return [m for m in outbox_lines(home) if m["to"] in ("oncall@clinic.test", "+12025550101")]
+
+
+def wait_for(check, limit: float):
+    """Poll `check` until it is truthy or `limit` seconds pass (a bound on a hang, not a pace)."""
+    import time
+
+    deadline = time.monotonic() + limit
+    pause = threading.Event()
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        pause.wait(0.25)
+
+
+def post_signed_text(port: int, auth_token: str, body: str, from_: str = "+12025550188") -> str:
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    url = f"http://127.0.0.1:{port}/twilio/sms"
+    form = {"MessageSid": "SM" + os.urandom(16).hex(), "AccountSid": "AC" + "0" * 32, "From": from_,
+            "To": "+15005550006", "Body": body, "NumMedia": "0"}
+    request = urllib.request.Request(url, data=urlencode(form).encode(), headers={
+        "X-Twilio-Signature": RequestValidator(auth_token).compute_signature(url, form)})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read().decode()
+
+
+def start_run(home: Path, env: dict, port: int) -> tuple[subprocess.Popen, list[str]]:
+    process = subprocess.Popen([sys.executable, "-m", "reminders.cli", "run", "--port", str(port)], cwd=home, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
+    return process, lines
+
+
+def stop_run(process: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+
+
+def test_reminders_run_alone_sends_due_reminders_once_and_alerts_staff_about_a_crisis(tmp_path):
+    """The one-process shape (no broker): the scheduler thread sends what is due, and a signed
+    crisis text brings the on-call alerts at once."""
+    port = free_port()
+    env = {**bare_environment(tmp_path), "TWILIO_AUTH_TOKEN": "run-test-token",
+           "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "STAFF_ALERT_EMAILS": "oncall@clinic.test",
+           "STAFF_ALERT_PHONES": "+12025550101"}
+    (tmp_path / "visits.csv").write_text(visits_due_now(3))
+    imported = subprocess.run([sys.executable, "-m", "reminders.cli", "import", "visits.csv"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=180)
+    assert imported.returncode == 0, imported.stderr
+    process, lines = start_run(tmp_path, env, port)
+    try:
+        reminders_sent = wait_for(lambda: patient_texts(tmp_path, at_least=3), 120)
+        assert sorted(m["to"] for m in reminders_sent) == ["+12025550000", "+12025550001", "+12025550002"], "".join(lines)
+
+        answer = post_signed_text(port, "run-test-token", "i want to end my life")
+        assert "988" in answer and "911" in answer
+        alerts = wait_for(lambda: len(staff_alerts(tmp_path)) >= 2 and staff_alerts(tmp_path), 60)
+        assert sorted(m["to"] for m in alerts) == ["+12025550101", "oncall@clinic.test"], "".join(lines)
+    finally:
+        stop_run(process)
+    assert sorted(m["to"] for m in patient_texts(tmp_path)) == ["+12025550000", "+12025550001", "+12025550002"]
+
+
+def test_reminders_run_with_redis_sends_through_its_celery_worker_and_alerts_staff(tmp_path):
+    """`reminders run` with REDIS_URL: the web server and a Celery worker with beat beside it."""
+    import redis
+
+    from tests.conftest import REDIS_URL
+
+    db = 9 - int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    broker = redis.Redis.from_url(f"{REDIS_URL.rstrip('/')}/{db}")
+    broker.flushdb()
+    port = free_port()
+    env = {**bare_environment(tmp_path), "REDIS_URL": f"{REDIS_URL.rstrip('/')}/{db}",
+           "TWILIO_AUTH_TOKEN": "run-test-token", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+           "STAFF_ALERT_EMAILS": "oncall@clinic.test", "PYTHONPATH": str(ROOT)}
+    (tmp_path / "visits.csv").write_text(visits_due_now(2))
+    imported = subprocess.run([sys.executable, "-m", "reminders.cli", "import", "visits.csv"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=180)
+    assert imported.returncode == 0, imported.stderr
+    process, lines = start_run(tmp_path, env, port)
+    try:
+        assert wait_for(lambda: any("Serving on" in line for line in lines), 120), "".join(lines)
+        assert any("Celery with beat" in line for line in lines)
+        # The worker asks for a pass as soon as it is ready: no minute's wait for beat.
+        sent = wait_for(lambda: patient_texts(tmp_path, at_least=2), 120)
+        assert sorted(m["to"] for m in sent) == ["+12025550000", "+12025550001"], "".join(lines)
+
+        answer = post_signed_text(port, "run-test-token", "me quiero suicidar")
+        assert "988" in answer and "marca 2" in answer
+        alerts = wait_for(lambda: [m for m in outbox_lines(tmp_path) if m["to"] == "oncall@clinic.test"], 60)
+        assert len(alerts) == 1, "".join(lines)
+    finally:
+        stop_run(process)
+        broker.flushdb()
+        broker.close()
