@@ -243,3 +243,28 @@ def test_audit_log_page_lists_entries_for_admins(admin_client, sessions):
     assert "view patient" in text and "admin@clinic.test" in text
     with sessions() as session:
         assert session.scalar(select(Patient)).id == patient_id
+
+
+def test_with_no_alert_contacts_every_page_says_crisis_alerts_reach_nobody(staff_client, sessions):
+    with sessions() as session:
+        patient = add_patient(session)
+        escalation = add_escalation(session, patient)
+        escalation.last_alerted_at, escalation.alert_round = None, 0  # what a round with nobody to alert leaves
+        session.commit()
+    for path in ("/", "/escalations/", "/inbox/", "/patients/"):
+        text = staff_client.get(path).get_data(as_text=True)
+        assert "Crisis alerts cannot reach anyone." in text, path
+    escalations_page = staff_client.get("/escalations/").get_data(as_text=True)
+    assert "nobody alerted (no contacts configured)" in escalations_page
+    assert "Next alert" not in escalations_page
+
+
+def test_with_alert_contacts_configured_there_is_no_such_banner(configure, settings, sessions):
+    from reminders.web import create_app
+    from tests.fixtures.staff import login, make_user
+
+    configured = configure(STAFF_ALERT_EMAILS="oncall@clinic.test")
+    client = create_app(configured, {"TESTING": True}).test_client()
+    make_user(sessions, "staff@clinic.test", "staff")
+    assert login(client, "staff@clinic.test").status_code == 302
+    assert "Crisis alerts cannot reach anyone." not in client.get("/").get_data(as_text=True)

@@ -14,7 +14,7 @@ from flask import Blueprint, abort, g, jsonify, redirect, render_template, reque
 from sqlalchemy import func, select
 
 from reminders.models import Escalation, StaffUser, utcnow
-from reminders.web import db
+from reminders.web import db, settings
 from reminders.web.staff import audit
 from reminders.web.staff.accounts import hasher, password_matches
 
@@ -54,7 +54,9 @@ def page_context() -> dict:
     open_count = 0
     if user is not None:
         open_count = db().scalar(select(func.count()).select_from(Escalation).where(Escalation.status == "open")) or 0
-    return {"staff": user, "open_escalations": open_count}
+    s = settings()
+    return {"staff": user, "open_escalations": open_count,
+            "no_alert_contacts": not (s.staff_alert_phones or s.staff_alert_emails)}
 
 
 @lru_cache(maxsize=1)
