@@ -318,7 +318,7 @@ class Service:
 
         app = Celery("probe", broker=self.redis_server.url)
         try:
-            inspect = app.control.inspect(timeout=1.0)
+            inspect = app.control.inspect(timeout=2.0, limit=1)  # one worker: no need to wait longer
             active, reserved = inspect.active(), inspect.reserved()
         except Exception:  # Redis restarting
             return False
