@@ -1,14 +1,24 @@
-"""The Celery application. Beat runs one pass a minute; workers send one outbox row per task."""
+"""The Celery application, built from the settings, and the choice of dispatcher for a process.
+
+Beat runs one pass a minute; workers send batches of outbox rows. Tasks are registered on the
+app built here (never on Celery's default app), so a process that hands work to the workers
+(the web app's crisis alerts, beat's pass) sends it to REDIS_URL and nowhere else.
+"""
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_ready
+from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.config import Settings, get_settings
+from reminders.db import session_factory
+from reminders.dispatch import CeleryDispatcher, Dispatcher, in_process
+from reminders.tasks import RUN_PASS_TASK, hand_out_queued_rows, register_tasks
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("reminders", broker=settings.redis_url or "memory://", include=["reminders.tasks"])
+    app = Celery("reminders", broker=settings.redis_url or "memory://", set_as_current=False)
     app.conf.update(
         task_ignore_result=True,
         # A task is acknowledged only after it ran, so a worker that dies mid-task has it
@@ -17,12 +27,30 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # A process handing work out must not hang on a broker that is down: it fails fast, and
+        # the dispatcher puts the rows back for the next pass (or sends urgent ones itself).
+        broker_connection_timeout=3,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        broker_transport_options={"visibility_timeout": 3600, "socket_connect_timeout": 3, "socket_timeout": 10},
         timezone="UTC",
-        beat_schedule={"pass-every-minute": {"task": "reminders.tasks.run_pass", "schedule": 60.0}},
+        beat_schedule={"pass-every-minute": {"task": RUN_PASS_TASK, "schedule": 60.0}},
         worker_hijack_root_logger=False,
     )
+    register_tasks(app)
     return app
 
 
-celery_app = make_celery()
+def dispatcher_for(settings: Settings, sessions: sessionmaker[Session] | None = None) -> Dispatcher:
+    """The dispatcher a process uses for its whole life: Celery when REDIS_URL is set, else in process."""
+    sessions = sessions or session_factory(settings.effective_database_url)
+    local = in_process(settings, sessions)
+    if not settings.redis_url:
+        return local
+    return CeleryDispatcher(make_celery(settings), sessions, local)
+
+
+@worker_ready.connect(dispatch_uid="reminders.hand_out_queued_rows")
+def _on_worker_ready(sender=None, **_kwargs) -> None:
+    app = getattr(sender, "app", None)
+    if app is not None and RUN_PASS_TASK in app.tasks:
+        hand_out_queued_rows(app)

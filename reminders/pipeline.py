@@ -1,28 +1,28 @@
-"""One pass of the service: plan what changed, sweep what a dead worker left, send what is due.
+"""One pass of the service: plan what changed, sweep what a dead worker left, hand out what is due.
 
-`reminders tick` runs a pass synchronously; Celery beat runs the same steps every minute and
-hands each due row to a send task instead.
+`reminders tick` runs a pass and sends in this process; Celery beat runs the same pass every
+minute with the workers' dispatcher, which hands the due rows to send tasks in batches.
 """
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.channels import Channel, channels_for
+from reminders.channels import Channel
 from reminders.config import Settings
 from reminders.db import session_factory
+from reminders.dispatch import Dispatcher, in_process
 from reminders.inbound.escalations import plan_due_alerts
 from reminders.inbound.replies import unanswered_reasks_to_staff
-from reminders.planning.dispatcher import claim_due, mark_unknown_sends, queue_now, requeue_lost
+from reminders.planning.dispatcher import claim_due, mark_unknown_sends, requeue_lost
 from reminders.planning.planner import plan_pending
 from reminders.planning.rules import RuleSettings
-from reminders.sending import Sender
 
-# Sending can plan more (an email in place of a refused text): a pass repeats up to this often.
-MAX_ROUNDS = 5
+# A round hands out up to claim_due's limit; sending can plan more (an email in place of a
+# refused text), so a pass repeats until nothing due is left, up to this many rounds.
+MAX_ROUNDS = 50
 
 
 def prepare(session: Session, settings: Settings, now: datetime) -> dict[str, int]:
@@ -40,40 +40,23 @@ def due_ids(session: Session, now: datetime) -> list[int]:
 
 
 def run_pass(settings: Settings, now: datetime, *, sessions: sessionmaker[Session] | None = None,
-             channels: dict[str, Channel] | None = None) -> dict[str, int]:
-    """Plan and send everything due at `now`, in this process. Returns counts by outcome."""
+             channels: dict[str, Channel] | None = None, dispatcher: Dispatcher | None = None) -> dict[str, int]:
+    """Plan what changed and hand out everything due at `now` until nothing due is left.
+
+    With no dispatcher the rows are sent in this process (`reminders tick`); the Celery beat task
+    passes the workers' dispatcher. Returns counts by outcome."""
     sessions = sessions or session_factory(settings.effective_database_url)
-    sender = Sender(sessions, settings, channels or channels_for(settings))
+    dispatcher = dispatcher or in_process(settings, sessions, channels)
     with sessions() as session:
         summary = Counter(prepare(session, settings, now))
         for _round in range(MAX_ROUNDS):
             ids = due_ids(session, now)
             if not ids:
                 break
-            summary.update(sender.send(outbox_id, now) for outbox_id in ids)
+            outcomes = dispatcher.hand_off(ids, now)
+            summary.update(outcomes)
+            if outcomes.get("handoff_failed"):
+                break  # the broker is down: what was put back waits for the next pass
     result = {key: summary.get(key, 0) for key in ("planned", "sent", "deferred", "skipped", "failed", "retrying")}
     result.update({key: value for key, value in summary.items() if key not in result and value})
     return result
-
-
-def send_soon(settings: Settings, ids: Iterable[int], now: datetime,
-              sessions: sessionmaker[Session] | None = None) -> None:
-    """Send rows that must not wait for the next pass (crisis alerts).
-
-    With a broker they go to the workers; without one they are sent here and now. The rows are
-    queued in the database first, so the next pass covers a hand-off that got lost.
-    """
-    sessions = sessions or session_factory(settings.effective_database_url)
-    with sessions() as session:
-        ids = queue_now(session, list(ids), now)
-    if not ids:
-        return
-    if settings.redis_url:
-        from reminders.tasks import send_message
-
-        for outbox_id in ids:
-            send_message.delay(outbox_id)
-        return
-    sender = Sender(sessions, settings, channels_for(settings))
-    for outbox_id in ids:
-        sender.send(outbox_id, now)

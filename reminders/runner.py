@@ -12,7 +12,11 @@ import sys
 import threading
 from datetime import datetime, timezone
 
+from reminders.celery_app import dispatcher_for
 from reminders.config import Settings
+from reminders.dispatch import Dispatcher
+from reminders.pipeline import run_pass
+from reminders.web import create_app
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +24,17 @@ log = logging.getLogger(__name__)
 class MinuteScheduler(threading.Thread):
     """Runs a pass at the start of every minute until stopped."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, dispatcher: Dispatcher):
         super().__init__(name="reminders-scheduler", daemon=True)
         self.settings = settings
+        self.dispatcher = dispatcher
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        from reminders.pipeline import run_pass
-
         while not self.stopping.is_set():
             now = datetime.now(timezone.utc)
             try:
-                summary = run_pass(self.settings, now)
+                summary = run_pass(self.settings, now, dispatcher=self.dispatcher)
                 if any(summary.get(k) for k in ("sent", "failed", "deferred", "skipped")):
                     log.info("pass at %s: %s", now.isoformat(timespec="seconds"), summary)
             except Exception:  # noqa: BLE001 - the scheduler must outlive a bad pass
@@ -52,11 +55,8 @@ def start_celery(settings: Settings) -> subprocess.Popen:
 def run_service(settings: Settings, host: str, port: int) -> None:
     from waitress import serve
 
-    from reminders.channels import channels_for
-    from reminders.web import create_app
-
-    app = create_app(settings)
-    channels_for(settings)  # logs whether Twilio/SMTP or the local outbox is used
+    dispatcher = dispatcher_for(settings)  # builds the channels: logs whether Twilio/SMTP or the local outbox is used
+    app = create_app(settings, dispatcher=dispatcher)
     url = f"http://{host}:{port}/"
     print(f"Staff UI:     {url}", flush=True)
     if not (settings.twilio_configured and settings.smtp_configured):
@@ -67,7 +67,7 @@ def run_service(settings: Settings, host: str, port: int) -> None:
         worker = start_celery(settings)
     else:
         print("Worker:       in this process, one pass a minute (set REDIS_URL to use Celery)", flush=True)
-        scheduler = MinuteScheduler(settings)
+        scheduler = MinuteScheduler(settings, dispatcher)
         scheduler.start()
     try:
         serve(app, host=host, port=port, threads=8, ident="clinic-reminders")

@@ -1,11 +1,14 @@
 """The real Celery path: the Redis broker on the machine, an in-process worker, PostgreSQL.
 
-Beat's `run_pass` task plans and queues; one `send_message` task per due row sends it; a
-duplicate task for a row already sent changes nothing. The test broker is a Redis database
-of its own (flushed before and after) and a queue name of the test's own.
+Beat's `run_pass` task plans and hands the due rows out in `send_batch` tasks; a duplicate task
+for a row already sent changes nothing. The test broker is a Redis database of its own (flushed
+before and after) and a queue name of the test's own. The tests send tasks by name through the
+app built from the settings, as beat and the web process do.
 """
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
 import uuid
@@ -16,7 +19,7 @@ import pytest
 import redis
 from celery import _state as celery_state
 from celery.contrib.testing.worker import start_worker
-from celery.signals import task_postrun
+from celery.signals import task_postrun, worker_ready
 from sqlalchemy import select
 
 from reminders.channels.local_outbox import read_outbox
@@ -30,7 +33,7 @@ REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("
 REDIS_DB = int(os.environ.get("TEST_CELERY_REDIS_DB", "13"))
 BROKER_URL = f"{REDIS_BASE}/{REDIS_DB}"
 NOW = datetime(2026, 3, 10, 16, 0, tzinfo=timezone.utc)  # noon in New York
-WAIT_SECONDS = 10.0
+WAIT_SECONDS = 90.0  # a bound on a hang only: waits end as soon as the condition holds
 
 
 def wait_until(check, timeout: float = WAIT_SECONDS, step: float = 0.05):
@@ -62,9 +65,9 @@ def celery_settings(pg_settings, configure, broker, monkeypatch):
 
     settings = configure(REDIS_URL=BROKER_URL)
     monkeypatch.setattr(tasks, "utcnow", lambda: NOW)
-    tasks._sender.cache_clear()
+    tasks._local.cache_clear()
     yield settings
-    tasks._sender.cache_clear()
+    tasks._local.cache_clear()
 
 
 @pytest.fixture
@@ -99,6 +102,22 @@ def worker(celery_settings):
         celery_state.set_default_app(previous_default)
 
 
+@pytest.fixture
+def two_way_poster(celery_settings, configure):
+    """two_way_poster(**settings) -> post(body) -> the TwiML answer, from a web app built from
+    those settings (Twilio's auth token and public URL for the signature; the local outbox)."""
+    from reminders.web import create_app
+    from tests.fixtures.twoway import BASE, Twilio, answer
+
+    def make(**values):
+        settings = configure(TWILIO_AUTH_TOKEN="test-auth-token", PUBLIC_BASE_URL=BASE, **values)
+        app = create_app(settings, {"TESTING": True, "CLOCK": lambda: NOW})
+        poster = Twilio(app.test_client(), "test-auth-token")
+        return lambda body: answer(poster.sms(body))
+
+    return make
+
+
 def load_visits(settings, due: int, later: int) -> None:
     """`due` visits whose 24 h reminder is due at NOW, and `later` visits ten days out."""
     with session_factory(settings.effective_database_url)() as session:
@@ -127,13 +146,13 @@ def outbox_references(settings) -> Counter[int]:
 
 
 def test_the_beat_pass_through_redis_sends_each_due_reminder_once(celery_settings, worker, finished, broker):
-    import reminders.tasks as tasks
+    from reminders.tasks import RUN_PASS_TASK, SEND_MESSAGE_TASK
 
     app, _running = worker
     load_visits(celery_settings, due=12, later=5)
 
     # What beat does every minute: the run_pass task, through the broker.
-    first = tasks.run_pass.delay()
+    first = app.send_task(RUN_PASS_TASK)
     assert wait_until(lambda: first.id in finished), "the worker never ran run_pass"
     assert finished[first.id]["queued"] == 12
     assert wait_until(lambda: len(sent_ids(celery_settings)) == 12), \
@@ -145,16 +164,16 @@ def test_the_beat_pass_through_redis_sends_each_due_reminder_once(celery_setting
     assert all(r.attempts == 1 and r.provider_id.startswith("local-") for r in rows(celery_settings) if r.status == SENT)
     # The visits ten days out are planned, not sent: the database holds the schedule.
     assert all(r.status == PLANNED and r.due_at > NOW for r in rows(celery_settings) if r.id not in sent)
-    assert Counter(v for k, v in finished.items() if k != first.id) == Counter({"sent": 12})
+    assert Counter(v for k, v in finished.items() if k != first.id for v in v) == Counter({"sent": 12})
 
     # Beat again at the same instant, and duplicate tasks for rows already sent: nothing changes.
     before = {r.id: (r.status, r.attempts, r.provider_id) for r in rows(celery_settings)}
-    again = tasks.run_pass.delay()
-    duplicates = [tasks.send_message.delay(sent[0]), tasks.send_message.delay(sent[-1]),
-                  tasks.send_message.delay(sent[0])]
+    again = app.send_task(RUN_PASS_TASK)
+    duplicates = [app.send_task(SEND_MESSAGE_TASK, args=[sent[0]]), app.send_task(SEND_MESSAGE_TASK, args=[sent[-1]]),
+                  app.send_task(SEND_MESSAGE_TASK, args=[sent[0]])]
     ids = [again.id] + [d.id for d in duplicates]
     assert wait_until(lambda: all(i in finished for i in ids)), "the duplicate tasks never ran"
-    assert finished[again.id]["queued"] == 0
+    assert finished[again.id].get("queued", 0) == 0
     assert [finished[d.id] for d in duplicates] == ["not_claimed"] * 3
     assert {r.id: (r.status, r.attempts, r.provider_id) for r in rows(celery_settings)} == before
     assert outbox_references(celery_settings) == Counter({i: 1 for i in sent})
@@ -165,17 +184,100 @@ def test_the_beat_pass_through_redis_sends_each_due_reminder_once(celery_setting
     assert wait_until(lambda: broker.hlen("unacked") == 0)
 
 
-def test_run_pass_called_in_process_hands_each_due_row_to_a_worker(celery_settings, worker, finished):
-    """`reminders.tasks.run_pass()` called directly (as `reminders run` may) still sends through
-    the broker: one send_message task per due row, each row sent once."""
-    import reminders.tasks as tasks
+def test_a_pass_run_with_the_workers_dispatcher_hands_each_due_row_to_a_worker(celery_settings, worker, finished):
+    """A pass run outside the worker (as the web process or `reminders run` may) with the Celery
+    dispatcher still sends through the broker, each row once, in batches."""
+    from reminders.dispatch import BATCH_SIZE, CeleryDispatcher, in_process
+    from reminders.pipeline import run_pass
 
-    load_visits(celery_settings, due=8, later=0)
-    summary = tasks.run_pass()
-    assert summary["queued"] == 8
-    assert wait_until(lambda: len(sent_ids(celery_settings)) == 8)
-    assert wait_until(lambda: Counter(finished.values()) == Counter({"sent": 8}))
+    app, _running = worker
+    sessions = session_factory(celery_settings.effective_database_url)
+    dispatcher = CeleryDispatcher(app, sessions, in_process(celery_settings, sessions))
+    load_visits(celery_settings, due=BATCH_SIZE + 5, later=0)
+    summary = run_pass(celery_settings, NOW, dispatcher=dispatcher)
+    assert summary["queued"] == BATCH_SIZE + 5 and summary["sent"] == 0
+    assert wait_until(lambda: len(sent_ids(celery_settings)) == BATCH_SIZE + 5)
+    assert wait_until(lambda: len(finished) == 2), "two batches, two tasks"
     assert outbox_references(celery_settings) == Counter({i: 1 for i in sent_ids(celery_settings)})
 
-    # A second pass queues nothing more.
-    assert tasks.run_pass()["queued"] == 0
+    # A second pass hands out nothing more.
+    assert run_pass(celery_settings, NOW, dispatcher=dispatcher).get("queued", 0) == 0
+
+
+def test_the_web_app_with_redis_url_hands_crisis_alerts_to_that_broker(celery_settings, configure, broker, two_way_poster):
+    """Regression: the web process once queued alert tasks on Celery's default app (amqp on
+    localhost), where no worker ever saw them. Its tasks must land in REDIS_URL's queue."""
+    post = two_way_poster(REDIS_URL=BROKER_URL, STAFF_ALERT_EMAILS="oncall@clinic.example")
+    answer = post("i want to end my life")
+    assert "988" in answer
+    queued = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    assert [message["headers"]["task"] for message in queued] == ["reminders.tasks.send_batch"]
+    with session_factory(celery_settings.effective_database_url)() as session:
+        alert = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "alert")).one()
+    assert json.loads(base64.b64decode(queued[0]["body"]))[0] == [[alert.id]]
+    assert alert.status == "queued"
+
+
+def test_with_the_broker_down_crisis_alerts_go_from_the_web_process_at_once(celery_settings, two_way_poster, caplog):
+    post = two_way_poster(REDIS_URL="redis://127.0.0.1:1/0", STAFF_ALERT_EMAILS="oncall@clinic.example")
+    answer = post("i want to end my life")
+    assert "988" in answer
+    with session_factory(celery_settings.effective_database_url)() as session:
+        alert = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "alert")).one()
+    assert alert.status == "sent"
+    assert [m["to"] for m in read_outbox(celery_settings.effective_outbox_dir)] == ["oncall@clinic.example"]
+    assert "handing 1 urgent row(s) to the Celery workers failed" in caplog.text
+
+
+def test_with_the_broker_down_a_pass_puts_its_rows_back_for_the_next_pass(celery_settings, caplog):
+    from celery import Celery
+
+    from reminders.dispatch import CeleryDispatcher, in_process
+    from reminders.pipeline import run_pass
+
+    sessions = session_factory(celery_settings.effective_database_url)
+    down = Celery("reminders", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    down.conf.update(broker_connection_timeout=1, broker_transport_options={"socket_connect_timeout": 1},
+                     task_publish_retry_policy={"max_retries": 0})
+    load_visits(celery_settings, due=3, later=0)
+    summary = run_pass(celery_settings, NOW, dispatcher=CeleryDispatcher(down, sessions, in_process(celery_settings, sessions)))
+    assert summary["handoff_failed"] == 3
+    due = [r for r in rows(celery_settings) if r.due_at <= NOW]
+    assert len(due) == 3 and {r.status for r in due} == {PLANNED}
+    assert "they stay due and the next pass" in caplog.text
+    # The next pass, in process this time, sends each once.
+    assert run_pass(celery_settings, NOW)["sent"] == 3
+    assert len(read_outbox(celery_settings.effective_outbox_dir)) == 3
+
+
+class _Consumer:
+    """What worker_ready's sender offers the handler: the worker's app."""
+
+    def __init__(self, app):
+        self.app = app
+
+
+def test_rows_a_killed_worker_left_queued_go_out_once_when_a_worker_starts(celery_settings, broker, finished):
+    """A worker killed with tasks in hand leaves their rows `queued` (the broker would redeliver
+    them only after its visibility timeout). A worker that starts hands them out again at once."""
+    from reminders.celery_app import make_celery
+    from reminders.pipeline import due_ids, prepare
+
+    load_visits(celery_settings, due=6, later=0)
+    with session_factory(celery_settings.effective_database_url)() as session:
+        prepare(session, celery_settings, NOW)
+        queued = due_ids(session, NOW)  # queued, but their tasks died with the old worker
+    assert len(queued) == 6 and sent_ids(celery_settings) == []
+
+    app = make_celery(celery_settings)
+    app.conf.task_default_queue = f"reminders-test-{uuid.uuid4().hex[:8]}"
+    previous_current, previous_default = celery_state._tls.current_app, celery_state.default_app
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            # `celery worker` sends worker_ready once its consumer is up (the test worker does not).
+            worker_ready.send(sender=_Consumer(app))
+            assert wait_until(lambda: len(sent_ids(celery_settings)) == 6), "the queued rows were not handed out again"
+    finally:
+        celery_state._set_current_app(previous_current)
+        celery_state.set_default_app(previous_default)
+    assert outbox_references(celery_settings) == Counter({i: 1 for i in queued})

@@ -287,7 +287,7 @@ def test_local_outbox_keeps_every_line_whole_under_concurrent_senders(tmp_path):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=10)
+        t.join(timeout=60)
 
     lines = read_outbox(tmp_path)
     assert len(lines) == 120

@@ -296,7 +296,7 @@ def test_two_passes_at_once_on_postgresql_send_each_round_once(configure, pg_set
 
     def one_pass():
         try:
-            start.wait(10)
+            start.wait(60)
             run_pass(settings, later, sessions=sessions)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)

@@ -310,9 +310,9 @@ def test_local_outbox_holds_readable_messages_when_nothing_is_configured(setting
     assert json.dumps(line)  # plain JSON, readable by anything
 
 
-def test_send_soon_sends_planned_rows_at_once_and_only_once(settings, session):
+def test_send_soon_sends_planned_rows_at_once_and_only_once(settings, sessions, session):
+    from reminders.dispatch import in_process, send_soon
     from reminders.models import OutboxMessage
-    from reminders.pipeline import send_soon
 
     now = at("2026-12-10T03:00:00-05:00")  # quiet hours do not hold staff alerts
     row = OutboxMessage(dedupe_key="esc:1:round:1:sms:+12025550100", kind="alert", rule="escalation_alert",
@@ -320,8 +320,9 @@ def test_send_soon_sends_planned_rows_at_once_and_only_once(settings, session):
                         planned_for=now, due_at=now + timedelta(minutes=5))
     session.add(row)
     session.commit()
-    send_soon(settings, [row.id], now)
-    send_soon(settings, [row.id], now)
+    dispatcher = in_process(settings, sessions)
+    send_soon(dispatcher, sessions, [row.id], now)
+    send_soon(dispatcher, sessions, [row.id], now)
     assert [line["body"] for line in read_outbox(settings.effective_outbox_dir)] == ["URGENT: possible crisis reply"]
     assert outbox(session)[0].status == "sent"
 

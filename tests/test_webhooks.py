@@ -319,7 +319,7 @@ def test_on_postgresql_a_crisis_is_answered_alerted_and_a_concurrent_replay_acts
 
     def deliver():
         poster = Twilio(app.test_client(), settings.twilio_auth_token)
-        start.wait(10)
+        start.wait(60)
         answers.append(answer(poster.post("/twilio/sms", form)))
 
     threads = [threading.Thread(target=deliver) for _ in range(3)]

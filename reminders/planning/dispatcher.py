@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from reminders.models import OutboxMessage
-from reminders.models.outbox import PLANNED, QUEUED, SENDING, UNKNOWN
+from reminders.models.outbox import KIND_ALERT, PLANNED, QUEUED, SENDING, UNKNOWN
 
 # A queued row nobody claimed in this long lost its task (broker restart): queue it again.
 # Claiming is a conditional UPDATE, so a late original task and the new one cannot both send.
 REQUEUE_AFTER = timedelta(minutes=10)
+# A staff crisis alert is never left for the slow sweep: its task is handed out again sooner.
+REQUEUE_ALERT_AFTER = timedelta(minutes=1)
 # A worker's clock may run a little behind the process that queued the row (another host).
 CLOCK_SKEW = timedelta(minutes=1)
 
@@ -51,16 +53,35 @@ def queue_now(session: Session, ids: list[int], now: datetime) -> list[int]:
     return sorted(queued)
 
 
-def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFTER) -> list[int]:
+def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFTER,
+                 alert_after: timedelta = REQUEUE_ALERT_AFTER) -> list[int]:
+    """Queued rows whose task seems lost: stamped again and returned, to be handed out again."""
+    lost = or_(OutboxMessage.queued_at <= now - after,
+               and_(OutboxMessage.kind == KIND_ALERT, OutboxMessage.queued_at <= now - alert_after))
     ids = session.scalars(
         update(OutboxMessage)
-        .where(OutboxMessage.status == QUEUED, OutboxMessage.queued_at < now - after)
+        .where(OutboxMessage.status == QUEUED, lost)
         .values(queued_at=now, updated_at=now)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
     ).all()
     session.commit()
     return sorted(ids)
+
+
+def release_to_planned(session: Session, ids: list[int], now: datetime, reason: str) -> list[int]:
+    """Queued rows whose hand-off failed go back to `planned`, still due: the next pass takes them."""
+    if not ids:
+        return []
+    released = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == QUEUED)
+        .values(status=PLANNED, queued_at=None, status_reason=reason, updated_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(released)
 
 
 def mark_unknown_sends(session: Session, now: datetime, after: timedelta) -> int:

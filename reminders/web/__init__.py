@@ -9,8 +9,10 @@ from flask import Flask, g, jsonify
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
+from reminders.celery_app import dispatcher_for
 from reminders.config import Settings, get_settings
 from reminders.db import session_factory
+from reminders.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -28,7 +30,10 @@ def _secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def create_app(settings: Settings | None = None, test_config: dict | None = None) -> Flask:
+def create_app(settings: Settings | None = None, test_config: dict | None = None,
+               dispatcher: Dispatcher | None = None) -> Flask:
+    """The web app. `dispatcher` hands rows to the senders (crisis alerts); by default it is chosen
+    from the settings once, here: the Celery workers when REDIS_URL is set, else this process."""
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config.update(
@@ -43,6 +48,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         app.config.update(test_config)
     app.extensions["reminders.settings"] = settings
     app.extensions["reminders.sessions"] = session_factory(settings.effective_database_url)
+    app.extensions["reminders.dispatcher"] = dispatcher or dispatcher_for(settings, app.extensions["reminders.sessions"])
     csrf.init_app(app)
 
     from reminders.web.api import api

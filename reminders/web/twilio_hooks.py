@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from reminders.dispatch import send_soon
 from reminders.inbound.delivery import StatusReport, record_status
 from reminders.inbound.replies import Handled, InboundText, fallback_reply, handle_inbound, record_failure
 from reminders.logs import mask_phone
@@ -147,13 +148,11 @@ def _after_failure(text: InboundText, now: datetime) -> Handled:
 
 
 def _send_alerts_now(ids: list[int], now: datetime) -> None:
-    from reminders.pipeline import send_soon
-
-    s, sessions = settings(), current_app.extensions["reminders.sessions"]
+    dispatcher, sessions = current_app.extensions["reminders.dispatcher"], current_app.extensions["reminders.sessions"]
 
     def send() -> None:
         try:
-            send_soon(s, ids, now, sessions=sessions)
+            send_soon(dispatcher, sessions, ids, now)
         except Exception:  # noqa: BLE001 - the rows are in the outbox: the next pass sends them
             log.exception("crisis alerts %s: the immediate send failed; the next pass sends them", ids)
 

@@ -71,7 +71,7 @@ def base_url(settings, clinic):
 @pytest.fixture
 def page(browser, base_url):
     context = browser.new_context(viewport=DESKTOP, base_url=base_url, timezone_id="America/New_York")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(60_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -76,7 +76,7 @@ class FakeSMTP:
             _Handler(self), hostname=self.host, port=self.port,
             server_hostname="fake-smtp.test",  # else the server asks DNS for its own name
             authenticator=self._authenticate, auth_require_tls=False,
-            ready_timeout=5.0,
+            ready_timeout=30.0,
         )
 
     def start(self) -> "FakeSMTP":

@@ -1,0 +1,100 @@
+"""Handing queued outbox rows to whoever sends them: this process, or the Celery workers.
+
+A process chooses its dispatcher once, when it starts (`reminders.celery_app.dispatcher_for`): the
+web app keeps it in `app.extensions`, the worker builds it from its own Celery app, `reminders
+tick` always sends in process. Every caller that has rows to send (the scheduler's pass, the webhook's crisis alerts)
+goes through it, so no caller needs to know whether Celery is there.
+
+Rows are `queued` in the database before they are handed off; the database stays the schedule.
+A hand-off that fails puts its rows back to `planned`, still due, so the next pass (within a
+minute) takes them again, and urgent rows (crisis alerts to staff) are sent in this process at
+once instead of waiting for the broker to come back.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime
+from typing import TYPE_CHECKING, Iterable, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from reminders.channels import Channel, channels_for
+from reminders.config import Settings
+from reminders.db import session_factory
+from reminders.planning.dispatcher import queue_now, release_to_planned
+from reminders.sending import Sender
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH_TASK = "reminders.tasks.send_batch"
+# Ids per Celery task: small enough that a killed worker leaves few rows for the sweep, large
+# enough that a backlog of thousands is a few hundred tasks.
+BATCH_SIZE = 20
+
+
+class Dispatcher(Protocol):
+    """Sends rows already `queued` in the database. Returns outcomes counted (sent, queued, ...)."""
+
+    def hand_off(self, ids: list[int], now: datetime, *, urgent: bool = False) -> Counter: ...
+
+
+class InProcessDispatcher:
+    """Sends in the calling thread: `reminders tick`, `reminders run` without a broker, tests."""
+
+    def __init__(self, sender: Sender):
+        self.sender = sender
+
+    def hand_off(self, ids: list[int], now: datetime, *, urgent: bool = False) -> Counter:
+        return Counter(self.sender.send(outbox_id, now) for outbox_id in ids)
+
+
+class CeleryDispatcher:
+    """Hands rows to the workers of one Celery app (the one built from the settings)."""
+
+    def __init__(self, app: "Celery", sessions: sessionmaker[Session], fallback: InProcessDispatcher):
+        self.app = app
+        self.sessions = sessions
+        self.fallback = fallback
+
+    def hand_off(self, ids: list[int], now: datetime, *, urgent: bool = False) -> Counter:
+        outcomes: Counter = Counter()
+        for start in range(0, len(ids), BATCH_SIZE):
+            batch = ids[start:start + BATCH_SIZE]
+            try:
+                self.app.send_task(SEND_BATCH_TASK, args=[batch], priority=0 if urgent else 5)
+            except Exception as error:  # noqa: BLE001 - any broker failure: the rows must not sit queued
+                outcomes.update(self._handed_off_failed(batch, now, error, urgent))
+            else:
+                outcomes["queued"] += len(batch)
+        return outcomes
+
+    def _handed_off_failed(self, batch: list[int], now: datetime, error: Exception, urgent: bool) -> Counter:
+        reason = f"{type(error).__name__}: {error}"[:300]
+        if urgent:
+            log.error("handing %s urgent row(s) to the Celery workers failed (%s); sending them from this "
+                      "process now", len(batch), reason)
+            return self.fallback.hand_off(batch, now, urgent=True)
+        with self.sessions() as session:
+            released = release_to_planned(session, batch, now, "the hand-off to the workers failed; retrying")
+        log.error("handing %s row(s) to the Celery workers failed (%s); they stay due and the next pass "
+                  "(within a minute) hands them out again", len(released), reason)
+        return Counter(handoff_failed=len(released))
+
+
+def send_soon(dispatcher: Dispatcher, sessions: sessionmaker[Session], ids: Iterable[int], now: datetime) -> Counter:
+    """Send rows that must not wait for the next pass (crisis alerts): queue them, hand them off.
+
+    Rows already taken by someone else (a racing pass) are left to them."""
+    with sessions() as session:
+        queued = queue_now(session, list(ids), now)
+    return dispatcher.hand_off(queued, now, urgent=True) if queued else Counter()
+
+
+def in_process(settings: Settings, sessions: sessionmaker[Session] | None = None,
+               channels: dict[str, Channel] | None = None) -> InProcessDispatcher:
+    sessions = sessions or session_factory(settings.effective_database_url)
+    return InProcessDispatcher(Sender(sessions, settings, channels or channels_for(settings)))
