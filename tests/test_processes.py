@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,7 @@ BEAT_COMMAND = ("celery", "-A", "worker", "beat", "--loglevel", "INFO", "--sched
 REDIS_COMMAND = ("redis-server", "--port", "{port}", "--bind", "{host}", "--save", "", "--appendonly", "yes",
                  "--dir", "{dir}")
 CONCURRENCY = 2  # the machine's cores
+SEND_TASKS = ("reminders.tasks.send_batch", "reminders.tasks.send_message")
 
 STAFF_PHONE = "+12025550101"
 STAFF_EMAIL = "oncall@clinic.test"
@@ -302,12 +304,13 @@ class Service:
             held = set()
             for raw in client.hvals("unacked"):
                 message = json.loads(raw)[0]
-                if message.get("headers", {}).get("task") != "reminders.tasks.send_message":
+                if message.get("headers", {}).get("task") not in SEND_TASKS:
                     continue
                 body = message["body"]
                 if message.get("properties", {}).get("body_encoding") == "base64":
                     body = base64.b64decode(body)
-                held.add(int(json.loads(body)[0][0]))
+                ids = json.loads(body)[0][0]  # args[0]: one id, or a batch of ids
+                held.update(int(i) for i in (ids if isinstance(ids, list) else [ids]))
             return held
         finally:
             client.close()
@@ -316,7 +319,7 @@ class Service:
         """The queue is empty and the worker answers that it runs and holds nothing."""
         from celery import Celery
 
-        app = Celery("probe", broker=self.redis_server.url)
+        app = Celery("probe", broker=self.redis_server.url, set_as_current=False)
         try:
             inspect = app.control.inspect(timeout=2.0, limit=1)  # one worker: no need to wait longer
             active, reserved = inspect.active(), inspect.reserved()
@@ -542,8 +545,10 @@ def test_a_worker_killed_mid_batch_and_started_again_texts_no_patient_twice(serv
         held = service.held_outbox_ids()  # what the dead worker had taken and not acknowledged
         assert at_kill["sent"] < 80, f"the kill came after the batch: {at_kill}"
 
+        mark = len(service.worker.log())
         service.start_worker()
         wait_for(lambda: service.settled(scenario), SETTLE_WAIT, "the new worker to empty the queue")
+        handed_again = re.findall(r"worker start: handing out (\d+) queued row", service.worker.log()[mark:])
         service.twilio.slow_down(0)
         before_sweep = {row["id"]: row["status"] for row in service.rows(scenario)}
         cut = {i for i, status in before_sweep.items() if status == "sending"}
@@ -567,7 +572,8 @@ def test_a_worker_killed_mid_batch_and_started_again_texts_no_patient_twice(serv
         service.report(
             f"worker SIGKILL: 80 due, killed at {at_kill['sent']} sent; sent {statuses['sent']}, duplicates 0, "
             f"unknown {len(cut)} (of which {reached_anyway} did reach the patient), late {len(late)} "
-            f"(went with the 10-minute requeue); {len(held)} send tasks held by the dead worker")
+            f"(went with the 10-minute requeue); the dead worker held {len(held)} rows unacknowledged, "
+            f"the new worker handed out {sum(map(int, handed_again))} queued rows again at start")
 
 
 def test_redis_stopped_and_started_again_mid_run_loses_and_duplicates_nothing(service):
