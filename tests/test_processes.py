@@ -573,7 +573,7 @@ def test_a_worker_killed_mid_batch_and_started_again_texts_no_patient_twice(serv
             f"worker SIGKILL: 80 due, killed at {at_kill['sent']} sent; sent {statuses['sent']}, duplicates 0, "
             f"unknown {len(cut)} (of which {reached_anyway} did reach the patient), late {len(late)} "
             f"(went with the 10-minute requeue); the dead worker held {len(held)} rows unacknowledged, "
-            f"the new worker handed out {sum(map(int, handed_again))} queued rows again at start")
+            f"the new worker handed out {sum(map(int, handed_again))} queued rows (of any rule) again at start")
 
 
 def test_redis_stopped_and_started_again_mid_run_loses_and_duplicates_nothing(service):
