@@ -52,3 +52,26 @@ def test_templates_are_found_from_the_working_directory_when_the_package_is_inst
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "site-packages")
     assert config.default_templates_dir() == tmp_path / "templates"
+
+
+def _placeholders(argv: list[str]) -> tuple[str, ...]:
+    """The command with each host-chosen value (host, port, concurrency, schedule file) as {name}."""
+    out = list(argv)
+    for i, part in enumerate(argv[:-1]):
+        if part.startswith("--") and part[2:] in ("host", "port", "concurrency", "schedule"):
+            out[i + 1] = "{" + part[2:] + "}"
+    return tuple(out)
+
+
+def test_compose_runs_the_same_web_worker_and_beat_commands_as_the_process_test():
+    from tests.test_processes import BEAT_COMMAND, REDIS_COMMAND, WEB_COMMAND, WORKER_COMMAND
+
+    services = compose()["services"]
+    assert _placeholders(services["web"]["command"]) == WEB_COMMAND
+    assert _placeholders(services["worker"]["command"]) == WORKER_COMMAND
+    assert _placeholders(services["beat"]["command"]) == BEAT_COMMAND
+    # Every option compose gives Redis (append-only) is one the process test's Redis runs with.
+    redis = services["redis"]["command"]
+    assert redis[0] == REDIS_COMMAND[0]
+    options = dict(zip(REDIS_COMMAND[1::2], REDIS_COMMAND[2::2]))
+    assert dict(zip(redis[1::2], redis[2::2])).items() <= options.items()

@@ -43,6 +43,7 @@ class FakeTwilio:
         self._next_failures: list[_Failure] = []
         self._per_number: dict[str, _Failure] = {}
         self._hang = 0
+        self._delay = 0.0
         self._release = threading.Event()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
         self._thread: threading.Thread | None = None
@@ -88,6 +89,11 @@ class FakeTwilio:
         with self._lock:
             self._hang += 1
 
+    def slow_down(self, seconds: float) -> None:
+        """Answer every request after this long (0 for at once), like a slow provider."""
+        with self._lock:
+            self._delay = max(0.0, min(seconds, HANG_LIMIT_SECONDS))
+
     def reset(self) -> None:
         self._release.set()
         with self._lock:
@@ -96,6 +102,7 @@ class FakeTwilio:
             self._next_failures.clear()
             self._per_number.clear()
             self._hang = 0
+            self._delay = 0.0
             self._release = threading.Event()
 
     # -- the API --------------------------------------------------------------------
@@ -107,10 +114,13 @@ class FakeTwilio:
         parts = request.path.strip("/").split("/")
         form = request.form.to_dict()
         with self._lock:
-            self.requests.append({"method": request.method, "path": request.path, "form": form})
-            hang, release = self._hang > 0, self._release
+            self.requests.append({"method": request.method, "path": request.path, "form": form,
+                                  "received_at": datetime.now(timezone.utc)})
+            hang, release, delay = self._hang > 0, self._release, self._delay
             if hang:
                 self._hang -= 1
+        if delay:
+            release.wait(delay)  # reset() or stop() cuts it short
         if hang:
             release.wait(HANG_LIMIT_SECONDS)
             return twilio_error(503, 20503, "Service unavailable")
@@ -138,7 +148,8 @@ class FakeTwilio:
                 sid = "SM" + uuid.uuid4().hex
                 self.messages.append({"sid": sid, "to": to, "from_": sender,
                                       "messaging_service_sid": service, "body": body,
-                                      "status_callback": form.get("StatusCallback")})
+                                      "status_callback": form.get("StatusCallback"),
+                                      "received_at": datetime.now(timezone.utc)})
         if failure is not None:
             return twilio_error(failure.status, failure.code, failure.message)
         return self._created(sid, parts[2], to, sender, service, body)
