@@ -150,7 +150,7 @@ _I = "i|me|my|myself|im|am"  # after the contractions are expanded
 _FAMILY = ("family|kids|children|child|son|sons|daughter|daughters|mom|mum|mother|dad|father|"
            "parents|wife|husband|partner|boyfriend|girlfriend|sister|sisters|brother|brothers|"
            "friends|friend|grandkids|fiance|fiancee|everyone|everybody|baby|babies")
-_MEANS = ("rope|ropes|noose|nooses|gun|guns|pistol|pistols|rifle|rifles|shotgun|firearm*|handgun*|"
+_MEANS = ("rope|ropes|gun|guns|pistol|pistols|rifle|rifles|shotgun|firearm*|handgun*|"
           "revolver|bullet|bullets|ammo|razor*|blade|blades|box_cutter|knife|knives|poison|bleach|"
           "antifreeze|cyanide|carbon_monoxide|exhaust|ledge|cliff|cliffs|rooftop|railing")
 _PLACES = ("bridge|overpass|roof|building|balcony|window|parking_garage|garage|train|trains|"
@@ -162,7 +162,7 @@ _INTENT = ("jump*|leap*|throw*_my_self|step*_in_front|walk*_in_front|lie_down_in
            "look*_at|staring_at|stare_at|counting|stockpil*|hoard*|sav*_up|saving|saved|"
            "enough|lethal|how_many|how_much|end_it|end_my|die|dying|kil*_my_self|do_it|thinking_about")
 _DEATH = ("die|died|dead|death|dying|be_gone|not_alive|not_be_alive|not_exist*|stop_exist*|"
-          "not_wake_up|never_wake_up|not_make_it")
+          "not_wake_up|never_wake_up|not_make_it|disappear*|vanish*")
 _WISH = ("want*|wish*|hope|hoping|hopefully|pray*|rather|ready_to|deserve*|should|should_have|"
          "would_not_mind|do_not_mind|do_not_care_if|not_care_if|i_do_not_care|long*_to|welcome|need_to|"
          "be_ok_if|be_fine_if|be_okay_if")
@@ -182,12 +182,12 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         # thoughts
         "my|the|passive|active|having|some|bad|more|with si",
         "si thoughts|urges|ideation|again|is|has|was|came|today|bad|worse",
-        "thoughts|thought|thinking|think|thinkin ...2 of|about ...2 dying|death|ending|suicide|killing|"
+        "thoughts|thought|thinking|think|thinkin ...4 of|about ...2 dying|death|ending|suicide|killing|"
         "not_be|not_being|taking_my|unaliv*|offing|jumping|hanging",
         "urge* to kil*|die|end", "dark thoughts", "intrusive thoughts", "imagin* my own funeral", "my funeral",
         "head|brain|voice|voices ...4 do it", "tel* me to kil*|die|end|do_it",
         # means and method: a means near first-person words or intent
-        f"{_MEANS} ...5 {_I}|tonight|today|ready|bought|got|have|planning|going_to|hand|next_to|out",
+        f"{_MEANS} ...5 {_I}|tonight|today|ready|bought|got|have|planning|going_to|hand|next_to|out|loaded|is_here|with_me",
         f"{_I}|bought|buy|got|have|ready|loaded|load* ...5 {_MEANS}",
         f"{_INTENT} ...4 {_PLACES}", f"{_PLACES} ...3 {_INTENT} !on_a_call|on_the_call|in_the_shower|start",
         "i_am|i_will_be|standing|sitting|parked|stood on|at the bridge|overpass|roof|ledge|edge|cliff|tracks",
@@ -196,25 +196,32 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "engine running", "garage with the door|doors", "car in the garage",
         "truck|bus|car|train hit* me", "walk* into the lake|ocean|sea|river|water|woods|traffic",
         "blade next to me", "filled the tub",
-        f"{_PLACES}|{_MEANS} ...6 thinking_about_it|thinking_about_doing|tempted|tempting", "planning|plan|going_to|want_to|about_to|ready_to|gonna to jump",
+        "collect*|sav*|hoard*|stash*|hid*|hiding|gather*|stockpil* ...3 pills|meds|medication*|tablets|sleeping_pills|painkillers|xanax|klonopin|ambien",
+        "bunch|handful|lots|boxes|bottles|packs|stash|pile ...1 of ...2 pills|tylenol|advil|aspirin|paracetamol|acetaminophen|ibuprofen|sleeping|meds|tablets",
+        f"{_PLACES}|{_MEANS} ...5 in_front_of_me|next_to_me|in_my_hand*|on_my_lap|beside_me",
+        "all_my|all_of_my ...3 in_front_of_me|lined_up|laid_out|counted_out|next_to_me",
+        "lined_up|laid_out|counted_out|counting_out|laying_out|lining_up ...3 all_my|all_of_my|pills|meds|tablets",
+        "vodka|wine|whiskey|whisky|alcohol|liquor|beer|tequila|rum|booze|gin ...6 all_my|all_of_my|every_pill|all_the_pills",
+        "all_my|all_of_my|all_the_pills ...6 vodka|wine|whiskey|whisky|alcohol|liquor|beer|tequila|rum|booze|gin",
+        f"{_PLACES}|{_MEANS} ...6 thinking_about_it|thinking_about_doing|tempted|tempting", "planning|plan|going|want*|wanted|about|ready|need|have|tempted|urge ...1 to jump|leap",
         # research
         "how many|much ...6 die|kil*|od|overdose|lethal|fatal|end_it|not_wake_up",
         "how many ...3 pills|tablets|of_my|of_these|of_them ...4 take|takes",
-        "lethal|fatal dose*|amount", "lethal", "overdose on",
+        "lethal|fatal dose*|amount", "lethal", "fatal", "overdose on", "how many|much ...6 survive|fatal",
         "fastest|quickest|easiest|painless*|best|surest way* to go|die|end|kil*",
         "painless way", "ways to die|kil*", "how to kil*|hang|end_my|end_it|tie_a_noose|die|od|overdose|bleed_out",
         "would kil* someone|a_person|me", "bleed out", "looking up how", "googling how", "researching how",
         # intent and plan, finality
         "tonight|today is the night|day", "tonights the night", "this is it", "i have decided", "decided to end",
         "made up my mind", "go* through with it", "set a date", "have|got|made a plan !for|to_get|to_come|with",
-        "i have a plan !for|to_get|to_come|with", "plan and a date", "know how and|& when", "know exactly how",
+        "i have a plan !for|to_get|to_come|with", "plan and a date", "know how and|& when", "know exactly how", "have everything ready|set|planned|prepared",
+        "everything is ready|set|planned|prepared for tonight|tomorrow_night", "got it all planned|figured_out",
+        "all planned out", "planned it out", "planned it all",
         "going_to|finally|about_to|ready_to|will|planning_to|gonna do it", "doing it !again_next|tomorrow_instead",
         "it is_going_to|will happen tonight|soon|this_week|tomorrow", "it will all be over", "all be over soon",
-        "be over soon", "it will be over", "want* ...2 to be over", "want* it over|over_with",
-        "will_not|not_going_to be here|around|alive", "not be here|around|alive any_more|much_longer|for_long|next|by|tomorrow|for_my",
-        "will be gone", "be gone before|by|soon|tomorrow|tonight", "will be dead",
-        "will not need ...3 any more", "not need them|these|reminders|appointments|it any more",
-        "cancel* ...3 will not need", "cancel everything", "waiting for ...3 to leave|fall_asleep|go_to_sleep|be_asleep",
+        "be over soon", "it will be over", "want* ...2 to be over", "want* it over|over_with", "want* it|this|everything|all|life ...2 to end|to_stop|over",
+        "will_not|not_going_to be alive", "not be alive any_more|much_longer|for_long|next|by|tomorrow|for_my",
+        "will be dead", "waiting for ...3 to leave|fall_asleep|go_to_sleep|be_asleep",
         "when ...3 asleep|leaves|leave|gone ...4 do it", "after ...4 do it", "do it ...3 when|after",
         "last time ...3 hear from me", "one last time", "last message|text|goodbye", "final message|text|goodbye",
         # preparation
@@ -223,7 +230,9 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "wrote|writing|written|write|left|finished ...4 letters|notes",
         "wrote|writing|write|left ...2 to my ...2 " + _FAMILY,
         "gave|giving|give|given away", "gave|giving|given my ...3 to my|a|her|his|the neighbor|friend|sister|brother|mom",
-        "wrote|writing|written|made|make|making|finished|finish|updated|update*|did|doing|done|redid my will",
+        "wrote|writing|written|made|make|making|finished|finish|updated|update*|did|doing|done|redid my|a|the will",
+        "left|leaving my ...1 " + _FAMILY + " a|my|some|letter*|note*|video*|message*",
+        "left|leaving|recorded|made ...2 video*|message*|letter*|note* ...3 for|to my",
         "life insurance", "affairs ...2 in order", "loose ends", "said|saying|say my goodbyes",
         "goodbye|good_bye|bye forever",
         "goodbye|good_bye !for_now|see|til|till|until|next|tomorrow|later|soon|for_today|have|thanks|thank|to_you_too|and_thanks|and_thank",
@@ -232,6 +241,9 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "do_not|not hear from me", "not your|their|his|her|anyones fault", "if something happens",
         "when|after|once i am gone|dead|not_here|not_around", "when i go", "not have to deal with",
         "please take care of my", "one last", "called everyone",
+        "wrote|writing|write|written|finished|left|leave|leaving my note*|letter*",
+        "love you|you_all|them|you_guys ...5 sorry|goodbye|forgive", "sorry ...5 love you|you_all", "forgive me",
+        "sorry for every*|all_of_it|being_like_this|being_a_burden", "wanted ...3 know i love",
         "deleted ...2 socials|accounts", "paid off my debts",
     ),
     "wants to die": (
@@ -240,7 +252,8 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "rather be dead", "rather die", "ready to die", "kil me",
         "not ... want* to ... live", "not ... want* to be alive", "not ... want* to exist",
         "not ... want* to be ... here", "not ... want* to wake up",
-        "longer want* to live", "tired of living", "tired of being alive",
+        "longer want* to live", "tired of living", "tired of being alive", "tired|sick of being_here|existing|being_me|it_all|my_life|living",
+        "stop living|existing", "not ...2 want* to do this", "hate my self|my_life|being_alive|being_me", "am a failure",
         "want* to disappear", "disappear forever",
         "rather not be alive", "rather not ... live", "rather not ... exist", "rather not be here",
         "sleep forever", "never wake up", "not ... wake up", "done with life", "done with living",
@@ -253,7 +266,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "not to exist", "stop exist*", "not exist* any more", "to not be here|alive|exist|wake_up", "not be here any more",
         "never been born", "god take* me", "pray* ...3 take me", "kills me", "takes me", "so i can go",
         "go to sleep and not|never", "everything to go dark", "want* ...3 gone", "not exist", "did not exist",
-        "death ...3 relief|peace*|welcome|better", "think* about death|dying",
+        "death ...3 relief|peace*|welcome|better", "think* about death|dying", "feel* like ...2 dying|going_to_die|i_am_dying",
     ),
     "self-harm": (
         "hurt* my self", "harm* my self", "self harm*", "self injur*", "cut* my self",
@@ -270,8 +283,9 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "over dos*", "took all ... pills", "take all ... pills", "too many ... pills",
         "too many ... med*", "whole bottle", "bunch of pills", "handful of pills",
         "pill* to end", "pill* to die", "med* to end", "stockpil*",
-        "took|take|taken|taking|swallowed|swallow|drank|drink|ate all|every*|way_too|too_much|too_many|"
+        "took|taken|swallowed|drank|ate all|every*|way_too|too_much|too_many|"
         "a_lot|lots|a_bunch|a_handful|double|triple|the_rest|extra|whole|entire|more_than|the_whole|everything",
+        "take|taking|swallow|drink everything|way_too|too_many|a_bunch|a_handful",
         "took|taken|swallowed my whole|entire", "pumped my stomach", "stomach pumped", "icu",
         "woke up in the|a hospital|er",
         "after what i did", "found me after|unconscious|on_the_floor",
@@ -294,34 +308,37 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "just giv* up", "want* to give up", "am giv* up", "want* ... all to stop", "make it all stop",
         "pain to end", "pain to stop", "good bye every*", "can not do this", "can not cope",
         # hopelessness
-        "no light|future|hope|options|way_out|point|reason|escape", "out of hope|options", "nothing left",
+        "no light|future|hope|options|way_out|point|escape", "no reason to keep|go_on|be_here|stay|try|get_up", "out of hope|options", "nothing left",
         "nothing matters", "nothing ...2 ever ...3 better", "never ...3 get_better|going_to_end|ends|improve",
         "never going to end", "what is ...2 the point", "why bother", "breaking point",
-        "end of my rope", "i give up", "i gave up", "given up", "i am done fighting|trying", "done fighting",
+        "end of my rope", "i give up !on", "i gave up !on", "giv*|gave up on every*|my_self|me|it_all|trying|my_life", "given up", "i am done fighting|trying", "done fighting",
         "tired of trying|fighting", "can not keep ...2 going|doing|living|fighting", "keep going like this",
         "completely empty", "pointless", "nothing works", "treatment ...3 not working",
         "nothing changes", "have nothing", "not ... get better", "no future", "see a future",
-        "can not ... any more", "done with every*", "so done",
+        "can not ... any more", "done with every*",
         # burdensomeness and not belonging
-        "burden*", "better off", "happier|easier|relieved|free|calmer|lighter|fine|better ...4 without_me|if_i|of_me",
+        "burden*", "better off", "happier|easier|relieved|free|calmer|lighter|fine|better ...4 without_me|of_me", "happier|easier|relieved|free|calmer|lighter ...4 if_i",
         "without me", "if i was|were|am_not|was_not|were_not|did_not|never|just here|around|alive|gone|disappeared|died|in_it",
-        "if i was_not|were_not|did_not|just|never", "if i disappeared|disappear|was_gone", "dead weight",
+        "if i was_not|were_not|did_not", "if i ...2 disappear*|vanish*|was_gone|were_gone|died|was_dead|were_dead", "if i disappeared|disappear|was_gone", "dead weight",
         "waste of space|oxygen|air|life", "drain on",
-        "dragging ...2 down", "drag* every* down", "ruin* every*", "do not belong|fit", "not belong",
-        "no one|no_body ...3 miss*|care*|notice*|need*|want*|love*", "tired of me", "sick of me",
-        "i do not matter", "do not matter to", "too much for every*", "rid of me", "never had me",
-        "make* ...3 harder for|on", "harder for every*", "only make* ...3 worse", "free of me",
+        "dragging ...2 down", "drag* every* down", "ruin* every*", "do not belong", "not belong",
+        "no_one|no_body|nobody|noone ...3 miss*|care*|notice*|need*|want*|love*", "tired of me", "sick of me",
+        "i do not matter", "do not matter to", "worthless", "am useless", "so useless", "cause* every*|everyone|my_family|people|them ...2 pain|problems|trouble|stress|misery",
+        "holding ...2 every*|everyone|them|my_family|him|her back", "hold* every* back", "never ...3 be happy|ok|okay|better|normal",
+        "see ...2 way out", "any way out", "too much for every*", "rid of me", "never had me",
+        "make* life|everything|things|it ...2 harder|worse for|on every*|my|the_people|people|them", "harder for every*", "only make* ...3 worse", "free of me",
     ),
     "medical emergency": (
-        "can not breath*", "hard to breath*", "chest pain*", "chest hurt*", "pass* out", "fainted",
+        "can not breath* !through_my_nose|through_my_nose", "hard to breath*", "chest pain*", "chest hurt*", "pass* out", "fainted",
         "seizure*", "heart attack", "stroke", "heart ... racing", "call* an ambulance",
         "breath* ...2 hard|trouble|difficult*|struggl*",
         "trouble|difficulty|struggling|struggle|hard_time|hard ...2 breath*",
-        "short of breath", "catch my breath", "gasp*", "not breathing",
+        "short of breath", "catch my breath", "barely|hardly|can_not|cant|not|struggl*|trouble ...2 breath* !through_my_nose|through_my_nose|through_my_mouth",
+        "not responding|responsive|waking_up|breathing", "will not wake up", "is not waking", "gasp*", "not breathing",
         "chest ...3 tight*|pressure|heavy|crushing|squeez*|pain|hurt*|aching|ache", "tight* in my chest",
         "pressure in my chest", "lips ...2 blue", "blue lips", "blacked|black out", "lost consciousness",
         "unconscious", "unresponsive", "faint*", "convuls*", "seiz*", "face ...2 droop*", "arm ...2 numb", "slurr*",
-        "heart ...3 pound*|racing|skipping", "arm hurts", "throat ...2 closing|swell*", "anaphyla*", "collaps*",
+        "heart ...6 pound*|racing|skipping|explod*|beating_out", "can not feel my arm|arms|face|leg|legs|side", "numb", "arm hurts", "throat ...2 closing|swell*", "anaphyla*", "collaps*",
         "ambulance", "911", "can not|will_not stop vomiting|throwing_up",
     ),
 }
@@ -331,7 +348,7 @@ _YO = "me|mi|yo|mis|estoy|quiero|voy"
 _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
     "suicide": (
         "suicid*", "matarme", "me quiero matar", "me voy a matar", "me mato !el|la|de|con|los|las|mi",
-        "hoy me mato", "quitarme la vida", "quitar* la vida", "acabar|terminar* con todo|mi_vida|esto",
+        "hoy me mato", "quitarme la vida", "quitar* la vida", "acabar|terminar* con todo|mi_vida|esto|mi_sufrimiento|mi_dolor|mi_existencia|el_sufrimiento",
         "no me siento segur*", "hacer una locura", "pensamientos suicidas",
         "pensamiento* de ...2 muerte|morir|matarme|suicid*|quitarme|acabar",
         "pens* en ...2 matarme|morir*|la_muerte|quitarme|acabar|terminar|suicid*",
@@ -340,7 +357,7 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "cuerda|soga|pistola|arma|navaja|cuchillo|veneno|revolver|rifle|escopeta|navajas ...5 " + _YO
         + "|lista|listo|tengo|compre|aqui|mano|guardad*",
         "tengo|compre|compro|consegui ...3 cuerda|soga|pistola|arma|navaja|cuchillo|veneno|pastillas_guardadas",
-        "juntando|guardando|ahorrando pastillas", "puente|azotea|edificio|tren|vias ...4 tirarme|aventarme|lanzarme|saltar",
+        "juntando|guardando|ahorrando|escondiendo pastillas", "tirar*|aventar*|lanzar*|arrojar* ...2 puente|edificio|azotea|tren|vias|techo|balcon|metro|carro", "puente|azotea|edificio|tren|vias ...4 tirarme|aventarme|lanzarme|saltar",
         "estoy en el|la puente|azotea|vias|techo|orilla", "estrellar* ...4 carro|coche|auto|muro", "al tren",
         "cuantas pastillas", "dosis letal", "letal", "como ...2 hacer_una_soga|matarme|suicidarme|morir",
         "ya tengo un plan", "tengo un plan !para_llegar|para_ir|para_el|para_la|de_pago|de_seguro",
@@ -348,7 +365,7 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "no voy a estar", "ya no las|los voy a necesitar", "cancelen mis citas", "no las|los voy a necesitar",
         "carta|cartas de despedida", "cartas|carta|nota|notas para|a mis|mi hijos|hija|hijo|familia|mama|papa|esposo|esposa",
         "despedir*", "me despedi", "despedida", "adios para siempre", "adios a todos", "decir|decirles|decirte|decirle adios",
-        "testamento", "deje todo arreglado|listo|en_orden", "regale ...3 cosas|perro|gato|todo|mis", "ultimo mensaje",
+        "testamento", "deje todo arreglado|listo|en_orden", "regale ...3 cosas|perro|gato|todo|mis", "deje|regale|di|dejo ...3 cosas|todo|pertenencias ...2 a_mis|a_mi", "perdon|perdonen|perdoname|perdonenme por todo", "perdon ...3 adios", "ultimo mensaje",
         "diganle a mi|mis", "cuiden a mi|mis", "cuando yo no este", "ya no este", "cuando me vaya", "cuando no este",
         "intent* ...2 matarme|suicidarme|quitarme|ahorcarme|morir", "trate de ...2 matarme|suicidarme|quitarme|morir",
         "esta noche me tomo", "me voy a tomar todas",
@@ -359,41 +376,69 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "no_existir|no_haber_nacido|nunca_hubiera_nacido",
         "no despertar*", "nunca hubiera nacido", "no haber nacido", "no quiero estar aqui|viv*",
         "estar muert* !de", "ya no quiero", "no me importa si me muero", "si me muero", "quiero desaparecer",
-        "no quiero existir", "dormir y no despertar", "no quiero seguir", "quisiera estar muert*", "me quiero ir para siempre",
+        "no quiero existir", "dormir y no despertar", "dejar de existir|vivir|respirar", "ganas de vivir", "sentido a|de vivir|la_vida|seguir",
+        "encuentro sentido", "me odio", "no sirvo", "no valgo", "soy un|una inutil|fracaso|fracasada|fracasado", "no quiero seguir", "quisiera estar muert*", "me quiero ir para siempre",
         "morirme !de", "me muriera", "me muera",
     ),
     "self-harm": (
         "cortarme", "cortandome", "me corto", "me estoy cortando", "me corte !el_pelo|el_cabello|el_fleco|las_unas|el_dedo",
         "me volvi a cortar", "volvi a cortarme", "lastimarme", "hacerme dano", "me hice dano", "me estoy haciendo dano",
-        "me lastime", "autolesion*", "queme|lastime|corte|pegue|hice ...4 a proposito", "me queme con",
+        "me lastime", "autolesion*", "cortes !de", "cortadas", "me ...2 cortando", "me hice cortes", "queme|lastime|corte|pegue|hice ...4 a proposito", "me queme con",
         "hasta sangrar", "hasta que sangr*", "me pegue", "golpearme",
     ),
     "overdose": (
         "sobredosis", "me tome todas|todo|toda|el_frasco|la_caja|muchas|un_monton|mas_de|demasiad*",
+        "tome|trague|tragar*|tomarme|tragarme todas|todo|toda|el_frasco|la_caja|un_frasco|una_caja|muchas|un_monton|demasiad*",
+        "voy a tomar|tomarme todas|todo|toda|el_frasco|la_caja|un_frasco|una_caja", "frasco|caja|botella ...2 de_pastillas|entero|entera|completo|completa",
         "tome todas|muchas|demasiadas", "el frasco entero", "la caja entera", "un monton de pastillas",
         "muchas pastillas", "todas las pastillas", "todas mis pastillas",
         "lavado de estomago", "intento de suicidio", "me corte las venas",
     ),
     "hopelessness": (
         "no aguanto", "ya no aguanto", "no puedo mas", "ya no puedo $", "ya no puedo mas", "no puedo seguir",
-        "no tengo esperanza*", "sin esperanza*", "no hay salida", "nada tiene sentido", "sin sentido", "no tiene sentido",
+        "no tengo esperanza*", "sin esperanza*", "no hay salida", "no tengo|no_hay|sin|no_veo|no_le_veo ...1 salida",
+        "todo esta perdido", "esta todo perdido", "cans* de luchar|pelear|intentar|seguir|vivir|la_vida|existir|todo", "nada tiene sentido", "sin sentido", "no tiene sentido",
         "no le veo sentido", "no vale la pena", "me rendi", "me rindo", "no tengo razon para vivir", "razon para vivir",
         "nunca voy a mejorar", "nada va a mejorar", "no voy a mejorar", "nunca va a terminar", "no le veo futuro",
-        "cansad* de todo|vivir|la_vida", "nada sirve", "no sirve de nada", "ya no tengo ganas de nada",
+        "cansad*|hart* de todo|vivir|la_vida|existir", "nada sirve", "no sirve de nada", "ya no tengo ganas de nada",
         # burdensomeness
         "mejor sin mi", "mejor si ...2 no_estuviera|no_existiera|me_muero|me_voy|desaparezco|muero",
         "si yo no estuviera", "si no estuviera", "si desaparezco", "si me muero", "si me fuera", "sin mi",
         "soy una carga", "carga para", "una carga", "estorbo", "estoy de mas", "de mas en",
-        "nadie me ...2 extran*|necesita|quiere|va_a_extranar|extranaria", "a nadie le importa*",
+        "nadie me ...2 extran*|necesita|quiere|va_a_extranar|extranaria", "a nadie le import*",
         "no pertenezco", "mas felices|tranquilos|faciles|facil ...3 si|sin",
     ),
     "medical emergency": (
-        "dolor ...2 pecho", "duele ...2 pecho", "pecho ...3 duele|dolor|apret*|presion", "no puedo respirar",
+        "dolor ...5 pecho", "duele ...5 pecho", "pecho ...3 duele|dolor|apret*|presion", "no puedo respirar",
         "me cuesta respirar", "me falta ...2 aire", "falta de aire", "dificultad para respirar", "desmay*",
         "convuls*", "infarto", "ataque al corazon", "derrame", "ambulancia", "me ahogo",
-        "corazon ...4 rapido|fuerte", "labios morados", "perdi el conocimiento", "perdio el conocimiento",
+        "corazon ...4 rapido|fuerte|salir|explotar|acelerado", "salir el corazon", "no responde", "no reacciona", "labios morados", "perdi el conocimiento", "perdio el conocimiento",
     ),
 }
+# Saying one will not be here is a crisis unless the text speaks of a trip ("I'll be gone next
+# week on vacation"); these are read only when it does not.
+_AWAY_RE = re.compile("|".join(map(_phrase, (
+    "i_will_not|i_am_not_going_to|i_will_no_longer be here|around", "i_will_not|i_am_not_going_to be here|around",
+    "not be here|around any_more|much_longer|for_long|by|tomorrow|for_my",
+    "i will be gone", "be gone before|by|soon|tomorrow|tonight|forever", "gone forever",
+    "will not need ...3 any more", "not need them|these|reminders|appointments|it any more",
+    "cancel* ...3 will not need", "cancel everything|all_my_appointments|all_of_my_appointments",
+    "no voy a estar", "ya no las|los voy a necesitar", "cancelen mis citas", "no las|los voy a necesitar",
+))))
+_TRAVEL_RE = re.compile("|".join(map(_phrase, (
+    "vacation*|trip|trips|travel*|holiday*|cruise|conference|flight|flying|fly|abroad|overseas|deploy*|"
+    "camping|wedding|visiting|business|moving|relocat*|vacaciones|viaje|viajando|viajar|vuelo|boda|mudanza",
+    "out of town|state|the_country", "fuera de la ciudad",
+))))
+# A medical word about the past ("I had a seizure years ago, is ketamine ok?") is history.
+_HISTORY_RE = re.compile("|".join(map(_phrase, (
+    "years|year|months ago", "last year", "as a kid|child|teen*", "history of", "in the past", "when i was younger",
+    "growing up", "hace anos|meses", "el ano pasado", "de nina|nino|joven", "antecedentes",
+))))
+_NOW_RE = re.compile("|".join(map(_phrase, (
+    "now", "right now", "today|tonight|currently|still|just|since|after|again|help|911|ambulance|having|keep|keeps",
+    "ahora|hoy|ayuda|ambulancia|todavia|despues|desde",
+))))
 CRISIS_LABELS = tuple(_CRISIS_PHRASES)
 _MEDICAL = "medical emergency"
 _CRISIS_RES = {
@@ -418,6 +463,7 @@ _IDIOMS = re.compile("|".join(map(_phrase, (
     "muero|muriendo por", "de muerte", "se me murio", "murio el|la|mi celular|cel|telefono|bateria|carro|coche|laptop",
     "celular|cel|telefono|bateria ...2 muert*",
 ))))
+_NOOSE_RE = re.compile(r"\bno{2,}s(?:e|es|ing)?\b")  # squashed, "noose" would read "nose"
 _OD_RE = re.compile(r"\bo ?d(?:s|ed|ing)?\b")  # "OD" as a word, "o.d.", "ODing"; not squashed
 # A counted dose ("took 20 of my pills") without flagging the daily "I took my pills".
 _COUNTED_DOSE_RE = re.compile(
@@ -551,8 +597,14 @@ def _detect(text: str) -> tuple[str, ...]:
     plain, squashed, squeezed = _crisis_readings(text)
     squashed = list(dict.fromkeys(squashed))  # the leetspeak readings often equal the plain one
     found = {label for label, rx in _CRISIS_RES.items() if any(rx.search(v) for v in squashed)}
+    if any(_AWAY_RE.search(v) for v in squashed) and not any(_TRAVEL_RE.search(v) for v in squashed):
+        found.add("suicide")
+    if found == {_MEDICAL} and any(_HISTORY_RE.search(v) and not _NOW_RE.search(v) for v in squashed):
+        found = set()
     found |= {label for label, stems in _SQUEEZED.items() if any(s in squeezed for s in stems)}
     folded = _fold(text)
+    if any(_NOOSE_RE.search(v) for v in plain):
+        found.add("suicide")
     if any(_OD_RE.search(v) or _COUNTED_DOSE_RE.search(v) for v in plain) or _counted_dose(folded):
         found.add("overdose")
     if _emergency_pressure(folded):
