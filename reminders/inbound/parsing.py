@@ -177,7 +177,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "took my own life", "hang* my self", "shoot* my self", "drown* my self", "poison* my self",
         "jump* off|from|of_of", "jump* in front of", "gun to my head", "blow my brains",
         "going to jump", "jump* to my death", "want* ... end* it", "going to end* it",
-        "danger to my self", "am not safe", "not feel* safe", "do not feel safe",
+        "danger to my self", "scared|afraid|frightened of my self|what_i_might_do|what_i_will_do", "am not safe", "not feel* safe", "do not feel safe",
         "keep my self safe", "do something stupid|drastic|dumb", "do something to my self", "self destruct*",
         # thoughts
         "my|the|passive|active|having|some|bad|more|with si",
@@ -190,12 +190,21 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         f"{_MEANS} ...5 {_I}|tonight|today|ready|bought|got|have|planning|going_to|hand|next_to|out|loaded|is_here|with_me",
         f"{_I}|bought|buy|got|have|ready|loaded|load* ...5 {_MEANS}",
         f"{_INTENT} ...4 {_PLACES}", f"{_PLACES} ...3 {_INTENT} !on_a_call|on_the_call|in_the_shower|start",
-        "i_am|i_will_be|standing|sitting|parked|stood on|at the bridge|overpass|roof|ledge|edge|cliff|tracks",
+        "i_am|i_will_be|standing|sitting|parked|stood on|at the bridge|overpass|roof|ledge|edge|cliff|tracks !1|2|3|4|5|6|7|8|9|10|15|20|min|mins|minutes|away|in_traffic|stuck|now_in|almost|be_there|running|traffic|late",
         "train|railroad|railway tracks", "in front of a|the train|truck|bus|car|cars|subway",
         "oncoming traffic|train", "car off", "drive*|driving off|into ...3 bridge|cliff|wall|tree|lake|river|ocean|traffic|road",
         "engine running", "garage with the door|doors", "car in the garage",
         "truck|bus|car|train hit* me", "walk* into the lake|ocean|sea|river|water|woods|traffic",
-        "blade next to me", "filled the tub",
+        "blade next to me", "filled the tub", "pills|meds|tablets ...3 pile|piled", "pile of pills|meds",
+        f"{_PLACES}|{_MEANS} ...10 staring_at|stare_at|looking_at_them|looking_at_it",
+        "tallest|highest building|bridge|point|cliff|roof|floor", "looked_up|looking_up|googled|googling|searched|searching|researching|research ...4 building|bridge|cliff|overdose|dose|gun*|rope|noose|poison|lethal|suicide",
+        "bridge|overpass|cliff|ledge ...6 slowing|slow_down|pull_over|stopping|edge|railing|looking_down|stare",
+        "heaven|the_other_side|afterlife ...5 want*|join*|be_with|better|go_to|see|wish*", "want*|join*|be_with|better|go_to|wish* ...5 heaven|the_other_side|afterlife",
+        "join my ...1 " + _FAMILY + "",
+        "hope|wish|pray ...5 accident|get_hit|crash|hit_me|kills_me|take_me", "so i could|can die|be_dead|be_gone|finally_rest",
+        "care if i live|die|wake_up|make_it|am_alive|exist", "overdid|over_did it ...3 pills|meds|xanax|klonopin",
+        "psych ward|hospital|unit|er", "inpatient", "5150", "baker act*", "admitted to the|a psych|ward|hospital|inpatient",
+        "admitted me", "called 911 on me", "call 911 on me",
         "collect*|sav*|hoard*|stash*|hid*|hiding|gather*|stockpil* ...3 pills|meds|medication*|tablets|sleeping_pills|painkillers|xanax|klonopin|ambien",
         "bunch|handful|lots|boxes|bottles|packs|stash|pile ...1 of ...2 pills|tylenol|advil|aspirin|paracetamol|acetaminophen|ibuprofen|sleeping|meds|tablets",
         f"{_PLACES}|{_MEANS} ...5 in_front_of_me|next_to_me|in_my_hand*|on_my_lap|beside_me",
@@ -214,7 +223,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         # intent and plan, finality
         "tonight|today is the night|day", "tonights the night", "this is it", "i have decided", "decided to end",
         "made up my mind", "go* through with it", "set a date", "have|got|made a plan !for|to_get|to_come|with",
-        "i have a plan !for|to_get|to_come|with", "plan and a date", "know how and|& when", "know exactly how", "have everything ready|set|planned|prepared",
+        "i have a plan !for|to_get|to_come|with", "plan and a date", "know how and|& when", "know exactly how", "have everything ready|set|planned|prepared !for_tomorrow|for_my|for_the",
         "everything is ready|set|planned|prepared for tonight|tomorrow_night", "got it all planned|figured_out",
         "all planned out", "planned it out", "planned it all",
         "going_to|finally|about_to|ready_to|will|planning_to|gonna do it", "doing it !again_next|tomorrow_instead",
@@ -223,13 +232,15 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "will_not|not_going_to be alive", "not be alive any_more|much_longer|for_long|next|by|tomorrow|for_my",
         "will be dead", "waiting for ...3 to leave|fall_asleep|go_to_sleep|be_asleep",
         "when ...3 asleep|leaves|leave|gone ...4 do it", "after ...4 do it", "do it ...3 when|after",
-        "last time ...3 hear from me", "one last time", "last message|text|goodbye", "final message|text|goodbye",
+        "last time ...3 hear from me", "one last time", "last message|text|goodbye !from_me_today|for_today|today|of_the_day|for_now", "final message|text|goodbye",
+        "last time ...4 text*|writ*|talk*|messag*|hear|see|contact*", "try to stop me", "can not stop me", "do not stop me",
+        "no one can stop me", "forgive me|sorry for what i am|i_was about_to|going_to do", "what i am about_to|going_to do",
         # preparation
         "suicide|goodbye|good_bye|farewell|final|last note|notes|letter|letters",
         "letter|letters|note|notes|envelope|passwords|instructions ...4 for|to my ...2 " + _FAMILY,
         "wrote|writing|written|write|left|finished ...4 letters|notes",
         "wrote|writing|write|left ...2 to my ...2 " + _FAMILY,
-        "gave|giving|give|given away", "gave|giving|given my ...3 to my|a|her|his|the neighbor|friend|sister|brother|mom",
+        "gave|giving|give|given ...3 away", "gave|giving|given my ...3 to my|a|her|his|the neighbor|friend|sister|brother|mom",
         "wrote|writing|written|made|make|making|finished|finish|updated|update*|did|doing|done|redid my|a|the will",
         "left|leaving my ...1 " + _FAMILY + " a|my|some|letter*|note*|video*|message*",
         "left|leaving|recorded|made ...2 video*|message*|letter*|note* ...3 for|to my",
@@ -258,7 +269,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "rather not be alive", "rather not ... live", "rather not ... exist", "rather not be here",
         "sleep forever", "never wake up", "not ... wake up", "done with life", "done with living",
         "am done with ... every thing", "am done with it all", "tired of life",
-        f"{_WISH} ...4 {_DEATH}",
+        f"{_WISH} ...6 {_DEATH}",
         f"{_DEATH} ...3 would_be|sounds|seems|is|feels ...2 relief|peace*|nice|better|easier|good|welcome|only_way|answer",
         "being dead", "be dead !tired|serious|sure|set|on|in|last", "i should be dead", "should have died",
         "not have survived", "deserve to die", "why am i|i_am still alive|here", "still alive",
@@ -275,7 +286,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "tablet|my_dose|back|down|out|in_line|line|my_nails|nails|the_grass|grass|the_lawn|costs|it_close",
         "sh again|urge*|urges|relapse", "relaps* on|into sh", "doing|started|start|stop* sh", "sh free|clean",
         "burn* my arm|arms|skin|leg|legs|wrist*", "lighter|cigarette ...4 my arm|arms|skin|leg|wrist",
-        "burned|burnt my self", "scratch* ...4 bled|bleed|blood", "until|till|til it|they|i bled|bleed|bleeding",
+        "burned|burnt my self", "scratch* ...4 bled|bleed|blood", "until|till|til it|they|i bled|bleed*", "scratch* my self|my_skin|my_arms|my_legs",
         "carved|carving|carve", "hit* my self", "hit* my head", "hitting myself", "punch* ...4 on purpose", "on purpose",
         "bit* my ...2 until|till|til", "banged my head", "slic* my", "urge to harm", "hurt me on purpose", "want to hurt",
     ),
@@ -309,7 +320,15 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "pain to end", "pain to stop", "good bye every*", "can not do this", "can not cope",
         # hopelessness
         "no light|future|hope|options|way_out|point|escape", "no reason to keep|go_on|be_here|stay|try|get_up", "out of hope|options", "nothing left",
-        "nothing matters", "nothing ...2 ever ...3 better", "never ...3 get_better|going_to_end|ends|improve",
+        "nothing matters", "nothing ...2 ever ...3 better", "never ...3 get_better|going_to_end|ends|improve", "nothing ...3 going_to|will|ever change|get_better|help",
+        "not ...2 see my self ...2 getting_through|making_it|surviving|living|alive|in|get_through|make_it",
+        "am drowning !in", "to keep living|to_stay_alive|to_go_on", "exhausted|tired|sick|weary of|from being_alive|living|existing|life",
+        "suffer*|miserable|unhappy ...2 because of me", "hurt every*|everyone|all_the_people", "will not be a problem|burden|bother",
+        "not matter any_more|soon|much_longer", "rest forever", "go away permanently|forever", "permanent solution|fix|way_out|sleep|rest",
+        "ready to be done|gone|dead|over", "not ...3 make it through|much_longer|past",
+        "not ...2 make it to next_week|the_weekend|my_birthday|christmas|the_end_of|friday|the_morning",
+        "sorry mom|dad|mum|mommy|daddy|mama|papa|mother|father !is|will|can|said|says|has|and_i|just|was|wants|needs|asked|called|texted|for_the",
+        "want* ...2 be_with|see|join my ...2 " + _FAMILY + " again|soon|in_heaven",
         "never going to end", "what is ...2 the point", "why bother", "breaking point",
         "end of my rope", "i give up !on", "i gave up !on", "giv*|gave up on every*|my_self|me|it_all|trying|my_life", "given up", "i am done fighting|trying", "done fighting",
         "tired of trying|fighting", "can not keep ...2 going|doing|living|fighting", "keep going like this",
@@ -338,7 +357,8 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "chest ...3 tight*|pressure|heavy|crushing|squeez*|pain|hurt*|aching|ache", "tight* in my chest",
         "pressure in my chest", "lips ...2 blue", "blue lips", "blacked|black out", "lost consciousness",
         "unconscious", "unresponsive", "faint*", "convuls*", "seiz*", "face ...2 droop*", "arm ...2 numb", "slurr*",
-        "heart ...6 pound*|racing|skipping|explod*|beating_out", "can not feel my arm|arms|face|leg|legs|side", "numb", "arm hurts", "throat ...2 closing|swell*", "anaphyla*", "collaps*",
+        "heart ...6 pound*|racing|skipping|explod*|beating_out", "can not feel my arm|arms|face|leg|legs|side", "numb", "arm hurts", "throat ...5 closing|swell*", "vomit*|throwing_up|coughing_up|throw_up ...2 blood", "having a fit",
+        "can_not|will_not|not stop shaking|seizing|convulsing|jerking", "no respira", "no puede respirar", "anaphyla*", "collaps*",
         "ambulance", "911", "can not|will_not stop vomiting|throwing_up",
     ),
 }
@@ -362,7 +382,6 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "cuantas pastillas", "dosis letal", "letal", "como ...2 hacer_una_soga|matarme|suicidarme|morir",
         "ya tengo un plan", "tengo un plan !para_llegar|para_ir|para_el|para_la|de_pago|de_seguro",
         "ya ...3 decidi", "lo voy a hacer", "lo hago", "hoy es el dia", "esta noche ...3 lo", "ya se como",
-        "no voy a estar", "ya no las|los voy a necesitar", "cancelen mis citas", "no las|los voy a necesitar",
         "carta|cartas de despedida", "cartas|carta|nota|notas para|a mis|mi hijos|hija|hijo|familia|mama|papa|esposo|esposa",
         "despedir*", "me despedi", "despedida", "adios para siempre", "adios a todos", "decir|decirles|decirte|decirle adios",
         "testamento", "deje todo arreglado|listo|en_orden", "regale ...3 cosas|perro|gato|todo|mis", "deje|regale|di|dejo ...3 cosas|todo|pertenencias ...2 a_mis|a_mi", "perdon|perdonen|perdoname|perdonenme por todo", "perdon ...3 adios", "ultimo mensaje",
@@ -376,7 +395,10 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "no_existir|no_haber_nacido|nunca_hubiera_nacido",
         "no despertar*", "nunca hubiera nacido", "no haber nacido", "no quiero estar aqui|viv*",
         "estar muert* !de", "ya no quiero", "no me importa si me muero", "si me muero", "quiero desaparecer",
-        "no quiero existir", "dormir y no despertar", "dejar de existir|vivir|respirar", "ganas de vivir", "sentido a|de vivir|la_vida|seguir",
+        "no quiero existir", "dormir y no despertar", "que todo termine|se_acabe|acabe|pare", "irme|ir de_este_mundo|para_siempre",
+        "no ...2 quiero despertar*", "tengo todo listo|preparado|planeado !para_manana|para_la_cita|para_mi_cita|para_ir",
+        "me despido", "ultima vez ...3 escrib*|hablo|ven|saben|mensaje", "lo que voy a hacer",
+        "tome|trague ...2 pastillas|medicinas|medicamentos de mi|otra_persona", "dejar de existir|vivir|respirar", "ganas de vivir", "sentido a|de vivir|la_vida|seguir",
         "encuentro sentido", "me odio", "no sirvo", "no valgo", "soy un|una inutil|fracaso|fracasada|fracasado", "no quiero seguir", "quisiera estar muert*", "me quiero ir para siempre",
         "morirme !de", "me muriera", "me muera",
     ),
@@ -395,7 +417,7 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "lavado de estomago", "intento de suicidio", "me corte las venas",
     ),
     "hopelessness": (
-        "no aguanto", "ya no aguanto", "no puedo mas", "ya no puedo $", "ya no puedo mas", "no puedo seguir",
+        "no aguanto", "ya no aguanto", "no puedo mas !con_el_trafico|con_el_calor|con_el_frio|con_el_trabajo|con_el_tarea|con_el_lluvia|con_el_ninos|con_el_jefe|con_el_examen|con_el_clima|con_el_dieta|con_el_ayuno|con_el_espera|con_el_fila|con_el_tráfico|con_el_dolor_de_cabeza|con_el_sueno|con_este_trafico|con_este_calor|con_este_frio|con_este_trabajo|con_este_tarea|con_este_lluvia|con_este_ninos|con_este_jefe|con_este_examen|con_este_clima|con_este_dieta|con_este_ayuno|con_este_espera|con_este_fila|con_este_tráfico|con_este_dolor_de_cabeza|con_este_sueno|con_la_trafico|con_la_calor|con_la_frio|con_la_trabajo|con_la_tarea|con_la_lluvia|con_la_ninos|con_la_jefe|con_la_examen|con_la_clima|con_la_dieta|con_la_ayuno|con_la_espera|con_la_fila|con_la_tráfico|con_la_dolor_de_cabeza|con_la_sueno|con_esta_trafico|con_esta_calor|con_esta_frio|con_esta_trabajo|con_esta_tarea|con_esta_lluvia|con_esta_ninos|con_esta_jefe|con_esta_examen|con_esta_clima|con_esta_dieta|con_esta_ayuno|con_esta_espera|con_esta_fila|con_esta_tráfico|con_esta_dolor_de_cabeza|con_esta_sueno|con_los_trafico|con_los_calor|con_los_frio|con_los_trabajo|con_los_tarea|con_los_lluvia|con_los_ninos|con_los_jefe|con_los_examen|con_los_clima|con_los_dieta|con_los_ayuno|con_los_espera|con_los_fila|con_los_tráfico|con_los_dolor_de_cabeza|con_los_sueno|con_estos_trafico|con_estos_calor|con_estos_frio|con_estos_trabajo|con_estos_tarea|con_estos_lluvia|con_estos_ninos|con_estos_jefe|con_estos_examen|con_estos_clima|con_estos_dieta|con_estos_ayuno|con_estos_espera|con_estos_fila|con_estos_tráfico|con_estos_dolor_de_cabeza|con_estos_sueno|con_las_trafico|con_las_calor|con_las_frio|con_las_trabajo|con_las_tarea|con_las_lluvia|con_las_ninos|con_las_jefe|con_las_examen|con_las_clima|con_las_dieta|con_las_ayuno|con_las_espera|con_las_fila|con_las_tráfico|con_las_dolor_de_cabeza|con_las_sueno|con_estas_trafico|con_estas_calor|con_estas_frio|con_estas_trabajo|con_estas_tarea|con_estas_lluvia|con_estas_ninos|con_estas_jefe|con_estas_examen|con_estas_clima|con_estas_dieta|con_estas_ayuno|con_estas_espera|con_estas_fila|con_estas_tráfico|con_estas_dolor_de_cabeza|con_estas_sueno|de_1|de_2|de_to|de_3|de_4|de_5|de_una|de_dos|de_tres|de_media", "ya no puedo $", "no puedo seguir",
         "no tengo esperanza*", "sin esperanza*", "no hay salida", "no tengo|no_hay|sin|no_veo|no_le_veo ...1 salida",
         "todo esta perdido", "esta todo perdido", "cans* de luchar|pelear|intentar|seguir|vivir|la_vida|existir|todo", "nada tiene sentido", "sin sentido", "no tiene sentido",
         "no le veo sentido", "no vale la pena", "me rendi", "me rindo", "no tengo razon para vivir", "razon para vivir",
@@ -420,7 +442,8 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
 _AWAY_RE = re.compile("|".join(map(_phrase, (
     "i_will_not|i_am_not_going_to|i_will_no_longer be here|around", "i_will_not|i_am_not_going_to be here|around",
     "not be here|around any_more|much_longer|for_long|by|tomorrow|for_my",
-    "i will be gone", "be gone before|by|soon|tomorrow|tonight|forever", "gone forever",
+    "i will be gone !all|for|until|til|till|on|this|next|from|the|in|at|most|monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun",
+    "be gone before|by|soon|tomorrow|tonight|forever", "gone forever", "be around|here much_longer|for_long|any_more",
     "will not need ...3 any more", "not need them|these|reminders|appointments|it any more",
     "cancel* ...3 will not need", "cancel everything|all_my_appointments|all_of_my_appointments",
     "no voy a estar", "ya no las|los voy a necesitar", "cancelen mis citas", "no las|los voy a necesitar",
@@ -488,7 +511,7 @@ _CANONICAL = {
     "2": "to", "u": "you", "myslef": "myself", "mysef": "myself", "myslf": "myself",
     "ima": "i am going to", "ive": "i have", "il": "i will", "itl": "it will", "isnt": "is not",
     "wasnt": "was not", "werent": "were not", "wouldnt": "would not", "shouldnt": "should not",
-    "aint": "am not", "idc": "i do not care", "idk": "i do not know", "abt": "about", "bout": "about",
+    "aint": "am not", "idc": "i do not care", "idgaf": "i do not care", "idk": "i do not know", "abt": "about", "bout": "about",
     "thinkin": "thinking", "kilin": "killing", "tryin": "trying", "rn": "right now", "ur": "your",
     "bc": "because", "cuz": "because", "coz": "because", "w": "with", "pls": "please", "plz": "please",
     "everyones": "everyone", "theyd": "they would", "theyl": "they will", "youd": "you would",
@@ -511,12 +534,20 @@ def _crisis_words(text: str) -> list[str]:
     return [_CANONICAL.get(_squash(w), w) for w in text.split()]
 
 
+def _leet(text: str, table: dict[int, str]) -> str:
+    """Leetspeak read in words that hold a letter ("k1ll", "$uicide"); numbers stay numbers."""
+    return re.sub(r"\S+", lambda m: m[0].translate(table) if _HAS_LETTER.search(m[0]) else m[0], text)
+
+
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+
+
 def _crisis_readings(text: str) -> tuple[list[str], list[str], str]:
     """Readings of `text` to search: folded, punctuation gone, contractions expanded, in
     plain and two leetspeak spellings (1 as i, 1 as l); the same squashed (letters repeated
     in a row counted once) with idioms masked; and the plain squashed one with no spaces."""
     base = re.sub(r"\bod'd\b", "od", _fold(text))  # "OD'd" would otherwise read "odd"
-    spellings = (base, base.translate(_LEET_I), base.translate(_LEET_L))
+    spellings = (base, _leet(base, _LEET_I), _leet(base, _LEET_L))
     plain = [_JOINED_WORDS.sub("without", " ".join(_crisis_words(v))) for v in spellings]
     squashed = [" ".join(_IDIOMS.sub(" ", _squash(v)).split()) for v in plain]
     return plain, squashed, _squash(re.sub(r"[\W_]+", "", base))
