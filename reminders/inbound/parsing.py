@@ -40,6 +40,7 @@ Kinds, checked in this order (the first that fits wins):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -114,10 +115,9 @@ def _phrase(phrase: str) -> str:
     """Regex for a phrase, to search in squashed text (see `_crisis_readings`).
 
     Words may run together ("killmyself"); "word*" is a stem (up to 5 more letters inside
-    a phrase, any number at its end); "a|b*|c_d" is any one of these words ("_" joins words:
-    "c_d" is "c d"); "..." stands for
-    up to three other words, "...N" for up to N; "^" and "$" are the start and end of the
-    text; a last token "!a|b_c" means "not followed by the words a, or b c"."""
+    a phrase, any number at its end); "a|b*|c_d" is any one of these ("_" joins words: "c_d"
+    is "c d"); "..." stands for up to three other words, "...N" for up to N; "$" is the end
+    of the text; a last token "!a|b_c" means "not followed by the words a, or b c"."""
     tokens = phrase.split()
     ahead = ""
     if tokens[-1].startswith("!"):
@@ -129,7 +129,7 @@ def _phrase(phrase: str) -> str:
         if token.startswith("..."):
             parts.append(r"(?:\w++ ){0,%d}" % int(token[3:] or 3))
             continue
-        if token in ("^", "$"):
+        if token == "$":
             parts.append(token)
             continue
         alts = []
@@ -177,7 +177,8 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "took my own life", "hang* my self", "shoot* my self", "drown* my self", "poison* my self",
         "jump* off|from|of_of", "jump* in front of", "gun to my head", "blow my brains",
         "going to jump", "jump* to my death", "want* ... end* it", "going to end* it",
-        "danger to my self", "scared|afraid|frightened of my self|what_i_might_do|what_i_will_do", "am not safe", "not feel* safe", "do not feel safe",
+        "danger to my self", "scared|afraid|frightened of my self|what_i_might_do|what_i_will_do",
+        "am not safe", "not feel* safe", "do not feel safe",
         "keep my self safe", "do something stupid|drastic|dumb", "do something to my self", "self destruct*",
         # thoughts
         "my|the|passive|active|having|some|bad|more|with si",
@@ -187,32 +188,52 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "urge* to kil*|die|end", "dark thoughts", "intrusive thoughts", "imagin* my own funeral", "my funeral",
         "head|brain|voice|voices ...4 do it", "tel* me to kil*|die|end|do_it",
         # means and method: a means near first-person words or intent
-        f"{_MEANS} ...5 {_I}|tonight|today|ready|bought|got|have|planning|going_to|hand|next_to|out|loaded|is_here|with_me",
+        f"{_MEANS} ...5 {_I}|tonight|today|ready|bought|got|have|planning|going_to|hand|next_to|out|loaded|"
+        "is_here|with_me",
         f"{_I}|bought|buy|got|have|ready|loaded|load* ...5 {_MEANS}",
         f"{_INTENT} ...4 {_PLACES}", f"{_PLACES} ...3 {_INTENT} !on_a_call|on_the_call|in_the_shower|start",
-        "i_am|i_will_be|standing|sitting|parked|stood on|at the bridge|overpass|roof|ledge|edge|cliff|tracks !1|2|3|4|5|6|7|8|9|10|15|20|min|mins|minutes|away|in_traffic|stuck|now_in|almost|be_there|running|traffic|late",
+        "i_am|i_will_be|standing|sitting|parked|stood on|at the bridge|overpass|roof|ledge|edge|cliff|"
+        "tracks !1|2|3|4|5|6|7|8|9|10|15|20|min|mins|minutes|away|in_traffic|stuck|now_in|almost|be_there|"
+        "running|traffic|late",
         "train|railroad|railway tracks", "in front of a|the train|truck|bus|car|cars|subway",
-        "oncoming traffic|train", "car off", "drive*|driving off|into ...3 bridge|cliff|wall|tree|lake|river|ocean|traffic|road",
+        "oncoming traffic|train", "car off",
+        "drive*|driving off|into ...3 bridge|cliff|wall|tree|lake|river|ocean|traffic|road",
         "engine running", "garage with the door|doors", "car in the garage",
         "truck|bus|car|train hit* me", "walk* into the lake|ocean|sea|river|water|woods|traffic",
-        "blade next to me", "filled the tub", "pills|meds|tablets ...3 pile|piled", "pile of pills|meds",
+        "blade next to me", "filled the tub",
+        "pills|meds|tablets|medication* ...2 stash*|saved|hidden|hoarded|stockpiled|collected",
+        "bridge|water|ocean|river|train|gun|pills|death|void|edge ...3 calling|calls me",
+        "let go of the wheel|steering_wheel",
+        "enough to die|kil*|end_it|od|overdose|not_wake_up", "said|saying|say bye|goodbye|good_bye to my",
+        "sold|selling|sell ...2 my stuff|things|belongings|everything", "paid off everything|all_my_debts",
+        "do something bad|stupid|dumb|drastic tonight|to_my_self", "something bad tonight",
+        "pills|meds|tablets ...3 pile|piled", "pile of pills|meds",
         f"{_PLACES}|{_MEANS} ...10 staring_at|stare_at|looking_at_them|looking_at_it",
-        "tallest|highest building|bridge|point|cliff|roof|floor", "looked_up|looking_up|googled|googling|searched|searching|researching|research ...4 building|bridge|cliff|overdose|dose|gun*|rope|noose|poison|lethal|suicide",
+        "tallest|highest building|bridge|point|cliff|roof|floor",
+        "looked_up|looking_up|googled|googling|searched|searching|researching|research ...4 building|bridge|"
+        "cliff|overdose|dose|gun*|rope|noose|poison|lethal|suicide",
         "bridge|overpass|cliff|ledge ...6 slowing|slow_down|pull_over|stopping|edge|railing|looking_down|stare",
-        "heaven|the_other_side|afterlife ...5 want*|join*|be_with|better|go_to|see|wish*", "want*|join*|be_with|better|go_to|wish* ...5 heaven|the_other_side|afterlife",
+        "heaven|the_other_side|afterlife ...5 want*|join*|be_with|better|go_to|see|wish*",
+        "want*|join*|be_with|better|go_to|wish* ...5 heaven|the_other_side|afterlife",
         "join my ...1 " + _FAMILY + "",
-        "hope|wish|pray ...5 accident|get_hit|crash|hit_me|kills_me|take_me", "so i could|can die|be_dead|be_gone|finally_rest",
+        "hope|wish|pray ...5 accident|get_hit|crash|hit_me|kills_me|take_me",
+        "so i could|can die|be_dead|be_gone|finally_rest",
         "care if i live|die|wake_up|make_it|am_alive|exist", "overdid|over_did it ...3 pills|meds|xanax|klonopin",
-        "psych ward|hospital|unit|er", "inpatient", "5150", "baker act*", "admitted to the|a psych|ward|hospital|inpatient",
+        "psych ward|hospital|unit|er", "inpatient", "5150", "baker act*",
+        "admitted to the|a psych|ward|hospital|inpatient",
         "admitted me", "called 911 on me", "call 911 on me",
-        "collect*|sav*|hoard*|stash*|hid*|hiding|gather*|stockpil* ...3 pills|meds|medication*|tablets|sleeping_pills|painkillers|xanax|klonopin|ambien",
-        "bunch|handful|lots|boxes|bottles|packs|stash|pile ...1 of ...2 pills|tylenol|advil|aspirin|paracetamol|acetaminophen|ibuprofen|sleeping|meds|tablets",
+        "collect*|sav*|hoard*|stash*|hid*|hiding|gather*|stockpil* ...3 pills|meds|medication*|tablets|"
+        "sleeping_pills|painkillers|xanax|klonopin|ambien",
+        "bunch|handful|lots|boxes|bottles|packs|stash|pile ...1 of ...2 pills|tylenol|advil|aspirin|paracetamol|"
+        "acetaminophen|ibuprofen|sleeping|meds|tablets",
         f"{_PLACES}|{_MEANS} ...5 in_front_of_me|next_to_me|in_my_hand*|on_my_lap|beside_me",
         "all_my|all_of_my ...3 in_front_of_me|lined_up|laid_out|counted_out|next_to_me",
         "lined_up|laid_out|counted_out|counting_out|laying_out|lining_up ...3 all_my|all_of_my|pills|meds|tablets",
-        "vodka|wine|whiskey|whisky|alcohol|liquor|beer|tequila|rum|booze|gin ...6 all_my|all_of_my|every_pill|all_the_pills",
+        "vodka|wine|whiskey|whisky|alcohol|liquor|beer|tequila|rum|booze|gin ...6 all_my|all_of_my|every_pill|"
+        "all_the_pills",
         "all_my|all_of_my|all_the_pills ...6 vodka|wine|whiskey|whisky|alcohol|liquor|beer|tequila|rum|booze|gin",
-        f"{_PLACES}|{_MEANS} ...6 thinking_about_it|thinking_about_doing|tempted|tempting", "planning|plan|going|want*|wanted|about|ready|need|have|tempted|urge ...1 to jump|leap",
+        f"{_PLACES}|{_MEANS} ...6 thinking_about_it|thinking_about_doing|tempted|tempting",
+        "planning|plan|going|want*|wanted|about|ready|need|have|tempted|urge ...1 to jump|leap",
         # research
         "how many|much ...6 die|kil*|od|overdose|lethal|fatal|end_it|not_wake_up",
         "how many ...3 pills|tablets|of_my|of_these|of_them ...4 take|takes",
@@ -223,30 +244,38 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         # intent and plan, finality
         "tonight|today is the night|day", "tonights the night", "this is it", "i have decided", "decided to end",
         "made up my mind", "go* through with it", "set a date", "have|got|made a plan !for|to_get|to_come|with",
-        "i have a plan !for|to_get|to_come|with", "plan and a date", "know how and|& when", "know exactly how", "have everything ready|set|planned|prepared !for_tomorrow|for_my|for_the",
+        "i have a plan !for|to_get|to_come|with", "plan and a date", "know how and|& when", "know exactly how",
+        "have everything ready|set|planned|prepared !for_tomorrow|for_my|for_the",
         "everything is ready|set|planned|prepared for tonight|tomorrow_night", "got it all planned|figured_out",
         "all planned out", "planned it out", "planned it all",
         "going_to|finally|about_to|ready_to|will|planning_to|gonna do it", "doing it !again_next|tomorrow_instead",
         "it is_going_to|will happen tonight|soon|this_week|tomorrow", "it will all be over", "all be over soon",
-        "be over soon", "it will be over", "want* ...2 to be over", "want* it over|over_with", "want* it|this|everything|all|life ...2 to end|to_stop|over",
+        "be over soon", "it will be over", "want* ...2 to be over", "want* it over|over_with",
+        "want* it|this|everything|all|life ...2 to end|to_stop|over",
         "will_not|not_going_to be alive", "not be alive any_more|much_longer|for_long|next|by|tomorrow|for_my",
         "will be dead", "waiting for ...3 to leave|fall_asleep|go_to_sleep|be_asleep",
         "when ...3 asleep|leaves|leave|gone ...4 do it", "after ...4 do it", "do it ...3 when|after",
-        "last time ...3 hear from me", "one last time", "last message|text|goodbye !from_me_today|for_today|today|of_the_day|for_now", "final message|text|goodbye",
-        "last time ...4 text*|writ*|talk*|messag*|hear|see|contact*", "try to stop me", "can not stop me", "do not stop me",
-        "no one can stop me", "forgive me|sorry for what i am|i_was about_to|going_to do", "what i am about_to|going_to do",
+        "last time ...3 hear from me", "one last time",
+        "last message|text|goodbye !from_me_today|for_today|today|of_the_day|for_now",
+        "final message|text|goodbye",
+        "last time ...4 text*|writ*|talk*|messag*|hear|see|contact*", "try to stop me", "can not stop me",
+        "do not stop me",
+        "no one can stop me", "forgive me|sorry for what i am|i_was about_to|going_to do",
+        "what i am about_to|going_to do",
         # preparation
         "suicide|goodbye|good_bye|farewell|final|last note|notes|letter|letters",
         "letter|letters|note|notes|envelope|passwords|instructions ...4 for|to my ...2 " + _FAMILY,
         "wrote|writing|written|write|left|finished ...4 letters|notes",
         "wrote|writing|write|left ...2 to my ...2 " + _FAMILY,
-        "gave|giving|give|given ...3 away", "gave|giving|given my ...3 to my|a|her|his|the neighbor|friend|sister|brother|mom",
+        "gave|giving|give|given ...3 away",
+        "gave|giving|given my ...3 to my|a|her|his|the neighbor|friend|sister|brother|mom",
         "wrote|writing|written|made|make|making|finished|finish|updated|update*|did|doing|done|redid my|a|the will",
         "left|leaving my ...1 " + _FAMILY + " a|my|some|letter*|note*|video*|message*",
         "left|leaving|recorded|made ...2 video*|message*|letter*|note* ...3 for|to my",
         "life insurance", "affairs ...2 in order", "loose ends", "said|saying|say my goodbyes",
         "goodbye|good_bye|bye forever",
-        "goodbye|good_bye !for_now|see|til|till|until|next|tomorrow|later|soon|for_today|have|thanks|thank|to_you_too|and_thanks|and_thank",
+        "goodbye|good_bye !for_now|see|til|till|until|next|tomorrow|later|soon|for_today|have|thanks|thank|"
+        "to_you_too|and_thanks|and_thank",
         "say* goodbye|good_bye|bye to", "wanted to say goodbye|good_bye|bye",
         "tell my ...2 " + _FAMILY + " ...3 love|loved|sorry|fault",
         "do_not|not hear from me", "not your|their|his|her|anyones fault", "if something happens",
@@ -263,21 +292,26 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "rather be dead", "rather die", "ready to die", "kil me",
         "not ... want* to ... live", "not ... want* to be alive", "not ... want* to exist",
         "not ... want* to be ... here", "not ... want* to wake up",
-        "longer want* to live", "tired of living", "tired of being alive", "tired|sick of being_here|existing|being_me|it_all|my_life|living",
-        "stop living|existing", "not ...2 want* to do this", "hate my self|my_life|being_alive|being_me", "am a failure",
+        "longer want* to live", "tired of living", "tired of being alive",
+        "tired|sick of being_here|existing|being_me|it_all|my_life|living",
+        "stop living|existing", "not ...2 want* to do this", "hate my self|my_life|being_alive|being_me",
+        "am a failure",
         "want* to disappear", "disappear forever",
         "rather not be alive", "rather not ... live", "rather not ... exist", "rather not be here",
         "sleep forever", "never wake up", "not ... wake up", "done with life", "done with living",
         "am done with ... every thing", "am done with it all", "tired of life",
         f"{_WISH} ...6 {_DEATH}",
-        f"{_DEATH} ...3 would_be|sounds|seems|is|feels ...2 relief|peace*|nice|better|easier|good|welcome|only_way|answer",
+        f"{_DEATH} ...3 would_be|sounds|seems|is|feels ...2 relief|peace*|nice|better|easier|good|welcome|"
+        "only_way|answer",
         "being dead", "be dead !tired|serious|sure|set|on|in|last", "i should be dead", "should have died",
         "not have survived", "deserve to die", "why am i|i_am still alive|here", "still alive",
         "not worth living", "life is not worth", "live or die", "if i die|died|was_dead|were_dead",
-        "not to exist", "stop exist*", "not exist* any more", "to not be here|alive|exist|wake_up", "not be here any more",
+        "not to exist", "stop exist*", "not exist* any more", "to not be here|alive|exist|wake_up",
+        "not be here any more",
         "never been born", "god take* me", "pray* ...3 take me", "kills me", "takes me", "so i can go",
         "go to sleep and not|never", "everything to go dark", "want* ...3 gone", "not exist", "did not exist",
-        "death ...3 relief|peace*|welcome|better", "think* about death|dying", "feel* like ...2 dying|going_to_die|i_am_dying",
+        "death ...3 relief|peace*|welcome|better", "think* about death|dying",
+        "feel* like ...2 dying|going_to_die|i_am_dying",
     ),
     "self-harm": (
         "hurt* my self", "harm* my self", "self harm*", "self injur*", "cut* my self",
@@ -286,9 +320,12 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "tablet|my_dose|back|down|out|in_line|line|my_nails|nails|the_grass|grass|the_lawn|costs|it_close",
         "sh again|urge*|urges|relapse", "relaps* on|into sh", "doing|started|start|stop* sh", "sh free|clean",
         "burn* my arm|arms|skin|leg|legs|wrist*", "lighter|cigarette ...4 my arm|arms|skin|leg|wrist",
-        "burned|burnt my self", "scratch* ...4 bled|bleed|blood", "until|till|til it|they|i bled|bleed*", "scratch* my self|my_skin|my_arms|my_legs",
-        "carved|carving|carve", "hit* my self", "hit* my head", "hitting myself", "punch* ...4 on purpose", "on purpose",
-        "bit* my ...2 until|till|til", "banged my head", "slic* my", "urge to harm", "hurt me on purpose", "want to hurt",
+        "burned|burnt my self", "scratch* ...4 bled|bleed|blood", "until|till|til it|they|i bled|bleed*",
+        "scratch* my self|my_skin|my_arms|my_legs",
+        "carved|carving|carve", "hit* my self", "hit* my head", "hitting myself", "punch* ...4 on purpose",
+        "on purpose",
+        "bit* my ...2 until|till|til", "banged my head", "slic* my", "urge to harm", "hurt me on purpose",
+        "want to hurt",
     ),
     "overdose": (
         "over dos*", "took all ... pills", "take all ... pills", "too many ... pills",
@@ -319,56 +356,88 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "just giv* up", "want* to give up", "am giv* up", "want* ... all to stop", "make it all stop",
         "pain to end", "pain to stop", "good bye every*", "can not do this", "can not cope",
         # hopelessness
-        "no light|future|hope|options|way_out|point|escape", "no reason to keep|go_on|be_here|stay|try|get_up", "out of hope|options", "nothing left",
-        "nothing matters", "nothing ...2 ever ...3 better", "never ...3 get_better|going_to_end|ends|improve", "nothing ...3 going_to|will|ever change|get_better|help",
+        "no light|future|hope|options|way_out|point|escape", "no reason to keep|go_on|be_here|stay|try|get_up",
+        "out of hope|options", "nothing left",
+        "nothing matters", "nothing ...2 ever ...3 better", "never ...3 get_better|going_to_end|ends|improve",
+        "nothing ...3 going_to|will|ever change|get_better|help",
         "not ...2 see my self ...2 getting_through|making_it|surviving|living|alive|in|get_through|make_it",
-        "am drowning !in", "to keep living|to_stay_alive|to_go_on", "exhausted|tired|sick|weary of|from being_alive|living|existing|life",
-        "suffer*|miserable|unhappy ...2 because of me", "hurt every*|everyone|all_the_people", "will not be a problem|burden|bother",
-        "not matter any_more|soon|much_longer", "rest forever", "go away permanently|forever", "permanent solution|fix|way_out|sleep|rest",
+        "am drowning !in", "to keep living|to_stay_alive|to_go_on",
+        "exhausted|tired|sick|weary of|from being_alive|living|existing|life",
+        "suffer*|miserable|unhappy ...2 because of me", "hurt every*|everyone|all_the_people",
+        "will not be a problem|burden|bother",
+        "not matter any_more|soon|much_longer", "rest forever", "go away permanently|forever",
+        "permanent solution|fix|way_out|sleep|rest",
         "ready to be done|gone|dead|over", "not ...3 make it through|much_longer|past",
         "not ...2 make it to next_week|the_weekend|my_birthday|christmas|the_end_of|friday|the_morning",
-        "sorry mom|dad|mum|mommy|daddy|mama|papa|mother|father !is|will|can|said|says|has|and_i|just|was|wants|needs|asked|called|texted|for_the",
+        "sorry mom|dad|mum|mommy|daddy|mama|papa|mother|father !is|will|can|said|says|has|and_i|just|was|"
+        "wants|needs|asked|called|texted|for_the",
         "want* ...2 be_with|see|join my ...2 " + _FAMILY + " again|soon|in_heaven",
         "never going to end", "what is ...2 the point", "why bother", "breaking point",
-        "end of my rope", "i give up !on", "i gave up !on", "giv*|gave up on every*|my_self|me|it_all|trying|my_life", "given up", "i am done fighting|trying", "done fighting",
+        "end of my rope", "i give up !on", "i gave up !on",
+        "giv*|gave up on every*|my_self|me|it_all|trying|my_life", "given up", "i am done fighting|trying",
+        "done fighting",
         "tired of trying|fighting", "can not keep ...2 going|doing|living|fighting", "keep going like this",
         "completely empty", "pointless", "nothing works", "treatment ...3 not working",
         "nothing changes", "have nothing", "not ... get better", "no future", "see a future",
         "can not ... any more", "done with every*",
         # burdensomeness and not belonging
-        "burden*", "better off", "happier|easier|relieved|free|calmer|lighter|fine|better ...4 without_me|of_me", "happier|easier|relieved|free|calmer|lighter ...4 if_i",
-        "without me", "if i was|were|am_not|was_not|were_not|did_not|never|just here|around|alive|gone|disappeared|died|in_it",
-        "if i was_not|were_not|did_not", "if i ...2 disappear*|vanish*|was_gone|were_gone|died|was_dead|were_dead", "if i disappeared|disappear|was_gone", "dead weight",
+        "burden*", "better off",
+        "happier|easier|relieved|free|calmer|lighter|fine|better ...4 without_me|of_me",
+        "happier|easier|relieved|free|calmer|lighter ...4 if_i",
+        "without me",
+        "if i was|were|am_not|was_not|were_not|did_not|never|just here|around|alive|gone|disappeared|died|in_it",
+        "if i was_not|were_not|did_not",
+        "if i ...2 disappear*|vanish*|was_gone|were_gone|died|was_dead|were_dead",
+        "if i disappeared|disappear|was_gone", "dead weight",
         "waste of space|oxygen|air|life", "drain on",
         "dragging ...2 down", "drag* every* down", "ruin* every*", "do not belong", "not belong",
         "no_one|no_body|nobody|noone ...3 miss*|care*|notice*|need*|want*|love*", "tired of me", "sick of me",
-        "i do not matter", "do not matter to", "worthless", "am useless", "so useless", "cause* every*|everyone|my_family|people|them ...2 pain|problems|trouble|stress|misery",
-        "holding ...2 every*|everyone|them|my_family|him|her back", "hold* every* back", "never ...3 be happy|ok|okay|better|normal",
+        "i do not matter", "do not matter to", "deserve* better than me|someone_better", "am a|such_a|just_a waste",
+        "every*|everyone|everybody|my_family|they|people would ...2 relieved|happier|better_off|free",
+        "worthless", "am useless", "so useless",
+        "cause* every*|everyone|my_family|people|them ...2 pain|problems|trouble|stress|misery",
+        "holding ...2 every*|everyone|them|my_family|him|her back", "hold* every* back",
+        "never ...3 be happy|ok|okay|better|normal",
         "see ...2 way out", "any way out", "too much for every*", "rid of me", "never had me",
-        "make* life|everything|things|it ...2 harder|worse for|on every*|my|the_people|people|them", "harder for every*", "only make* ...3 worse", "free of me",
+        "make* life|everything|things|it ...2 harder|worse for|on every*|my|the_people|people|them",
+        "harder for every*", "only make* ...3 worse", "free of me",
     ),
     "medical emergency": (
-        "can not breath* !through_my_nose|through_my_nose", "hard to breath*", "chest pain*", "chest hurt*", "pass* out", "fainted",
+        "can not breath* !through_my_nose|through_my_nose", "hard to breath*", "chest pain*", "chest hurt*",
+        "pass* out", "fainted",
         "seizure*", "heart attack", "stroke", "heart ... racing", "call* an ambulance",
         "breath* ...2 hard|trouble|difficult*|struggl*",
         "trouble|difficulty|struggling|struggle|hard_time|hard ...2 breath*",
-        "short of breath", "catch my breath", "barely|hardly|can_not|cant|not|struggl*|trouble ...2 breath* !through_my_nose|through_my_nose|through_my_mouth",
-        "not responding|responsive|waking_up|breathing", "will not wake up", "is not waking", "gasp*", "not breathing",
+        "short of breath", "catch my breath",
+        "barely|hardly|can_not|cant|not|struggl*|trouble ...2 breath* !through_my_nose|through_my_nose|"
+        "through_my_mouth",
+        "not responding|responsive|waking_up|breathing", "will not wake up", "is not waking", "gasp*",
+        "not breathing",
         "chest ...3 tight*|pressure|heavy|crushing|squeez*|pain|hurt*|aching|ache", "tight* in my chest",
         "pressure in my chest", "lips ...2 blue", "blue lips", "blacked|black out", "lost consciousness",
         "unconscious", "unresponsive", "faint*", "convuls*", "seiz*", "face ...2 droop*", "arm ...2 numb", "slurr*",
-        "heart ...6 pound*|racing|skipping|explod*|beating_out", "can not feel my arm|arms|face|leg|legs|side", "numb", "arm hurts", "throat ...5 closing|swell*", "vomit*|throwing_up|coughing_up|throw_up ...2 blood", "having a fit",
-        "can_not|will_not|not stop shaking|seizing|convulsing|jerking", "no respira", "no puede respirar", "anaphyla*", "collaps*",
+        "heart ...6 pound*|racing|skipping|explod*|beating_out", "can not feel my arm|arms|face|leg|legs|side",
+        "numb", "arm hurts", "throat ...5 closing|swell*", "vomit*|throwing_up|coughing_up|throw_up ...2 blood",
+        "having a fit",
+        "can_not|will_not|not stop shaking|seizing|convulsing|jerking", "no respira", "no puede respirar",
+        "anaphyla*", "collaps*",
         "ambulance", "911", "can not|will_not stop vomiting|throwing_up",
     ),
 }
 
+# "no puedo más con este tráfico": an everyday nuisance, not despair.
+_EVERYDAY_NUISANCES = "|".join(
+    f"con_{article}_{thing}" for article in "el este la esta los estos las estas".split()
+    for thing in "trafico calor frio trabajo tarea lluvia ninos jefe examen clima dieta ayuno espera fila sueno "
+                 "dolor_de_cabeza".split()
+)
 # Spanish, in the same labels; folded (no accents, "ñ" read as "n") and squashed like the text.
 _YO = "me|mi|yo|mis|estoy|quiero|voy"
 _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
     "suicide": (
         "suicid*", "matarme", "me quiero matar", "me voy a matar", "me mato !el|la|de|con|los|las|mi",
-        "hoy me mato", "quitarme la vida", "quitar* la vida", "acabar|terminar* con todo|mi_vida|esto|mi_sufrimiento|mi_dolor|mi_existencia|el_sufrimiento",
+        "hoy me mato", "quitarme la vida", "quitar* la vida",
+        "acabar|terminar* con todo|mi_vida|esto|mi_sufrimiento|mi_dolor|mi_existencia|el_sufrimiento",
         "no me siento segur*", "hacer una locura", "pensamientos suicidas",
         "pensamiento* de ...2 muerte|morir|matarme|suicid*|quitarme|acabar",
         "pens* en ...2 matarme|morir*|la_muerte|quitarme|acabar|terminar|suicid*",
@@ -377,14 +446,21 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "cuerda|soga|pistola|arma|navaja|cuchillo|veneno|revolver|rifle|escopeta|navajas ...5 " + _YO
         + "|lista|listo|tengo|compre|aqui|mano|guardad*",
         "tengo|compre|compro|consegui ...3 cuerda|soga|pistola|arma|navaja|cuchillo|veneno|pastillas_guardadas",
-        "juntando|guardando|ahorrando|escondiendo pastillas", "tirar*|aventar*|lanzar*|arrojar* ...2 puente|edificio|azotea|tren|vias|techo|balcon|metro|carro", "puente|azotea|edificio|tren|vias ...4 tirarme|aventarme|lanzarme|saltar",
-        "estoy en el|la puente|azotea|vias|techo|orilla", "estrellar* ...4 carro|coche|auto|muro", "al tren",
+        "juntando|guardando|ahorrando|escondiendo pastillas",
+        "tirar*|aventar*|lanzar*|arrojar* ...2 puente|edificio|azotea|tren|vias|techo|balcon|metro|carro",
+        "puente|azotea|edificio|tren|vias ...4 tirarme|aventarme|lanzarme|saltar",
+        "estoy en el|la puente|azotea|vias|techo|orilla", "estrellar* ...4 carro|coche|auto|muro",
+        "manejar|estrellar*|chocar*|aventar* ...3 contra", "al tren",
         "cuantas pastillas", "dosis letal", "letal", "como ...2 hacer_una_soga|matarme|suicidarme|morir",
         "ya tengo un plan", "tengo un plan !para_llegar|para_ir|para_el|para_la|de_pago|de_seguro",
         "ya ...3 decidi", "lo voy a hacer", "lo hago", "hoy es el dia", "esta noche ...3 lo", "ya se como",
-        "carta|cartas de despedida", "cartas|carta|nota|notas para|a mis|mi hijos|hija|hijo|familia|mama|papa|esposo|esposa",
-        "despedir*", "me despedi", "despedida", "adios para siempre", "adios a todos", "decir|decirles|decirte|decirle adios",
-        "testamento", "deje todo arreglado|listo|en_orden", "regale ...3 cosas|perro|gato|todo|mis", "deje|regale|di|dejo ...3 cosas|todo|pertenencias ...2 a_mis|a_mi", "perdon|perdonen|perdoname|perdonenme por todo", "perdon ...3 adios", "ultimo mensaje",
+        "carta|cartas de despedida",
+        "cartas|carta|nota|notas para|a mis|mi hijos|hija|hijo|familia|mama|papa|esposo|esposa",
+        "despedir*", "me despedi", "despedida", "adios para siempre", "adios a todos",
+        "decir|decirles|decirte|decirle adios",
+        "testamento", "deje todo arreglado|listo|en_orden", "regale ...3 cosas|perro|gato|todo|mis",
+        "deje|regale|di|dejo ...3 cosas|todo|pertenencias ...2 a_mis|a_mi",
+        "perdon|perdonen|perdoname|perdonenme por todo", "perdon ...3 adios", "ultimo mensaje",
         "diganle a mi|mis", "cuiden a mi|mis", "cuando yo no este", "ya no este", "cuando me vaya", "cuando no este",
         "intent* ...2 matarme|suicidarme|quitarme|ahorcarme|morir", "trate de ...2 matarme|suicidarme|quitarme|morir",
         "esta noche me tomo", "me voy a tomar todas",
@@ -395,32 +471,47 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "no_existir|no_haber_nacido|nunca_hubiera_nacido",
         "no despertar*", "nunca hubiera nacido", "no haber nacido", "no quiero estar aqui|viv*",
         "estar muert* !de", "ya no quiero", "no me importa si me muero", "si me muero", "quiero desaparecer",
-        "no quiero existir", "dormir y no despertar", "que todo termine|se_acabe|acabe|pare", "irme|ir de_este_mundo|para_siempre",
-        "no ...2 quiero despertar*", "tengo todo listo|preparado|planeado !para_manana|para_la_cita|para_mi_cita|para_ir",
+        "no quiero existir", "dormir y no despertar", "que todo termine|se_acabe|acabe|pare",
+        "irme|ir de_este_mundo|para_siempre",
+        "no ...2 quiero despertar*",
+        "tengo todo listo|preparado|planeado !para_manana|para_la_cita|para_mi_cita|para_ir",
         "me despido", "ultima vez ...3 escrib*|hablo|ven|saben|mensaje", "lo que voy a hacer",
-        "tome|trague ...2 pastillas|medicinas|medicamentos de mi|otra_persona", "dejar de existir|vivir|respirar", "ganas de vivir", "sentido a|de vivir|la_vida|seguir",
-        "encuentro sentido", "me odio", "no sirvo", "no valgo", "soy un|una inutil|fracaso|fracasada|fracasado", "no quiero seguir", "quisiera estar muert*", "me quiero ir para siempre",
+        "tome|trague ...2 pastillas|medicinas|medicamentos de mi|otra_persona",
+        "dejar de existir|vivir|respirar", "ganas de vivir", "sentido a|de vivir|la_vida|seguir",
+        "encuentro sentido", "me odio", "no sirvo", "no valgo", "soy un|una inutil|fracaso|fracasada|fracasado",
+        "no quiero seguir", "quisiera estar muert*", "me quiero ir para siempre",
         "morirme !de", "me muriera", "me muera",
     ),
     "self-harm": (
-        "cortarme", "cortandome", "me corto", "me estoy cortando", "me corte !el_pelo|el_cabello|el_fleco|las_unas|el_dedo",
-        "me volvi a cortar", "volvi a cortarme", "lastimarme", "hacerme dano", "me hice dano", "me estoy haciendo dano",
-        "me lastime", "autolesion*", "cortes !de", "cortadas", "me ...2 cortando", "me hice cortes", "queme|lastime|corte|pegue|hice ...4 a proposito", "me queme con",
+        "cortarme", "cortandome", "me corto", "me estoy cortando",
+        "me corte !el_pelo|el_cabello|el_fleco|las_unas|el_dedo",
+        "me volvi a cortar", "volvi a cortarme", "lastimarme", "hacerme dano", "me hice dano",
+        "me estoy haciendo dano",
+        "me lastime", "autolesion*", "me quiero cortar !el_pelo|el_cabello|las_unas|el_fleco",
+        "golpe* ...4 pared|muro", "cortes !de", "cortadas", "me ...2 cortando", "me hice cortes",
+        "queme|lastime|corte|pegue|hice ...4 a proposito", "me queme con",
         "hasta sangrar", "hasta que sangr*", "me pegue", "golpearme",
     ),
     "overdose": (
         "sobredosis", "me tome todas|todo|toda|el_frasco|la_caja|muchas|un_monton|mas_de|demasiad*",
-        "tome|trague|tragar*|tomarme|tragarme todas|todo|toda|el_frasco|la_caja|un_frasco|una_caja|muchas|un_monton|demasiad*",
-        "voy a tomar|tomarme todas|todo|toda|el_frasco|la_caja|un_frasco|una_caja", "frasco|caja|botella ...2 de_pastillas|entero|entera|completo|completa",
+        "tome|trague|tragar*|tomarme|tragarme todas|todo|toda|el_frasco|la_caja|un_frasco|una_caja|muchas|"
+        "un_monton|demasiad*",
+        "voy a tomar|tomarme todas|todo|toda|el_frasco|la_caja|un_frasco|una_caja",
+        "frasco|caja|botella ...2 de_pastillas|entero|entera|completo|completa",
         "tome todas|muchas|demasiadas", "el frasco entero", "la caja entera", "un monton de pastillas",
         "muchas pastillas", "todas las pastillas", "todas mis pastillas",
         "lavado de estomago", "intento de suicidio", "me corte las venas",
     ),
     "hopelessness": (
-        "no aguanto", "ya no aguanto", "no puedo mas !con_el_trafico|con_el_calor|con_el_frio|con_el_trabajo|con_el_tarea|con_el_lluvia|con_el_ninos|con_el_jefe|con_el_examen|con_el_clima|con_el_dieta|con_el_ayuno|con_el_espera|con_el_fila|con_el_tráfico|con_el_dolor_de_cabeza|con_el_sueno|con_este_trafico|con_este_calor|con_este_frio|con_este_trabajo|con_este_tarea|con_este_lluvia|con_este_ninos|con_este_jefe|con_este_examen|con_este_clima|con_este_dieta|con_este_ayuno|con_este_espera|con_este_fila|con_este_tráfico|con_este_dolor_de_cabeza|con_este_sueno|con_la_trafico|con_la_calor|con_la_frio|con_la_trabajo|con_la_tarea|con_la_lluvia|con_la_ninos|con_la_jefe|con_la_examen|con_la_clima|con_la_dieta|con_la_ayuno|con_la_espera|con_la_fila|con_la_tráfico|con_la_dolor_de_cabeza|con_la_sueno|con_esta_trafico|con_esta_calor|con_esta_frio|con_esta_trabajo|con_esta_tarea|con_esta_lluvia|con_esta_ninos|con_esta_jefe|con_esta_examen|con_esta_clima|con_esta_dieta|con_esta_ayuno|con_esta_espera|con_esta_fila|con_esta_tráfico|con_esta_dolor_de_cabeza|con_esta_sueno|con_los_trafico|con_los_calor|con_los_frio|con_los_trabajo|con_los_tarea|con_los_lluvia|con_los_ninos|con_los_jefe|con_los_examen|con_los_clima|con_los_dieta|con_los_ayuno|con_los_espera|con_los_fila|con_los_tráfico|con_los_dolor_de_cabeza|con_los_sueno|con_estos_trafico|con_estos_calor|con_estos_frio|con_estos_trabajo|con_estos_tarea|con_estos_lluvia|con_estos_ninos|con_estos_jefe|con_estos_examen|con_estos_clima|con_estos_dieta|con_estos_ayuno|con_estos_espera|con_estos_fila|con_estos_tráfico|con_estos_dolor_de_cabeza|con_estos_sueno|con_las_trafico|con_las_calor|con_las_frio|con_las_trabajo|con_las_tarea|con_las_lluvia|con_las_ninos|con_las_jefe|con_las_examen|con_las_clima|con_las_dieta|con_las_ayuno|con_las_espera|con_las_fila|con_las_tráfico|con_las_dolor_de_cabeza|con_las_sueno|con_estas_trafico|con_estas_calor|con_estas_frio|con_estas_trabajo|con_estas_tarea|con_estas_lluvia|con_estas_ninos|con_estas_jefe|con_estas_examen|con_estas_clima|con_estas_dieta|con_estas_ayuno|con_estas_espera|con_estas_fila|con_estas_tráfico|con_estas_dolor_de_cabeza|con_estas_sueno|de_1|de_2|de_to|de_3|de_4|de_5|de_una|de_dos|de_tres|de_media", "ya no puedo $", "no puedo seguir",
+        "no aguanto", "ya no aguanto",
+        "no puedo mas !" + _EVERYDAY_NUISANCES + "|de_1|de_2|de_to|de_3|de_4|de_5|de_una|de_dos|de_tres|de_media",
+        "ya no puedo $", "no puedo seguir",
         "no tengo esperanza*", "sin esperanza*", "no hay salida", "no tengo|no_hay|sin|no_veo|no_le_veo ...1 salida",
-        "todo esta perdido", "esta todo perdido", "cans* de luchar|pelear|intentar|seguir|vivir|la_vida|existir|todo", "nada tiene sentido", "sin sentido", "no tiene sentido",
-        "no le veo sentido", "no vale la pena", "me rendi", "me rindo", "no tengo razon para vivir", "razon para vivir",
+        "todo esta perdido", "esta todo perdido",
+        "cans* de luchar|pelear|intentar|seguir|vivir|la_vida|existir|todo", "nada tiene sentido",
+        "sin sentido", "no tiene sentido",
+        "no le veo sentido", "no vale la pena", "me rendi", "me rindo", "no tengo razon para vivir",
+        "razon para vivir",
         "nunca voy a mejorar", "nada va a mejorar", "no voy a mejorar", "nunca va a terminar", "no le veo futuro",
         "cansad*|hart* de todo|vivir|la_vida|existir", "nada sirve", "no sirve de nada", "ya no tengo ganas de nada",
         # burdensomeness
@@ -434,45 +525,50 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         "dolor ...5 pecho", "duele ...5 pecho", "pecho ...3 duele|dolor|apret*|presion", "no puedo respirar",
         "me cuesta respirar", "me falta ...2 aire", "falta de aire", "dificultad para respirar", "desmay*",
         "convuls*", "infarto", "ataque al corazon", "derrame", "ambulancia", "me ahogo",
-        "corazon ...4 rapido|fuerte|salir|explotar|acelerado", "salir el corazon", "no responde", "no reacciona", "labios morados", "perdi el conocimiento", "perdio el conocimiento",
+        "corazon ...4 rapido|fuerte|salir|explotar|acelerado", "salir el corazon", "no responde",
+        "no reacciona", "labios morados", "perdi el conocimiento", "perdio el conocimiento",
     ),
 }
 # Saying one will not be here is a crisis unless the text speaks of a trip ("I'll be gone next
 # week on vacation"); these are read only when it does not.
-_AWAY_RE = re.compile("|".join(map(_phrase, (
+_AWAY = (
     "i_will_not|i_am_not_going_to|i_will_no_longer be here|around", "i_will_not|i_am_not_going_to be here|around",
-    "not be here|around any_more|much_longer|for_long|by|tomorrow|for_my",
-    "i will be gone !all|for|until|til|till|on|this|next|from|the|in|at|most|monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun",
+    "not|not_going_to|will_not be here|around any_more|much_longer|for_long|by|tomorrow|for_my|for_the_next|next",
+    "i will be gone !all|for|until|til|till|on|this|next|from|the|in|at|most|monday|tuesday|wednesday|"
+    "thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun",
     "be gone before|by|soon|tomorrow|tonight|forever", "gone forever", "be around|here much_longer|for_long|any_more",
     "will not need ...3 any more", "not need them|these|reminders|appointments|it any more",
     "cancel* ...3 will not need", "cancel everything|all_my_appointments|all_of_my_appointments",
     "no voy a estar", "ya no las|los voy a necesitar", "cancelen mis citas", "no las|los voy a necesitar",
-))))
-_TRAVEL_RE = re.compile("|".join(map(_phrase, (
+)
+_TRAVEL = (
     "vacation*|trip|trips|travel*|holiday*|cruise|conference|flight|flying|fly|abroad|overseas|deploy*|"
     "camping|wedding|visiting|business|moving|relocat*|vacaciones|viaje|viajando|viajar|vuelo|boda|mudanza",
     "out of town|state|the_country", "fuera de la ciudad",
-))))
+)
 # A medical word about the past ("I had a seizure years ago, is ketamine ok?") is history.
-_HISTORY_RE = re.compile("|".join(map(_phrase, (
+_HISTORY = (
     "years|year|months ago", "last year", "as a kid|child|teen*", "history of", "in the past", "when i was younger",
     "growing up", "hace anos|meses", "el ano pasado", "de nina|nino|joven", "antecedentes",
-))))
-_NOW_RE = re.compile("|".join(map(_phrase, (
+)
+_NOW = (
     "now", "right now", "today|tonight|currently|still|just|since|after|again|help|911|ambulance|having|keep|keeps",
     "ahora|hoy|ayuda|ambulancia|todavia|despues|desde",
-))))
+)
 CRISIS_LABELS = tuple(_CRISIS_PHRASES)
 _MEDICAL = "medical emergency"
-_CRISIS_RES = {
-    label: re.compile("|".join(map(_phrase, _CRISIS_PHRASES[label] + _CRISIS_PHRASES_ES[label])))
-    for label in CRISIS_LABELS
-}
+_LABEL_PHRASES = {label: _CRISIS_PHRASES[label] + _CRISIS_PHRASES_ES[label] for label in CRISIS_LABELS}
+
+
+@functools.cache
+def _rx(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for a phrase list, compiled on first use (all of them take most of a second)."""
+    return re.compile("|".join(map(_phrase, phrases)))
 
 # Idioms masked before the phrases are searched ("dying to know", "my phone died",
 # "me muero de hambre"), so that death words in them do not count.  Narrow on purpose: a
 # mask must never hide a crisis, so each names the idiom's own words.
-_IDIOMS = re.compile("|".join(map(_phrase, (
+_IDIOMS = (
     "dying|dy* to|for know|see|try|hear|meet|get|go|eat|find|talk|visit|start|tell|a|some|coffee|food|pizza",
     "dead|died|dying|die of|from laughter|laughing|boredom|hunger|thirst|heat|cold|embarrassment|cringe",
     "died|dying|die laughing",
@@ -483,9 +579,10 @@ _IDIOMS = re.compile("|".join(map(_phrase, (
     "lol|lmao|lmfao|haha*|omg i am dead|dying|ded", "i am dead|dying lol|lmao|lmfao|haha*|omg",
     "muero|muerto|muerta|muertos|muertas|muriendo|morir|morirme|murio de|del hambre|sed|sueno|cansancio|risa|"
     "frio|calor|ganas|nervios|miedo|aburrimiento|verguenza|envidia|amor|celos|gusto|gripe",
-    "muero|muriendo por", "de muerte", "se me murio", "murio el|la|mi celular|cel|telefono|bateria|carro|coche|laptop",
+    "muero|muriendo por", "de muerte", "se me murio",
+    "murio el|la|mi celular|cel|telefono|bateria|carro|coche|laptop",
     "celular|cel|telefono|bateria ...2 muert*",
-))))
+)
 _NOOSE_RE = re.compile(r"\bno{2,}s(?:e|es|ing)?\b")  # squashed, "noose" would read "nose"
 _OD_RE = re.compile(r"\bo ?d(?:s|ed|ing)?\b")  # "OD" as a word, "o.d.", "ODing"; not squashed
 # A counted dose ("took 20 of my pills") without flagging the daily "I took my pills".
@@ -511,7 +608,8 @@ _CANONICAL = {
     "2": "to", "u": "you", "myslef": "myself", "mysef": "myself", "myslf": "myself",
     "ima": "i am going to", "ive": "i have", "il": "i will", "itl": "it will", "isnt": "is not",
     "wasnt": "was not", "werent": "were not", "wouldnt": "would not", "shouldnt": "should not",
-    "aint": "am not", "idc": "i do not care", "idgaf": "i do not care", "idk": "i do not know", "abt": "about", "bout": "about",
+    "aint": "am not", "idc": "i do not care", "idgaf": "i do not care", "idk": "i do not know",
+    "abt": "about", "bout": "about",
     "thinkin": "thinking", "kilin": "killing", "tryin": "trying", "rn": "right now", "ur": "your",
     "bc": "because", "cuz": "because", "coz": "because", "w": "with", "pls": "please", "plz": "please",
     "everyones": "everyone", "theyd": "they would", "theyl": "they will", "youd": "you would",
@@ -549,7 +647,7 @@ def _crisis_readings(text: str) -> tuple[list[str], list[str], str]:
     base = re.sub(r"\bod'd\b", "od", _fold(text))  # "OD'd" would otherwise read "odd"
     spellings = (base, _leet(base, _LEET_I), _leet(base, _LEET_L))
     plain = [_JOINED_WORDS.sub("without", " ".join(_crisis_words(v))) for v in spellings]
-    squashed = [" ".join(_IDIOMS.sub(" ", _squash(v)).split()) for v in plain]
+    squashed = [" ".join(_rx(_IDIOMS).sub(" ", _squash(v)).split()) for v in plain]
     return plain, squashed, _squash(re.sub(r"[\W_]+", "", base))
 
 
@@ -573,10 +671,13 @@ _UNITS = frozenset(
     "lbs pounds kg steps puffs sips bites breaths deep dollars bucks percent minutos minuto horas "
     "hora dias dia semanas meses anos veces pesos cuadras kilos gotas drops ml".split()
 )
-_CONTAINERS = frozenset("bottles bottle boxes packs packets frascos frasco cajas caja blister blisters strips".split())
+_CONTAINERS = frozenset(
+    "bottles bottle boxes packs packets frascos frasco cajas caja blister blisters strips".split()
+)
 _LOW_SCORE_ES = re.compile(
     r"(?<![\d.,/])\b(?:0|1|2|cero|uno|dos)\s*(?:de|sobre)\s*(?:10|diez)\b"
-    r"|^\W*(?:un\s+)?(?:cero|uno|un\s+[012]|un\s+dos)\s*(?:$|[,.;:!¡?¿\-]|\s+(?:hoy|todo|muy|mal|fatal|horrible|pesimo|ya|no)\b)"
+    "|^\\W*(?:un\\s+)?(?:cero|uno|un\\s+[012]|un\\s+dos)\\s*(?:$|[,.;:!¡?¿\\-]|\\s+(?:hoy|todo|muy|mal|"
+    "fatal|horrible|pesimo|ya|no)\\b)",
 )
 
 
@@ -627,10 +728,10 @@ def detect_crisis(text: str) -> tuple[str, ...]:
 def _detect(text: str) -> tuple[str, ...]:
     plain, squashed, squeezed = _crisis_readings(text)
     squashed = list(dict.fromkeys(squashed))  # the leetspeak readings often equal the plain one
-    found = {label for label, rx in _CRISIS_RES.items() if any(rx.search(v) for v in squashed)}
-    if any(_AWAY_RE.search(v) for v in squashed) and not any(_TRAVEL_RE.search(v) for v in squashed):
+    found = {label for label, phrases in _LABEL_PHRASES.items() if any(_rx(phrases).search(v) for v in squashed)}
+    if any(_rx(_AWAY).search(v) for v in squashed) and not any(_rx(_TRAVEL).search(v) for v in squashed):
         found.add("suicide")
-    if found == {_MEDICAL} and any(_HISTORY_RE.search(v) and not _NOW_RE.search(v) for v in squashed):
+    if found == {_MEDICAL} and any(_rx(_HISTORY).search(v) and not _rx(_NOW).search(v) for v in squashed):
         found = set()
     found |= {label for label, stems in _SQUEEZED.items() if any(s in squeezed for s in stems)}
     folded = _fold(text)
