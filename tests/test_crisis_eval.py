@@ -113,6 +113,34 @@ def test_spanish_crisis_texts_are_flagged(text):
     assert read_reply(text).crisis_terms == detect_crisis(text)
 
 
+@pytest.mark.parametrize("text", ["toy mal, kiero morirme", "q ganas de matarme", "me kiero matar xq ya no aguanto",
+                                  "ya no kiero vivir la neta", "no aguanto mas, x favor ayuda"])
+def test_spanish_texting_shorthand_is_read(text):
+    assert detect_crisis(text)
+
+
+@pytest.mark.parametrize("crisis, ordinary", [
+    ("i won't be around for my next appointment", "i won't be around for my next appointment, i'm traveling"),
+    ("i'll be gone before friday", "i'll be gone next week on vacation"),
+    ("no voy a estar para la proxima cita", "no voy a estar el martes, estoy de viaje"),
+])
+def test_saying_one_will_not_be_here_is_a_crisis_unless_the_text_speaks_of_a_trip(crisis, ordinary):
+    assert detect_crisis(crisis)
+    assert detect_crisis(ordinary) == ()
+
+
+def test_a_medical_word_about_the_past_is_history_unless_it_is_happening_now():
+    assert detect_crisis("i had a seizure years ago, is ketamine ok?") == ()
+    assert crisis_kind(detect_crisis("i had a seizure years ago and i'm having one now")) == "medical"
+    assert crisis_kind(detect_crisis("i tried to kill myself years ago")) == "suicidal"
+
+
+def test_an_idiom_does_not_hide_a_crisis_in_the_same_text():
+    assert detect_crisis("my phone died and honestly i want to die too")
+    assert detect_crisis("dying to know if anyone would even miss me")
+    assert detect_crisis("me muero de hambre y ya no quiero vivir")
+
+
 @pytest.mark.parametrize("text", ["not sure I want to live", "I don't want to die but I can't keep doing this",
                                   "i dont want to die", "ngl i wanna kms rn", "idk if i can keep myself safe tonight"])
 def test_negation_does_not_hide_a_crisis(text):
