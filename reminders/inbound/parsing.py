@@ -126,6 +126,7 @@ def _phrase(phrase: str) -> str:
     parts = []
     for i, token in enumerate(tokens):
         last = i == len(tokens) - 1
+        ends_word = last or tokens[i + 1].startswith("...")  # "tree ..." must not match "treatment"
         if token.startswith("..."):
             parts.append(r"(?:\w++ ){0,%d}" % int(token[3:] or 3))
             continue
@@ -141,7 +142,7 @@ def _phrase(phrase: str) -> str:
                 if word.endswith("*"):
                     w += r"\w*+" if last and j == len(words) - 1 else r"\w{0,5}"
                 body.append(w)
-            alts.append(" ?".join(body) + ("" if alt.endswith("*") or not last else r"\b"))
+            alts.append(" ?".join(body) + ("" if alt.endswith("*") or not ends_word else r"\b"))
         parts.append("(?:" + "|".join(alts) + ")")
     return r"\b" + " ?".join(parts) + ahead
 
@@ -207,7 +208,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "enough to die|kil*|end_it|od|overdose|not_wake_up", "said|saying|say bye|goodbye|good_bye to my",
         "sold|selling|sell ...2 my stuff|things|belongings|everything", "paid off everything|all_my_debts",
         "do something bad|stupid|dumb|drastic tonight|to_my_self", "something bad tonight",
-        "pills|meds|tablets ...3 pile|piled", "pile of pills|meds",
+        "pills|meds|tablets ...4 pile|piled|lined_up|laid_out|counted_out|in_a_row", "pile of pills|meds",
         f"{_PLACES}|{_MEANS} ...10 staring_at|stare_at|looking_at_them|looking_at_it",
         "tallest|highest building|bridge|point|cliff|roof|floor",
         "looked_up|looking_up|googled|googling|searched|searching|researching|research ...4 building|bridge|"
@@ -318,7 +319,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "cutting again", "burn* my self", "starv* my self", "slit* my wrist*",
         "cut|cutting|cuts !my_hair|hair|my_finger|finger|my_thumb|thumb|my_pill|pill|pills|the_pill|"
         "tablet|my_dose|back|down|out|in_line|line|my_nails|nails|the_grass|grass|the_lawn|costs|it_close",
-        "sh again|urge*|urges|relapse", "relaps* on|into sh", "doing|started|start|stop* sh", "sh free|clean",
+        "sh again|urge*|urges|relapse", "relaps* on|into sh", "doing|started|start|stop* sh", "sh free|clean", "shing", "sh ing",
         "burn* my arm|arms|skin|leg|legs|wrist*", "lighter|cigarette ...4 my arm|arms|skin|leg|wrist",
         "burned|burnt my self", "scratch* ...4 bled|bleed|blood", "until|till|til it|they|i bled|bleed*",
         "scratch* my self|my_skin|my_arms|my_legs",
@@ -391,7 +392,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "if i disappeared|disappear|was_gone", "dead weight",
         "waste of space|oxygen|air|life", "drain on",
         "dragging ...2 down", "drag* every* down", "ruin* every*", "do not belong", "not belong",
-        "no_one|no_body|nobody|noone ...3 miss*|care*|notice*|need*|want*|love*", "tired of me", "sick of me", "if|whether anyone|anybody ...3 miss*|care*|notice*",
+        "no_one|no_body|nobody|noone ...3 miss*|care*|notice*|need*|want*|love*", "tired of me", "sick of me", "how much longer ...2 can|do_this|take|keep|go_on", "if|whether anyone|anybody ...3 miss*|care*|notice*",
         "i do not matter", "do not matter to", "deserve* better than me|someone_better", "am a|such_a|just_a waste",
         "every*|everyone|everybody|my_family|they|people would ...2 relieved|happier|better_off|free",
         "worthless", "am useless", "so useless",
@@ -623,14 +624,13 @@ _CANONICAL = {
     "tomorow": "tomorrow", "tonite": "tonight", "tn": "tonight", "2nite": "tonight", "b4": "before",
     "ppl": "people", "whats": "what is", "thats": "that is", "theres": "there is", "its": "it is",
     "shes": "she is", "hes": "he is", "lil": "little", "sm": "so much", "alot": "a lot",
-    "wld": "would", "cud": "could", "shud": "should", "tho": "though", "ded": "dead",
+    "wld": "would", "hv": "have", "b": "be", "cud": "could", "shud": "should", "tho": "though", "ded": "dead",
     "q": "que", "xq": "porque", "pq": "porque", "porq": "porque", "xk": "porque", "x": "por",
     "toy": "estoy", "toi": "estoy", "tas": "estas", "kiero": "quiero", "qiero": "quiero",
     "kero": "quiero", "kisiera": "quisiera", "tmb": "tambien", "tb": "tambien", "xfa": "por favor",
     "porfa": "por favor", "aki": "aqui", "nd": "nada", "vdd": "verdad", "bn": "bien", "mjr": "mejor",
     "pa": "para", "nomas": "no mas", "kien": "quien", "ke": "que",
 }
-_JOINED_WORDS = re.compile(r"\bw o\b")  # "w/o"
 
 
 def _crisis_words(text: str) -> list[str]:
@@ -651,8 +651,9 @@ def _crisis_readings(text: str) -> tuple[list[str], list[str], str]:
     plain and two leetspeak spellings (1 as i, 1 as l); the same squashed (letters repeated
     in a row counted once) with idioms masked; and the plain squashed one with no spaces."""
     base = re.sub(r"\bod'd\b", "od", _fold(text))  # "OD'd" would otherwise read "odd"
+    base = re.sub(r"\bw/o\b", "without", base)
     spellings = (base, _leet(base, _LEET_I), _leet(base, _LEET_L))
-    plain = [_JOINED_WORDS.sub("without", " ".join(_crisis_words(v))) for v in spellings]
+    plain = [" ".join(_crisis_words(v)) for v in spellings]
     squashed = [" ".join(_rx(_IDIOMS).sub(" ", _squash(v)).split()) for v in plain]
     return plain, squashed, _squash(re.sub(r"[\W_]+", "", base))
 
