@@ -213,7 +213,7 @@ def test_long_adversarial_texts_are_read_in_bounded_time(words):
     text = " ".join(words)[:10_000]
     start = time.perf_counter()
     detect_crisis(text)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 10  # catastrophic backtracking would take minutes
 
 
 @pytest.mark.parametrize("text", [
@@ -224,7 +224,7 @@ def test_long_adversarial_texts_are_read_in_bounded_time(words):
 def test_ten_thousand_character_texts_are_read_in_bounded_time(text):
     start = time.perf_counter()
     assert isinstance(detect_crisis(text), tuple)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 10  # catastrophic backtracking would take minutes
 
 
 def test_a_crisis_at_the_end_of_a_long_text_is_still_found():
