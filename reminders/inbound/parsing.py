@@ -35,7 +35,9 @@ Kinds, checked in this order (the first that fits wins):
                 whole text when the score was rounded ("6.5" -> 7) or a range ("5-6" -> 5).
 ``free_text``   everything else; ``note`` holds the stripped text.
 
-``crisis_terms`` is filled on every kind, from `detect_crisis`.
+``crisis_terms`` is filled on every kind, from `detect_crisis` (English and Spanish);
+`crisis_kind` tells a medical emergency (911 first) from a suicidal crisis (988 first), and
+`looks_spanish` whether to answer in Spanish.
 """
 
 from __future__ import annotations
