@@ -243,6 +243,7 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         # research
         "how many|much ...6 die|kil*|od|overdose|lethal|fatal|end_it|not_wake_up",
         "how many ...3 pills|tablets|of_my|of_these|of_them ...4 take|takes",
+        "how high|tall|far_down ...4 bridge|building|garage|parking_garage|roof|cliff|overpass|balcony|floor|ledge",
         "lethal|fatal dose*|amount", "lethal", "fatal", "overdose on", "how many|much ...6 survive|fatal",
         "fastest|quickest|easiest|painless*|best|surest way* to go|die|end|kil*",
         "painless way", "ways to die|kil*", "how to kil*|hang|end_my|end_it|tie_a_noose|die|od|overdose|bleed_out",
@@ -283,6 +284,8 @@ _CRISIS_PHRASES: dict[str, tuple[str, ...]] = {
         "goodbye|good_bye !for_now|see|til|till|until|next|tomorrow|later|soon|for_today|have|thanks|thank|"
         "to_you_too|and_thanks|and_thank",
         "say* goodbye|good_bye|bye to", "wanted to say goodbye|good_bye|bye",
+        "thank you|thanks for everything|all_you_did|all_you_have_done ...6 goodbye|good_bye|bye|farewell",
+        "goodbye|good_bye|bye|farewell ...3 thank_you|thanks for everything|all_you_did|all_you_have_done",
         "tell my ...2 " + _FAMILY + " ...3 love|loved|sorry|fault",
         "do_not|not hear from me", "not your|their|his|her|anyones fault", "if something happens",
         "when|after|once i am gone|dead|not_here|not_around", "when i go", "not have to deal with",
@@ -454,6 +457,8 @@ _CRISIS_PHRASES_ES: dict[str, tuple[str, ...]] = {
         + "|lista|listo|tengo|compre|aqui|mano|guardad*",
         "tengo|compre|compro|consegui ...3 cuerda|soga|pistola|arma|navaja|cuchillo|veneno|pastillas_guardadas",
         "juntando|guardando|ahorrando|escondiendo pastillas",
+        "pastillas|pistola|cuerda|soga|arma|navaja ...3 lista|listas|listo|listos|preparada*|preparado*|esta_noche",
+        "lista|listas|listo|listos|preparada*|preparado* ...3 pastillas|pistola|cuerda|soga|arma|navaja",
         "tirar*|aventar*|lanzar*|arrojar*|saltar|brincar ...2 puente|edificio|azotea|tren|vias|techo|balcon|metro|carro",
         "puente|azotea|edificio|tren|vias ...4 tirarme|aventarme|lanzarme|saltar",
         "estoy en el|la puente|azotea|vias|techo|orilla", "estrellar* ...4 carro|coche|auto|muro",
@@ -550,6 +555,7 @@ _AWAY = (
     "i will be gone !all|for|until|til|till|on|this|next|from|the|in|at|most|monday|tuesday|wednesday|"
     "thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun",
     "be gone before|by|soon|tomorrow|tonight|forever", "gone forever", "be around|here much_longer|for_long|any_more",
+    "do_not_think|not_sure_if|not_sure|doubt ...3 be_here|be_around|be_alive|make_it",
     "will not need ...3 any more", "not need them|these|reminders|appointments|it any more",
     "cancel* ...3 will not need", "cancel everything|all_my_appointments|all_of_my_appointments",
     "no voy a estar", "ya no las|los voy a necesitar", "cancelen mis citas", "no las|los voy a necesitar",
@@ -1064,35 +1070,3 @@ def _score_or_rest(
     if _asks_reschedule(words):
         return Reading("reschedule", note=text.strip(), crisis_terms=crisis)
     return Reading("free_text", note=text.strip(), crisis_terms=crisis)
-
-
-# ---------------------------------------------------------------- what kind of urgent, which language
-
-MEDICAL_LABELS = frozenset({"medical emergency"})
-
-
-def crisis_kind(terms: tuple[str, ...]) -> str | None:
-    """"suicidal" when any label speaks of suicide or self-harm (it wins: the answer leads with the
-    crisis line), "medical" when only a medical emergency was found (the answer leads with 911)."""
-    if not terms:
-        return None
-    return "medical" if set(terms) <= MEDICAL_LABELS else "suicidal"
-
-
-_SPANISH_WORDS = frozenset(
-    "que quiero no ya mas estoy esta estoy me mi yo tengo puedo vivir morir matar hola gracias "
-    "por favor para con pero muy bien mal dolor pecho respirar cita manana hoy ayuda siento "
-    "nada todo vida todos mejor sin ella el los las una uno soy eres aguanto puedo".split()
-)
-_ENGLISH_WORDS = frozenset(
-    "i the to and my me is it you want not am im have can dont just feel this that of in be so "
-    "with for what all life will".split()
-)
-
-
-def looks_spanish(text: str) -> bool:
-    """Whether a text reads as Spanish: more common Spanish words than English ones."""
-    words = _plain_words(text)
-    spanish = sum(w in _SPANISH_WORDS for w in words) + 2 * bool(re.search(r"[ñ¿¡]", text.lower()))
-    english = sum(w in _ENGLISH_WORDS for w in words)
-    return spanish > english and spanish >= 1
