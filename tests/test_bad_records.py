@@ -251,3 +251,25 @@ def test_the_database_refuses_values_intake_would_refuse(pg_settings):
             session.add(OutboxMessage(dedupe_key="x", kind="reminder", rule="r", channel="sms", planned_for=at(VISIT),
                                       due_at=at(VISIT), status="lost"))
             session.flush()
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("first_name", "Ma\x00ya", "first_name contains a NUL character"),
+    ("timezone", "A" * 5000, "timezone is longer than 64 characters"),
+    ("timezone", "localtime", "is not an IANA time zone"),
+    ("last_name", "L" * 101, "last_name is longer than 100 characters"),
+])
+def test_the_staff_patient_form_refuses_what_its_columns_cannot_hold(staff_client, sessions, field, value, reason):
+    from reminders.models import Patient
+    from tests.fixtures.staff import post_form
+
+    form = {"first_name": "Ana", "last_name": "Diaz", "phone": "(202) 555-0143", "email": "", "notes": "a\x00b",
+            "timezone": "America/New_York", "preferred_channel": "sms", field: value}
+    response = post_form(staff_client, "/patients/new", form)
+    assert response.status_code == 422 and reason in response.get_data(as_text=True)
+    with sessions() as session:
+        assert session.scalars(select(Patient)).all() == []
+    saved = post_form(staff_client, "/patients/new", {**form, field: "Ana" if field != "timezone" else "America/New_York"})
+    assert saved.status_code == 302
+    with sessions() as session:
+        assert session.scalar(select(Patient)).notes == "ab"

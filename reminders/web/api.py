@@ -20,6 +20,7 @@ from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_pati
 from reminders.models import ApiToken, Appointment, OutboxMessage, Patient, utcnow
 from reminders.web import db, json_error, settings
 from reminders.web.serialize import appointment_json, message_json, patient_json
+from reminders.web.twilio_hooks import request_now
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -150,8 +151,6 @@ def _validated(model, data: dict, context: dict | None = None):
 
 
 def _visit_window() -> dict:
-    from reminders.web.twilio_hooks import request_now
-
     return {"visit_window": VisitWindow.from_settings(settings(), request_now())}
 
 

@@ -72,6 +72,7 @@ def _patient_form(patient: Patient | None):
             session.commit()
         return _render_patient_form(patient, _patient_values(patient), [])
     values = {name: request.form.get(name, "").strip() for name in (*PATIENT_FIELDS, "notes")}
+    values["notes"] = values["notes"].replace("\x00", "")  # the other fields are checked by PatientRecord
     external_id = (patient.external_id if patient is not None else None) or new_external_id("p")
     # A blank last name is left out so that the record's default ("") applies: PatientRecord turns
     # "" into None before checking it is a string.
