@@ -71,14 +71,16 @@ def import_file(file: Path, as_json: bool) -> None:
     """Import appointments from a CSV file. Exit 0: all rows taken; 1: some rejected; 2: unusable file."""
     from reminders.db import session_scope
     from reminders.intake.csv_import import UnusableFile, import_csv_text, read_text
+    from reminders.intake.records import VisitWindow, visit_window
     from reminders.models import utcnow
 
     settings = get_settings()
     try:
         text = read_text(file)
         _ensure_database()
-        with session_scope() as session:
-            report = import_csv_text(session, text, utcnow(), phone_region=settings.default_phone_region,
+        now = utcnow()
+        with session_scope() as session, visit_window(VisitWindow.from_settings(settings, now)):
+            report = import_csv_text(session, text, now, phone_region=settings.default_phone_region,
                                      series_length=settings.induction_series_length)
     except UnusableFile as exc:
         click.echo(f"error: {file}: {exc}", err=True)

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     escalation_realert_minutes: int = 15
     send_max_attempts: int = 5
     stale_send_minutes: int = 10
+    # Visits may be entered (API, CSV, staff form) from this many days ago to this many ahead;
+    # anything else is refused with the reason (a typo in the year, not a booking).
+    visit_window_past_days: int = Field(default=365, ge=0, le=3650)
+    visit_window_future_days: int = Field(default=730, ge=1, le=3650)
     outbox_dir: Path | None = None
     templates_dir: Path = Field(default_factory=default_templates_dir)
 

@@ -55,11 +55,12 @@ class Sender:
             row = session.get(OutboxMessage, outbox_id)
             try:
                 outcome = self._send_claimed(session, row, now)
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
                 session.rollback()
                 row = session.get(OutboxMessage, outbox_id)
                 log.exception("outbox %s: unexpected error while sending", outbox_id)
-                outcome = self._retry_or_fail(row, now, "internal error (see the service log)", code="internal")
+                outcome = self._retry_or_fail(row, now, f"internal error: {type(exc).__name__} (see the service log)",
+                                              code="internal")
             session.commit()
             return outcome
 

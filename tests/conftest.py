@@ -16,6 +16,7 @@ pytest_plugins = ["tests.fixtures.channels", "tests.fixtures.twoway", "tests.fix
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+APP_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 SETTING_NAMES = [name.upper() for name in Settings.model_fields] + ["REMINDERS_DATA_DIR"]
 
 
@@ -94,7 +95,9 @@ def session(sessions):
 def app(settings):
     from reminders.web import create_app
 
-    flask_app = create_app(settings, {"TESTING": True})
+    # The API's clock (request_now) is fixed at the time the tests' fixed dates are written for,
+    # so that the booking window does not move under them as the years pass.
+    flask_app = create_app(settings, {"TESTING": True, "CLOCK": lambda: APP_NOW})
     yield flask_app
 
 

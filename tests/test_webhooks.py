@@ -61,7 +61,7 @@ class TestSignature:
         assert any(missing in record.getMessage() and record.levelname == "ERROR" for record in caplog.records)
 
     def test_the_query_string_is_part_of_what_is_signed(self, twilio, booked, session):
-        form = {"MessageSid": "SMx", "MessageStatus": "delivered"}
+        form = {"MessageSid": "SMx", "MessageStatus": "delivered", "AccountSid": twilio.account_sid}
         signature = twilio.sign("/twilio/status?outbox_id=1", form)
         assert twilio.post("/twilio/status?outbox_id=2", form, signature=signature).status_code == 403
         assert twilio.post("/twilio/status?outbox_id=1", form, signature=signature).status_code == 204

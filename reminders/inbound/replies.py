@@ -54,6 +54,9 @@ class InboundText:
     to_number: str = ""
     body: str = ""
     num_media: int = 0
+    # What was wrong with the request's fields and was cleaned ("[sender number was malformed]"):
+    # kept with the text for staff, who then see it in the inbox.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -122,10 +125,13 @@ def record_failure(session: Session, settings, text: InboundText, now: datetime)
 
 def stored_body(text: InboundText) -> str:
     """The text as staff see it; pictures are not fetched, so they are named."""
-    if text.num_media <= 0:
+    notes = list(text.notes)
+    if text.num_media > 0:
+        what = "1 picture or file" if text.num_media == 1 else f"{text.num_media} pictures or files"
+        notes.append(f"[{what} attached: see the message in Twilio's log]")
+    if not notes:
         return text.body
-    what = "1 picture or file" if text.num_media == 1 else f"{text.num_media} pictures or files"
-    note = f"[{what} attached: see the message in Twilio's log]"
+    note = " ".join(notes)
     return f"{text.body}\n{note}" if text.body.strip() else note
 
 
@@ -202,6 +208,8 @@ class _Conversation:
             if welcome:
                 reply = welcome + "\n\n" + reply
                 self.patient.welcomed_at = self.now
+        if self.text.notes:
+            needs_staff = True  # a request with malformed fields is shown to a person, whatever it said
         inbound.classification, inbound.needs_staff = classification, needs_staff
         inbound.appointment_id = self.appointment.id if self.appointment else None
         inbound.reply_body = reply

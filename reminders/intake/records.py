@@ -2,15 +2,95 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 STATUS_ALIASES = {"cancelled": "canceled", "no-show": "no_show", "noshow": "no_show", "booked": "scheduled"}
 APPOINTMENT_STATUSES = ("scheduled", "confirmed", "canceled", "completed", "no_show")
+APPOINTMENT_KINDS = ("induction", "maintenance")
+CHANNEL_PREFERENCES = ("sms", "email", "both")
+DURATION_RANGE = (5, 600)
+
+# The longest text each field may hold: the width of its database column (a longer value would
+# fail at the database, for every row in the same transaction, instead of being refused here).
+MAX_LENGTH = {
+    "external_id": 128, "patient_external_id": 128, "first_name": 100, "last_name": 100, "email": 254,
+    "timezone": 64, "location": 200, "kind": 20, "status": 20, "preferred_channel": 10,
+    "phone": 40,  # raw, as typed: "(202) 555-0143 ext. 12"; stored in E.164 (at most 16)
+    "starts_at": 64, "duration_minutes": 12,
+}
+# Whatever the window setting says, a visit outside these years is a typo, and dates near the
+# ends of the calendar break the arithmetic that plans reminders (9999-12-01 + a week).
+EARLIEST_VISIT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_VISIT = datetime(2100, 1, 1, tzinfo=timezone.utc)
+# Names in the zone database that are not places: the server's own zone, a placeholder, a link
+# used to build other zones. A patient's clock must be a real IANA zone.
+NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@dataclass(frozen=True)
+class VisitWindow:
+    """How far back and ahead a visit may be booked, seen from `now`."""
+
+    now: datetime
+    past: timedelta = timedelta(days=365)
+    future: timedelta = timedelta(days=730)
+
+    @classmethod
+    def from_settings(cls, settings, now: datetime) -> "VisitWindow":
+        return cls(now, timedelta(days=settings.visit_window_past_days),
+                   timedelta(days=settings.visit_window_future_days))
+
+    def check(self, starts_at: datetime) -> None:
+        if starts_at < self.now - self.past:
+            raise ValueError(
+                f"starts_at {starts_at.date().isoformat()} is more than {self.past.days} days in the past "
+                f"(visits can be entered from {(self.now - self.past).date().isoformat()}); check the year")
+        if starts_at > self.now + self.future:
+            raise ValueError(
+                f"starts_at {starts_at.date().isoformat()} is more than {self.future.days} days ahead "
+                f"(visits can be booked until {(self.now + self.future).date().isoformat()}); check the year")
+
+
+_window: ContextVar[VisitWindow | None] = ContextVar("visit_window", default=None)
+
+
+@contextmanager
+def visit_window(window: VisitWindow):
+    """Check every AppointmentRecord made inside against this window (a CSV import, a form).
+
+    A record can also be given one as `AppointmentRecord.model_validate(data, context={"visit_window": w})`.
+    Without either, only the calendar's sane years are checked, so that code with a fixed clock
+    (the demo, tests, a re-validation of a stored visit) is not judged by today's date.
+    """
+    token = _window.set(window)
+    try:
+        yield window
+    finally:
+        _window.reset(token)
+
+
+def _text(value, field: str):
+    """Refuse what is not text, or text a column cannot hold: a NUL, or more than its width."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        kind = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}
+        raise ValueError(f"{field} must be text, not {kind.get(type(value), type(value).__name__)}")
+    if "\x00" in value:
+        raise ValueError(f"{field} contains a NUL character")
+    limit = MAX_LENGTH.get(field)
+    if limit is not None and len(value.strip()) > limit:
+        raise ValueError(f"{field} is longer than {limit} characters")
+    return value
 
 
 def normalize_phone(raw: str, region: str = "US") -> str:
@@ -34,12 +114,33 @@ def parse_instant(raw: str) -> datetime:
     return value
 
 
+def check_visit_time(value: datetime, window: VisitWindow | None = None) -> datetime:
+    """A visit's start in the calendar's sane years and, when given, inside the booking window."""
+    try:
+        utc = value.astimezone(timezone.utc)
+    except OverflowError:  # year 1 at +05:00, year 9999 at -05:00
+        raise ValueError(f"starts_at {value.isoformat()} is outside the calendar") from None
+    if not EARLIEST_VISIT <= utc < LATEST_VISIT:
+        raise ValueError(f"starts_at {value.isoformat()} is not a plausible visit date (check the year)")
+    if window is not None:
+        window.check(utc)
+    return value
+
+
+@lru_cache(maxsize=1)
+def iana_zones() -> frozenset[str]:
+    return frozenset(available_timezones()) - NOT_PLACES
+
+
 def check_time_zone(value: str, label: str = "timezone") -> str:
     """The name itself when it is an IANA time zone, else ValueError saying so."""
+    shown = value if len(value) <= 64 else value[:40] + "..."
+    if value not in iana_zones():
+        raise ValueError(f"{label} {shown!r} is not an IANA time zone (like America/Chicago)")
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"{label} {value!r} is not an IANA time zone (like America/Chicago)") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError(f"{label} {shown!r} is not an IANA time zone (like America/Chicago)") from exc
     return value
 
 
@@ -65,14 +166,14 @@ class PatientRecord(BaseModel):
     @field_validator("external_id", "first_name", "timezone", mode="before")
     @classmethod
     def _required(cls, value, info):
-        if _blank_to_none(value) is None:
+        if _blank_to_none(_text(value, info.field_name)) is None:
             raise ValueError(f"{info.field_name} is missing")
         return value
 
     @field_validator("phone", "email", "last_name", mode="before")
     @classmethod
-    def _optional(cls, value):
-        return _blank_to_none(value)
+    def _optional(cls, value, info):
+        return _blank_to_none(_text(value, info.field_name))
 
     @field_validator("timezone")
     @classmethod
@@ -82,8 +183,8 @@ class PatientRecord(BaseModel):
     @field_validator("preferred_channel", mode="before")
     @classmethod
     def _channel(cls, value):
-        value = (_blank_to_none(value) or "sms").lower()
-        if value not in ("sms", "email", "both"):
+        value = (_blank_to_none(_text(value, "preferred_channel")) or "sms").lower()
+        if value not in CHANNEL_PREFERENCES:
             raise ValueError(f"preferred_channel {value!r} must be sms, email or both")
         return value
 
@@ -119,60 +220,80 @@ class AppointmentRecord(BaseModel):
     @field_validator("external_id", mode="before")
     @classmethod
     def _required(cls, value, info):
-        if _blank_to_none(value) is None:
+        if _blank_to_none(_text(value, info.field_name)) is None:
             raise ValueError(f"{info.field_name} is missing")
         return value
 
     @field_validator("kind", mode="before")
     @classmethod
     def _kind(cls, value):
-        value = (_blank_to_none(value) or "")
+        value = (_blank_to_none(_text(value, "kind")) or "")
         if not value:
             raise ValueError("kind is missing")
-        if value.lower() not in ("induction", "maintenance"):
+        if value.lower() not in APPOINTMENT_KINDS:
             raise ValueError(f"kind {value!r} must be induction or maintenance")
         return value.lower()
 
     @field_validator("starts_at", mode="before")
     @classmethod
-    def _starts_at(cls, value):
+    def _starts_at(cls, value, info: ValidationInfo):
+        window = (info.context or {}).get("visit_window", _window.get())
         if isinstance(value, datetime):
-            if value.tzinfo is None:
+            if value.tzinfo is None or value.utcoffset() is None:
                 raise ValueError("starts_at has no UTC offset")
-            return value
-        if _blank_to_none(value) is None:
+            return check_visit_time(value, window)
+        if _blank_to_none(_text(value, "starts_at")) is None:
             raise ValueError("starts_at is missing")
-        return parse_instant(str(value))
+        return check_visit_time(parse_instant(value), window)
 
     @field_validator("duration_minutes", mode="before")
     @classmethod
     def _duration(cls, value):
-        value = _blank_to_none(value)
+        if isinstance(value, bool) or not isinstance(value, (int, str, type(None))):
+            if not (isinstance(value, float) and value.is_integer()):
+                raise ValueError(f"duration_minutes {value!r} is not a whole number")
+            value = int(value)
+        value = _blank_to_none(_text(value, "duration_minutes") if isinstance(value, str) else value)
         if value is None:
             return 60
         try:
             minutes = int(str(value))
         except ValueError as exc:
             raise ValueError(f"duration_minutes {value!r} is not a whole number") from exc
-        if not 5 <= minutes <= 600:
-            raise ValueError(f"duration_minutes {minutes} must be between 5 and 600")
+        low, high = DURATION_RANGE
+        if not low <= minutes <= high:
+            raise ValueError(f"duration_minutes {minutes} must be between {low} and {high}")
         return minutes
 
     @field_validator("location", mode="before")
     @classmethod
     def _location(cls, value):
-        return _blank_to_none(value) or ""
+        return _blank_to_none(_text(value, "location")) or ""
 
     @field_validator("status", mode="before")
     @classmethod
     def _status(cls, value):
-        value = _blank_to_none(value)
+        value = _blank_to_none(_text(value, "status"))
         if value is None:
             return None
         value = STATUS_ALIASES.get(value.lower(), value.lower())
         if value not in APPOINTMENT_STATUSES:
             raise ValueError(f"status {value!r} must be one of {', '.join(APPOINTMENT_STATUSES)}")
         return value
+
+
+def error_fields(error: ValidationError) -> list[str]:
+    """The names of the fields a ValidationError is about, in order, each once."""
+    found: list[str] = []
+    for item in error.errors():
+        loc = item.get("loc", ())
+        if loc:
+            name = str(loc[0])
+        else:  # a check across fields ("phone is missing (preferred_channel is sms)") names it first
+            name = item.get("msg", "").removeprefix("Value error, ").split(" ", 1)[0]
+        if name and name not in found:
+            found.append(name)
+    return found
 
 
 def reasons(error: ValidationError) -> list[str]:

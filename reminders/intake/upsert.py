@@ -119,6 +119,7 @@ def apply_changes(appointment: Appointment, record: AppointmentRecord, now: date
             appointment.status = "scheduled"  # a confirmation was for the old time
     if changed:
         appointment.needs_planning = True
+        appointment.planning_error = None  # changed: worth trying to plan again
         appointment.updated_at = now
     return changed
 
@@ -142,3 +143,4 @@ def renumber_course(session: Session, course_id: int | None) -> None:
         if visit.number_in_course != counters[visit.kind]:
             visit.number_in_course = counters[visit.kind]
             visit.needs_planning = True
+            visit.planning_error = None

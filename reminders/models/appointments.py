@@ -2,13 +2,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reminders.models.base import Base, UTCDateTime, utcnow
 
 KINDS = ("induction", "maintenance")
 STATUSES = ("scheduled", "confirmed", "canceled", "completed", "no_show")
+DURATION_MINUTES = (5, 600)
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 ACTIVE_STATUSES = ("scheduled", "confirmed")
 ATTENDED_OR_PENDING = ("scheduled", "confirmed", "completed")
 
@@ -25,6 +30,11 @@ class Appointment(Base):
             postgresql_where=text("needs_planning"),
             sqlite_where=text("needs_planning"),
         ),
+        # The last line of defence behind intake's checks (migration 0002_checks).
+        CheckConstraint(one_of("kind", KINDS), name="kind"),
+        CheckConstraint(one_of("status", STATUSES), name="status"),
+        CheckConstraint(f"duration_minutes BETWEEN {DURATION_MINUTES[0]} AND {DURATION_MINUTES[1]}",
+                        name="duration_minutes"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +51,9 @@ class Appointment(Base):
     reschedule_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_planning: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Why the planner could not plan this visit (shown to staff); the planner leaves it alone
+    # until the visit changes, which clears this.
+    planning_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reminders.models.base import Base, UTCDateTime, utcnow
@@ -27,6 +27,9 @@ class OutboxMessage(Base):
         Index("ix_outbox_status_due", "status", "due_at"),
         Index("ix_outbox_patient_created", "patient_id", "created_at"),
         Index("ix_outbox_appointment", "appointment_id"),
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in (*PENDING_STATUSES, SENDING, *FINAL_STATUSES))})",
+                        name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

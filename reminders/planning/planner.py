@@ -5,6 +5,7 @@ planners racing on the same appointment still leave one row per appointment, rul
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -17,6 +18,11 @@ from reminders.models.outbox import DELIVERED, SENT, UNDELIVERED
 from reminders.planning.rules import (
     REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit,
 )
+
+
+log = logging.getLogger(__name__)
+
+PLANNING_ERROR_LIMIT = 300  # the width of appointments.planning_error
 
 
 def appointment_key(appointment_id: int, rule: str, channel: str) -> str:
@@ -130,12 +136,17 @@ def _update_if_pending(session: Session, outbox_id: int, **values) -> None:
 
 
 def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int = 500) -> int:
-    """Plan every appointment marked as changed. Cost follows what changed, not the table's size."""
+    """Plan every appointment marked as changed. Cost follows what changed, not the table's size.
+
+    Each appointment is planned in a savepoint of its own: one that cannot be planned (a bad
+    record, a bug) keeps `needs_planning`, gets the reason in `planning_error` for staff, and is
+    left out of later passes until it changes; every other appointment is planned as usual.
+    """
     created = 0
     while True:
         appointments = session.scalars(
             select(Appointment)
-            .where(Appointment.needs_planning)
+            .where(Appointment.needs_planning, Appointment.planning_error.is_(None))
             .order_by(Appointment.id)
             .limit(batch)
             .with_for_update(skip_locked=True, of=Appointment)
@@ -143,12 +154,42 @@ def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int =
         if not appointments:
             return created
         for appointment in appointments:
-            created += plan_appointment(session, appointment, rs, now)
+            created += _plan_isolated(session, appointment, rs, now)
         session.commit()
 
 
+def _plan_isolated(session: Session, appointment: Appointment, rs: RuleSettings, now: datetime) -> int:
+    appointment_id = appointment.id
+    savepoint = session.begin_nested()
+    try:
+        created = plan_appointment(session, appointment, rs, now)
+        savepoint.commit()
+        return created
+    except Exception as exc:  # noqa: BLE001 - one visit must not stop the plan for everyone else
+        savepoint.rollback()
+        reason = planning_error_text(exc)
+        # Logged once: the appointment is not tried again until it changes (mark_for_planning,
+        # an edit through intake), which clears the error.
+        log.error("appointment %s: reminders could not be planned (%s); kept for staff and skipped until it changes",
+                  appointment_id, type(exc).__name__)
+        session.execute(
+            update(Appointment).where(Appointment.id == appointment_id)
+            .values(planning_error=reason).execution_options(synchronize_session=False)
+        )
+        return 0
+
+
+def planning_error_text(exc: Exception) -> str:
+    """What staff read on the visit: plain words first, then the error's own name."""
+    if isinstance(exc, OverflowError):
+        text = "its date is too far from today to plan reminders for; check the year and save the visit again"
+    else:
+        text = f"the reminders could not be planned ({type(exc).__name__}); the service log has the details"
+    return text[:PLANNING_ERROR_LIMIT]
+
+
 def mark_for_planning(session: Session, *, patient_id: int | None = None, appointment_ids: list[int] | None = None) -> None:
-    stmt = update(Appointment).values(needs_planning=True)
+    stmt = update(Appointment).values(needs_planning=True, planning_error=None)
     if patient_id is not None:
         stmt = stmt.where(Appointment.patient_id == patient_id)
     if appointment_ids is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask, g, jsonify
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
+from werkzeug.routing import IntegerConverter
 
 from reminders.celery_app import dispatcher_for
 from reminders.config import Settings, get_settings
@@ -30,12 +31,23 @@ def _secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in a route: a row id the database's INTEGER column can hold.
+
+    A longer number (`/escalations/12345678901234567890`) matches no route, so it is a 404
+    instead of an overflow error from the database."""
+
+    def __init__(self, map, fixed_digits=0, min=1, max=2**31 - 1, signed=False):  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def create_app(settings: Settings | None = None, test_config: dict | None = None,
                dispatcher: Dispatcher | None = None) -> Flask:
     """The web app. `dispatcher` hands rows to the senders (crisis alerts); by default it is chosen
     from the settings once, here: the Celery workers when REDIS_URL is set, else this process."""
     settings = settings or get_settings()
     app = Flask(__name__)
+    app.url_map.converters["int"] = DatabaseId
     app.config.update(
         SECRET_KEY=_secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,

@@ -20,7 +20,7 @@ from reminders.inbound.delivery import delivery_problems
 from reminders.inbound.escalations import ACKNOWLEDGED, OPEN, EscalationNotFound, acknowledge
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage
 from reminders.web import db, settings
-from reminders.web.api import BadRequest, _patient_by_external_id, api, patient_from_query, require_token
+from reminders.web.api import BadRequest, _patient_by_external_id, api, json_body, patient_from_query, require_token
 from reminders.web.serialize import iso, message_json
 from reminders.web.twilio_hooks import request_now
 
@@ -144,7 +144,7 @@ def _flag(name: str) -> bool | None:
         return True
     if value.lower() in ("0", "false", "no"):
         return False
-    raise BadRequest(f"{name} must be true or false", status=422)
+    raise BadRequest(f"{name} must be true or false", status=422, field=name)
 
 
 # ---------------------------------------------------------------- routes
@@ -189,7 +189,7 @@ def list_replies():
 def list_escalations():
     status = request.args.get("status")
     if status is not None and status not in (OPEN, ACKNOWLEDGED):
-        raise BadRequest(f"status must be {OPEN} or {ACKNOWLEDGED}", status=422)
+        raise BadRequest(f"status must be {OPEN} or {ACKNOWLEDGED}", status=422, field="status")
     open_first = case((Escalation.status == OPEN, 0), else_=1)
     query = (select(Escalation).options(selectinload(Escalation.patient))
              .order_by(open_first, Escalation.opened_at.desc(), Escalation.id.desc()).limit(MAX_LIST))
@@ -217,15 +217,14 @@ def get_escalation(escalation_id: int):
 @api.post("/escalations/<int:escalation_id>/ack")
 @require_token
 def acknowledge_escalation(escalation_id: int):
-    data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise BadRequest("the request body must be a JSON object (Content-Type: application/json)")
-    data = data if data is not None else {}
-    if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
+    data = json_body(optional=True)
     by, note = data.get("by"), data.get("note") or ""
-    if by is not None and not isinstance(by, str) or not isinstance(note, str):
-        raise BadRequest("'by' and 'note' must be text", status=422)
+    for field, value in (("by", by), ("note", note)):
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{field} must be text", status=422, errors=[f"{field} must be text"], field=field)
+        if value and "\x00" in value:
+            raise BadRequest(f"{field} contains a NUL character", status=422,
+                             errors=[f"{field} contains a NUL character"], field=field)
     by = (by or "").strip() or f"api token {g.api_token_name}"
     session = db()
     try:

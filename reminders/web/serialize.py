@@ -41,6 +41,8 @@ def appointment_json(appointment: Appointment) -> dict:
         "confirmed_at": iso(appointment.confirmed_at),
         "reschedule_requested_at": iso(appointment.reschedule_requested_at),
         "canceled_at": iso(appointment.canceled_at),
+        "needs_planning": appointment.needs_planning,
+        "planning_error": appointment.planning_error,  # why no reminders could be planned, if so
     }
 
 

@@ -80,11 +80,27 @@ def signature_problem() -> str | None:
     return f"the signature does not match (checked against {signed_url()}; is PUBLIC_BASE_URL right?)"
 
 
+def account_problem() -> str | None:
+    """None when the request is for this service's Twilio account (or no account is configured).
+
+    A valid signature proves only that someone holding the auth token signed it; a request that
+    names another account (a second clinic on the same token, a replay from a subaccount) is not
+    about our messages and is not acted on."""
+    ours = settings().twilio_account_sid
+    if not ours:
+        return None
+    theirs = request.form.get("AccountSid") or ""
+    if theirs == ours:
+        return None
+    shown = f"ending {theirs[-4:]!r}" if theirs else "missing"
+    return f"the AccountSid is not TWILIO_ACCOUNT_SID (it is {shown})"
+
+
 def signed_by_twilio(view):
-    """Refuse (403, nothing stored) any request that is not signed by Twilio."""
+    """Refuse (403, nothing stored) any request that is not signed by Twilio for our account."""
     @wraps(view)
     def checked(*args, **kwargs):
-        problem = signature_problem()
+        problem = signature_problem() or account_problem()
         if problem:
             return _refused(problem)
         return view(*args, **kwargs)
@@ -92,14 +108,30 @@ def signed_by_twilio(view):
     return checked
 
 
-def _message_sid(form) -> str:
-    return (form.get("MessageSid") or form.get("SmsSid") or "").strip()
-
-
 def _refused(problem: str) -> Response:
     level = logging.ERROR if "not set" in problem else logging.WARNING
     log.log(level, "Twilio webhook %s refused with 403: %s", request.path, problem)
-    return Response("Forbidden: the request is not signed by Twilio\n", status=403, mimetype="text/plain")
+    return Response("Forbidden: the request is not signed by Twilio for this account\n", status=403,
+                    mimetype="text/plain")
+
+
+# ---------------------------------------------------------------- the fields
+
+# The widths of the columns the fields are stored in (InboundMessage, OutboxMessage).
+NUMBER_WIDTH, SID_WIDTH, STATUS_WIDTH, ERROR_CODE_WIDTH = 32, 64, 30, 30
+# Twilio caps a text at 1,600 characters; anything longer is not from a phone.
+BODY_LIMIT = 10_000
+DATABASE_ID_MAX = 2**31 - 1
+
+
+def _field(form, *names: str, width: int | None = None) -> tuple[str, bool]:
+    """A form field with NUL characters removed and cut to its column; True when it needed that."""
+    raw = next((form.get(name) for name in names if form.get(name)), "") or ""
+    value = raw.replace("\x00", "").strip()
+    malformed = "\x00" in raw
+    if width is not None and len(value) > width:
+        value, malformed = value[:width], True
+    return value, malformed
 
 
 # ---------------------------------------------------------------- inbound texts
@@ -114,14 +146,7 @@ def twiml(reply: str | None) -> Response:
 @twilio_hooks.post("/sms")
 @signed_by_twilio
 def inbound_sms():
-    form = request.form
-    text = InboundText(
-        message_sid=_message_sid(form) or None,
-        from_number=(form.get("From") or "").strip(),
-        to_number=(form.get("To") or "").strip(),
-        body=(form.get("Body") or "").replace("\x00", ""),  # PostgreSQL text cannot hold NUL
-        num_media=_int(form.get("NumMedia")),
-    )
+    text = inbound_text(request.form)
     s, session, now = settings(), db(), request_now()
     try:
         handled = handle_inbound(session, s, text, now)
@@ -132,6 +157,30 @@ def inbound_sms():
     if handled.alert_ids:
         _send_alerts_now(handled.alert_ids, now)
     return twiml(handled.reply)
+
+
+def inbound_text(form) -> InboundText:
+    """The text as it can be stored: NUL removed (PostgreSQL text cannot hold it), each field cut
+    to its column, and a note for staff on what was odd, so that the text is kept and seen
+    instead of failing to store."""
+    notes = []
+    sid, bad_sid = _field(form, "MessageSid", "SmsSid", width=SID_WIDTH)
+    sender, bad_sender = _field(form, "From", width=NUMBER_WIDTH)
+    to, bad_to = _field(form, "To", width=NUMBER_WIDTH)
+    body = (form.get("Body") or "").replace("\x00", "")  # as a phone cannot send it: dropped without a note
+    if bad_sender:
+        notes.append("[sender number was malformed]")
+    if bad_to:
+        notes.append("[clinic number was malformed]")
+    if bad_sid:
+        notes.append("[message id was malformed]")
+    if len(body) > BODY_LIMIT:
+        notes.append(f"[text cut at {BODY_LIMIT} of {len(body)} characters]")
+        body = body[:BODY_LIMIT]
+    if notes:
+        log.warning("inbound text with malformed fields (%s): stored cleaned, for staff", ", ".join(notes))
+    return InboundText(message_sid=sid or None, from_number=sender, to_number=to, body=body,
+                       num_media=_int(form.get("NumMedia")), notes=tuple(notes))
 
 
 def _after_failure(text: InboundText, now: datetime) -> Handled:
@@ -165,9 +214,10 @@ def _send_alerts_now(ids: list[int], now: datetime) -> None:
 
 def _int(value: str | None) -> int:
     try:
-        return int(value or 0)
+        number = int(value or 0)
     except ValueError:
         return 0
+    return number if 0 <= number <= 100 else 0  # Twilio allows 10 media per text
 
 
 # ---------------------------------------------------------------- delivery reports
@@ -176,11 +226,17 @@ def _int(value: str | None) -> int:
 @signed_by_twilio
 def delivery_status():
     form = request.form
+    outbox_id = request.args.get("outbox_id", type=int)
+    if outbox_id is not None and not 1 <= outbox_id <= DATABASE_ID_MAX:
+        # Not an id we ever put in a callback URL: find the row by MessageSid instead. (A 5xx
+        # here would only make Twilio retry the same report.)
+        log.warning("delivery report with an outbox id out of range; looking it up by MessageSid")
+        outbox_id = None
     report = StatusReport(
-        outbox_id=request.args.get("outbox_id", type=int),
-        message_sid=_message_sid(form),
-        status=form.get("MessageStatus") or form.get("SmsStatus") or "",
-        error_code=(form.get("ErrorCode") or "").strip() or None,
+        outbox_id=outbox_id,
+        message_sid=_field(form, "MessageSid", "SmsSid", width=SID_WIDTH)[0],
+        status=_field(form, "MessageStatus", "SmsStatus", width=STATUS_WIDTH)[0],
+        error_code=_field(form, "ErrorCode", width=ERROR_CODE_WIDTH)[0] or None,
     )
     session = db()
     record_status(session, report, request_now())

@@ -10,12 +10,13 @@ import os
 import re
 import tempfile
 import threading
+from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from reminders.models import Appointment, Escalation, InboundMessage, TemplateVersion
+from reminders.models import Appointment, Escalation, InboundMessage, TemplateVersion, utcnow
 from tests.browser.seed import ADMIN, STAFF, seed_clinic
 from tests.fixtures.staff import PASSWORD
 
@@ -25,6 +26,9 @@ SCREENSHOTS = (
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "reminders-screenshots"
 )
+# Dates early next year: in the future, and inside the booking window (two years ahead) whenever
+# the tests run.
+NEXT_YEAR = utcnow().year + 1
 DESKTOP = {"width": 1280, "height": 900}
 TABLET = {"width": 820, "height": 1180}
 
@@ -260,19 +264,20 @@ def test_inbox_and_booking_a_visit_by_hand(page, clinic, sessions):
     page.goto(f"/patients/{clinic['maya']}")
     page.get_by_role("link", name="+ Book a visit").click()
     expect(page.get_by_role("heading", name=re.compile("Book a visit"))).to_be_visible()
-    page.get_by_label("Date").fill("2030-01-15")
+    day = date(NEXT_YEAR, 1, 15)
+    page.get_by_label("Date").fill(day.isoformat())
     page.get_by_label(re.compile(r"^Time")).fill("10:30")
     page.get_by_label("Location").fill("Suite 200")
     shot(page, "visit-form")
     page.get_by_role("button", name="Book visit").click()
     expect(page.locator(".notice-ok")).to_contain_text("Visit booked")
-    expect(page.locator(".visit-list")).to_contain_text("Tue Jan 15, 2030, 10:30 AM EST")
+    expect(page.locator(".visit-list")).to_contain_text(f"{day:%a} Jan 15, {NEXT_YEAR}, 10:30 AM EST")
     with sessions() as session:
         booked = session.scalar(select(Appointment).where(Appointment.external_id.like("staff-v-%")))
         assert booked.needs_planning is True and booked.number_in_course == 2
 
     page.once("dialog", lambda dialog: dialog.accept())
-    page.locator(".visit-line").filter(has_text="Jan 15, 2030").get_by_role("button", name="Cancel").click()
+    page.locator(".visit-line").filter(has_text=f"Jan 15, {NEXT_YEAR}").get_by_role("button", name="Cancel").click()
     expect(page.locator(".notice-ok")).to_contain_text("Visit canceled")
 
 
@@ -283,9 +288,9 @@ def test_csv_upload_report(page, clinic, tmp_path):
     csv_file.write_text(
         "external_id,patient_external_id,first_name,last_name,phone,email,timezone,preferred_channel,kind,"
         "starts_at,duration_minutes,location,status\n"
-        "ehr-1,c-1,Ana,Diaz,+12025550111,,America/New_York,sms,induction,2030-02-01T10:00:00-05:00,60,Suite 200,\n"
-        "ehr-2,c-2,Bo,Ng,555,,America/New_York,sms,induction,2030-02-01T11:00:00-05:00,60,Suite 200,\n"
-        "ehr-3,c-3,Cy,Ito,+12025550112,,America/New_York,text,maintenance,2030-02-01,60,,\n"
+        f"ehr-1,c-1,Ana,Diaz,+12025550111,,America/New_York,sms,induction,{NEXT_YEAR}-02-01T10:00:00-05:00,60,Suite 200,\n"
+        f"ehr-2,c-2,Bo,Ng,555,,America/New_York,sms,induction,{NEXT_YEAR}-02-01T11:00:00-05:00,60,Suite 200,\n"
+        f"ehr-3,c-3,Cy,Ito,+12025550112,,America/New_York,text,maintenance,{NEXT_YEAR}-02-01,60,,\n"
     )
     sign_in(page)
     page.get_by_role("link", name="Import").click()

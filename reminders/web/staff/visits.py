@@ -13,7 +13,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from pydantic import ValidationError
 
 from reminders.intake.csv_import import MAX_FILE_BYTES, UnusableFile, decode, import_csv_text
-from reminders.intake.records import APPOINTMENT_STATUSES, AppointmentRecord, PatientRecord, reasons
+from reminders.intake.records import APPOINTMENT_STATUSES, AppointmentRecord, PatientRecord, VisitWindow, reasons, visit_window
 from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
 from reminders.models import Appointment, Course, Patient, utcnow
 from reminders.planning.planner import mark_for_planning
@@ -72,6 +72,7 @@ def _patient_form(patient: Patient | None):
             session.commit()
         return _render_patient_form(patient, _patient_values(patient), [])
     values = {name: request.form.get(name, "").strip() for name in (*PATIENT_FIELDS, "notes")}
+    values["notes"] = values["notes"].replace("\x00", "")  # the other fields are checked by PatientRecord
     external_id = (patient.external_id if patient is not None else None) or new_external_id("p")
     # A blank last name is left out so that the record's default ("") applies: PatientRecord turns
     # "" into None before checking it is a string.
@@ -128,7 +129,11 @@ def local_instant(day: str, clock: str, zone: str) -> datetime:
     tz = ZoneInfo(zone)
     naive = datetime.combine(parsed_day, parsed_time)
     instant = naive.replace(tzinfo=tz)
-    if instant.astimezone(ZoneInfo("UTC")).astimezone(tz).replace(tzinfo=None) != naive:
+    try:
+        round_trip = instant.astimezone(ZoneInfo("UTC")).astimezone(tz).replace(tzinfo=None)
+    except OverflowError:  # 9999-12-31 23:30 in a zone behind UTC
+        raise ValueError(f"the date {day} is not a plausible visit date (check the year)") from None
+    if round_trip != naive:
         raise ValueError(f"{clock} on {day} does not exist in {zone} (the clocks go forward then)")
     return instant
 
@@ -172,10 +177,15 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
         starts_at = None
     external_id = (appointment.external_id if appointment is not None else None) or new_external_id("v")
     record = None
+    # A new time must fall in the booking window; a visit already on the books keeps its time.
+    moved = appointment is None or starts_at != appointment.starts_at
+    context = {"visit_window": VisitWindow.from_settings(settings(), utcnow())} if moved and starts_at else None
     try:
-        record = AppointmentRecord(external_id=external_id, kind=values["kind"], starts_at=starts_at or utcnow(),
-                                   duration_minutes=values["duration_minutes"], location=values["location"],
-                                   status=values["status"] or None)
+        record = AppointmentRecord.model_validate(
+            {"external_id": external_id, "kind": values["kind"], "starts_at": starts_at or utcnow(),
+             "duration_minutes": values["duration_minutes"], "location": values["location"],
+             "status": values["status"] or None},
+            context=context)
     except ValidationError as exc:
         errors += reasons(exc)
     if errors:
@@ -256,8 +266,10 @@ def import_csv():
     try:
         if len(data) > MAX_FILE_BYTES:
             raise UnusableFile(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
-        report = import_csv_text(session, decode(data), utcnow(), phone_region=settings().default_phone_region,
-                                 series_length=settings().induction_series_length)
+        now = utcnow()
+        with visit_window(VisitWindow.from_settings(settings(), now)):
+            report = import_csv_text(session, decode(data), now, phone_region=settings().default_phone_region,
+                                     series_length=settings().induction_series_length)
     except UnusableFile as exc:
         session.rollback()
         return render_template("staff/import.html", report=None, error=str(exc), filename=upload.filename), 422
