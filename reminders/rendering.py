@@ -1,22 +1,41 @@
 """Message templates: the files in templates/ are the defaults; staff versions in the database win.
 
 Rendering happens in Jinja2's sandbox with StrictUndefined, so a template can neither reach
-Python internals nor silently print an empty name.
+Python internals nor silently print an empty name. The sandbox also has a budget: a render is
+cut off after RENDER_TIME_LIMIT seconds or MAX_OUTPUT characters (LimitedEnvironment), so a
+staff template with a runaway loop costs one message a fraction of a second, not a worker.
+
+When a staff version fails while a message is rendered, the default file is rendered instead
+(the patient still gets a correct message) and the failure is kept on the store for the caller
+to flag the version to admins (`flag_failures`).
 """
 from __future__ import annotations
 
+import functools
+import logging
+import math
+import re
+import sys
+import time
 import traceback
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jinja2 import FunctionLoader, StrictUndefined, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import select
+from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reminders.channels.segments import gsm_safe
 from reminders.models import Appointment, Patient, TemplateVersion
+
+log = logging.getLogger(__name__)
+
+RENDER_TIME_LIMIT = 0.2  # seconds for one render of one template
+MAX_OUTPUT = 100_000  # characters one render may produce (a long HTML email is about 10,000)
+_CHECK_EVERY = 256  # trace events between two looks at the clock
 
 SUFFIXES = {"sms": ".sms.j2", "subject": ".subject.j2", "text": ".email.txt.j2", "html": ".email.html.j2"}
 
@@ -39,14 +58,23 @@ class TemplateStore:
         self.templates_dir = Path(templates_dir)
         self.session = session
         self._overrides: dict[str, str] | None = None
-        self._environment: SandboxedEnvironment | None = None
+        self._environment: LimitedEnvironment | None = None
+        self._default_environment: LimitedEnvironment | None = None
+        self.failures: dict[str, str] = {}  # staff versions that failed here: name -> reason
 
     @property
-    def environment(self) -> SandboxedEnvironment:
+    def environment(self) -> "LimitedEnvironment":
         """One sandbox per store, so each template is compiled once per pass."""
         if self._environment is None:
             self._environment = environment(self)
         return self._environment
+
+    @property
+    def default_environment(self) -> "LimitedEnvironment":
+        """The files in templates/ only: what a failed staff version falls back to."""
+        if self._default_environment is None:
+            self._default_environment = environment(_DefaultsOnly(self))
+        return self._default_environment
 
     def default_names(self) -> list[str]:
         return sorted(p.name for p in self.templates_dir.glob("*.j2"))
@@ -75,25 +103,173 @@ class TemplateStore:
         return self.source(name) is not None
 
 
+class RenderLimitExceeded(SecurityError):
+    """A render ran out of time or produced too much; the template is at fault, not the data."""
+
+
+class _Budget:
+    """A deadline watched from a trace function: it sees every line the template's code runs, so
+    even a loop that calls nothing and prints nothing is stopped. (sys.settrace is per thread.)"""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.events = 0
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RenderLimitExceeded(f"the template took longer than {self.seconds * 1000:.0f} ms to render "
+                                      "(a loop that runs too long?)")
+
+    def _local(self, frame, event, arg):
+        self.events += 1
+        if self.events % _CHECK_EVERY == 0:
+            self.check()
+        return self._local
+
+    def _global(self, frame, event, arg):
+        return self._local
+
+    def run(self, chunks) -> str:
+        previous = sys.gettrace()
+        sys.settrace(self._global)
+        try:
+            out, size = [], 0
+            for chunk in chunks:
+                size += len(chunk)
+                if size > MAX_OUTPUT:
+                    raise RenderLimitExceeded(f"the template produced more than {MAX_OUTPUT} characters")
+                out.append(chunk)
+                self.check()
+            return "".join(out)
+        finally:
+            sys.settrace(previous)
+
+
+class LimitedTemplate(Template):
+    """Every render through a LimitedEnvironment has a time and size budget."""
+
+    def render(self, *args, **kwargs) -> str:
+        return _Budget(self.environment.time_limit).run(self.generate(*args, **kwargs))
+
+
+_WIDE_FORMAT = re.compile(r"\d{6,}")
+
+
+def _too_big(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OUTPUT
+
+
+def _check_arguments(what: str, args, kwargs) -> None:
+    for value in (*args, *kwargs.values()):
+        if _too_big(value):
+            raise RenderLimitExceeded(f"{what} was given {value}: numbers over {MAX_OUTPUT} are not allowed here")
+
+
+def _check_result(what: str, value):
+    if isinstance(value, (str, list, tuple)) and len(value) > MAX_OUTPUT:
+        raise RenderLimitExceeded(f"{what} made something longer than {MAX_OUTPUT}")
+    return value
+
+
+def _guarded_filter(name: str, function):
+    @functools.wraps(function)  # keeps jinja's pass_context/pass_eval_context marks
+    def guarded(*args, **kwargs):
+        _check_arguments(f"the filter '{name}'", args, kwargs)
+        if name == "format" and args and any(isinstance(a, str) and _WIDE_FORMAT.search(a) for a in args[:2]):
+            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+        return _check_result(f"the filter '{name}'", function(*args, **kwargs))
+
+    return guarded
+
+
+class LimitedEnvironment(SandboxedEnvironment):
+    """Jinja2's sandbox with a budget: time (see _Budget), output size, and operators or calls
+    that would build a huge value in one step ("x" * 10**9, "x"|center(10**9), 9**9**9)."""
+
+    template_class = LimitedTemplate
+    intercepted_binops = frozenset({"*", "**", "%", "//", "+"})
+
+    def __init__(self, *args, time_limit: float = RENDER_TIME_LIMIT, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.time_limit = time_limit
+        self.filters = {name: _guarded_filter(name, f) for name, f in self.filters.items()}
+
+    def call_binop(self, context, operator: str, left, right):
+        if operator == "**":
+            if isinstance(left, (int, float)) and isinstance(right, (int, float)) and abs(left) > 1 \
+                    and right * math.log2(abs(left)) > 64:
+                raise RenderLimitExceeded("a power that large is not allowed")
+        elif operator == "*":
+            for value, times in ((left, right), (right, left)):
+                if isinstance(value, (str, list, tuple)) and isinstance(times, int) and len(value) * times > MAX_OUTPUT:
+                    raise RenderLimitExceeded(f"a repetition longer than {MAX_OUTPUT} is not allowed")
+        elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+        result = super().call_binop(context, operator, left, right)
+        return _check_result(f"'{operator}'", result)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - jinja's own signature
+        _check_arguments("a call", args, kwargs)
+        if isinstance(getattr(__obj, "__self__", None), str) and any(
+                isinstance(a, str) and _WIDE_FORMAT.search(a) for a in (__obj.__self__, *args)):
+            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+        return _check_result("a call", super().call(__context, __obj, *args, **kwargs))
+
+
+class _DefaultsOnly:
+    def __init__(self, store: TemplateStore):
+        self.source = store.default_source
+
+
 def _autoescape(name: str | None) -> bool:
     return bool(name and name.endswith(".html.j2"))
 
 
-def environment(store: TemplateStore) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+def environment(store: TemplateStore, time_limit: float = RENDER_TIME_LIMIT) -> LimitedEnvironment:
+    return LimitedEnvironment(
         loader=FunctionLoader(store.source),
         undefined=StrictUndefined,
         autoescape=_autoescape,
         trim_blocks=True,
         lstrip_blocks=True,
+        time_limit=time_limit,
     )
 
 
 def render(store: TemplateStore, name: str, context: dict) -> str:
-    text = store.environment.get_template(name).render(**context)
+    """Render a template; when the clinic's own version fails, the default file is used instead."""
+    try:
+        text = store.environment.get_template(name).render(**context)
+    except Exception as exc:  # noqa: BLE001 - any failure of a staff version falls back
+        if name not in store.overrides() or store.default_source(name) is None:
+            raise
+        store.failures[name] = _failure_reason(exc)
+        log.error("template %s: the clinic's version failed (%s); the default file was used for this message",
+                  name, store.failures[name])
+        text = store.default_environment.get_template(name).render(**context)
     if name.endswith(".sms.j2") or name.endswith(".subject.j2"):
         return _tidy_sms(text)
     return text.strip() + "\n"
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """Line and kind of a failure, without the values it quoted (they may be a patient's)."""
+    line = _template_line(exc)
+    where = f"line {line}: " if line else ""
+    if isinstance(exc, RenderLimitExceeded):
+        return f"{where}{exc}"
+    return f"{where}{type(exc).__name__} while sending"
+
+
+def flag_failures(session: Session, store: TemplateStore, now: datetime) -> None:
+    """Mark the active staff versions that failed while rendering, for the templates admin page."""
+    from reminders.models import TemplateVersion
+
+    for name, reason in store.failures.items():
+        session.execute(update(TemplateVersion).where(TemplateVersion.name == name, TemplateVersion.active)
+                        .values(failed_at=now, failure=reason[:500]))
+    store.failures.clear()
 
 
 def _tidy_sms(text: str) -> str:
@@ -101,9 +277,10 @@ def _tidy_sms(text: str) -> str:
     return gsm_safe("\n".join(line for line in lines if line))
 
 
-def validate(store: TemplateStore, name: str, source: str, context: dict) -> TemplateProblem | None:
+def validate(store: TemplateStore, name: str, source: str, context: dict,
+             time_limit: float = RENDER_TIME_LIMIT) -> TemplateProblem | None:
     """Parse and render a candidate source with a sample context; the problem names its line."""
-    env = environment(store)
+    env = environment(store, time_limit)
     try:
         template = env.from_string(source)
     except TemplateSyntaxError as exc:
