@@ -28,7 +28,8 @@ QUOTED = re.compile(r"'[^'\n]{1,200}'|\"[^\"\n]{1,200}\"")
 DB_DETAIL = re.compile(r"\)=\([^)\n]*\)")
 MASK = "***"
 
-_sensitive: ContextVar[tuple[str, ...]] = ContextVar("reminders_sensitive", default=())
+# None outside any `sensitive()` block, so that also_sensitive() cannot pile values up in a thread.
+_sensitive: ContextVar[tuple[str, ...] | None] = ContextVar("reminders_sensitive", default=None)
 
 
 def mask_phone(number: str | None) -> str:
@@ -43,11 +44,18 @@ def sensitive(*values: str | None) -> Iterator[None]:
     """Within the block, these values (a patient's names, number, address, a text's body) are masked
     in every log line, wherever they appear."""
     found = [v.strip() for v in values if isinstance(v, str) and len(v.strip()) >= 2]
-    token = _sensitive.set(_sensitive.get() + tuple(found))
+    token = _sensitive.set((_sensitive.get() or ()) + tuple(found))
     try:
         yield
     finally:
         _sensitive.reset(token)
+
+
+def also_sensitive(*values: str | None) -> None:
+    """Add values to the enclosing `sensitive()` block (they are dropped when it ends)."""
+    current = _sensitive.get()
+    if current is not None:
+        _sensitive.set(current + tuple(v.strip() for v in values if isinstance(v, str) and len(v.strip()) >= 2))
 
 
 def patient_values(patient) -> tuple[str | None, ...]:
@@ -61,7 +69,7 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     """Phones, emails and the registered values masked."""
     if not text:
         return text
-    for value in sorted({*_sensitive.get(), *extra}, key=len, reverse=True):
+    for value in sorted({*(_sensitive.get() or ()), *extra}, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", MASK, text, flags=re.IGNORECASE)
     text = EMAIL.sub(lambda m: "…@" + m.group().rpartition("@")[2], text)
     return PHONE.sub(lambda m: mask_phone(m.group()), text)

@@ -128,7 +128,9 @@ class _Budget:
         return self._local
 
     def _global(self, frame, event, arg):
-        return self._local
+        # Only the template's own code is watched (its loops run there); raising anywhere else,
+        # say in a garbage-collector callback, would break code that is not the template's.
+        return self._local if frame.f_code.co_filename == "<template>" else None
 
     def run(self, chunks) -> str:
         previous = sys.gettrace()
@@ -140,7 +142,6 @@ class _Budget:
                 if size > MAX_OUTPUT:
                     raise RenderLimitExceeded(f"the template produced more than {MAX_OUTPUT} characters")
                 out.append(chunk)
-                self.check()
             return "".join(out)
         finally:
             sys.settrace(previous)
@@ -280,11 +281,31 @@ def _tidy_sms(text: str) -> str:
 def validate(store: TemplateStore, name: str, source: str, context: dict,
              time_limit: float = RENDER_TIME_LIMIT) -> TemplateProblem | None:
     """Parse and render a candidate source with a sample context; the problem names its line."""
-    env = environment(store, time_limit)
+    return validate_all(store, name, source, [("", context)], time.monotonic() + time_limit)
+
+
+def validate_all(store: TemplateStore, name: str, source: str, contexts: list[tuple[str, dict]],
+                 deadline: float) -> TemplateProblem | None:
+    """Parse once, then render with each (label, context), each within RENDER_TIME_LIMIT and all
+    before `deadline` (time.monotonic()). A problem names its line and, when labelled, the sample."""
+    env = environment(store)
     try:
         template = env.from_string(source)
     except TemplateSyntaxError as exc:
         return TemplateProblem(name, exc.lineno, exc.message or "syntax error")
+    for label, context in contexts:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return TemplateProblem(name, None, "the template is too slow: rendering it for the sample patients "
+                                               "took too long")
+        env.time_limit = min(RENDER_TIME_LIMIT, left)
+        problem = render_problem(template, name, context)
+        if problem is not None:
+            return TemplateProblem(name, problem.line, f"{problem.reason} (for {label})" if label else problem.reason)
+    return None
+
+
+def render_problem(template, name: str, context: dict) -> TemplateProblem | None:
     try:
         template.render(**context)
     except TemplateError as exc:
