@@ -27,6 +27,8 @@ EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 QUOTED = re.compile(r"'[^'\n]{1,200}'|\"[^\"\n]{1,200}\"")
 DB_DETAIL = re.compile(r"\)=\([^)\n]*\)")
 MASK = "***"
+# What PHONE would otherwise take from a timestamp or an IP address.
+NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?|\d{1,3}(?:\.\d{1,3}){3}")
 
 # None outside any `sensitive()` block, so that also_sensitive() cannot pile values up in a thread.
 _sensitive: ContextVar[tuple[str, ...] | None] = ContextVar("reminders_sensitive", default=None)
@@ -72,7 +74,7 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     for value in sorted({*(_sensitive.get() or ()), *extra}, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", MASK, text, flags=re.IGNORECASE)
     text = EMAIL.sub(lambda m: "…@" + m.group().rpartition("@")[2], text)
-    return PHONE.sub(lambda m: mask_phone(m.group()), text)
+    return PHONE.sub(lambda m: m.group() if NOT_A_PHONE.fullmatch(m.group()) else mask_phone(m.group()), text)
 
 
 def redact_exception_text(text: str) -> str:
