@@ -318,7 +318,9 @@ def render_problem(template, name: str, context: dict) -> TemplateProblem | None
 def _template_line(exc: BaseException) -> int | None:
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == "<template>":
+        # "<template>" for a template compiled from a string; "<unknown>" once jinja rewrote the
+        # traceback of one loaded by name through the FunctionLoader (it has no file name).
+        if frame.filename in ("<template>", "<unknown>"):
             line = frame.lineno
     return line
 
