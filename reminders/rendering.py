@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2.bccache import BytecodeCache
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -61,6 +63,7 @@ class TemplateStore:
         self._environment: LimitedEnvironment | None = None
         self._default_environment: LimitedEnvironment | None = None
         self.failures: dict[str, str] = {}  # staff versions that failed here: name -> reason
+        self.fall_back = True  # a failing staff version gives way to the default file (not in previews)
 
     @property
     def environment(self) -> "LimitedEnvironment":
@@ -184,6 +187,16 @@ def _guarded_filter(name: str, function):
     return guarded
 
 
+@functools.lru_cache(maxsize=None)
+def _guarded_filters_once(items: tuple) -> tuple:
+    return tuple((name, _guarded_filter(name, function)) for name, function in items)
+
+
+def _guarded_filters(filters: dict) -> tuple:
+    """Jinja's filters wrapped once per process (an environment is made per pass, or per send)."""
+    return _guarded_filters_once(tuple(filters.items()))
+
+
 class LimitedEnvironment(SandboxedEnvironment):
     """Jinja2's sandbox with a budget: time (see _Budget), output size, and operators or calls
     that would build a huge value in one step ("x" * 10**9, "x"|center(10**9), 9**9**9)."""
@@ -194,7 +207,8 @@ class LimitedEnvironment(SandboxedEnvironment):
     def __init__(self, *args, time_limit: float = RENDER_TIME_LIMIT, **kwargs):
         super().__init__(*args, **kwargs)
         self.time_limit = time_limit
-        self.filters = {name: _guarded_filter(name, f) for name, f in self.filters.items()}
+        self.filters = dict(_guarded_filters(self.filters))
+
 
     def call_binop(self, context, operator: str, left, right):
         if operator == "**":
@@ -227,8 +241,32 @@ def _autoescape(name: str | None) -> bool:
     return bool(name and name.endswith(".html.j2"))
 
 
+class _CompiledOnce(BytecodeCache):
+    """Compiled templates shared by every store in the process (a store is made per send). Jinja
+    checks the source's checksum on load, so an edited template is compiled again."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def load_bytecode(self, bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket) -> None:
+        with self._lock:
+            if len(self._code) > 2000:  # defaults and staff versions: a few dozen names in practice
+                self._code.clear()
+            self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_compiled = _CompiledOnce()
+
+
 def environment(store: TemplateStore, time_limit: float = RENDER_TIME_LIMIT) -> LimitedEnvironment:
     return LimitedEnvironment(
+        bytecode_cache=_compiled,
         loader=FunctionLoader(store.source),
         undefined=StrictUndefined,
         autoescape=_autoescape,
@@ -243,7 +281,7 @@ def render(store: TemplateStore, name: str, context: dict) -> str:
     try:
         text = store.environment.get_template(name).render(**context)
     except Exception as exc:  # noqa: BLE001 - any failure of a staff version falls back
-        if name not in store.overrides() or store.default_source(name) is None:
+        if not store.fall_back or name not in store.overrides() or store.default_source(name) is None:
             raise
         store.failures[name] = _failure_reason(exc)
         log.error("template %s: the clinic's version failed (%s); the default file was used for this message",

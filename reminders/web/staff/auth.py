@@ -18,7 +18,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from reminders.models import Escalation, StaffSession, StaffUser, utcnow
@@ -61,6 +61,11 @@ def _session_user() -> StaffUser | None:
 
 def start_session(user: StaffUser, now: datetime) -> None:
     """A new server-side session for the user, in a fresh cookie."""
+    # The user's ended and run-out sessions are of no more use: they go as a new one starts.
+    db().execute(delete(StaffSession).where(
+        StaffSession.user_id == user.id,
+        or_(StaffSession.revoked_at.is_not(None),
+            StaffSession.created_at < now - current_app.permanent_session_lifetime)))
     row = StaffSession(id=secrets.token_urlsafe(32), user_id=user.id, created_at=now, last_seen_at=now)
     db().add(row)
     db().commit()

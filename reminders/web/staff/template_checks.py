@@ -112,6 +112,7 @@ class CandidateStore(TemplateStore):
         super().__init__(store.templates_dir, store.session)
         self._overrides = store.overrides()  # read once, so the checks need no database
         self.candidate_name, self.candidate_source = name, source
+        self.fall_back = False  # a preview shows what the candidate does, never the default in its place
 
     def source(self, name: str) -> str | None:
         if name == self.candidate_name:
@@ -201,7 +202,11 @@ def preview(store: TemplateStore, settings, name: str, source: str) -> Preview |
     problem = check(store, settings, name, source)
     if problem is not None:
         return problem
-    return Preview(render(CandidateStore(store, name, source), name, sample_context(settings)), part_of(name))
+    try:
+        text = render(CandidateStore(store, name, source), name, sample_context(settings))
+    except Exception as exc:  # noqa: BLE001 - passed the checks but failed now (a limit hit on a busy machine)
+        return TemplateProblem(name, None, f"the preview failed: {type(exc).__name__}")
+    return Preview(text, part_of(name))
 
 
 class PreviewBusy(Exception):
