@@ -97,6 +97,10 @@ class TemplateStore:
                 )
                 for row in rows:  # the newest active version wins
                     self._overrides[row.name] = row.source
+                    if row.failed_at is not None:
+                        # It failed on a send: the default goes until an admin saves a fixed version
+                        # (each send would otherwise spend its render budget on it again).
+                        del self._overrides[row.name]
         return self._overrides
 
     def source(self, name: str) -> str | None:

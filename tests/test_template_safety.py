@@ -219,3 +219,16 @@ def test_a_busy_preview_answers_503_without_waiting(admin_client, monkeypatch):
                                  headers={"X-CSRFToken": token.group(1)})
     assert response.status_code == 503 and response.get_json()["busy"] is True
     assert response.headers["Retry-After"]
+
+
+def test_a_flagged_template_is_not_tried_again_until_it_is_fixed(settings, sessions, session, admin_client):
+    book(session, starts_at=VISIT, email="maya@example.org", channel="both")
+    with sessions() as db:
+        db.add(TemplateVersion(name=SMS, source=NESTED_LOOPS, active=True, created_by="someone with SQL"))
+        db.commit()
+    assert run_pass(settings, at(REMINDERS_DUE), sessions=sessions)["sent"] == 2
+    with sessions() as db:
+        store = TemplateStore(settings.templates_dir, db)
+        assert store.source(SMS) == store.default_source(SMS)  # the default, without spending a render on it
+    editor = admin_client.get(f"/admin/templates/{SMS}").text
+    assert "range(100000)" in editor and 'id="send-failure"' in editor  # shown to be fixed

@@ -163,7 +163,8 @@ def _editor(name: str, source: str, problem: TemplateProblem | None = None, stat
 @bp.get("/<name>")
 def edit(name: str):
     editable(name)
-    return _editor(name, store().source(name) or "")
+    current = current_versions().get(name)  # even one flagged as failing: the admin is here to fix it
+    return _editor(name, current.source if current else store().source(name) or "")
 
 
 @bp.post("/<name>")
