@@ -11,6 +11,7 @@ to flag the version to admins (`flag_failures`).
 """
 from __future__ import annotations
 
+import dis
 import functools
 import logging
 import math
@@ -126,7 +127,7 @@ class _Budget:
     def check(self) -> None:
         if time.monotonic() > self.deadline:
             raise RenderLimitExceeded(f"the template took longer than {self.seconds * 1000:.0f} ms to render "
-                                      "(a loop that runs too long?)")
+                                      "(a loop or macro that runs too long?)")
 
     def _local(self, frame, event, arg):
         self.events += 1
@@ -140,25 +141,59 @@ class _Budget:
         return self._local if frame.f_code.co_filename == "<template>" else None
 
     def run(self, chunks) -> str:
+        """Collect the output with the template's own lines watched."""
         previous = sys.gettrace()
         sys.settrace(self._global)
         try:
-            out, size = [], 0
-            for chunk in chunks:
-                size += len(chunk)
-                if size > MAX_OUTPUT:
-                    raise RenderLimitExceeded(f"the template produced more than {MAX_OUTPUT} characters")
-                out.append(chunk)
-            return "".join(out)
+            return self.collect(chunks)
         finally:
             sys.settrace(previous)
 
+    def collect(self, chunks) -> str:
+        out, size = [], 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise RenderLimitExceeded(f"the template produced more than {MAX_OUTPUT} characters")
+            out.append(chunk)
+        return "".join(out)
+
+
+_current = threading.local()  # the budget of the render running in this thread, for the call hook
+
 
 class LimitedTemplate(Template):
-    """Every render through a LimitedEnvironment has a time and size budget."""
+    """Every render through a LimitedEnvironment has a time and size budget.
+
+    Only a template with a loop can run long without calling anything, so only such a template
+    is watched line by line (sys.settrace costs a few times the render); calls (macros, methods)
+    check the clock in LimitedEnvironment.call, and output is counted chunk by chunk."""
 
     def render(self, *args, **kwargs) -> str:
-        return _Budget(self.environment.time_limit).run(self.generate(*args, **kwargs))
+        budget = _Budget(self.environment.time_limit)
+        outer, _current.budget = getattr(_current, "budget", None), budget
+        try:
+            chunks = self.generate(*args, **kwargs)
+            watch = _needs_watching(self.root_render_func.__code__) or any(
+                _needs_watching(block.__code__) for block in self.blocks.values())
+            return budget.run(chunks) if watch else budget.collect(chunks)
+        finally:
+            _current.budget = outer
+
+
+_OTHER_TEMPLATES = {"get_template", "select_template", "get_or_select_template"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _needs_watching(code) -> bool:
+    """Whether compiled template code (or a macro inside it) has a loop, or brings in another
+    template (include, import, extends), whose loops would run in it."""
+    if _OTHER_TEMPLATES & set(code.co_names):
+        return True
+    for instruction in dis.get_instructions(code):
+        if instruction.opname.startswith("JUMP_BACKWARD") or instruction.opname == "FOR_ITER":
+            return True
+    return any(_needs_watching(const) for const in code.co_consts if hasattr(const, "co_code"))
 
 
 _WIDE_FORMAT = re.compile(r"\d{6,}")
@@ -229,6 +264,9 @@ class LimitedEnvironment(SandboxedEnvironment):
         return _check_result(f"'{operator}'", result)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - jinja's own signature
+        budget = getattr(_current, "budget", None)
+        if budget is not None:
+            budget.check()  # macros calling themselves need no loop to run for ever
         _check_arguments("a call", args, kwargs)
         if isinstance(getattr(__obj, "__self__", None), str) and any(
                 isinstance(a, str) and _WIDE_FORMAT.search(a) for a in (__obj.__self__, *args)):
