@@ -123,14 +123,13 @@ class RedactingFormatter(logging.Formatter):
 
 
 class RedactPhones(logging.Filter):
-    """A filter for any handler: the record is redacted before the handler formats it."""
+    """A filter for any handler: the record is redacted (phones, emails, registered values, quoted
+    values in tracebacks) before the handler formats it. The name is older than what it does."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         redact_record(record)
         return True
 
-
-RedactRecords = RedactPhones
 
 # Libraries that would print patient data: twilio's client dumps request bodies at DEBUG/INFO.
 QUIET_LOGGERS = ("twilio.http_client", "twilio", "urllib3", "alembic", "sqlalchemy.engine")

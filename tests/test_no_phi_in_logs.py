@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
 
 import pytest
 from sqlalchemy import text
@@ -16,10 +17,9 @@ from reminders.logs import RedactingFormatter, configure_logging
 from reminders.models import TemplateVersion
 from reminders.pipeline import run_pass
 from reminders.runner import MinuteScheduler
-from reminders.sending import Sender
 from tests.conftest import at
 from tests.fixtures.twoway import Twilio
-from tests.helpers import book, outbox
+from tests.helpers import book
 
 FIRST, LAST = "Zelda", "Quuxington"
 PHONE, EMAIL = "+14155550199", "zelda.q@example.org"
@@ -150,8 +150,6 @@ def test_the_formatter_masks_values_in_any_exception_text():
         raise ValueError(f"bad row '{FIRST}' {PHONE} {EMAIL} DETAIL: Key (first_name, phone)=({FIRST}, {PHONE})")
     except ValueError:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed for %s", (EMAIL,), None)
-        import sys
-
         record.exc_info = sys.exc_info()
     out = formatter.format(record)
     assert "ValueError: bad row" in out and "Traceback" in out and "…@example.org" in out and "***99" in out
