@@ -155,3 +155,22 @@ def test_the_formatter_masks_values_in_any_exception_text():
     assert "ValueError: bad row" in out and "Traceback" in out and "…@example.org" in out and "***99" in out
     assert_no_phi(out)
     assert not re.search(r"\d{7}", out)
+
+
+def test_the_celery_worker_logs_through_the_same_redacting_set_up():
+    from celery.signals import setup_logging
+
+    import reminders.celery_app  # noqa: F401 - connects the worker's logging set-up
+
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_reminders", False)]
+    try:
+        setup_logging.send(sender=None, loglevel="INFO", logfile=None, format="", colorize=False)
+        ours = [h for h in root.handlers if getattr(h, "_reminders", False)]
+        assert len(ours) == 1 and isinstance(ours[0].formatter, RedactingFormatter)
+        assert root.level == logging.INFO
+        assert logging.getLogger("twilio.http_client").getEffectiveLevel() >= logging.WARNING
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
