@@ -150,8 +150,7 @@ def login():
         session_db.commit()
         return refuse(_locked_message(user, now), 429)
     if not password_matches(user, password):
-        if tries >= LOCK_AFTER:
-            session_db.execute(update(StaffUser).where(StaffUser.id == user.id).values(locked_until=now + LOCK_FOR))
+        if tries >= LOCK_AFTER:  # the last try: _take_a_try set the lock with it
             session_db.refresh(user)
             audit.record("account_locked", "staff_user", user.id, actor=email)
             session_db.commit()
@@ -187,7 +186,10 @@ def _take_a_try(db_session: Session, user_id: int, now: datetime) -> int | None:
         .where(StaffUser.id == user_id,
                or_(expired, and_(StaffUser.locked_until.is_(None), StaffUser.failed_logins < LOCK_AFTER)))
         .values(failed_logins=case((expired, 1), else_=StaffUser.failed_logins + 1),
-                locked_until=case((expired, None), else_=StaffUser.locked_until))
+                # The last try sets the lock in the same statement (a right password lifts it), so
+                # no crash between the two can leave an account counted out but never unlocked.
+                locked_until=case((and_(~expired, StaffUser.failed_logins + 1 >= LOCK_AFTER), now + LOCK_FOR),
+                                  else_=None))
         .returning(StaffUser.failed_logins)
         .execution_options(synchronize_session=False)
     ).scalar()
