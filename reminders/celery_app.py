@@ -6,14 +6,22 @@ app built here (never on Celery's default app), so a process that hands work to 
 """
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import setup_logging, worker_ready
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.config import Settings, get_settings
 from reminders.db import session_factory
 from reminders.dispatch import CeleryDispatcher, Dispatcher, in_process
+from reminders.logs import configure_logging
 from reminders.tasks import RUN_PASS_TASK, hand_out_queued_rows, register_tasks
+
+# A send is a few database round trips and one provider call with its own timeout; a task still
+# running after this long is stuck (a template is cut off far sooner, see reminders.rendering).
+TASK_SOFT_TIME_LIMIT = 120
+TASK_TIME_LIMIT = 180
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -35,6 +43,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         timezone="UTC",
         beat_schedule={"pass-every-minute": {"task": RUN_PASS_TASK, "schedule": 60.0}},
         worker_hijack_root_logger=False,
+        task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
+        task_time_limit=TASK_TIME_LIMIT,
     )
     register_tasks(app)
     return app
@@ -57,3 +67,10 @@ def _on_worker_ready(sender=None, **_kwargs) -> None:
     if app is not None and RUN_PASS_TASK in app.tasks:
         hand_out_queued_rows(app)
         app.send_task(RUN_PASS_TASK)
+
+
+@setup_logging.connect
+def _same_logging_as_the_cli(loglevel=None, **_kwargs) -> None:
+    """The worker and beat log through the same redacting set-up as `reminders` (no PHI in logs)."""
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    configure_logging(level if isinstance(level, int) else logging.INFO)

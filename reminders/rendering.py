@@ -1,22 +1,44 @@
 """Message templates: the files in templates/ are the defaults; staff versions in the database win.
 
 Rendering happens in Jinja2's sandbox with StrictUndefined, so a template can neither reach
-Python internals nor silently print an empty name.
+Python internals nor silently print an empty name. The sandbox also has a budget: a render is
+cut off after RENDER_TIME_LIMIT seconds or MAX_OUTPUT characters (LimitedEnvironment), so a
+staff template with a runaway loop costs one message a fraction of a second, not a worker.
+
+When a staff version fails while a message is rendered, the default file is rendered instead
+(the patient still gets a correct message) and the failure is kept on the store for the caller
+to flag the version to admins (`flag_failures`).
 """
 from __future__ import annotations
 
+import dis
+import functools
+import logging
+import math
+import re
+import sys
+import threading
+import time
 import traceback
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jinja2 import FunctionLoader, StrictUndefined, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import select
+from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2.bccache import BytecodeCache
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reminders.channels.segments import gsm_safe
 from reminders.models import Appointment, Patient, TemplateVersion
+
+log = logging.getLogger(__name__)
+
+RENDER_TIME_LIMIT = 0.2  # seconds for one render of one template
+MAX_OUTPUT = 100_000  # characters one render may produce (a long HTML email is about 10,000)
+_CHECK_EVERY = 256  # trace events between two looks at the clock
 
 SUFFIXES = {"sms": ".sms.j2", "subject": ".subject.j2", "text": ".email.txt.j2", "html": ".email.html.j2"}
 
@@ -39,10 +61,13 @@ class TemplateStore:
         self.templates_dir = Path(templates_dir)
         self.session = session
         self._overrides: dict[str, str] | None = None
-        self._environment: SandboxedEnvironment | None = None
+        self._environment: LimitedEnvironment | None = None
+        self._default_environment: LimitedEnvironment | None = None
+        self.failures: dict[str, str] = {}  # staff versions that failed here: name -> reason
+        self.fall_back = True  # a failing staff version gives way to the default file (not in previews)
 
     @property
-    def environment(self) -> SandboxedEnvironment:
+    def environment(self) -> "LimitedEnvironment":
         """One sandbox per store, so each template is compiled once per pass."""
         if self._environment is None:
             self._environment = environment(self)
@@ -50,6 +75,13 @@ class TemplateStore:
 
     def language_dirs(self) -> list[Path]:
         return [p for p in self.templates_dir.iterdir() if p.is_dir() and len(p.name) == 2] if self.templates_dir.is_dir() else []
+
+    @property
+    def default_environment(self) -> "LimitedEnvironment":
+        """The files in templates/ only: what a failed staff version falls back to."""
+        if self._default_environment is None:
+            self._default_environment = environment(_DefaultsOnly(self))
+        return self._default_environment
 
     def default_names(self) -> list[str]:
         return sorted(p.name for p in self.templates_dir.glob("*.j2"))
@@ -70,6 +102,10 @@ class TemplateStore:
                 )
                 for row in rows:  # the newest active version wins
                     self._overrides[row.name] = row.source
+                    if row.failed_at is not None:
+                        # It failed on a send: the default goes until an admin saves a fixed version
+                        # (each send would otherwise spend its render budget on it again).
+                        del self._overrides[row.name]
         return self._overrides
 
     def source(self, name: str) -> str | None:
@@ -79,25 +115,246 @@ class TemplateStore:
         return self.source(name) is not None
 
 
+class RenderLimitExceeded(SecurityError):
+    """A render ran out of time or produced too much; the template is at fault, not the data."""
+
+
+class _Budget:
+    """A deadline watched from a trace function: it sees every line the template's code runs, so
+    even a loop that calls nothing and prints nothing is stopped. (sys.settrace is per thread.)"""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.events = 0
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RenderLimitExceeded(f"the template took longer than {self.seconds * 1000:.0f} ms to render "
+                                      "(a loop or macro that runs too long?)")
+
+    def _local(self, frame, event, arg):
+        self.events += 1
+        if self.events % _CHECK_EVERY == 0:
+            self.check()
+        return self._local
+
+    def _global(self, frame, event, arg):
+        # Only the template's own code is watched (its loops run there); raising anywhere else,
+        # say in a garbage-collector callback, would break code that is not the template's.
+        return self._local if frame.f_code.co_filename == "<template>" else None
+
+    def run(self, chunks) -> str:
+        """Collect the output with the template's own lines watched."""
+        previous = sys.gettrace()
+        sys.settrace(self._global)
+        try:
+            return self.collect(chunks)
+        finally:
+            sys.settrace(previous)
+
+    def collect(self, chunks) -> str:
+        out, size = [], 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise RenderLimitExceeded(f"the template produced more than {MAX_OUTPUT} characters")
+            out.append(chunk)
+        return "".join(out)
+
+
+_current = threading.local()  # the budget of the render running in this thread, for the call hook
+
+
+class LimitedTemplate(Template):
+    """Every render through a LimitedEnvironment has a time and size budget.
+
+    Only a template with a loop can run long without calling anything, so only such a template
+    is watched line by line (sys.settrace costs a few times the render); calls (macros, methods)
+    check the clock in LimitedEnvironment.call, and output is counted chunk by chunk."""
+
+    def render(self, *args, **kwargs) -> str:
+        budget = _Budget(self.environment.time_limit)
+        outer, _current.budget = getattr(_current, "budget", None), budget
+        try:
+            chunks = self.generate(*args, **kwargs)
+            watch = _needs_watching(self.root_render_func.__code__) or any(
+                _needs_watching(block.__code__) for block in self.blocks.values())
+            return budget.run(chunks) if watch else budget.collect(chunks)
+        finally:
+            _current.budget = outer
+
+
+_OTHER_TEMPLATES = {"get_template", "select_template", "get_or_select_template"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _needs_watching(code) -> bool:
+    """Whether compiled template code (or a macro inside it) has a loop, or brings in another
+    template (include, import, extends), whose loops would run in it."""
+    if _OTHER_TEMPLATES & set(code.co_names):
+        return True
+    for instruction in dis.get_instructions(code):
+        if instruction.opname.startswith("JUMP_BACKWARD") or instruction.opname == "FOR_ITER":
+            return True
+    return any(_needs_watching(const) for const in code.co_consts if hasattr(const, "co_code"))
+
+
+_WIDE_FORMAT = re.compile(r"\d{6,}")
+
+
+def _too_big(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OUTPUT
+
+
+def _check_arguments(what: str, args, kwargs) -> None:
+    for value in (*args, *kwargs.values()):
+        if _too_big(value):
+            raise RenderLimitExceeded(f"{what} was given {value}: numbers over {MAX_OUTPUT} are not allowed here")
+
+
+def _check_result(what: str, value):
+    if isinstance(value, (str, list, tuple)) and len(value) > MAX_OUTPUT:
+        raise RenderLimitExceeded(f"{what} made something longer than {MAX_OUTPUT}")
+    return value
+
+
+def _guarded_filter(name: str, function):
+    @functools.wraps(function)  # keeps jinja's pass_context/pass_eval_context marks
+    def guarded(*args, **kwargs):
+        _check_arguments(f"the filter '{name}'", args, kwargs)
+        if name == "format" and args and any(isinstance(a, str) and _WIDE_FORMAT.search(a) for a in args[:2]):
+            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+        return _check_result(f"the filter '{name}'", function(*args, **kwargs))
+
+    return guarded
+
+
+@functools.lru_cache(maxsize=None)
+def _guarded_filters_once(items: tuple) -> tuple:
+    return tuple((name, _guarded_filter(name, function)) for name, function in items)
+
+
+def _guarded_filters(filters: dict) -> tuple:
+    """Jinja's filters wrapped once per process (an environment is made per pass, or per send)."""
+    return _guarded_filters_once(tuple(filters.items()))
+
+
+class LimitedEnvironment(SandboxedEnvironment):
+    """Jinja2's sandbox with a budget: time (see _Budget), output size, and operators or calls
+    that would build a huge value in one step ("x" * 10**9, "x"|center(10**9), 9**9**9)."""
+
+    template_class = LimitedTemplate
+    intercepted_binops = frozenset({"*", "**", "%", "//", "+"})
+
+    def __init__(self, *args, time_limit: float = RENDER_TIME_LIMIT, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.time_limit = time_limit
+        self.filters = dict(_guarded_filters(self.filters))
+
+
+    def call_binop(self, context, operator: str, left, right):
+        if operator == "**":
+            if isinstance(left, (int, float)) and isinstance(right, (int, float)) and abs(left) > 1 \
+                    and right * math.log2(abs(left)) > 64:
+                raise RenderLimitExceeded("a power that large is not allowed")
+        elif operator == "*":
+            for value, times in ((left, right), (right, left)):
+                if isinstance(value, (str, list, tuple)) and isinstance(times, int) and len(value) * times > MAX_OUTPUT:
+                    raise RenderLimitExceeded(f"a repetition longer than {MAX_OUTPUT} is not allowed")
+        elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+        result = super().call_binop(context, operator, left, right)
+        return _check_result(f"'{operator}'", result)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - jinja's own signature
+        budget = getattr(_current, "budget", None)
+        if budget is not None:
+            budget.check()  # macros calling themselves need no loop to run for ever
+        _check_arguments("a call", args, kwargs)
+        if isinstance(getattr(__obj, "__self__", None), str) and any(
+                isinstance(a, str) and _WIDE_FORMAT.search(a) for a in (__obj.__self__, *args)):
+            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+        return _check_result("a call", super().call(__context, __obj, *args, **kwargs))
+
+
+class _DefaultsOnly:
+    def __init__(self, store: TemplateStore):
+        self.source = store.default_source
+
+
 def _autoescape(name: str | None) -> bool:
     return bool(name and name.endswith(".html.j2"))
 
 
-def environment(store: TemplateStore) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+class _CompiledOnce(BytecodeCache):
+    """Compiled templates shared by every store in the process (a store is made per send). Jinja
+    checks the source's checksum on load, so an edited template is compiled again."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def load_bytecode(self, bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket) -> None:
+        with self._lock:
+            if len(self._code) > 2000:  # defaults and staff versions: a few dozen names in practice
+                self._code.clear()
+            self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_compiled = _CompiledOnce()
+
+
+def environment(store: TemplateStore, time_limit: float = RENDER_TIME_LIMIT) -> LimitedEnvironment:
+    return LimitedEnvironment(
+        bytecode_cache=_compiled,
         loader=FunctionLoader(store.source),
         undefined=StrictUndefined,
         autoescape=_autoescape,
         trim_blocks=True,
         lstrip_blocks=True,
+        time_limit=time_limit,
     )
 
 
 def render(store: TemplateStore, name: str, context: dict) -> str:
-    text = store.environment.get_template(name).render(**context)
+    """Render a template; when the clinic's own version fails, the default file is used instead."""
+    try:
+        text = store.environment.get_template(name).render(**context)
+    except Exception as exc:  # noqa: BLE001 - any failure of a staff version falls back
+        if not store.fall_back or name not in store.overrides() or store.default_source(name) is None:
+            raise
+        store.failures[name] = _failure_reason(exc)
+        log.error("template %s: the clinic's version failed (%s); the default file was used for this message",
+                  name, store.failures[name])
+        text = store.default_environment.get_template(name).render(**context)
     if name.endswith(".sms.j2") or name.endswith(".subject.j2"):
         return _tidy_sms(text)
     return text.strip() + "\n"
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """Line and kind of a failure, without the values it quoted (they may be a patient's)."""
+    line = _template_line(exc)
+    where = f"line {line}: " if line else ""
+    if isinstance(exc, RenderLimitExceeded):
+        return f"{where}{exc}"
+    return f"{where}{type(exc).__name__} while sending"
+
+
+def flag_failures(session: Session, store: TemplateStore, now: datetime) -> None:
+    """Mark the active staff versions that failed while rendering, for the templates admin page."""
+    from reminders.models import TemplateVersion
+
+    for name, reason in store.failures.items():
+        session.execute(update(TemplateVersion).where(TemplateVersion.name == name, TemplateVersion.active)
+                        .values(failed_at=now, failure=reason[:500]))
+    store.failures.clear()
 
 
 def _tidy_sms(text: str) -> str:
@@ -105,13 +362,34 @@ def _tidy_sms(text: str) -> str:
     return gsm_safe("\n".join(line for line in lines if line))
 
 
-def validate(store: TemplateStore, name: str, source: str, context: dict) -> TemplateProblem | None:
+def validate(store: TemplateStore, name: str, source: str, context: dict,
+             time_limit: float = RENDER_TIME_LIMIT) -> TemplateProblem | None:
     """Parse and render a candidate source with a sample context; the problem names its line."""
+    return validate_all(store, name, source, [("", context)], time.monotonic() + time_limit)
+
+
+def validate_all(store: TemplateStore, name: str, source: str, contexts: list[tuple[str, dict]],
+                 deadline: float) -> TemplateProblem | None:
+    """Parse once, then render with each (label, context), each within RENDER_TIME_LIMIT and all
+    before `deadline` (time.monotonic()). A problem names its line and, when labelled, the sample."""
     env = environment(store)
     try:
         template = env.from_string(source)
     except TemplateSyntaxError as exc:
         return TemplateProblem(name, exc.lineno, exc.message or "syntax error")
+    for label, context in contexts:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return TemplateProblem(name, None, "the template is too slow: rendering it for the sample patients "
+                                               "took too long")
+        env.time_limit = min(RENDER_TIME_LIMIT, left)
+        problem = render_problem(template, name, context)
+        if problem is not None:
+            return TemplateProblem(name, problem.line, f"{problem.reason} (for {label})" if label else problem.reason)
+    return None
+
+
+def render_problem(template, name: str, context: dict) -> TemplateProblem | None:
     try:
         template.render(**context)
     except TemplateError as exc:
@@ -124,7 +402,9 @@ def validate(store: TemplateStore, name: str, source: str, context: dict) -> Tem
 def _template_line(exc: BaseException) -> int | None:
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == "<template>":
+        # "<template>" for a template compiled from a string; "<unknown>" once jinja rewrote the
+        # traceback of one loaded by name through the FunctionLoader (it has no file name).
+        if frame.filename in ("<template>", "<unknown>"):
             line = frame.lineno
     return line
 

@@ -24,7 +24,8 @@ from reminders.models.outbox import (
 from reminders.planning.dispatcher import claim_for_sending
 from reminders.planning.planner import appointment_key, insert_ignoring_duplicates
 from reminders.planning.rules import REMINDER, Rule, RuleSettings, SendFacts, reason_not_to_send, rules_by_name
-from reminders.rendering import SUFFIXES, TemplateStore, message_context, render
+from reminders.logs import patient_values, sensitive
+from reminders.rendering import SUFFIXES, TemplateStore, flag_failures, message_context, render
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,19 @@ class Sender:
             if not claim_for_sending(session, outbox_id, now):
                 return "not_claimed"
             row = session.get(OutboxMessage, outbox_id)
-            try:
-                outcome = self._send_claimed(session, row, now)
-            except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
-                session.rollback()
-                row = session.get(OutboxMessage, outbox_id)
-                log.exception("outbox %s: unexpected error while sending", outbox_id)
-                outcome = self._retry_or_fail(row, now, f"internal error: {type(exc).__name__} (see the service log)",
-                                              code="internal")
-            session.commit()
+            patient = session.get(Patient, row.patient_id) if row.patient_id else None
+            # Whatever fails below, the log shows none of this patient's details or the text.
+            with sensitive(*patient_values(patient), row.to_address, row.body):
+                try:
+                    outcome = self._send_claimed(session, row, now)
+                except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
+                    session.rollback()
+                    row = session.get(OutboxMessage, outbox_id)
+                    with sensitive(row.to_address, row.body, row.subject):
+                        log.exception("outbox %s: unexpected error while sending", outbox_id)
+                    outcome = self._retry_or_fail(row, now, f"internal error: {type(exc).__name__} (see the service log)",
+                                                  code="internal")
+                session.commit()
             return outcome
 
     def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime) -> str:
@@ -91,7 +96,14 @@ class Sender:
         row.to_address, row.subject, row.body = message.to, message.subject, message.body
         if row.channel == "sms":
             row.segments = sms_length(message.body).segments
+        flag_failures(session, store, now)  # a staff template that failed: the default went, admins see it
         session.commit()  # the row says what is going out before the provider is asked
+
+        with sensitive(message.to, message.body, message.subject):
+            return self._hand_over(session, row, patient, message, welcomed, now)
+
+    def _hand_over(self, session: Session, row: OutboxMessage, patient: Patient | None, message: OutgoingMessage,
+                   welcomed: bool, now: datetime) -> str:
 
         try:
             receipt = self.channels[row.channel].send(message)

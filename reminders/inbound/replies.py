@@ -28,7 +28,9 @@ from reminders.inbound.parsing import Reading, crisis_kind, detect_crisis, looks
 from reminders.logs import mask_phone
 from reminders.models import Appointment, CheckIn, InboundMessage, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
-from reminders.rendering import TemplateStore, clinic_context, message_context, render, team_name, team_name_es
+from reminders.logs import also_sensitive, patient_values
+from reminders.rendering import (TemplateStore, clinic_context, flag_failures, message_context, render, team_name,
+                                 team_name_es)
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +163,8 @@ class _Conversation:
         self.session, self.settings, self.inbound, self.text, self.now = session, settings, inbound, text, now
         self.patients = _patients_for(session, text.from_number)
         self.patient = _primary(session, self.patients)
+        for patient in self.patients:
+            also_sensitive(*patient_values(patient))
         self.checkin = open_checkin(session, self.patient, now) if self.patient else None
         self.store = TemplateStore(settings.templates_dir, session)
         self.appointment: Appointment | None = None
@@ -344,7 +348,9 @@ class _Conversation:
 
     def _render(self, name: str, context: dict) -> str | None:
         try:
-            return render(self.store, name, context) or None
+            text = render(self.store, name, context) or None
+            flag_failures(self.session, self.store, self.now)
+            return text
         except Exception:  # noqa: BLE001 - a broken template must not cost the patient an answer
             log.exception("reply template %s failed; the built-in text is used", name)
             return None

@@ -4,9 +4,9 @@ from reminders.models.patients import Course, Patient
 from reminders.models.appointments import Appointment
 from reminders.models.replies import CheckIn, Escalation, InboundMessage
 from reminders.models.outbox import OutboxMessage
-from reminders.models.staff import ApiToken, AuditEntry, StaffUser, TemplateVersion
+from reminders.models.staff import ApiToken, AuditEntry, StaffSession, StaffUser, TemplateVersion
 
 __all__ = [
     "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "Course", "Escalation",
-    "InboundMessage", "OutboxMessage", "Patient", "StaffUser", "TemplateVersion", "UTCDateTime", "utcnow",
+    "InboundMessage", "OutboxMessage", "Patient", "StaffSession", "StaffUser", "TemplateVersion", "UTCDateTime", "utcnow",
 ]

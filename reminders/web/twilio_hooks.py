@@ -23,7 +23,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from reminders.dispatch import send_soon
 from reminders.inbound.delivery import StatusReport, record_status
 from reminders.inbound.replies import Handled, InboundText, fallback_reply, handle_inbound, record_failure
-from reminders.logs import mask_phone
+from reminders.logs import mask_phone, sensitive
 from reminders.models import utcnow
 from reminders.web import db, settings
 
@@ -148,12 +148,16 @@ def twiml(reply: str | None) -> Response:
 def inbound_sms():
     text = inbound_text(request.form)
     s, session, now = settings(), db(), request_now()
-    try:
-        handled = handle_inbound(session, s, text, now)
-        session.commit()
-    except Exception:  # noqa: BLE001 - the patient is answered whatever went wrong
-        log.exception("inbound text from %s could not be handled; keeping it for staff", mask_phone(text.from_number))
-        handled = _after_failure(text, now)
+    # Whatever fails, the log shows neither the number nor the text (nor the patient's name, added
+    # once the sender is known).
+    with sensitive(text.from_number, text.body):
+        try:
+            handled = handle_inbound(session, s, text, now)
+            session.commit()
+        except Exception:  # noqa: BLE001 - the patient is answered whatever went wrong
+            log.exception("inbound text from %s could not be handled; keeping it for staff",
+                          mask_phone(text.from_number))
+            handled = _after_failure(text, now)
     if handled.alert_ids:
         _send_alerts_now(handled.alert_ids, now)
     return twiml(handled.reply)

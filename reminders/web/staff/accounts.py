@@ -33,6 +33,13 @@ def create_user(session: Session, email: str, role: str, password: str) -> Staff
     return user
 
 
+def set_password(session: Session, user: StaffUser, password: str) -> None:
+    """A new password (the caller ends the user's sessions: see auth.revoke_sessions)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = hasher.hash(password)
+
+
 def password_matches(user: StaffUser, password: str) -> bool:
     try:
         return hasher.verify(user.password_hash, password)

@@ -1,19 +1,35 @@
 """Checks a staff template must pass before it is saved, and the preview for a sample patient.
 
-reminders.rendering.validate renders the candidate once in the sandbox with strict undefined
-names. A branch the sample does not take would hide a typo until a real patient hits it, so the
-candidate is also rendered for a few sample visits, and its names are checked statically.
+reminders.rendering.validate_all renders the candidate in the sandbox with strict undefined
+names. A template that works for one sample can fail for the next patient (`last_name[0]` for a
+patient with no last name, a branch on the name that divides by zero), so the candidate is
+rendered for every sample patient (blank optional fields, long and non-Latin names) with every
+kind of visit and series position, and its names are checked statically. Every render has the
+sandbox's time and size budget, and the whole check has CHECK_TIME_LIMIT.
+
+Checks and previews are CPU work an admin can start from a browser: they run on a small pool of
+their own (PREVIEW_SLOTS at a time), never queueing behind each other on the threads that answer
+Twilio's webhooks; over the limit the caller is told "busy" at once (PreviewBusy).
 """
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from reminders.channels.segments import sms_length
-from reminders.rendering import SUFFIXES, TemplateProblem, TemplateStore, environment, render, sample_context, validate
+from reminders.rendering import (
+    SUFFIXES, TemplateProblem, TemplateStore, render_problem, environment, render, sample_context, validate_all,
+)
 
 MAX_SOURCE = 20_000
+CHECK_TIME_LIMIT = 2.0  # seconds for all the sample renders of one check
+PREVIEW_SLOTS = 2  # checks and previews running at once, in the whole process
+PREVIEW_WAIT = 5.0  # seconds a request waits for its check before answering "busy"
 
 
 def part_of(name: str) -> str:
@@ -24,28 +40,69 @@ def part_of(name: str) -> str:
     return "text"
 
 
-VISIT_VARIANTS = (
-    {},
-    {"is_first": True, "number": 1},
-    {"kind": "maintenance", "number": 1, "is_first": False},
-    {"location": ""},
+# (what the sample is, as told to the admin; the patient fields)
+SAMPLE_PATIENTS = (
+    ("Alex Rivera", {"first_name": "Alex", "last_name": "Rivera"}),
+    ("a patient with no last name", {"first_name": "Sam", "last_name": ""}),
+    ("a patient with a one-letter first name", {"first_name": "J", "last_name": "Ng"}),
+    ("a patient with a long name", {"first_name": "Maria Fernanda Alejandra Guadalupe",
+                                    "last_name": "de los Santos Villanueva-Rodriguez y Castellanos"}),
+    ("a patient with a Cyrillic name", {"first_name": "Владимир", "last_name": "Иванов"}),
+    ("a patient with a Chinese name", {"first_name": "美玲", "last_name": "王"}),
+    ("a patient with an Arabic name", {"first_name": "محمد", "last_name": "العلي"}),
 )
+# (position, series length): every position of the longest series, and the end of the usual one
+SERIES_POSITIONS = tuple((number, 8) for number in range(1, 9)) + ((6, 6),)
 
 
-def sample_contexts(store: TemplateStore, settings, name: str) -> list[dict]:
+def visit_variants(settings) -> list[tuple[str, dict | None]]:
+    """Every kind of visit and position in a series, a visit without a location, and no visit."""
+    base = sample_context(settings)["visit"]
+    variants = []
+    for number, series in SERIES_POSITIONS:
+        variants.append((f"induction infusion {number} of {series}",
+                         {**base, "kind": "induction", "number": number, "series_length": series,
+                          "is_first": number == 1}))
+    for number in (1, 12):
+        variants.append((f"maintenance visit {number}", {**base, "kind": "maintenance", "number": number,
+                                                          "series_length": 6, "is_first": False}))
+    variants.append(("a visit with no location", {**base, "location": ""}))
+    variants.append(("a visit at midnight lasting 40 minutes", {**base, "time": "12:00 AM", "duration_minutes": 40}))
+    variants.append(("no visit", None))
+    return variants
+
+
+def labelled_contexts(store: TemplateStore, settings, name: str) -> list[tuple[str, dict]]:
     """The contexts a candidate must render in: each one its default renders in.
 
     Some messages go without a visit (the welcome text, most replies to a patient's text). When
     the default copes with `visit` being None, an edited version must cope too.
     """
     base = sample_context(settings)
-    contexts = [{**base, "visit": {**base["visit"], **change}} for change in VISIT_VARIANTS]
-    contexts.append({**base, "visit": None})
     default = store.default_source(name)
-    if default is None:
-        return contexts[:-1]
-    working = [context for context in contexts if validate(store, name, default, context) is None]
-    return working or contexts[:1]
+    visits = []
+    compiled = None
+    if default is not None:
+        try:
+            compiled = environment(store).from_string(default)
+        except TemplateSyntaxError:
+            compiled = None
+    for label, visit in visit_variants(settings):
+        if compiled is None:
+            if visit is not None:
+                visits.append((label, visit))
+        elif render_problem(compiled, name, {**base, "visit": visit}) is None:
+            visits.append((label, visit))
+    if not visits:
+        visits = [("Alex Rivera's visit", base["visit"])]
+    # The preview's own sample first, unlabelled: a problem there needs no "for whom".
+    first = [("", base)] if compiled is None or render_problem(compiled, name, base) is None else []
+    return first + [(f"{who}, {what}", {**base, "patient": patient, "visit": visit})
+                    for who, patient in SAMPLE_PATIENTS for what, visit in visits]
+
+
+def sample_contexts(store: TemplateStore, settings, name: str) -> list[dict]:
+    return [context for _label, context in labelled_contexts(store, settings, name)]
 
 
 class CandidateStore(TemplateStore):
@@ -53,7 +110,9 @@ class CandidateStore(TemplateStore):
 
     def __init__(self, store: TemplateStore, name: str, source: str):
         super().__init__(store.templates_dir, store.session)
+        self._overrides = store.overrides()  # read once, so the checks need no database
         self.candidate_name, self.candidate_source = name, source
+        self.fall_back = False  # a preview shows what the candidate does, never the default in its place
 
     def source(self, name: str) -> str | None:
         if name == self.candidate_name:
@@ -66,13 +125,14 @@ def check(store: TemplateStore, settings, name: str, source: str) -> TemplatePro
         return TemplateProblem(name, None, "the template is empty")
     if len(source) > MAX_SOURCE:
         return TemplateProblem(name, None, f"the template is longer than {MAX_SOURCE} characters")
-    contexts = sample_contexts(store, settings, name)
+    deadline = time.monotonic() + CHECK_TIME_LIMIT
+    labelled = labelled_contexts(store, settings, name)
     candidate = CandidateStore(store, name, source)
-    for context in contexts:
-        problem = validate(candidate, name, source, context)
-        if problem is not None:
-            return problem
+    contexts = [context for _label, context in labelled]
     with_visit = [context for context in contexts if context["visit"] is not None]
+    problem = validate_all(candidate, name, source, labelled, deadline)
+    if problem is not None:
+        return problem
     return _unknown_names(candidate, name, source, (with_visit or contexts)[0])
 
 
@@ -142,4 +202,35 @@ def preview(store: TemplateStore, settings, name: str, source: str) -> Preview |
     problem = check(store, settings, name, source)
     if problem is not None:
         return problem
-    return Preview(render(CandidateStore(store, name, source), name, sample_context(settings)), part_of(name))
+    try:
+        text = render(CandidateStore(store, name, source), name, sample_context(settings))
+    except Exception as exc:  # noqa: BLE001 - passed the checks but failed now (a limit hit on a busy machine)
+        return TemplateProblem(name, None, f"the preview failed: {type(exc).__name__}")
+    return Preview(text, part_of(name))
+
+
+class PreviewBusy(Exception):
+    """Too many checks or previews are running; the caller answers 503 at once."""
+
+
+_slots = threading.BoundedSemaphore(PREVIEW_SLOTS)
+_pool = ThreadPoolExecutor(max_workers=PREVIEW_SLOTS, thread_name_prefix="template-check")
+
+
+def run_limited(function, *args):
+    """Run a check or a preview on the checks' own threads; PreviewBusy when all are in use.
+
+    The slot is held until the work ends, even when the request stopped waiting for it, so a
+    slow template can never have more than PREVIEW_SLOTS threads rendering it."""
+    if not _slots.acquire(blocking=False):
+        raise PreviewBusy("other template previews are running")
+    try:
+        future = _pool.submit(function, *args)
+    except BaseException:
+        _slots.release()
+        raise
+    future.add_done_callback(lambda _f: _slots.release())
+    try:
+        return future.result(timeout=PREVIEW_WAIT)
+    except FutureTimeout:
+        raise PreviewBusy("the template check did not finish in time") from None

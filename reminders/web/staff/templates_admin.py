@@ -112,7 +112,9 @@ def editable(name: str) -> str:
 @bp.get("/")
 def index():
     used, replies, others = catalogue()
-    return render_template("staff/templates_list.html", groups=used, replies=replies, others=others)
+    failing = [v for v in current_versions().values() if v.failed_at is not None]
+    return render_template("staff/templates_list.html", groups=used, replies=replies, others=others,
+                           failing=sorted(failing, key=lambda v: v.failed_at, reverse=True))
 
 
 def _editor_policy() -> str:
@@ -123,12 +125,32 @@ def _editor_policy() -> str:
     return SECURITY_HEADERS["Content-Security-Policy"].replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
+BUSY = "Other template previews are running: try again in a moment."
+
+
+def _limited(function, the_store: TemplateStore, name: str, source: str):
+    """A check or preview on the checks' own threads (see template_checks.run_limited)."""
+    the_store.overrides()  # read here, on the request's session; the check itself needs no database
+    return template_checks.run_limited(function, the_store, settings(), name, source)
+
+
+def _busy_response():
+    if request.is_json:
+        response = jsonify({"ok": False, "busy": True, "message": BUSY})
+    else:
+        response = render_template("staff/error.html", title="Preview busy", message=BUSY)
+    return response, 503, {"Retry-After": "2"}
+
+
 def _editor(name: str, source: str, problem: TemplateProblem | None = None, status: int = 200):
     the_store = store()
     versions = db().scalars(select(TemplateVersion).where(TemplateVersion.name == name)
                             .order_by(TemplateVersion.created_at.desc(), TemplateVersion.id.desc())).all()
     current = current_versions().get(name)
-    first_preview = template_checks.preview(the_store, settings(), name, source)
+    try:
+        first_preview = _limited(template_checks.preview, the_store, name, source)
+    except template_checks.PreviewBusy:
+        first_preview = TemplateProblem(name, None, BUSY)
     page = render_template(
         "staff/template_edit.html", name=name, part=template_checks.part_of(name), part_label=PART_LABELS,
         source=source, default_source=the_store.default_source(name) or "", versions=versions, current=current,
@@ -141,7 +163,8 @@ def _editor(name: str, source: str, problem: TemplateProblem | None = None, stat
 @bp.get("/<name>")
 def edit(name: str):
     editable(name)
-    return _editor(name, store().source(name) or "")
+    current = current_versions().get(name)  # even one flagged as failing: the admin is here to fix it
+    return _editor(name, current.source if current else store().source(name) or "")
 
 
 @bp.post("/<name>")
@@ -149,7 +172,10 @@ def save(name: str):
     editable(name)
     source = request.form.get("source", "").replace("\r\n", "\n")
     the_store = store()
-    problem = template_checks.check(the_store, settings(), name, source)
+    try:
+        problem = _limited(template_checks.check, the_store, name, source)
+    except template_checks.PreviewBusy:
+        return _busy_response()
     if problem is not None:
         return _editor(name, source, problem, 422)
     if source == the_store.source(name):
@@ -176,7 +202,10 @@ def preview(name: str):
     data = request.get_json(silent=True)
     if not isinstance(data, dict) or not isinstance(data.get("source"), str):
         return jsonify({"ok": False, "message": "send JSON like {\"source\": \"...\"}"}), 400
-    result = template_checks.preview(store(), settings(), name, data["source"].replace("\r\n", "\n"))
+    try:
+        result = _limited(template_checks.preview, store(), name, data["source"].replace("\r\n", "\n"))
+    except template_checks.PreviewBusy:
+        return _busy_response()
     if isinstance(result, TemplateProblem):
         where = f"line {result.line}" if result.line else "template"
         return jsonify({"ok": False, "line": result.line, "reason": result.reason,
@@ -190,7 +219,10 @@ def restore(name: str, version_id: int):
     old = db().get(TemplateVersion, version_id)
     if old is None or old.name != name:
         abort(404)
-    problem = template_checks.check(store(), settings(), name, old.source)
+    try:
+        problem = _limited(template_checks.check, store(), name, old.source)
+    except template_checks.PreviewBusy:
+        return _busy_response()
     if problem is not None:
         return _editor(name, old.source, problem, 422)
     version = _add_version(name, old.source)

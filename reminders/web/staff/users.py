@@ -9,7 +9,7 @@ from reminders.models.staff import ROLES
 from reminders.web import db
 from reminders.web.staff import audit
 from reminders.web.staff.accounts import MIN_PASSWORD_LENGTH, AccountError, create_user
-from reminders.web.staff.auth import current_user, guard
+from reminders.web.staff.auth import current_user, guard, revoke_sessions
 
 bp = Blueprint("users", __name__, url_prefix="/admin")
 guard(bp, admin=True)
@@ -61,6 +61,8 @@ def set_active(user_id: int):
         return redirect(url_for(".index"))
     if user.active != active:
         user.active = active
+        if not active:
+            revoke_sessions(db(), user.id, utcnow())
         audit.record("activate_user" if active else "deactivate_user", "staff_user", user.id, email=user.email)
         db().commit()
         flash(f"{user.email} {'reactivated' if active else 'deactivated: they are signed out and cannot sign in'}.",

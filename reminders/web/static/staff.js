@@ -92,6 +92,8 @@
       return response.json();
     }).then(function (data) {
       if (mine === sequence) { showResult(data); }
+      // Previews run a few at a time; a busy answer is tried again shortly.
+      if (data.busy && mine === sequence) { window.setTimeout(function () { if (mine === sequence) { refresh(); } }, 2000); }
     }).catch(function () {
       if (mine === sequence) { showResult({ok: false, message: "The preview is unavailable (is the connection down?)"}); }
     });
