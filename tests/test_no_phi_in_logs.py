@@ -13,6 +13,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
+from reminders.dispatch import in_process
 from reminders.logs import RedactingFormatter, configure_logging
 from reminders.models import TemplateVersion
 from reminders.pipeline import run_pass
@@ -97,7 +98,7 @@ def test_an_smtp_refusal_logs_no_patient_data(configure, settings, sessions, smt
 
 
 def test_a_planner_error_logs_no_patient_data(settings, sessions, zelda, captured, monkeypatch):
-    scheduler = MinuteScheduler(settings)
+    scheduler = MinuteScheduler(settings, in_process(settings, sessions))
 
     def failing_planner(session, rule_settings, now):
         scheduler.stop()  # one pass only

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
-from reminders.celery_app import celery_app
+from reminders.celery_app import make_celery
 from reminders.models import OutboxMessage, TemplateVersion
 from reminders.pipeline import run_pass
 from reminders.rendering import RenderLimitExceeded, TemplateStore, render, sample_context
@@ -108,7 +108,7 @@ def test_a_runaway_template_forced_into_the_database_is_cut_off_and_the_default_
     assert row.status == "sent" and row.body.endswith(expected_tail) and "xxxx" not in row.body
 
     flagged = saved_versions(sessions)[0]
-    assert flagged.failed_at is not None and "longer than 200 ms" in flagged.failure and "line 1" in flagged.failure
+    assert flagged.failed_at is not None and "longer than 200 ms" in flagged.failure
     page = admin_client.get("/admin/templates/")
     assert 'id="failing-templates"' in page.text and SMS in page.text and "failed when sent" in page.text
     assert "longer than 200 ms" in admin_client.get(f"/admin/templates/{SMS}").text
@@ -132,8 +132,9 @@ def test_a_reply_template_that_fails_falls_back_to_the_default_and_is_flagged(we
     assert saved_versions(sessions)[0].failed_at is not None
 
 
-def test_the_worker_has_task_time_limits():
-    assert 0 < celery_app.conf.task_soft_time_limit < celery_app.conf.task_time_limit
+def test_the_worker_has_task_time_limits(settings):
+    app = make_celery(settings)
+    assert 0 < app.conf.task_soft_time_limit < app.conf.task_time_limit
 
 
 # ---------------------------------------------------------------- previews cannot starve webhooks
@@ -184,7 +185,7 @@ def test_heavy_previews_do_not_delay_a_crisis_text(served, two_way, booked, sess
     csrf = (META_TOKEN.search(editor) or TOKEN.search(editor)).group(1)
 
     def crisis_text() -> tuple[requests.Response, float]:
-        form = Twilio.sms_form("i want to end it all tonight", from_=PHONE)
+        form = {**Twilio.sms_form("i want to end it all tonight", from_=PHONE), "AccountSid": two_way.twilio_account_sid}
         signature = RequestValidator(two_way.twilio_auth_token).compute_signature(BASE + "/twilio/sms", form)
         started = time.monotonic()
         response = requests.post(f"{served}/twilio/sms", data=form, headers={"X-Twilio-Signature": signature},

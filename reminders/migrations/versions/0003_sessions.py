@@ -1,7 +1,7 @@
 """server-side staff sessions; template versions flagged when they fail at send time
 
 Revision ID: 0003_sessions
-Revises: 0001
+Revises: 0002_checks
 """
 from alembic import op
 import sqlalchemy as sa
