@@ -6,10 +6,13 @@ appointments for planning; the next pass moves or cancels their pending messages
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from reminders.intake.records import AppointmentRecord, PatientRecord
@@ -46,7 +49,7 @@ def upsert_patient(session: Session, record: PatientRecord, now: datetime, defau
         session.add(patient)
         session.flush()
         return Outcome(patient, None, "created")
-    changed = [f for f in PATIENT_FIELDS if getattr(patient, f) != getattr(record, f)]
+    changed = patient_changes(patient, record)
     for field in changed:
         setattr(patient, field, getattr(record, field))
     if "phone" in changed:
@@ -55,6 +58,11 @@ def upsert_patient(session: Session, record: PatientRecord, now: datetime, defau
         session.flush()
         mark_for_planning(session, patient_id=patient.id)
     return Outcome(patient, None, "updated" if changed else "unchanged")
+
+
+def patient_changes(patient, record: PatientRecord) -> list[str]:
+    """The contact fields where the record differs from what is stored."""
+    return [f for f in PATIENT_FIELDS if getattr(patient, f) != getattr(record, f)]
 
 
 def current_course(session: Session, patient: Patient, now: datetime, series_length: int) -> Course:
@@ -134,11 +142,203 @@ def renumber_course(session: Session, course_id: int | None) -> None:
     visits = session.scalars(fresh(
         select(Appointment).where(Appointment.course_id == course_id).order_by(Appointment.starts_at, Appointment.id)
     )).all()
+    for visit, number in course_numbers(visits):
+        visit.number_in_course = number
+        visit.needs_planning = True
+
+
+def course_numbers(visits: Iterable) -> list[tuple]:
+    """(visit, its new number) for the visits of one course whose number must change.
+
+    A visit is anything with id, kind, status, starts_at and number_in_course."""
     counters = {"induction": 0, "maintenance": 0}
-    for visit in visits:
+    changes = []
+    for visit in sorted(visits, key=lambda v: (v.starts_at, v.id)):
         if visit.status == "canceled":
             continue
-        counters[visit.kind] += 1
+        counters[visit.kind] = counters.get(visit.kind, 0) + 1
         if visit.number_in_course != counters[visit.kind]:
-            visit.number_in_course = counters[visit.kind]
-            visit.needs_planning = True
+            changes.append((visit, counters[visit.kind]))
+    return changes
+
+
+# --- Many records at once ------------------------------------------------------------------------
+#
+# The same rules as upsert_patient and upsert_appointment applied in file order, but with a few
+# statements per batch instead of several per record: the batch's patients, appointments and
+# open courses are read with one query each, the records are applied in memory (apply_changes and
+# course_numbers are shared with the one-record path), and only what differs is written back.
+
+APPOINTMENT_COLUMNS = (
+    "id", "external_id", "patient_id", "course_id", "kind", "number_in_course", "starts_at", "duration_minutes",
+    "location", "status", "confirmed_at", "reschedule_requested_at", "canceled_at", "needs_planning",
+    "created_at", "updated_at",
+)
+PATIENT_COLUMNS = ("id", "external_id", *PATIENT_FIELDS, "welcomed_at", "updated_at")
+_NEW = object()  # the id of a row not inserted yet
+
+
+def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, AppointmentRecord]], now: datetime,
+                 series_length: int = 6) -> list[str | IntakeError]:
+    """Apply (patient, appointment) records in order; one result per item: created, updated,
+    unchanged, or the IntakeError that refused it (and none of its changes are kept).
+
+    A database error is raised for the whole batch; the caller retries its items one by one
+    (each in a savepoint) to find the one at fault."""
+    patients_table, appointments_table, courses_table = Patient.__table__, Appointment.__table__, Course.__table__
+    patient_ids = {p.external_id for p, _ in items}
+    visit_ids = {a.external_id for _, a in items}
+
+    patients: dict[str, SimpleNamespace] = {}
+    originals: dict[str, dict] = {}
+    for row in session.execute(select(*(patients_table.c[c] for c in PATIENT_COLUMNS))
+                               .where(patients_table.c.external_id.in_(patient_ids))):
+        patients[row.external_id] = SimpleNamespace(**row._asdict(), plan_changed=False)
+        originals[row.external_id] = row._asdict()
+    owner_of = {p.id: key for key, p in patients.items()}
+
+    visits: dict[str, SimpleNamespace] = {}
+    visit_originals: dict[str, dict] = {}
+    for row in session.execute(select(*(appointments_table.c[c] for c in APPOINTMENT_COLUMNS))
+                               .where(appointments_table.c.external_id.in_(visit_ids))):
+        visits[row.external_id] = SimpleNamespace(**row._asdict(), owner=owner_of.get(row.patient_id, row.patient_id))
+        visit_originals[row.external_id] = row._asdict()
+
+    open_course: dict[str, object] = {}  # patient key -> course id, or a new course's key
+    known_ids = [p.id for p in patients.values()]
+    if known_ids:
+        for row in session.execute(
+            select(courses_table.c.id, courses_table.c.patient_id)
+            .where(courses_table.c.patient_id.in_(known_ids), courses_table.c.ended_at.is_(None))
+            .order_by(courses_table.c.started_at.desc(), courses_table.c.id.desc())
+        ):
+            open_course.setdefault(owner_of[row.patient_id], row.id)
+    new_courses: dict[str, str] = {}  # patient key -> course key ("new:<patient key>")
+    touched_courses: set = set()
+
+    results: list[str | IntakeError] = []
+    for patient_record, record in items:
+        key = patient_record.external_id
+        patient = patients.get(key)
+        visit = visits.get(record.external_id)
+        if visit is not None and visit.owner != key:
+            results.append(IntakeError(
+                f"appointment {record.external_id!r} belongs to another patient; cancel it and book a new one"
+            ))
+            continue
+        if patient is None:
+            patient = SimpleNamespace(id=_NEW, external_id=key, welcomed_at=None, updated_at=now, plan_changed=False,
+                                      **{f: getattr(patient_record, f) for f in PATIENT_FIELDS})
+            patients[key] = patient
+            patient_result = "created"
+        else:
+            changed = patient_changes(patient, patient_record)
+            for field in changed:
+                setattr(patient, field, getattr(patient_record, field))
+            if "phone" in changed:
+                patient.welcomed_at = None  # a new number gets the introduction again
+            if set(changed) & set(PLAN_FIELDS):
+                patient.plan_changed = True
+            if changed:
+                patient.updated_at = now
+            patient_result = "updated" if changed else "unchanged"
+
+        if visit is None:
+            course = open_course.get(key)
+            if course is None:
+                course = new_courses[key] = open_course[key] = f"new:{key}"
+            visit = SimpleNamespace(
+                id=_NEW, external_id=record.external_id, owner=key, course_id=course, kind=record.kind,
+                number_in_course=1, starts_at=record.starts_at, duration_minutes=record.duration_minutes,
+                location=record.location, status=record.status or "scheduled", confirmed_at=None,
+                reschedule_requested_at=None, canceled_at=None, needs_planning=True, created_at=now, updated_at=now,
+            )
+            if visit.status == "canceled":
+                visit.canceled_at = now
+            visits[record.external_id] = visit
+            touched_courses.add(course)
+            result = "created"
+        else:
+            changed = apply_changes(visit, record, now)
+            if changed and visit.course_id is not None:
+                touched_courses.add(visit.course_id)
+            result = "updated" if changed else "unchanged"
+        if result == "unchanged" and patient_result == "updated":
+            result = "updated"
+        results.append(result)
+
+    # Patients: insert the new ones, write what changed on the others, re-plan on new contact details.
+    fresh_patients = [p for p in patients.values() if p.id is _NEW]
+    if fresh_patients:
+        inserted = session.execute(
+            insert(patients_table).returning(patients_table.c.id, patients_table.c.external_id),
+            [{"external_id": p.external_id, **{f: getattr(p, f) for f in PATIENT_FIELDS}, "sms_opted_out": False,
+              "notes": "", "created_at": now, "updated_at": now} for p in fresh_patients],
+        )
+        for row in inserted:
+            patients[row.external_id].id = row.id
+    _write_changes(session, patients_table, [
+        (p.id, _differences(p, originals[key], PATIENT_COLUMNS)) for key, p in patients.items() if key in originals
+    ])
+    replan = [p.id for key, p in patients.items() if p.plan_changed and key in originals]
+    if replan:
+        session.execute(update(appointments_table).where(appointments_table.c.patient_id.in_(replan))
+                        .values(needs_planning=True))
+
+    # Courses for patients who had none open.
+    if new_courses:
+        inserted = session.execute(
+            insert(courses_table).returning(courses_table.c.id, courses_table.c.patient_id),
+            [{"patient_id": patients[key].id, "started_at": now, "induction_sessions_planned": series_length}
+             for key in new_courses],
+        )
+        course_ids = {row.patient_id: row.id for row in inserted}
+        resolved = {course_key: course_ids[patients[key].id] for key, course_key in new_courses.items()}
+        for visit in visits.values():
+            visit.course_id = resolved.get(visit.course_id, visit.course_id)
+        touched_courses = {resolved.get(c, c) for c in touched_courses}
+
+    # Appointments: insert the new ones, write what changed on the others, then renumber the courses.
+    fresh_visits = [v for v in visits.values() if v.id is _NEW]
+    if fresh_visits:
+        session.execute(insert(appointments_table), [
+            {**{c: getattr(v, c) for c in APPOINTMENT_COLUMNS if c not in ("id", "patient_id")}, "patient_id": patients[v.owner].id}
+            for v in fresh_visits
+        ])
+    _write_changes(session, appointments_table, [
+        (v.id, _differences(v, visit_originals[key], APPOINTMENT_COLUMNS)) for key, v in visits.items()
+        if key in visit_originals
+    ])
+    _renumber_courses(session, touched_courses)
+    return results
+
+
+def _differences(state: SimpleNamespace, original: dict, columns: Sequence[str]) -> dict:
+    return {c: getattr(state, c) for c in columns if c != "id" and getattr(state, c) != original[c]}
+
+
+def _write_changes(session: Session, table, changes: list[tuple[int, dict]]) -> None:
+    """One executemany UPDATE per set of changed columns, for the rows that changed."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row_id, values in changes:
+        if values:
+            groups[tuple(sorted(values))].append({"_id": row_id, **{f"_{c}": v for c, v in values.items()}})
+    for columns, params in groups.items():
+        statement = (update(table).where(table.c.id == bindparam("_id"))
+                     .values({c: bindparam(f"_{c}") for c in columns}))
+        session.execute(statement, params)
+
+
+def _renumber_courses(session: Session, course_ids: set) -> None:
+    if not course_ids:
+        return
+    table = Appointment.__table__
+    by_course: dict[int, list] = defaultdict(list)
+    for row in session.execute(select(table.c.id, table.c.course_id, table.c.kind, table.c.status, table.c.starts_at,
+                                      table.c.number_in_course).where(table.c.course_id.in_(course_ids))):
+        by_course[row.course_id].append(row)
+    renumbered = [{"_id": visit.id, "_number": number}
+                  for visits in by_course.values() for visit, number in course_numbers(visits)]
+    if renumbered:
+        session.execute(update(table).where(table.c.id == bindparam("_id"))
+                        .values(number_in_course=bindparam("_number"), needs_planning=True), renumbered)
