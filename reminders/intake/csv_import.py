@@ -205,20 +205,16 @@ class RowValidator:
 
 def _flush(session: Session, pending: list[_Pending], now: datetime, series_length: int, report: ImportReport,
            on_batch, lines_read: int) -> None:
-    """Write one batch and commit it. If the batch as a whole fails, each row is tried again
-    alone in a savepoint: the row at fault is reported with the reason, the others are kept."""
+    """Write one batch and commit it. A batch the database refuses is split in halves, each tried
+    again in a savepoint, down to the row at fault, which is reported with the reason: the other
+    rows are kept, at the cost of a few more statements per bad row, not one round per row."""
     todo = [item for item in pending if item.records is not None]
-    if todo:
-        try:
-            with session.begin_nested():
-                outcomes = upsert_batch(session, [item.records for item in todo], now, series_length)
-        except Exception:  # noqa: BLE001 - any failure of the batch: find the row at fault
-            outcomes = [_one_row(session, item.records, now, series_length) for item in todo]
-        for item, outcome in zip(todo, outcomes):
-            if isinstance(outcome, Exception):
-                item.result = RowResult(item.line, item.external_id, "rejected", (failure_reason(outcome),))
-            else:
-                item.result = RowResult(item.line, item.external_id, outcome)
+    outcomes = _write(session, [item.records for item in todo], now, series_length)
+    for item, outcome in zip(todo, outcomes):
+        if isinstance(outcome, Exception):
+            item.result = RowResult(item.line, item.external_id, "rejected", (failure_reason(outcome),))
+        else:
+            item.result = RowResult(item.line, item.external_id, outcome)
     results = [item.result for item in pending]
     report.rows.extend(results)
     if on_batch is not None:
@@ -226,16 +222,25 @@ def _flush(session: Session, pending: list[_Pending], now: datetime, series_leng
     session.commit()
 
 
-def _one_row(session: Session, records, now: datetime, series_length: int) -> str | Exception:
+def _write(session: Session, items: list, now: datetime, series_length: int) -> list[str | Exception]:
+    """upsert_batch in a savepoint; on failure, the halves in order (the rows' order matters:
+    a later row may update what an earlier one created)."""
+    if not items:
+        return []
     try:
         with session.begin_nested():
-            return upsert_batch(session, [records], now, series_length)[0]
+            return upsert_batch(session, items, now, series_length)
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise  # the database is gone, not this row: stop; what was committed is kept
-        return exc
-    except Exception as exc:  # noqa: BLE001 - a value the database layer cannot take
-        return exc
+        if len(items) == 1:
+            return [exc]
+    except Exception as exc:  # noqa: BLE001 - e.g. a value the database layer cannot take
+        if len(items) == 1:
+            return [exc]
+    middle = len(items) // 2
+    return (_write(session, items[:middle], now, series_length)
+            + _write(session, items[middle:], now, series_length))
 
 
 def failure_reason(exc: Exception) -> str:

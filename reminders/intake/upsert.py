@@ -6,14 +6,16 @@ appointments for planning; the next pass moves or cancels their pending messages
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Iterable, Sequence
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
 
 from reminders.intake.records import AppointmentRecord, PatientRecord
 from reminders.models import Appointment, Course, Patient
@@ -221,6 +223,10 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
         key = patient_record.external_id
         patient = patients.get(key)
         visit = visits.get(record.external_id)
+        unfit = _unfit(patient_record, record)
+        if unfit:
+            results.append(IntakeError(unfit))
+            continue
         if visit is not None and visit.owner != key:
             results.append(IntakeError(
                 f"appointment {record.external_id!r} belongs to another patient; cancel it and book a new one"
@@ -267,13 +273,18 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
             result = "updated"
         results.append(result)
 
+    # Number the visits of every course a new or changed visit is in, before writing anything:
+    # new visits go in with their number; visits outside the batch that move get an UPDATE.
+    outside = _number_courses(session, touched_courses, visits)
+
     # Patients: insert the new ones, write what changed on the others, re-plan on new contact details.
     fresh_patients = [p for p in patients.values() if p.id is _NEW]
     if fresh_patients:
-        inserted = session.execute(
-            insert(patients_table).returning(patients_table.c.id, patients_table.c.external_id),
+        inserted = bulk_insert(
+            session, patients_table,
             [{"external_id": p.external_id, **{f: getattr(p, f) for f in PATIENT_FIELDS}, "sms_opted_out": False,
               "notes": "", "created_at": now, "updated_at": now} for p in fresh_patients],
+            returning=("id", "external_id"),
         )
         for row in inserted:
             patients[row.external_id].id = row.id
@@ -287,21 +298,21 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
 
     # Courses for patients who had none open.
     if new_courses:
-        inserted = session.execute(
-            insert(courses_table).returning(courses_table.c.id, courses_table.c.patient_id),
+        inserted = bulk_insert(
+            session, courses_table,
             [{"patient_id": patients[key].id, "started_at": now, "induction_sessions_planned": series_length}
              for key in new_courses],
+            returning=("id", "patient_id"),
         )
         course_ids = {row.patient_id: row.id for row in inserted}
         resolved = {course_key: course_ids[patients[key].id] for key, course_key in new_courses.items()}
         for visit in visits.values():
             visit.course_id = resolved.get(visit.course_id, visit.course_id)
-        touched_courses = {resolved.get(c, c) for c in touched_courses}
 
     # Appointments: insert the new ones, write what changed on the others, then renumber the courses.
     fresh_visits = [v for v in visits.values() if v.id is _NEW]
     if fresh_visits:
-        session.execute(insert(appointments_table), [
+        bulk_insert(session, appointments_table, [
             {**{c: getattr(v, c) for c in APPOINTMENT_COLUMNS if c not in ("id", "patient_id")}, "patient_id": patients[v.owner].id}
             for v in fresh_visits
         ])
@@ -309,7 +320,8 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
         (v.id, _differences(v, visit_originals[key], APPOINTMENT_COLUMNS)) for key, v in visits.items()
         if key in visit_originals
     ])
-    _renumber_courses(session, touched_courses)
+    bulk_update(session, appointments_table, [(row["_id"], {"number_in_course": row["_number"], "needs_planning": True})
+                                              for row in outside])
     return results
 
 
@@ -318,27 +330,133 @@ def _differences(state: SimpleNamespace, original: dict, columns: Sequence[str])
 
 
 def _write_changes(session: Session, table, changes: list[tuple[int, dict]]) -> None:
-    """One executemany UPDATE per set of changed columns, for the rows that changed."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    """One UPDATE per set of changed columns, for the rows that changed."""
+    groups: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
     for row_id, values in changes:
         if values:
-            groups[tuple(sorted(values))].append({"_id": row_id, **{f"_{c}": v for c, v in values.items()}})
-    for columns, params in groups.items():
+            groups[tuple(sorted(values))].append((row_id, values))
+    for rows in groups.values():
+        bulk_update(session, table, rows)
+
+
+def _pg_type(table, column: str, dialect) -> str:
+    """The column's type without a length: an explicit cast to VARCHAR(n) would cut a longer
+    value short where storing it into the column refuses it."""
+    return re.sub(r"\(\d+\)", "", table.c[column].type.compile(dialect=dialect))
+
+
+def bulk_insert(session: Session, table, rows: list[dict], returning: Sequence[str] = ()):
+    """INSERT many rows (all with the same keys); the `returning` columns of each row, if asked.
+
+    On PostgreSQL one INSERT ... SELECT FROM unnest(arrays): a short statement whatever the
+    number of rows (a VALUES list of thousands of parameters costs more to build and parse than
+    to run). Elsewhere SQLAlchemy's executemany."""
+    if not rows:
+        return []
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        statement = insert(table)
+        if returning:
+            return list(session.execute(statement.returning(*(table.c[c] for c in returning)), rows))
+        session.execute(statement, rows)
+        return []
+    columns = list(rows[0])
+    arrays = tuple([_bind(table, c, row[c], dialect) for row in rows] for c in columns)
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest("
+           + ", ".join(f"%s::{_pg_type(table, c, dialect)}[]" for c in columns) + ")")
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+        return list(connection.exec_driver_sql(sql, arrays))
+    connection.exec_driver_sql(sql, arrays)
+    return []
+
+
+def bulk_update(session: Session, table, rows: list[tuple[int, dict]]) -> None:
+    """UPDATE rows by id, each with the same columns: [(id, {column: value})]."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    columns = sorted(rows[0][1])
+    if dialect.name != "postgresql":
         statement = (update(table).where(table.c.id == bindparam("_id"))
                      .values({c: bindparam(f"_{c}") for c in columns}))
-        session.execute(statement, params)
-
-
-def _renumber_courses(session: Session, course_ids: set) -> None:
-    if not course_ids:
+        session.execute(statement, [{"_id": row_id, **{f"_{c}": v for c, v in values.items()}}
+                                    for row_id, values in rows])
         return
+    arrays = ([row_id for row_id, _ in rows],
+              *([_bind(table, c, values[c], dialect) for _, values in rows] for c in columns))
+    sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = v.{c}' for c in columns)} FROM unnest("
+           + ", ".join(["%s::integer[]", *(f"%s::{_pg_type(table, c, dialect)}[]" for c in columns)])
+           + f") AS v(id, {', '.join(columns)}) WHERE {table.name}.id = v.id")
+    connection.exec_driver_sql(sql, arrays)
+
+
+def _bind(table, column: str, value, dialect):
+    """The value as the column's type would send it (e.g. UTCDateTime's checks and conversion)."""
+    column_type = table.c[column].type
+    if isinstance(column_type, TypeDecorator):
+        return column_type.process_bind_param(value, dialect)
+    return value
+
+
+def _number_courses(session: Session, courses: set, visits: dict[str, SimpleNamespace]) -> list[dict]:
+    """Renumber the given courses (ids, or keys of courses not inserted yet) with the batch's
+    visits as they now stand; set the number on the batch's visits and return the UPDATE
+    parameters for the visits stored outside the batch whose number changes."""
+    if not courses:
+        return []
     table = Appointment.__table__
-    by_course: dict[int, list] = defaultdict(list)
-    for row in session.execute(select(table.c.id, table.c.course_id, table.c.kind, table.c.status, table.c.starts_at,
-                                      table.c.number_in_course).where(table.c.course_id.in_(course_ids))):
-        by_course[row.course_id].append(row)
-    renumbered = [{"_id": visit.id, "_number": number}
-                  for visits in by_course.values() for visit, number in course_numbers(visits)]
-    if renumbered:
-        session.execute(update(table).where(table.c.id == bindparam("_id"))
-                        .values(number_in_course=bindparam("_number"), needs_planning=True), renumbered)
+    members: dict[object, list] = defaultdict(list)
+    order: dict[int, tuple] = {}
+    for n, visit in enumerate(visits.values()):
+        if visit.course_id in courses:
+            members[visit.course_id].append(visit)
+            # Stored visits sort by id; new ones come after them, in the order they are inserted.
+            order[id(visit)] = (0, visit.id) if visit.id is not _NEW else (1, n)
+    stored = [c for c in courses if isinstance(c, int)]
+    if stored:
+        for row in session.execute(
+            select(table.c.id, table.c.external_id, table.c.course_id, table.c.kind, table.c.status,
+                   table.c.starts_at, table.c.number_in_course).where(table.c.course_id.in_(stored))
+        ):
+            mine = visits.get(row.external_id)
+            if mine is not None and mine.id == row.id:
+                continue  # the batch's own state of this visit is already counted (or has moved course)
+            members[row.course_id].append(row)
+            order[id(row)] = (0, row.id)
+    outside = []
+    for course_visits in members.values():
+        keyed = [SimpleNamespace(visit=v, id=order[id(v)], kind=v.kind, status=v.status, starts_at=v.starts_at,
+                                 number_in_course=v.number_in_course) for v in course_visits]
+        for item, number in course_numbers(keyed):
+            if isinstance(item.visit, SimpleNamespace):
+                item.visit.number_in_course = number
+                item.visit.needs_planning = True
+            else:
+                outside.append({"_id": item.visit.id, "_number": number})
+    return outside
+
+
+_LENGTHS = {
+    "patient": {c: Patient.__table__.c[c].type.length for c in ("external_id", *PATIENT_FIELDS)},
+    "appointment": {c: Appointment.__table__.c[c].type.length for c in ("external_id", "kind", "location", "status")},
+}
+
+
+def _unfit(patient: PatientRecord, record: AppointmentRecord) -> str | None:
+    """Why the database could not store these records as they are, if it could not: a value
+    longer than its column, or a time beyond what a UTC timestamp holds. (Checked here so that
+    a batch rarely has to be retried row by row.)"""
+    for label, source, prefix in (("patient", patient, "patient_"), ("appointment", record, "")):
+        for column, length in _LENGTHS[label].items():
+            value = getattr(source, column)
+            if isinstance(value, str) and length and len(value) > length:
+                name = f"{prefix}{column}" if column == "external_id" else column
+                return f"{name} is longer than {length} characters ({len(value)})"
+    try:
+        record.starts_at.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return f"starts_at {record.starts_at.isoformat()} is out of range"
+    return None
