@@ -209,6 +209,7 @@ def _flush(session: Session, pending: list[_Pending], now: datetime, series_leng
     again in a savepoint, down to the row at fault, which is reported with the reason: the other
     rows are kept, at the cost of a few more statements per bad row, not one round per row."""
     todo = [item for item in pending if item.records is not None]
+    _open_transaction(session)
     outcomes = _write(session, [item.records for item in todo], now, series_length)
     for item, outcome in zip(todo, outcomes):
         if isinstance(outcome, Exception):
@@ -220,6 +221,15 @@ def _flush(session: Session, pending: list[_Pending], now: datetime, series_leng
     if on_batch is not None:
         on_batch(results, lines_read)
     session.commit()
+
+
+def _open_transaction(session: Session) -> None:
+    """Make sure the batch's savepoints sit inside a transaction. The sqlite3 module opens one
+    only before a data change, and SQLite commits at once the RELEASE of a savepoint opened
+    outside a transaction: the batch and what on_batch adds would not commit together."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 def _write(session: Session, items: list, now: datetime, series_length: int) -> list[str | Exception]:
