@@ -77,7 +77,11 @@ def import_file(file: Path, as_json: bool) -> None:
     from reminders.models import utcnow
 
     settings = get_settings()
-    done = {"lines": 0}
+    # on_batch runs before its batch commits: when it runs, the batches before it are in.
+    done = {"committed": 0, "pending": 0}
+
+    def track(lines: int) -> None:
+        done["committed"], done["pending"] = done["pending"], lines
 
     def import_with(on_batch):
         with session_scope() as session:
@@ -89,14 +93,14 @@ def import_file(file: Path, as_json: bool) -> None:
         _ensure_database()
         total = count_lines(text)
         if sys.stdout.isatty() and sys.stderr.isatty() and total:
-            report = _with_progress_bar(file.name, total, done, import_with)
+            report = _with_progress_bar(file.name, total, track, import_with)
         else:
-            report = import_with(lambda results, lines: done.update(lines=lines))
+            report = import_with(lambda results, lines: track(lines))
     except UnusableFile as exc:
         click.echo(f"error: {file}: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        click.echo(f"\nstopped: the rows before line {done['lines'] + 1} are imported; "
+        click.echo(f"\nstopped: the rows up to line {done['committed'] + 1} at least are imported; "
                    "run the same command again to finish (rows already in are left unchanged)", err=True)
         sys.exit(130)
     summary = report.summary()
@@ -112,7 +116,7 @@ def import_file(file: Path, as_json: bool) -> None:
     sys.exit(report.exit_code)
 
 
-def _with_progress_bar(name: str, total: int, done: dict, import_with):
+def _with_progress_bar(name: str, total: int, track, import_with):
     """Run the import under a rich progress bar (lines of the file, rows per second, refused rows)."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
@@ -127,7 +131,7 @@ def _with_progress_bar(name: str, total: int, done: dict, import_with):
 
         def on_batch(results, lines: int) -> None:
             nonlocal refused
-            done["lines"] = lines
+            track(lines)
             refused += sum(1 for row in results if row.result == "rejected")
             elapsed = progress.tasks[0].elapsed or 0
             rate = f"{lines / elapsed:,.0f}" if elapsed else "-"

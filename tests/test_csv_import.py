@@ -312,3 +312,29 @@ def test_optional_columns_may_follow(settings, tmp_path):
     rows = [GOOD[0] + ",es,TRD,lamotrigine", GOOD[1] + ",,,"]
     code, output = run_import(write(tmp_path, *rows, header=header))
     assert code == 0 and "2 created" in output, output
+
+
+def test_an_import_stopped_with_ctrl_c_says_what_is_in_and_running_it_again_finishes(settings, tmp_path, session,
+                                                                                    monkeypatch):
+    import reminders.intake.csv_import as csv_import
+    real_import = csv_import.import_csv_text
+
+    def small_batches_then_ctrl_c(*args, on_batch=None, **kwargs):
+        calls = []
+
+        def stop_at_the_second_batch(results, lines):
+            calls.append(lines)
+            on_batch(results, lines)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+
+        return real_import(*args, **{**kwargs, "batch_size": 3}, on_batch=stop_at_the_second_batch)
+
+    path = write(tmp_path, *make_rows(8))
+    monkeypatch.setattr(csv_import, "import_csv_text", small_batches_then_ctrl_c)
+    code, output = run_import(path)
+    assert code == 130 and "stopped: the rows up to line 4 at least are imported" in output, output
+    assert len(stored_visits(session)) == 3
+    monkeypatch.setattr(csv_import, "import_csv_text", real_import)
+    code, output = run_import(path)
+    assert code == 0 and "8 rows: 5 created, 0 updated, 3 unchanged, 0 rejected" in output

@@ -125,7 +125,8 @@ def import_csv_text(session: Session, text: str, now: datetime, *, phone_region:
     """Import every row; commits every `batch_size` rows, so a stopped import keeps what came before.
 
     on_batch(results, lines_read) is called for each batch before its commit (the caller may add
-    its own rows to the same transaction, e.g. an import job's progress)."""
+    its own rows to the same transaction, e.g. an import job's progress); lines_read counts the
+    lines after the header, as count_lines does."""
     columns, reader = read_header(text)
     report = ImportReport()
     validator = RowValidator(columns, phone_region)
@@ -146,9 +147,9 @@ def import_csv_text(session: Session, text: str, now: datetime, *, phone_region:
             continue  # blank line
         pending.append(validator.check(cells, start))
         if len(pending) >= batch_size:
-            _flush(session, pending, now, series_length, report, on_batch, line - 1)
+            _flush(session, pending, now, series_length, report, on_batch, line - 2)
             pending = []
-    _flush(session, pending, now, series_length, report, on_batch, line - 1)
+    _flush(session, pending, now, series_length, report, on_batch, line - 2)
     return report
 
 
