@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Iterable, Sequence
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import any_, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -185,8 +186,9 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
     """Apply (patient, appointment) records in order; one result per item: created, updated,
     unchanged, or the IntakeError that refused it (and none of its changes are kept).
 
-    A database error is raised for the whole batch; the caller retries its items one by one
-    (each in a savepoint) to find the one at fault."""
+    Values the columns cannot hold are refused here (IntakeError). Any other database error is
+    raised for the whole batch: the caller retries smaller parts of it, each in a savepoint, to
+    find the row at fault (see csv_import._write)."""
     patients_table, appointments_table, courses_table = Patient.__table__, Appointment.__table__, Course.__table__
     patient_ids = {p.external_id for p, _ in items}
     visit_ids = {a.external_id for _, a in items}
@@ -194,24 +196,26 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
     patients: dict[str, SimpleNamespace] = {}
     originals: dict[str, dict] = {}
     for row in session.execute(select(*(patients_table.c[c] for c in PATIENT_COLUMNS))
-                               .where(patients_table.c.external_id.in_(patient_ids))):
-        patients[row.external_id] = SimpleNamespace(**row._asdict(), plan_changed=False)
-        originals[row.external_id] = row._asdict()
+                               .where(_among(patients_table.c.external_id, patient_ids, session))):
+        values = row._asdict()
+        patients[row.external_id] = SimpleNamespace(**values, plan_changed=False)
+        originals[row.external_id] = values
     owner_of = {p.id: key for key, p in patients.items()}
 
     visits: dict[str, SimpleNamespace] = {}
     visit_originals: dict[str, dict] = {}
     for row in session.execute(select(*(appointments_table.c[c] for c in APPOINTMENT_COLUMNS))
-                               .where(appointments_table.c.external_id.in_(visit_ids))):
-        visits[row.external_id] = SimpleNamespace(**row._asdict(), owner=owner_of.get(row.patient_id, row.patient_id))
-        visit_originals[row.external_id] = row._asdict()
+                               .where(_among(appointments_table.c.external_id, visit_ids, session))):
+        values = row._asdict()
+        visits[row.external_id] = SimpleNamespace(**values, owner=owner_of.get(row.patient_id, row.patient_id))
+        visit_originals[row.external_id] = values
 
     open_course: dict[str, object] = {}  # patient key -> course id, or a new course's key
     known_ids = [p.id for p in patients.values()]
     if known_ids:
         for row in session.execute(
             select(courses_table.c.id, courses_table.c.patient_id)
-            .where(courses_table.c.patient_id.in_(known_ids), courses_table.c.ended_at.is_(None))
+            .where(_among(courses_table.c.patient_id, known_ids, session), courses_table.c.ended_at.is_(None))
             .order_by(courses_table.c.started_at.desc(), courses_table.c.id.desc())
         ):
             open_course.setdefault(owner_of[row.patient_id], row.id)
@@ -293,7 +297,7 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
     ])
     replan = [p.id for key, p in patients.items() if p.plan_changed and key in originals]
     if replan:
-        session.execute(update(appointments_table).where(appointments_table.c.patient_id.in_(replan))
+        session.execute(update(appointments_table).where(_among(appointments_table.c.patient_id, replan, session))
                         .values(needs_planning=True))
 
     # Courses for patients who had none open.
@@ -323,6 +327,13 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
     bulk_update(session, appointments_table, [(row["_id"], {"number_in_course": row["_number"], "needs_planning": True})
                                               for row in outside])
     return results
+
+
+def _among(column, values, session: Session):
+    """column IN (values). On PostgreSQL `= ANY(array)`: one parameter, not hundreds."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _differences(state: SimpleNamespace, original: dict, columns: Sequence[str]) -> dict:
@@ -419,7 +430,7 @@ def _number_courses(session: Session, courses: set, visits: dict[str, SimpleName
     if stored:
         for row in session.execute(
             select(table.c.id, table.c.external_id, table.c.course_id, table.c.kind, table.c.status,
-                   table.c.starts_at, table.c.number_in_course).where(table.c.course_id.in_(stored))
+                   table.c.starts_at, table.c.number_in_course).where(_among(table.c.course_id, stored, session))
         ):
             mine = visits.get(row.external_id)
             if mine is not None and mine.id == row.id:
@@ -439,22 +450,20 @@ def _number_courses(session: Session, courses: set, visits: dict[str, SimpleName
     return outside
 
 
-_LENGTHS = {
-    "patient": {c: Patient.__table__.c[c].type.length for c in ("external_id", *PATIENT_FIELDS)},
-    "appointment": {c: Appointment.__table__.c[c].type.length for c in ("external_id", "kind", "location", "status")},
-}
+_LENGTHS = [(0, c, "patient_external_id" if c == "external_id" else c, Patient.__table__.c[c].type.length)
+            for c in ("external_id", *PATIENT_FIELDS)]
+_LENGTHS += [(1, c, c, Appointment.__table__.c[c].type.length) for c in ("external_id", "kind", "location", "status")]
 
 
 def _unfit(patient: PatientRecord, record: AppointmentRecord) -> str | None:
     """Why the database could not store these records as they are, if it could not: a value
     longer than its column, or a time beyond what a UTC timestamp holds. (Checked here so that
-    a batch rarely has to be retried row by row.)"""
-    for label, source, prefix in (("patient", patient, "patient_"), ("appointment", record, "")):
-        for column, length in _LENGTHS[label].items():
-            value = getattr(source, column)
-            if isinstance(value, str) and length and len(value) > length:
-                name = f"{prefix}{column}" if column == "external_id" else column
-                return f"{name} is longer than {length} characters ({len(value)})"
+    a batch rarely has to be retried part by part.)"""
+    sources = (patient, record)
+    for which, column, name, length in _LENGTHS:
+        value = getattr(sources[which], column)
+        if value is not None and len(value) > length:
+            return f"{name} is longer than {length} characters ({len(value)})"
     try:
         record.starts_at.astimezone(timezone.utc)
     except (OverflowError, ValueError):
