@@ -80,12 +80,26 @@ def timed_import(url: str, path: Path, now: datetime, batch_size: int) -> tuple[
     from reminders.db import session_factory
     from reminders.intake.csv_import import import_csv_text, read_text
 
-    started = time.perf_counter()
     with session_factory(url)() as session:
+        backend = session.scalar(text("SELECT pg_backend_pid()"))
+        session.commit()
+        started, cpu, server = time.perf_counter(), time.process_time(), server_cpu(backend)
         report = import_csv_text(session, read_text(path), now, batch_size=batch_size)
-    seconds = time.perf_counter() - started
-    summary = report.summary()
+        seconds = time.perf_counter() - started
+        summary = report.summary()
+        summary["cpu"] = time.process_time() - cpu
+        after = server_cpu(backend)
+        summary["server_cpu"] = after - server if after is not None and server is not None else None
     return summary["rows"], seconds, summary["rejected"], summary
+
+
+def server_cpu(pid: int) -> float | None:
+    """CPU seconds of a PostgreSQL backend, when the server runs on this machine (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -103,6 +117,7 @@ def main() -> None:
     from reminders.models import Appointment, Patient
 
     now = datetime.now(timezone.utc)
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     schema = f"bench_csv_{uuid.uuid4().hex[:8]}"
     admin = create_engine(args.database_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -125,11 +140,16 @@ def main() -> None:
             planned = connection.scalar(select(func.count()).select_from(Appointment)
                                         .where(Appointment.needs_planning.is_(True)))
         engine.dispose()
-        print(f"\nPostgreSQL, batch size {args.batch_size}, {os.cpu_count()} cores")
-        print(f"{'run':<22}{'rows':>8}{'seconds':>10}{'rows/s':>10}{'refused':>9}  created/updated/unchanged")
+        print(f"\nPostgreSQL, batch size {args.batch_size}, {os.cpu_count()} cores, "
+              f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} (others' work slows the figures)")
+        print(f"{'run':<22}{'rows':>8}{'seconds':>10}{'rows/s':>10}{'refused':>9}{'CPU s':>8}{'PG CPU s':>10}"
+              "  created/updated/unchanged")
         for name, rows, seconds, refused, summary in runs:
-            print(f"{name:<22}{rows:>8,}{seconds:>10.1f}{rows / seconds:>10,.0f}{refused:>9}  "
-                  f"{summary['created']}/{summary['updated']}/{summary['unchanged']}")
+            server = f"{summary['server_cpu']:.1f}" if summary["server_cpu"] is not None else "-"
+            print(f"{name:<22}{rows:>8,}{seconds:>10.1f}{rows / seconds:>10,.0f}{refused:>9}{summary['cpu']:>8.1f}"
+                  f"{server:>10}  {summary['created']}/{summary['updated']}/{summary['unchanged']}")
+        print("(CPU s: the importing process's CPU time; PG CPU s: its PostgreSQL backend's, if local.\n"
+              " On a busy machine seconds exceed their sum: the rest is waiting for a core.)")
         print(f"\nstored: {patients:,} patients, {visits:,} visits, {planned:,} marked for planning")
         reasons = {}
         for error in runs[0][4]["errors"]:
