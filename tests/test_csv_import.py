@@ -1,6 +1,8 @@
 """`reminders import FILE.csv`: good rows taken, bad rows reported by line, re-imports idempotent."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from click.testing import CliRunner
 
@@ -143,3 +145,196 @@ def test_excel_style_file_with_bom_and_crlf(settings, tmp_path):
     path.write_bytes(("\ufeff" + "\r\n".join([HEADER.upper(), *GOOD]) + "\r\n").encode("utf-8"))
     code, output = run_import(path)
     assert code == 0 and "2 created" in output, output
+
+
+# --- At clinic scale: batches, rows the database refuses, stopped imports -------------------------
+
+def make_rows(count: int, *, patients: int = 4, start: str = "2026-12-01T09:00:00-05:00") -> list[str]:
+    """count visits for a few patients, a day apart, each patient's in time order."""
+    from datetime import timedelta
+
+    first = at(start)
+    rows = []
+    for n in range(count):
+        p = n % patients
+        when = (first + timedelta(days=n)).astimezone(ZoneInfo("America/New_York")).isoformat()
+        rows.append(f"v{n},pat{p},Pat{p},Lopez,+1202555{p:04d},,America/New_York,sms,induction,{when},50,Suite 200,")
+    return rows
+
+
+def stored_visits(session):
+    from sqlalchemy import select
+
+    from reminders.models import Appointment, Patient
+    session.expire_all()
+    query = (select(Appointment.external_id, Patient.external_id, Appointment.number_in_course, Appointment.status,
+                    Appointment.starts_at, Appointment.course_id.is_(None), Appointment.needs_planning)
+             .join(Patient, Patient.id == Appointment.patient_id).order_by(Appointment.external_id))
+    return [tuple(row) for row in session.execute(query)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_200_character_name_and_a_year_9999_visit_are_refused_by_line_and_the_good_rows_go_in(
+        request, tmp_path, backend):
+    if backend == "postgres":
+        request.getfixturevalue("pg_settings")
+    else:
+        request.getfixturevalue("settings")
+    long_name = "a3,p3," + "N" * 200 + ",Park,+12025550111,,America/New_York,sms,induction,2026-12-10T10:00:00-05:00,50,,"
+    far_future = "a4,p4,Lee,Park,+12025550112,,America/New_York,sms,induction,9999-12-31T23:00:00-05:00,50,,"
+    last = "a5,p5,Kim,Ng,+12025550113,,America/New_York,sms,maintenance,2026-12-12T10:00:00-05:00,50,,"
+    code, output = run_import(write(tmp_path, GOOD[0], long_name, GOOD[1], far_future, last))
+    assert code == 1, output
+    assert "line 3: rejected (a3)" in output and "line 5: rejected (a4)" in output, output
+    assert "5 rows: 3 created, 0 updated, 0 unchanged, 2 rejected" in output
+    from reminders.db import session_factory
+    from reminders.config import get_settings
+    with session_factory(get_settings().effective_database_url)() as session:
+        assert [(v[0], v[-1]) for v in stored_visits(session)] == [("a1", True), ("a2", True), ("a5", True)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_row_the_database_refuses_costs_no_other_row_of_its_batch(request, backend):
+    """A trigger stands in for any refusal the checks before writing do not foresee."""
+    from sqlalchemy import text
+
+    from reminders.db import session_factory
+    from reminders.intake.csv_import import import_csv_text
+    current = request.getfixturevalue("pg_settings" if backend == "postgres" else "settings")
+    sessions = session_factory(current.effective_database_url)
+    with sessions() as session:
+        if backend == "postgres":
+            session.execute(text("CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                                 "RAISE EXCEPTION 'poisoned row %', NEW.external_id; END $$ LANGUAGE plpgsql"))
+            session.execute(text("CREATE TRIGGER poison BEFORE INSERT ON appointments FOR EACH ROW "
+                                 "WHEN (NEW.external_id = 'v13') EXECUTE FUNCTION poison()"))
+        else:
+            session.execute(text("CREATE TRIGGER poison BEFORE INSERT ON appointments "
+                                 "WHEN NEW.external_id = 'v13' BEGIN SELECT RAISE(ABORT, 'poisoned row v13'); END"))
+        session.commit()
+        report = import_csv_text(session, "\n".join([HEADER, *make_rows(25)]) + "\n", at("2026-11-01T12:00:00Z"),
+                                 batch_size=10)
+    assert [(row.line, row.external_id) for row in report.rejected] == [(15, "v13")]
+    assert "the database refused the row" in report.rejected[0].reasons[0] and "poisoned row" in report.rejected[0].reasons[0]
+    assert report.count("created") == 24 and report.exit_code == 1
+    with sessions() as session:
+        visits = stored_visits(session)
+    assert len(visits) == 24 and all(v[-1] for v in visits)  # all marked for planning
+    numbers = {}
+    for external_id, patient, number, *_ in sorted(visits, key=lambda v: v[4]):
+        numbers.setdefault(patient, []).append(number)
+    assert all(found == list(range(1, len(found) + 1)) for found in numbers.values())
+
+
+def test_a_stopped_import_keeps_the_batches_it_committed_and_running_it_again_finishes_it(settings, session):
+    from reminders.intake.csv_import import import_csv_text
+    text = "\n".join([HEADER, *make_rows(25)]) + "\n"
+    batches = []
+
+    def stop_at_the_second_batch(results, lines):
+        batches.append(lines)
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        import_csv_text(session, text, at("2026-11-01T12:00:00Z"), batch_size=10, on_batch=stop_at_the_second_batch)
+    session.rollback()
+    assert [v[0] for v in stored_visits(session)] == sorted(f"v{n}" for n in range(10))
+    again = import_csv_text(session, text, at("2026-11-01T12:00:00Z"), batch_size=10)
+    assert (again.count("unchanged"), again.count("created"), again.count("rejected")) == (10, 15, 0)
+    assert len(stored_visits(session)) == 25
+
+
+def test_reimporting_a_large_file_plans_nothing_new(settings, tmp_path, session):
+    rows = make_rows(40, patients=6)
+    path = write(tmp_path, *rows)
+    code, output = run_import(path)
+    assert code == 0 and "40 created" in output
+    run_pass(settings, at("2026-11-25T10:00:00-05:00"))
+    before = [(r.id, r.status, r.due_at, r.updated_at) for r in outbox(session)]
+    assert before and all(not v[-1] for v in stored_visits(session))
+    code, output = run_import(path)
+    assert code == 0 and "0 created, 0 updated, 40 unchanged" in output
+    assert all(not v[-1] for v in stored_visits(session))  # nothing marked for planning
+    assert run_pass(settings, at("2026-11-25T10:00:00-05:00"))["planned"] == 0
+    assert [(r.id, r.status, r.due_at, r.updated_at) for r in outbox(session)] == before
+
+
+def test_batches_give_the_same_visits_as_one_row_at_a_time(settings, session):
+    """Bookings, a move, a cancel and a patient's new phone across batch boundaries: batched
+    writes end where the one-record upserts (the API's path) end."""
+    from sqlalchemy import text as sql
+
+    from reminders.intake.csv_import import RowValidator, import_csv_text, read_header
+    from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
+    rows = make_rows(18, patients=3)
+    rows.append(rows[4].replace("2026-12-05T09:00:00", "2026-11-30T09:00:00"))  # v4 moves before all others
+    rows.append(rows[7].rstrip(",") + ",canceled")  # v7 canceled
+    rows.append(rows[2].replace("+12025550002", "+12025550099"))  # pat2's new phone
+    rows.append(rows[1].replace("v1,pat1", "v5,pat1"))  # v5 belongs to pat2: refused
+    rows.append(rows[0].replace("v0,", "v0b,").replace("2026-12-01T09", "2026-12-01T08"))  # earlier than v0
+    now = at("2026-11-01T12:00:00Z")
+    text = "\n".join([HEADER, *rows]) + "\n"
+    expected = None
+    for batch_size in (None, 1, 4, 500):
+        session.execute(sql("DELETE FROM appointments"))
+        session.execute(sql("DELETE FROM courses"))
+        session.execute(sql("DELETE FROM patients"))
+        session.commit()
+        if batch_size is None:  # the reference: one record at a time
+            columns, reader = read_header(text)
+            validator = RowValidator(columns, "US")
+            for line, cells in enumerate(reader, start=2):
+                pending = validator.check(cells, line)
+                patient_record, record = pending.records
+                nested = session.begin_nested()
+                try:
+                    patient = upsert_patient(session, patient_record, now).patient
+                    upsert_appointment(session, patient, record, now)
+                    nested.commit()
+                except IntakeError:
+                    nested.rollback()
+            session.commit()
+            expected = numbered(stored_visits(session))
+            continue
+        report = import_csv_text(session, text, now, batch_size=batch_size)
+        assert [row.external_id for row in report.rejected] == ["v5"]
+        assert numbered(stored_visits(session)) == expected, batch_size
+
+
+def numbered(visits):
+    """A canceled visit takes no number: what it holds is whatever it had when it was canceled."""
+    return [(v[:2] + (None,) + v[3:]) if v[3] == "canceled" else v for v in visits]
+
+
+def test_optional_columns_may_follow(settings, tmp_path):
+    header = HEADER + ",language,condition,medications_to_hold"
+    rows = [GOOD[0] + ",es,TRD,lamotrigine", GOOD[1] + ",,,"]
+    code, output = run_import(write(tmp_path, *rows, header=header))
+    assert code == 0 and "2 created" in output, output
+
+
+def test_an_import_stopped_with_ctrl_c_says_what_is_in_and_running_it_again_finishes(settings, tmp_path, session,
+                                                                                    monkeypatch):
+    import reminders.intake.csv_import as csv_import
+    real_import = csv_import.import_csv_text
+
+    def small_batches_then_ctrl_c(*args, on_batch=None, **kwargs):
+        calls = []
+
+        def stop_at_the_second_batch(results, lines):
+            calls.append(lines)
+            on_batch(results, lines)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+
+        return real_import(*args, **{**kwargs, "batch_size": 3}, on_batch=stop_at_the_second_batch)
+
+    path = write(tmp_path, *make_rows(8))
+    monkeypatch.setattr(csv_import, "import_csv_text", small_batches_then_ctrl_c)
+    code, output = run_import(path)
+    assert code == 130 and "stopped: the rows up to line 4 at least are imported" in output, output
+    assert len(stored_visits(session)) == 3
+    monkeypatch.setattr(csv_import, "import_csv_text", real_import)
+    code, output = run_import(path)
+    assert code == 0 and "8 rows: 5 created, 0 updated, 3 unchanged, 0 rejected" in output

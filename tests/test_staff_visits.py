@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from reminders.intake import import_jobs
 from reminders.models import Appointment, AuditEntry, Course, OutboxMessage, Patient, utcnow
 from reminders.pipeline import run_pass
 from tests.fixtures.staff import add_patient, add_visit, post_form
@@ -203,8 +204,14 @@ CSV_HEADER = ("external_id,patient_external_id,first_name,last_name,phone,email,
 
 
 def upload(client, text: str, name: str = "visits.csv"):
-    return post_form(client, "/visits/import", {"file": (io.BytesIO(text.encode()), name)},
-                     content_type="multipart/form-data")
+    """Upload a file; once the import has run, the report page it redirected to."""
+    response = post_form(client, "/visits/import", {"file": (io.BytesIO(text.encode()), name)},
+                         content_type="multipart/form-data")
+    if response.status_code != 303:
+        return response
+    job_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    assert import_jobs.wait_for(job_id, timeout=60)
+    return client.get(response.headers["Location"])
 
 
 def test_csv_upload_shows_the_per_row_report(staff_client, sessions):

@@ -1,4 +1,10 @@
-"""`reminders import FILE.csv`: every good row is taken, every bad one reported with its line."""
+"""`reminders import FILE.csv`: every good row is taken, every bad one reported with its line.
+
+Rows are checked one by one and written in batches (BATCH_SIZE rows per transaction, a few
+set-based statements per batch, see upsert.upsert_batch). A batch the database refuses is
+retried row by row, each in a savepoint, so one bad row never costs the good ones; a stopped
+import keeps the batches already committed, and running it again is safe (upsert by external_id).
+"""
 from __future__ import annotations
 
 import csv
@@ -6,19 +12,23 @@ import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
 from reminders.intake.records import AppointmentRecord, PatientRecord, reasons
-from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
+from reminders.intake.upsert import IntakeError, upsert_batch
 
 COLUMNS = (
     "external_id", "patient_external_id", "first_name", "last_name", "phone", "email", "timezone",
     "preferred_channel", "kind", "starts_at", "duration_minutes", "location", "status",
 )
 REQUIRED_COLUMNS = ("external_id", "patient_external_id", "first_name", "timezone", "kind", "starts_at")
+PATIENT_CELLS = ("patient_external_id", "first_name", "last_name", "phone", "email", "timezone", "preferred_channel")
 MAX_FILE_BYTES = 50 * 1024 * 1024
+BATCH_SIZE = 500  # rows per transaction
 
 
 class UnusableFile(Exception):
@@ -75,8 +85,9 @@ def decode(data: bytes) -> str:
     raise UnusableFile("the file is not text (expected UTF-8 CSV)")
 
 
-def import_csv_text(session: Session, text: str, now: datetime, *, phone_region: str = "US",
-                    series_length: int = 6) -> ImportReport:
+def read_header(text: str) -> tuple[list[str], "csv._reader"]:
+    """The lower-cased column names and a reader positioned after them; UnusableFile if the
+    file as a whole cannot be an appointment CSV."""
     if "\x00" in text:
         raise UnusableFile("the file is not text (expected UTF-8 CSV)")
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -92,8 +103,34 @@ def import_csv_text(session: Session, text: str, now: datetime, *, phone_region:
         raise UnusableFile(f"line 1: the header lacks the column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
     if "phone" not in columns and "email" not in columns:
         raise UnusableFile("line 1: the header needs a phone or an email column")
+    return columns, reader
 
+
+def count_lines(text: str) -> int:
+    """Lines after the header: an upper bound of the rows, for a progress bar."""
+    return max(text.count("\n") - (1 if text.endswith("\n") else 0), 0)
+
+
+@dataclass
+class _Pending:
+    line: int
+    external_id: str
+    records: tuple[PatientRecord, AppointmentRecord] | None = None
+    result: RowResult | None = None
+
+
+def import_csv_text(session: Session, text: str, now: datetime, *, phone_region: str = "US",
+                    series_length: int = 6, batch_size: int = BATCH_SIZE,
+                    on_batch: Callable[[list[RowResult], int], None] | None = None) -> ImportReport:
+    """Import every row; commits every `batch_size` rows, so a stopped import keeps what came before.
+
+    on_batch(results, lines_read) is called for each batch before its commit (the caller may add
+    its own rows to the same transaction, e.g. an import job's progress); lines_read counts the
+    lines after the header, as count_lines does."""
+    columns, reader = read_header(text)
     report = ImportReport()
+    validator = RowValidator(columns, phone_region)
+    pending: list[_Pending] = []
     line = 2
     while True:
         start = line
@@ -102,55 +139,128 @@ def import_csv_text(session: Session, text: str, now: datetime, *, phone_region:
         except StopIteration:
             break
         except csv.Error as exc:
-            report.rows.append(RowResult(start, "", "rejected", (f"unreadable CSV: {exc}",)))
+            pending.append(_Pending(start, "", result=RowResult(start, "", "rejected", (f"unreadable CSV: {exc}",))))
             line = reader.line_num + 1
             continue
         line = reader.line_num + 1
         if not any(cell.strip() for cell in cells):
             continue  # blank line
-        report.rows.append(_import_row(session, columns, cells, start, now, phone_region, series_length))
-    session.commit()
+        pending.append(validator.check(cells, start))
+        if len(pending) >= batch_size:
+            _flush(session, pending, now, series_length, report, on_batch, line - 2)
+            pending = []
+    _flush(session, pending, now, series_length, report, on_batch, line - 2)
     return report
 
 
-def _import_row(session: Session, columns: list[str], cells: list[str], line: int, now: datetime,
-                phone_region: str, series_length: int) -> RowResult:
-    if len(cells) != len(columns):
+class RowValidator:
+    """Turns a row's cells into records, or a rejected RowResult with the reasons.
+
+    A patient with several visits repeats the same cells on each row: the patient record (and
+    its phone number parsing) is worked out once per distinct set of cells."""
+
+    def __init__(self, columns: list[str], phone_region: str):
+        self.columns = columns
+        self.phone_region = phone_region
+        self.patients: dict[tuple, PatientRecord | list[str]] = {}
+
+    def patient(self, values: dict) -> PatientRecord | list[str]:
+        key = tuple(values.get(name) for name in PATIENT_CELLS)
+        found = self.patients.get(key)
+        if found is None:
+            try:
+                found = PatientRecord(
+                    external_id=values.get("patient_external_id", ""), first_name=values.get("first_name", ""),
+                    last_name=values.get("last_name", ""), phone=values.get("phone"), email=values.get("email"),
+                    timezone=values.get("timezone", ""), preferred_channel=values.get("preferred_channel"),
+                    phone_region=self.phone_region,
+                )
+            except ValidationError as exc:
+                found = [r.replace("external_id is missing", "patient_external_id is missing") for r in reasons(exc)]
+            self.patients[key] = found
+        return found
+
+    def check(self, cells: list[str], line: int) -> _Pending:
+        columns = self.columns
         values = dict(zip(columns, cells))
-        return RowResult(line, values.get("external_id", "").strip(), "rejected",
-                         (f"has {len(cells)} values where the header has {len(columns)} columns",))
-    values = dict(zip(columns, cells))
-    external_id = values.get("external_id", "").strip()
-    errors: list[str] = []
-    patient_record = appointment_record = None
+        external_id = values.get("external_id", "").strip()
+        if len(cells) != len(columns):
+            return _Pending(line, external_id, result=RowResult(
+                line, external_id, "rejected", (f"has {len(cells)} values where the header has {len(columns)} columns",)))
+        errors: list[str] = []
+        patient_record = self.patient(values)
+        if isinstance(patient_record, list):
+            errors += patient_record
+        try:
+            appointment_record = AppointmentRecord(
+                external_id=external_id, kind=values.get("kind", ""), starts_at=values.get("starts_at", ""),
+                duration_minutes=values.get("duration_minutes"), location=values.get("location"),
+                status=values.get("status"),
+            )
+        except ValidationError as exc:
+            errors += reasons(exc)
+        if errors:
+            return _Pending(line, external_id, result=RowResult(line, external_id, "rejected", tuple(errors)))
+        return _Pending(line, external_id, records=(patient_record, appointment_record))
+
+
+def _flush(session: Session, pending: list[_Pending], now: datetime, series_length: int, report: ImportReport,
+           on_batch, lines_read: int) -> None:
+    """Write one batch and commit it. A batch the database refuses is split in halves, each tried
+    again in a savepoint, down to the row at fault, which is reported with the reason: the other
+    rows are kept, at the cost of a few more statements per bad row, not one round per row."""
+    todo = [item for item in pending if item.records is not None]
+    _open_transaction(session)
+    outcomes = _write(session, [item.records for item in todo], now, series_length)
+    for item, outcome in zip(todo, outcomes):
+        if isinstance(outcome, Exception):
+            item.result = RowResult(item.line, item.external_id, "rejected", (failure_reason(outcome),))
+        else:
+            item.result = RowResult(item.line, item.external_id, outcome)
+    results = [item.result for item in pending]
+    report.rows.extend(results)
+    if on_batch is not None:
+        on_batch(results, lines_read)
+    session.commit()
+
+
+def _open_transaction(session: Session) -> None:
+    """Make sure the batch's savepoints sit inside a transaction. The sqlite3 module opens one
+    only before a data change, and SQLite commits at once the RELEASE of a savepoint opened
+    outside a transaction: the batch and what on_batch adds would not commit together."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _write(session: Session, items: list, now: datetime, series_length: int) -> list[str | Exception]:
+    """upsert_batch in a savepoint; on failure, the halves in order (the rows' order matters:
+    a later row may update what an earlier one created)."""
+    if not items:
+        return []
     try:
-        patient_record = PatientRecord(
-            external_id=values.get("patient_external_id", ""), first_name=values.get("first_name", ""),
-            last_name=values.get("last_name", ""), phone=values.get("phone"), email=values.get("email"),
-            timezone=values.get("timezone", ""), preferred_channel=values.get("preferred_channel"),
-            phone_region=phone_region,
-        )
-    except ValidationError as exc:
-        errors += [r.replace("external_id is missing", "patient_external_id is missing") for r in reasons(exc)]
-    try:
-        appointment_record = AppointmentRecord(
-            external_id=external_id, kind=values.get("kind", ""), starts_at=values.get("starts_at", ""),
-            duration_minutes=values.get("duration_minutes"), location=values.get("location"),
-            status=values.get("status"),
-        )
-    except ValidationError as exc:
-        errors += reasons(exc)
-    if errors:
-        return RowResult(line, external_id, "rejected", tuple(errors))
-    savepoint = session.begin_nested()
-    try:
-        patient_outcome = upsert_patient(session, patient_record, now)
-        outcome = upsert_appointment(session, patient_outcome.patient, appointment_record, now, series_length)
-        savepoint.commit()
-    except IntakeError as exc:
-        savepoint.rollback()
-        return RowResult(line, external_id, "rejected", (str(exc),))
-    result = outcome.result
-    if result == "unchanged" and patient_outcome.result == "updated":
-        result = "updated"
-    return RowResult(line, external_id, result)
+        with session.begin_nested():
+            return upsert_batch(session, items, now, series_length)
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise  # the database is gone, not this row: stop; what was committed is kept
+        if len(items) == 1:
+            return [exc]
+    except Exception as exc:  # noqa: BLE001 - e.g. a value the database layer cannot take
+        if len(items) == 1:
+            return [exc]
+    middle = len(items) // 2
+    return (_write(session, items[:middle], now, series_length)
+            + _write(session, items[middle:], now, series_length))
+
+
+def failure_reason(exc: Exception) -> str:
+    """A short reason for a row the database would not take."""
+    if isinstance(exc, IntakeError):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        return f"the database refused the row: {detail}"
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        return f"the row could not be stored: {exc.orig}"
+    return f"the row could not be stored: {exc}"

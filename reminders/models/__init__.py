@@ -5,8 +5,9 @@ from reminders.models.appointments import Appointment
 from reminders.models.replies import CheckIn, Escalation, InboundMessage
 from reminders.models.outbox import OutboxMessage
 from reminders.models.staff import ApiToken, AuditEntry, StaffSession, StaffUser, TemplateVersion
+from reminders.models.imports import ImportJob, ImportJobRow
 
 __all__ = [
-    "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "Course", "Escalation",
+    "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "Course", "Escalation", "ImportJob", "ImportJobRow",
     "InboundMessage", "OutboxMessage", "Patient", "StaffSession", "StaffUser", "TemplateVersion", "UTCDateTime", "utcnow",
 ]
