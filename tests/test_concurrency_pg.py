@@ -23,7 +23,7 @@ from reminders.pipeline import due_ids, run_pass
 from reminders.planning.dispatcher import REQUEUE_AFTER, claim_due
 from reminders.planning.planner import appointment_key, plan_appointment, plan_pending, wanted_messages
 from reminders.planning.rules import RuleSettings
-from reminders.sending import Sender, backoff
+from reminders.sending import Sender, backoff, retry_delay
 
 pytestmark = pytest.mark.postgres
 
@@ -549,7 +549,8 @@ def test_a_transient_twilio_error_is_retried_with_backoff_through_the_database(
     assert first["retrying"] == 1 and first["sent"] == 0
     [row] = [r for r in outbox_rows(pg_sessions) if r.rule == "induction_24h"]
     assert (row.status, row.attempts, row.error_code) == (PLANNED, 1, "20503")
-    assert row.due_at == NOW + backoff(1)
+    assert row.due_at == NOW + retry_delay(1, row.id)
+    assert NOW + backoff(1) <= row.due_at <= NOW + backoff(1) * 1.2  # backoff plus jitter
     assert len(fake_twilio.requests) == 1 and not fake_twilio.messages
 
     # Before the backoff is over, a pass leaves it alone, and so does a redelivered old task.
@@ -565,7 +566,7 @@ def test_a_transient_twilio_error_is_retried_with_backoff_through_the_database(
     with pg_sessions() as session:
         row = session.get(OutboxMessage, row.id)
     assert (row.status, row.attempts) == (PLANNED, 2)
-    assert row.due_at == second_at + backoff(2) and backoff(2) == 2 * backoff(1)
+    assert row.due_at == second_at + retry_delay(2, row.id) and backoff(2) == 2 * backoff(1)
 
     third = run_pass(settings, row.due_at, sessions=pg_sessions)
     assert third["sent"] == 1

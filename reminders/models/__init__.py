@@ -4,9 +4,10 @@ from reminders.models.patients import Course, Patient
 from reminders.models.appointments import Appointment
 from reminders.models.replies import CheckIn, Escalation, InboundMessage
 from reminders.models.outbox import OutboxMessage
+from reminders.models.provider_health import ProviderHealth
 from reminders.models.staff import ApiToken, AuditEntry, StaffUser, TemplateVersion
 
 __all__ = [
     "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "Course", "Escalation",
-    "InboundMessage", "OutboxMessage", "Patient", "StaffUser", "TemplateVersion", "UTCDateTime", "utcnow",
+    "InboundMessage", "OutboxMessage", "Patient", "ProviderHealth", "StaffUser", "TemplateVersion", "UTCDateTime", "utcnow",
 ]
