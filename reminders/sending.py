@@ -106,7 +106,7 @@ class Sender:
             receipt = self.channels[row.channel].send(message)
         except DeliveryError as error:
             if not error.permanent:  # the provider's trouble, not this message's
-                record_failure(session, self.settings, row.channel, now, f"{error.code}: {error}",
+                record_failure(session, self.settings, row.channel, now, str(error),
                                _seconds(error.retry_after))
             return self._delivery_failed(session, row, patient, error, now)
         record_success(session, row.channel, now)
