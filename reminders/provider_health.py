@@ -128,17 +128,19 @@ def record_failure(session: Session, settings, channel: str, now: datetime, erro
 
 
 def record_success(session: Session, channel: str, now: datetime) -> bool:
-    """The provider took a message: close the breaker, and what waited for it is due now.
-
-    Returns True when the channel was failing."""
+    """The provider took a message: the failures in a row are over. When the breaker was open,
+    it closes and what backed off meanwhile is due now. Returns True when the channel was failing."""
+    state = breaker(session, channel)
+    if state is None or not (state.consecutive_failures or state.is_open):
+        return False
     recovered = session.execute(
         update(ProviderHealth).where(ProviderHealth.channel == channel,
                                      or_(ProviderHealth.consecutive_failures > 0, ProviderHealth.open_until.is_not(None)))
         .values(consecutive_failures=0, failing_since=None, open_until=None, probe_outbox_id=None, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    if not recovered:
-        return False
+    if not recovered or not state.is_open:
+        return bool(recovered)
     # Rows that backed off on their own before the breaker opened need not wait out their backoff.
     pulled = session.execute(
         update(OutboxMessage)
@@ -180,17 +182,16 @@ def gate(session: Session, outbox_id: int, now: datetime) -> str:
     """Before a send claims its row: "go", "probe" (go, as the channel's probe), "held" (the row
     is back in `planned`, untouched) or "gave_up" (held past its deadline: marked failed)."""
     row = session.execute(
-        select(OutboxMessage.channel, OutboxMessage.kind, OutboxMessage.status)
+        select(OutboxMessage.channel, OutboxMessage.kind, OutboxMessage.status,
+               ProviderHealth.open_until, ProviderHealth.probe_outbox_id)
+        .outerjoin(ProviderHealth, ProviderHealth.channel == OutboxMessage.channel)
         .where(OutboxMessage.id == outbox_id)
     ).first()
-    if row is None or row.status != QUEUED or row.kind == KIND_ALERT:
+    if row is None or row.status != QUEUED or row.kind == KIND_ALERT or row.open_until is None:
         return "go"
-    state = breaker(session, row.channel)
-    if state is None or not state.is_open:
-        return "go"
-    if state.probe_outbox_id == outbox_id:
+    if row.probe_outbox_id == outbox_id:
         return "probe"
-    if state.open_until <= now and take_probe(session, row.channel, outbox_id, now):
+    if row.open_until <= now and take_probe(session, row.channel, outbox_id, now):
         return "probe"
     if give_up_held(session, [row.channel], now, ids=[outbox_id], statuses=(QUEUED,)):
         return "gave_up"
