@@ -295,3 +295,28 @@ def test_a_retry_never_lands_past_the_deadline_and_none_is_left_when_it_has_come
     assert retry_time(now, timedelta(minutes=30), deadline) == deadline - timedelta(minutes=1)
     assert retry_time(deadline - timedelta(minutes=1), timedelta(minutes=1), deadline) is None
     assert retry_time(now, timedelta(hours=5), None) == now + timedelta(hours=5)
+
+
+def test_an_smtp_login_refused_for_15_minutes_pauses_email_then_each_goes_once(
+        sms, sessions, smtp_server, smtp_settings, configure):
+    wrong = configure(**{**smtp_settings, "SMTP_USERNAME": "clinic", "SMTP_PASSWORD": "wrong"})
+    start = at(f"{DAY}T09:00:00-05:00") + timedelta(days=1)
+    with sessions() as session:
+        for i in range(6):
+            patient = Patient(external_id=f"e{i}", first_name=f"Em{i}", last_name="Example", phone=None,
+                              email=f"em{i}@example.org", timezone=NY, preferred_channel="email")
+            session.add(patient)
+            session.add(Appointment(external_id=f"e{i}", patient=patient, kind="induction", number_in_course=2,
+                                    starts_at=start + timedelta(minutes=i), duration_minutes=60,
+                                    location="Suite 200", status="scheduled", needs_planning=True))
+        session.commit()
+    for now in minutes(at(f"{DAY}T09:00:00-05:00"), at(f"{DAY}T09:15:00-05:00")):
+        run_pass(wrong, now)
+    assert smtp_server.messages == []
+    assert health(sessions, "email").open_until is not None and "login refused" in health(sessions, "email").last_error
+
+    fixed = configure(SMTP_PASSWORD="secret")
+    for now in minutes(at(f"{DAY}T09:15:00-05:00"), at(f"{DAY}T09:30:00-05:00")):
+        run_pass(fixed, now)
+    assert Counter(tuple(m.rcpt_tos) for m in smtp_server.messages) == Counter({(f"em{i}@example.org",): 1 for i in range(6)})
+    assert health(sessions, "email").open_until is None
