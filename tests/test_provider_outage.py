@@ -320,3 +320,45 @@ def test_an_smtp_login_refused_for_15_minutes_pauses_email_then_each_goes_once(
         run_pass(fixed, now)
     assert Counter(tuple(m.rcpt_tos) for m in smtp_server.messages) == Counter({(f"em{i}@example.org",): 1 for i in range(6)})
     assert health(sessions, "email").open_until is None
+
+
+@pytest.mark.postgres
+def test_passes_racing_on_postgresql_let_one_probe_through_and_hold_the_rest(configure, postgres_url):
+    import threading
+
+    from reminders.db import session_factory
+    from reminders.migrations import upgrade
+    from reminders.planning.dispatcher import claim_due
+    from reminders.planning.planner import plan_pending
+    from reminders.planning.rules import RuleSettings
+
+    upgrade(postgres_url)
+    configure(DATABASE_URL=postgres_url)
+    pg = session_factory(postgres_url)
+    now = at(f"{DAY}T09:30:00-05:00")
+    load_patients(pg, [(at(f"{DAY}T09:00:00-05:00") + timedelta(days=1, minutes=i), NY) for i in range(20)])
+    with pg() as session:
+        plan_pending(session, RuleSettings(), now)
+        session.add(ProviderHealth(channel="sms", consecutive_failures=5, failing_since=now - timedelta(minutes=20),
+                                   open_until=now - timedelta(seconds=1), last_error="Twilio error 20503"))
+        session.commit()
+
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def one_pass():
+        with pg() as session:
+            barrier.wait(30)
+            claimed.append(claim_due(session, now))
+
+    threads = [threading.Thread(target=one_pass, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(claimed) == 4
+    assert sorted(len(ids) for ids in claimed) == [0, 0, 0, 1]  # one probe, whoever won
+    with pg() as session:
+        statuses = Counter(session.scalars(select(OutboxMessage.status).where(OutboxMessage.rule == "induction_24h")))
+        assert statuses == Counter({"planned": 19, "queued": 1})
+        assert session.get(ProviderHealth, "sms").probe_outbox_id == next(ids for ids in claimed if ids)[0]
