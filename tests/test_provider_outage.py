@@ -225,6 +225,13 @@ def test_a_staff_crisis_alert_is_retried_through_a_long_outage_and_goes_once_aft
     with sessions() as session:
         alert = session.scalar(select(OutboxMessage))
         assert alert.status == "planned" and alert.attempts >= 40  # tried every hour, never given up
+    app = create_app(sms, {"TESTING": True, "CLOCK": Clock(now + timedelta(hours=48))})
+    make_user(sessions, "staff@clinic.test", "staff")
+    staff = app.test_client()
+    assert login(staff, "staff@clinic.test").status_code == 302
+    page = staff.get("/").get_data(as_text=True)
+    assert "SMS provider failing since Dec 8 09:00" in page
+    assert "1 crisis alert to staff could not go out yet" in page
     fake_twilio.recover()
     run_pass(sms, now + timedelta(hours=49))
     run_pass(sms, now + timedelta(hours=50))
