@@ -178,6 +178,48 @@ def release_probe(session: Session, channel: str, outbox_id: int, now: datetime)
     )
 
 
+def before_claiming(session: Session, now: datetime) -> tuple[list[str], list[int]]:
+    """For the dispatcher: the channels whose rows are held now, and the probes it may queue.
+
+    Held rows past their deadline are marked failed first."""
+    paused = breakers(session, only_open=True)
+    if not paused:
+        return [], []
+    give_up_held(session, paused, now)
+    return list(paused), _queue_probes(session, paused, now)
+
+
+def not_held(paused: list[str]):
+    """The dispatcher's filter while channels are paused: other channels, and staff alerts."""
+    return or_(OutboxMessage.channel.not_in(paused), OutboxMessage.kind == KIND_ALERT)
+
+
+def _queue_probes(session: Session, paused: dict[str, Breaker], now: datetime) -> list[int]:
+    """Queue the oldest due row of each paused channel whose wait is over, as its one probe."""
+    queued = []
+    for channel, state in paused.items():
+        if state.open_until > now:
+            continue
+        candidate = session.scalar(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == PLANNED, OutboxMessage.due_at <= now, OutboxMessage.channel == channel,
+                   OutboxMessage.kind != KIND_ALERT)
+            .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if candidate is None or not take_probe(session, channel, candidate, now):
+            continue
+        won = session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == candidate, OutboxMessage.status == PLANNED)
+            .values(status=QUEUED, queued_at=now, updated_at=now).execution_options(synchronize_session=False)
+        ).rowcount
+        if won:
+            queued.append(candidate)
+        else:
+            release_probe(session, channel, candidate, now)
+    return queued
+
+
 def gate(session: Session, outbox_id: int, now: datetime) -> str:
     """Before a send claims its row: "go", "probe" (go, as the channel's probe), "held" (the row
     is back in `planned`, untouched) or "gave_up" (held past its deadline: marked failed)."""

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from reminders import provider_health
 from reminders.models import OutboxMessage
-from reminders.models.outbox import KIND_ALERT, PLANNED, QUEUED, SENDING, UNKNOWN
-from reminders.provider_health import breakers, give_up_held, release_probe, take_probe
+from reminders.models.outbox import PLANNED, QUEUED, SENDING, UNKNOWN
 
 # A queued row nobody claimed in this long lost its task (broker restart): queue it again.
 # Claiming is a conditional UPDATE, so a late original task and the new one cannot both send.
@@ -22,11 +22,7 @@ def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
 
     A channel whose provider is failing (its breaker is open, see reminders.provider_health)
     gives no rows but staff alerts; once its wait is over, one row goes as the probe."""
-    paused = breakers(session, only_open=True)
-    probes: list[int] = []
-    if paused:
-        give_up_held(session, paused, now)
-        probes = _probes(session, paused, now)
+    paused, probes = provider_health.before_claiming(session, now)
     due = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status == PLANNED, OutboxMessage.due_at <= now)
@@ -35,7 +31,7 @@ def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
         .with_for_update(skip_locked=True)
     )
     if paused:
-        due = due.where(or_(OutboxMessage.channel.not_in(list(paused)), OutboxMessage.kind == KIND_ALERT))
+        due = due.where(provider_health.not_held(paused))
     ids = probes + session.scalars(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(due.scalar_subquery()))
@@ -45,32 +41,6 @@ def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
     ).all()
     session.commit()
     return sorted(ids)
-
-
-def _probes(session: Session, paused: dict, now: datetime) -> list[int]:
-    """Queue the oldest due row of each paused channel whose wait is over, as its one probe."""
-    queued = []
-    for channel, state in paused.items():
-        if state.open_until > now:
-            continue
-        candidate = session.scalar(
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == PLANNED, OutboxMessage.due_at <= now, OutboxMessage.channel == channel,
-                   OutboxMessage.kind != KIND_ALERT)
-            .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if candidate is None or not take_probe(session, channel, candidate, now):
-            continue
-        won = session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == candidate, OutboxMessage.status == PLANNED)
-            .values(status=QUEUED, queued_at=now, updated_at=now).execution_options(synchronize_session=False)
-        ).rowcount
-        if won:
-            queued.append(candidate)
-        else:
-            release_probe(session, channel, candidate, now)
-    return queued
 
 
 def queue_now(session: Session, ids: list[int], now: datetime) -> list[int]:
