@@ -220,29 +220,32 @@ def _queue_probes(session: Session, paused: dict[str, Breaker], now: datetime) -
     return queued
 
 
-def gate(session: Session, outbox_id: int, now: datetime) -> str:
+def gate(session: Session, outbox_id: int, now: datetime) -> tuple[str, bool]:
     """Before a send claims its row: "go", "probe" (go, as the channel's probe), "held" (the row
-    is back in `planned`, untouched) or "gave_up" (held past its deadline: marked failed)."""
+    is back in `planned`, untouched) or "gave_up" (held past its deadline: marked failed); and
+    whether the channel looked healthy (then a success need not be recorded). One query when
+    all is well; the caller commits."""
     row = session.execute(
         select(OutboxMessage.channel, OutboxMessage.kind, OutboxMessage.status,
-               ProviderHealth.open_until, ProviderHealth.probe_outbox_id)
+               ProviderHealth.open_until, ProviderHealth.probe_outbox_id, ProviderHealth.consecutive_failures)
         .outerjoin(ProviderHealth, ProviderHealth.channel == OutboxMessage.channel)
         .where(OutboxMessage.id == outbox_id)
     ).first()
+    healthy = row is not None and row.open_until is None and not row.consecutive_failures
     if row is None or row.status != QUEUED or row.kind == KIND_ALERT or row.open_until is None:
-        return "go"
+        return "go", healthy
     if row.probe_outbox_id == outbox_id:
-        return "probe"
+        return "probe", False
     if row.open_until <= now and take_probe(session, row.channel, outbox_id, now):
-        return "probe"
+        return "probe", False
     if give_up_held(session, [row.channel], now, ids=[outbox_id], statuses=(QUEUED,)):
-        return "gave_up"
+        return "gave_up", False
     session.execute(
         update(OutboxMessage).where(OutboxMessage.id == outbox_id, OutboxMessage.status == QUEUED)
         .values(status=PLANNED, status_reason=hold_reason(row.channel), updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return "held"
+    return "held", False
 
 
 def give_up_held(session: Session, channels, now: datetime, *, ids: list[int] | None = None,

@@ -54,15 +54,16 @@ class Sender:
         """Send one row if it is still wanted. Returns the outcome: sent, deferred, skipped, ..."""
         with self.sessions() as session:
             # While the channel's provider is failing, the row waits untouched (reminders.provider_health).
-            passage = gate(session, outbox_id, now)
-            session.commit()
+            passage, healthy = gate(session, outbox_id, now)
+            if passage != "go":
+                session.commit()
             if passage in ("held", "gave_up"):
                 return passage
             if not claim_for_sending(session, outbox_id, now):
                 return "not_claimed"
             row = session.get(OutboxMessage, outbox_id)
             try:
-                outcome = self._send_claimed(session, row, now)
+                outcome = self._send_claimed(session, row, now, provider_healthy=healthy)
             except Exception:
                 session.rollback()
                 row = session.get(OutboxMessage, outbox_id)
@@ -73,7 +74,8 @@ class Sender:
             session.commit()
             return outcome
 
-    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime) -> str:
+    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime, *,
+                      provider_healthy: bool = False) -> str:
         patient = session.get(Patient, row.patient_id) if row.patient_id else None
         appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
         rules = rules_by_name(self.rule_settings)
@@ -109,7 +111,8 @@ class Sender:
                 record_failure(session, self.settings, row.channel, now, str(error),
                                _seconds(error.retry_after))
             return self._delivery_failed(session, row, patient, error, now)
-        record_success(session, row.channel, now)
+        if not provider_healthy:  # a failure recorded meanwhile is reset by the next success
+            record_success(session, row.channel, now)
         row.status, row.status_reason, row.sent_at = SENT, None, now
         row.provider_id, row.provider_status = receipt.provider_id, receipt.status
         row.error_code = row.error_message = None
