@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     maintenance_interval_days: int = 42
     crisis_score_max: int = 2
     escalation_realert_minutes: int = 15
-    send_max_attempts: int = 5
+    send_max_attempts: int = 5  # internal errors only; a provider's trouble is retried until too late
+    provider_failure_threshold: int = Field(default=5, ge=1)  # failures in a row that pause a channel
+    provider_probe_max_seconds: int = Field(default=300, ge=1)  # longest pause between probes
     stale_send_minutes: int = 10
     # Visits may be entered (API, CSV, staff form) from this many days ago to this many ahead;
     # anything else is refused with the reason (a typo in the year, not a booking).

@@ -23,8 +23,12 @@ from reminders.models.outbox import (
 )
 from reminders.planning.dispatcher import claim_for_sending
 from reminders.planning.planner import appointment_key, insert_ignoring_duplicates
-from reminders.planning.rules import REMINDER, Rule, RuleSettings, SendFacts, reason_not_to_send, rules_by_name
 from reminders.logs import patient_values, sensitive
+from reminders.planning.rules import (
+    REMINDER, Rule, RuleSettings, SendFacts, backoff, delivery_deadline, gave_up_reason, reason_not_to_send,
+    retry_delay, retry_time, rules_by_name,
+)
+from reminders.provider_health import RETRYING, gate, record_failure, record_success, release_probe
 from reminders.rendering import SUFFIXES, TemplateStore, flag_failures, message_context, render
 
 log = logging.getLogger(__name__)
@@ -34,8 +38,7 @@ UNGATED_KINDS = (KIND_ALERT, KIND_REPLY)
 WELCOME_TEMPLATE = "welcome.sms.j2"
 
 
-def backoff(attempt: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** max(attempt - 1, 0), 1800))
+__all__ = ["Sender", "backoff", "fall_back_to_email", "retry_delay"]
 
 
 @dataclass
@@ -51,6 +54,12 @@ class Sender:
     def send(self, outbox_id: int, now: datetime) -> str:
         """Send one row if it is still wanted. Returns the outcome: sent, deferred, skipped, ..."""
         with self.sessions() as session:
+            # While the channel's provider is failing, the row waits untouched (reminders.provider_health).
+            passage, healthy = gate(session, outbox_id, now)
+            if passage != "go":
+                session.commit()
+            if passage in ("held", "gave_up"):
+                return passage
             if not claim_for_sending(session, outbox_id, now):
                 return "not_claimed"
             row = session.get(OutboxMessage, outbox_id)
@@ -58,18 +67,22 @@ class Sender:
             # Whatever fails below, the log shows none of this patient's details or the text.
             with sensitive(*patient_values(patient), row.to_address, row.body):
                 try:
-                    outcome = self._send_claimed(session, row, now)
+                    outcome = self._send_claimed(session, row, now, provider_healthy=healthy)
                 except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
                     session.rollback()
                     row = session.get(OutboxMessage, outbox_id)
                     with sensitive(row.to_address, row.body, row.subject):
                         log.exception("outbox %s: unexpected error while sending", outbox_id)
-                    outcome = self._retry_or_fail(row, now, f"internal error: {type(exc).__name__} (see the service log)",
+                    outcome = self._retry_or_fail(session, row, now,
+                                                  f"internal error: {type(exc).__name__} (see the service log)",
                                                   code="internal")
+                if passage == "probe":
+                    release_probe(session, row.channel, outbox_id, now)  # unless the provider answered
                 session.commit()
             return outcome
 
-    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime) -> str:
+    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime, *,
+                      provider_healthy: bool = False) -> str:
         patient = session.get(Patient, row.patient_id) if row.patient_id else None
         appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
         rules = rules_by_name(self.rule_settings)
@@ -100,15 +113,19 @@ class Sender:
         session.commit()  # the row says what is going out before the provider is asked
 
         with sensitive(message.to, message.body, message.subject):
-            return self._hand_over(session, row, patient, message, welcomed, now)
+            return self._hand_over(session, row, patient, message, welcomed, now, provider_healthy)
 
     def _hand_over(self, session: Session, row: OutboxMessage, patient: Patient | None, message: OutgoingMessage,
-                   welcomed: bool, now: datetime) -> str:
-
+                   welcomed: bool, now: datetime, provider_healthy: bool) -> str:
         try:
             receipt = self.channels[row.channel].send(message)
         except DeliveryError as error:
+            if not error.permanent:  # the provider's trouble, not this message's
+                record_failure(session, self.settings, row.channel, now, str(error),
+                               _seconds(error.retry_after))
             return self._delivery_failed(session, row, patient, error, now)
+        if not provider_healthy:  # a failure recorded meanwhile is reset by the next success
+            record_success(session, row.channel, now)
         row.status, row.status_reason, row.sent_at = SENT, None, now
         row.provider_id, row.provider_status = receipt.provider_id, receipt.status
         row.error_code = row.error_message = None
@@ -191,7 +208,8 @@ class Sender:
             log.warning("outbox %s: outcome unknown (code %s)", row.id, error.code)
             return "unknown"
         if not error.permanent:
-            return self._retry_or_fail(row, now, str(error), code=error.code)
+            return self._retry_or_fail(session, row, now, str(error), code=error.code,
+                                       retry_after=_seconds(error.retry_after))
         row.status, row.error_code, row.error_message = FAILED, error.code, str(error)[:500]
         row.status_reason = "the provider refused it for good"
         log.warning("outbox %s: permanent failure (code %s)", row.id, error.code)
@@ -199,16 +217,34 @@ class Sender:
             fall_back_to_email(session, row, patient, now)
         return "failed"
 
-    def _retry_or_fail(self, row: OutboxMessage, now: datetime, reason: str, code: str | None) -> str:
+    def _retry_or_fail(self, session: Session, row: OutboxMessage, now: datetime, reason: str, code: str | None,
+                       retry_after: timedelta | None = None) -> str:
+        """Try again later, with backoff and jitter. A provider's trouble (an outage, 429, bad
+        credentials) is retried for as long as the message can still do its job; our own
+        (an internal error) at most SEND_MAX_ATTEMPTS times."""
         row.error_code, row.error_message = code, reason[:500]
-        if row.attempts >= self.settings.send_max_attempts:
+        if code == "internal" and row.attempts >= self.settings.send_max_attempts:
             row.status, row.status_reason = FAILED, f"gave up after {row.attempts} attempts"
             log.warning("outbox %s: failed after %s attempts (code %s)", row.id, row.attempts, code)
             return "failed"
-        row.status, row.due_at = PLANNED, now + backoff(row.attempts)
-        row.status_reason = f"retrying after a temporary error (attempt {row.attempts})"
+        delay = retry_delay(row.attempts, row.id)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        visit = session.get(Appointment, row.appointment_id) if row.appointment_id else None
+        deadline = delivery_deadline(row.kind, row.planned_for, visit.starts_at if visit else None)
+        again = retry_time(now, delay, deadline)
+        if again is None:
+            row.status, row.status_reason = FAILED, gave_up_reason(row.kind)
+            log.warning("outbox %s: given up after %s attempts, the deadline has come (code %s)", row.id, row.attempts, code)
+            return "failed"
+        row.status, row.due_at = PLANNED, again
+        row.status_reason = f"{RETRYING} (attempt {row.attempts})"
         log.info("outbox %s: temporary failure (code %s), retry at %s", row.id, code, row.due_at.isoformat())
         return "retrying"
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
 
 
 def _with_body(message: OutgoingMessage, body: str) -> OutgoingMessage:

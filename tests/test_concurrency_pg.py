@@ -23,7 +23,7 @@ from reminders.pipeline import due_ids, run_pass
 from reminders.planning.dispatcher import REQUEUE_AFTER, claim_due
 from reminders.planning.planner import appointment_key, plan_appointment, plan_pending, wanted_messages
 from reminders.planning.rules import RuleSettings
-from reminders.sending import Sender, backoff
+from reminders.sending import Sender, backoff, retry_delay
 
 pytestmark = pytest.mark.postgres
 
@@ -554,7 +554,8 @@ def test_a_transient_twilio_error_is_retried_with_backoff_through_the_database(
     assert first["retrying"] == 1 and first["sent"] == 0
     [row] = [r for r in outbox_rows(pg_sessions) if r.rule == "induction_24h"]
     assert (row.status, row.attempts, row.error_code) == (PLANNED, 1, "20503")
-    assert row.due_at == NOW + backoff(1)
+    assert row.due_at == NOW + retry_delay(1, row.id)
+    assert NOW + backoff(1) <= row.due_at <= NOW + backoff(1) * 1.2  # backoff plus jitter
     assert len(fake_twilio.requests) == 1 and not fake_twilio.messages
 
     # Before the backoff is over, a pass leaves it alone, and so does a redelivered old task.
@@ -570,7 +571,7 @@ def test_a_transient_twilio_error_is_retried_with_backoff_through_the_database(
     with pg_sessions() as session:
         row = session.get(OutboxMessage, row.id)
     assert (row.status, row.attempts) == (PLANNED, 2)
-    assert row.due_at == second_at + backoff(2) and backoff(2) == 2 * backoff(1)
+    assert row.due_at == second_at + retry_delay(2, row.id) and backoff(2) == 2 * backoff(1)
 
     third = run_pass(settings, row.due_at, sessions=pg_sessions)
     assert third["sent"] == 1
@@ -585,21 +586,25 @@ def test_a_transient_twilio_error_is_retried_with_backoff_through_the_database(
     assert len(fake_twilio.requests) == 3
 
 
-def test_transient_errors_give_up_after_the_configured_attempts(
+def test_transient_errors_are_retried_past_the_configured_attempts_until_the_visit(
         pg_settings, pg_sessions, rs, configure, twilio_settings, fake_twilio):
+    """SEND_MAX_ATTEMPTS no longer bounds a provider's trouble: the reminder is retried until its
+    visit starts, then marked failed for staff, and never sent after."""
     settings = configure(SEND_MAX_ATTEMPTS=3, **twilio_settings)
     load_visits(pg_sessions, 1, starts_in=timedelta(hours=22))
-    fake_twilio.fail_next(status=500, code=20500, times=10)
+    fake_twilio.outage(status=500, code=20500)
 
     at = NOW
-    for _ in range(3):
+    while at <= NOW + timedelta(hours=23):
         run_pass(settings, at, sessions=pg_sessions)
-        [row] = [r for r in outbox_rows(pg_sessions) if r.rule == "induction_24h"]
-        at = row.due_at
-    assert (row.status, row.attempts) == (FAILED, 3)
-    assert "gave up after 3 attempts" in row.status_reason
+        at += timedelta(hours=1)
+    [row] = [r for r in outbox_rows(pg_sessions) if r.rule == "induction_24h"]
+    assert (row.status, row.status_reason) == (FAILED, "provider unavailable until the visit")
+    assert row.attempts > 3
+    tried = len(fake_twilio.requests)
+    fake_twilio.recover()
     run_pass(settings, at + timedelta(hours=2), sessions=pg_sessions)
-    assert len(fake_twilio.requests) == 3 and not fake_twilio.messages
+    assert len(fake_twilio.requests) == tried and not fake_twilio.messages
 
 
 def test_a_permanent_twilio_error_is_recorded_and_not_retried(

@@ -12,6 +12,7 @@ from reminders.intake.records import AppointmentRecord
 from reminders.intake.upsert import upsert_appointment
 from reminders.models import Appointment, CheckIn
 from reminders.pipeline import run_pass
+from reminders.sending import retry_delay
 from tests.conftest import at
 from tests.helpers import book, outbox, patient, sent
 
@@ -273,20 +274,24 @@ class TestProviders:
         fake_twilio.fail_next(status=503, code=20503, message="Service unavailable")
         assert tick(providers, "2026-12-07T10:00:00-05:00")["retrying"] == 1
         row = outbox(session)[0]
-        assert row.status == "planned" and row.due_at == at("2026-12-07T10:00:30-05:00")
+        # 30 s, plus up to a fifth of it so that rows failing together do not return together.
+        assert row.status == "planned" and row.due_at == at("2026-12-07T10:00:00-05:00") + retry_delay(1, row.id)
+        assert at("2026-12-07T10:00:30-05:00") <= row.due_at <= at("2026-12-07T10:00:36-05:00")
         assert tick(providers, "2026-12-07T10:00:10-05:00")["sent"] == 0
-        assert tick(providers, "2026-12-07T10:00:30-05:00")["sent"] == 1
+        assert tick(providers, "2026-12-07T10:00:36-05:00")["sent"] == 1
         assert len(fake_twilio.messages) == 1
 
-    def test_transient_errors_give_up_after_the_maximum_attempts(self, providers, session, fake_twilio):
+    def test_transient_errors_are_retried_until_the_visit_then_given_up(self, providers, session, fake_twilio):
         book(session, starts_at=VISIT)
-        fake_twilio.fail_next(status=500, code=20500, times=10)
+        fake_twilio.fail_next(status=500, code=20500, times=1000)
         when = at("2026-12-07T10:00:00-05:00")
-        for _ in range(providers.send_max_attempts):
+        while when <= at(VISIT) + timedelta(hours=6):
             run_pass(providers, when)
-            when += timedelta(hours=1)
-        row = outbox(session)[0]
-        assert row.status == "failed" and row.attempts == providers.send_max_attempts
+            when += timedelta(hours=6 if when < at("2026-12-09T10:00:00-05:00") else 1)
+        early, row = outbox(session, rule="first_induction_72h")[0], outbox(session, rule="first_induction_24h")[0]
+        assert (early.status, early.status_reason) == ("skipped", "superseded by a later reminder")
+        assert row.status == "failed" and row.attempts > providers.send_max_attempts
+        assert row.status_reason == "provider unavailable until the visit"
         assert fake_twilio.messages == []
 
     def test_permanent_error_is_recorded_not_retried_and_falls_back_to_email(self, providers, session, fake_twilio, smtp_server):
@@ -373,8 +378,9 @@ def test_replanning_a_visit_keeps_a_retry_backoff(settings, session):
     channels = {"sms": _BusyProvider(), "email": LocalOutbox("email", settings.effective_outbox_dir)}
     run_pass(settings, at("2026-12-09T10:00:00-05:00"), channels=channels)
     row = outbox(session, rule="first_induction_24h")[0]
-    assert row.status == "planned" and row.due_at == at("2026-12-09T10:00:30-05:00")
+    retry_at = at("2026-12-09T10:00:00-05:00") + retry_delay(1, row.id)
+    assert row.status == "planned" and row.due_at == retry_at
     mark_for_planning(session, patient_id=row.patient_id)  # e.g. the patient's email changed
     session.commit()
     run_pass(settings, at("2026-12-09T10:00:05-05:00"), channels=channels)
-    assert outbox(session, rule="first_induction_24h")[0].due_at == at("2026-12-09T10:00:30-05:00")
+    assert outbox(session, rule="first_induction_24h")[0].due_at == retry_at

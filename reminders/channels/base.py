@@ -34,13 +34,16 @@ class DeliveryError(Exception):
 
     `maybe_sent` marks a failure after the message was handed over (the provider stopped
     answering mid-request): it may have reached the patient, so a blind retry could send twice.
+    `retry_after` is how long the provider asked us to wait (HTTP Retry-After), in seconds.
     """
 
-    def __init__(self, message: str, *, permanent: bool, code: str | None = None, maybe_sent: bool = False):
+    def __init__(self, message: str, *, permanent: bool, code: str | None = None, maybe_sent: bool = False,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
         self.maybe_sent = maybe_sent
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         kind = "permanent" if self.permanent else "transient"

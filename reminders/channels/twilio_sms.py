@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import requests
 import urllib3
@@ -39,6 +42,43 @@ def _scrub(text: str) -> str:
     return _DIGIT_RUNS.sub("[number]", text)
 
 
+class HeaderKeepingClient(TwilioHttpClient):
+    """TwilioHttpClient that remembers, per thread, the headers of the last answer it got.
+
+    TwilioRestException carries no headers, and a 429's Retry-After is in them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._local = threading.local()
+
+    def request(self, *args, **kwargs):
+        self._local.headers = None
+        response = super().request(*args, **kwargs)
+        self._local.headers = response.headers
+        return response
+
+    def last_headers(self):
+        return getattr(self._local, "headers", None) or {}
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: a number of seconds, or an HTTP date. None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return max(seconds, 0.0)
+
+
 class TwilioSMS:
     name = "sms"
 
@@ -46,11 +86,8 @@ class TwilioSMS:
         if not settings.twilio_configured:
             raise ValueError("TwilioSMS needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM")
         self._sender = settings.twilio_from
-        client = Client(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            http_client=TwilioHttpClient(timeout=timeout),
-        )
+        self._http = HeaderKeepingClient(timeout=timeout)
+        client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
         if settings.twilio_api_base_url:
             # Every request URL is Domain.base_url + "/2010-04-01/Accounts/..." .
             # The edge/region rewrite (TWILIO_EDGE, TWILIO_REGION) would mangle a
@@ -69,7 +106,10 @@ class TwilioSMS:
         try:
             sent = self._messages.create(to=message.to, body=message.body, **sender, **extra)
         except TwilioException as exc:
-            raise _sorted(exc, message) from exc
+            error = _sorted(exc, message)
+            if not error.permanent:
+                error.retry_after = retry_after_seconds(self._http.last_headers().get("Retry-After"))
+            raise error from exc
         except requests.RequestException as exc:
             log.warning("SMS %s to %s: no answer from Twilio (%s)",
                         message.reference, mask_phone(message.to), type(exc).__name__)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from reminders import provider_health
 from reminders.models import OutboxMessage
 from reminders.models.outbox import KIND_ALERT, PLANNED, QUEUED, SENDING, UNKNOWN
 
@@ -19,7 +20,11 @@ CLOCK_SKEW = timedelta(minutes=1)
 
 
 def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
-    """Move due `planned` rows to `queued` and return their ids, oldest first."""
+    """Move due `planned` rows to `queued` and return their ids, oldest first.
+
+    A channel whose provider is failing (its breaker is open, see reminders.provider_health)
+    gives no rows but staff alerts; once its wait is over, one row goes as the probe."""
+    paused, probes = provider_health.before_claiming(session, now)
     due = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status == PLANNED, OutboxMessage.due_at <= now)
@@ -27,7 +32,9 @@ def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = session.scalars(
+    if paused:
+        due = due.where(provider_health.not_held(paused))
+    ids = probes + session.scalars(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(due.scalar_subquery()))
         .values(status=QUEUED, queued_at=now, updated_at=now)

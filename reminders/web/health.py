@@ -1,9 +1,15 @@
+"""GET /healthz (no login: the database, and each provider's state in a word) and
+GET /api/v1/provider-status (token: the circuit breaker of each channel, with what waits)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from reminders.provider_health import provider_status
 from reminders.web import db
+from reminders.web.api import api, require_token
+from reminders.web.serialize import iso
+from reminders.web.twilio_hooks import request_now
 
 health = Blueprint("health", __name__)
 
@@ -14,4 +20,22 @@ def healthz():
         db().execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - a health check reports, it does not raise
         return jsonify(status="error", database="unreachable"), 503
-    return jsonify(status="ok", database="ok")
+    try:
+        providers = {p["channel"]: p["state"] for p in provider_status(db(), request_now())}
+    except Exception:  # noqa: BLE001 - e.g. a database not yet migrated
+        db().rollback()
+        providers = {}
+    # A failing provider is reported, not a 503: the service itself is up and keeps everything.
+    return jsonify(status="ok", database="ok", providers=providers)
+
+
+@api.get("/provider-status")
+@require_token
+def provider_status_json():
+    """Each channel the service has had an answer from: ok, failing (errors, still trying) or
+    paused (the breaker is open: nothing is tried until `paused_until`, then one probe)."""
+    providers = [
+        {**status, "failing_since": iso(status["failing_since"]), "paused_until": iso(status["paused_until"])}
+        for status in provider_status(db(), request_now())
+    ]
+    return jsonify({"providers": providers, "paused": [p["channel"] for p in providers if p["state"] == "paused"]})

@@ -25,12 +25,13 @@ class _Failure:
     code: int
     message: str
     times: int
+    headers: dict | None = None
 
 
-def twilio_error(status: int, code: int, message: str) -> Response:
+def twilio_error(status: int, code: int, message: str, headers: dict | None = None) -> Response:
     body = {"code": code, "message": message,
             "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
-    return Response(json.dumps(body), status=status, content_type="application/json")
+    return Response(json.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
 class FakeTwilio:
@@ -42,6 +43,7 @@ class FakeTwilio:
         self._lock = threading.Lock()
         self._next_failures: list[_Failure] = []
         self._per_number: dict[str, _Failure] = {}
+        self._outage: _Failure | None = None
         self._hang = 0
         self._delay = 0.0
         self._release = threading.Event()
@@ -74,9 +76,20 @@ class FakeTwilio:
         self.stop()
 
     def fail_next(self, status: int = 500, code: int = 20500,
-                  message: str = "Internal server error", times: int = 1) -> None:
+                  message: str = "Internal server error", times: int = 1,
+                  headers: dict | None = None) -> None:
         with self._lock:
-            self._next_failures.append(_Failure(status, code, message, times))
+            self._next_failures.append(_Failure(status, code, message, times, headers))
+
+    def outage(self, status: int = 503, code: int = 20503, message: str = "Service unavailable",
+               headers: dict | None = None) -> None:
+        """Answer every request (authenticated or not) with this error until `recover()`."""
+        with self._lock:
+            self._outage = _Failure(status, code, message, -1, headers)
+
+    def recover(self) -> None:
+        with self._lock:
+            self._outage = None
 
     def fail_for(self, to_number: str, status: int = 400, code: int = 21211,
                  message: str | None = None) -> None:
@@ -101,6 +114,7 @@ class FakeTwilio:
             self.requests.clear()
             self._next_failures.clear()
             self._per_number.clear()
+            self._outage = None
             self._hang = 0
             self._delay = 0.0
             self._release = threading.Event()
@@ -116,7 +130,7 @@ class FakeTwilio:
         with self._lock:
             self.requests.append({"method": request.method, "path": request.path, "form": form,
                                   "received_at": datetime.now(timezone.utc)})
-            hang, release, delay = self._hang > 0, self._release, self._delay
+            hang, release, delay, outage = self._hang > 0, self._release, self._delay, self._outage
             if hang:
                 self._hang -= 1
         if delay:
@@ -124,6 +138,8 @@ class FakeTwilio:
         if hang:
             release.wait(HANG_LIMIT_SECONDS)
             return twilio_error(503, 20503, "Service unavailable")
+        if outage is not None:
+            return twilio_error(outage.status, outage.code, outage.message, outage.headers)
 
         if len(parts) != 4 or parts[0] != API_VERSION or parts[1] != "Accounts" \
                 or parts[3] != "Messages.json":
@@ -151,7 +167,7 @@ class FakeTwilio:
                                       "status_callback": form.get("StatusCallback"),
                                       "received_at": datetime.now(timezone.utc)})
         if failure is not None:
-            return twilio_error(failure.status, failure.code, failure.message)
+            return twilio_error(failure.status, failure.code, failure.message, failure.headers)
         return self._created(sid, parts[2], to, sender, service, body)
 
     def _take_next_failure(self) -> _Failure | None:

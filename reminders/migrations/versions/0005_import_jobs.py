@@ -1,7 +1,7 @@
 """import jobs: staff CSV uploads imported in the background, with their reports
 
 Revision ID: 0005_import_jobs
-Revises: 0003_sessions
+Revises: 0004_provider_health
 Create Date: 2026-11-21 18:27:51.666779
 """
 from alembic import op
@@ -10,7 +10,7 @@ import reminders.models.base
 
 
 revision = '0005_import_jobs'
-down_revision = '0003_sessions'
+down_revision = '0004_provider_health'
 branch_labels = None
 depends_on = None
 

@@ -105,8 +105,26 @@ def page_context() -> dict:
     if user is not None:
         open_count = db().scalar(select(func.count()).select_from(Escalation).where(Escalation.status == "open")) or 0
     s = settings()
-    return {"staff": user, "open_escalations": open_count,
+    return {"staff": user, "open_escalations": open_count, "provider_problems": _provider_problems() if user else [],
             "no_alert_contacts": not (s.staff_alert_phones or s.staff_alert_emails)}
+
+
+def _provider_problems() -> list[dict]:
+    """Channels whose provider is failing and paused: a banner on every staff page."""
+    from reminders.provider_health import provider_status
+    from reminders.web.staff.display import localize
+    from reminders.web.twilio_hooks import request_now
+
+    now = request_now()
+    problems = []
+    for status in provider_status(db(), now):
+        if status["state"] != "paused":
+            continue
+        since = localize(status["failing_since"] or now)
+        today = localize(now).date()
+        since_text = f"{since:%H:%M}" if since.date() == today else f"{since:%b} {since.day} {since:%H:%M}"
+        problems.append({**status, "since_text": since_text})
+    return problems
 
 
 @lru_cache(maxsize=1)
