@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.calendar import visit_ics
-from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage
+from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
@@ -68,6 +68,12 @@ class Sender:
             with sensitive(*patient_values(patient), row.to_address, row.body):
                 try:
                     outcome = self._send_claimed(session, row, now, provider_healthy=healthy)
+                except _AfterHandOver as after:
+                    session.rollback()
+                    row = session.get(OutboxMessage, outbox_id)
+                    with sensitive(row.to_address, row.body, row.subject):
+                        log.exception("outbox %s: error after the message was handed to the provider", outbox_id)
+                    outcome = self._settle_after_hand_over(session, row, after.receipt, now)
                 except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
                     session.rollback()
                     row = session.get(OutboxMessage, outbox_id)
@@ -124,18 +130,39 @@ class Sender:
                 record_failure(session, self.settings, row.channel, now, str(error),
                                _seconds(error.retry_after))
             return self._delivery_failed(session, row, patient, error, now)
-        if not provider_healthy:  # a failure recorded meanwhile is reset by the next success
-            record_success(session, row.channel, now)
-        row.status, row.status_reason, row.sent_at = SENT, None, now
-        row.provider_id, row.provider_status = receipt.provider_id, receipt.status
-        row.error_code = row.error_message = None
-        if welcomed:
-            patient.welcomed_at = now
-        if row.kind == KIND_CHECKIN and patient is not None:
-            session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
-                                prompt_outbox_id=row.id, status="awaiting", prompted_at=now))
+        except Exception as exc:  # noqa: BLE001 - not a provider answer: it may or may not have gone
+            raise _AfterHandOver(None) from exc
+        try:
+            if not provider_healthy:  # a failure recorded meanwhile is reset by the next success
+                record_success(session, row.channel, now)
+            row.status, row.status_reason, row.sent_at = SENT, None, now
+            row.provider_id, row.provider_status = receipt.provider_id, receipt.status
+            row.error_code = row.error_message = None
+            if welcomed:
+                patient.welcomed_at = now
+            if row.kind == KIND_CHECKIN and patient is not None:
+                session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
+                                    prompt_outbox_id=row.id, status="awaiting", prompted_at=now))
+            session.flush()
+        except Exception as exc:  # noqa: BLE001 - the provider has it: whatever failed here, never send again
+            raise _AfterHandOver(receipt) from exc
         log.info("outbox %s: sent %s %s via %s", row.id, row.rule, row.kind, row.channel)
         return "sent"
+
+    def _settle_after_hand_over(self, session: Session, row: OutboxMessage, receipt: Receipt | None,
+                                now: datetime) -> str:
+        """An error after the provider was called. Accepted: the row is sent (the details that
+        failed to record are in the log). Unclear: `unknown` for staff, as when the provider stops
+        answering mid-send; a staff crisis alert is tried again (a second alert beats none)."""
+        if receipt is not None:
+            row.status, row.sent_at, row.provider_id, row.provider_status = SENT, now, receipt.provider_id, receipt.status
+            row.status_reason = "sent; recording the details failed (see the service log)"
+            return "sent"
+        if row.kind == KIND_ALERT:
+            return self._retry_or_fail(session, row, now, "unexpected error during the send", code="internal")
+        row.status, row.error_code = UNKNOWN, "internal"
+        row.status_reason = "an unexpected error during the send; check before resending"
+        return "unknown"
 
     def _reason_not_to_send(self, session: Session, row: OutboxMessage, appointment: Appointment | None, now: datetime) -> str | None:
         if appointment is None:
@@ -245,6 +272,14 @@ class Sender:
 
 def _seconds(value: float | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
+
+
+class _AfterHandOver(Exception):
+    """Raised once the provider was called: with its receipt when it accepted the message."""
+
+    def __init__(self, receipt: Receipt | None):
+        super().__init__("error after the provider was called")
+        self.receipt = receipt
 
 
 def _with_body(message: OutgoingMessage, body: str) -> OutgoingMessage:

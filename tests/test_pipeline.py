@@ -384,3 +384,48 @@ def test_replanning_a_visit_keeps_a_retry_backoff(settings, session):
     session.commit()
     run_pass(settings, at("2026-12-09T10:00:05-05:00"), channels=channels)
     assert outbox(session, rule="first_induction_24h")[0].due_at == retry_at
+
+
+class _AcceptsThenBreaks:
+    """A provider that takes every message; `after` is what goes wrong in this process afterwards."""
+
+    name = "sms"
+
+    def __init__(self, raise_from_send: BaseException | None = None):
+        self.sent: list[str] = []
+        self.raise_from_send = raise_from_send
+
+    def send(self, message):
+        from reminders.channels import Receipt
+
+        self.sent.append(message.reference)
+        if self.raise_from_send is not None:
+            raise self.raise_from_send
+        return Receipt(provider_id=f"SM{message.reference}", status="queued")
+
+
+def test_an_error_while_recording_a_send_the_provider_accepted_never_sends_it_again(settings, session, monkeypatch):
+    import reminders.sending as sending
+
+    book(session, starts_at="2026-12-07T10:00:00-05:00", status="completed")  # its check-in is due the next day
+
+    def broken_checkin(**_fields):
+        raise RuntimeError("the check-in could not be recorded")
+
+    provider = _AcceptsThenBreaks()
+    monkeypatch.setattr(sending, "CheckIn", broken_checkin)
+    first = run_pass(settings, at("2026-12-08T10:00:00-05:00"), channels={"sms": provider, "email": provider})
+    later = run_pass(settings, at("2026-12-08T11:00:00-05:00"), channels={"sms": provider, "email": provider})
+    assert len(provider.sent) == len(set(provider.sent)) == first["sent"] >= 1
+    assert later["sent"] == 0
+    rows = [r for r in outbox(session) if r.status == "sent"]
+    assert rows and all(r.provider_id and "recording the details failed" in r.status_reason for r in rows)
+
+
+def test_an_unexpected_error_from_the_provider_call_leaves_the_text_unknown_not_resent(settings, session):
+    book(session, starts_at=VISIT)
+    provider = _AcceptsThenBreaks(raise_from_send=ValueError("the library broke after the request"))
+    run_pass(settings, at("2026-12-09T10:00:00-05:00"), channels={"sms": provider, "email": provider})
+    run_pass(settings, at("2026-12-09T12:00:00-05:00"), channels={"sms": provider, "email": provider})
+    assert len(provider.sent) == len(set(provider.sent)) >= 1
+    assert {r.status for r in outbox(session) if r.id in {int(ref) for ref in provider.sent}} == {"unknown"}
