@@ -37,7 +37,10 @@ def seed_clinic(settings, sessions) -> dict:
 
         sam_visits = [add_visit(session, sam, f"sam-{n}", clinic_at(ny, now, days, 9, 30), status="completed")
                       for n, days in ((1, -12), (2, -9), (3, -6), (4, -3))]
-        sam_next = add_visit(session, sam, "sam-5", clinic_at(ny, now, 0, 14, 0))
+        # Later today whatever the hour the suite runs: a visit already begun would count as infusion 5.
+        later_today = min(max(clinic_at(ny, now, 0, 14, 0), (now + timedelta(hours=1)).astimezone(ny)),
+                          clinic_at(ny, now, 0, 23, 45))
+        sam_next = add_visit(session, sam, "sam-5", later_today.replace(second=0, microsecond=0))
         maya_first = add_visit(session, maya, "maya-1", clinic_at(ny, now, 1, 10, 0))
         add_visit(session, priya, "priya-1", clinic_at(ny, now, -40, 11, 0), kind="maintenance", status="completed")
         add_visit(session, priya, "priya-2", clinic_at(ny, now, 3, 13, 0), kind="maintenance")
