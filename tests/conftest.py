@@ -20,6 +20,12 @@ APP_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 SETTING_NAMES = [name.upper() for name in Settings.model_fields] + ["REMINDERS_DATA_DIR"]
 
 
+def pytest_collection_modifyitems(items):
+    """The process tests spend real minutes waiting for beat: hand them out first, so that with
+    several workers (scripts/test runs two) they overlap the rest of the suite."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("processes") else 1)
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
     """No test sees the developer's own settings; each gets its own data folder."""
@@ -78,6 +84,22 @@ def pg_settings(configure, postgres_url) -> Settings:
     result = configure(DATABASE_URL=postgres_url)
     upgrade(postgres_url)
     return result
+
+
+def both_databases():
+    """A `settings` fixture that runs every test of a module on SQLite and on PostgreSQL:
+    `settings = both_databases()` in the module."""
+
+    @pytest.fixture(name="settings", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+    def settings_on_both(request, configure, tmp_path) -> Settings:
+        from reminders.migrations import upgrade
+
+        url = f"sqlite:///{tmp_path / 'reminders.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+        result = configure(DATABASE_URL=url)
+        upgrade(url)
+        return result
+
+    return settings_on_both
 
 
 @pytest.fixture

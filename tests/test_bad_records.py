@@ -14,21 +14,15 @@ from reminders.intake.records import AppointmentRecord, VisitWindow, visit_windo
 from reminders.intake.upsert import upsert_appointment
 from reminders.models import Appointment, OutboxMessage, utcnow
 from reminders.pipeline import run_pass
-from tests.conftest import at
+from tests.conftest import at, both_databases
 from tests.helpers import book, outbox, sent
 
 VISIT = "2026-12-10T10:00:00-05:00"
 FAR_FUTURE = at("9999-12-01T00:00:00+00:00")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request, configure, tmp_path):
-    from reminders.migrations import upgrade
-
-    url = f"sqlite:///{tmp_path / 'reminders.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    result = configure(DATABASE_URL=url)
-    upgrade(url)
-    return result
+# Every test here runs on SQLite (the default) and on PostgreSQL.
+settings = both_databases()
 
 
 def stored_far_in_the_future(session, external_id: str = "a2", patient: str = "p2") -> Appointment:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from tests.conftest import both_databases
 from sqlalchemy import func, select
 
 from reminders.models import Appointment, Escalation, Patient
@@ -72,14 +74,8 @@ PROBES = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request, configure, tmp_path):
-    from reminders.migrations import upgrade
-
-    url = f"sqlite:///{tmp_path / 'reminders.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    result = configure(DATABASE_URL=url)
-    upgrade(url)
-    return result
+# Every test here runs on SQLite (the default) and on PostgreSQL.
+settings = both_databases()
 
 
 def stored(sessions) -> dict:

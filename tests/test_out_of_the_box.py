@@ -143,6 +143,13 @@ def visits_due_now(count: int) -> str:
     return CSV_HEADER + "".join(rows)
 
 
+def import_visits_due_now(home: Path, env: dict, count: int) -> None:
+    (home / "visits.csv").write_text(visits_due_now(count))
+    imported = subprocess.run([sys.executable, "-m", "reminders.cli", "import", "visits.csv"], cwd=home, env=env,
+                              capture_output=True, text=True, timeout=180)
+    assert imported.returncode == 0, imported.stderr
+
+
 def outbox_lines(home: Path) -> list[dict]:
     path = home / "reminders-data" / "outbox" / "messages.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -210,10 +217,7 @@ def test_reminders_run_alone_sends_due_reminders_once_and_alerts_staff_about_a_c
     env = {**bare_environment(tmp_path), "TWILIO_AUTH_TOKEN": "run-test-token",
            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "STAFF_ALERT_EMAILS": "oncall@clinic.test",
            "STAFF_ALERT_PHONES": "+12025550101"}
-    (tmp_path / "visits.csv").write_text(visits_due_now(3))
-    imported = subprocess.run([sys.executable, "-m", "reminders.cli", "import", "visits.csv"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=180)
-    assert imported.returncode == 0, imported.stderr
+    import_visits_due_now(tmp_path, env, 3)
     process, lines = start_run(tmp_path, env, port)
     try:
         reminders_sent = wait_for(lambda: patient_texts(tmp_path, at_least=3), 120)
@@ -241,10 +245,7 @@ def test_reminders_run_with_redis_sends_through_its_celery_worker_and_alerts_sta
     env = {**bare_environment(tmp_path), "REDIS_URL": f"{REDIS_URL.rstrip('/')}/{db}",
            "TWILIO_AUTH_TOKEN": "run-test-token", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
            "STAFF_ALERT_EMAILS": "oncall@clinic.test", "PYTHONPATH": str(ROOT)}
-    (tmp_path / "visits.csv").write_text(visits_due_now(2))
-    imported = subprocess.run([sys.executable, "-m", "reminders.cli", "import", "visits.csv"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=180)
-    assert imported.returncode == 0, imported.stderr
+    import_visits_due_now(tmp_path, env, 2)
     process, lines = start_run(tmp_path, env, port)
     try:
         assert wait_for(lambda: any("Serving on" in line for line in lines), 120), "".join(lines)

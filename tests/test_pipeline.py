@@ -13,21 +13,14 @@ from reminders.intake.upsert import upsert_appointment
 from reminders.models import Appointment, CheckIn
 from reminders.pipeline import run_pass
 from reminders.sending import retry_delay
-from tests.conftest import at
+from tests.conftest import at, both_databases
 from tests.helpers import book, outbox, patient, sent
 
 VISIT = "2026-12-10T10:00:00-05:00"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request, configure, tmp_path):
-    """Every test here runs on SQLite (the default) and on PostgreSQL."""
-    from reminders.migrations import upgrade
-
-    url = f"sqlite:///{tmp_path / 'reminders.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    result = configure(DATABASE_URL=url)
-    upgrade(url)
-    return result
+# Every test here runs on SQLite (the default) and on PostgreSQL.
+settings = both_databases()
 
 
 def tick(settings, when: str):

@@ -10,7 +10,7 @@ import pytest
 
 from reminders.models import Appointment
 from reminders.pipeline import run_pass
-from tests.conftest import at
+from tests.conftest import at, both_databases
 from tests.fixtures.twoway import PHONE, answer, escalations, inbound, new_sid
 from tests.helpers import book, outbox
 
@@ -18,14 +18,8 @@ OTHER_ACCOUNT = "AC" + "9" * 32
 REMINDER_AT = at("2026-12-09T10:00:00-05:00")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request, configure, tmp_path):
-    from reminders.migrations import upgrade
-
-    url = f"sqlite:///{tmp_path / 'reminders.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    result = configure(DATABASE_URL=url)
-    upgrade(url)
-    return result
+# Every test here runs on SQLite (the default) and on PostgreSQL.
+settings = both_databases()
 
 
 @pytest.fixture

@@ -45,19 +45,24 @@ def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
     return sorted(ids)
 
 
-def queue_now(session: Session, ids: list[int], now: datetime) -> list[int]:
-    """Queue these `planned` rows at once (crisis alerts), making them due now."""
+def _move(session: Session, ids: list[int], from_status: str, **values) -> list[int]:
+    """Move those of `ids` still in `from_status`, in one conditional UPDATE; the ids it moved."""
     if not ids:
         return []
-    queued = session.scalars(
+    moved = session.scalars(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == PLANNED)
-        .values(status=QUEUED, queued_at=now, due_at=now, updated_at=now)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == from_status)
+        .values(**values)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
     ).all()
     session.commit()
-    return sorted(queued)
+    return sorted(moved)
+
+
+def queue_now(session: Session, ids: list[int], now: datetime) -> list[int]:
+    """Queue these `planned` rows at once (crisis alerts), making them due now."""
+    return _move(session, ids, PLANNED, status=QUEUED, queued_at=now, due_at=now, updated_at=now)
 
 
 def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFTER,
@@ -78,17 +83,7 @@ def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFT
 
 def release_to_planned(session: Session, ids: list[int], now: datetime, reason: str) -> list[int]:
     """Queued rows whose hand-off failed go back to `planned`, still due: the next pass takes them."""
-    if not ids:
-        return []
-    released = session.scalars(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == QUEUED)
-        .values(status=PLANNED, queued_at=None, status_reason=reason, updated_at=now)
-        .returning(OutboxMessage.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    session.commit()
-    return sorted(released)
+    return _move(session, ids, QUEUED, status=PLANNED, queued_at=None, status_reason=reason, updated_at=now)
 
 
 def mark_unknown_sends(session: Session, now: datetime, after: timedelta) -> int:
