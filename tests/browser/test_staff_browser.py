@@ -74,6 +74,11 @@ def base_url(settings, clinic):
 
 @pytest.fixture
 def page(browser, base_url):
+    from playwright.sync_api import expect
+
+    # Assertions wait for the page up to a minute (a bound on a hang on a loaded machine; they
+    # return as soon as the page shows what they expect).
+    expect.set_options(timeout=60_000)
     context = browser.new_context(viewport=DESKTOP, base_url=base_url, timezone_id="America/New_York")
     context.set_default_timeout(60_000)
     page = context.new_page()
