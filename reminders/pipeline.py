@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.channels import Channel
@@ -15,6 +16,8 @@ from reminders.config import Settings
 from reminders.db import session_factory
 from reminders.dispatch import Dispatcher, in_process
 from reminders.inbound.escalations import plan_due_alerts
+from reminders.models import OutboxMessage
+from reminders.models.outbox import KIND_ALERT
 from reminders.inbound.replies import unanswered_reasks_to_staff
 from reminders.planning.dispatcher import claim_due, mark_unknown_sends, requeue_lost
 from reminders.planning.planner import plan_pending
@@ -36,7 +39,15 @@ def prepare(session: Session, settings: Settings, now: datetime) -> dict[str, in
 
 
 def due_ids(session: Session, now: datetime) -> list[int]:
-    return sorted(set(requeue_lost(session, now)) | set(claim_due(session, now)))
+    """The rows to hand out now, staff crisis alerts first, then in due order (what waited
+    longest through an outage goes first)."""
+    ids = set(requeue_lost(session, now)) | set(claim_due(session, now))
+    if not ids:
+        return []
+    return list(session.scalars(
+        select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))
+        .order_by(case((OutboxMessage.kind == KIND_ALERT, 0), else_=1), OutboxMessage.due_at, OutboxMessage.id)
+    ))
 
 
 def run_pass(settings: Settings, now: datetime, *, sessions: sessionmaker[Session] | None = None,

@@ -422,3 +422,18 @@ def test_an_unexpected_error_from_the_provider_call_leaves_the_text_unknown_not_
     run_pass(settings, at("2026-12-09T12:00:00-05:00"), channels={"sms": provider, "email": provider})
     assert len(provider.sent) == len(set(provider.sent)) >= 1
     assert {r.status for r in outbox(session) if r.id in {int(ref) for ref in provider.sent}} == {"unknown"}
+
+
+def test_a_pass_hands_out_staff_alerts_first_then_the_longest_waiting_rows(settings, session):
+    from reminders.models import OutboxMessage
+    from reminders.pipeline import due_ids
+
+    now = at("2026-12-09T10:00:00-05:00")
+    late, early = (OutboxMessage(dedupe_key=f"test:{name}", kind="nudge", rule="rebook_nudge", channel="sms",
+                                 to_address="+12025550143", planned_for=due, due_at=due)
+                   for name, due in (("late", now - timedelta(minutes=1)), ("early", now - timedelta(minutes=30))))
+    alert = OutboxMessage(dedupe_key="test:alert", kind="alert", rule="escalation_alert", channel="email",
+                          to_address="oncall@clinic.test", body="URGENT", planned_for=now, due_at=now)
+    session.add_all([late, early, alert])
+    session.commit()
+    assert due_ids(session, now) == [alert.id, early.id, late.id]
