@@ -8,6 +8,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from reminders.models.base import Base, UTCDateTime, utcnow
 
 CHANNEL_PREFERENCES = ("sms", "email", "both")
+# Languages the shipped templates are written in; a third is a folder of templates
+# (templates/<code>/) and a keyword table (reminders.inbound.parsing).
+LANGUAGES = ("en", "es")
+DEFAULT_LANGUAGE = "en"
+# What a course treats: decides what the check-in asks (pain 0-10 instead of mood) and, later,
+# which questionnaires go. None: not recorded (treated as depression).
+CONDITIONS = ("depression", "ptsd", "anxiety", "pain", "other")
 
 
 class Patient(Base):
@@ -29,6 +36,10 @@ class Patient(Base):
     opt_out_text: Mapped[str | None] = mapped_column(String(160))
     opted_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     welcomed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    language: Mapped[str] = mapped_column(String(8), default=DEFAULT_LANGUAGE, server_default=DEFAULT_LANGUAGE)
+    # Medications this patient should hold before a visit, in the prescriber's words ("no
+    # lamotrigine the morning of"): shown in the preparation email and, if short, the SMS.
+    medications_to_hold: Mapped[str] = mapped_column(Text, default="", server_default="")
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -63,6 +74,7 @@ class Course(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     induction_sessions_planned: Mapped[int] = mapped_column(Integer, default=6)
+    condition: Mapped[str | None] = mapped_column(String(20))  # one of CONDITIONS, or not recorded
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship(back_populates="courses")
