@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from reminders.channels.segments import gsm_safe
 from reminders.models import Appointment, Patient, TemplateVersion
+from reminders.models.patients import DEFAULT_LANGUAGE
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,16 @@ def environment(store: TemplateStore, time_limit: float = RENDER_TIME_LIMIT) -> 
         lstrip_blocks=True,
         time_limit=time_limit,
     )
+
+
+def localized(store: TemplateStore, name: str, language: str | None) -> str:
+    """The template to render for a patient: `<language>/<name>` when the clinic or the shipped
+    templates have one in the patient's language, else `name` (English, the default)."""
+    if language and language != DEFAULT_LANGUAGE:
+        candidate = f"{language}/{name}"
+        if store.exists(candidate):
+            return candidate
+    return name
 
 
 def render(store: TemplateStore, name: str, context: dict) -> str:
