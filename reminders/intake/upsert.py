@@ -136,10 +136,11 @@ def apply_changes(appointment: Appointment, record: AppointmentRecord, now: date
 
 
 def renumber_course(session: Session, course_id: int | None) -> None:
-    """Number the course's induction visits 1..n by time; canceled visits take no number.
+    """Number the course's induction visits 1..n by time; canceled and missed (no-show) visits
+    take no number.
 
     A visit whose number changes is re-planned: the new first infusion needs the full
-    instructions that the canceled one would have had.
+    instructions that the canceled or missed one would have had.
     """
     if course_id is None:
         return
@@ -152,6 +153,10 @@ def renumber_course(session: Session, course_id: int | None) -> None:
         visit.planning_error = None
 
 
+# A visit that did not happen keeps no place in the series: the next one is infusion 1 again.
+NO_PLACE_IN_SERIES = ("canceled", "no_show")
+
+
 def course_numbers(visits: Iterable) -> list[tuple]:
     """(visit, its new number) for the visits of one course whose number must change.
 
@@ -159,7 +164,7 @@ def course_numbers(visits: Iterable) -> list[tuple]:
     counters = {"induction": 0, "maintenance": 0}
     changes = []
     for visit in sorted(visits, key=lambda v: (v.starts_at, v.id)):
-        if visit.status == "canceled":
+        if visit.status in NO_PLACE_IN_SERIES:
             continue
         counters[visit.kind] = counters.get(visit.kind, 0) + 1
         if visit.number_in_course != counters[visit.kind]:
