@@ -55,12 +55,13 @@ def test_checkins_go_by_text_only_the_day_after_at_ten_local():
     assert not any(name == "checkin_day_after" for name, _ in plan("induction", 2, "2026-12-10T16:00:00-05:00", reachable=("email",)))
 
 
-def test_maintenance_has_weekly_checkins_until_the_interval_and_a_rebooking_nudge():
+def test_maintenance_has_weekly_checkins_until_the_interval_and_a_rebooking_nudge_a_week_before_it_ends():
     planned = plan("maintenance", 1, "2026-12-10T10:00:00-05:00", reachable=("sms",))
     weekly = sorted(m.due_at for (name, _), m in planned.items() if name.startswith("checkin_weekly"))
     assert len(weekly) == RS.maintenance_interval_days // 7
     assert weekly[0] == at("2026-12-17T10:00:00-05:00")
-    assert planned["rebook_nudge", "sms"].due_at == at("2027-01-21T10:00:00-05:00")
+    # The 42-day interval ends on 21 January; the nudge goes 7 days before (MAINTENANCE_NUDGE_DAYS_BEFORE).
+    assert planned["rebook_nudge", "sms"].due_at == at("2027-01-14T10:00:00-05:00")
 
 
 def test_no_rebooking_nudge_after_the_last_induction_infusion():

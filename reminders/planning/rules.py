@@ -234,8 +234,8 @@ def plan_visit(visit: Visit, reachable: set[str], rules: tuple[Rule, ...], rs: R
     for rule in rules:
         if not rule.applies(visit, rs):
             continue
-        if visit.status in NOT_HELD and rule.kind != REMINDER and rule.name != MISSED_VISIT:
-            continue  # nothing follows a visit that did not happen but "we missed you"
+        if visit.status in NOT_HELD and rule.kind != REMINDER and rule.name not in (MISSED_VISIT, REBOOK_NUDGE):
+            continue  # no check-in after a visit that did not happen; "we missed you" and the booking nudge
         planned_for = rule.time_for(visit, rs)
         if follows_attendance(rule):
             attended = counts_as_attended_at(visit.status, visit.ends_at, rs)
@@ -275,7 +275,7 @@ def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetim
         if facts.status != "no_show":
             return "visit no longer marked missed"
         return "too late to be useful" if facts.overdue_by > TOO_LATE else None
-    if facts.status == "no_show":
+    if facts.status == "no_show" and rule_name != REBOOK_NUDGE:
         return "visit not attended"
     if facts.starts_at > now:
         return "visit not yet held"
