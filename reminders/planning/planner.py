@@ -46,7 +46,7 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
 
 
 # A reminder that went counts for its slot (24 h, 72 h, 7 d before) whatever the series number
-# it went under: a visit renumbered after a no-show is not reminded twice for the same slot.
+# it went under: a visit renumbered after a no-show (or back) is not reminded twice for a slot.
 WENT = (SENDING, SENT, DELIVERED, UNDELIVERED, UNKNOWN)
 # Rows that hold a day against another non-urgent text: all but those that will never go.
 NOT_GOING = (CANCELED, SKIPPED, FAILED)
@@ -88,11 +88,22 @@ def without_slots_already_sent(session: Session, appointment: Appointment,
             OutboxMessage.status.in_(WENT),
         )
     ).all()
-    slots = {(reminder_slot(rule), channel): rule for rule, channel in went}
-    return {
-        key: m for key, m in wanted.items()
-        if m.rule.kind != REMINDER or slots.get((reminder_slot(m.rule.name), m.channel), m.rule.name) == m.rule.name
-    }
+    slots: dict[tuple[str, str], set[str]] = {}
+    for rule, channel in went:
+        slots.setdefault((reminder_slot(rule), channel), set()).add(rule)
+
+    def keep(m: PlannedMessage) -> bool:
+        sent = slots.get((reminder_slot(m.rule.name), m.channel), set()) - {m.rule.name}
+        # Only the first-visit preparation may follow a reminder of the same slot: a patient told
+        # "infusion 2 of 6, as before" who missed infusion 1 needs the full instructions.
+        return not sent or (carries_first_visit_preparation(m.rule.name)
+                            and not any(carries_first_visit_preparation(rule) for rule in sent))
+
+    return {key: m for key, m in wanted.items() if m.rule.kind != REMINDER or keep(m)}
+
+
+def carries_first_visit_preparation(rule_name: str) -> bool:
+    return rule_name.startswith("first_induction")
 
 
 def spread_non_urgent(session: Session, appointment: Appointment, wanted: dict[str, PlannedMessage],
@@ -153,6 +164,7 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
             OutboxMessage.appointment_id == appointment.id, OutboxMessage.status.in_(PENDING_STATUSES)
         )
     ).all()
+    revive_withdrawn(session, wanted, now)
     for row in pending:
         message = wanted.get(row.dedupe_key)
         if message is None:
@@ -174,6 +186,29 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
     ]
     appointment.needs_planning = False
     return insert_ignoring_duplicates(session, new_rows)
+
+
+# The planner's own reasons for withdrawing a row when a visit's facts changed (a no-show, a
+# renumbered series). Facts can change back (a no-show corrected to completed): such a row is
+# planned again. A row canceled with its visit, or by anyone else, stays canceled.
+WITHDRAWN = ("no longer applies", "visit marked no-show", "visit no longer marked no-show")
+
+
+def revive_withdrawn(session: Session, wanted: dict[str, PlannedMessage], now: datetime) -> None:
+    if not wanted:
+        return
+    rows = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key.in_(list(wanted)), OutboxMessage.status == CANCELED)
+    ).all()
+    for row in rows:
+        if row.status_reason and row.status_reason.startswith(WITHDRAWN):
+            message = wanted[row.dedupe_key]
+            session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.status == CANCELED)
+                .values(status=PLANNED, status_reason=None, planned_for=message.planned_for, due_at=message.due_at,
+                        updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def no_longer_wanted_reason(appointment: Appointment, row: OutboxMessage, rs: RuleSettings) -> str:

@@ -302,15 +302,12 @@ def is_non_urgent(kind: str, channel: str) -> bool:
 
 def spread_rank(rule_name: str) -> int:
     """Which of two non-urgent texts wanted the same day keeps it (lower keeps it)."""
-    if rule_name == "checkin_day_after":
-        return 0
-    if rule_name == MISSED_VISIT:
-        return 1
-    if rule_name.startswith("checkin_weekly"):
-        return 2
-    if rule_name == PLAN_MAINTENANCE:
-        return 3
-    return 4
+    return next((rank for rank, name in enumerate(SPREAD_ORDER) if rule_name.startswith(name)), len(SPREAD_ORDER))
+
+
+# First keeps the day. The day-after check-in asks about side effects while they matter; a
+# routine weekly check-in is the one that can wait a day.
+SPREAD_ORDER = ("checkin_day_after", MISSED_VISIT, REBOOK_NUDGE, PLAN_MAINTENANCE, "checkin_weekly")
 
 
 def spread_day(wanted: date, taken: set[date], limit: int = SPREAD_DAYS_LIMIT) -> date:
