@@ -125,7 +125,7 @@ class TestMissedVisitText:
         rows = outbox(session, rule="missed_visit")
         assert [(r.status, r.to_address) for r in rows] == [("sent", "+12025550143")]
         assert rows[0].sent_at == at("2026-12-10T15:00:00-05:00")
-        assert "Hi Jo, we missed you at your visit with The Infusion Clinic" in rows[0].body
+        assert "Hi Jo, we missed you at The Infusion Clinic" in rows[0].body
         assert "Reply R" in rows[0].body
         assert not outbox(session, rule="checkin_day_after", status="sent")
 
