@@ -263,3 +263,34 @@ class TestOneNonUrgentTextADay:
         book(session, starts_at="2026-12-12T10:00:00-05:00", appointment="a2")
         tick(settings, "2026-12-11T10:00:00-05:00")
         assert sorted(rule for _, rule, _ in went(session)) == ["checkin_day_after", "induction_24h"]
+
+
+class TestEveryWayOfMarkingANoShow:
+    CSV = ("external_id,patient_external_id,first_name,last_name,phone,email,timezone,preferred_channel,kind,"
+           "starts_at,duration_minutes,location,status")
+
+    def rows(self, first_status: str) -> str:
+        return "\n".join([
+            self.CSV,
+            f"a1,p1,Maya,Lopez,+12025550143,,America/New_York,sms,induction,2026-12-10T10:00:00-05:00,50,Suite 200,{first_status}",
+            "a2,p1,Maya,Lopez,+12025550143,,America/New_York,sms,induction,2026-12-12T10:00:00-05:00,50,Suite 200,",
+        ]) + "\n"
+
+    def test_a_csv_status_renumbers_the_series(self, settings, session, tmp_path):
+        from click.testing import CliRunner
+
+        from reminders.cli import main
+
+        path = tmp_path / "visits.csv"
+        for status, expected in (("scheduled", 2), ("no_show", 1), ("completed", 2)):
+            path.write_text(self.rows(status), encoding="utf-8")
+            assert CliRunner().invoke(main, ["import", str(path)]).exit_code == 0
+            assert number(session, "a2") == expected, status
+
+    def test_the_api_renumbers_the_series(self, client, api_headers, session):
+        book(session, starts_at="2026-12-10T10:00:00-05:00", appointment="a1")
+        book(session, starts_at="2026-12-12T10:00:00-05:00", appointment="a2")
+        assert client.patch("/api/v1/appointments/a1", json={"status": "no_show"}, headers=api_headers).status_code == 200
+        assert client.get("/api/v1/appointments/a2", headers=api_headers).json["number_in_course"] == 1
+        client.patch("/api/v1/appointments/a1", json={"status": "completed"}, headers=api_headers)
+        assert client.get("/api/v1/appointments/a2", headers=api_headers).json["number_in_course"] == 2
