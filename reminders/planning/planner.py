@@ -80,17 +80,11 @@ def reminder_slot(rule_name: str) -> str:
     return rule_name.rsplit("_", 1)[-1]
 
 
-def without_slots_already_sent(session: Session, appointment: Appointment,
-                               wanted: dict[str, PlannedMessage]) -> dict[str, PlannedMessage]:
-    went = session.execute(
-        select(OutboxMessage.rule, OutboxMessage.channel).where(
-            OutboxMessage.appointment_id == appointment.id, OutboxMessage.kind == REMINDER,
-            OutboxMessage.status.in_(WENT),
-        )
-    ).all()
+def without_slots_already_sent(own: list[OutboxMessage], wanted: dict[str, PlannedMessage]) -> dict[str, PlannedMessage]:
     slots: dict[tuple[str, str], set[str]] = {}
-    for rule, channel in went:
-        slots.setdefault((reminder_slot(rule), channel), set()).add(rule)
+    for row in own:
+        if row.kind == REMINDER and row.status in WENT:
+            slots.setdefault((reminder_slot(row.rule), row.channel), set()).add(row.rule)
 
     def keep(m: PlannedMessage) -> bool:
         sent = slots.get((reminder_slot(m.rule.name), m.channel), set()) - {m.rule.name}
@@ -155,16 +149,14 @@ def spread_non_urgent(session: Session, appointment: Appointment, wanted: dict[s
 def plan_appointment(session: Session, appointment: Appointment, rs: RuleSettings, now: datetime) -> int:
     """Bring one appointment's pending outbox rows in line with its current facts."""
     patient = appointment.patient
+    # Every row of this visit, read once: what is pending, what went, what was withdrawn.
+    own = session.scalars(select(OutboxMessage).where(OutboxMessage.appointment_id == appointment.id)).all()
     wanted = {appointment_key(appointment.id, m.rule.name, m.channel): m for m in wanted_messages(appointment, patient, rs, now)}
-    wanted = without_slots_already_sent(session, appointment, wanted)
+    wanted = without_slots_already_sent(own, wanted)
     wanted = spread_non_urgent(session, appointment, wanted, rs)
-    wanted.update(moved_notices(session, appointment, wanted, rs, now))
-    pending = session.scalars(
-        select(OutboxMessage).where(
-            OutboxMessage.appointment_id == appointment.id, OutboxMessage.status.in_(PENDING_STATUSES)
-        )
-    ).all()
-    revive_withdrawn(session, wanted, now)
+    wanted.update(moved_notices(own, appointment, wanted, rs, now))
+    pending = [row for row in own if row.status in PENDING_STATUSES]
+    revive_withdrawn(session, own, wanted, now)
     for row in pending:
         message = wanted.get(row.dedupe_key)
         if message is None:
@@ -194,14 +186,10 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
 WITHDRAWN = ("no longer applies", "visit marked no-show", "visit no longer marked no-show")
 
 
-def revive_withdrawn(session: Session, wanted: dict[str, PlannedMessage], now: datetime) -> None:
-    if not wanted:
-        return
-    rows = session.scalars(
-        select(OutboxMessage).where(OutboxMessage.dedupe_key.in_(list(wanted)), OutboxMessage.status == CANCELED)
-    ).all()
-    for row in rows:
-        if row.status_reason and row.status_reason.startswith(WITHDRAWN):
+def revive_withdrawn(session: Session, own: list[OutboxMessage], wanted: dict[str, PlannedMessage], now: datetime) -> None:
+    for row in own:
+        if (row.dedupe_key in wanted and row.status == CANCELED
+                and row.status_reason and row.status_reason.startswith(WITHDRAWN)):
             message = wanted[row.dedupe_key]
             session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.status == CANCELED)
@@ -225,7 +213,7 @@ def no_longer_wanted_reason(appointment: Appointment, row: OutboxMessage, rs: Ru
     return "no longer applies"
 
 
-def moved_notices(session: Session, appointment: Appointment, wanted: dict[str, PlannedMessage],
+def moved_notices(own: list[OutboxMessage], appointment: Appointment, wanted: dict[str, PlannedMessage],
                   rs: RuleSettings, now: datetime) -> dict[str, PlannedMessage]:
     """One "your visit has moved" message per channel when a reminder already went for another time.
 
@@ -233,12 +221,7 @@ def moved_notices(session: Session, appointment: Appointment, wanted: dict[str, 
     """
     if appointment.status not in ("scheduled", "confirmed") or appointment.starts_at <= now:
         return {}
-    delivered = session.scalars(
-        select(OutboxMessage).where(
-            OutboxMessage.appointment_id == appointment.id, OutboxMessage.kind == REMINDER,
-            OutboxMessage.status.in_((SENT, DELIVERED, UNDELIVERED)),
-        )
-    ).all()
+    delivered = [row for row in own if row.kind == REMINDER and row.status in (SENT, DELIVERED, UNDELIVERED)]
     channels = {
         row.channel for row in delivered
         if row.dedupe_key in wanted and wanted[row.dedupe_key].planned_for != row.planned_for
