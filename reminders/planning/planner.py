@@ -100,8 +100,8 @@ def carries_first_visit_preparation(rule_name: str) -> bool:
     return rule_name.startswith("first_induction")
 
 
-def spread_non_urgent(session: Session, appointment: Appointment, wanted: dict[str, PlannedMessage],
-                      rs: RuleSettings) -> dict[str, PlannedMessage]:
+def spread_non_urgent(session: Session, appointment: Appointment, own: list[OutboxMessage],
+                      wanted: dict[str, PlannedMessage], rs: RuleSettings) -> dict[str, PlannedMessage]:
     """One non-urgent text a day per patient: a check-in or nudge wanted on a day that already
     holds one moves to the next free day (same clock time, then out of quiet hours).
 
@@ -126,13 +126,21 @@ def spread_non_urgent(session: Session, appointment: Appointment, wanted: dict[s
         pending = row.status in PENDING_STATUSES
         day = local_day(row.due_at if pending or row.sent_at is None else row.sent_at, zone)
         held.setdefault(day, []).append((spread_rank(row.rule) if pending else -1, row.appointment_id if pending else None))
+    # This visit's own texts that already went hold their day too (a check-in sent, then the
+    # visit planned again after it is too late to be wanted).
+    went_own = {row.dedupe_key: local_day(row.sent_at or row.due_at, zone) for row in own
+                if is_non_urgent(row.kind, row.channel) and row.status in WENT}
     to_replan: set[int] = set()
     taken: set = set()
     result = dict(wanted)
     visit = visit_facts(appointment, appointment.patient, rs)
     for key, m in sorted(movable.items(), key=lambda item: (spread_rank(item[1].rule.name), item[1].due_at, item[0])):
+        if key in went_own:  # it went: it holds the day it went on
+            taken.add(went_own[key])
+            continue
         rank = spread_rank(m.rule.name)
         blocked = taken | {day for day, holders in held.items() if any(r <= rank for r, _ in holders)}
+        blocked |= {day for other, day in went_own.items() if other != key}
         wanted_day = local_day(m.due_at, zone)
         day = spread_day(wanted_day, blocked)
         if day != wanted_day:
@@ -153,7 +161,7 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
     own = session.scalars(select(OutboxMessage).where(OutboxMessage.appointment_id == appointment.id)).all()
     wanted = {appointment_key(appointment.id, m.rule.name, m.channel): m for m in wanted_messages(appointment, patient, rs, now)}
     wanted = without_slots_already_sent(own, wanted)
-    wanted = spread_non_urgent(session, appointment, wanted, rs)
+    wanted = spread_non_urgent(session, appointment, own, wanted, rs)
     wanted.update(moved_notices(own, appointment, wanted, rs, now))
     pending = [row for row in own if row.status in PENDING_STATUSES]
     revive_withdrawn(session, own, wanted, now)
