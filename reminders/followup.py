@@ -91,9 +91,8 @@ def patients_needing_booking(session: Session, settings, now: datetime) -> list[
 
 def _span(delta: timedelta) -> str:
     hours = int(delta.total_seconds() // 3600)
-    if hours % 24 == 0:
-        return f"{hours // 24} days"
-    return f"{hours} hours"
+    count, unit = (hours // 24, "day") if hours % 24 == 0 else (hours, "hour")
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 @dataclass(frozen=True)
