@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,8 +69,16 @@ class Settings(BaseSettings):
     quiet_hours_end: time = time(8, 0)
     checkin_hour: int = 10
     induction_series_length: int = 6
-    induction_rebook_days: int = 4
+    # The induction "not booked" nudge goes this long after an infusion with no next one booked.
+    induction_rebook_hours: int = Field(default=48, ge=1, le=24 * 60)
+    # Older setting, in days: still honoured when set and INDUCTION_REBOOK_HOURS is not.
+    induction_rebook_days: int | None = Field(default=None, ge=1, le=60)
     maintenance_interval_days: int = 42
+    # The maintenance booking nudge goes this many days before the interval ends.
+    maintenance_nudge_days_before: int = Field(default=7, ge=0, le=60)
+    # A visit still scheduled or confirmed this many hours after it ended counts as attended
+    # (its check-in goes); empty or 0: never, the check-in waits for staff to mark the visit.
+    unmarked_visits_count_as_attended_after_hours: int | None = Field(default=2, ge=0, le=24 * 14)
     crisis_score_max: int = 2
     escalation_realert_minutes: int = 15
     send_max_attempts: int = 5  # internal errors only; a provider's trouble is retried until too late
@@ -89,10 +97,21 @@ class Settings(BaseSettings):
     def _lists(cls, value):
         return _split_list(value)
 
+    @field_validator("unmarked_visits_count_as_attended_after_hours", "induction_rebook_days", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("clinic_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
         return check_time_zone(value, "CLINIC_TIMEZONE")
+
+    @property
+    def induction_rebook_after(self) -> timedelta:
+        if self.induction_rebook_days is not None and "induction_rebook_hours" not in self.model_fields_set:
+            return timedelta(days=self.induction_rebook_days)
+        return timedelta(hours=self.induction_rebook_hours)
 
     @property
     def effective_database_url(self) -> str:

@@ -2,8 +2,8 @@
 
 Visits are placed relative to now so that `reminders demo && reminders tick` sends real
 messages: a first infusion in 20 hours, a later one in 26 hours, a maintenance visit in
-6 days, visits held yesterday that are due a check-in, a first infusion booked after a
-missed one, and an induction series that ended yesterday.
+6 days, visits held yesterday that are due a check-in, a first infusion missed yesterday (the
+next visit is infusion 1 of 6 again) and an induction series finished yesterday.
 """
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ PATIENTS = (
      (("induction", -24 * 7, "completed"), ("induction", -24 * 4, "completed"), ("induction", -20, "completed"), ("induction", 26, "scheduled"))),
     ("demo-p3", "Priya", "Shah", "+12025550122", "priya@example.org", "email", (("maintenance", 24 * 6 + 2, "scheduled"),)),
     ("demo-p4", "Jordan", "Kim", "+12025550199", "jordan@example.org", "sms", (("maintenance", -22, "completed"),)),
-    # Missed her first infusion: the visit booked after it is her first, with first-visit preparation.
-    ("demo-p5", "Ana", "García", "+12025550131", None, "sms",
-     (("induction", -50, "no_show"), ("induction", 30, "scheduled"))),
-    # Finished the induction series yesterday: asked to plan maintenance.
-    ("demo-p6", "Chris", "Walker", "+12025550164", "chris@example.org", "sms",
-     tuple(("induction", -24 * days + 4, "completed") for days in (12, 10, 8, 5, 3, 1))),
+    # Missed the first infusion yesterday: the next one is infusion 1 of 6 again, with the full preparation.
+    ("demo-p5", "Alex", "Rivera", "+12025550155", None, "sms",
+     (("induction", -21, "no_show"), ("induction", 24 * 2 + 3, "scheduled"))),
+    # Finished the induction series yesterday: a check-in, then "plan your maintenance" the day after.
+    ("demo-p6", "Dana", "Reyes", "+12025550188", None, "sms",
+     tuple(("induction", -24 * days - 22, "completed") for days in (10, 8, 6, 4, 2, 0))),
 )
 
 

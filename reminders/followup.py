@@ -3,11 +3,13 @@
 About half of patients do not finish the induction series, a fifth stop after the first
 infusion. Listed here:
 - induction: the series is not finished (and the course not ended) and no next infusion is
-  booked within INDUCTION_REBOOK_DAYS of the last one (nothing booked, or booked later). Listed
+  booked within INDUCTION_REBOOK_HOURS of the last one (nothing booked, or booked later). Listed
   from the day of the last infusion, so staff can call before the window closes; `overdue` says
-  whether it has.
-- maintenance (or a finished induction series): nothing booked and MAINTENANCE_INTERVAL_DAYS
-  have passed since the last visit.
+  whether it has (the patient's "not booked" text goes then too).
+- a finished induction series with nothing booked: listed from the day of the last infusion
+  ("Induction finished: plan maintenance"), the day the patient's "plan your maintenance" text
+  is planned for.
+- maintenance: nothing booked and MAINTENANCE_INTERVAL_DAYS have passed since the last visit.
 The last visit is the latest one held or still on the books (a no-show or a canceled visit
 does not count as held); a no-show since then is reported.
 """
@@ -21,8 +23,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES, ATTENDED_OR_PENDING
+from reminders.planning.rules import PLAN_MAINTENANCE, RuleSettings, counts_as_attended_at, is_unmarked
 
 NUDGE_RULE = "rebook_nudge"
+FINISHED_INDUCTION = "Induction finished: plan maintenance"
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def patients_needing_booking(session: Session, settings, now: datetime) -> list[
     upcoming = _first_upcoming(session, now, list(by_patient))
     missed = _latest_no_shows(session, now, list(by_patient))
     nudges = _nudges(session, [visit.id for visit in by_patient.values()])
-    rebook = timedelta(days=settings.induction_rebook_days)
+    rebook = settings.induction_rebook_after
     interval = timedelta(days=settings.maintenance_interval_days)
     found: list[Followup] = []
     for patient_id, visit in by_patient.items():
@@ -70,9 +74,12 @@ def patients_needing_booking(session: Session, settings, now: datetime) -> list[
                 continue
             what = f"Infusion {visit.number_in_course + 1} of {series}"
             reason = (f"{what} is not booked" if following is None else
-                      f"{what} is booked more than {settings.induction_rebook_days} days after the last")
+                      f"{what} is booked more than {_span(rebook)} after the last")
             found.append(Followup(visit.patient, "induction", visit, following, due_by, now >= due_by, reason,
                                   no_show, nudges.get(visit.id)))
+        elif following is None and visit.kind == "induction" and visit.starts_at + interval > now:
+            found.append(Followup(visit.patient, "maintenance", visit, None, visit.starts_at + interval, False,
+                                  FINISHED_INDUCTION, no_show, nudges.get(visit.id)))
         elif following is None and visit.starts_at + interval <= now:
             days = (now - visit.starts_at).days
             what = "the induction series ended" if visit.kind == "induction" else "last maintenance visit"
@@ -80,6 +87,37 @@ def patients_needing_booking(session: Session, settings, now: datetime) -> list[
                                   f"Maintenance due: {what} {days} days ago, nothing booked", no_show,
                                   nudges.get(visit.id)))
     return sorted(found, key=lambda row: (row.due_by, row.patient.id))
+
+
+def _span(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    count, unit = (hours // 24, "day") if hours % 24 == 0 else (hours, "hour")
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class UnmarkedVisit:
+    appointment: Appointment
+    patient: Patient
+    counts_as_attended_at: datetime | None  # when its check-in goes if nobody marks it; None: waits
+
+
+def visits_to_mark(session: Session, settings, now: datetime, days: int = 14) -> list[UnmarkedVisit]:
+    """Visits over (from their end) that nobody marked completed or no-show, oldest first.
+
+    Listed for the last `days` days: older ones are history staff close from the patient's page."""
+    rs = RuleSettings.from_settings(settings)
+    rows = session.scalars(
+        select(Appointment)
+        .where(Appointment.status.in_(ACTIVE_STATUSES), Appointment.starts_at <= now,
+               Appointment.starts_at >= now - timedelta(days=days))
+        .order_by(Appointment.starts_at, Appointment.id)
+        .options(selectinload(Appointment.patient), selectinload(Appointment.course))
+    ).all()
+    return [
+        UnmarkedVisit(row, row.patient, counts_as_attended_at(row.status, row.ends_at, rs))
+        for row in rows if is_unmarked(row.status, row.ends_at, now)
+    ]
 
 
 def _first_upcoming(session: Session, now: datetime, patient_ids: list[int]) -> dict[int, Appointment]:
@@ -120,7 +158,7 @@ def _latest_no_shows(session: Session, now: datetime, patient_ids: list[int]) ->
 def _nudges(session: Session, appointment_ids: list[int]) -> dict[int, OutboxMessage]:
     rows = session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.rule == NUDGE_RULE, OutboxMessage.appointment_id.in_(appointment_ids))
+        .where(OutboxMessage.rule.in_((NUDGE_RULE, PLAN_MAINTENANCE)), OutboxMessage.appointment_id.in_(appointment_ids))
         .order_by(OutboxMessage.id)
     ).all()
     nudges: dict[int, OutboxMessage] = {}

@@ -140,9 +140,9 @@ class TestFollowups:
     def test_induction_patients_without_a_next_infusion_and_maintenance_patients_past_due(self, session, two_way, api,
                                                                                           clock):
         book(session, starts_at="2026-12-01T10:00:00-05:00", patient="stopped", appointment="s1", status="completed")
-        book(session, starts_at="2026-12-06T10:00:00-05:00", patient="onway", appointment="o1", status="completed",
+        book(session, starts_at="2026-12-07T10:00:00-05:00", patient="onway", appointment="o1", status="completed",
              phone="+12025550160")
-        book(session, starts_at="2026-12-09T10:00:00-05:00", patient="onway", appointment="o2", phone="+12025550160")
+        book(session, starts_at="2026-12-09T09:00:00-05:00", patient="onway", appointment="o2", phone="+12025550160")
         book(session, starts_at="2026-12-01T10:00:00-05:00", patient="late", appointment="l1", status="completed",
              phone="+12025550161")
         book(session, starts_at="2026-12-20T10:00:00-05:00", patient="late", appointment="l2", phone="+12025550161")
@@ -154,7 +154,7 @@ class TestFollowups:
         by_patient = {row["patient_external_id"]: row for row in rows}
         assert set(by_patient) == {"stopped", "late", "boost"}
         assert by_patient["stopped"]["reason"] == "Infusion 2 of 6 is not booked" and by_patient["stopped"]["overdue"]
-        assert "booked more than 4 days after" in by_patient["late"]["reason"]
+        assert "booked more than 2 days after" in by_patient["late"]["reason"]  # INDUCTION_REBOOK_HOURS 48
         assert by_patient["late"]["next_visit"]["external_id"] == "l2"
         assert by_patient["boost"]["kind"] == "maintenance" and "Maintenance due" in by_patient["boost"]["reason"]
         assert [row.patient.external_id for row in patients_needing_booking(session, two_way, NOW)] == \
@@ -162,8 +162,8 @@ class TestFollowups:
 
     def test_the_nudge_goes_once_and_shows_on_the_list(self, session, two_way, api, fake_twilio, clock):
         book(session, starts_at="2026-12-01T10:00:00-05:00", status="completed")
-        run_pass(two_way, at("2026-12-05T10:00:00-05:00"))
-        run_pass(two_way, at("2026-12-05T10:05:00-05:00"))
+        run_pass(two_way, at("2026-12-03T10:00:00-05:00"))  # 48 hours after
+        run_pass(two_way, at("2026-12-03T10:05:00-05:00"))
         nudges = [m for m in fake_twilio.messages if "not booked yet" in m["body"]]
         assert len(nudges) == 1
         [row] = api("/api/v1/followups")["followups"]
@@ -171,9 +171,9 @@ class TestFollowups:
 
     def test_a_patient_booked_in_time_is_not_listed(self, session, two_way, api):
         book(session, starts_at="2026-12-07T10:00:00-05:00", status="completed")
-        book(session, starts_at="2026-12-10T10:00:00-05:00", appointment="a2")
+        book(session, starts_at="2026-12-09T09:00:00-05:00", appointment="a2")
         assert api("/api/v1/followups")["followups"] == []
-        run_pass(two_way, at("2026-12-11T10:00:00-05:00"))  # the nudge's time for a1
+        run_pass(two_way, at("2026-12-09T10:00:00-05:00"))  # the nudge's time for a1 (48 hours)
         nudge = [row for row in outbox(session, rule="rebook_nudge") if row.appointment.external_id == "a1"]
         assert [(row.status, row.status_reason) for row in nudge] == [("skipped", "next visit already booked")]
 

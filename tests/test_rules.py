@@ -55,12 +55,13 @@ def test_checkins_go_by_text_only_the_day_after_at_ten_local():
     assert not any(name == "checkin_day_after" for name, _ in plan("induction", 2, "2026-12-10T16:00:00-05:00", reachable=("email",)))
 
 
-def test_maintenance_has_weekly_checkins_until_the_interval_and_a_rebooking_nudge():
+def test_maintenance_has_weekly_checkins_until_the_interval_and_a_rebooking_nudge_a_week_before_it_ends():
     planned = plan("maintenance", 1, "2026-12-10T10:00:00-05:00", reachable=("sms",))
     weekly = sorted(m.due_at for (name, _), m in planned.items() if name.startswith("checkin_weekly"))
     assert len(weekly) == RS.maintenance_interval_days // 7
     assert weekly[0] == at("2026-12-17T10:00:00-05:00")
-    assert planned["rebook_nudge", "sms"].due_at == at("2027-01-21T10:00:00-05:00")
+    # The 42-day interval ends on 21 January; the nudge goes 7 days before (MAINTENANCE_NUDGE_DAYS_BEFORE).
+    assert planned["rebook_nudge", "sms"].due_at == at("2027-01-14T10:00:00-05:00")
 
 
 def test_no_rebooking_nudge_after_the_last_induction_infusion():
@@ -144,3 +145,110 @@ NOW = datetime(2026, 12, 10, 15, 0, tzinfo=timezone.utc)
 ])
 def test_reasons_not_to_send(kind, rule, facts, reason):
     assert reason_not_to_send(kind, rule, facts, NOW) == reason
+
+
+# --- No-shows, unmarked visits, retention, one non-urgent text a day -----------------------------
+
+from datetime import date  # noqa: E402
+
+from reminders.planning.rules import (  # noqa: E402
+    counts_as_attended_at, is_unmarked, moved_to_day, spread_day, spread_rank, weekly_checkin_template,
+)
+
+
+def plan_with(rs, kind, number, starts_at, status="scheduled", reachable=("sms",)):
+    visit = Visit(kind, number, 6, at(starts_at), NY, status)
+    return {(m.rule.name, m.channel): m for m in plan_visit(visit, set(reachable), default_rules(rs), rs)}
+
+
+def test_a_missed_visit_gets_only_we_missed_you_and_the_booking_nudge():
+    planned = plan_with(RS, "induction", 0, "2026-12-10T10:00:00-05:00", status="no_show")
+    assert {name for name, _ in planned if not name.startswith(("first_", "induction_"))} == {"missed_visit", "rebook_nudge"}
+    assert planned["missed_visit", "sms"].planned_for == at("2026-12-10T11:00:00-05:00")  # from the end of the visit
+
+
+def test_a_held_visit_gets_no_we_missed_you():
+    assert ("missed_visit", "sms") not in plan_with(RS, "induction", 2, "2026-12-10T10:00:00-05:00", status="completed")
+
+
+def test_induction_nudge_48_hours_after_the_infusion():
+    planned = plan_with(RS, "induction", 2, "2026-12-10T14:00:00-05:00", status="completed")
+    assert planned["rebook_nudge", "sms"].due_at == at("2026-12-12T14:00:00-05:00")
+
+
+def test_the_last_induction_infusion_gets_plan_your_maintenance_not_a_booking_nudge():
+    planned = plan_with(RS, "induction", 6, "2026-12-10T10:00:00-05:00", status="completed")
+    assert ("rebook_nudge", "sms") not in planned
+    # Wanted the day after, at the check-in hour: the planner moves it off the check-in's day.
+    assert planned["plan_maintenance", "sms"].planned_for == at("2026-12-11T10:00:00-05:00")
+    assert ("plan_maintenance", "sms") not in plan_with(RS, "induction", 5, "2026-12-10T10:00:00-05:00")
+
+
+def test_maintenance_nudge_days_before_is_a_setting():
+    rs = RuleSettings(maintenance_nudge_days_before=0)
+    planned = plan_with(rs, "maintenance", 1, "2026-12-10T10:00:00-05:00", status="completed")
+    assert planned["rebook_nudge", "sms"].due_at == at("2027-01-21T10:00:00-05:00")
+
+
+class TestUnmarkedVisits:
+    END = at("2026-12-10T11:00:00-05:00")
+
+    def test_counted_as_attended_two_hours_after_the_end_by_default(self):
+        assert counts_as_attended_at("scheduled", self.END, RS) == self.END + timedelta(hours=2)
+        assert counts_as_attended_at("confirmed", self.END, RS) == self.END + timedelta(hours=2)
+        assert counts_as_attended_at("completed", self.END, RS) == self.END
+
+    def test_never_counted_when_the_clinic_waits_for_staff(self):
+        rs = RuleSettings(unmarked_counts_as_attended_after=None)
+        assert counts_as_attended_at("scheduled", self.END, rs) is None
+        assert counts_as_attended_at("completed", self.END, rs) == self.END
+        assert counts_as_attended_at("no_show", self.END, RS) is None
+
+    def test_the_checkin_of_an_unmarked_visit_is_not_planned_before_it_counts(self):
+        rs = RuleSettings(unmarked_counts_as_attended_after=timedelta(hours=30))
+        planned = plan_with(rs, "induction", 2, "2026-12-10T10:00:00-05:00")
+        assert planned["checkin_day_after", "sms"].due_at == at("2026-12-11T17:00:00-05:00")
+        never = plan_with(RuleSettings(unmarked_counts_as_attended_after=None), "induction", 2, "2026-12-10T10:00:00-05:00")
+        assert ("checkin_day_after", "sms") not in never
+        assert ("rebook_nudge", "sms") in never  # "not booked" does not depend on attendance
+
+    def test_unmarked_from_the_end_of_the_visit(self):
+        assert not is_unmarked("scheduled", self.END, self.END - timedelta(minutes=1))
+        assert is_unmarked("confirmed", self.END, self.END)
+        assert not is_unmarked("completed", self.END, self.END + timedelta(days=1))
+
+
+@pytest.mark.parametrize("kind, rule, facts, reason", [
+    ("nudge", "missed_visit", SendFacts("no_show", NOW - timedelta(hours=3), NOW + timedelta(days=2)), None),
+    ("nudge", "missed_visit", SendFacts("completed", NOW - timedelta(hours=3), None), "visit no longer marked missed"),
+    ("nudge", "missed_visit", SendFacts("canceled", NOW - timedelta(hours=3), None), "visit canceled"),
+    ("nudge", "plan_maintenance", SendFacts("no_show", NOW - timedelta(days=1), None), "visit not attended"),
+    ("nudge", "plan_maintenance", SendFacts("completed", NOW - timedelta(days=2), NOW + timedelta(days=30)), "next visit already booked"),
+    ("nudge", "plan_maintenance", SendFacts("completed", NOW - timedelta(days=2), None), None),
+])
+def test_reasons_not_to_send_after_a_missed_or_last_visit(kind, rule, facts, reason):
+    assert reason_not_to_send(kind, rule, facts, NOW) == reason
+
+
+class TestOneNonUrgentTextADay:
+    def test_the_first_free_day(self):
+        assert spread_day(date(2027, 1, 21), set()) == date(2027, 1, 21)
+        assert spread_day(date(2027, 1, 21), {date(2027, 1, 21), date(2027, 1, 22)}) == date(2027, 1, 23)
+
+    def test_a_text_is_not_dropped_when_no_day_is_free(self):
+        week = {date(2027, 1, 21) + timedelta(days=n) for n in range(8)}
+        assert spread_day(date(2027, 1, 21), week) == date(2027, 1, 21)
+
+    def test_the_day_after_checkin_keeps_its_day_and_a_weekly_checkin_yields(self):
+        order = ["checkin_day_after", "missed_visit", "rebook_nudge", "plan_maintenance", "checkin_weekly_6"]
+        assert sorted(order, key=spread_rank) == order
+
+    def test_moved_keeps_the_local_clock_time_across_a_clock_change(self):
+        assert moved_to_day(at("2026-10-31T10:00:00-04:00"), date(2026, 11, 1), NY) == at("2026-11-01T10:00:00-05:00")
+
+
+def test_weekly_checkins_take_turns_with_three_wordings():
+    names = [weekly_checkin_template(week) for week in range(1, 7)]
+    assert names == ["checkin_weekly", "checkin_weekly_b", "checkin_weekly_c"] * 2
+    rules = {rule.name: rule.template for rule in default_rules(RS)}
+    assert rules["checkin_weekly_2"] == "checkin_weekly_b"

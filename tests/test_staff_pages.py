@@ -83,7 +83,7 @@ def test_maintenance_due_list(staff_client, sessions, settings):
         add_visit(session, late, "i2-v2", now + timedelta(days=9))
         fine = add_patient(session, "i3", "Fine", "Induction", "+12025550106", None, channel="sms")
         add_visit(session, fine, "i3-v1", now - timedelta(days=1), status="completed")
-        add_visit(session, fine, "i3-v2", now + timedelta(days=2))
+        add_visit(session, fine, "i3-v2", now + timedelta(hours=47) - timedelta(days=1))  # within 48 hours
         canceled = add_patient(session, "i4", "Canceled", "Next", "+12025550107", None, channel="sms")
         add_visit(session, canceled, "i4-v1", now - timedelta(days=1), status="completed")
         add_visit(session, canceled, "i4-v2", now + timedelta(days=1), status="canceled")
@@ -92,7 +92,7 @@ def test_maintenance_due_list(staff_client, sessions, settings):
     assert set(names) == {"Old", "Gap", "Late", "Canceled"}
     assert names["Old"].startswith("Maintenance due: last maintenance visit 50 days ago")
     assert names["Gap"] == "Infusion 3 of 6 is not booked"
-    assert names["Late"] == "Infusion 2 of 6 is booked more than 4 days after the last"
+    assert names["Late"] == "Infusion 2 of 6 is booked more than 2 days after the last"
     page = staff_client.get("/").text
     assert "Infusion 3 of 6 is not booked" in page and "Old Booster" in page and "Recent Booster" not in page
 

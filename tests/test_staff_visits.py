@@ -102,7 +102,8 @@ def test_completed_and_no_show_decide_the_check_ins(staff_client, sessions, sett
     post_form(staff_client, f"/visits/{visit.id}/status", {"status": "no_show"})
     assert only(sessions, Appointment).status == "no_show"
     run_pass(settings, visit.starts_at + timedelta(hours=3))
-    assert outbox(sessions, visit.id) == {("checkin_day_after", "sms"): "canceled", ("rebook_nudge", "sms"): "planned"}
+    assert outbox(sessions, visit.id) == {("checkin_day_after", "sms"): "canceled", ("rebook_nudge", "sms"): "planned",
+                                          ("missed_visit", "sms"): "sent"}  # the same day
     assert actions(sessions)[-2:] == ["visit_completed", "visit_no_show"]
 
 
@@ -246,3 +247,61 @@ def test_csv_upload_refuses_an_unusable_file(staff_client):
     empty = post_form(staff_client, "/visits/import", {}, content_type="multipart/form-data")
     assert empty.status_code == 422 and "Choose a CSV file" in empty.text
 
+
+
+# --- Visits nobody marked -------------------------------------------------------------------------
+
+UNMARKED = "Visits to mark attended or no-show"
+
+
+def unmarked_section(page: str) -> str:
+    start = page.find(UNMARKED)
+    return "" if start < 0 else page[start:page.find("</section>", start)]
+
+
+def test_a_visit_over_and_unmarked_is_listed_with_one_click_completed_and_no_show(staff_client, sessions, settings):
+    now = utcnow()
+    with sessions() as session:
+        missed = add_patient(session, "p1", first="Ana", last="Missed", phone="+12025550101", email=None, channel="sms")
+        first = add_visit(session, missed, "a1", now - timedelta(hours=4))
+        add_visit(session, missed, "a2", now + timedelta(days=2))
+        came = add_patient(session, "p2", first="Ben", last="Came", phone="+12025550102", email=None, channel="sms")
+        add_visit(session, came, "b1", now - timedelta(hours=3))
+        running = add_patient(session, "p3", first="Cy", last="Running", phone="+12025550103", email=None, channel="sms")
+        add_visit(session, running, "c1", now - timedelta(minutes=10))  # 50 minutes: still on
+        done = add_patient(session, "p4", first="Di", last="Done", phone="+12025550104", email=None, channel="sms")
+        add_visit(session, done, "d1", now - timedelta(hours=5), status="completed")
+    before = staff_client.get("/").text
+    assert "Induction 2 of 6" in before  # a2
+    section = unmarked_section(before)
+    assert "Ana Missed" in section and "Ben Came" in section
+    assert "Cy Running" not in section and "Di Done" not in section
+    assert "Counted as attended since" in section  # ended more than 2 hours ago (the default)
+    assert section.count('value="no_show"') == 2 and section.count('value="completed"') == 2
+
+    post_form(staff_client, f"/visits/{first.id}/status", {"status": "no_show", "next": "/"})
+    page = staff_client.get("/").text
+    assert "Ana Missed" not in unmarked_section(page) and "Ben Came" in unmarked_section(page)
+    assert "Induction 2 of 6" not in page  # a2, the next visit, is the first infusion again
+    run_pass(settings, utcnow())
+    assert outbox(sessions, first.id)[("missed_visit", "sms")] == "sent"
+
+
+def test_when_the_clinic_waits_for_staff_the_list_says_the_checkin_waits(configure, settings, sessions):
+    from reminders.web import create_app
+    from tests.fixtures.staff import login, make_user
+
+    configured = configure(UNMARKED_VISITS_COUNT_AS_ATTENDED_AFTER_HOURS="")
+    make_user(sessions, "nurse@clinic.test")
+    client = create_app(configured, {"TESTING": True}).test_client()
+    assert login(client, "nurse@clinic.test").status_code == 302
+    with sessions() as session:
+        patient = add_patient(session, email=None, channel="sms")
+        visit = add_visit(session, patient, "a1", utcnow() - timedelta(hours=3))
+    assert "Check-in waits until the visit is marked completed" in unmarked_section(client.get("/").text)
+    run_pass(configured, utcnow())
+    assert ("checkin_day_after", "sms") not in outbox(sessions, visit.id)
+    post_form(client, f"/visits/{visit.id}/status", {"status": "completed", "next": "/"})
+    assert unmarked_section(client.get("/").text) == ""
+    run_pass(configured, utcnow())
+    assert outbox(sessions, visit.id)[("checkin_day_after", "sms")] == "planned"

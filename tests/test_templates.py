@@ -31,7 +31,11 @@ PRIVATE_WORDS = re.compile(
     ("maintenance_24h.sms.j2", 2),
     ("checkin_day_after.sms.j2", 2),
     ("checkin_weekly.sms.j2", 2),
+    ("checkin_weekly_b.sms.j2", 2),
+    ("checkin_weekly_c.sms.j2", 2),
     ("rebook_nudge.sms.j2", 1),
+    ("missed_visit.sms.j2", 1),
+    ("plan_maintenance.sms.j2", 2),
     ("visit_moved.sms.j2", 2),
 ])
 def test_sms_texts_are_gsm7_with_a_known_segment_count(name, segments):
@@ -41,7 +45,8 @@ def test_sms_texts_are_gsm7_with_a_known_segment_count(name, segments):
 
 def test_every_sms_template_is_counted_above():
     counted = {"welcome", "first_induction_72h", "first_induction_24h", "induction_24h", "maintenance_7d",
-               "maintenance_24h", "checkin_day_after", "checkin_weekly", "rebook_nudge", "visit_moved"}
+               "maintenance_24h", "checkin_day_after", "checkin_weekly", "checkin_weekly_b", "checkin_weekly_c",
+               "rebook_nudge", "visit_moved", "missed_visit", "plan_maintenance"}
     assert {name.removesuffix(".sms.j2") for name in SMS_TEMPLATES if not name.startswith(("reply_", "staff_"))} == counted
 
 

@@ -136,10 +136,11 @@ def apply_changes(appointment: Appointment, record: AppointmentRecord, now: date
 
 
 def renumber_course(session: Session, course_id: int | None) -> None:
-    """Number the course's induction visits 1..n by time; canceled visits take no number.
+    """Number the course's induction visits 1..n by time; canceled and missed (no-show) visits
+    take no place in the series: after a missed first infusion the next visit is 1 of 6 again.
 
     A visit whose number changes is re-planned: the new first infusion needs the full
-    instructions that the canceled one would have had.
+    instructions that the canceled or missed one would have had.
     """
     if course_id is None:
         return
@@ -161,9 +162,14 @@ def course_numbers(visits: Iterable) -> list[tuple]:
     for visit in sorted(visits, key=lambda v: (v.starts_at, v.id)):
         if visit.status == "canceled":
             continue
-        counters[visit.kind] = counters.get(visit.kind, 0) + 1
-        if visit.number_in_course != counters[visit.kind]:
-            changes.append((visit, counters[visit.kind]))
+        if visit.status == "no_show":
+            # A missed visit carries the number of the infusions held before it, so "infusion
+            # number + 1 is not booked" names the one to book again.
+            number = counters.get(visit.kind, 0)
+        else:
+            number = counters[visit.kind] = counters.get(visit.kind, 0) + 1
+        if visit.number_in_course != number:
+            changes.append((visit, number))
     return changes
 
 

@@ -13,10 +13,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.outbox import CANCELED, PENDING_STATUSES, PLANNED
+from reminders.models.outbox import CANCELED, FAILED, PENDING_STATUSES, PLANNED, SENDING, SKIPPED, UNKNOWN
 from reminders.models.outbox import DELIVERED, SENT, UNDELIVERED
 from reminders.planning.rules import (
-    REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit,
+    MISSED_VISIT, MISSED_VISIT_MARKED_WITHIN, NON_URGENT_KINDS, REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage,
+    RuleSettings, Visit, default_rules, due_time, is_non_urgent, local_day, moved_to_day, plan_visit, spread_day,
+    spread_rank,
 )
 
 
@@ -43,9 +45,17 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
     return len(session.execute(stmt).all())
 
 
+# A reminder that went counts for its slot (24 h, 72 h, 7 d before) whatever the series number
+# it went under: a visit renumbered after a no-show (or back) is not reminded twice for a slot.
+WENT = (SENDING, SENT, DELIVERED, UNDELIVERED, UNKNOWN)
+# Rows that hold a day against another non-urgent text: all but those that will never go.
+NOT_GOING = (CANCELED, SKIPPED, FAILED)
+
+
 def visit_facts(appointment: Appointment, patient: Patient, rs: RuleSettings) -> Visit:
     series = appointment.course.induction_sessions_planned if appointment.course else rs.series_length
-    return Visit(appointment.kind, appointment.number_in_course, series, appointment.starts_at, patient.timezone)
+    return Visit(appointment.kind, appointment.number_in_course, series, appointment.starts_at, patient.timezone,
+                 appointment.status, appointment.duration_minutes)
 
 
 def wanted_messages(appointment: Appointment, patient: Patient, rs: RuleSettings, now: datetime) -> list[PlannedMessage]:
@@ -60,26 +70,105 @@ def wanted_messages(appointment: Appointment, patient: Patient, rs: RuleSettings
         else:
             if message.planned_for < now - TOO_LATE:  # history imported, a visit entered late
                 continue
-            if appointment.status == "no_show" and message.rule.kind == "checkin":
-                continue
+            if message.rule.name == MISSED_VISIT and now > appointment.ends_at + MISSED_VISIT_MARKED_WITHIN:
+                continue  # marked too late for "we missed you today": the staff list shows it
         wanted.append(message)
     return wanted
+
+
+def reminder_slot(rule_name: str) -> str:
+    return rule_name.rsplit("_", 1)[-1]
+
+
+def without_slots_already_sent(own: list[OutboxMessage], wanted: dict[str, PlannedMessage]) -> dict[str, PlannedMessage]:
+    slots: dict[tuple[str, str], set[str]] = {}
+    for row in own:
+        if row.kind == REMINDER and row.status in WENT:
+            slots.setdefault((reminder_slot(row.rule), row.channel), set()).add(row.rule)
+
+    def keep(m: PlannedMessage) -> bool:
+        sent = slots.get((reminder_slot(m.rule.name), m.channel), set()) - {m.rule.name}
+        # Only the first-visit preparation may follow a reminder of the same slot: a patient told
+        # "infusion 2 of 6, as before" who missed infusion 1 needs the full instructions.
+        return not sent or (carries_first_visit_preparation(m.rule.name)
+                            and not any(carries_first_visit_preparation(rule) for rule in sent))
+
+    return {key: m for key, m in wanted.items() if m.rule.kind != REMINDER or keep(m)}
+
+
+def carries_first_visit_preparation(rule_name: str) -> bool:
+    return rule_name.startswith("first_induction")
+
+
+def spread_non_urgent(session: Session, appointment: Appointment, own: list[OutboxMessage],
+                      wanted: dict[str, PlannedMessage], rs: RuleSettings) -> dict[str, PlannedMessage]:
+    """One non-urgent text a day per patient: a check-in or nudge wanted on a day that already
+    holds one moves to the next free day (same clock time, then out of quiet hours).
+
+    A day held by another visit's text of the same or a higher rank stays with it; a day held by
+    a lower-ranked text not sent yet is taken, and that visit is planned again so its text moves.
+    """
+    movable = {key: m for key, m in wanted.items() if is_non_urgent(m.rule.kind, m.channel)}
+    if not movable:
+        return wanted
+    zone = appointment.patient.timezone
+    others = session.execute(
+        select(OutboxMessage.appointment_id, OutboxMessage.rule, OutboxMessage.status, OutboxMessage.due_at,
+               OutboxMessage.sent_at).where(
+            OutboxMessage.patient_id == appointment.patient_id,
+            (OutboxMessage.appointment_id != appointment.id) | OutboxMessage.appointment_id.is_(None),
+            OutboxMessage.channel == "sms", OutboxMessage.kind.in_(NON_URGENT_KINDS),
+            OutboxMessage.status.not_in(NOT_GOING),
+        )
+    ).all()
+    held: dict = {}  # day -> [(rank, appointment id or None when it cannot move)]
+    for row in others:
+        pending = row.status in PENDING_STATUSES
+        day = local_day(row.due_at if pending or row.sent_at is None else row.sent_at, zone)
+        held.setdefault(day, []).append((spread_rank(row.rule) if pending else -1, row.appointment_id if pending else None))
+    # This visit's own texts that already went hold their day too (a check-in sent, then the
+    # visit planned again after it is too late to be wanted).
+    went_own = {row.dedupe_key: local_day(row.sent_at or row.due_at, zone) for row in own
+                if is_non_urgent(row.kind, row.channel) and row.status in WENT}
+    to_replan: set[int] = set()
+    taken: set = set()
+    result = dict(wanted)
+    visit = visit_facts(appointment, appointment.patient, rs)
+    for key, m in sorted(movable.items(), key=lambda item: (spread_rank(item[1].rule.name), item[1].due_at, item[0])):
+        if key in went_own:  # it went: it holds the day it went on
+            taken.add(went_own[key])
+            continue
+        rank = spread_rank(m.rule.name)
+        blocked = taken | {day for day, holders in held.items() if any(r <= rank for r, _ in holders)}
+        blocked |= {day for other, day in went_own.items() if other != key}
+        wanted_day = local_day(m.due_at, zone)
+        day = spread_day(wanted_day, blocked)
+        if day != wanted_day:
+            planned_for = moved_to_day(m.planned_for, day + (local_day(m.planned_for, zone) - wanted_day), zone)
+            m = PlannedMessage(m.rule, m.channel, planned_for, due_time(m.rule, planned_for, visit, rs.quiet))
+            result[key] = m
+        taken.add(day)
+        to_replan |= {appt for r, appt in held.get(day, []) if r > rank and appt is not None}
+    if to_replan:
+        mark_for_planning(session, appointment_ids=sorted(to_replan))
+    return result
 
 
 def plan_appointment(session: Session, appointment: Appointment, rs: RuleSettings, now: datetime) -> int:
     """Bring one appointment's pending outbox rows in line with its current facts."""
     patient = appointment.patient
+    # Every row of this visit, read once: what is pending, what went, what was withdrawn.
+    own = session.scalars(select(OutboxMessage).where(OutboxMessage.appointment_id == appointment.id)).all()
     wanted = {appointment_key(appointment.id, m.rule.name, m.channel): m for m in wanted_messages(appointment, patient, rs, now)}
-    wanted.update(moved_notices(session, appointment, wanted, rs, now))
-    pending = session.scalars(
-        select(OutboxMessage).where(
-            OutboxMessage.appointment_id == appointment.id, OutboxMessage.status.in_(PENDING_STATUSES)
-        )
-    ).all()
+    wanted = without_slots_already_sent(own, wanted)
+    wanted = spread_non_urgent(session, appointment, own, wanted, rs)
+    wanted.update(moved_notices(own, appointment, wanted, rs, now))
+    pending = [row for row in own if row.status in PENDING_STATUSES]
+    revive_withdrawn(session, own, wanted, now)
     for row in pending:
         message = wanted.get(row.dedupe_key)
         if message is None:
-            reason = "visit canceled" if appointment.status == "canceled" else "no longer applies"
+            reason = no_longer_wanted_reason(appointment, row, rs)
             _update_if_pending(session, row.id, status=CANCELED, status_reason=reason)
         elif row.planned_for != message.planned_for and message.rule.name != VISIT_MOVED.name:
             # The visit moved. A queued row goes back to planned: its task, if still in the
@@ -99,7 +188,40 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
     return insert_ignoring_duplicates(session, new_rows)
 
 
-def moved_notices(session: Session, appointment: Appointment, wanted: dict[str, PlannedMessage],
+# The planner's own reasons for withdrawing a row when a visit's facts changed (a no-show, a
+# renumbered series). Facts can change back (a no-show corrected to completed): such a row is
+# planned again. A row canceled with its visit, or by anyone else, stays canceled.
+WITHDRAWN = ("no longer applies", "visit marked no-show", "visit no longer marked no-show")
+
+
+def revive_withdrawn(session: Session, own: list[OutboxMessage], wanted: dict[str, PlannedMessage], now: datetime) -> None:
+    for row in own:
+        if (row.dedupe_key in wanted and row.status == CANCELED
+                and row.status_reason and row.status_reason.startswith(WITHDRAWN)):
+            message = wanted[row.dedupe_key]
+            session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.status == CANCELED)
+                .values(status=PLANNED, status_reason=None, planned_for=message.planned_for, due_at=message.due_at,
+                        updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+
+def no_longer_wanted_reason(appointment: Appointment, row: OutboxMessage, rs: RuleSettings) -> str:
+    """Why a planned row will not go, in words staff can read on the visit."""
+    if appointment.status == "canceled":
+        return "visit canceled"
+    if appointment.status == "no_show":
+        return "visit marked no-show"
+    if row.kind == REMINDER and appointment.kind == "induction" and row.rule != VISIT_MOVED.name:
+        series = visit_facts(appointment, appointment.patient, rs).series_length
+        return f"no longer applies: now infusion {appointment.number_in_course} of {series}"
+    if row.rule == MISSED_VISIT:
+        return "visit no longer marked no-show"
+    return "no longer applies"
+
+
+def moved_notices(own: list[OutboxMessage], appointment: Appointment, wanted: dict[str, PlannedMessage],
                   rs: RuleSettings, now: datetime) -> dict[str, PlannedMessage]:
     """One "your visit has moved" message per channel when a reminder already went for another time.
 
@@ -107,12 +229,7 @@ def moved_notices(session: Session, appointment: Appointment, wanted: dict[str, 
     """
     if appointment.status not in ("scheduled", "confirmed") or appointment.starts_at <= now:
         return {}
-    delivered = session.scalars(
-        select(OutboxMessage).where(
-            OutboxMessage.appointment_id == appointment.id, OutboxMessage.kind == REMINDER,
-            OutboxMessage.status.in_((SENT, DELIVERED, UNDELIVERED)),
-        )
-    ).all()
+    delivered = [row for row in own if row.kind == REMINDER and row.status in (SENT, DELIVERED, UNDELIVERED)]
     channels = {
         row.channel for row in delivered
         if row.dedupe_key in wanted and wanted[row.dedupe_key].planned_for != row.planned_for

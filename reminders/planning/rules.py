@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -19,25 +19,43 @@ MIN_NOTICE = timedelta(hours=1)
 NEXT_VISIT_TAKES_OVER = timedelta(days=2)
 # A check-in or nudge this late (the service was down) would only confuse the patient.
 TOO_LATE = timedelta(hours=36)
+# "We missed you today" marked later than this after the visit ended is not sent: staff call instead.
+MISSED_VISIT_MARKED_WITHIN = timedelta(days=1)
+# How far a non-urgent text may be pushed to find a day without another one.
+SPREAD_DAYS_LIMIT = 7
+
+MISSED_VISIT, PLAN_MAINTENANCE, REBOOK_NUDGE = "missed_visit", "plan_maintenance", "rebook_nudge"
+HELD, NOT_HELD = ("completed",), ("canceled", "no_show")
 
 
 @dataclass(frozen=True)
 class RuleSettings:
     series_length: int = 6
-    rebook_days: int = 4
+    rebook_after: timedelta = timedelta(hours=48)  # induction: the "not booked" nudge
     maintenance_interval_days: int = 42
+    maintenance_nudge_days_before: int = 7
     checkin_hour: int = 10
+    # After this long past its end, a visit nobody marked counts as attended; None: never.
+    unmarked_counts_as_attended_after: timedelta | None = timedelta(hours=2)
     quiet: QuietHours = field(default_factory=QuietHours)
 
     @classmethod
     def from_settings(cls, settings) -> "RuleSettings":
+        hours = settings.unmarked_visits_count_as_attended_after_hours
         return cls(
             series_length=settings.induction_series_length,
-            rebook_days=settings.induction_rebook_days,
+            rebook_after=settings.induction_rebook_after,
             maintenance_interval_days=settings.maintenance_interval_days,
+            maintenance_nudge_days_before=settings.maintenance_nudge_days_before,
             checkin_hour=settings.checkin_hour,
+            unmarked_counts_as_attended_after=timedelta(hours=hours) if hours else None,
             quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
         )
+
+    @property
+    def maintenance_nudge_after_days(self) -> int:
+        """Days after a maintenance visit that its booking nudge goes: a week before the interval ends."""
+        return max(self.maintenance_interval_days - self.maintenance_nudge_days_before, 1)
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,16 @@ class Visit:
     series_length: int
     starts_at: datetime
     zone: str  # the patient's IANA time zone
+    status: str = "scheduled"
+    duration_minutes: int = 60
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    @property
+    def is_last_induction(self) -> bool:
+        return self.kind == "induction" and self.number >= self.series_length
 
 
 @dataclass(frozen=True)
@@ -86,8 +114,14 @@ def _local_days_after(days: int):
 
 
 def _rebook_time(visit: Visit, rs: RuleSettings) -> datetime:
-    days = rs.rebook_days if visit.kind == "induction" else rs.maintenance_interval_days
-    return _local_days_after(days)(visit, rs)
+    if visit.kind == "induction":
+        # Infusions are two or three days apart: the nudge goes as soon as the next one is late.
+        return visit.starts_at + rs.rebook_after
+    return _local_days_after(rs.maintenance_nudge_after_days)(visit, rs)
+
+
+def _missed_visit_time(visit: Visit, _rs: RuleSettings) -> datetime:
+    return visit.ends_at
 
 
 def _is_first_induction(visit: Visit, _rs) -> bool:
@@ -106,6 +140,14 @@ def _needs_rebooking_nudge(visit: Visit, _rs) -> bool:
     return visit.kind == "maintenance" or visit.number < visit.series_length
 
 
+def _was_missed(visit: Visit, _rs) -> bool:
+    return visit.status == "no_show"
+
+
+def _ends_induction(visit: Visit, _rs) -> bool:
+    return visit.is_last_induction
+
+
 SMS, EMAIL = frozenset({"sms"}), frozenset({"email"})
 BOTH = frozenset({"sms", "email"})
 
@@ -114,7 +156,7 @@ def default_rules(rs: RuleSettings) -> tuple[Rule, ...]:
     always = lambda _v, _rs: True  # noqa: E731
     weeks = max(rs.maintenance_interval_days // 7, 1)
     weekly = tuple(
-        Rule(f"checkin_weekly_{week}", CHECKIN, "checkin_weekly", SMS, _is_maintenance,
+        Rule(f"checkin_weekly_{week}", CHECKIN, weekly_checkin_template(week), SMS, _is_maintenance,
              _local_days_after(7 * week), strict_channels=True)
         for week in range(1, weeks + 1)
     )
@@ -126,8 +168,20 @@ def default_rules(rs: RuleSettings) -> tuple[Rule, ...]:
         Rule("maintenance_24h", REMINDER, "maintenance_24h", SMS, _is_maintenance, _before(timedelta(hours=24))),
         Rule("checkin_day_after", CHECKIN, "checkin_day_after", SMS, always, _local_days_after(1), strict_channels=True),
         *weekly,
-        Rule("rebook_nudge", NUDGE, "rebook_nudge", SMS, _needs_rebooking_nudge, _rebook_time),
+        Rule(REBOOK_NUDGE, NUDGE, "rebook_nudge", SMS, _needs_rebooking_nudge, _rebook_time),
+        # The day after the check-in's day: spread_day moves it off the check-in's day.
+        Rule(PLAN_MAINTENANCE, NUDGE, "plan_maintenance", SMS, _ends_induction, _local_days_after(1)),
+        Rule(MISSED_VISIT, NUDGE, "missed_visit", SMS, _was_missed, _missed_visit_time),
     )
+
+
+# The weekly check-ins between maintenance visits take turns with these texts, so the patient
+# does not read the same words six weeks running.
+WEEKLY_CHECKIN_TEMPLATES = ("checkin_weekly", "checkin_weekly_b", "checkin_weekly_c")
+
+
+def weekly_checkin_template(week: int) -> str:
+    return WEEKLY_CHECKIN_TEMPLATES[(week - 1) % len(WEEKLY_CHECKIN_TEMPLATES)]
 
 
 # Not planned by time: sent once per new time when a visit moves after a reminder already went
@@ -154,12 +208,40 @@ def due_time(rule: Rule, planned_for: datetime, visit: Visit, quiet: QuietHours)
     return due
 
 
+def follows_attendance(rule: Rule) -> bool:
+    """A check-in or the end-of-induction prompt assumes the patient came."""
+    return rule.kind == CHECKIN or rule.name == PLAN_MAINTENANCE
+
+
+def counts_as_attended_at(status: str, ends_at: datetime, rs: RuleSettings) -> datetime | None:
+    """From when a visit counts as attended: its end once staff marked it completed; for a visit
+    nobody marked, its end plus the clinic's allowance (UNMARKED_VISITS_COUNT_AS_ATTENDED_AFTER_HOURS);
+    None when it does not (missed, canceled, or the clinic waits for staff to mark it)."""
+    if status in HELD:
+        return ends_at
+    if status in ("scheduled", "confirmed") and rs.unmarked_counts_as_attended_after is not None:
+        return ends_at + rs.unmarked_counts_as_attended_after
+    return None
+
+
+def is_unmarked(status: str, ends_at: datetime, now: datetime) -> bool:
+    """Over, and nobody has said whether the patient came: staff should mark it."""
+    return status in ("scheduled", "confirmed") and ends_at <= now
+
+
 def plan_visit(visit: Visit, reachable: set[str], rules: tuple[Rule, ...], rs: RuleSettings) -> list[PlannedMessage]:
     planned = []
     for rule in rules:
         if not rule.applies(visit, rs):
             continue
+        if visit.status in NOT_HELD and rule.kind != REMINDER and rule.name not in (MISSED_VISIT, REBOOK_NUDGE):
+            continue  # no check-in after a visit that did not happen; "we missed you" and the booking nudge
         planned_for = rule.time_for(visit, rs)
+        if follows_attendance(rule):
+            attended = counts_as_attended_at(visit.status, visit.ends_at, rs)
+            if attended is None:
+                continue  # waits for staff to mark the visit completed (planned again then)
+            planned_for = max(planned_for, attended)
         due = due_time(rule, planned_for, visit, rs.quiet)
         for channel in sorted(choose_channels(rule, reachable)):
             planned.append(PlannedMessage(rule, channel, planned_for, due))
@@ -189,7 +271,11 @@ def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetim
         if facts.superseded:
             return "superseded by a later reminder"
         return None
-    if kind == CHECKIN and facts.status == "no_show":
+    if rule_name == MISSED_VISIT:
+        if facts.status != "no_show":
+            return "visit no longer marked missed"
+        return "too late to be useful" if facts.overdue_by > TOO_LATE else None
+    if facts.status == "no_show" and rule_name != REBOOK_NUDGE:
         return "visit not attended"
     if facts.starts_at > now:
         return "visit not yet held"
@@ -201,6 +287,47 @@ def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetim
     if kind == NUDGE and facts.next_visit_starts_at is not None:
         return "next visit already booked"
     return None
+
+
+# ---------------------------------------------------------------- one non-urgent text a day
+
+# Texts that can wait a day. Pre-visit reminders, visit_moved, replies and staff alerts are
+# never moved and do not hold a day.
+NON_URGENT_KINDS = (CHECKIN, NUDGE)
+
+
+def is_non_urgent(kind: str, channel: str) -> bool:
+    return kind in NON_URGENT_KINDS and channel == "sms"
+
+
+def spread_rank(rule_name: str) -> int:
+    """Which of two non-urgent texts wanted the same day keeps it (lower keeps it)."""
+    return next((rank for rank, name in enumerate(SPREAD_ORDER) if rule_name.startswith(name)), len(SPREAD_ORDER))
+
+
+# First keeps the day. The day-after check-in asks about side effects while they matter; a
+# routine weekly check-in is the one that can wait a day.
+SPREAD_ORDER = ("checkin_day_after", MISSED_VISIT, REBOOK_NUDGE, PLAN_MAINTENANCE, "checkin_weekly")
+
+
+def spread_day(wanted: date, taken: set[date], limit: int = SPREAD_DAYS_LIMIT) -> date:
+    """The first day from `wanted` on that holds no other non-urgent text; `wanted` itself when
+    none within `limit` days is free (a text must not vanish for want of a quiet day)."""
+    for offset in range(limit + 1):
+        day = wanted + timedelta(days=offset)
+        if day not in taken:
+            return day
+    return wanted
+
+
+def moved_to_day(instant: datetime, day: date, zone: str) -> datetime:
+    """The same local clock time as `instant`, on `day` (UTC)."""
+    tz = ZoneInfo(zone)
+    return local_moment(day, instant.astimezone(tz).time().replace(tzinfo=None), tz)
+
+
+def local_day(instant: datetime, zone: str) -> date:
+    return instant.astimezone(ZoneInfo(zone)).date()
 
 
 # ---------------------------------------------------------------- retrying through an outage

@@ -17,6 +17,8 @@ RULE_LABELS = {
     "checkin_day_after": "Day-after check-in",
     "checkin_weekly": "Weekly check-in",
     "rebook_nudge": "Booking nudge",
+    "missed_visit": "We missed you",
+    "plan_maintenance": "Plan maintenance",
 }
 KIND_LABELS = {"alert": "Staff alert", "reply": "Reply", "fallback": "Email fallback"}
 STATUS_TONES = {

@@ -16,7 +16,7 @@ from reminders.web.staff.charts import Infusion, MoodPoint
 
 
 def progress(appointment: Appointment, default_series: int) -> str:
-    if appointment.status == "canceled":  # a canceled visit keeps no place in the series
+    if appointment.status in ("canceled", "no_show"):  # a visit that did not happen keeps no place in the series
         return appointment.kind.capitalize()
     if appointment.kind == "induction":
         return f"Induction {appointment.number_in_course} of {series_length(appointment, default_series)}"

@@ -30,8 +30,12 @@ RULE_TITLES = {
     "maintenance_7d": "Maintenance visit, 7 days before",
     "maintenance_24h": "Maintenance visit, 24 hours before",
     "checkin_day_after": "Check-in the day after a visit",
-    "checkin_weekly": "Weekly check-in between maintenance visits",
+    "checkin_weekly": "Weekly check-in between maintenance visits (weeks 1 and 4)",
+    "checkin_weekly_b": "Weekly check-in, second wording (weeks 2 and 5)",
+    "checkin_weekly_c": "Weekly check-in, third wording (weeks 3 and 6)",
     "rebook_nudge": "Nudge to book the next visit",
+    "missed_visit": "We missed you (a visit marked no-show)",
+    "plan_maintenance": "Plan your maintenance (after the last induction infusion)",
 }
 PART_ORDER = ("sms", "subject", "text", "html")
 OTHER_TITLES = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from reminders.followup import patients_needing_booking
+from reminders.followup import patients_needing_booking, visits_to_mark
 from reminders.models import utcnow
 from reminders.web import db, settings
 from reminders.web.staff import display, queries
@@ -19,8 +19,10 @@ def index():
     zone = display.clinic_zone()
     groups = queries.upcoming_by_day(db(), settings(), now)
     due = patients_needing_booking(db(), settings(), now)
+    unmarked = visits_to_mark(db(), settings(), now)
     return render_template(
-        "staff/today.html", groups=groups, due=due, today=now.astimezone(zone).date(),
+        "staff/today.html", groups=groups, due=due, unmarked=unmarked, now=now, today=now.astimezone(zone).date(),
         day_heading=display.day_heading, zone_name=settings().clinic_timezone,
         closable=lambda appointment: queries.day_has_come(appointment, now),
+        progress=lambda appointment: queries.progress(appointment, settings().induction_series_length),
     )
