@@ -31,9 +31,10 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reminders.channels.segments import gsm_safe
+from reminders.channels.segments import gsm_safe, sms_length
 from reminders.models import Appointment, Patient, TemplateVersion
 from reminders.models.patients import DEFAULT_LANGUAGE
+from reminders.preparation import Preparation, clock, date_words, visit_times
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,23 @@ def render(store: TemplateStore, name: str, context: dict) -> str:
                   name, store.failures[name])
         text = store.default_environment.get_template(name).render(**context)
     if name.endswith(".sms.j2") or name.endswith(".subject.j2"):
-        return _tidy_sms(text)
+        text = _tidy_sms(text)
+        if name.endswith(".sms.j2") and _medications_crowd_out(text, context):
+            # The medications note is what makes the text long: it points to the email (or a
+            # call) instead, and the text stays within SMS_SEGMENTS.
+            patient = {**context["patient"], "medications_fit_sms": False}
+            return render(store, name, {**context, "patient": patient})
+        return text
     return text.strip() + "\n"
+
+
+SMS_SEGMENTS = 2  # what a default text may cost (tests/test_sms_length.py renders every one)
+
+
+def _medications_crowd_out(text: str, context: dict) -> bool:
+    patient = context.get("patient")
+    return (isinstance(patient, dict) and bool(patient.get("medications_fit_sms"))
+            and sms_length(text).segments > SMS_SEGMENTS)
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -445,11 +461,15 @@ def clinic_context(settings) -> dict:
     }
 
 
-def visit_context(appointment: Appointment, zone: str, series_length: int) -> dict:
+def visit_context(appointment: Appointment, zone: str, series_length: int, language: str = DEFAULT_LANGUAGE,
+                  prep: Preparation | None = None) -> dict:
+    """The visit as a patient reads it: date and clock times in their zone and language. In
+    Spanish every clock time carries its article ("las 9:30 a. m."), so a template writes
+    "a {{ visit.time }}" or "hasta {{ visit.clear_liquids_until }}"."""
     local = appointment.starts_at.astimezone(ZoneInfo(zone))
     return {
-        "date": f"{local:%A, %B} {local.day}",
-        "time": local.strftime("%I:%M %p").lstrip("0"),
+        "date": date_words(local, language),
+        "time": clock(local, language),
         "starts_at": local.isoformat(),
         "location": appointment.location or "",
         "kind": appointment.kind,
@@ -457,29 +477,58 @@ def visit_context(appointment: Appointment, zone: str, series_length: int) -> di
         "series_length": max(series_length, appointment.number_in_course),
         "is_first": appointment.kind == "induction" and appointment.number_in_course == 1,
         "duration_minutes": appointment.duration_minutes,
+        **visit_times(appointment.starts_at, appointment.duration_minutes, zone, prep or Preparation(), language),
+    }
+
+
+def patient_context(patient, prep: Preparation) -> dict:
+    medications = " ".join((getattr(patient, "medications_to_hold", "") or "").split())
+    return {
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "language": getattr(patient, "language", None) or DEFAULT_LANGUAGE,
+        # Whether the patient's messages go by email too ("see your email" would be false otherwise).
+        "has_email": "email" in patient.channels() if hasattr(patient, "channels") else bool(getattr(patient, "email", None)),
+        # In the prescriber's words; `medications_fit_sms` says whether the text may carry it
+        # (a longer note is left to the email and a call).
+        "medications_to_hold": medications,
+        "medications_fit_sms": bool(medications) and len(medications) <= prep.sms_medications_max_chars,
     }
 
 
 def message_context(settings, patient: Patient, appointment: Appointment | None, series_length: int) -> dict:
+    prep = Preparation.from_settings(settings)
+    language = patient.language or DEFAULT_LANGUAGE
     context = {
-        "patient": {"first_name": patient.first_name, "last_name": patient.last_name},
+        "patient": patient_context(patient, prep),
         "clinic": clinic_context(settings),
+        "prep": prep.context(),
         "visit": None,
     }
     if appointment is not None:
-        context["visit"] = visit_context(appointment, patient.timezone, series_length)
+        context["visit"] = visit_context(appointment, patient.timezone, series_length, language, prep)
     return context
 
 
-def sample_context(settings) -> dict:
+SAMPLE_START = datetime(2026, 3, 3, 14, 30, tzinfo=ZoneInfo("UTC"))  # Tuesday 9:30 AM in New York
+SAMPLE_ZONE = "America/New_York"
+
+
+def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
     """A made-up patient and visit, for previews and for checking a template before it is saved."""
+    prep = Preparation.from_settings(settings)
+    local = SAMPLE_START.astimezone(ZoneInfo(SAMPLE_ZONE))
     return {
-        "patient": {"first_name": "Alex", "last_name": "Rivera"},
+        "patient": {"first_name": "Alex", "last_name": "Rivera", "language": language, "has_email": True,
+                    "medications_to_hold": "No lamotrigine the morning of the visit",
+                    "medications_fit_sms": True},
         "clinic": clinic_context(settings),
+        "prep": prep.context(),
         "visit": {
-            "date": "Tuesday, March 3", "time": "9:30 AM", "starts_at": "2026-03-03T09:30:00-05:00",
+            "date": date_words(local, language), "time": clock(local, language),
+            "starts_at": local.isoformat(),
             "location": "Suite 200", "kind": "induction", "number": 3, "series_length": 6,
             "is_first": False, "duration_minutes": 60,
+            **visit_times(SAMPLE_START, 60, SAMPLE_ZONE, prep, language),
         },
     }
-
