@@ -334,6 +334,18 @@ def localized(store: TemplateStore, name: str, language: str | None) -> str:
     return name
 
 
+def message_templates(store: TemplateStore, template: str, language: str | None) -> dict[str, str | None]:
+    """The template of each part of one message (sms, subject, text, html) in the patient's
+    language where there is one. The HTML part goes only in the language of the text part (an
+    English HTML beside a Spanish text would say something else), and only when it exists."""
+    names: dict[str, str | None] = {part: localized(store, template + suffix, language)
+                                    for part, suffix in SUFFIXES.items()}
+    folder = names["text"][: -len(template + SUFFIXES["text"])]
+    html = folder + template + SUFFIXES["html"]
+    names["html"] = html if store.exists(html) else None
+    return names
+
+
 def render(store: TemplateStore, name: str, context: dict) -> str:
     """Render a template; when the clinic's own version fails, the default file is used instead."""
     try:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import CANCELED, PENDING_STATUSES, PLANNED
 from reminders.models.outbox import DELIVERED, SENT, UNDELIVERED
+from reminders.planning.welcome import plan_welcome
 from reminders.planning.rules import (
     REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit,
 )
@@ -96,7 +97,8 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
         for key, m in wanted.items()
     ]
     appointment.needs_planning = False
-    return insert_ignoring_duplicates(session, new_rows)
+    welcome = plan_welcome(session, patient, rs.quiet, now, insert_ignoring_duplicates, new_rows)
+    return welcome + insert_ignoring_duplicates(session, new_rows)
 
 
 def moved_notices(session: Session, appointment: Appointment, wanted: dict[str, PlannedMessage],
