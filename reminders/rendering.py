@@ -357,23 +357,28 @@ def render(store: TemplateStore, name: str, context: dict) -> str:
         log.error("template %s: the clinic's version failed (%s); the default file was used for this message",
                   name, store.failures[name])
         text = store.default_environment.get_template(name).render(**context)
+    text = _CLOCK_THEN_STOP.sub(r"\1", text)  # "a las 9:30 a. m.." -> "a las 9:30 a. m."
     if name.endswith(".sms.j2") or name.endswith(".subject.j2"):
         text = _tidy_sms(text)
         if name.endswith(".sms.j2") and _medications_crowd_out(text, context):
             # The medications note is what makes the text long: it points to the email (or a
-            # call) instead, and the text stays within SMS_SEGMENTS.
-            patient = {**context["patient"], "medications_fit_sms": False}
-            return render(store, name, {**context, "patient": patient})
+            # call) instead; if even that is too long, the email alone carries it.
+            patient = context["patient"]
+            shorter = ({**patient, "medications_fit_sms": False} if patient["medications_fit_sms"]
+                       else {**patient, "medications_pointer": False})
+            return render(store, name, {**context, "patient": shorter})
         return text
     return text.strip() + "\n"
 
 
+_CLOCK_THEN_STOP = re.compile(r"\b([ap]\. m\.)\.")
 SMS_SEGMENTS = 2  # what a default text may cost (tests/test_sms_length.py renders every one)
 
 
 def _medications_crowd_out(text: str, context: dict) -> bool:
     patient = context.get("patient")
-    return (isinstance(patient, dict) and bool(patient.get("medications_fit_sms"))
+    return (isinstance(patient, dict) and bool(patient.get("medications_to_hold"))
+            and bool(patient.get("medications_fit_sms") or patient.get("medications_pointer"))
             and sms_length(text).segments > SMS_SEGMENTS)
 
 
@@ -505,6 +510,8 @@ def patient_context(patient, prep: Preparation) -> dict:
         # (a longer note is left to the email and a call).
         "medications_to_hold": medications,
         "medications_fit_sms": bool(medications) and len(medications) <= prep.sms_medications_max_chars,
+        # "see your email / call us about your medications" when the note itself does not fit
+        "medications_pointer": True,
     }
 
 
@@ -533,7 +540,7 @@ def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
     return {
         "patient": {"first_name": "Alex", "last_name": "Rivera", "language": language, "has_email": True,
                     "medications_to_hold": "No lamotrigine the morning of the visit",
-                    "medications_fit_sms": True},
+                    "medications_fit_sms": True, "medications_pointer": True},
         "clinic": clinic_context(settings),
         "prep": prep.context(),
         "visit": {
