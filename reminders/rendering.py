@@ -358,9 +358,11 @@ def render(store: TemplateStore, name: str, context: dict) -> str:
                   name, store.failures[name])
         text = store.default_environment.get_template(name).render(**context)
     text = _CLOCK_THEN_STOP.sub(r"\1", text)  # "a las 9:30 a. m.." -> "a las 9:30 a. m."
-    if name.endswith(".sms.j2") or name.endswith(".subject.j2"):
+    if name.endswith(".subject.j2"):
+        return _tidy_sms(text, fold_accents=False)  # an email's subject keeps every accent
+    if name.endswith(".sms.j2"):
         text = _tidy_sms(text)
-        if name.endswith(".sms.j2") and _medications_crowd_out(text, context):
+        if _medications_crowd_out(text, context):
             # The medications note is what makes the text long: it points to the email (or a
             # call) instead; if even that is too long, the email alone carries it.
             patient = context["patient"]
@@ -401,9 +403,9 @@ def flag_failures(session: Session, store: TemplateStore, now: datetime) -> None
     store.failures.clear()
 
 
-def _tidy_sms(text: str) -> str:
+def _tidy_sms(text: str, fold_accents: bool = True) -> str:
     lines = [" ".join(line.split()) for line in text.strip().splitlines()]
-    return gsm_safe("\n".join(line for line in lines if line))
+    return gsm_safe("\n".join(line for line in lines if line), fold_accents)
 
 
 def validate(store: TemplateStore, name: str, source: str, context: dict,

@@ -31,7 +31,7 @@ def sms_length(text: str) -> SmsLength:
     return SmsLength(encoding, units, -(-units // multi), multi)
 
 
-def gsm_safe(text: str) -> str:
+def gsm_safe(text: str, fold_accents: bool = True) -> str:
     """Swap look-alike characters that would force UCS-2 (and double the cost) for GSM-7 ones.
 
     Curly quotes and non-breaking spaces usually arrive by copy-paste from a word processor.
@@ -40,7 +40,8 @@ def gsm_safe(text: str) -> str:
         "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
         "\u00a0": " ", "\u2026": "...", "\u2022": "-",
     }
-    return "".join(_fold(table.get(ch, ch)) for ch in text)
+    text = "".join(table.get(ch, ch) for ch in text)
+    return "".join(_fold(ch) for ch in text) if fold_accents else text
 
 
 def _fold(ch: str) -> str:

@@ -97,7 +97,7 @@ def labelled_contexts(store: TemplateStore, settings, name: str) -> list[tuple[s
         visits = [("Alex Rivera's visit", base["visit"])]
     # The preview's own sample first, unlabelled: a problem there needs no "for whom".
     first = [("", base)] if compiled is None or render_problem(compiled, name, base) is None else []
-    return first + [(f"{who}, {what}", {**base, "patient": patient, "visit": visit})
+    return first + [(f"{who}, {what}", {**base, "patient": {**base["patient"], **patient}, "visit": visit})
                     for who, patient in SAMPLE_PATIENTS for what, visit in visits]
 
 
