@@ -88,6 +88,11 @@ class TemplateStore:
     def default_names(self) -> list[str]:
         return sorted(p.name for p in self.templates_dir.glob("*.j2"))
 
+    def all_names(self) -> list[str]:
+        """Every default template, those in a language's folder too ("es/welcome.sms.j2")."""
+        return self.default_names() + sorted(
+            f"{folder.name}/{p.name}" for folder in self.language_dirs() for p in folder.glob("*.j2"))
+
     def default_source(self, name: str) -> str | None:
         """A file in templates/, or in a language's folder there ("es/reply_crisis.sms.j2")."""
         path = self.templates_dir / name

@@ -55,9 +55,14 @@ SAMPLE_PATIENTS = (
 SERIES_POSITIONS = tuple((number, 8) for number in range(1, 9)) + ((6, 6),)
 
 
-def visit_variants(settings) -> list[tuple[str, dict | None]]:
+def template_language(name: str) -> str:
+    """"es" for es/welcome.sms.j2: its samples are in Spanish (dates, clock times)."""
+    return name.split("/", 1)[0] if "/" in name else "en"
+
+
+def visit_variants(settings, language: str = "en") -> list[tuple[str, dict | None]]:
     """Every kind of visit and position in a series, a visit without a location, and no visit."""
-    base = sample_context(settings)["visit"]
+    base = sample_context(settings, language)["visit"]
     variants = []
     for number, series in SERIES_POSITIONS:
         variants.append((f"induction infusion {number} of {series}",
@@ -78,7 +83,7 @@ def labelled_contexts(store: TemplateStore, settings, name: str) -> list[tuple[s
     Some messages go without a visit (the welcome text, most replies to a patient's text). When
     the default copes with `visit` being None, an edited version must cope too.
     """
-    base = sample_context(settings)
+    base = sample_context(settings, template_language(name))
     default = store.default_source(name)
     visits = []
     compiled = None
@@ -87,7 +92,7 @@ def labelled_contexts(store: TemplateStore, settings, name: str) -> list[tuple[s
             compiled = environment(store).from_string(default)
         except TemplateSyntaxError:
             compiled = None
-    for label, visit in visit_variants(settings):
+    for label, visit in visit_variants(settings, template_language(name)):
         if compiled is None:
             if visit is not None:
                 visits.append((label, visit))
@@ -203,7 +208,7 @@ def preview(store: TemplateStore, settings, name: str, source: str) -> Preview |
     if problem is not None:
         return problem
     try:
-        text = render(CandidateStore(store, name, source), name, sample_context(settings))
+        text = render(CandidateStore(store, name, source), name, sample_context(settings, template_language(name)))
     except Exception as exc:  # noqa: BLE001 - passed the checks but failed now (a limit hit on a busy machine)
         return TemplateProblem(name, None, f"the preview failed: {type(exc).__name__}")
     return Preview(text, part_of(name))
