@@ -522,9 +522,17 @@ def patient_context(patient, prep: Preparation) -> dict:
     }
 
 
-def message_context(settings, patient: Patient, appointment: Appointment | None, series_length: int) -> dict:
+def template_language(name: str) -> str:
+    """The language a template is written in: its folder ("es/welcome.sms.j2"), else English."""
+    return name.split("/", 1)[0] if "/" in name else DEFAULT_LANGUAGE
+
+
+def message_context(settings, patient: Patient, appointment: Appointment | None, series_length: int,
+                    language: str | None = None) -> dict:
+    """What a template sees. `language` is that of the template being rendered (dates and clock
+    times must match it: a patient whose language has no template gets English words)."""
     prep = Preparation.from_settings(settings)
-    language = patient.language or DEFAULT_LANGUAGE
+    language = language or patient.language or DEFAULT_LANGUAGE
     context = {
         "patient": patient_context(patient, prep),
         "clinic": clinic_context(settings),

@@ -30,7 +30,9 @@ from reminders.planning.rules import (
     retry_delay, retry_time, rules_by_name,
 )
 from reminders.provider_health import RETRYING, gate, record_failure, record_success, release_probe
-from reminders.rendering import TemplateStore, flag_failures, message_context, message_templates, render
+from reminders.rendering import (
+    TemplateStore, flag_failures, message_context, message_templates, render, template_language,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +202,9 @@ class Sender:
         if rule is None:
             raise DeliveryError(f"no rule named {row.rule!r}", permanent=True, code="unknown_rule")
         series = appointment.course.induction_sessions_planned if appointment and appointment.course else self.settings.induction_series_length
-        context = message_context(self.settings, patient, appointment, series)
         names = message_templates(store, rule.template, patient.language if patient else None)
+        language = template_language(names["sms"] if row.channel == "sms" else names["text"])
+        context = message_context(self.settings, patient, appointment, series, language)
         if row.channel == "sms":
             return OutgoingMessage(to=to, body=render(store, names["sms"], context),
                                    status_callback=callback, reference=str(row.id))

@@ -513,3 +513,37 @@ def test_a_pass_hands_out_staff_alerts_first_then_the_longest_waiting_rows(setti
     session.add_all([late, early, alert])
     session.commit()
     assert due_ids(session, now) == [alert.id, early.id, late.id]
+
+
+class TestSpanish:
+    def test_a_spanish_patient_gets_spanish_texts_and_email(self, settings, session):
+        visit = book(session, starts_at=VISIT, email="maya@example.org", channel="both", welcomed=False)
+        visit.patient.language = "es"
+        visit.patient.medications_to_hold = "Sin lamotrigina la mañana de la cita"
+        session.commit()
+        tick(settings, "2026-12-07T10:00:00-05:00")
+        welcome, sms = phone_received(settings)
+        assert "PARAR" in welcome and "AYUDA" in welcome and "tarifas de mensajes y datos" in welcome
+        assert "jueves 10 de diciembre a las 10:00 a. m." in sms
+        assert "No coma después de las 4:00 a. m.; liquidos claros hasta las 8:00 a. m." in sms  # GSM-7: no í
+        assert "Medicamentos: vea su correo." in sms  # the note would make this text three segments
+        [email] = outbox(session, channel="email", status="sent")
+        assert email.subject == "Cómo prepararse para su primera cita del jueves 10 de diciembre"
+        assert "no coma nada después de las 4:00 a. m." in email.body
+        assert "Puede tomar líquidos claros" in email.body and "Llegue a las 9:45 a. m." in email.body
+        assert "Medicamentos: Sin lamotrigina la mañana de la cita." in email.body
+        [html] = [m["html"] for m in read_outbox(settings.effective_outbox_dir) if m["channel"] == "email"]
+        assert '<html lang="es">' in html and "Antes de su cita" in html
+
+    def test_a_language_without_templates_falls_back_to_english(self, settings, session, tmp_path):
+        visit = book(session, starts_at=VISIT)
+        visit.patient.language = "es"
+        session.commit()
+        bare = tmp_path / "templates"
+        bare.mkdir()
+        for path in settings.templates_dir.glob("*.j2"):  # English only: no es/ folder
+            (bare / path.name).write_text(path.read_text())
+        english = settings.model_copy(update={"templates_dir": bare})
+        run_pass(english, at("2026-12-07T10:00:00-05:00"))
+        [sms] = phone_received(settings)
+        assert "your first infusion at" in sms and "Thursday, December 10 at 10:00 AM" in sms

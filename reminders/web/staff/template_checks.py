@@ -23,7 +23,8 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from reminders.channels.segments import sms_length
 from reminders.rendering import (
-    SUFFIXES, TemplateProblem, TemplateStore, render_problem, environment, render, sample_context, validate_all,
+    SUFFIXES, TemplateProblem, TemplateStore, render_problem, environment, render, sample_context, template_language,
+    validate_all,
 )
 
 MAX_SOURCE = 20_000
@@ -53,11 +54,6 @@ SAMPLE_PATIENTS = (
 )
 # (position, series length): every position of the longest series, and the end of the usual one
 SERIES_POSITIONS = tuple((number, 8) for number in range(1, 9)) + ((6, 6),)
-
-
-def template_language(name: str) -> str:
-    """"es" for es/welcome.sms.j2: its samples are in Spanish (dates, clock times)."""
-    return name.split("/", 1)[0] if "/" in name else "en"
 
 
 def visit_variants(settings, language: str = "en") -> list[tuple[str, dict | None]]:
