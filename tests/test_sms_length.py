@@ -6,6 +6,7 @@ template added later is checked without touching this file.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -130,3 +131,18 @@ def test_the_welcome_says_who_how_often_help_stop_and_rates():
         assert ("HELP" in text and "STOP" in text) or ("AYUDA" in text and "PARAR" in text)
         assert "about 3 per visit" in text or "unos 3 mensajes por cita" in text
         assert "Msg & data rates may apply" in text or "tarifas de mensajes y datos" in text
+
+
+PRIVATE_WORDS = re.compile(
+    r"ketamin|esketamin|spravato|depres|ptsd|tept|ocd|toc\b|bipolar|anxi|ansiedad|suicid|psiqui|psychiatr|mental|"
+    r"diagn|dolor|pain", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", SMS_TEMPLATES)
+def test_no_text_names_a_drug_or_diagnosis_in_either_language(name):
+    # The reply templates answer what the patient wrote and may need these words (a crisis answer);
+    # every scheduled text must not, since it lands on a lock screen unasked.
+    if name.split("/")[-1].startswith("reply_"):
+        pytest.skip("answers to the patient's own text")
+    text = STORE.default_source(name) + rendered(name, "a short name, no location")
+    assert not PRIVATE_WORDS.search(text), PRIVATE_WORDS.search(text)
