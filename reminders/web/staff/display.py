@@ -17,6 +17,7 @@ RULE_LABELS = {
     "checkin_day_after": "Day-after check-in",
     "checkin_weekly": "Weekly check-in",
     "rebook_nudge": "Booking nudge",
+    "welcome": "Welcome text",
 }
 KIND_LABELS = {"alert": "Staff alert", "reply": "Reply", "fallback": "Email fallback"}
 STATUS_TONES = {
