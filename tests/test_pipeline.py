@@ -91,9 +91,10 @@ class TestWelcome:
         book(session, starts_at=VISIT, welcomed=False)
         for when in ("2026-12-07T10:00:00-05:00", "2026-12-07T10:00:00-05:00", "2026-12-09T10:00:00-05:00"):
             tick(settings, when)
-        book(session, starts_at="2026-12-14T10:00:00-05:00", appointment="a2", welcomed=False)  # same number
-        patient(session).welcomed_at  # noqa: B018
+        book(session, starts_at="2026-12-14T10:00:00-05:00", appointment="a2")  # same patient and number
+        tick(settings, "2026-12-11T10:00:00-05:00")
         tick(settings, "2026-12-13T10:00:00-05:00")
+        assert ("induction_24h", "sms") in sent(session)
         assert [rule for rule, _ in sent(session)].count("welcome") == 1
 
     def test_overdue_together_the_welcome_still_goes_first(self, settings, session):
