@@ -6,7 +6,7 @@ from datetime import time, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     # anything else is refused with the reason (a typo in the year, not a booking).
     visit_window_past_days: int = Field(default=365, ge=0, le=3650)
     visit_window_future_days: int = Field(default=730, ge=1, le=3650)
+    # Preparation before a visit (reminders.preparation): turned into clock times in the patient's
+    # zone in every pre-visit message. Fasting hours are real hours before the visit's start.
+    fasting_solids_hours: float = Field(default=6, ge=0, le=24)
+    fasting_clear_liquids_hours: float = Field(default=2, ge=0, le=24)
+    arrive_minutes_before: int = Field(default=15, ge=0, le=180)
+    recovery_minutes: int = Field(default=45, ge=0, le=480)  # added to the visit's booked duration
+    rideshare_allowed: bool = False  # a taxi or rideshare home instead of an adult who drives
+    no_alcohol_hours: int = Field(default=24, ge=0, le=168)  # no alcohol or cannabis after a visit
+    sms_medications_max_chars: int = Field(default=40, ge=0, le=120)  # longer notes: "see your email"
     outbox_dir: Path | None = None
     templates_dir: Path = Field(default_factory=default_templates_dir)
 
@@ -106,6 +115,13 @@ class Settings(BaseSettings):
     @classmethod
     def _zone(cls, value: str) -> str:
         return check_time_zone(value, "CLINIC_TIMEZONE")
+
+    @model_validator(mode="after")
+    def _fasting(self):
+        if self.fasting_clear_liquids_hours > self.fasting_solids_hours:
+            raise ValueError("FASTING_CLEAR_LIQUIDS_HOURS cannot be more than FASTING_SOLIDS_HOURS "
+                             "(clear liquids are allowed for longer than food, not shorter)")
+        return self
 
     @property
     def induction_rebook_after(self) -> timedelta:

@@ -3,7 +3,8 @@
 Visits are placed relative to now so that `reminders demo && reminders tick` sends real
 messages: a first infusion in 20 hours, a later one in 26 hours, a maintenance visit in
 6 days, visits held yesterday that are due a check-in, a first infusion missed yesterday (the
-next visit is infusion 1 of 6 again) and an induction series finished yesterday.
+next visit is infusion 1 of 6 again), an induction series finished yesterday, and a
+Spanish-speaking patient's first infusion in 70 hours (her full preparation goes at once).
 """
 from __future__ import annotations
 
@@ -36,7 +37,13 @@ PATIENTS = (
     # Finished the induction series yesterday: a check-in, then "plan your maintenance" the day after.
     ("demo-p6", "Dana", "Reyes", "+12025550188", None, "sms",
      tuple(("induction", -24 * days - 22, "completed") for days in (10, 8, 6, 4, 2, 0))),
+    ("demo-p7", "Lucía", "Hernández", "+12025550166", "lucia@example.org", "both", (("induction", 70, "scheduled"),)),
 )
+# Language and medications to hold, where a demo patient has them.
+PREPARATION = {
+    "demo-p1": {"medications_to_hold": "No lamotrigine the morning of your visit"},
+    "demo-p7": {"language": "es", "medications_to_hold": "Sin clonazepam la noche anterior"},
+}
 
 
 def demo_zone(settings: Settings, now: datetime) -> str:
@@ -56,7 +63,7 @@ def load_demo(settings: Settings, now: datetime | None = None) -> list[str]:
         for external_id, first, last, phone, email, channel, visits in PATIENTS:
             patient = upsert_patient(session, PatientRecord(
                 external_id=external_id, first_name=first, last_name=last, phone=phone, email=email,
-                timezone=zone, preferred_channel=channel,
+                timezone=zone, preferred_channel=channel, **PREPARATION.get(external_id, {}),
             ), now).patient
             for number, (kind, hours, status) in enumerate(visits, start=1):
                 starts = (now + timedelta(hours=hours)).replace(second=0, microsecond=0)
@@ -64,7 +71,8 @@ def load_demo(settings: Settings, now: datetime | None = None) -> list[str]:
                     external_id=f"{external_id}-v{number}", kind=kind, starts_at=starts,
                     duration_minutes=50, location="Suite 200", status=status,
                 ), now, settings.induction_series_length)
-            lines.append(f"  {first} {last}: {len(visits)} {visits[-1][0]} visit(s), prefers {channel}")
+            language = " (in Spanish)" if patient.language == "es" else ""
+            lines.append(f"  {first} {last}: {len(visits)} {visits[-1][0]} visit(s), prefers {channel}{language}")
         if not session.scalar(select(func.count()).select_from(StaffUser)):
             from reminders.web.staff.accounts import create_user
 

@@ -31,9 +31,10 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reminders.channels.segments import gsm_safe
+from reminders.channels.segments import gsm_safe, sms_length
 from reminders.models import Appointment, Patient, TemplateVersion
 from reminders.models.patients import DEFAULT_LANGUAGE
+from reminders.preparation import Preparation, clock, date_words, visit_times
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ class TemplateStore:
 
     def default_names(self) -> list[str]:
         return sorted(p.name for p in self.templates_dir.glob("*.j2"))
+
+    def all_names(self) -> list[str]:
+        """Every default template, those in a language's folder too ("es/welcome.sms.j2")."""
+        return self.default_names() + sorted(
+            f"{folder.name}/{p.name}" for folder in self.language_dirs() for p in folder.glob("*.j2"))
 
     def default_source(self, name: str) -> str | None:
         """A file in templates/, or in a language's folder there ("es/reply_crisis.sms.j2")."""
@@ -333,6 +339,18 @@ def localized(store: TemplateStore, name: str, language: str | None) -> str:
     return name
 
 
+def message_templates(store: TemplateStore, template: str, language: str | None) -> dict[str, str | None]:
+    """The template of each part of one message (sms, subject, text, html) in the patient's
+    language where there is one. The HTML part goes only in the language of the text part (an
+    English HTML beside a Spanish text would say something else), and only when it exists."""
+    names: dict[str, str | None] = {part: localized(store, template + suffix, language)
+                                    for part, suffix in SUFFIXES.items()}
+    folder = names["text"][: -len(template + SUFFIXES["text"])]
+    html = folder + template + SUFFIXES["html"]
+    names["html"] = html if store.exists(html) else None
+    return names
+
+
 def render(store: TemplateStore, name: str, context: dict) -> str:
     """Render a template; when the clinic's own version fails, the default file is used instead."""
     try:
@@ -344,9 +362,31 @@ def render(store: TemplateStore, name: str, context: dict) -> str:
         log.error("template %s: the clinic's version failed (%s); the default file was used for this message",
                   name, store.failures[name])
         text = store.default_environment.get_template(name).render(**context)
-    if name.endswith(".sms.j2") or name.endswith(".subject.j2"):
-        return _tidy_sms(text)
+    text = _CLOCK_THEN_STOP.sub(r"\1", text)  # "a las 9:30 a. m.." -> "a las 9:30 a. m."
+    if name.endswith(".subject.j2"):
+        return _tidy_sms(text, fold_accents=False)  # an email's subject keeps every accent
+    if name.endswith(".sms.j2"):
+        text = _tidy_sms(text)
+        if _medications_crowd_out(text, context):
+            # The medications note is what makes the text long: it points to the email (or a
+            # call) instead; if even that is too long, the email alone carries it.
+            patient = context["patient"]
+            shorter = ({**patient, "medications_fit_sms": False} if patient["medications_fit_sms"]
+                       else {**patient, "medications_pointer": False})
+            return render(store, name, {**context, "patient": shorter})
+        return text
     return text.strip() + "\n"
+
+
+_CLOCK_THEN_STOP = re.compile(r"\b([ap]\. m\.)\.")
+SMS_SEGMENTS = 2  # what a default text may cost (tests/test_sms_length.py renders every one)
+
+
+def _medications_crowd_out(text: str, context: dict) -> bool:
+    patient = context.get("patient")
+    return (isinstance(patient, dict) and bool(patient.get("medications_to_hold"))
+            and bool(patient.get("medications_fit_sms") or patient.get("medications_pointer"))
+            and sms_length(text).segments > SMS_SEGMENTS)
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -368,9 +408,9 @@ def flag_failures(session: Session, store: TemplateStore, now: datetime) -> None
     store.failures.clear()
 
 
-def _tidy_sms(text: str) -> str:
+def _tidy_sms(text: str, fold_accents: bool = True) -> str:
     lines = [" ".join(line.split()) for line in text.strip().splitlines()]
-    return gsm_safe("\n".join(line for line in lines if line))
+    return gsm_safe("\n".join(line for line in lines if line), fold_accents)
 
 
 def validate(store: TemplateStore, name: str, source: str, context: dict,
@@ -445,11 +485,15 @@ def clinic_context(settings) -> dict:
     }
 
 
-def visit_context(appointment: Appointment, zone: str, series_length: int) -> dict:
+def visit_context(appointment: Appointment, zone: str, series_length: int, language: str = DEFAULT_LANGUAGE,
+                  prep: Preparation | None = None) -> dict:
+    """The visit as a patient reads it: date and clock times in their zone and language. In
+    Spanish every clock time carries its article ("las 9:30 a. m."), so a template writes
+    "a {{ visit.time }}" or "hasta {{ visit.clear_liquids_until }}"."""
     local = appointment.starts_at.astimezone(ZoneInfo(zone))
     return {
-        "date": f"{local:%A, %B} {local.day}",
-        "time": local.strftime("%I:%M %p").lstrip("0"),
+        "date": date_words(local, language),
+        "time": clock(local, language),
         "starts_at": local.isoformat(),
         "location": appointment.location or "",
         "kind": appointment.kind,
@@ -457,29 +501,68 @@ def visit_context(appointment: Appointment, zone: str, series_length: int) -> di
         "series_length": max(series_length, appointment.number_in_course),
         "is_first": appointment.kind == "induction" and appointment.number_in_course == 1,
         "duration_minutes": appointment.duration_minutes,
+        **visit_times(appointment.starts_at, appointment.duration_minutes, zone, prep or Preparation(), language),
     }
 
 
-def message_context(settings, patient: Patient, appointment: Appointment | None, series_length: int) -> dict:
+def patient_context(patient, prep: Preparation) -> dict:
+    medications = " ".join((getattr(patient, "medications_to_hold", "") or "").split())
+    return {
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "language": getattr(patient, "language", None) or DEFAULT_LANGUAGE,
+        # Whether the patient's messages go by email too ("see your email" would be false otherwise).
+        "has_email": "email" in patient.channels() if hasattr(patient, "channels") else bool(getattr(patient, "email", None)),
+        # In the prescriber's words; `medications_fit_sms` says whether the text may carry it
+        # (a longer note is left to the email and a call).
+        "medications_to_hold": medications,
+        "medications_fit_sms": bool(medications) and len(medications) <= prep.sms_medications_max_chars,
+        # "see your email / call us about your medications" when the note itself does not fit
+        "medications_pointer": True,
+    }
+
+
+def template_language(name: str) -> str:
+    """The language a template is written in: its folder ("es/welcome.sms.j2"), else English."""
+    return name.split("/", 1)[0] if "/" in name else DEFAULT_LANGUAGE
+
+
+def message_context(settings, patient: Patient, appointment: Appointment | None, series_length: int,
+                    language: str | None = None) -> dict:
+    """What a template sees. `language` is that of the template being rendered (dates and clock
+    times must match it: a patient whose language has no template gets English words)."""
+    prep = Preparation.from_settings(settings)
+    language = language or patient.language or DEFAULT_LANGUAGE
     context = {
-        "patient": {"first_name": patient.first_name, "last_name": patient.last_name},
+        "patient": patient_context(patient, prep),
         "clinic": clinic_context(settings),
+        "prep": prep.context(),
         "visit": None,
     }
     if appointment is not None:
-        context["visit"] = visit_context(appointment, patient.timezone, series_length)
+        context["visit"] = visit_context(appointment, patient.timezone, series_length, language, prep)
     return context
 
 
-def sample_context(settings) -> dict:
+SAMPLE_START = datetime(2026, 3, 3, 14, 30, tzinfo=ZoneInfo("UTC"))  # Tuesday 9:30 AM in New York
+SAMPLE_ZONE = "America/New_York"
+
+
+def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
     """A made-up patient and visit, for previews and for checking a template before it is saved."""
+    prep = Preparation.from_settings(settings)
+    local = SAMPLE_START.astimezone(ZoneInfo(SAMPLE_ZONE))
     return {
-        "patient": {"first_name": "Alex", "last_name": "Rivera"},
+        "patient": {"first_name": "Alex", "last_name": "Rivera", "language": language, "has_email": True,
+                    "medications_to_hold": "No lamotrigine the morning of the visit",
+                    "medications_fit_sms": True, "medications_pointer": True},
         "clinic": clinic_context(settings),
+        "prep": prep.context(),
         "visit": {
-            "date": "Tuesday, March 3", "time": "9:30 AM", "starts_at": "2026-03-03T09:30:00-05:00",
+            "date": date_words(local, language), "time": clock(local, language),
+            "starts_at": local.isoformat(),
             "location": "Suite 200", "kind": "induction", "number": 3, "series_length": 6,
             "is_first": False, "duration_minutes": 60,
+            **visit_times(SAMPLE_START, 60, SAMPLE_ZONE, prep, language),
         },
     }
-

@@ -7,7 +7,7 @@ dies after that leaves the row in `sending`, which the sweep turns into `unknown
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -19,8 +19,9 @@ from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
 from reminders.models.outbox import (
-    CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, PLANNED, SENT, SKIPPED, UNKNOWN,
+    CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, KIND_WELCOME, PLANNED, SENT, SKIPPED, UNKNOWN,
 )
+from reminders.planning.welcome import reason_not_to_welcome, send_welcome_first
 from reminders.planning.dispatcher import claim_for_sending
 from reminders.planning.planner import appointment_key, insert_ignoring_duplicates
 from reminders.logs import patient_values, sensitive
@@ -29,13 +30,14 @@ from reminders.planning.rules import (
     retry_delay, retry_time, rules_by_name,
 )
 from reminders.provider_health import RETRYING, gate, record_failure, record_success, release_probe
-from reminders.rendering import SUFFIXES, TemplateStore, flag_failures, message_context, render
+from reminders.rendering import (
+    TemplateStore, flag_failures, message_context, message_templates, render, template_language,
+)
 
 log = logging.getLogger(__name__)
 
 # Staff alerts and direct replies are about a person now: no quiet hours, no visit checks.
 UNGATED_KINDS = (KIND_ALERT, KIND_REPLY)
-WELCOME_TEMPLATE = "welcome.sms.j2"
 
 
 __all__ = ["Sender", "backoff", "fall_back_to_email", "retry_delay"]
@@ -106,12 +108,12 @@ class Sender:
                 row.status, row.due_at = PLANNED, quiet.next_allowed(now, zone)
                 row.status_reason = "waiting for the end of quiet hours"
                 return "deferred"
+            reason = self._introduce(session, row, patient, now)
+            if reason:
+                return self._finish_unsent(row, reason, now)
 
         store = TemplateStore(self.settings.templates_dir, session)
         message = self._compose(store, row, patient, appointment, rules.get(row.rule))
-        welcomed = row.channel == "sms" and patient is not None and patient.welcomed_at is None and row.kind not in UNGATED_KINDS
-        if welcomed:
-            message = _with_body(message, render(store, WELCOME_TEMPLATE, message_context(self.settings, patient, None, 0)) + "\n" + message.body)
         row.to_address, row.subject, row.body = message.to, message.subject, message.body
         if row.channel == "sms":
             row.segments = sms_length(message.body).segments
@@ -119,10 +121,19 @@ class Sender:
         session.commit()  # the row says what is going out before the provider is asked
 
         with sensitive(message.to, message.body, message.subject):
-            return self._hand_over(session, row, patient, message, welcomed, now, provider_healthy)
+            return self._hand_over(session, row, patient, message, now, provider_healthy)
+
+    def _introduce(self, session: Session, row: OutboxMessage, patient: Patient | None, now: datetime) -> str | None:
+        """The welcome text (its own row, reminders.planning.welcome): it goes once, and before the
+        patient's first other text. Returns why a welcome row is not sent."""
+        if row.kind == KIND_WELCOME:
+            return reason_not_to_welcome(patient)
+        if row.channel == "sms" and patient is not None and patient.welcomed_at is None:
+            send_welcome_first(session, patient, now, self.send)
+        return None
 
     def _hand_over(self, session: Session, row: OutboxMessage, patient: Patient | None, message: OutgoingMessage,
-                   welcomed: bool, now: datetime, provider_healthy: bool) -> str:
+                   now: datetime, provider_healthy: bool) -> str:
         try:
             receipt = self.channels[row.channel].send(message)
         except DeliveryError as error:
@@ -138,7 +149,7 @@ class Sender:
             row.status, row.status_reason, row.sent_at = SENT, None, now
             row.provider_id, row.provider_status = receipt.provider_id, receipt.status
             row.error_code = row.error_message = None
-            if welcomed:
+            if row.kind == KIND_WELCOME:
                 patient.welcomed_at = now
             if row.kind == KIND_CHECKIN and patient is not None:
                 session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
@@ -191,19 +202,20 @@ class Sender:
         if rule is None:
             raise DeliveryError(f"no rule named {row.rule!r}", permanent=True, code="unknown_rule")
         series = appointment.course.induction_sessions_planned if appointment and appointment.course else self.settings.induction_series_length
-        context = message_context(self.settings, patient, appointment, series)
+        names = message_templates(store, rule.template, patient.language if patient else None)
+        language = template_language(names["sms"] if row.channel == "sms" else names["text"])
+        context = message_context(self.settings, patient, appointment, series, language)
         if row.channel == "sms":
-            return OutgoingMessage(to=to, body=render(store, rule.template + SUFFIXES["sms"], context),
+            return OutgoingMessage(to=to, body=render(store, names["sms"], context),
                                    status_callback=callback, reference=str(row.id))
-        html_name = rule.template + SUFFIXES["html"]
         attachments = ()
         if appointment is not None and rule.kind == REMINDER:
             attachments = (self._calendar_entry(appointment, patient),)
         return OutgoingMessage(
             to=to,
-            subject=render(store, rule.template + SUFFIXES["subject"], context),
-            body=render(store, rule.template + SUFFIXES["text"], context),
-            html=render(store, html_name, context) if store.exists(html_name) else None,
+            subject=render(store, names["subject"], context),
+            body=render(store, names["text"], context),
+            html=render(store, names["html"], context) if names["html"] else None,
             attachments=attachments,
             reference=str(row.id),
         )
@@ -282,10 +294,6 @@ class _AfterHandOver(Exception):
         self.receipt = receipt
 
 
-def _with_body(message: OutgoingMessage, body: str) -> OutgoingMessage:
-    return replace(message, body=body)
-
-
 def _next_visit_start(session: Session, appointment: Appointment) -> datetime | None:
     return session.scalar(
         select(func.min(Appointment.starts_at)).where(
@@ -319,7 +327,7 @@ def fall_back_to_email(session: Session, row: OutboxMessage, patient: Patient, n
     The twin uses the same key an emailed version of that rule would have, so a patient who
     already gets the rule by email does not get it twice.
     """
-    if row.channel != "sms" or not patient.email or row.kind in UNGATED_KINDS or row.kind == KIND_CHECKIN:
+    if row.channel != "sms" or not patient.email or row.kind in (*UNGATED_KINDS, KIND_CHECKIN, KIND_WELCOME):
         return False
     key = appointment_key(row.appointment_id, row.rule, "email") if row.appointment_id else f"{row.dedupe_key}:email"
     inserted = insert_ignoring_duplicates(session, [{

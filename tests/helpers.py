@@ -15,13 +15,20 @@ NY = "America/New_York"
 
 def book(session, *, starts_at: str | datetime, patient: str = "p1", appointment: str = "a1", kind: str = "induction",
          phone: str | None = "+12025550143", email: str | None = None, channel: str = "sms", zone: str = NY,
-         status: str | None = None, now: datetime | None = None, first_name: str = "Maya") -> Appointment:
+         status: str | None = None, now: datetime | None = None, first_name: str = "Maya",
+         welcomed: bool = True) -> Appointment:
+    """A visit for a patient who, unless `welcomed=False`, already had the welcome text (so a test
+    about reminders counts reminders; tests of the welcome itself book a new patient)."""
     now = now or at("2026-11-01T12:00:00+00:00")
     starts = at(starts_at) if isinstance(starts_at, str) else starts_at
     person = upsert_patient(session, PatientRecord(
         external_id=patient, first_name=first_name, last_name="Lopez", phone=phone, email=email,
         timezone=zone, preferred_channel=channel,
     ), now).patient
+    if welcomed and person.welcomed_at is None:
+        person.welcomed_at = now
+    elif not welcomed:
+        person.welcomed_at = None
     visit = upsert_appointment(session, person, AppointmentRecord(
         external_id=appointment, kind=kind, starts_at=starts, status=status, location="Suite 200",
     ), now).appointment

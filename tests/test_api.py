@@ -70,8 +70,10 @@ def test_messages_show_what_was_sent(client, api_headers, booked, settings):
     run_pass(settings, at("2026-12-07T10:00:00-05:00"))
     messages = client.get("/api/v1/messages?patient_external_id=p1", headers=api_headers).json["messages"]
     sent = [m for m in messages if m["status"] == "sent"]
-    assert {(m["rule"], m["channel"]) for m in sent} == {("first_induction_72h", "sms"), ("first_induction_72h", "email")}
-    assert all(m["appointment_external_id"] == "a1" and m["body"] for m in sent)
+    assert {(m["rule"], m["channel"]) for m in sent} == {
+        ("welcome", "sms"), ("first_induction_72h", "sms"), ("first_induction_72h", "email")}
+    assert all(m["body"] for m in sent)
+    assert {m["appointment_external_id"] for m in sent if m["rule"] != "welcome"} == {"a1"}
 
 
 @pytest.mark.parametrize("payload, status, fragment", [
@@ -127,3 +129,40 @@ def test_a_revoked_token_is_refused(client, settings, api_token, api_headers):
     response = client.get("/api/v1/patients/nobody", headers=api_headers)
     assert response.status_code == 401 and "revoked" in response.json["error"]
     assert CliRunner().invoke(main, ["token", "revoke", "--name", "tests"]).exit_code == 1
+
+
+def test_language_medications_and_condition_through_the_api(client, api_headers):
+    created = client.post("/api/v1/patients", headers=api_headers, json={
+        **PATIENT, "language": "es", "medications_to_hold": "No lamotrigine the morning of"})
+    assert created.status_code == 201, created.json
+    assert (created.json["language"], created.json["medications_to_hold"]) == ("es", "No lamotrigine the morning of")
+    visit = client.post("/api/v1/appointments", headers=api_headers, json={**VISIT, "condition": "pain"})
+    assert visit.status_code == 201 and visit.json["condition"] == "pain"
+    assert client.get("/api/v1/patients/p1", headers=api_headers).json["condition"] == "pain"
+    changed = client.patch("/api/v1/appointments/a1", headers=api_headers, json={"condition": "ptsd"})
+    assert changed.json["result"] == "updated" and changed.json["condition"] == "ptsd"
+
+
+def test_a_patient_posted_without_the_new_fields_keeps_them(client, api_headers):
+    client.post("/api/v1/patients", headers=api_headers, json={**PATIENT, "language": "es", "medications_to_hold": "x"})
+    again = client.post("/api/v1/patients", headers=api_headers, json=PATIENT)
+    assert again.json["result"] == "unchanged"
+    assert (again.json["language"], again.json["medications_to_hold"]) == ("es", "x")
+    cleared = client.post("/api/v1/patients", headers=api_headers, json={**PATIENT, "medications_to_hold": ""})
+    assert cleared.json["result"] == "updated" and cleared.json["medications_to_hold"] == ""
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("language", "fr", "language 'fr' must be one of en, es"),
+    ("language", 2, "language must be text"),
+    ("medications_to_hold", "x" * 501, "medications_to_hold is longer than 500 characters"),
+])
+def test_bad_patient_language_or_medications_are_refused_with_the_reason(client, api_headers, field, value, reason):
+    response = client.post("/api/v1/patients", headers=api_headers, json={**PATIENT, field: value})
+    assert response.status_code == 422 and any(reason in e for e in response.json["errors"]), response.json
+    assert response.json["fields"] == [field]
+
+
+def test_a_bad_condition_is_refused(client, api_headers, booked):
+    response = client.patch("/api/v1/appointments/a1", headers=api_headers, json={"condition": "migraine"})
+    assert response.status_code == 422 and "must be one of depression" in response.json["errors"][0]

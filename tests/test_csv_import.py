@@ -66,8 +66,9 @@ def test_changed_start_reschedules_and_canceled_status_cancels(settings, tmp_pat
     run_pass(settings, at("2026-12-09T10:00:00-05:00"))  # the old 24 h time of a1
     assert sent(session) == []
     run_pass(settings, at("2026-12-14T10:00:00-05:00"))
-    assert sorted(sent(session)) == [("first_induction_24h", "sms"), ("first_induction_72h", "email")]
-    assert {r.status for r in outbox(session) if r.appointment.external_id == "a2"} == {"canceled"}
+    # A new patient: the welcome goes first, as its own text.
+    assert sorted(sent(session)) == [("first_induction_24h", "sms"), ("first_induction_72h", "email"), ("welcome", "sms")]
+    assert {r.status for r in outbox(session) if r.appointment and r.appointment.external_id == "a2"} == {"canceled"}
 
 
 @pytest.mark.parametrize("row, reason", [
@@ -309,9 +310,59 @@ def numbered(visits):
 
 def test_optional_columns_may_follow(settings, tmp_path):
     header = HEADER + ",language,condition,medications_to_hold"
-    rows = [GOOD[0] + ",es,TRD,lamotrigine", GOOD[1] + ",,,"]
+    rows = [GOOD[0] + ",es,ptsd,No lamotrigine the morning of", GOOD[1] + ",,,"]
     code, output = run_import(write(tmp_path, *rows, header=header))
     assert code == 0 and "2 created" in output, output
+
+
+def stored_patient(session, external_id):
+    from sqlalchemy import select
+
+    from reminders.models import Patient
+    session.expire_all()
+    return session.scalar(select(Patient).where(Patient.external_id == external_id))
+
+
+OPTIONAL_HEADER = HEADER + ",language,condition,medications_to_hold"
+
+
+def test_language_condition_and_medications_are_stored(settings, tmp_path, session):
+    rows = [GOOD[0] + ',ES,PTSD,"No lamotrigine the morning of, half your usual clonazepam"', GOOD[1] + ",,,"]
+    code, output = run_import(write(tmp_path, *rows, header=OPTIONAL_HEADER))
+    assert code == 0, output
+    maya, sam = stored_patient(session, "p1"), stored_patient(session, "p2")
+    assert (maya.language, maya.medications_to_hold) == ("es", "No lamotrigine the morning of, half your usual clonazepam")
+    assert maya.courses[0].condition == "ptsd"
+    assert (sam.language, sam.medications_to_hold, sam.courses[0].condition) == ("en", "", None)
+    code, output = run_import(write(tmp_path, *rows, header=OPTIONAL_HEADER))
+    assert "0 created, 0 updated, 2 unchanged" in output
+
+
+def test_a_file_without_the_optional_columns_keeps_what_is_stored(settings, tmp_path, session):
+    run_import(write(tmp_path, GOOD[0] + ",es,pain,Skip Adderall that morning", header=OPTIONAL_HEADER))
+    code, output = run_import(write(tmp_path, GOOD[0].replace(",50,", ",60,")))
+    assert code == 0 and "1 updated" in output, output
+    maya = stored_patient(session, "p1")
+    assert (maya.language, maya.medications_to_hold, maya.courses[0].condition) == ("es", "Skip Adderall that morning", "pain")
+
+
+def test_changed_optional_cells_update_and_a_blank_note_clears_it(settings, tmp_path, session):
+    run_import(write(tmp_path, GOOD[0] + ",es,pain,Skip Adderall that morning", header=OPTIONAL_HEADER))
+    code, output = run_import(write(tmp_path, GOOD[0] + ",en,depression,", header=OPTIONAL_HEADER))
+    assert "1 updated" in output, output
+    maya = stored_patient(session, "p1")
+    assert (maya.language, maya.medications_to_hold, maya.courses[0].condition) == ("en", "", "depression")
+
+
+@pytest.mark.parametrize("cells, reason", [
+    (",fr,,", "language 'fr' must be one of en, es"),
+    (",,migraine,", "condition 'migraine' must be one of depression, ptsd, anxiety, pain, other"),
+    (",,," + "x" * 501, "medications_to_hold is longer than 500 characters"),
+])
+def test_a_bad_optional_cell_rejects_its_row_with_the_reason(settings, tmp_path, session, cells, reason):
+    code, output = run_import(write(tmp_path, GOOD[0] + cells, GOOD[1] + ",,,", header=OPTIONAL_HEADER))
+    assert code == 1 and f"line 2: rejected (a1): {reason}" in output, output
+    assert "1 created" in output
 
 
 def test_an_import_stopped_with_ctrl_c_says_what_is_in_and_running_it_again_finishes(settings, tmp_path, session,

@@ -53,21 +53,98 @@ class TestFirstInduction:
         tick(settings, "2026-12-07T10:00:00-05:00")
         sms = outbox(session, channel="sms")[0].body
         assert "Thursday, December 10 at 10:00 AM" in sms
-        assert "no solid food for 6 hours" in sms and "no liquids for 2 hours" in sms
-        assert "ride home" in sms and "Reply C to confirm or R to reschedule" in sms
+        assert "Nothing to eat after 4:00 AM; clear liquids OK until 8:00 AM." in sms
+        assert "Arrive by 9:45 AM" in sms and "An adult must drive you home" in sms
+        assert "Reply C to confirm or R to reschedule" in sms
         assert "ketamine" not in sms.lower() and "depress" not in sms.lower()
+        assert "hours" not in sms  # clock times, not arithmetic for the patient
         email = outbox(session, channel="email")[0]
         assert "Preparing for your first visit" in email.subject
-        assert "no driving" in email.body.lower() or "do not drive" in email.body.lower()
+        assert "nothing to eat after 4:00 AM" in email.body and "are fine until 8:00 AM" in email.body
+        assert "No driving" in email.body and "No alcohol or cannabis for 24 hours" in email.body
 
-    def test_welcome_introduces_the_service_in_the_first_text_only(self, settings, session):
-        book(session, starts_at=VISIT)
+
+def phone_received(settings) -> list[str]:
+    """The texts in the order the provider got them (the local outbox's log)."""
+    return [m["body"] for m in read_outbox(settings.effective_outbox_dir) if m["channel"] == "sms"]
+
+
+def is_welcome(text: str) -> bool:
+    return "Reply HELP for help, STOP to opt out" in text
+
+
+class TestWelcome:
+    def test_the_welcome_goes_as_its_own_text_a_minute_before_the_first_reminder(self, settings, session):
+        book(session, starts_at=VISIT, welcomed=False)
+        assert tick(settings, "2026-12-07T09:58:00-05:00")["sent"] == 0
+        assert tick(settings, "2026-12-07T09:59:00-05:00")["sent"] == 1
+        assert tick(settings, "2026-12-07T10:00:00-05:00")["sent"] == 1
+        [welcome] = outbox(session, rule="welcome", status="sent")
+        [reminder] = outbox(session, rule="first_induction_72h", status="sent")
+        assert phone_received(settings) == [welcome.body, reminder.body]
+        assert "Reply HELP for help, STOP to opt out" in welcome.body and "Msg & data rates may apply" in welcome.body
+        assert "about 3 per visit" in welcome.body and "988" in welcome.body
+        assert "STOP" not in reminder.body and welcome.segments <= 2 and reminder.segments <= 2
+        assert patient(session).welcomed_at == at("2026-12-07T09:59:00-05:00")
+
+    def test_the_welcome_is_sent_once_and_not_again_for_the_next_visit(self, settings, session):
+        book(session, starts_at=VISIT, welcomed=False)
+        for when in ("2026-12-07T10:00:00-05:00", "2026-12-07T10:00:00-05:00", "2026-12-09T10:00:00-05:00"):
+            tick(settings, when)
+        book(session, starts_at="2026-12-14T10:00:00-05:00", appointment="a2")  # same patient and number
+        tick(settings, "2026-12-11T10:00:00-05:00")
+        tick(settings, "2026-12-13T10:00:00-05:00")
+        assert ("induction_24h", "sms") in sent(session)
+        assert [rule for rule, _ in sent(session)].count("welcome") == 1
+
+    def test_overdue_together_the_welcome_still_goes_first(self, settings, session):
+        # Booked late: the 72-hour reminder is due at once, and so is the welcome.
+        book(session, starts_at=VISIT, welcomed=False, now=at("2026-12-08T12:00:00-05:00"))
+        assert tick(settings, "2026-12-08T12:00:00-05:00")["sent"] == 2
+        first, second = phone_received(settings)
+        assert is_welcome(first) and "first infusion" in second
+
+    def test_a_welcome_and_reminder_due_in_quiet_hours_go_in_order_at_eight(self, settings, session):
+        book(session, starts_at="2026-12-10T07:30:00-05:00", welcomed=False)  # 72 h before is 7:30 AM
+        assert tick(settings, "2026-12-07T07:45:00-05:00")["sent"] == 0
+        assert tick(settings, "2026-12-07T08:00:00-05:00")["sent"] == 2
+        first, second = phone_received(settings)
+        assert is_welcome(first) and "first infusion" in second
+
+    def test_no_welcome_for_an_opted_out_number(self, settings, session):
+        visit = book(session, starts_at=VISIT, welcomed=False)
+        visit.patient.sms_opted_out = True
+        session.commit()
         tick(settings, "2026-12-07T10:00:00-05:00")
-        tick(settings, "2026-12-09T10:00:00-05:00")
-        first, second = [row.body for row in outbox(session, channel="sms", status="sent")]
-        assert "Reply HELP for help, STOP to opt out" in first and "988" in first and "not watched around the clock" in first
-        assert "STOP to opt out" not in second
-        assert patient(session).welcomed_at == at("2026-12-07T10:00:00-05:00")
+        assert not outbox(session, rule="welcome", status="sent")
+
+    def test_a_patient_welcomed_in_a_reply_meanwhile_gets_no_second_welcome(self, settings, session):
+        book(session, starts_at=VISIT, welcomed=False)
+        tick(settings, "2026-12-01T10:00:00-05:00")  # the welcome is planned for Dec 7
+        person = patient(session)
+        person.welcomed_at = at("2026-12-02T10:00:00-05:00")
+        session.commit()
+        tick(settings, "2026-12-07T10:00:00-05:00")
+        [row] = outbox(session, rule="welcome")
+        assert row.status == "skipped" and row.status_reason == "already welcomed"
+
+    def test_canceling_the_only_visit_takes_the_welcome_back_until_the_next_booking(self, settings, session):
+        visit = book(session, starts_at=VISIT, welcomed=False)
+        tick(settings, "2026-12-01T10:00:00-05:00")
+        move(session, visit, status="canceled")
+        tick(settings, "2026-12-01T10:05:00-05:00")
+        assert outbox(session, rule="welcome")[0].status == "canceled"
+        book(session, starts_at="2026-12-20T10:00:00-05:00", appointment="a2", welcomed=False)
+        tick(settings, "2026-12-17T10:00:00-05:00")
+        assert [rule for rule, _ in sent(session)] == ["welcome", "first_induction_72h"]
+
+    def test_a_new_phone_number_is_introduced_again(self, settings, session):
+        book(session, starts_at=VISIT, welcomed=False)
+        tick(settings, "2026-12-07T10:00:00-05:00")
+        book(session, starts_at="2026-12-14T10:00:00-05:00", appointment="a2", phone="+12025550199", welcomed=False)
+        tick(settings, "2026-12-13T10:00:00-05:00")
+        welcomes = outbox(session, rule="welcome", status="sent")
+        assert [row.to_address for row in welcomes] == ["+12025550143", "+12025550199"]
 
 
 class TestLaterVisits:
@@ -106,7 +183,7 @@ class TestChanges:
         notices = outbox(session, rule="visit_moved", status="sent")
         assert {row.channel for row in notices} == {"sms", "email"} and summary["sent"] == 2
         [text] = [row.body for row in notices if row.channel == "sms"]
-        assert "your visit has moved. It is now Thursday, December 17 at 3:00 PM" in text
+        assert "your visit has moved to Thursday, December 17 at 3:00 PM" in text
         assert tick(settings, "2026-12-04T12:00:00-05:00")["sent"] == 0
         # The rule that went for the old time does not go again; the 24 h one goes at the new time.
         tick(settings, "2026-12-10T10:00:00-05:00")
@@ -437,3 +514,37 @@ def test_a_pass_hands_out_staff_alerts_first_then_the_longest_waiting_rows(setti
     session.add_all([late, early, alert])
     session.commit()
     assert due_ids(session, now) == [alert.id, early.id, late.id]
+
+
+class TestSpanish:
+    def test_a_spanish_patient_gets_spanish_texts_and_email(self, settings, session):
+        visit = book(session, starts_at=VISIT, email="maya@example.org", channel="both", welcomed=False)
+        visit.patient.language = "es"
+        visit.patient.medications_to_hold = "Sin lamotrigina la mañana de la cita"
+        session.commit()
+        tick(settings, "2026-12-07T10:00:00-05:00")
+        welcome, sms = phone_received(settings)
+        assert "PARAR" in welcome and "AYUDA" in welcome and "tarifas de mensajes y datos" in welcome
+        assert "jueves 10 de diciembre a las 10:00 a. m." in sms
+        assert "No coma después de las 4:00 a. m.; liquidos claros hasta las 8:00 a. m." in sms  # GSM-7: no í
+        assert "Medicamentos: vea su correo." in sms  # the note would make this text three segments
+        [email] = outbox(session, channel="email", status="sent")
+        assert email.subject == "Cómo prepararse para su primera cita del jueves 10 de diciembre"
+        assert "no coma nada después de las 4:00 a. m." in email.body
+        assert "Puede tomar líquidos claros" in email.body and "Llegue a las 9:45 a. m." in email.body
+        assert "Medicamentos: Sin lamotrigina la mañana de la cita." in email.body
+        [html] = [m["html"] for m in read_outbox(settings.effective_outbox_dir) if m["channel"] == "email"]
+        assert '<html lang="es">' in html and "Antes de su cita" in html
+
+    def test_a_language_without_templates_falls_back_to_english(self, settings, session, tmp_path):
+        visit = book(session, starts_at=VISIT)
+        visit.patient.language = "es"
+        session.commit()
+        bare = tmp_path / "templates"
+        bare.mkdir()
+        for path in settings.templates_dir.glob("*.j2"):  # English only: no es/ folder
+            (bare / path.name).write_text(path.read_text())
+        english = settings.model_copy(update={"templates_dir": bare})
+        run_pass(english, at("2026-12-07T10:00:00-05:00"))
+        [sms] = phone_received(settings)
+        assert "your first infusion at" in sms and "Thursday, December 10 at 10:00 AM" in sms

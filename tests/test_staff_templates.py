@@ -35,7 +35,7 @@ def sent_text(settings, sessions, name: str = SMS) -> str:
 
 def test_every_template_is_listed_by_rule_and_channel(admin_client, settings):
     page = admin_client.get("/admin/templates/").text
-    for name in TemplateStore(settings.templates_dir).default_names():
+    for name in TemplateStore(settings.templates_dir).all_names():  # es/ too
         assert f'href="/admin/templates/{name}"' in page, name
     for rule in ("first_induction_72h", "maintenance_7d", "checkin_weekly_1", "rebook_nudge"):
         assert rule in page
@@ -132,7 +132,7 @@ def test_every_default_template_passes_the_checks_unchanged(settings, sessions):
 
     with sessions() as session:
         store = TemplateStore(settings.templates_dir, session)
-        for name in store.default_names():
+        for name in store.all_names():
             assert check(store, settings, name, store.default_source(name)) is None, name
 
 
@@ -176,3 +176,19 @@ def test_versions_restore_and_reset(admin_client, settings, sessions):
     with sessions() as session:
         done = session.scalars(select(AuditEntry.action).where(AuditEntry.target_type == "template")).all()
     assert done.count("restore_template") == 2 and done.count("reset_template") == 1
+
+
+def test_a_spanish_template_is_edited_with_a_spanish_preview(admin_client, settings, sessions):
+    name = "es/induction_24h.sms.j2"
+    page = admin_client.get(f"/admin/templates/{name}").text
+    assert "la infusión {{ visit.number }}" in page or "la infusi&oacute;n" in page or "infusi" in page
+    assert "martes 3 de marzo a las 9:30 a. m." in page  # the sample in Spanish
+    result = preview(admin_client, "Hola {{ patient.first_name }}: {{ visit.date }} a {{ visit.time }}", name=name)
+    assert result.get_json()["text"] == "Hola Alex: martes 3 de marzo a las 9:30 a. m."
+    assert save(admin_client, "Hola {{ patient.first_name }}, cita el {{ visit.date }}.", name=name).status_code == 302
+    assert versions(sessions, name)[0].active
+    with sessions() as session:
+        text = render(TemplateStore(settings.templates_dir, session), name, sample_context(settings, "es"))
+    assert text == "Hola Alex, cita el martes 3 de marzo."
+    assert admin_client.get("/admin/templates/es/nope.sms.j2").status_code == 404
+    assert admin_client.get("/admin/templates/es/../secret_key").status_code == 404

@@ -305,3 +305,44 @@ def test_when_the_clinic_waits_for_staff_the_list_says_the_checkin_waits(configu
     assert unmarked_section(client.get("/").text) == ""
     run_pass(configured, utcnow())
     assert outbox(sessions, visit.id)[("checkin_day_after", "sms")] == "planned"
+def test_language_and_medications_to_hold_are_set_on_the_patient_form(staff_client, sessions):
+    with sessions() as session:
+        patient = add_patient(session, channel="sms")
+    page = staff_client.get(f"/patients/{patient.id}/edit").text
+    assert 'name="language"' in page and 'name="medications_to_hold"' in page
+    response = post_form(staff_client, f"/patients/{patient.id}/edit", {
+        "first_name": "Maya", "last_name": "Lopez", "phone": "+12025550143", "timezone": "America/New_York",
+        "preferred_channel": "sms", "language": "es", "medications_to_hold": " No lamotrigine  the morning of ",
+    })
+    assert response.status_code == 302
+    with sessions() as session:
+        saved = session.get(Patient, patient.id)
+        assert (saved.language, saved.medications_to_hold) == ("es", "No lamotrigine the morning of")
+    page = staff_client.get(f"/patients/{patient.id}").text
+    assert "messages in Spanish" in page and "No lamotrigine the morning of" in page
+
+
+def test_a_bad_language_is_refused_on_the_form(staff_client, sessions):
+    with sessions() as session:
+        patient = add_patient(session, channel="sms")
+    response = post_form(staff_client, f"/patients/{patient.id}/edit", {
+        "first_name": "Maya", "phone": "+12025550143", "timezone": "America/New_York", "preferred_channel": "sms",
+        "language": "klingon",
+    })
+    assert response.status_code == 422 and "language &#39;klingon&#39; must be one of en, es" in response.text
+
+
+def test_course_condition_is_set_with_the_series(staff_client, sessions):
+    with sessions() as session:
+        patient = add_patient(session)
+        visit = add_visit(session, patient, "v1", utcnow() + timedelta(days=5))
+    post_form(staff_client, f"/courses/{visit.course_id}/series", {"induction_sessions_planned": "6", "condition": "pain"})
+    with sessions() as session:
+        assert session.get(Course, visit.course_id).condition == "pain"
+    assert '<option value="pain" selected>' in staff_client.get(f"/patients/{patient.id}").text
+    post_form(staff_client, f"/courses/{visit.course_id}/series", {"induction_sessions_planned": "6", "condition": "flu"})
+    with sessions() as session:
+        assert session.get(Course, visit.course_id).condition == "pain"
+    post_form(staff_client, f"/courses/{visit.course_id}/series", {"induction_sessions_planned": "6", "condition": ""})
+    with sessions() as session:
+        assert session.get(Course, visit.course_id).condition is None

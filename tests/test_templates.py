@@ -24,7 +24,7 @@ PRIVATE_WORDS = re.compile(
 # Segment counts with the sample patient and visit: a change that makes a text cost more shows here.
 @pytest.mark.parametrize("name, segments", [
     ("welcome.sms.j2", 2),
-    ("first_induction_72h.sms.j2", 3),
+    ("first_induction_72h.sms.j2", 2),
     ("first_induction_24h.sms.j2", 2),
     ("induction_24h.sms.j2", 2),
     ("maintenance_7d.sms.j2", 1),
@@ -70,15 +70,20 @@ def test_every_default_template_renders_with_strict_undefined():
 
 def test_first_infusion_email_carries_the_whole_preparation_list():
     text = render(STORE, "first_induction_72h.email.txt.j2", CONTEXT)
-    for item in ("no solid food for 6 hours", "no liquids for 2 hours", "usual medications unless your prescriber",
-                 "Do not drive", "comfortable clothes", "Arrive 15 minutes early", "list of all your current medications"):
+    for item in ("nothing to eat after 3:30 AM", "Clear liquids (water, black coffee or tea without milk, clear juice "
+                 "without pulp) are fine until 7:30 AM", "Medications: No lamotrigine the morning of the visit.",
+                 "including blood pressure medicine", "Please arrive by 9:15 AM", "done around 11:15 AM",
+                 "an adult you know must take you home", "No driving, cycling or machinery until the next morning",
+                 "No alcohol or cannabis for 24 hours", "comfortable clothes", "list of all your current medications"):
         assert item in text, item
+    assert "hours before" not in text  # clock times, not arithmetic
 
 
 def test_html_email_escapes_what_it_prints():
-    context = {**CONTEXT, "patient": {"first_name": "<script>x</script>", "last_name": ""}}
+    context = {**CONTEXT, "patient": {**CONTEXT["patient"], "first_name": "<script>x</script>",
+                                      "medications_to_hold": "<b>none</b>"}}
     html = render(STORE, "first_induction_72h.email.html.j2", context)
-    assert "<script>x" not in html and "&lt;script&gt;" in html
+    assert "<script>x" not in html and "&lt;script&gt;" in html and "&lt;b&gt;none" in html
 
 
 def test_an_undefined_variable_is_refused_with_its_line():

@@ -223,7 +223,7 @@ class TestAppointmentReplies:
         assert message.needs_staff and "attached" in message.body
 
     def test_the_first_answer_to_a_patient_never_texted_introduces_the_service(self, twilio, session, clock):
-        book(session, starts_at=VISIT)
+        book(session, starts_at=VISIT, welcomed=False)
         reply = answer(twilio.sms("C"))
         assert "Reply HELP for help, STOP to opt out" in reply and "confirmed" in reply
         assert patient(session).welcomed_at == NOW

@@ -25,8 +25,11 @@ COLUMNS = (
     "external_id", "patient_external_id", "first_name", "last_name", "phone", "email", "timezone",
     "preferred_channel", "kind", "starts_at", "duration_minutes", "location", "status",
 )
+# May follow the columns above; a file without them imports the same (what is stored stays).
+OPTIONAL_COLUMNS = ("language", "condition", "medications_to_hold")
 REQUIRED_COLUMNS = ("external_id", "patient_external_id", "first_name", "timezone", "kind", "starts_at")
-PATIENT_CELLS = ("patient_external_id", "first_name", "last_name", "phone", "email", "timezone", "preferred_channel")
+PATIENT_CELLS = ("patient_external_id", "first_name", "last_name", "phone", "email", "timezone", "preferred_channel",
+                 "language", "medications_to_hold")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 BATCH_SIZE = 500  # rows per transaction
 
@@ -173,7 +176,8 @@ class RowValidator:
                     external_id=values.get("patient_external_id", ""), first_name=values.get("first_name", ""),
                     last_name=values.get("last_name", ""), phone=values.get("phone"), email=values.get("email"),
                     timezone=values.get("timezone", ""), preferred_channel=values.get("preferred_channel"),
-                    phone_region=self.phone_region,
+                    phone_region=self.phone_region, language=values.get("language"),
+                    medications_to_hold=values.get("medications_to_hold"),
                 )
             except ValidationError as exc:
                 found = [r.replace("external_id is missing", "patient_external_id is missing") for r in reasons(exc)]
@@ -195,7 +199,7 @@ class RowValidator:
             appointment_record = AppointmentRecord(
                 external_id=external_id, kind=values.get("kind", ""), starts_at=values.get("starts_at", ""),
                 duration_minutes=values.get("duration_minutes"), location=values.get("location"),
-                status=values.get("status"),
+                status=values.get("status"), condition=values.get("condition"),
             )
         except ValidationError as exc:
             errors += reasons(exc)

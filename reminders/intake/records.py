@@ -10,6 +10,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
+
+from reminders.models.patients import CONDITIONS, LANGUAGES
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -26,6 +28,8 @@ MAX_LENGTH = {
     "timezone": 64, "location": 200, "kind": 20, "status": 20, "preferred_channel": 10,
     "phone": 40,  # raw, as typed: "(202) 555-0143 ext. 12"; stored in E.164 (at most 16)
     "starts_at": 64, "duration_minutes": 12,
+    "language": 8, "condition": 20,
+    "medications_to_hold": 500,  # a note in the prescriber's words; a paragraph belongs in the chart
 }
 # Whatever the window setting says, a visit outside these years is a typo, and dates near the
 # ends of the calendar break the arithmetic that plans reminders (9999-12-01 + a week).
@@ -144,6 +148,24 @@ def check_time_zone(value: str, label: str = "timezone") -> str:
     return value
 
 
+def check_language(value: str | None) -> str | None:
+    """"en" or "es" (any case; a region such as "es-MX" is read as its language), else ValueError."""
+    if value is None:
+        return None
+    code = value.strip().lower().replace("_", "-").split("-")[0]
+    if code not in LANGUAGES:
+        raise ValueError(f"language {value!r} must be one of {', '.join(LANGUAGES)}")
+    return code
+
+
+def check_condition(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in CONDITIONS:
+        raise ValueError(f"condition {value!r} must be one of {', '.join(CONDITIONS)}")
+    return value.lower()
+
+
 def _blank_to_none(value):
     if isinstance(value, str):
         value = value.strip()
@@ -162,6 +184,22 @@ class PatientRecord(BaseModel):
     timezone: str
     preferred_channel: str = "sms"
     phone_region: str = "US"
+    # None: not given (a file without the column, an API call without the field), so what is
+    # stored stays; a new patient gets English and no note.
+    language: str | None = None
+    medications_to_hold: str | None = None
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value):
+        return check_language(_blank_to_none(_text(value, "language")))
+
+    @field_validator("medications_to_hold", mode="before")
+    @classmethod
+    def _medications(cls, value):
+        if value is None:
+            return None
+        return " ".join((_text(value, "medications_to_hold") or "").split())  # blank: no note
 
     @field_validator("external_id", "first_name", "timezone", mode="before")
     @classmethod
@@ -216,6 +254,13 @@ class AppointmentRecord(BaseModel):
     duration_minutes: int = 60
     location: str = ""
     status: str | None = None  # None keeps what is stored (or scheduled for a new visit)
+    # What the visit's course treats (CONDITIONS); None keeps what is stored.
+    condition: str | None = None
+
+    @field_validator("condition", mode="before")
+    @classmethod
+    def _condition(cls, value):
+        return check_condition(_blank_to_none(_text(value, "condition")))
 
     @field_validator("external_id", mode="before")
     @classmethod

@@ -20,11 +20,15 @@ from sqlalchemy.types import TypeDecorator
 
 from reminders.intake.records import AppointmentRecord, PatientRecord
 from reminders.models import Appointment, Course, Patient
+from reminders.models.patients import DEFAULT_LANGUAGE
 from reminders.planning.planner import mark_for_planning
 
 PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "timezone", "preferred_channel")
 # Changes to these fields change what is sent or where, so they re-plan the patient's visits.
 PLAN_FIELDS = ("phone", "email", "timezone", "preferred_channel")
+# Written only when the record carries them (None: a file without the column keeps what is stored).
+OPTIONAL_PATIENT_FIELDS = ("language", "medications_to_hold")
+NEW_PATIENT_DEFAULTS = {"language": DEFAULT_LANGUAGE, "medications_to_hold": ""}
 
 
 class IntakeError(ValueError):
@@ -48,7 +52,7 @@ def upsert_patient(session: Session, record: PatientRecord, now: datetime, defau
     patient = session.scalar(fresh(select(Patient).where(Patient.external_id == record.external_id)))
     if patient is None:
         patient = Patient(external_id=record.external_id, created_at=now, updated_at=now,
-                          **{f: getattr(record, f) for f in PATIENT_FIELDS})
+                          **new_patient_values(record))
         session.add(patient)
         session.flush()
         return Outcome(patient, None, "created")
@@ -64,8 +68,26 @@ def upsert_patient(session: Session, record: PatientRecord, now: datetime, defau
 
 
 def patient_changes(patient, record: PatientRecord) -> list[str]:
-    """The contact fields where the record differs from what is stored."""
-    return [f for f in PATIENT_FIELDS if getattr(patient, f) != getattr(record, f)]
+    """The fields where the record differs from what is stored (an optional field only when given)."""
+    return [f for f in PATIENT_FIELDS if getattr(patient, f) != getattr(record, f)] + [
+        f for f in OPTIONAL_PATIENT_FIELDS if getattr(record, f) is not None and getattr(patient, f) != getattr(record, f)
+    ]
+
+
+def new_patient_values(record: PatientRecord) -> dict:
+    values = {f: getattr(record, f) for f in PATIENT_FIELDS}
+    for field in OPTIONAL_PATIENT_FIELDS:
+        given = getattr(record, field)
+        values[field] = NEW_PATIENT_DEFAULTS[field] if given is None else given
+    return values
+
+
+def set_condition(course: Course, condition: str | None) -> bool:
+    """The course's condition from a record that names one; True when it changed."""
+    if condition is None or course.condition == condition:
+        return False
+    course.condition = condition
+    return True
 
 
 def current_course(session: Session, patient: Patient, now: datetime, series_length: int) -> Course:
@@ -88,6 +110,7 @@ def upsert_appointment(session: Session, patient: Patient, record: AppointmentRe
         )
     if appointment is None:
         course = current_course(session, patient, now, series_length)
+        set_condition(course, record.condition)
         appointment = Appointment(
             external_id=record.external_id, patient_id=patient.id, course_id=course.id, kind=record.kind,
             starts_at=record.starts_at, duration_minutes=record.duration_minutes, location=record.location,
@@ -103,6 +126,8 @@ def upsert_appointment(session: Session, patient: Patient, record: AppointmentRe
     if changed:
         session.flush()
         renumber_course(session, appointment.course_id)
+    if appointment.course is not None and set_condition(appointment.course, record.condition):
+        changed.append("condition")
     return Outcome(patient, appointment, "updated" if changed else "unchanged")
 
 
@@ -185,7 +210,7 @@ APPOINTMENT_COLUMNS = (
     "location", "status", "confirmed_at", "reschedule_requested_at", "canceled_at", "needs_planning",
     "planning_error", "created_at", "updated_at",
 )
-PATIENT_COLUMNS = ("id", "external_id", *PATIENT_FIELDS, "welcomed_at", "updated_at")
+PATIENT_COLUMNS = ("id", "external_id", *PATIENT_FIELDS, *OPTIONAL_PATIENT_FIELDS, "welcomed_at", "updated_at")
 _NEW = object()  # the id of a row not inserted yet
 
 
@@ -219,14 +244,18 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
         visit_originals[row.external_id] = values
 
     open_course: dict[str, object] = {}  # patient key -> course id, or a new course's key
+    conditions: dict[object, str | None] = {}  # course id or key -> its condition as it will be
+    stored_conditions: dict[int, str | None] = {}
     known_ids = [p.id for p in patients.values()]
     if known_ids:
         for row in session.execute(
-            select(courses_table.c.id, courses_table.c.patient_id)
+            select(courses_table.c.id, courses_table.c.patient_id, courses_table.c.condition)
             .where(_among(courses_table.c.patient_id, known_ids, session), courses_table.c.ended_at.is_(None))
             .order_by(courses_table.c.started_at.desc(), courses_table.c.id.desc())
         ):
-            open_course.setdefault(owner_of[row.patient_id], row.id)
+            if owner_of[row.patient_id] not in open_course:
+                open_course[owner_of[row.patient_id]] = row.id
+                conditions[row.id] = stored_conditions[row.id] = row.condition
     new_courses: dict[str, str] = {}  # patient key -> course key ("new:<patient key>")
     touched_courses: set = set()
 
@@ -246,7 +275,7 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
             continue
         if patient is None:
             patient = SimpleNamespace(id=_NEW, external_id=key, welcomed_at=None, updated_at=now, plan_changed=False,
-                                      **{f: getattr(patient_record, f) for f in PATIENT_FIELDS})
+                                      **new_patient_values(patient_record))
             patients[key] = patient
             patient_result = "created"
         else:
@@ -276,11 +305,18 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
                 visit.canceled_at = now
             visits[record.external_id] = visit
             touched_courses.add(course)
+            conditions.setdefault(course, None)
+            if record.condition is not None:
+                conditions[course] = record.condition
             result = "created"
         else:
             changed = apply_changes(visit, record, now)
             if changed and visit.course_id is not None:
                 touched_courses.add(visit.course_id)
+            if (record.condition is not None and visit.course_id in conditions
+                    and conditions[visit.course_id] != record.condition):
+                conditions[visit.course_id] = record.condition
+                changed.append("condition")
             result = "updated" if changed else "unchanged"
         if result == "unchanged" and patient_result == "updated":
             result = "updated"
@@ -295,7 +331,8 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
     if fresh_patients:
         inserted = bulk_insert(
             session, patients_table,
-            [{"external_id": p.external_id, **{f: getattr(p, f) for f in PATIENT_FIELDS}, "sms_opted_out": False,
+            [{"external_id": p.external_id, **{f: getattr(p, f) for f in (*PATIENT_FIELDS, *OPTIONAL_PATIENT_FIELDS)},
+              "sms_opted_out": False,
               "notes": "", "created_at": now, "updated_at": now} for p in fresh_patients],
             returning=("id", "external_id"),
         )
@@ -313,14 +350,18 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
     if new_courses:
         inserted = bulk_insert(
             session, courses_table,
-            [{"patient_id": patients[key].id, "started_at": now, "induction_sessions_planned": series_length}
-             for key in new_courses],
+            [{"patient_id": patients[key].id, "started_at": now, "induction_sessions_planned": series_length,
+              "condition": conditions.get(course_key)} for key, course_key in new_courses.items()],
             returning=("id", "patient_id"),
         )
         course_ids = {row.patient_id: row.id for row in inserted}
         resolved = {course_key: course_ids[patients[key].id] for key, course_key in new_courses.items()}
         for visit in visits.values():
             visit.course_id = resolved.get(visit.course_id, visit.course_id)
+    _write_changes(session, courses_table, [
+        (course_id, {"condition": condition}) for course_id, condition in conditions.items()
+        if isinstance(course_id, int) and course_id in stored_conditions and stored_conditions[course_id] != condition
+    ])
 
     # Appointments: insert the new ones, write what changed on the others, then renumber the courses.
     fresh_visits = [v for v in visits.values() if v.id is _NEW]

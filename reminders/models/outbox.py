@@ -17,6 +17,7 @@ FINAL_STATUSES = (SENT, DELIVERED, UNDELIVERED, FAILED, SKIPPED, CANCELED, UNKNO
 
 KIND_REMINDER, KIND_CHECKIN, KIND_NUDGE = "reminder", "checkin", "nudge"
 KIND_ALERT, KIND_REPLY, KIND_FALLBACK = "alert", "reply", "fallback"
+KIND_WELCOME = "welcome"  # the introduction before a patient's first text (reminders.planning.welcome)
 
 
 class OutboxMessage(Base):

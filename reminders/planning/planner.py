@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import CANCELED, FAILED, PENDING_STATUSES, PLANNED, SENDING, SKIPPED, UNKNOWN
 from reminders.models.outbox import DELIVERED, SENT, UNDELIVERED
+from reminders.planning.welcome import plan_welcome
 from reminders.planning.rules import (
     MISSED_VISIT, MISSED_VISIT_MARKED_WITHIN, NON_URGENT_KINDS, REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage,
     RuleSettings, Visit, default_rules, due_time, is_non_urgent, local_day, moved_to_day, plan_visit, spread_day,
@@ -185,7 +186,8 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
         for key, m in wanted.items()
     ]
     appointment.needs_planning = False
-    return insert_ignoring_duplicates(session, new_rows)
+    welcome = plan_welcome(session, patient, rs.quiet, now, insert_ignoring_duplicates, new_rows)
+    return welcome + insert_ignoring_duplicates(session, new_rows)
 
 
 # The planner's own reasons for withdrawing a row when a visit's facts changed (a no-show, a

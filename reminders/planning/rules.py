@@ -189,8 +189,13 @@ def weekly_checkin_template(week: int) -> str:
 VISIT_MOVED = Rule("visit_moved", REMINDER, "visit_moved", BOTH, lambda _v, _rs: False, lambda v, _rs: v.starts_at)
 
 
+# Not planned by visit: once per patient and number, before their first text (reminders.planning.welcome).
+WELCOME = Rule("welcome", "welcome", "welcome", SMS, lambda _v, _rs: False, lambda v, _rs: v.starts_at,
+               strict_channels=True)
+
+
 def rules_by_name(rs: RuleSettings) -> dict[str, Rule]:
-    return {rule.name: rule for rule in (*default_rules(rs), VISIT_MOVED)}
+    return {rule.name: rule for rule in (*default_rules(rs), VISIT_MOVED, WELCOME)}
 
 
 def choose_channels(rule: Rule, reachable: set[str]) -> set[str]:

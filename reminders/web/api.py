@@ -25,7 +25,8 @@ from reminders.web.twilio_hooks import request_now
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 TOKEN_USE_GRANULARITY = timedelta(minutes=1)
-PATIENT_KEYS = ("first_name", "last_name", "phone", "email", "timezone", "preferred_channel")
+PATIENT_KEYS = ("first_name", "last_name", "phone", "email", "timezone", "preferred_channel", "language",
+                "medications_to_hold")
 # A patient or an appointment is a few hundred bytes; anything far larger is a mistake or an attack.
 MAX_BODY_BYTES = 64 * 1024
 # {"patient": {...}} is as deep as a real request goes; deeper nesting is refused before use.
@@ -214,7 +215,7 @@ def create_or_update_appointment():
                          field="patient_external_id")
     patient_external_id = key_text(patient_external_id, "patient_external_id", "patient")
     # Both records are checked before anything is written: a bad visit leaves the patient as it was.
-    record = _validated(AppointmentRecord, {k: data.get(k) for k in ("external_id", "kind", "starts_at", "duration_minutes", "location", "status")},
+    record = _validated(AppointmentRecord, {k: data.get(k) for k in ("external_id", "kind", "starts_at", "duration_minutes", "location", "status", "condition")},
                         _visit_window())
     if patient_data is not None:
         patient = upsert_patient(session, _patient_record({**patient_data, "external_id": patient_external_id}), now).patient
@@ -241,7 +242,7 @@ def get_appointment(external_id: str):
 def change_appointment(external_id: str):
     """Reschedule (`starts_at`), cancel (`status: canceled`), or change kind, length or place."""
     data = json_body()
-    allowed = {"starts_at", "status", "duration_minutes", "location", "kind"}
+    allowed = {"starts_at", "status", "duration_minutes", "location", "kind", "condition"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise BadRequest(f"cannot change {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}", status=422,

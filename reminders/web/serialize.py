@@ -23,7 +23,16 @@ def patient_json(patient: Patient) -> dict:
         "opted_out_at": iso(patient.opted_out_at),
         "opt_out_text": patient.opt_out_text,
         "opted_in_at": iso(patient.opted_in_at),
+        "language": patient.language,
+        "medications_to_hold": patient.medications_to_hold,
+        "condition": current_condition(patient),
     }
+
+
+def current_condition(patient: Patient) -> str | None:
+    """What the patient's open course treats (the latest course when none is open)."""
+    courses = [c for c in patient.courses if c.ended_at is None] or list(patient.courses)
+    return courses[-1].condition if courses else None
 
 
 def appointment_json(appointment: Appointment) -> dict:
@@ -34,6 +43,7 @@ def appointment_json(appointment: Appointment) -> dict:
         "kind": appointment.kind,
         "number_in_course": appointment.number_in_course,
         "series_length": course.induction_sessions_planned if course else None,
+        "condition": course.condition if course else None,
         "starts_at": iso(appointment.starts_at),
         "duration_minutes": appointment.duration_minutes,
         "location": appointment.location,

@@ -19,6 +19,7 @@ RULE_LABELS = {
     "rebook_nudge": "Booking nudge",
     "missed_visit": "We missed you",
     "plan_maintenance": "Plan maintenance",
+    "welcome": "Welcome text",
 }
 KIND_LABELS = {"alert": "Staff alert", "reply": "Reply", "fallback": "Email fallback"}
 STATUS_TONES = {

@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from reminders.models import Appointment, Course, Patient, utcnow
+from reminders.models.patients import CONDITIONS
 from reminders.web import db, settings
 from reminders.web.staff import audit, queries
 from reminders.web.staff.auth import guard
@@ -71,6 +72,7 @@ def show(patient_id: int):
         notes=[row for row in reversed(rows) if row.note.strip()], chart=chart,
         timeline=queries.timeline(session, patient.id), escalations=queries.patient_escalations(session, patient.id),
         progress=lambda a: queries.progress(a, series), closable=lambda a: queries.day_has_come(a, now),
+        conditions=CONDITIONS,
     )
 
 

@@ -23,7 +23,8 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from reminders.channels.segments import sms_length
 from reminders.rendering import (
-    SUFFIXES, TemplateProblem, TemplateStore, render_problem, environment, render, sample_context, validate_all,
+    SUFFIXES, TemplateProblem, TemplateStore, render_problem, environment, render, sample_context, template_language,
+    validate_all,
 )
 
 MAX_SOURCE = 20_000
@@ -55,9 +56,9 @@ SAMPLE_PATIENTS = (
 SERIES_POSITIONS = tuple((number, 8) for number in range(1, 9)) + ((6, 6),)
 
 
-def visit_variants(settings) -> list[tuple[str, dict | None]]:
+def visit_variants(settings, language: str = "en") -> list[tuple[str, dict | None]]:
     """Every kind of visit and position in a series, a visit without a location, and no visit."""
-    base = sample_context(settings)["visit"]
+    base = sample_context(settings, language)["visit"]
     variants = []
     for number, series in SERIES_POSITIONS:
         variants.append((f"induction infusion {number} of {series}",
@@ -78,7 +79,7 @@ def labelled_contexts(store: TemplateStore, settings, name: str) -> list[tuple[s
     Some messages go without a visit (the welcome text, most replies to a patient's text). When
     the default copes with `visit` being None, an edited version must cope too.
     """
-    base = sample_context(settings)
+    base = sample_context(settings, template_language(name))
     default = store.default_source(name)
     visits = []
     compiled = None
@@ -87,7 +88,7 @@ def labelled_contexts(store: TemplateStore, settings, name: str) -> list[tuple[s
             compiled = environment(store).from_string(default)
         except TemplateSyntaxError:
             compiled = None
-    for label, visit in visit_variants(settings):
+    for label, visit in visit_variants(settings, template_language(name)):
         if compiled is None:
             if visit is not None:
                 visits.append((label, visit))
@@ -97,7 +98,7 @@ def labelled_contexts(store: TemplateStore, settings, name: str) -> list[tuple[s
         visits = [("Alex Rivera's visit", base["visit"])]
     # The preview's own sample first, unlabelled: a problem there needs no "for whom".
     first = [("", base)] if compiled is None or render_problem(compiled, name, base) is None else []
-    return first + [(f"{who}, {what}", {**base, "patient": patient, "visit": visit})
+    return first + [(f"{who}, {what}", {**base, "patient": {**base["patient"], **patient}, "visit": visit})
                     for who, patient in SAMPLE_PATIENTS for what, visit in visits]
 
 
@@ -203,7 +204,7 @@ def preview(store: TemplateStore, settings, name: str, source: str) -> Preview |
     if problem is not None:
         return problem
     try:
-        text = render(CandidateStore(store, name, source), name, sample_context(settings))
+        text = render(CandidateStore(store, name, source), name, sample_context(settings, template_language(name)))
     except Exception as exc:  # noqa: BLE001 - passed the checks but failed now (a limit hit on a busy machine)
         return TemplateProblem(name, None, f"the preview failed: {type(exc).__name__}")
     return Preview(text, part_of(name))

@@ -54,6 +54,9 @@ OTHER_TITLES = {
 }
 
 
+LANGUAGE_LABELS = {"es": "Spanish"}
+
+
 @dataclass
 class TemplateFile:
     name: str
@@ -61,7 +64,13 @@ class TemplateFile:
     current: TemplateVersion | None
 
     @property
+    def language(self) -> str | None:
+        return self.name.split("/", 1)[0] if "/" in self.name else None
+
+    @property
     def label(self) -> str:
+        if self.language:
+            return f"{PART_LABELS[self.part]} · {LANGUAGE_LABELS.get(self.language, self.language)}"
         return PART_LABELS[self.part]
 
 
@@ -94,21 +103,22 @@ def catalogue() -> tuple[list[TemplateGroup], list[TemplateGroup], list[Template
         group.channels |= set(rule.channels)
     others: dict[str, TemplateGroup] = {}
     versions = current_versions()
-    for name in store().default_names():
+    for name in store().all_names():
         part = template_checks.part_of(name)
         base = name[: -len(SUFFIXES[part])] if name.endswith(SUFFIXES[part]) else name
+        base = base.split("/", 1)[-1]  # es/welcome.sms.j2 sits with welcome.sms.j2
         group = groups.get(base) or others.setdefault(
             base, TemplateGroup(base, OTHER_TITLES.get(base, base.replace("_", " ").capitalize())))
         group.files.append(TemplateFile(name, part, versions.get(name)))
     for group in (*groups.values(), *others.values()):
-        group.files.sort(key=lambda f: PART_ORDER.index(f.part))
+        group.files.sort(key=lambda f: (f.language or "", PART_ORDER.index(f.part)))
     replies = [g for g in others.values() if g.base.startswith("reply_")]
     rest = [g for g in others.values() if not g.base.startswith("reply_")]
     return [g for g in groups.values() if g.files], replies, rest
 
 
 def editable(name: str) -> str:
-    if name not in store().default_names():
+    if name not in store().all_names():
         abort(404)
     return name
 
@@ -164,14 +174,14 @@ def _editor(name: str, source: str, problem: TemplateProblem | None = None, stat
     return page, status, {"Content-Security-Policy": _editor_policy()}
 
 
-@bp.get("/<name>")
+@bp.get("/<path:name>")
 def edit(name: str):
     editable(name)
     current = current_versions().get(name)  # even one flagged as failing: the admin is here to fix it
     return _editor(name, current.source if current else store().source(name) or "")
 
 
-@bp.post("/<name>")
+@bp.post("/<path:name>")
 def save(name: str):
     editable(name)
     source = request.form.get("source", "").replace("\r\n", "\n")
@@ -200,7 +210,7 @@ def _add_version(name: str, source: str) -> TemplateVersion:
     return version
 
 
-@bp.post("/<name>/preview")
+@bp.post("/<path:name>/preview")
 def preview(name: str):
     editable(name)
     data = request.get_json(silent=True)
@@ -217,7 +227,7 @@ def preview(name: str):
     return jsonify(result.as_json())
 
 
-@bp.post("/<name>/versions/<int:version_id>/restore")
+@bp.post("/<path:name>/versions/<int:version_id>/restore")
 def restore(name: str, version_id: int):
     editable(name)
     old = db().get(TemplateVersion, version_id)
@@ -236,7 +246,7 @@ def restore(name: str, version_id: int):
     return redirect(url_for(".edit", name=name))
 
 
-@bp.post("/<name>/reset")
+@bp.post("/<path:name>/reset")
 def reset(name: str):
     editable(name)
     db().execute(update(TemplateVersion).where(TemplateVersion.name == name, TemplateVersion.active)

@@ -18,6 +18,7 @@ from reminders.intake.csv_import import MAX_FILE_BYTES, UnusableFile
 from reminders.intake.records import APPOINTMENT_STATUSES, AppointmentRecord, PatientRecord, VisitWindow, reasons, visit_window
 from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
 from reminders.models import Appointment, Course, ImportJob, ImportJobRow, Patient, utcnow
+from reminders.models.patients import CONDITIONS, DEFAULT_LANGUAGE, LANGUAGES
 from reminders.planning.planner import mark_for_planning
 from reminders.web import db, settings
 from reminders.web.staff import audit, queries
@@ -28,6 +29,9 @@ bp = Blueprint("visits", __name__)
 guard(bp)
 
 PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "timezone", "preferred_channel")
+# Optional in a post (a form without them keeps what is stored), checked by PatientRecord too.
+PREPARATION_FIELDS = ("language", "medications_to_hold")
+LANGUAGE_NAMES = {"en": "English", "es": "Español (Spanish)"}
 REPORT_ROWS_SHOWN = 2000
 STATUS_ACTIONS = {"canceled": "canceled", "completed": "marked completed", "no_show": "marked no-show",
                   "scheduled": "reopened"}
@@ -46,15 +50,17 @@ def zone_names() -> list[str]:
 def _patient_values(patient: Patient | None) -> dict:
     if patient is None:
         return {"first_name": "", "last_name": "", "phone": "", "email": "", "preferred_channel": "sms",
-                "timezone": settings().clinic_timezone, "notes": ""}
-    values = {name: getattr(patient, name) or "" for name in PATIENT_FIELDS}
+                "timezone": settings().clinic_timezone, "notes": "", "language": DEFAULT_LANGUAGE,
+                "medications_to_hold": ""}
+    values = {name: getattr(patient, name) or "" for name in (*PATIENT_FIELDS, *PREPARATION_FIELDS)}
     values["notes"] = patient.notes or ""
     return values
 
 
 def _render_patient_form(patient: Patient | None, values: dict, errors: list[str], status: int = 200):
     return render_template("staff/patient_form.html", patient=patient, values=values, errors=errors,
-                           zones=zone_names()), status
+                           zones=zone_names(), languages=[(code, LANGUAGE_NAMES.get(code, code)) for code in LANGUAGES],
+                           sms_medications_max=settings().sms_medications_max_chars), status
 
 
 @bp.route("/patients/new", methods=["GET", "POST"])
@@ -80,6 +86,9 @@ def _patient_form(patient: Patient | None):
     # A blank last name is left out so that the record's default ("") applies: PatientRecord turns
     # "" into None before checking it is a string.
     given = {name: values[name] for name in PATIENT_FIELDS if values[name] or name != "last_name"}
+    for name in PREPARATION_FIELDS:
+        if name in request.form:
+            given[name] = values[name] = request.form[name].strip()
     try:
         record = PatientRecord(external_id=external_id, phone_region=settings().default_phone_region, **given)
     except ValidationError as exc:
@@ -243,6 +252,16 @@ def change_series(course_id: int):
         planned = int(request.form.get("induction_sessions_planned", ""))
     except ValueError:
         planned = 0
+    condition = request.form.get("condition")
+    if condition is not None and (condition or None) != course.condition:
+        if condition and condition not in CONDITIONS:
+            flash(f"Condition must be one of {', '.join(CONDITIONS)}.", "error")
+        else:
+            course.condition = condition or None
+            audit.record("change_condition", "course", course.id, patient_id=course.patient_id,
+                         condition=course.condition)
+            session.commit()
+            flash(f"Course condition set to {course.condition or 'not recorded'}.", "ok")
     if not 1 <= planned <= 12:
         flash("The induction series must be between 1 and 12 infusions.", "error")
     elif planned != course.induction_sessions_planned:

@@ -1,0 +1,119 @@
+"""The welcome text: its own outbox row, once per patient and phone number, before the first text.
+
+Planned with a patient's appointments: one row (`patient:<id>:welcome:sms:<number digest>`, unique,
+so a restart or a racing planner plans it once) due a minute before the earliest text planned for
+the patient, and moved with it. When that earliest text goes in the same pass, or the two rows
+meet in quiet hours, the sender sends the welcome first (`send_welcome_first`). A patient
+welcomed already (by this row, or in the answer to a text of their own) gets no row, and a row
+still pending then is skipped at send time. A new number resets `welcomed_at`, so the new number
+is introduced too.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from reminders.models import OutboxMessage, Patient
+from reminders.models.outbox import (
+    CANCELED, KIND_ALERT, KIND_FALLBACK, KIND_REPLY, KIND_WELCOME, PENDING_STATUSES, PLANNED,
+)
+from reminders.planning.dispatcher import queue_now
+from reminders.planning.quiet_hours import QuietHours
+
+WELCOME_RULE = "welcome"
+AHEAD = timedelta(minutes=1)
+# Texts that are not the scheduled kind: a welcome is not planned for them.
+NOT_SCHEDULED = (KIND_ALERT, KIND_REPLY, KIND_FALLBACK, KIND_WELCOME)
+NOTHING_TO_INTRODUCE = "no text planned for the patient yet"
+
+
+def welcome_key(patient: Patient) -> str:
+    digest = hashlib.sha256((patient.phone or "").encode()).hexdigest()[:12]
+    return f"patient:{patient.id}:welcome:sms:{digest}"
+
+
+def needs_welcome(patient: Patient) -> bool:
+    return bool(patient.phone) and patient.welcomed_at is None and not patient.sms_opted_out
+
+
+def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: datetime,
+                 insert: Callable[[Session, list[dict]], int], new_rows: list[dict] = ()) -> int:
+    """Keep the patient's welcome row a minute ahead of their earliest pending text, counting the
+    rows the planner is about to insert (`new_rows`): called before they are, the welcome row is
+    older than they are, so it goes first even when both wait for the end of quiet hours. Returns
+    1 when a row was created. `insert` is the planner's insert that leaves a duplicate key alone."""
+    if not needs_welcome(patient):
+        return 0
+    first = session.scalar(
+        select(func.min(OutboxMessage.due_at)).where(
+            OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+            OutboxMessage.status.in_(PENDING_STATUSES), OutboxMessage.kind.not_in(NOT_SCHEDULED),
+        )
+    )
+    candidates = {r["dedupe_key"]: r["due_at"] for r in new_rows
+                  if r["channel"] == "sms" and r["kind"] not in NOT_SCHEDULED}
+    if candidates:
+        known = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(candidates))))
+        dues = [due for key, due in candidates.items() if key not in known]
+        if dues:
+            first = min(dues) if first is None else min(first, *dues)
+    key = welcome_key(patient)
+    row = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
+    if first is None:
+        if row is not None and row.status in PENDING_STATUSES:
+            _update(session, row.id, PENDING_STATUSES, status=CANCELED, status_reason=NOTHING_TO_INTRODUCE)
+        return 0
+    at = first - AHEAD
+    due = quiet.next_allowed(at, patient.timezone)
+    if row is None:
+        return insert(session, [{
+            "dedupe_key": key, "patient_id": patient.id, "appointment_id": None,
+            "kind": KIND_WELCOME, "rule": WELCOME_RULE, "channel": "sms",
+            "planned_for": at, "due_at": due, "status": PLANNED, "attempts": 0,
+            "created_at": now, "updated_at": now,
+        }])
+    if row.status in PENDING_STATUSES and row.due_at != due:
+        _update(session, row.id, PENDING_STATUSES, status=PLANNED, planned_for=at, due_at=due)
+    elif row.status == CANCELED and row.status_reason == NOTHING_TO_INTRODUCE:
+        _update(session, row.id, (CANCELED,), status=PLANNED, planned_for=at, due_at=due, status_reason=None)
+    return 0
+
+
+def _update(session: Session, outbox_id: int, statuses: tuple[str, ...], **values) -> None:
+    session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == outbox_id, OutboxMessage.status.in_(statuses))
+        .values(**values).execution_options(synchronize_session=False)
+    )
+
+
+def pending_welcome(session: Session, patient: Patient) -> int | None:
+    """The id of the patient's welcome row when it is still to go."""
+    if not needs_welcome(patient):
+        return None
+    return session.scalar(select(OutboxMessage.id).where(
+        OutboxMessage.dedupe_key == welcome_key(patient), OutboxMessage.status.in_(PENDING_STATUSES)))
+
+
+def reason_not_to_welcome(patient: Patient | None) -> str | None:
+    """At send time: a welcome goes only to a patient not yet introduced on this number."""
+    if patient is None or not patient.phone:
+        return "no phone number"
+    if patient.welcomed_at is not None:
+        return "already welcomed"
+    return None
+
+
+def send_welcome_first(session: Session, patient: Patient, now: datetime,
+                       send: Callable[[int, datetime], str]) -> None:
+    """Before a patient's first text goes: send their pending welcome now, in its own row. Its
+    claim keeps it to once: when the pass handed it out too, the later try finds nothing to do."""
+    welcome_id = pending_welcome(session, patient)
+    if welcome_id is None:
+        return
+    queue_now(session, [welcome_id], now)  # planned -> queued and due now; a queued one stays queued
+    send(welcome_id, now)
+    session.refresh(patient)

@@ -1,0 +1,148 @@
+"""Every text template, in every language, for short and long real-looking patients: at most two
+segments, GSM-7, and no leftovers a patient would stumble on ("the The", hour arithmetic, "None").
+
+The templates are found by globbing templates/*.sms.j2 and templates/<language>/*.sms.j2, so a
+template added later is checked without touching this file.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from reminders.channels.segments import sms_length
+from reminders.config import Settings
+from reminders.rendering import SMS_SEGMENTS, TemplateStore, message_context, render
+
+TEMPLATES = Settings().templates_dir
+STORE = TemplateStore(TEMPLATES)
+SMS_TEMPLATES = sorted(
+    str(path.relative_to(TEMPLATES))
+    for path in [*TEMPLATES.glob("*.sms.j2"), *TEMPLATES.glob("*/*.sms.j2")]
+)
+# Over the limit today (with a long clinic name) and owned by another change; remove once fixed.
+KNOWN_LONG = {
+    "es/reply_crisis.sms.j2": "the Spanish crisis answer is being rewritten with the replies work (issue 9 part 1)",
+}
+
+
+def patient(**fields):
+    values = dict(first_name="Sam", last_name="Lee", language="en", email=None, phone="+12025550143",
+                  timezone="America/Chicago", medications_to_hold="", preferred_channel="sms")
+    values.update(fields)
+    person = SimpleNamespace(**values)
+    person.channels = lambda: {"sms", "email"} if person.email and person.preferred_channel == "both" else {"sms"}
+    return person
+
+
+def visit(when: datetime, **fields):
+    values = dict(starts_at=when, location="", kind="induction", number_in_course=1, duration_minutes=60)
+    values.update(fields)
+    return SimpleNamespace(**values)
+
+
+SHORT = (Settings(clinic_name="Calm Clinic", clinic_phone="+1 555 010 0100"),
+         patient(first_name="Jo"),
+         visit(datetime(2026, 3, 3, 9, 30, tzinfo=ZoneInfo("America/Chicago"))))
+LONG_CLINIC = Settings(clinic_name="Blue Ridge Infusion & Wellness", clinic_phone="+1 (540) 555-0148",
+                       clinic_address="Medical Arts Building, 1200 Jefferson Park Avenue, Suite 240B, Charlottesville")
+LONG_PATIENT = dict(first_name="Maria Guadalupe", last_name="de los Santos Villanueva", email="maria@example.org",
+                    preferred_channel="both", timezone="America/New_York")
+LONG_VISIT = visit(datetime(2026, 9, 30, 7, 30, tzinfo=ZoneInfo("America/New_York")),
+                   location="Medical Arts Building, Suite 240B", number_in_course=8)
+SAMPLES = {
+    "a short name, no location": SHORT,
+    "a long name, clinic and location, a short medications note": (
+        LONG_CLINIC, patient(**LONG_PATIENT, medications_to_hold="No lamotrigine the morning of your visit"),
+        LONG_VISIT),
+    "a long medications note": (
+        LONG_CLINIC, patient(**LONG_PATIENT, medications_to_hold="Hold lorazepam and clonazepam for 24 hours before; "
+                                                                   "take half your usual dose of lamotrigine"),
+        LONG_VISIT),
+    "a long medications note, no email": (
+        LONG_CLINIC, patient(**{**LONG_PATIENT, "email": None, "preferred_channel": "sms"},
+                             medications_to_hold="Hold lorazepam and clonazepam for 24 hours before your visit"),
+        LONG_VISIT),
+    "rideshare allowed": (Settings(clinic_name="Blue Ridge Infusion & Wellness", rideshare_allowed=True),
+                          patient(**LONG_PATIENT), LONG_VISIT),
+}
+
+
+def rendered(name: str, sample: str) -> str:
+    settings, person, appointment = SAMPLES[sample]
+    person.language = name.split("/")[0] if "/" in name else "en"
+    store = TemplateStore(settings.templates_dir)
+    return render(store, name, message_context(settings, person, appointment, 6))
+
+
+def test_the_glob_finds_both_languages():
+    assert "first_induction_72h.sms.j2" in SMS_TEMPLATES and "es/first_induction_72h.sms.j2" in SMS_TEMPLATES
+    assert "welcome.sms.j2" in SMS_TEMPLATES and "es/welcome.sms.j2" in SMS_TEMPLATES
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+@pytest.mark.parametrize("name", SMS_TEMPLATES)
+def test_every_text_fits_two_segments_of_gsm7(name, sample, request):
+    if name in KNOWN_LONG:
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_LONG[name], strict=False))
+    text = rendered(name, sample)
+    length = sms_length(text)
+    assert length.encoding == "GSM-7", text
+    assert length.segments <= SMS_SEGMENTS, f"{length.units} characters:\n{text}"
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+@pytest.mark.parametrize("name", SMS_TEMPLATES)
+def test_every_text_reads_as_words_for_a_patient(name, sample):
+    text = rendered(name, sample)
+    for slip in ("the The", "None", "  ", " .", "..", "hours before", "{{", "}}"):
+        assert slip not in text, (slip, text)
+
+
+def test_a_short_medications_note_is_in_the_text():
+    text = rendered("induction_24h.sms.j2", "a long name, clinic and location, a short medications note")
+    assert "Medications: No lamotrigine the morning of your visit." in text
+
+
+@pytest.mark.parametrize("sample, pointer", [
+    ("a long medications note", "Medications: see your email."),
+    ("a long medications note, no email", "Please call us about your medications."),
+])
+def test_a_long_medications_note_points_to_the_email_or_a_call(sample, pointer):
+    text = rendered("induction_24h.sms.j2", sample)
+    assert pointer in text and "lorazepam" not in text
+    email = render(STORE, "first_induction_72h.email.txt.j2", message_context(*SAMPLES[sample][:2], LONG_VISIT, 6))
+    assert "Hold lorazepam and clonazepam" in email
+
+
+def test_spanish_texts_drop_only_the_accents_gsm7_lacks():
+    text = rendered("es/first_induction_72h.sms.j2", "a short name, no location")
+    assert "infusion" in text and "después" in text and "martes 3 de marzo a las 9:30 a. m." in text
+
+
+def test_the_welcome_says_who_how_often_help_stop_and_rates():
+    for name in ("welcome.sms.j2", "es/welcome.sms.j2"):
+        text = rendered(name, "a long name, clinic and location, a short medications note")
+        assert text.startswith("Blue Ridge Infusion & Wellness:")
+        assert ("HELP" in text and "STOP" in text) or ("AYUDA" in text and "PARAR" in text)
+        assert "about 3 per visit" in text or "unos 3 mensajes por cita" in text
+        assert "Msg & data rates may apply" in text or "tarifas de mensajes y datos" in text
+
+
+PRIVATE_WORDS = re.compile(
+    r"ketamin|esketamin|spravato|depres|ptsd|tept|ocd|toc\b|bipolar|anxi|ansiedad|suicid|psiqui|psychiatr|mental|"
+    r"diagn|dolor|pain", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", SMS_TEMPLATES)
+def test_no_text_names_a_drug_or_diagnosis_in_either_language(name):
+    # The reply templates answer what the patient wrote and may need these words (a crisis answer);
+    # every scheduled text must not, since it lands on a lock screen unasked.
+    if name.split("/")[-1].startswith("reply_"):
+        pytest.skip("answers to the patient's own text")
+    text = STORE.default_source(name) + rendered(name, "a short name, no location")
+    assert not PRIVATE_WORDS.search(text), PRIVATE_WORDS.search(text)
