@@ -219,7 +219,9 @@ class TestUnmarkedVisits:
 
 
 @pytest.mark.parametrize("kind, rule, facts, reason", [
-    ("nudge", "missed_visit", SendFacts("no_show", NOW - timedelta(hours=3), NOW + timedelta(days=2)), None),
+    ("nudge", "missed_visit", SendFacts("no_show", NOW - timedelta(hours=3), None), None),
+    ("nudge", "missed_visit", SendFacts("no_show", NOW - timedelta(hours=3), NOW + timedelta(days=2)),
+     "next visit already booked"),
     ("nudge", "missed_visit", SendFacts("completed", NOW - timedelta(hours=3), None), "visit no longer marked missed"),
     ("nudge", "missed_visit", SendFacts("canceled", NOW - timedelta(hours=3), None), "visit canceled"),
     ("nudge", "plan_maintenance", SendFacts("no_show", NOW - timedelta(days=1), None), "visit not attended"),

@@ -78,9 +78,9 @@ class TestNoShowKeepsNoPlaceInTheSeries:
         assert "your first infusion is Saturday, December 12" in outbox(session, rule="first_induction_24h")[-1].body
         old = outbox(session, rule="induction_24h")[0]
         assert (old.status, old.status_reason) == ("canceled", "no longer applies: now infusion 1 of 6")
-        # Nothing for the missed visit but the same-day "we missed you".
+        # Nothing for the missed visit after it: the next visit is booked, so no "reply R to rebook".
         assert [rule for visit, rule, _ in went(session) if visit == "a1"] == [
-            "first_induction_72h", "first_induction_24h", "missed_visit"]
+            "first_induction_72h", "first_induction_24h"]
 
     def test_a_no_show_corrected_to_completed_puts_the_series_back_and_sends_nothing_twice(self, settings, session):
         first = self.book_two(session)
@@ -128,6 +128,14 @@ class TestMissedVisitText:
         assert "Hi Jo, we missed you at The Infusion Clinic" in rows[0].body
         assert "Reply R" in rows[0].body
         assert not outbox(session, rule="checkin_day_after", status="sent")
+
+    def test_not_sent_when_the_next_visit_is_already_booked(self, settings, session):
+        visit = book(session, starts_at="2026-12-10T10:00:00-05:00")
+        book(session, starts_at="2026-12-14T10:00:00-05:00", appointment="a2")
+        mark(session, visit, "no_show", "2026-12-10T12:00:00-05:00")
+        tick(settings, "2026-12-10T12:00:00-05:00")
+        assert [(r.status, r.status_reason) for r in outbox(session, rule="missed_visit")] == [
+            ("skipped", "next visit already booked")]
 
     def test_marked_in_the_evening_waits_for_the_morning(self, settings, session):
         visit = book(session, starts_at="2026-12-10T17:00:00-05:00")

@@ -279,6 +279,8 @@ def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetim
     if rule_name == MISSED_VISIT:
         if facts.status != "no_show":
             return "visit no longer marked missed"
+        if facts.next_visit_starts_at is not None:
+            return "next visit already booked"  # "reply R to find a new time" would only confuse
         return "too late to be useful" if facts.overdue_by > TOO_LATE else None
     if facts.status == "no_show" and rule_name != REBOOK_NUDGE:
         return "visit not attended"
