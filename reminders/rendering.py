@@ -483,5 +483,7 @@ def sample_context(settings) -> dict:
             "location": "Suite 200", "kind": "induction", "number": 3, "series_length": 6,
             "is_first": False, "duration_minutes": 60, "condition": None,
         },
+        # Answers to a patient's text: when a nurse reads it ("today", "Monday at 8 AM").
+        "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "kind": "mood"},
     }
 

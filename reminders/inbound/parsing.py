@@ -969,10 +969,11 @@ def _asks_reschedule(words: list[str]) -> bool:
     for i, word in enumerate(words):
         if word.startswith("resched") and not _NEGATIONS & set(words[max(0, i - 3):i]):
             return True
-    return _VISIT_CHANGE_RE.search(" ".join(_CANONICAL_VISIT.get(w, w) for w in words)) is not None
-
-
-_CANONICAL_VISIT = {"cant": "cant", "wont": "wont", "cannot": "cannot", "tmrw": "tomorrow", "appt": "appointment"}
+    joined = " ".join(words)
+    for m in _VISIT_CHANGE_RE.finditer(joined):
+        if not _NEGATIONS & set(joined[:m.start()].split()[-3:]):
+            return True
+    return False
 
 
 def _symbols_kind(text: str) -> str:
