@@ -457,8 +457,10 @@ def visit_context(appointment: Appointment, zone: str, series_length: int) -> di
         "series_length": max(series_length, appointment.number_in_course),
         "is_first": appointment.kind == "induction" and appointment.number_in_course == 1,
         "duration_minutes": appointment.duration_minutes,
-        # The course's condition ("pain" courses are asked about pain instead of mood), or None.
-        "condition": appointment.course.condition if appointment.course is not None else None,
+        # What a check-in after this visit asks: "mood", or "hurt" for a course treating pain (the
+        # word itself stays off lock screens).
+        "checkin_asks": "hurt" if appointment.course is not None and appointment.course.condition == "pain"
+        else "mood",
     }
 
 
@@ -481,9 +483,9 @@ def sample_context(settings) -> dict:
         "visit": {
             "date": "Tuesday, March 3", "time": "9:30 AM", "starts_at": "2026-03-03T09:30:00-05:00",
             "location": "Suite 200", "kind": "induction", "number": 3, "series_length": 6,
-            "is_first": False, "duration_minutes": 60, "condition": None,
+            "is_first": False, "duration_minutes": 60, "checkin_asks": "mood",
         },
         # Answers to a patient's text: when a nurse reads it ("today", "Monday at 8 AM").
-        "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "kind": "mood"},
+        "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "asks": "mood"},
     }
 

@@ -218,7 +218,7 @@ class TestAppointmentReplies:
         assert item["classification"] == "free_text" and item["patient_external_id"] == "p1"
         assert item["reply"] == reply
         history = api("/api/v1/replies?patient_external_id=p1")["replies"]
-        assert [h["body"] for h in history] == ["Can my sister drive me home instead of my husband?"]
+        assert [h["body"] for h in history] == ["My sister will drive me home instead of my husband"]
 
     def test_a_picture_without_words_reaches_staff(self, twilio, booked, session):
         answer(twilio.sms("", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1"))

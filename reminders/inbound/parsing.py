@@ -93,7 +93,7 @@ KEYWORDS: dict[str, dict[str, frozenset[str] | tuple[str, ...]]] = {
                          r"\bcancel (?:my|the|our|this|tomorrow|todays|today|next|that|it)\b",
                          r"\b(?:cant|can not|cannot|wont|will not|not going to|not gonna|unable to|wont be able to|"
                          r"will not be able to|not be able to|dont think i can|do not think i can) "
-                         r"(?:make it|come|come in|be there|attend|go|do)\b",
+                         r"(?:make it|come|come in|be there|attend|go to|go in|get there)\b",
                          r"\b(?:move|change|push) (?:my|the|our) (?:appointment|appt|visit|infusion|session|time)\b",
                          r"\b(?:a )?(?:different|another|new|later|earlier) (?:day|time|date)\b"),
         "polite": frozenset(

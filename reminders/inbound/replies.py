@@ -462,7 +462,8 @@ class _Conversation:
         hours = OfficeHours.from_settings(self.settings)
         context["answer"] = {"read_when": when_read(hours, self.now, self.language),
                              "in_office_hours": hours.is_open(self.now),
-                             "score": self.answer.get("score"), "kind": self.answer.get("kind", "mood")}
+                             "score": self.answer.get("score"),
+                             "asks": "hurt" if self.answer.get("kind") == "pain" else "mood"}
         return context
 
     def _reply(self, name: str) -> str:
