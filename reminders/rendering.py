@@ -486,6 +486,7 @@ def sample_context(settings) -> dict:
             "is_first": False, "duration_minutes": 60, "checkin_asks": "mood",
         },
         # Answers to a patient's text: when a nurse reads it ("today", "Monday at 8 AM").
-        "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "asks": "mood"},
+        "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "asks": "mood",
+                   "symptoms": True},
     }
 

@@ -420,11 +420,7 @@ class _Conversation:
         self.appointment = checkin.appointment
         flagged = self._flag(questions=True)
         answered = checkin.status == ANSWERED
-        if self.crisis and not answered:
-            checkin.status = TO_STAFF  # a person takes it from here
-            checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
-            checkin.inbound_message_id = self.inbound.id
-        if flagged or answered:
+        if flagged or answered or self.crisis:  # what a nurse must see is kept with the check-in too
             checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
             checkin.note = _joined(checkin.note, self.text.body.strip())
             self._add_details(checkin)
@@ -463,7 +459,9 @@ class _Conversation:
         context["answer"] = {"read_when": when_read(hours, self.now, self.language),
                              "in_office_hours": hours.is_open(self.now),
                              "score": self.answer.get("score"),
-                             "asks": "hurt" if self.answer.get("kind") == "pain" else "mood"}
+                             "asks": "hurt" if self.answer.get("kind") == "pain" else "mood",
+                             # side effects or a blood pressure (not only a question): "if you feel worse"
+                             "symptoms": any(r != "a question" for r in self.reasons)}
         return context
 
     def _reply(self, name: str) -> str:
