@@ -129,6 +129,7 @@ class TestScoresWithRedFlags:
         assert "nurse will read this today" in reply
         assert_nurse_today(last(session), "headache", "nausea")
         assert checkin(session).score == 7
+        assert checkin(session).note == "Pretty good. Bit of a headache and nauseous in the car"
 
     def test_non_stop_vomiting_escalates_and_the_score_after_it_is_still_recorded(self, twilio, checked_in,
                                                                                   session, clock):
@@ -187,7 +188,7 @@ WORDS_NOT_SCORES = [
     ("Running late, be there in 15", "free_text", "passed your message"),
     ("can't make it tomorrow, sick kid", "reschedule", "will call you"),
     ("Wrong number", "free_text", "passed your message"),
-    ("Feeling great! Best day in years", "free_text", "passed your message"),
+    ("Feeling great! Best day in years", "free_text", "glad to hear it"),
 ]
 
 
@@ -483,6 +484,8 @@ REAL_REPLIES = [
     ("checkin", "8 but a little queasy this morning", "nurse will read this today", 1),
     ("checkin", "4. still feel kinda spacey", "nurse will read this today", 1),
     ("checkin", "6 blurry vision last night", "nurse will read this today", 1),
+    ("checkin", "Pretty good, like a 7. Bit of a headache and nauseous in the car", "nurse will read this today", 1),
+    ("checkin", "un 6, con dolor de cabeza", "nurse will read this today", 1),
     ("checkin", "7, head hurts a bit", "nurse will read this today", 1),
     ("checkin", "6 cant sleep at all", "nurse will read this today", 1),
     ("checkin", "9 but when can I drive again?", "nurse will read this today", 1),
@@ -492,7 +495,8 @@ REAL_REPLIES = [
     ("checkin", "headache", "nurse will read this today", 1),
     ("checkin", "doing ok", "passed your message", 0),
     ("checkin", "meh", "passed your message", 0),
-    ("checkin", "Feeling great! Best day in years", "passed your message", 0),
+    ("checkin", "Feeling great! Best day in years", "glad to hear it", 0),
+    ("checkin", "not great tbh", "passed your message", 0),
     ("checkin", "sevn", "couldn't quite read", None),
     ("checkin", "thx 👍", None, None),
     ("checkin", "ok thank you", None, None),
@@ -525,6 +529,10 @@ def test_realistic_replies_get_a_sensible_answer_and_reach_the_right_place(reque
                                                                           reads, rank):
     request.getfixturevalue("checked_in" if when == "checkin" else "reminded")
     reply = answer(twilio.sms(text))
+    import os
+    if os.environ.get("SHOW_REPLIES"):
+        m = last(session)
+        print(f"\n[{when}] {text!r}\n  -> {reply!r}\n  staff: {m.classification} needs={m.needs_staff} p={m.priority} why={m.flag_reason!r}")
     if reads is None:
         assert reply is None, reply
     else:

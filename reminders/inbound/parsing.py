@@ -1070,6 +1070,13 @@ def _cue_start(text: str, pos: int) -> int:
     return pos
 
 
+# Words after a number that show it counts things rather than scores a mood.
+_COUNTED = frozenset(
+    "more less pills pill tablets tablet meds times glasses cups drinks people kids of out x st nd rd th "
+    "am pm oclock ish a questions question things thing quick small".split()
+)
+
+
 def _scoreish(text: str, m: re.Match[str], expecting: bool, scale: bool) -> bool:
     """Is this number a score, judged by the words around it?"""
     before = text[max(0, m.start() - 80): m.start()]
@@ -1080,9 +1087,13 @@ def _scoreish(text: str, m: re.Match[str], expecting: bool, scale: bool) -> bool
         return False
     if scale:
         return next_word not in {"at", "am", "pm"}
+    leads = not _WORD_RE.search(text, 0, m.start())
     if next_word is not None and next_word not in _FOLLOWERS:
-        return False
-    if not _WORD_RE.search(text, 0, m.start()) or _STRONG_CUES & set(prev):
+        # Answering a check-in, a number that opens the text is the score, whatever follows
+        # ("6 blurry vision last night"), unless it counts something ("10 min late", "2 pills").
+        if not (expecting and leads and next_word not in _UNITS and next_word not in _COUNTED):
+            return False
+    if leads or _STRONG_CUES & set(prev):
         return True
     trailing = not _WORD_RE.search(text, m.end()) and before.rstrip()[-1:] in tuple(_SEPARATORS)
     return expecting and (bool(prev) and prev[-1] in _WEAK_CUES or trailing)
@@ -1123,6 +1134,8 @@ def _score_note(text: str, score: _Score) -> str:
     if score.derived:
         return " ".join(text.split())
     rest = " ".join((text[: score.start] + " " + text[score.end:]).split())
+    rest = re.sub(r"\s*[,;:]\s*(?=[.!?])", "", rest)  # "Pretty good, . Bit of" -> "Pretty good. Bit of"
+    rest = re.sub(r"\s+([,.;:!?])", r"\1", rest)
     if all(w in _NOTE_FILLER for w in _words_of(rest)):
         return ""
     while True:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from reminders.inbound import escalations
 from reminders.inbound.office_hours import OfficeHours, when_read
 from reminders.inbound.parsing import CANCEL_WORDS, Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
-from reminders.inbound.symptoms import Flags, read_flags
+from reminders.inbound.symptoms import Flags, read_flags, sounds_well
 from reminders.logs import mask_phone
 from reminders.models import Appointment, CheckIn, InboundMessage, OutboxMessage, Patient
 from reminders.models.outbox import KIND_ALERT, KIND_REMINDER, KIND_REPLY
@@ -428,6 +428,8 @@ class _Conversation:
             return ("checkin_details" if answered else kind), True, self._reply("flagged")
         if answered:
             return "checkin_details", True, self._reply("checkin_details")
+        if sounds_well(self.text.body):  # "Feeling great!": staff see it; the patient hears we're glad
+            return kind, True, self._reply("checkin_thanks")
         return kind, True, self._reply("received")
 
     def _add_details(self, checkin: CheckIn) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 # label -> patterns searched in the folded text (lower case, no accents, "'" removed).
 SIDE_EFFECTS: dict[str, tuple[str, ...]] = {
-    "vomiting": (r"\bvomit", r"\bthrow(?:ing|n)? ?up\b", r"\bthrew up\b", r"\bpuk(?:e|ed|ing)\b", r"\bbarf",
+    "vomiting": (r"(?<!ganas de )\bvomit", r"\bthrow(?:ing|n)? ?up\b", r"\bthrew up\b", r"\bpuk(?:e|ed|ing)\b", r"\bbarf",
                  r"\bbeen sick\b", r"\bvomit(?:o|e|ando|ado)", r"\bdevolv", r"\bbasca"),
     "nausea": (r"\bnause", r"\bnaus(?:ea|ia|eous|ous|heous)", r"\bqueas", r"\bsick to (?:my|the) stomach\b",
                r"\b(?:feel|feeling|felt|feels|still|so|really|very|bit|little|kinda|kind of) (?:\w+ )?sick\b",
@@ -132,6 +132,18 @@ def asks_question(text: str) -> bool:
     if ("?" in folded or "¿" in folded) and len(re.findall(r"[^\W\d_]+", folded)) >= 3:
         return True
     return bool(_QUESTION_WORDS.search(folded)) and not _NOT_QUESTIONS.match(folded)
+
+
+_GOOD_NEWS = re.compile(
+    r"\b(?:great|good|amazing|wonderful|fantastic|awesome|better|best|fine|happy|happier|lighter|calm|calmer|"
+    r"hopeful|excellent|incredible|bien|mejor|genial|excelente|feliz|tranquil[oa])\b")
+_NOT_GOOD = re.compile(r"\b(?:not|no|isnt|wasnt|never|nothing|hardly|barely|but|though|except|ni|pero|nada)\b")
+
+
+def sounds_well(text: str) -> bool:
+    """Good news in words ("Feeling great! Best day in years"), with no "not", "but" or red flag."""
+    folded = _fold(text)
+    return bool(_GOOD_NEWS.search(folded)) and not _NOT_GOOD.search(folded) and not read_flags(text).any()
 
 
 def read_flags(text: str) -> Flags:
