@@ -286,6 +286,14 @@ class TestAcknowledgements:
         assert "subscribed again" in answer(twilio.sms("YES"))
         assert not person(session).sms_opted_out and visit(session).status == "scheduled"
 
+    def test_a_thumbs_up_to_our_answer_after_a_check_in_does_not_confirm(self, twilio, checked_in, session,
+                                                                          clock, two_way):
+        run_pass(two_way, at("2026-12-07T10:00:00-05:00"))  # Thursday's 72-hour reminder went on Monday
+        answer(twilio.sms("8"))
+        clock.advance(minutes=2)
+        assert answer(twilio.sms("👍")) is None
+        assert visit(session).status == "scheduled" and last(session).classification == "ack"
+
     def test_a_thumbs_up_with_no_reminder_is_only_thanks(self, twilio, session):
         book(session, starts_at=NEXT_VISIT, appointment="a2")
         assert answer(twilio.sms("👍")) is None

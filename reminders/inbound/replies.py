@@ -352,17 +352,21 @@ class _Conversation:
         return "reschedule", True, self._reply("reschedule")
 
     def _reminded_visit(self) -> Appointment | None:
-        """The next visit, when a reminder for it went by SMS recently (so "👍" answers it)."""
+        """The next visit, when the last text we sent this patient was a reminder for it, recently
+        (so "👍" or "see you then" answers it, and not a check-in or our answer to one)."""
         visit = next_visit(self.session, self.patient, self.now)
-        if visit is None:
+        if visit is None or self.checkin is not None:
             return None
-        reminded = self.session.scalar(
-            select(OutboxMessage.id).where(
-                OutboxMessage.appointment_id == visit.id, OutboxMessage.kind == KIND_REMINDER,
-                OutboxMessage.channel == "sms", OutboxMessage.sent_at.is_not(None),
-                OutboxMessage.sent_at <= self.now, OutboxMessage.sent_at >= self.now - REMINDER_ANSWER_WINDOW)
-            .limit(1))
-        return visit if reminded is not None else None
+        latest = self.session.execute(
+            select(OutboxMessage.kind, OutboxMessage.appointment_id, OutboxMessage.sent_at).where(
+                OutboxMessage.patient_id == self.patient.id, OutboxMessage.channel == "sms",
+                OutboxMessage.kind.not_in((KIND_REPLY, KIND_ALERT)), OutboxMessage.sent_at.is_not(None),
+                OutboxMessage.sent_at <= self.now)
+            .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(1)
+        ).first()
+        if latest is None or latest.kind != KIND_REMINDER or latest.appointment_id != visit.id:
+            return None
+        return visit if latest.sent_at >= self.now - REMINDER_ANSWER_WINDOW else None
 
     # -- check-ins
 
