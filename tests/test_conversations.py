@@ -529,13 +529,29 @@ REAL_REPLIES = [
     ("reminder", "CANCEL", "reply START and then R", 0),
     ("reminder", "stop", "unsubscribed", None),
     ("reminder", "HELP", "Questions or changes", None),
+    ("checkin_es", "siete", "nos alegra mucho", None),
+    ("checkin_es", "un 5, cansada", "Gracias por contarnos", None),
+    ("checkin_es", "8 de 10, con un poco de mareo", "Una enfermera va a leer esto hoy", 1),
+    ("checkin_es", "me duele mucho la cabeza", "Una enfermera va a leer esto hoy", 1),
+    ("checkin_es", "¿puedo manejar mañana?", "Una enfermera va a leer esto hoy y le va a responder", 1),
+    ("checkin_es", "muy bien, gracias", "nos alegra mucho", 0),
+    ("checkin_es", "gracias 🙏", None, None),
+    ("checkin_es", "ya no quiero vivir", "marca 2 para español", 2),
+    ("reminder_es", "Sí, ahí estaré", "queda confirmada", None),
+    ("reminder_es", "👍", "queda confirmada", None),
+    ("reminder_es", "no puedo ir el jueves", "le va a llamar para buscar otra hora", 0),
+    ("reminder_es", "voy a llegar 10 minutos tarde", "Pasamos su mensaje", 0),
+    ("reminder_es", "CANCELAR", "responda START y luego R", 0),
+    ("reminder_es", "AYUDA", "PARAR", None),
 ]
 
 
 @pytest.mark.parametrize("when, text, reads, rank", REAL_REPLIES)
 def test_realistic_replies_get_a_sensible_answer_and_reach_the_right_place(request, twilio, session, when, text,
                                                                           reads, rank):
-    request.getfixturevalue("checked_in" if when == "checkin" else "reminded")
+    request.getfixturevalue("checked_in" if when.startswith("checkin") else "reminded")
+    if when.endswith("_es"):
+        speaks(session, "es")
     reply = answer(twilio.sms(text))
     import os
     if os.environ.get("SHOW_REPLIES"):

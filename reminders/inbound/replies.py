@@ -558,9 +558,9 @@ FALLBACKS = {
         # The crisis answers keep the wording of the shipped templates es/reply_crisis|emergency.
         "crisis": ("Sentimos mucho que estés pasando por esto. Llama o envía un texto al {crisis} ahora (marca 2 "
                    "para español, o escribe AYUDA al {crisis}), de día o de noche. Si estás en peligro inmediato, "
-                   "llama al {emergency}. Avisamos a {team_es}, pero este número no se atiende las 24 horas."),
+                   "llama al {emergency}. Avisamos al equipo de {clinic}, pero este número no se atiende las 24 horas."),
         "emergency": ("Esto puede ser una emergencia médica: llama al {emergency} ahora. Si piensas en hacerte daño, "
-                      "llama o envía un texto al {crisis} (marca 2 para español). Avisamos a {team_es}, pero este "
+                      "llama o envía un texto al {crisis} (marca 2 para español). Avisamos al equipo de {clinic}, pero este "
                       "número no se atiende las 24 horas."),
         "stop": '{clinic}: ya no le enviaremos mensajes. Para volver a recibirlos, responda START.',
         "stop_cancel": '{clinic}: ya no le enviaremos mensajes. Si lo que quiere es cancelar una cita, llame al {phone} o responda START y luego R.',

@@ -23,7 +23,7 @@ SIDE_EFFECTS: dict[str, tuple[str, ...]] = {
     "dizziness": (r"\bdiz+y", r"\bdiz+i", r"\blight ?headed", r"\bvertigo\b", r"\bwobbly\b", r"\bunsteady\b",
                   r"\bspinning\b", r"\bmare(?:o|ad[oa]|arme)\b", r"\bvahido"),
     "headache": (r"\bhead ?ache", r"\bhead ?hurt", r"\bhead is (?:killing|pounding|throbbing)", r"\bmigraine",
-                 r"\bdolor de cabeza\b", r"\bme duele la cabeza\b", r"\bjaqueca", r"\bmigran"),
+                 r"\bdolor de cabeza\b", r"\bduele(?: \w+){0,2} (?:la )?cabeza\b", r"\bjaqueca", r"\bmigran"),
     "dissociation": (r"\bfloat(?:y|ing)\b", r"\bdissociat", r"\bdetached\b", r"\bout of (?:my )?body\b",
                      r"\bspaced? ?out\b", r"\bspacey\b", r"\bspacy\b", r"\bfoggy\b", r"\bfog\b", r"\bnot real\b",
                      r"\bunreal\b", r"\bdisconnected\b", r"\bweird\b", r"\bstrange\b", r"\bhigh still\b",
