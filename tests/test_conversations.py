@@ -3,6 +3,9 @@
 Each test is a moment in a real conversation: the morning after an infusion (a check-in went at
 10:00), the day after a reminder, a Spanish-speaking patient, a pain course. Times are New York;
 NOW is Tuesday 15:00, inside office hours (08:00-17:00, Monday to Friday by default).
+
+To read every answer the realistic replies get, as a patient would:
+SHOW_REPLIES=1 python -m pytest -s -q tests/test_conversations.py -k realistic
 """
 from __future__ import annotations
 
@@ -556,7 +559,8 @@ def test_realistic_replies_get_a_sensible_answer_and_reach_the_right_place(reque
     import os
     if os.environ.get("SHOW_REPLIES"):
         m = last(session)
-        print(f"\n[{when}] {text!r}\n  -> {reply!r}\n  staff: {m.classification} needs={m.needs_staff} p={m.priority} why={m.flag_reason!r}")
+        print(f"\n[{when}] {text!r}\n  -> {reply!r}\n  staff: {m.classification} needs={m.needs_staff} "
+              f"p={m.priority} why={m.flag_reason!r}")
     if reads is None:
         assert reply is None, reply
     else:

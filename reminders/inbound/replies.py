@@ -558,27 +558,40 @@ FALLBACKS = {
         # The crisis answers keep the wording of the shipped templates es/reply_crisis|emergency.
         "crisis": ("Sentimos mucho que estés pasando por esto. Llama o envía un texto al {crisis} ahora (marca 2 "
                    "para español, o escribe AYUDA al {crisis}), de día o de noche. Si estás en peligro inmediato, "
-                   "llama al {emergency}. Avisamos al equipo de {clinic}, pero este número no se atiende las 24 horas."),
+                   "llama al {emergency}. Avisamos al equipo de {clinic}, pero este número no se atiende las 24 "
+                   "horas."),
         "emergency": ("Esto puede ser una emergencia médica: llama al {emergency} ahora. Si piensas en hacerte daño, "
-                      "llama o envía un texto al {crisis} (marca 2 para español). Avisamos al equipo de {clinic}, pero este "
+                      "llama o envía un texto al {crisis} (marca 2 para español). Avisamos al equipo de {clinic}, "
+                      "pero este "
                       "número no se atiende las 24 horas."),
-        "stop": '{clinic}: ya no le enviaremos mensajes. Para volver a recibirlos, responda START.',
-        "stop_cancel": '{clinic}: ya no le enviaremos mensajes. Si lo que quiere es cancelar una cita, llame al {phone} o responda START y luego R.',
-        "start": '{clinic}: le volveremos a enviar recordatorios de sus citas. Responda AYUDA para ayuda o PARAR para no recibirlos.',
-        "already_subscribed": '{clinic}: ya recibe nuestros recordatorios. Para confirmar su cita responda C; para cambiarla, R.',
-        "help": '{clinic}: recordatorios de citas. Preguntas: llame al {phone}. Responda PARAR para no recibir mensajes. En una crisis llame o escriba al {crisis}; en una emergencia, al {emergency}.',
-        "confirmed": '¡Gracias! Su cita queda confirmada. Lo esperamos. Si necesita cambiarla, responda R.',
-        "no_visit": 'Gracias. No encontramos su siguiente cita, asi que alguien de {clinic} le va a llamar.',
-        "reschedule": 'Gracias. Alguien de {clinic} le va a llamar para buscar otra hora. O llame al {phone}.',
-        "checkin_thanks": '¡Gracias, nos alegra mucho!',
-        "checkin_middling": 'Gracias por contarnos. Si algo cambia o tiene preguntas, llame al {phone} o mande un mensaje. En una crisis llame o escriba al {crisis}.',
-        "checkin_low": 'Gracias por contarnos. Sentimos que hoy sea un mal momento. Si quiere hablar, llame al {phone}. De dia o de noche puede llamar o escribir al {crisis}.',
-        "checkin_details": 'Gracias, lo añadimos a su respuesta.',
-        "checkin_reask": 'Perdone, no logramos leer la respuesta. Del 0 (muy mal) al 10 (muy bien), ¿qué tal se siente hoy?',
-        "checkin_reask_pain": 'Perdone, no logramos leer la respuesta. Del 0 (nada) al 10 (el peor), ¿qué tanto le duele hoy?',
-        "flagged": 'Gracias por contarnos. Una enfermera va a leer esto {read_when}. Si se siente mucho peor, llame al {emergency}. En una crisis llame o escriba al {crisis}.',
-        "received": 'Gracias. Pasamos su mensaje a nuestro equipo. Nadie lee estos mensajes las 24 horas: en una crisis llame o escriba al {crisis}; en una emergencia, al {emergency}.',
-        "unknown": 'Gracias por su mensaje a {clinic}. Preguntas: llame al {phone}. En una crisis llame o escriba al {crisis}; en una emergencia, al {emergency}.',
+        "stop": "{clinic}: ya no le enviaremos mensajes. Para volver a recibirlos, responda START.",
+        "stop_cancel": ("{clinic}: ya no le enviaremos mensajes. Si lo que quiere es cancelar una cita, llame al "
+                        "{phone} o responda START y luego R."),
+        "start": ("{clinic}: le volveremos a enviar recordatorios de sus citas. Responda AYUDA para ayuda o PARAR para "
+                  "no recibirlos."),
+        "already_subscribed": ("{clinic}: ya recibe nuestros recordatorios. Para confirmar su cita responda C; para "
+                               "cambiarla, R."),
+        "help": ("{clinic}: recordatorios de citas. Preguntas: llame al {phone}. Responda PARAR para no recibir "
+                 "mensajes. En una crisis llame o escriba al {crisis}; en una emergencia, al {emergency}."),
+        "confirmed": "¡Gracias! Su cita queda confirmada. Lo esperamos. Si necesita cambiarla, responda R.",
+        "no_visit": "Gracias. No encontramos su siguiente cita, asi que alguien de {clinic} le va a llamar.",
+        "reschedule": "Gracias. Alguien de {clinic} le va a llamar para buscar otra hora. O llame al {phone}.",
+        "checkin_thanks": "¡Gracias, nos alegra mucho!",
+        "checkin_middling": ("Gracias por contarnos. Si algo cambia o tiene preguntas, llame al {phone} o mande un "
+                             "mensaje. En una crisis llame o escriba al {crisis}."),
+        "checkin_low": ("Gracias por contarnos. Sentimos que hoy sea un mal momento. Si quiere hablar, llame al "
+                        "{phone}. De dia o de noche puede llamar o escribir al {crisis}."),
+        "checkin_details": "Gracias, lo añadimos a su respuesta.",
+        "checkin_reask": ("Perdone, no logramos leer la respuesta. Del 0 (muy mal) al 10 (muy bien), ¿qué tal se "
+                          "siente hoy?"),
+        "checkin_reask_pain": ("Perdone, no logramos leer la respuesta. Del 0 (nada) al 10 (el peor), ¿qué tanto le "
+                               "duele hoy?"),
+        "flagged": ("Gracias por contarnos. Una enfermera va a leer esto {read_when}. Si se siente mucho peor, llame "
+                    "al {emergency}. En una crisis llame o escriba al {crisis}."),
+        "received": ("Gracias. Pasamos su mensaje a nuestro equipo. Nadie lee estos mensajes las 24 horas: en una "
+                     "crisis llame o escriba al {crisis}; en una emergencia, al {emergency}."),
+        "unknown": ("Gracias por su mensaje a {clinic}. Preguntas: llame al {phone}. En una crisis llame o escriba al "
+                    "{crisis}; en una emergencia, al {emergency}."),
     },
 }
 

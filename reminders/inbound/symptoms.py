@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 # label -> patterns searched in the folded text (lower case, no accents, "'" removed).
 SIDE_EFFECTS: dict[str, tuple[str, ...]] = {
-    "vomiting": (r"(?<!ganas de )\bvomit", r"\bthrow(?:ing|n)? ?up\b", r"\bthrew up\b", r"\bpuk(?:e|ed|ing)\b", r"\bbarf",
+    "vomiting": (r"(?<!ganas de )\bvomit", r"\bthrow(?:ing|n)? ?up\b", r"\bthrew up\b", r"\bpuk(?:e|ed|ing)\b",
+                 r"\bbarf",
                  r"\bbeen sick\b", r"\bvomit(?:o|e|ando|ado)", r"\bdevolv", r"\bbasca"),
     "nausea": (r"\bnause", r"\bnaus(?:ea|ia|eous|ous|heous)", r"\bqueas", r"\bsick to (?:my|the) stomach\b",
                r"\b(?:feel|feeling|felt|feels|still|so|really|very|bit|little|kinda|kind of) (?:\w+ )?sick\b",
