@@ -10,6 +10,7 @@ SHOW_REPLIES=1 python -m pytest -s -q tests/test_conversations.py -k realistic
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from tests.fixtures.staff import login, make_user
 from tests.fixtures.twoway import NOW, PHONE, answer, escalations, inbound
 from tests.helpers import book, outbox
 
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INFUSION = "2026-12-07T10:00:00-05:00"  # yesterday's infusion, the one the check-in follows
 PROMPT_AT = at("2026-12-08T10:00:00-05:00")  # the check-in went this morning
 NEXT_VISIT = "2026-12-10T10:00:00-05:00"  # Thursday
@@ -574,3 +576,32 @@ def test_realistic_replies_get_a_sensible_answer_and_reach_the_right_place(reque
         assert not message.needs_staff, (message.classification, message.flag_reason)
     else:
         assert message.needs_staff and message.priority == rank, (message.priority, message.flag_reason)
+
+
+# ---------------------------------------------------------------- every answer fits
+
+REPLY_TEMPLATES = sorted(
+    str(path.relative_to(TEMPLATES))
+    for path in [*TEMPLATES.glob("reply_*.sms.j2"), *TEMPLATES.glob("es/reply_*.sms.j2")]
+    if "crisis" not in path.name and "emergency" not in path.name
+)
+
+
+@pytest.mark.parametrize("name", REPLY_TEMPLATES)
+def test_every_answer_fits_in_two_segments_for_long_names_and_any_hour(name, two_way):
+    store = TemplateStore(two_way.templates_dir, None)
+    base = sample_context(two_way)
+    when = "el miércoles a las 8:00" if name.startswith("es/") else "Wednesday at 8 AM"
+    for first in ("Al", "Maria Fernanda Alejandra"):
+        for open_now in (True, False):
+            for symptoms in (True, False):
+                for asks in ("mood", "hurt"):
+                    context = {**base, "patient": {"first_name": first, "last_name": "de los Santos"},
+                               "answer": {"read_when": "today" if open_now else when, "in_office_hours": open_now,
+                                          "score": 5, "asks": asks, "symptoms": symptoms}}
+                    assert_short(render(store, name, context))
+
+
+def test_spanish_templates_exist_for_every_reply():
+    english = {path.name for path in TEMPLATES.glob("reply_*.sms.j2")} | {"checkin_day_after.sms.j2"}
+    assert english <= {path.name for path in (TEMPLATES / "es").glob("*.sms.j2")}

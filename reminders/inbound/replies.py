@@ -129,6 +129,8 @@ def record_failure(session: Session, settings, text: InboundText, now: datetime)
         message_sid=text.message_sid or None, from_number=text.from_number, to_number=text.to_number,
         body=stored_body(text), received_at=now, patient_id=patient.id if patient else None,
         classification="crisis" if crisis else ERROR_CLASSIFICATION, needs_staff=True, reply_body=reply,
+        priority=PRIORITY_CRISIS if crisis else PRIORITY_ROUTINE,
+        flag_reason="possible crisis" if crisis else "the service could not act on this text",
     )
     session.add(inbound)
     session.flush()
