@@ -422,6 +422,15 @@ class TestPainCourse:
         assert escalations(session) == []
         assert_nurse_today(last(session), "pain 9/10")
 
+    def test_staff_see_a_pain_score_as_pain_not_on_the_mood_chart(self, twilio, pain_checkin, session, web,
+                                                                   sessions):
+        answer(twilio.sms("9, and dizzy"))
+        make_user(sessions, "nurse@clinic.test")
+        client = web.test_client()
+        assert login(client, "nurse@clinic.test").status_code == 302
+        page = client.get(f"/patients/{person(session).id}").text
+        assert "pain 9/10" in page and "side effects: dizziness" in page and "mood 9/10" not in page
+
     def test_a_middling_pain_score_gets_kind_words(self, twilio, pain_checkin, session):
         reply = answer(twilio.sms("5"))
         assert reply.startswith("Thank you for letting us know, Maya. If it hurts more")
