@@ -2,9 +2,15 @@
 
 Pure: standard library only, no I/O. The caller decides what to do with a `Reading`.
 
+Keywords come from one table per language (`KEYWORDS`: English and Spanish); every table is
+used for every text, so "PARAR" opts out and "siete" is a score whatever the patient's language.
+
 Kinds, checked in this order (the first that fits wins):
 
-``empty``       nothing alphanumeric (blank, punctuation, emoji only).
+``empty``       nothing alphanumeric (blank, punctuation), or emoji that are neither a
+                thumbs-up nor a smile or thanks ("😢": staff read it).
+``soft_confirm`` (emoji) a thumbs-up or OK hand alone, or with smiles.
+``ack``         (emoji) smiles, hearts, folded hands alone.
 ``stop``        opt-out.  Keywords OPT_OUT_WORDS.  The rule, on the message folded to
                 lower case without accents, apostrophes, punctuation and emoji, split into
                 words, with "opt out" joined to OPTOUT, "stop all" to STOPALL, "un stop"
@@ -13,8 +19,9 @@ Kinds, checked in this order (the first that fits wins):
                     "opt-out", "stop all", "stop stop"); or
                 (b) every word is STOP, STOPALL, UNSUBSCRIBE, OPTOUT, QUIT or one of the
                     POLITE_WORDS, with at least one keyword ("stop please", "please stop",
-                    "STOP texting me", "unsubscribe me", "quit sending these").  CANCEL,
-                    END and REVOKE must stand alone: "cancel please" usually means the
+                    "STOP texting me", "unsubscribe me", "quit sending these", "parar por
+                    favor").  The words in a table's "opt_out_alone" (CANCEL, END, REVOKE, ALTO,
+                    CANCELAR, BAJA) must stand alone: "cancel please" usually means the
                     appointment, "the end" is not a request; or
                 (c) the first word is STOP, STOPALL, UNSUBSCRIBE or OPTOUT and the message
                     holds crisis language ("STOP i want to kill myself") or speaks of the
@@ -25,15 +32,24 @@ Kinds, checked in this order (the first that fits wins):
 ``start``       opt back in: every word is START, UNSTOP or YES (same folding, no extra
                 words).  So a bare "yes" is ``start`` (carrier rule), never ``confirm``.
 ``help``        every word is HELP or INFO.
-``confirm``     "C", "confirm(ed|ing)", "I confirm", "I'll be there", with optional
-                "ok/yes/thanks/please..." around, or a bare 1 when not expecting a score.
+``confirm``     "C", "confirm(ed|ing)", "I confirm", "I'll be there"; "sí", "confirmo", "ahí
+                estaré"; with optional "ok/yes/thanks/please..." around, or a bare 1 when not
+                expecting a score.
 ``reschedule``  "R", "reschedule", "need to reschedule", "can I reschedule?", a bare 3
                 when not expecting a score, or (after the score check) any text with a
                 word starting "resched" and no "no/not/don't/never" in the 3 words before.
+``soft_confirm`` "see you then", "sounds good", "nos vemos": a confirmation only right after a
+                reminder (the caller decides), else thanks.
+``ack``         only thanks or ok: "ok", "thanks", "thank you so much", "gracias", "vale".
 ``score``       a mood score 0 (worst) to 10 (best); see `_find_score`.  ``note`` is the
                 rest of the text ("6, bit of a headache" -> "bit of a headache"), or the
                 whole text when the score was rounded ("6.5" -> 7) or a range ("5-6" -> 5).
+``unclear_score`` (expecting a score) a short text that tries to give one and cannot be read:
+                "sevn", "idk 5ish?".  Re-asked once.
 ``free_text``   everything else; ``note`` holds the stripped text.
+
+Reschedule also covers a request to cancel or move the visit anywhere in a text ("I need to
+cancel", "can't make it tomorrow", "no puedo ir"), unless negated ("I don't need to cancel").
 
 ``crisis_terms`` is filled on every kind, from `detect_crisis` (English and Spanish);
 `crisis_kind` tells a medical emergency (911 first) from a suicidal crisis (988 first), and
