@@ -32,6 +32,24 @@ def _split_list(value):
     return list(value)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_days(value) -> list[str]:
+    """OFFICE_DAYS: "mon-fri", "mon,tue,thu", "mon-fri,sat" -> ["mon", ...] in week order."""
+    days: set[str] = set()
+    for part in _split_list(value):
+        first, _, last = part.lower().partition("-")
+        first, last = first[:3], (last or first)[:3]
+        if first not in WEEKDAYS or last not in WEEKDAYS:
+            raise ValueError(f"OFFICE_DAYS: {part!r} is not a day or a range of days like mon-fri")
+        start, end = WEEKDAYS.index(first), WEEKDAYS.index(last)
+        if end < start:
+            raise ValueError(f"OFFICE_DAYS: {part!r} runs backwards; write it from the earlier day")
+        days.update(WEEKDAYS[start:end + 1])
+    return [day for day in WEEKDAYS if day in days]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
@@ -80,6 +98,16 @@ class Settings(BaseSettings):
     # (its check-in goes); empty or 0: never, the check-in waits for staff to mark the visit.
     unmarked_visits_count_as_attended_after_hours: int | None = Field(default=2, ge=0, le=24 * 14)
     crisis_score_max: int = 2
+    # A home blood pressure at or above either number puts a check-in answer at the top of the
+    # staff inbox (the crisis reader's own, higher threshold is a medical emergency).
+    bp_alert_systolic: int = Field(default=160, ge=90, le=300)
+    bp_alert_diastolic: int = Field(default=100, ge=50, le=200)
+    # When a nurse reads the inbox (clinic zone): what a flagged answer tells the patient.
+    office_hours_start: time = time(8, 0)
+    office_hours_end: time = time(17, 0)
+    office_days: Annotated[list[str], NoDecode] = ["mon", "tue", "wed", "thu", "fri"]
+    # A check-in expects a number for this long, unless a newer text went to the patient first.
+    checkin_answer_hours: int = Field(default=24, ge=1, le=24 * 7)
     escalation_realert_minutes: int = 15
     send_max_attempts: int = 5  # internal errors only; a provider's trouble is retried until too late
     provider_failure_threshold: int = Field(default=5, ge=1)  # failures in a row that pause a channel
@@ -110,6 +138,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("office_days", mode="before")
+    @classmethod
+    def _days(cls, value):
+        return parse_days(value)
 
     @field_validator("clinic_timezone")
     @classmethod

@@ -502,6 +502,10 @@ def visit_context(appointment: Appointment, zone: str, series_length: int, langu
         "is_first": appointment.kind == "induction" and appointment.number_in_course == 1,
         "duration_minutes": appointment.duration_minutes,
         **visit_times(appointment.starts_at, appointment.duration_minutes, zone, prep or Preparation(), language),
+        # What a check-in after this visit asks: "mood", or "hurt" for a course treating pain (the
+        # word itself stays off lock screens).
+        "checkin_asks": "hurt" if appointment.course is not None and appointment.course.condition == "pain"
+        else "mood",
     }
 
 
@@ -562,7 +566,10 @@ def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
             "date": date_words(local, language), "time": clock(local, language),
             "starts_at": local.isoformat(),
             "location": "Suite 200", "kind": "induction", "number": 3, "series_length": 6,
-            "is_first": False, "duration_minutes": 60,
+            "is_first": False, "duration_minutes": 60, "checkin_asks": "mood",
             **visit_times(SAMPLE_START, 60, SAMPLE_ZONE, prep, language),
         },
+        # Answers to a patient's text: when a nurse reads it ("today", "Monday at 8 AM").
+        "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "asks": "mood",
+                   "symptoms": True},
     }

@@ -18,6 +18,7 @@ from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessa
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
+from reminders.models.replies import checkin_kind
 from reminders.models.outbox import (
     CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, KIND_WELCOME, PLANNED, SENT, SKIPPED, UNKNOWN,
 )
@@ -153,7 +154,9 @@ class Sender:
                 patient.welcomed_at = now
             if row.kind == KIND_CHECKIN and patient is not None:
                 session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
-                                    prompt_outbox_id=row.id, status="awaiting", prompted_at=now))
+                                    prompt_outbox_id=row.id, status="awaiting", prompted_at=now,
+                                    kind=checkin_kind(session.get(Appointment, row.appointment_id)
+                                                      if row.appointment_id else None)))
             session.flush()
         except Exception as exc:  # noqa: BLE001 - the provider has it: whatever failed here, never send again
             raise _AfterHandOver(receipt) from exc

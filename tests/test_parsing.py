@@ -83,9 +83,15 @@ def test_end_it_all_is_crisis_not_stop():
     assert reading.crisis_terms
 
 
-@pytest.mark.parametrize("text", ["", "   ", "...", "🙂", "👍👍", "?!", "\u200b"])
+@pytest.mark.parametrize("text", ["", "   ", "...", "?!", "\u200b", "😢", "🤔"])
 def test_empty(text):
     assert read_reply(text) == Reading("empty")
+
+
+@pytest.mark.parametrize("text, kind", [("🙂", "ack"), ("😊", "ack"), ("🙏🏽", "ack"), ("❤️", "ack"),
+                                        ("👍", "soft_confirm"), ("👍👍", "soft_confirm"), ("👍🏻😊", "soft_confirm")])
+def test_emoji_alone_thank_or_say_yes(text, kind):
+    assert read_reply(text) == Reading(kind)
 
 
 # ---------------------------------------------------------------- confirm / reschedule

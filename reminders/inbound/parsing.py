@@ -2,9 +2,15 @@
 
 Pure: standard library only, no I/O. The caller decides what to do with a `Reading`.
 
+Keywords come from one table per language (`KEYWORDS`: English and Spanish); every table is
+used for every text, so "PARAR" opts out and "siete" is a score whatever the patient's language.
+
 Kinds, checked in this order (the first that fits wins):
 
-``empty``       nothing alphanumeric (blank, punctuation, emoji only).
+``empty``       nothing alphanumeric (blank, punctuation), or emoji that are neither a
+                thumbs-up nor a smile or thanks ("😢": staff read it).
+``soft_confirm`` (emoji) a thumbs-up or OK hand alone, or with smiles.
+``ack``         (emoji) smiles, hearts, folded hands alone.
 ``stop``        opt-out.  Keywords OPT_OUT_WORDS.  The rule, on the message folded to
                 lower case without accents, apostrophes, punctuation and emoji, split into
                 words, with "opt out" joined to OPTOUT, "stop all" to STOPALL, "un stop"
@@ -13,8 +19,9 @@ Kinds, checked in this order (the first that fits wins):
                     "opt-out", "stop all", "stop stop"); or
                 (b) every word is STOP, STOPALL, UNSUBSCRIBE, OPTOUT, QUIT or one of the
                     POLITE_WORDS, with at least one keyword ("stop please", "please stop",
-                    "STOP texting me", "unsubscribe me", "quit sending these").  CANCEL,
-                    END and REVOKE must stand alone: "cancel please" usually means the
+                    "STOP texting me", "unsubscribe me", "quit sending these", "parar por
+                    favor").  The words in a table's "opt_out_alone" (CANCEL, END, REVOKE, ALTO,
+                    CANCELAR, BAJA) must stand alone: "cancel please" usually means the
                     appointment, "the end" is not a request; or
                 (c) the first word is STOP, STOPALL, UNSUBSCRIBE or OPTOUT and the message
                     holds crisis language ("STOP i want to kill myself") or speaks of the
@@ -25,15 +32,24 @@ Kinds, checked in this order (the first that fits wins):
 ``start``       opt back in: every word is START, UNSTOP or YES (same folding, no extra
                 words).  So a bare "yes" is ``start`` (carrier rule), never ``confirm``.
 ``help``        every word is HELP or INFO.
-``confirm``     "C", "confirm(ed|ing)", "I confirm", "I'll be there", with optional
-                "ok/yes/thanks/please..." around, or a bare 1 when not expecting a score.
+``confirm``     "C", "confirm(ed|ing)", "I confirm", "I'll be there"; "sí", "confirmo", "ahí
+                estaré"; with optional "ok/yes/thanks/please..." around, or a bare 1 when not
+                expecting a score.
 ``reschedule``  "R", "reschedule", "need to reschedule", "can I reschedule?", a bare 3
                 when not expecting a score, or (after the score check) any text with a
                 word starting "resched" and no "no/not/don't/never" in the 3 words before.
+``soft_confirm`` "see you then", "sounds good", "nos vemos": a confirmation only right after a
+                reminder (the caller decides), else thanks.
+``ack``         only thanks or ok: "ok", "thanks", "thank you so much", "gracias", "vale".
 ``score``       a mood score 0 (worst) to 10 (best); see `_find_score`.  ``note`` is the
                 rest of the text ("6, bit of a headache" -> "bit of a headache"), or the
                 whole text when the score was rounded ("6.5" -> 7) or a range ("5-6" -> 5).
+``unclear_score`` (expecting a score) a short text that tries to give one and cannot be read:
+                "sevn", "idk 5ish?".  Re-asked once.
 ``free_text``   everything else; ``note`` holds the stripped text.
+
+Reschedule also covers a request to cancel or move the visit anywhere in a text ("I need to
+cancel", "can't make it tomorrow", "no puedo ir"), unless negated ("I don't need to cancel").
 
 ``crisis_terms`` is filled on every kind, from `detect_crisis` (English and Spanish);
 `crisis_kind` tells a medical emergency (911 first) from a suicidal crisis (988 first), and
@@ -49,8 +65,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 __all__ = [
+    "CANCEL_WORDS",
     "CRISIS_LABELS",
     "HELP_WORDS",
+    "KEYWORDS",
     "KINDS",
     "OPT_IN_WORDS",
     "OPT_OUT_WORDS",
@@ -62,18 +80,90 @@ __all__ = [
     "read_reply",
 ]
 
-KINDS = ("stop", "start", "help", "confirm", "reschedule", "score", "free_text", "empty")
-OPT_OUT_WORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-)
-OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
-POLITE_WORDS = frozenset(
-    "please pls plz thanks thank you thankyou thx ty ok okay now immediately asap me "
-    "text texts texting txt txts message messages messaging msg msgs sms send sending "
-    "contact contacting reminder reminders from this these the list number".split()
-)
+KINDS = ("stop", "start", "help", "confirm", "soft_confirm", "reschedule", "ack", "score", "unclear_score",
+         "free_text", "empty")
 
+# One table per language: adding a language is adding its table here (and its templates).
+# Words are matched folded (lower case, no accents, no punctuation): "SÍ" is "si".
+KEYWORDS: dict[str, dict[str, frozenset[str] | tuple[str, ...]]] = {
+    "en": {
+        # opt-out keywords; those in "opt_out_alone" count only when they stand alone
+        "opt_out": frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}),
+        "opt_out_alone": frozenset({"CANCEL", "END", "REVOKE"}),
+        "opt_in": frozenset({"START", "UNSTOP", "YES"}),
+        "help": frozenset({"HELP", "INFO"}),
+        # a whole text that only acknowledges: recorded, no answer, no inbox item
+        "ack_heads": frozenset("ok okay okey k kk thanks thank thankyou thx ty tysm noted got".split()),
+        "ack_words": frozenset("ok okay okey k kk thanks thank you thankyou thx ty tysm so much very noted got it "
+                               "will do".split()),
+        # phrases that confirm the visit (regex, on the folded words joined by spaces)
+        "confirm": (r"c", r"confirm(?:ed|ing)?", r"i confirm", r"(?:i )?(?:ill|will|shall) be there",
+                    r"(?:we|well) (?:will )?be there", r"i will come", r"ill come"),
+        # phrases that confirm only right after a reminder ("see you then"); otherwise thanks
+        "soft_confirm": (r"see (?:you|u|ya)(?: (?:then|there|soon|tomorrow|tmrw|tmr|on \w+|next \w+|at \w+))?",
+                         r"sounds good", r"will do", r"looking forward(?: to it)?"),
+        "reschedule": (r"r", r"resched|reschedule", r"(?:i )?(?:need|want|would like|id like|have) to reschedule",
+                       r"(?:can|could|may) i reschedule", r"please reschedule"),
+        # anywhere in a text: a request to cancel or move the visit (staff call the patient)
+        "visit_change": (r"\bresched", r"\b(?:need|have|want|got|gotta|going|gonna|would like|wanna) to cancel\b",
+                         r"\bcancel (?:my|the|our|this|tomorrow|todays|today|next|that|it)\b",
+                         r"\b(?:cant|can not|cannot|wont|will not|not going to|not gonna|unable to|wont be able to|"
+                         r"will not be able to|not be able to|dont think i can|do not think i can) "
+                         r"(?:make it|come|come in|be there|attend|go to|go in|get there)\b",
+                         r"\b(?:move|change|push) (?:my|the|our) (?:appointment|appt|visit|infusion|session|time)\b",
+                         r"\b(?:a )?(?:different|another|new|later|earlier) (?:day|time|date)\b"),
+        "polite": frozenset(
+            "please pls plz thanks thank you thankyou thx ty ok okay now immediately asap me "
+            "text texts texting txt txts message messages messaging msg msgs sms send sending "
+            "contact contacting reminder reminders from this these the list number".split()),
+        "pre": frozenset("ok okay k yes yeah yep yup sure great perfect hi hello hey thanks thank you thx ty please pls"
+                         .split()),
+        "post": frozenset("thanks thank you thx ty please pls ok great bye".split()),
+        "numbers": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+    },
+    "es": {
+        "opt_out": frozenset({"PARAR", "ALTO", "CANCELAR", "BAJA", "DETENER"}),
+        "opt_out_alone": frozenset({"ALTO", "CANCELAR", "BAJA"}),
+        "opt_in": frozenset(),  # carriers only know START, UNSTOP and YES
+        "help": frozenset({"AYUDA"}),
+        "ack_heads": frozenset("gracias vale entendido ok okey listo".split()),
+        "ack_words": frozenset("gracias muchas mil vale entendido ok okey listo muy amable".split()),
+        "confirm": (r"si", r"confirmo", r"confirmad[oa]", r"(?:si )?(?:ahi|alli|aqui) (?:estare|estaremos|voy a estar)",
+                    r"si voy", r"(?:si )?(?:voy|vamos) a ir", r"si (?:confirmo|claro)", r"claro que si"),
+        "soft_confirm": (r"nos vemos(?: (?:manana|pronto|entonces|ahi|alli|el \w+))?",
+                         r"hasta (?:manana|pronto|luego)"),
+        "reschedule": (r"cambiar", r"(?:necesito|quiero|quisiera|puedo) cambiar(?: (?:la|mi) (?:cita|hora|fecha))?",
+                       r"cambiar (?:la|mi) (?:cita|hora|fecha)", r"reprogramar(?: (?:la|mi) cita)?"),
+        "visit_change": (r"\bcambiar (?:la|mi|de) (?:cita|hora|fecha|dia)\b", r"\breprogram",
+                         r"\b(?:necesito|tengo que|quiero|quisiera|voy a) cancelar\b",
+                         r"\bcancelar (?:la|mi|mis) cita",
+                         r"\bno (?:puedo|podre|voy a poder|alcanzo a) (?:ir|llegar|asistir|venir)\b",
+                         r"\b(?:otro|otra) (?:dia|hora|fecha)\b"),
+        "polite": frozenset("por favor porfavor gracias ya me mensajes mensaje textos texto envien enviar manden "
+                            "ahora".split()),
+        "pre": frozenset("si ok vale claro gracias hola buenos buenas dias tardes".split()),
+        "post": frozenset("gracias muchas saludos ok".split()),
+        "numbers": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve", "diez"),
+    },
+}
+LANGUAGES = tuple(KEYWORDS)
+
+
+def _all(part: str) -> frozenset[str]:
+    return frozenset().union(*(KEYWORDS[lang][part] for lang in LANGUAGES))
+
+
+def _any_of(part: str) -> str:
+    return "|".join(f"(?:{p})" for lang in LANGUAGES for p in KEYWORDS[lang][part])
+
+
+OPT_OUT_WORDS = _all("opt_out")
+OPT_OUT_ALONE_WORDS = _all("opt_out_alone")
+OPT_IN_WORDS = _all("opt_in")
+HELP_WORDS = _all("help")
+POLITE_WORDS = _all("polite")
+# A bare keyword that opts out but may have meant the visit: staff are told.
+CANCEL_WORDS = frozenset({"CANCEL", "CANCELAR"})
 
 @dataclass(frozen=True)
 class Reading:
@@ -81,6 +171,8 @@ class Reading:
     score: int | None = None
     note: str = ""
     crisis_terms: tuple[str, ...] = ()
+    # For ``stop``: the keyword itself ("cancel"), so a CANCEL can be shown to staff.
+    keyword: str = ""
 
 
 # ---------------------------------------------------------------- normalizing
@@ -822,12 +914,13 @@ def _keys(words: set[str] | frozenset[str]) -> frozenset[str]:
 
 
 _OUT = _keys(OPT_OUT_WORDS)
-_OUT_WITH_POLITE = _keys({"stop", "stopall", "unsubscribe", "optout", "quit"})
-_OUT_LEADING = _keys({"stop", "stopall", "unsubscribe", "optout"})
+_OUT_WITH_POLITE = _keys(OPT_OUT_WORDS - OPT_OUT_ALONE_WORDS)
+_OUT_LEADING = _keys({"stop", "stopall", "unsubscribe", "optout", "parar", "detener"})
 _IN = _keys(OPT_IN_WORDS)
 _HELP = _keys(HELP_WORDS)
 _POLITE = _keys(POLITE_WORDS)
 _JOINED = _keys({"optout", "stopall", "unstop"})
+_CANCEL = _keys(CANCEL_WORDS)
 
 
 def _join_pairs(words: list[str]) -> list[str]:
@@ -840,90 +933,116 @@ def _join_pairs(words: list[str]) -> list[str]:
     return out
 
 
-def _keyword_kind(words: list[str], crisis: tuple[str, ...]) -> str | None:
-    """"stop", "start", "help" or None, by the rules in the module docstring."""
+def _keyword_kind(words: list[str], crisis: tuple[str, ...]) -> tuple[str, str] | None:
+    """("stop"|"start"|"help", the keyword) or None, by the rules in the module docstring."""
     keys = _join_pairs([_squash(w) for w in words])
     core = {k for k in keys if k not in _POLITE}
     polite = len(core) < len(set(keys))
+    first = sorted(core)[0] if core else ""
     if core and core <= _OUT and (not polite or core <= _OUT_WITH_POLITE):
-        return "stop"
+        return "stop", next((k for k in keys if k in _CANCEL), first)
     if not polite and core and core <= _IN:
-        return "start"
+        return "start", first
     if not polite and core and core <= _HELP:
-        return "help"
+        return "help", first
     if keys[0] in _OUT_LEADING and (crisis or _ABOUT_MESSAGES & set(keys)):
-        return "stop"
+        return "stop", keys[0]
     return None
 
 
 # Words that show a leading STOP is about the texts, not about something else.
 _ABOUT_MESSAGES = frozenset(
     "text texts texting txt txts message messages messaging msg msgs sms sending send contacting "
-    "contact reminders reminder spam spamming bothering number".split()
+    "contact reminders reminder spam spamming bothering number "
+    "mensajes mensaje textos texto enviar envien enviarme manden mandar mandarme escribir escribirme".split()
 )
 
 
-# ---------------------------------------------------------------- confirm / reschedule
+# ---------------------------------------------------------------- confirm / reschedule / thanks
 
-# Matched against the words joined by single spaces ("I'll" is "ill").
-_PRE = (
-    r"(?:(?:ok|okay|k|yes|yeah|yep|yup|sure|great|perfect|hi|hello|hey"
-    r"|thanks|thank you|thx|ty|please|pls) )*"
-)
-_POST = r"(?: (?:thanks|thank you|thx|ty|please|pls|ok|great|bye|see you(?: then| there| soon)?))*"
-_WHAT = r"(?: (?:my |the )?(?:appointment|appt|visit|infusion|session|booking))?"
-_CONFIRM_RE = re.compile(
-    rf"{_PRE}(?:c|confirm|confirmed|confirming|i confirm|(?:i )?(?:ill|will|shall) be there)"
-    rf"{_WHAT}{_POST}"
-)
-_RESCHEDULE_RE = re.compile(
-    rf"{_PRE}(?:r|resched|reschedule|(?:i )?(?:need|want|would like|id like|have) to reschedule"
-    rf"|(?:can|could|may) i reschedule|please reschedule){_WHAT}{_POST}"
-)
+# Matched against the words joined by single spaces ("I'll" is "ill", "Sí" is "si").
+def _words_alt(part: str) -> str:
+    return "|".join(sorted((w for lang in LANGUAGES for w in KEYWORDS[lang][part]), key=len, reverse=True))
+
+
+_PRE = rf"(?:(?:{_words_alt('pre')}|thank you|buenos dias|buenas tardes) )*"
+_POST = rf"(?: (?:{_words_alt('post')}|thank you|muchas gracias|see you(?: then| there| soon)?|nos vemos))*"
+_WHAT = (r"(?: (?:my |the |la |mi )?(?:appointment|appt|visit|infusion|session|booking|cita|infusion|"
+         r"sesion))?")
+_CONFIRM_RE = re.compile(rf"{_PRE}(?:{_any_of('confirm')}){_WHAT}{_POST}")
+_SOFT_CONFIRM_RE = re.compile(rf"{_PRE}(?:{_any_of('soft_confirm')}){_POST}")
+_RESCHEDULE_RE = re.compile(rf"{_PRE}(?:{_any_of('reschedule')}){_WHAT}{_POST}")
+_VISIT_CHANGE_RE = re.compile(_any_of("visit_change"))
 _NEGATIONS = set("no not dont never nevermind nope didnt doesnt wont without".split())
+_ACK_HEADS = _all("ack_heads")
+_ACK_WORDS = _all("ack_words")
+# Emoji that say "yes" to a reminder, and emoji that only say thanks or hello.
+_YES_EMOJI = frozenset("👍👌✅☑✔🆗")
+_ACK_EMOJI = frozenset("😊🙂😀😃😄😁☺🙏❤♥💕💖💗💙💚💜🧡💛🤍🥰😍🤗✨🌞🌸🌷💐👋🙌👏💪😌😇😎🤩🥳⭐🌟")
+_EMOJI_MODIFIERS = frozenset("\ufe0f\ufe0e\u200d🏻🏼🏽🏾🏿")
 
 
 def _asks_reschedule(words: list[str]) -> bool:
     for i, word in enumerate(words):
         if word.startswith("resched") and not _NEGATIONS & set(words[max(0, i - 3):i]):
             return True
+    joined = " ".join(words)
+    for m in _VISIT_CHANGE_RE.finditer(joined):
+        if not _NEGATIONS & set(joined[:m.start()].split()[-3:]):
+            return True
     return False
+
+
+def _symbols_kind(text: str) -> str:
+    """A text with no words: "soft_confirm" (a thumbs-up), "ack" (a smile, a heart), or "empty"."""
+    marks = [c for c in text if not c.isspace() and c not in _EMOJI_MODIFIERS and c not in ".!,~"]
+    if not marks:
+        return "empty"
+    if any(c in _YES_EMOJI for c in marks) and all(c in _YES_EMOJI or c in _ACK_EMOJI for c in marks):
+        return "soft_confirm"
+    if all(c in _ACK_EMOJI for c in marks):
+        return "ack"
+    return "empty"
+
+
+def _is_ack(words: list[str]) -> bool:
+    return bool(words) and len(words) <= 6 and set(words) <= _ACK_WORDS and bool(set(words) & _ACK_HEADS)
 
 
 # ---------------------------------------------------------------- mood scores
 
-_NUMBER_WORDS = {
-    w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())
-}
+_NUMBER_WORDS = {w: i for lang in LANGUAGES for i, w in enumerate(KEYWORDS[lang]["numbers"])}
 _NUM = r"(?:[0-9]+(?:\.[0-9]+)?|" + "|".join(_NUMBER_WORDS) + ")"
 _OUT_OF_RANGE = Decimal(999)
-_RANGE = rf"(?P<a>{_NUM})(?:\s*(?:-|–|—|to|or)\s*(?P<b>{_NUM}))?"
+_RANGE = rf"(?P<a>{_NUM})(?:\s*(?:-|–|—|to|or|a|o)\s*(?P<b>{_NUM}))?"
 _NOT_AFTER = r"(?<![\w.:/$#-])"
 _SCALE_RE = re.compile(
-    rf"{_NOT_AFTER}{_RANGE}\s*(?:/|out\s+of|outta|of)\s*(?:10|ten)(?!\w|[-.:/]\d)", re.I
+    rf"{_NOT_AFTER}{_RANGE}\s*(?:/|out\s+of|outta|of|de|sobre)\s*(?:10|ten|diez)(?!\w|[-.:/]\d)", re.I
 )
 _TOKEN_RE = re.compile(rf"{_NOT_AFTER}{_RANGE}(?:\s*-?\s*ish)?(?!\w|%|[-.:/]\d)", re.I)
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _NEXT_WORD_RE = re.compile(r"\s*[^\W_]+(?:'[^\W_]+)*")
 
 _ADJECTIVES = {"low", "high", "good", "strong", "weak", "decent", "steady", "shaky", "bad"}
-_STRONG_CUES = set("a an mood moods score rating rate rated solid say level".split())
-_WEAK_CUES = {"about", "maybe", "probably", "prob", "honestly", "like", "feeling", "feel", "felt",
+_STRONG_CUES = set("a an mood moods score rating rate rated solid say level un animo pain dolor".split())
+_WEAK_CUES = {"about", "maybe", "probably", "prob", "honestly", "like", "feeling", "feel", "felt", "como",
+              "diria", "creo", "tal", "vez", "unos", "es", "esta", "estoy", "sobre",
               "im", "its", "is", "was"}
 _BLOCKERS = {"at", "by", "until", "till", "til", "before", "from", "on", "of", "room", "suite",
              "unit", "apt", "page", "step", "number", "no", "took", "take", "taking", "ext"}
 _FOLLOWERS = set(
     "but and or today tonight now this though tho i im id ive feeling feel mood with w overall "
     "maybe ish so pretty for because bc cause cuz thanks thank thx ty lol haha too again still "
-    "yesterday honestly mostly right atm after since".split()
+    "yesterday honestly mostly right atm after since "
+    "pero y con hoy ahora gracias porque creo mas o menos ayer".split()
 )
 _ALL_CUES = _STRONG_CUES | _WEAK_CUES | _ADJECTIVES
 _NOTE_FILLER = _ALL_CUES | set(
     "i id ive my it would today tonight now right overall out 10 ten so pretty much ish "
     "at give gives giving guess think "
-    "thanks thank you thx ty ok okay lol".split()
+    "thanks thank you thx ty ok okay lol un una como de yo hoy diria creo gracias".split()
 )
-_NOTE_LEADERS = set("but and today tonight now though tho with w so overall".split())
+_NOTE_LEADERS = set("but and today tonight now though tho with w so overall pero y con hoy".split())
 _SEPARATORS = ",;:-–—.!?()/"
 
 
@@ -968,6 +1087,13 @@ def _cue_start(text: str, pos: int) -> int:
     return pos
 
 
+# Words after a number that show it counts things rather than scores a mood.
+_COUNTED = frozenset(
+    "more less pills pill tablets tablet meds times glasses cups drinks people kids of out x st nd rd th "
+    "am pm oclock ish a questions question things thing quick small".split()
+)
+
+
 def _scoreish(text: str, m: re.Match[str], expecting: bool, scale: bool) -> bool:
     """Is this number a score, judged by the words around it?"""
     before = text[max(0, m.start() - 80): m.start()]
@@ -978,9 +1104,13 @@ def _scoreish(text: str, m: re.Match[str], expecting: bool, scale: bool) -> bool
         return False
     if scale:
         return next_word not in {"at", "am", "pm"}
+    leads = not _WORD_RE.search(text, 0, m.start())
     if next_word is not None and next_word not in _FOLLOWERS:
-        return False
-    if not _WORD_RE.search(text, 0, m.start()) or _STRONG_CUES & set(prev):
+        # Answering a check-in, a number that opens the text is the score, whatever follows
+        # ("6 blurry vision last night"), unless it counts something ("10 min late", "2 pills").
+        if not (expecting and leads and next_word not in _UNITS and next_word not in _COUNTED):
+            return False
+    if leads or _STRONG_CUES & set(prev):
         return True
     trailing = not _WORD_RE.search(text, m.end()) and before.rstrip()[-1:] in tuple(_SEPARATORS)
     return expecting and (bool(prev) and prev[-1] in _WEAK_CUES or trailing)
@@ -1021,6 +1151,8 @@ def _score_note(text: str, score: _Score) -> str:
     if score.derived:
         return " ".join(text.split())
     rest = " ".join((text[: score.start] + " " + text[score.end:]).split())
+    rest = re.sub(r"\s*[,;:]\s*(?=[.!?])", "", rest)  # "Pretty good, . Bit of" -> "Pretty good. Bit of"
+    rest = re.sub(r"\s+([,.;:!?])", r"\1", rest)
     if all(w in _NOTE_FILLER for w in _words_of(rest)):
         return ""
     while True:
@@ -1044,17 +1176,26 @@ def read_reply(text: str, *, expecting_score: bool = False) -> Reading:
     crisis = detect_crisis(text)
     words = _plain_words(text)
     if not words:
-        return Reading("empty", crisis_terms=crisis)
+        return Reading(_symbols_kind(text), crisis_terms=crisis)
     keyword = _keyword_kind(words, crisis)
     if keyword:
-        with_words = keyword == "stop" and bool(crisis)  # rule (c): keep what they wrote
-        return Reading(keyword, note=text.strip() if with_words else "", crisis_terms=crisis)
+        kind, word = keyword
+        with_words = kind == "stop" and bool(crisis)  # rule (c): keep what they wrote
+        return Reading(kind, note=text.strip() if with_words else "", crisis_terms=crisis, keyword=word)
     joined = " ".join(words)
     if _CONFIRM_RE.fullmatch(joined):
         return Reading("confirm", crisis_terms=crisis)
     if _RESCHEDULE_RE.fullmatch(joined):
         return Reading("reschedule", crisis_terms=crisis)
+    if _SOFT_CONFIRM_RE.fullmatch(joined):
+        return Reading("soft_confirm", crisis_terms=crisis)
+    if _is_ack(words) and not (expecting_score and _digits(text)):
+        return Reading("ack", crisis_terms=crisis)
     return _score_or_rest(text, words, expecting_score, crisis)
+
+
+def _digits(text: str) -> bool:
+    return any(c.isdigit() for c in text)
 
 
 def _score_or_rest(
@@ -1069,4 +1210,39 @@ def _score_or_rest(
         return Reading("score", score.value, _score_note(clean, score), crisis)
     if _asks_reschedule(words):
         return Reading("reschedule", note=text.strip(), crisis_terms=crisis)
+    if expecting and _tries_a_score(words):
+        return Reading("unclear_score", note=text.strip(), crisis_terms=crisis)
     return Reading("free_text", note=text.strip(), crisis_terms=crisis)
+
+
+# Words of a short text that is trying to give a score and did not quite ("sevn", "idk 5ish?").
+_UNSURE = frozenset("idk dunno unsure sure not maybe hmm hmmm um umm no se nose ish or o".split())
+
+
+def _near_number(word: str) -> bool:
+    """A misspelt number word: one letter changed, missing, added or swapped ("sevn", "fvie")."""
+    if len(word) < 3 or word in _NUMBER_WORDS:
+        return False
+    for number in _NUMBER_WORDS:
+        if len(number) < 4 or abs(len(number) - len(word)) > 1:
+            continue
+        if _one_edit(word, number):
+            return True
+    return False
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def _tries_a_score(words: list[str]) -> bool:
+    """A short answer to a check-in with a number in it, or a number word misspelt."""
+    if len(words) > 3:
+        return False
+    numeric = [w for w in words if any(c.isdigit() for c in w) or _near_number(w)]
+    return bool(numeric) and all(w in _UNSURE or w in numeric for w in words)

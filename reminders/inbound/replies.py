@@ -1,17 +1,22 @@
 """What a patient's text does: opt-out, confirmation, check-in answer, staff inbox, escalation.
 
-`handle_inbound` records the text, reads it (reminders.inbound.parsing), acts, and returns the
-answer to send back in the same request. Every text ends in one of two places:
+`handle_inbound` records the text, reads it (reminders.inbound.parsing, .symptoms), acts, and
+returns the answer to send back in the same request. Every text ends in one of two places:
 
 - handled by the service, with a classification that says how: ``stop``, ``start``, ``help``,
-  ``confirm`` (a visit confirmed), ``checkin_answer`` (a score recorded), or
-  ``checkin_unreadable`` (first unreadable answer to a check-in, re-asked once; unanswered
-  re-asks go to staff after REASK_ANSWER_WAIT, see `unanswered_reasks_to_staff`);
-- or in the staff inbox (``needs_staff``): reschedule requests, free text, questions, unprompted
-  scores, a confirm with no visit to confirm, a second unreadable answer, anything from an
-  unknown number, and every crisis (``crisis``, ``low_score``), which also opens an escalation.
+  ``confirm`` (a visit confirmed), ``ack`` (thanks, ok, a smile: recorded, no answer),
+  ``checkin_answer`` (a score recorded), or ``checkin_unreadable`` (a text that tries to give a
+  score and cannot be read, re-asked once; unanswered re-asks go to staff after
+  REASK_ANSWER_WAIT, see `unanswered_reasks_to_staff`);
+- or in the staff inbox (``needs_staff``): reschedule and cancel requests, free text, questions,
+  side effects and blood pressures (ranked above routine items, PRIORITY_FLAGGED, with the
+  reason), unprompted scores, a confirm with no visit to confirm, a second unreadable answer,
+  a bare CANCEL (an opt-out that may have meant the visit), anything from an unknown number,
+  and every crisis (``crisis``, ``low_score``), which also opens an escalation.
 
-Crisis detection runs on every text, keywords and unknown senders included.
+A check-in expects its number until CHECKIN_ANSWER_HOURS have passed or a newer text went to the
+patient; a second text after the score (details) is added to it. Crisis detection runs on every
+text, keywords and unknown senders included. Answers are in the patient's language.
 """
 from __future__ import annotations
 
@@ -24,27 +29,37 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reminders.inbound import escalations
-from reminders.inbound.parsing import Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
+from reminders.inbound.office_hours import OfficeHours, when_read
+from reminders.inbound.parsing import CANCEL_WORDS, Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
+from reminders.inbound.symptoms import Flags, read_flags, sounds_well
 from reminders.logs import mask_phone
 from reminders.models import Appointment, CheckIn, InboundMessage, OutboxMessage, Patient
+from reminders.models.outbox import KIND_ALERT, KIND_REMINDER, KIND_REPLY
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.logs import also_sensitive, patient_values
-from reminders.rendering import (TemplateStore, clinic_context, flag_failures, message_context, render, team_name,
-                                 team_name_es)
+from reminders.rendering import (TemplateStore, clinic_context, flag_failures, localized, message_context, render,
+                                 team_name, team_name_es)
 
 log = logging.getLogger(__name__)
 
-# A check-in prompt sent longer ago than this no longer makes a number a mood score.
-CHECKIN_ANSWER_WINDOW = timedelta(days=3)
 # A re-asked check-in the patient has not answered in this long goes to staff with what they wrote.
 REASK_ANSWER_WAIT = timedelta(hours=4)
 OPT_OUT_TEXT_LIMIT = 160  # Patient.opt_out_text's length
+FLAG_REASON_LIMIT = 300  # InboundMessage.flag_reason's length
+# A reminder for the next visit sent this recently makes "see you then" or a thumbs-up a confirmation.
+REMINDER_ANSWER_WINDOW = timedelta(days=8)
 
 AWAITING, REASKED, ANSWERED, TO_STAFF = "awaiting", "reasked", "answered", "to_staff"
 OPEN_CHECKIN = (AWAITING, REASKED)
+# The staff inbox's order, highest first: crises, then red flags (side effects, a high blood
+# pressure, a question), then everything else.
+PRIORITY_ROUTINE, PRIORITY_FLAGGED, PRIORITY_CRISIS = 0, 1, 2
 # Classifications the service handles by itself (everything else is also in the staff inbox).
-HANDLED = frozenset({"stop", "start", "help", "confirm", "checkin_answer", "checkin_unreadable"})
+HANDLED = frozenset({"stop", "start", "help", "confirm", "ack", "checkin_answer", "checkin_unreadable",
+                     "checkin_details"})
 ERROR_CLASSIFICATION = "error"
+# Mood at or above this is good news; pain at or below GOOD_PAIN is; pain at or above HIGH_PAIN is for a nurse.
+GOOD_MOOD, GOOD_PAIN, HIGH_PAIN = 7, 3, 8
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,8 @@ def record_failure(session: Session, settings, text: InboundText, now: datetime)
         message_sid=text.message_sid or None, from_number=text.from_number, to_number=text.to_number,
         body=stored_body(text), received_at=now, patient_id=patient.id if patient else None,
         classification="crisis" if crisis else ERROR_CLASSIFICATION, needs_staff=True, reply_body=reply,
+        priority=PRIORITY_CRISIS if crisis else PRIORITY_ROUTINE,
+        flag_reason="possible crisis" if crisis else "the service could not act on this text",
     )
     session.add(inbound)
     session.flush()
@@ -165,17 +182,25 @@ class _Conversation:
         self.patient = _primary(session, self.patients)
         for patient in self.patients:
             also_sensitive(*patient_values(patient))
-        self.checkin = open_checkin(session, self.patient, now) if self.patient else None
+        self.checkin = current_checkin(session, self.patient, now, settings) if self.patient else None
+        self.expecting = self.checkin is not None and self.checkin.status in OPEN_CHECKIN
         self.store = TemplateStore(settings.templates_dir, session)
         self.appointment: Appointment | None = None
         self.alert_ids: list[int] = []
         self.escalation_id: int | None = None
         self.crisis = False
+        self.priority, self.reasons = PRIORITY_ROUTINE, []
+        self.answer: dict = {}
+        self.spanish_text = looks_spanish(text.body)
+        language = self.patient.language if self.patient is not None else None
+        self.language = language or ("es" if self.spanish_text else "en")
 
     def run(self) -> Handled:
         reading = self._read()
+        self.flags = read_flags(self.text.body)
         was_opted_out = bool(self.patient and self.patient.sms_opted_out)
-        low_score = reading.kind == "score" and reading.score is not None \
+        # Only a mood score can be a crisis by itself; a low pain score is good news.
+        low_score = reading.kind == "score" and reading.score is not None and self._scores_mood() \
             and reading.score <= self.settings.crisis_score_max
         flagged = bool(reading.crisis_terms or low_score)
         # While an escalation is open, whatever else the sender writes belongs with it
@@ -200,7 +225,12 @@ class _Conversation:
             self.escalation_id = escalation.id
             classification = "low_score" if reason == escalations.REASON_LOW_SCORE else "crisis"
             needs_staff = True
-            crisis = self._crisis_reply(medical=urgent == "medical", spanish=looks_spanish(self.text.body))
+            self.priority = PRIORITY_CRISIS
+            self.reasons.insert(0, {escalations.REASON_EMERGENCY: "possible medical emergency",
+                                    escalations.REASON_LOW_SCORE: "very low mood score"}.get(
+                                        reason, "possible crisis" if flagged else "while a crisis is open"))
+            spanish = self.language == "es" or self.spanish_text
+            crisis = self._crisis_reply(medical=urgent == "medical", spanish=spanish)
             # The action's own answer still matters after an opt-out or a visit change.
             acted = reply and reading.kind in ("stop", "start", "confirm", "reschedule")
             reply = f"{crisis}\n\n{reply}" if acted else crisis
@@ -208,13 +238,16 @@ class _Conversation:
             reply = None  # no texts to a number that opted out, except what carriers require
         elif reply and self.patient and self.patient.welcomed_at is None and reading.kind not in ("stop", "help"):
             # Our first text to this patient: it says who we are, HELP/STOP and the crisis line.
-            welcome = self._render("welcome.sms.j2", message_context(self.settings, self.patient, None, 0))
+            welcome = self._render(localized(self.store, "welcome.sms.j2", self.language),
+                                   message_context(self.settings, self.patient, None, 0))
             if welcome:
                 reply = welcome + "\n\n" + reply
                 self.patient.welcomed_at = self.now
         if self.text.notes:
             needs_staff = True  # a request with malformed fields is shown to a person, whatever it said
         inbound.classification, inbound.needs_staff = classification, needs_staff
+        inbound.priority = self.priority if needs_staff else PRIORITY_ROUTINE
+        inbound.flag_reason = "; ".join(dict.fromkeys(self.reasons))[:FLAG_REASON_LIMIT] if needs_staff else ""
         inbound.appointment_id = self.appointment.id if self.appointment else None
         inbound.reply_body = reply
         self.session.flush()
@@ -224,21 +257,24 @@ class _Conversation:
 
     def _read(self) -> Reading:
         try:
-            return read_reply(self.text.body, expecting_score=self.checkin is not None)
+            return read_reply(self.text.body, expecting_score=self.expecting)
         except Exception:  # noqa: BLE001 - an unreadable text goes to staff, never nowhere
             log.exception("inbound %s: the reply reader failed; sending the text to staff", self.inbound.id)
             return Reading("free_text", note=self.text.body.strip(), crisis_terms=_crisis_terms(self.text.body))
 
+    def _scores_mood(self) -> bool:
+        return not (self.expecting and self.checkin.kind == "pain")
+
     # -- unknown senders: staff see everything; the answer reveals nothing about patients
 
     def _from_unknown(self, reading: Reading) -> tuple[str, bool, str | None]:
-        context = self._context()
         if reading.kind == "stop":
-            reply = self._render("reply_stop.sms.j2", context) or fallback_reply("stop", self.settings)
+            reply = self._reply("stop")
         elif reading.kind == "help":
-            reply = self._render("reply_help.sms.j2", context) or fallback_reply("help", self.settings)
+            reply = self._reply("help")
         else:
-            reply = self._render("reply_unknown.sms.j2", context) or fallback_reply("unknown", self.settings)
+            reply = self._reply("unknown")
+        self._flag()
         return reading.kind, True, reply
 
     # -- patients
@@ -246,39 +282,59 @@ class _Conversation:
     def _from_patient(self, reading: Reading) -> tuple[str, bool, str | None]:
         kind = reading.kind
         if kind == "stop":
-            return "stop", False, self._opt_out()
+            return self._opt_out(reading)
         if kind == "start":
-            return "start", False, self._opt_in()
+            return self._opt_in()
         if kind == "help":
             return "help", False, self._reply("help")
         if kind == "confirm":
             return self._confirm()
+        if kind == "soft_confirm":
+            if not self.expecting and self._reminded_visit() is not None:
+                return self._confirm()
+            kind = "ack"
         if kind == "reschedule":
             return self._reschedule()
-        if kind == "score" and self.checkin is not None:
+        if kind == "ack":
+            return "ack", False, None  # "thanks", "ok", a smile: recorded, nothing to answer
+        if kind == "score" and self.expecting:
             return self._checkin_answer(reading)
-        if kind == "score":
-            return "score", True, self._reply("received")  # a score nobody asked for: staff read it
-        if self.checkin is not None and "?" not in self.text.body:
+        if kind == "unclear_score" and self.expecting and not self._flag(dry_run=True, questions=False):
             return self._checkin_unreadable()
+        if self.expecting and self.checkin.status == REASKED:
+            return self._checkin_unreadable()  # no score after the re-ask either: a person reads both
+        if self.checkin is not None:
+            return self._checkin_text(kind)
+        if self._flag():
+            return kind, True, self._reply("flagged")
         return kind, True, self._reply("received")
 
-    def _opt_out(self) -> str:
+    def _opt_out(self, reading: Reading) -> tuple[str, bool, str | None]:
         for patient in self.patients:  # the number opted out, whoever's record it is on
             if not patient.sms_opted_out:
                 patient.sms_opted_out = True
                 patient.opted_out_at = self.now
                 patient.opt_out_text = self.text.body.strip()[:OPT_OUT_TEXT_LIMIT]
-        return self._reply("stop")
+        if reading.keyword.upper() in CANCEL_WORDS:
+            # CANCEL is an opt-out by carrier rule, but a patient may have meant the visit.
+            visit = next_visit(self.session, self.patient, self.now)
+            self.appointment = visit
+            self.reasons.append(f"texted {reading.keyword.upper()}: may have meant the visit (now opted out of texts)")
+            return "stop", True, self._reply("stop_cancel")
+        return "stop", False, self._reply("stop")
 
-    def _opt_in(self) -> str:
+    def _opt_in(self) -> tuple[str, bool, str | None]:
         was_out = [patient for patient in self.patients if patient.sms_opted_out]
         for patient in was_out:
             patient.sms_opted_out = False
             patient.opted_in_at = self.now
-        # YES is an opt-in word by carrier rule, but a subscribed patient saying "yes" to a
-        # reminder most likely means the visit: tell them how to confirm it.
-        return self._reply("start" if was_out else "already_subscribed")
+        if was_out:
+            return "start", False, self._reply("start")
+        # YES is an opt-in word by carrier rule, but a subscribed patient saying "yes" just after a
+        # reminder means the visit; otherwise tell them how to confirm it.
+        if not self.expecting and self._reminded_visit() is not None:
+            return self._confirm()
+        return "start", False, self._reply("already_subscribed")
 
     def _confirm(self) -> tuple[str, bool, str | None]:
         visit = next_visit(self.session, self.patient, self.now)
@@ -294,56 +350,143 @@ class _Conversation:
         if visit is not None:
             self.appointment = visit
             visit.reschedule_requested_at = self.now
+        self._flag()  # "can't come, throwing up all night" is also for a nurse
         return "reschedule", True, self._reply("reschedule")
+
+    def _reminded_visit(self) -> Appointment | None:
+        """The next visit, when the last text we sent this patient was a reminder for it, recently
+        (so "👍" or "see you then" answers it, and not a check-in or our answer to one)."""
+        visit = next_visit(self.session, self.patient, self.now)
+        if visit is None or self.checkin is not None:
+            return None
+        latest = self.session.execute(
+            select(OutboxMessage.kind, OutboxMessage.appointment_id, OutboxMessage.sent_at).where(
+                OutboxMessage.patient_id == self.patient.id, OutboxMessage.channel == "sms",
+                OutboxMessage.kind.not_in((KIND_REPLY, KIND_ALERT)), OutboxMessage.sent_at.is_not(None),
+                OutboxMessage.sent_at <= self.now)
+            .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(1)
+        ).first()
+        if latest is None or latest.kind != KIND_REMINDER or latest.appointment_id != visit.id:
+            return None
+        return visit if latest.sent_at >= self.now - REMINDER_ANSWER_WINDOW else None
+
+    # -- check-ins
 
     def _checkin_answer(self, reading: Reading) -> tuple[str, bool, str | None]:
         checkin = self.checkin
-        earlier = checkin.raw_text if checkin.status == REASKED else ""
         checkin.score = reading.score
-        checkin.note = "; ".join(part for part in (earlier.strip(), reading.note.strip()) if part)
-        checkin.raw_text = f"{earlier}\n{self.text.body}" if earlier else self.text.body
+        earlier = checkin.raw_text if checkin.status == REASKED else checkin.note
+        checkin.note = _joined(earlier, reading.note.strip())
+        checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
         checkin.inbound_message_id = self.inbound.id
         checkin.status, checkin.answered_at = ANSWERED, self.now
         self.appointment = checkin.appointment
-        return "checkin_answer", False, self._reply("checkin_thanks")
+        self.answer = {"score": reading.score, "kind": checkin.kind}
+        flagged = self._flag(questions=True)
+        if checkin.kind == "pain" and reading.score >= HIGH_PAIN:
+            self.reasons.append(f"pain {reading.score}/10")
+            self.priority, flagged = PRIORITY_FLAGGED, True
+        self._add_details(checkin)
+        if flagged:
+            return "checkin_answer", True, self._reply("flagged")
+        return "checkin_answer", False, self._reply(self._band(checkin.kind, reading.score))
+
+    def _band(self, kind: str, score: int) -> str:
+        if kind == "pain":
+            return "checkin_thanks" if score <= GOOD_PAIN else "checkin_middling"
+        if score >= GOOD_MOOD:
+            return "checkin_thanks"
+        return "checkin_middling" if score > self.settings.crisis_score_max + 1 else "checkin_low"
 
     def _checkin_unreadable(self) -> tuple[str, bool, str | None]:
         checkin = self.checkin
         self.appointment = checkin.appointment
         if checkin.status == AWAITING and not self.crisis:
             checkin.status, checkin.reasked_at = REASKED, self.now
-            checkin.raw_text, checkin.inbound_message_id = self.text.body, self.inbound.id
-            return "checkin_unreadable", False, self._reply("checkin_reask")
+            checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
+            checkin.inbound_message_id = self.inbound.id
+            return "checkin_unreadable", False, self._reply("checkin_reask" if checkin.kind != "pain"
+                                                           else "checkin_reask_pain")
         earlier = self.session.get(InboundMessage, checkin.inbound_message_id) if checkin.inbound_message_id else None
         if earlier is not None:
             earlier.needs_staff = True
         checkin.status = TO_STAFF
         checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
         checkin.inbound_message_id = self.inbound.id
+        self.reasons.append("check-in answer we could not read")
+        if self._flag(questions=True):
+            return "checkin_unreadable", True, self._reply("flagged")
         return "checkin_unreadable", True, self._reply("received")
+
+    def _checkin_text(self, kind: str) -> tuple[str, bool, str | None]:
+        """Words, not a score, while a check-in is open or just answered: staff read them now.
+
+        Side effects are added to the check-in (its details); an open check-in still takes a score."""
+        checkin = self.checkin
+        self.appointment = checkin.appointment
+        flagged = self._flag(questions=True)
+        answered = checkin.status == ANSWERED
+        if flagged or answered or self.crisis:  # what a nurse must see is kept with the check-in too
+            checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
+            checkin.note = _joined(checkin.note, self.text.body.strip())
+            self._add_details(checkin)
+        if flagged:
+            return ("checkin_details" if answered else kind), True, self._reply("flagged")
+        if answered:
+            return "checkin_details", True, self._reply("checkin_details")
+        if sounds_well(self.text.body):  # "Feeling great!": staff see it; the patient hears we're glad
+            return kind, True, self._reply("checkin_thanks")
+        return kind, True, self._reply("received")
+
+    def _add_details(self, checkin: CheckIn) -> None:
+        found = [r for r in self.reasons if r != "a question"]
+        if found:
+            checkin.details = _joined(checkin.details, "; ".join(found))
+
+    def _flag(self, dry_run: bool = False, questions: bool = False) -> bool:
+        """Side effects, a high blood pressure or (in a check-in answer) a question: a nurse reads it
+        today, and the reason is kept for staff."""
+        reasons = [r for r in flag_reasons(self.flags, self.settings) if questions or r != "a question"]
+        if reasons and not dry_run:
+            self.reasons.extend(reasons)
+            self.priority = max(self.priority, PRIORITY_FLAGGED)
+        return bool(reasons)
 
     # -- answers
 
     def _context(self) -> dict:
         if self.patient is None:
-            return {"patient": {"first_name": "", "last_name": ""}, "clinic": clinic_context(self.settings), "visit": None}
-        series = self.settings.induction_series_length
-        if self.appointment is not None and self.appointment.course is not None:
-            series = self.appointment.course.induction_sessions_planned
-        return message_context(self.settings, self.patient, self.appointment, series)
+            context = {"patient": {"first_name": "", "last_name": ""}, "clinic": clinic_context(self.settings),
+                       "visit": None}
+        else:
+            series = self.settings.induction_series_length
+            if self.appointment is not None and self.appointment.course is not None:
+                series = self.appointment.course.induction_sessions_planned
+            context = message_context(self.settings, self.patient, self.appointment, series)
+        hours = OfficeHours.from_settings(self.settings)
+        context["answer"] = {"read_when": when_read(hours, self.now, self.language),
+                             "in_office_hours": hours.is_open(self.now),
+                             "score": self.answer.get("score"),
+                             "asks": "hurt" if self.answer.get("kind") == "pain" else "mood",
+                             # side effects or a blood pressure (not only a question): "if you feel worse"
+                             "symptoms": any(r != "a question" for r in self.reasons)}
+        return context
 
     def _reply(self, name: str) -> str:
-        return self._render(f"reply_{name}.sms.j2", self._context()) or fallback_reply(name, self.settings)
+        template = localized(self.store, f"reply_{name}.sms.j2", self.language)
+        return self._render(template, self._context()) or fallback_reply(name, self.settings, self._context(),
+                                                                        self.language)
 
     def _crisis_reply(self, *, medical: bool, spanish: bool) -> str:
         """A medical emergency is answered with 911 first, a suicidal crisis with 988 first; a
         Spanish text in Spanish (with 988's Spanish option)."""
         base = "emergency" if medical else "crisis"
-        template, fallback = (f"es/reply_{base}.sms.j2", f"{base}_es") if spanish else (f"reply_{base}.sms.j2", base)
+        language = "es" if spanish else "en"
+        template = localized(self.store, f"reply_{base}.sms.j2", language)
         text = self._render(template, self._context())
         # Whatever staff made of the template, the answer carries both numbers.
         if not text or self.settings.crisis_line not in text or self.settings.emergency_number not in text:
-            return fallback_reply(fallback, self.settings)
+            return fallback_reply(base, self.settings, language=language)
         return text
 
     def _render(self, name: str, context: dict) -> str | None:
@@ -356,43 +499,114 @@ class _Conversation:
             return None
 
 
+def _joined(*parts: str) -> str:
+    return "; ".join(part for part in (p.strip() for p in parts) if part)
+
+
+def flag_reasons(flags: Flags, settings) -> list[str]:
+    """Why a text goes to the top of the staff inbox, in words staff read at a glance."""
+    reasons = []
+    high = flags.high_pressures(settings.bp_alert_systolic, settings.bp_alert_diastolic)
+    effects = list(flags.side_effects)
+    if flags.pressures and not high and "blood pressure" in effects:
+        effects.remove("blood pressure")  # a normal reading, given as asked
+    if high and "blood pressure" in effects:
+        effects.remove("blood pressure")
+    if effects:
+        reasons.append("side effects: " + ", ".join(effects))
+    if high:
+        reasons.append("blood pressure " + ", ".join(f"{s}/{d}" for s, d in high))
+    if flags.question:
+        reasons.append("a question")
+    return reasons
+
+
 FALLBACKS = {
-    "crisis": ("We're so sorry you're going through this. Please call or text {crisis} now to talk with someone, "
-               "day or night. If you are in immediate danger, call {emergency}. We have alerted {team}, "
-               "but this number is not watched around the clock."),
-    "emergency": ("This may be a medical emergency: please call {emergency} now. If you are having thoughts of "
-                  "harming yourself, call or text {crisis}, day or night. We have alerted {team}, but this number "
-                  "is not watched around the clock."),
-    "crisis_es": ("Sentimos mucho que estés pasando por esto. Llama o envía un texto al {crisis} ahora (marca 2 para "
-                  "español, o escribe AYUDA al {crisis}), de día o de noche. Si estás en peligro inmediato, llama al "
-                  "{emergency}. Avisamos a {team_es}, pero este número no se atiende las 24 horas."),
-    "emergency_es": ("Esto puede ser una emergencia médica: llama al {emergency} ahora. Si piensas en hacerte daño, "
-                     "llama o envía un texto al {crisis} (marca 2 para español). Avisamos a {team_es}, pero este "
-                     "número no se atiende las 24 horas."),
-    "stop": "{clinic}: you're unsubscribed and will get no more texts from us. Reply START to resubscribe.",
-    "start": "{clinic}: you're subscribed again. Reply HELP for help, STOP to opt out.",
-    "already_subscribed": ("{clinic}: you're subscribed to visit reminders. To confirm your visit reply C, to "
-                           "reschedule reply R. Reply HELP for help, STOP to opt out."),
-    "help": ("{clinic}: visit reminders and check-ins. Questions: call {phone}. Reply STOP to opt out. Not watched "
-             "around the clock: in a crisis call or text {crisis}, or {emergency} in an emergency."),
-    "confirmed": "Thank you: your visit is confirmed. Reply R if you need to reschedule.",
-    "no_visit": "Thank you. Someone from {clinic} will be in touch. Questions: call {phone}.",
-    "reschedule": "Thank you. Someone from {clinic} will call you to find a new time. Or call us on {phone}.",
-    "checkin_thanks": "Thank you: your answer is with your care team. In a crisis call or text {crisis}.",
-    "checkin_reask": "Sorry, we could not read a number. How is your mood, from 0 (worst) to 10 (best)?",
-    "received": ("Thank you, we have passed your message to {team}. Questions: call {phone}. Not watched "
-                 "around the clock: in a crisis call or text {crisis}, or {emergency} in an emergency."),
-    "unknown": ("Thank you for your message to {clinic}. Questions: call {phone}. Not watched around the clock: "
-                "in a crisis call or text {crisis}, or {emergency} in an emergency."),
+    "en": {
+        "crisis": ("We're so sorry you're going through this. Please call or text {crisis} now to talk with someone, "
+                   "day or night. If you are in immediate danger, call {emergency}. We have alerted {team}, "
+                   "but this number is not watched around the clock."),
+        "emergency": ("This may be a medical emergency: please call {emergency} now. If you are having thoughts of "
+                      "harming yourself, call or text {crisis}, day or night. We have alerted {team}, but this "
+                      "number is not watched around the clock."),
+        "stop": "{clinic}: you're unsubscribed and will get no more texts from us. Reply START to resubscribe.",
+        "stop_cancel": ("{clinic}: you're unsubscribed and will get no more texts from us. If you meant to cancel a "
+                        "visit, please call us on {phone}, or reply START and then R."),
+        "start": "{clinic}: you're subscribed again. Reply HELP for help, STOP to opt out.",
+        "already_subscribed": ("{clinic}: you're subscribed to visit reminders. To confirm your visit reply C, to "
+                               "reschedule reply R. Reply HELP for help, STOP to opt out."),
+        "help": ("{clinic}: visit reminders and check-ins. Questions: call {phone}. Reply STOP to opt out. Not "
+                 "watched around the clock: in a crisis call or text {crisis}, or {emergency} in an emergency."),
+        "confirmed": "Thank you, your visit is confirmed. See you then! Reply R if you need to reschedule.",
+        "no_visit": "Thank you. We couldn't find an upcoming visit for you, so someone from {clinic} will be in touch.",
+        "reschedule": "Thank you. Someone from {clinic} will call you to find a new time. Or call us on {phone}.",
+        "checkin_thanks": "Thank you, glad to hear it!",
+        "checkin_middling": ("Thank you for letting us know. If anything changes or you have a question, text us or "
+                             "call {phone}. In a crisis, call or text {crisis}."),
+        "checkin_low": ("Thank you for telling us. We're sorry today is hard. If you'd like to talk, call us on "
+                        "{phone}. In a crisis, call or text {crisis} any time."),
+        "checkin_details": "Thank you, we've added that to your check-in.",
+        "checkin_reask": "Sorry, we couldn't read a number there. From 0 (worst) to 10 (best), how is your mood today?",
+        "checkin_reask_pain": ("Sorry, we couldn't read a number there. From 0 (no pain) to 10 (worst), how is your "
+                               "pain today?"),
+        "flagged": ("Thank you for telling us. A nurse will read this {read_when}. If you feel much worse, call "
+                    "{emergency}. In a crisis, call or text {crisis}."),
+        "received": ("Thank you, we've passed your message to {team}. Questions: call {phone}. Not watched around "
+                     "the clock: in a crisis call or text {crisis}, or {emergency} in an emergency."),
+        "unknown": ("Thank you for your message to {clinic}. Questions: call {phone}. Not watched around the clock: "
+                    "in a crisis call or text {crisis}, or {emergency} in an emergency."),
+    },
+    "es": {
+        # The crisis answers keep the wording of the shipped templates es/reply_crisis|emergency.
+        "crisis": ("Sentimos mucho que estés pasando por esto. Llama o envía un texto al {crisis} ahora (marca 2 "
+                   "para español, o escribe AYUDA al {crisis}), de día o de noche. Si estás en peligro inmediato, "
+                   "llama al {emergency}. Avisamos al equipo de {clinic}, pero este número no se atiende las 24 "
+                   "horas."),
+        "emergency": ("Esto puede ser una emergencia médica: llama al {emergency} ahora. Si piensas en hacerte daño, "
+                      "llama o envía un texto al {crisis} (marca 2 para español). Avisamos al equipo de {clinic}, "
+                      "pero este "
+                      "número no se atiende las 24 horas."),
+        "stop": "{clinic}: ya no le enviaremos mensajes. Para volver a recibirlos, responda START.",
+        "stop_cancel": ("{clinic}: ya no le enviaremos mensajes. Si lo que quiere es cancelar una cita, llame al "
+                        "{phone} o responda START y luego R."),
+        "start": ("{clinic}: le volveremos a enviar recordatorios de sus citas. Responda AYUDA para ayuda o PARAR para "
+                  "no recibirlos."),
+        "already_subscribed": ("{clinic}: ya recibe nuestros recordatorios. Para confirmar su cita responda C; para "
+                               "cambiarla, R."),
+        "help": ("{clinic}: recordatorios de citas. Preguntas: llame al {phone}. Responda PARAR para no recibir "
+                 "mensajes. En una crisis llame o escriba al {crisis}; en una emergencia, al {emergency}."),
+        "confirmed": "¡Gracias! Su cita queda confirmada. Lo esperamos. Si necesita cambiarla, responda R.",
+        "no_visit": "Gracias. No encontramos su siguiente cita, asi que alguien de {clinic} le va a llamar.",
+        "reschedule": "Gracias. Alguien de {clinic} le va a llamar para buscar otra hora. O llame al {phone}.",
+        "checkin_thanks": "¡Gracias, nos alegra mucho!",
+        "checkin_middling": ("Gracias por contarnos. Si algo cambia o tiene preguntas, llame al {phone} o mande un "
+                             "mensaje. En una crisis llame o escriba al {crisis}."),
+        "checkin_low": ("Gracias por contarnos. Sentimos que hoy sea un mal momento. Si quiere hablar, llame al "
+                        "{phone}. De dia o de noche puede llamar o escribir al {crisis}."),
+        "checkin_details": "Gracias, lo añadimos a su respuesta.",
+        "checkin_reask": ("Perdone, no logramos leer la respuesta. Del 0 (muy mal) al 10 (muy bien), ¿qué tal se "
+                          "siente hoy?"),
+        "checkin_reask_pain": ("Perdone, no logramos leer la respuesta. Del 0 (nada) al 10 (el peor), ¿qué tanto le "
+                               "duele hoy?"),
+        "flagged": ("Gracias por contarnos. Una enfermera va a leer esto {read_when}. Si se siente mucho peor, llame "
+                    "al {emergency}. En una crisis llame o escriba al {crisis}."),
+        "received": ("Gracias. Pasamos su mensaje a nuestro equipo. Nadie lee estos mensajes las 24 horas: en una "
+                     "crisis llame o escriba al {crisis}; en una emergencia, al {emergency}."),
+        "unknown": ("Gracias por su mensaje a {clinic}. Preguntas: llame al {phone}. En una crisis llame o escriba al "
+                    "{crisis}; en una emergencia, al {emergency}."),
+    },
 }
 
 
-def fallback_reply(name: str, settings) -> str:
+def fallback_reply(name: str, settings, context: dict | None = None, language: str = "en") -> str:
     """The built-in answer, used when a template cannot be rendered."""
-    return FALLBACKS.get(name, FALLBACKS["received"]).format(
+    texts = FALLBACKS.get(language, FALLBACKS["en"])
+    answer = (context or {}).get("answer") or {}
+    return texts.get(name, texts["received"]).format(
         clinic=settings.clinic_name, phone=settings.clinic_phone, crisis=settings.crisis_line,
         emergency=settings.emergency_number, team=team_name(settings.clinic_name),
-        team_es=team_name_es(settings.clinic_name))
+        team_es=team_name_es(settings.clinic_name), read_when=answer.get("read_when", "as soon as the office opens"
+                                                                          if language == "en" else "en cuanto abra"))
 
 
 # ---------------------------------------------------------------- lookups
@@ -416,17 +630,37 @@ def _primary(session: Session, patients: list[Patient]) -> Patient | None:
     return max(patients, key=lambda p: (last.get(p.id) is not None, last.get(p.id) or p.created_at, -p.id))
 
 
-def open_checkin(session: Session, patient: Patient | None, now: datetime) -> CheckIn | None:
-    """The check-in this patient's next text answers, if one was asked recently."""
+def current_checkin(session: Session, patient: Patient | None, now: datetime, settings) -> CheckIn | None:
+    """The check-in this patient's next text belongs to: asked (or answered) within
+    CHECKIN_ANSWER_HOURS, with no newer text sent to the patient since it was asked.
+
+    An open one (awaiting, re-asked) takes a score; an answered one takes details."""
     if patient is None:
         return None
-    return session.scalars(
+    window = timedelta(hours=settings.checkin_answer_hours)
+    checkin = session.scalars(
         select(CheckIn)
-        .where(CheckIn.patient_id == patient.id, CheckIn.status.in_(OPEN_CHECKIN),
-               CheckIn.prompted_at >= now - CHECKIN_ANSWER_WINDOW, CheckIn.prompted_at <= now)
+        .where(CheckIn.patient_id == patient.id, CheckIn.status.in_(OPEN_CHECKIN + (ANSWERED,)),
+               CheckIn.prompted_at >= now - window, CheckIn.prompted_at <= now)
         .order_by(CheckIn.prompted_at.desc(), CheckIn.id.desc())
         .limit(1)
     ).first()
+    if checkin is None or newer_text_sent(session, patient, checkin, now):
+        return None
+    return checkin
+
+
+def newer_text_sent(session: Session, patient: Patient, checkin: CheckIn, now: datetime) -> bool:
+    """Whether a text (a reminder, another check-in, a nudge) went to the patient after the
+    check-in was asked: then the conversation has moved on, and a number is no longer its answer."""
+    return session.scalar(
+        select(OutboxMessage.id).where(
+            OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+            OutboxMessage.kind.not_in((KIND_REPLY, KIND_ALERT)),
+            OutboxMessage.sent_at > checkin.prompted_at, OutboxMessage.sent_at <= now,
+            OutboxMessage.id != (checkin.prompt_outbox_id or 0))
+        .limit(1)
+    ) is not None
 
 
 def next_visit(session: Session, patient: Patient, now: datetime) -> Appointment | None:

@@ -25,6 +25,9 @@ class InboundMessage(Base):
     classification: Mapped[str] = mapped_column(String(30), default="free_text")
     reply_body: Mapped[str | None] = mapped_column(Text)
     needs_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Rank in the staff inbox (reminders.inbound.replies PRIORITY_*), highest first, and why.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    flag_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_by: Mapped[str | None] = mapped_column(String(254))
 
@@ -42,8 +45,12 @@ class CheckIn(Base):
     prompt_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"), unique=True)
     inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(20), default="awaiting")  # awaiting|reasked|answered|to_staff
+    # What the score measures: "mood" (0 worst, 10 best) or "pain" (0 no pain, 10 worst).
+    kind: Mapped[str] = mapped_column(String(10), default="mood", server_default="mood")
     score: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str] = mapped_column(Text, default="")
+    # Side effects and red flags read from the answer and any texts after it ("headache; BP 160/100").
+    details: Mapped[str] = mapped_column(Text, default="", server_default="")
     raw_text: Mapped[str] = mapped_column(Text, default="")
     prompted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reasked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -76,3 +83,9 @@ class Escalation(Base):
     ack_note: Mapped[str] = mapped_column(Text, default="")
 
     patient: Mapped["Patient | None"] = relationship()  # noqa: F821
+
+
+def checkin_kind(appointment) -> str:
+    """What a check-in after this visit asks for: pain for a pain course, else mood."""
+    course = appointment.course if appointment is not None else None
+    return "pain" if course is not None and course.condition == "pain" else "mood"

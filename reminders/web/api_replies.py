@@ -2,7 +2,7 @@
 
 GET  /api/v1/checkins?patient_external_id=...     a patient's mood check-ins, oldest first
 GET  /api/v1/replies?patient_external_id=...      a patient's inbound texts, oldest first
-GET  /api/v1/replies?needs_staff=true             the staff inbox (not done yet), newest first
+GET  /api/v1/replies?needs_staff=true             the staff inbox (not done yet), red flags first, then newest
 GET  /api/v1/escalations[?status=open|acknowledged]   open first, newest first
 GET  /api/v1/escalations/<id>
 POST /api/v1/escalations/<id>/ack  {"by": "...", "note": "..."}   200 with the escalation; 404 unknown
@@ -44,8 +44,10 @@ def checkin_json(checkin: CheckIn) -> dict:
     return {
         "id": checkin.id,
         "status": checkin.status,
+        "kind": checkin.kind,  # "mood" (0 worst, 10 best) or "pain" (0 none, 10 worst)
         "score": checkin.score,
         "note": checkin.note,
+        "details": checkin.details,
         "raw_text": checkin.raw_text,
         "prompted_at": iso(checkin.prompted_at),
         "reasked_at": iso(checkin.reasked_at),
@@ -68,6 +70,8 @@ def inbound_json(message: InboundMessage) -> dict:
         "body": message.body,
         "classification": message.classification,
         "needs_staff": message.needs_staff,
+        "priority": message.priority,  # 2 crisis, 1 a nurse today (side effects, blood pressure, question), 0 routine
+        "flag_reason": message.flag_reason,
         "done_at": iso(message.done_at),
         "done_by": message.done_by,
         "reply": message.reply_body,
@@ -175,7 +179,9 @@ def list_replies():
         query = query.where(InboundMessage.patient_id == patient.id).order_by(InboundMessage.received_at, InboundMessage.id)
         payload["patient_external_id"] = external_id
     else:
-        query = query.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        # The staff inbox: crises, then red flags, then the rest; newest first within each.
+        query = query.order_by(InboundMessage.priority.desc(), InboundMessage.received_at.desc(),
+                               InboundMessage.id.desc())
     if needs_staff is not None:
         query = query.where(InboundMessage.needs_staff == needs_staff)
         if needs_staff:

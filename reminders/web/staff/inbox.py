@@ -1,5 +1,6 @@
 """Replies that need a person (free text, unreadable answers, reschedule requests, unknown
-numbers), and messages that did not arrive or may not have."""
+numbers), red flags first (a crisis, then side effects, high blood pressures and questions, with
+the reason), and messages that did not arrive or may not have."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
@@ -22,7 +23,8 @@ SHOW_PROBLEMS = 50
 def index():
     waiting = db().scalars(
         select(InboundMessage).where(InboundMessage.needs_staff, InboundMessage.done_at.is_(None))
-        .order_by(InboundMessage.received_at.desc()).options(selectinload(InboundMessage.patient))
+        .order_by(InboundMessage.priority.desc(), InboundMessage.received_at.desc())
+        .options(selectinload(InboundMessage.patient))
     ).all()
     done = db().scalars(
         select(InboundMessage).where(InboundMessage.needs_staff, InboundMessage.done_at.is_not(None))

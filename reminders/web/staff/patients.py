@@ -19,7 +19,7 @@ bp = Blueprint("patients", __name__, url_prefix="/patients")
 guard(bp)
 LIST_LIMIT = 200
 CSV_COLUMNS = ("patient_external_id", "prompted_at", "answered_at", "score", "side_effects_note", "status",
-               "reply_text", "visit_external_id", "visit_starts_at")
+               "reply_text", "visit_external_id", "visit_starts_at", "kind", "red_flags")
 
 
 def get_patient(patient_id: int) -> Patient:
@@ -69,7 +69,7 @@ def show(patient_id: int):
     return render_template(
         "staff/patient.html", patient=patient, courses=courses, appointments=appointments,
         no_course=[a for a in appointments if a.course_id is None], checkins=rows,
-        notes=[row for row in reversed(rows) if row.note.strip()], chart=chart,
+        notes=[row for row in reversed(rows) if row.note.strip() or row.details.strip()], chart=chart,
         timeline=queries.timeline(session, patient.id), escalations=queries.patient_escalations(session, patient.id),
         progress=lambda a: queries.progress(a, series), closable=lambda a: queries.day_has_come(a, now),
         conditions=CONDITIONS,
@@ -96,7 +96,7 @@ def export_checkins(patient_id: int):
         writer.writerow([_cell(v) for v in (
             patient.external_id, row.prompted_at and row.prompted_at.isoformat(),
             row.answered_at and row.answered_at.isoformat(), row.score, row.note, row.status, row.raw_text,
-            visit.external_id if visit else "", visit.starts_at.isoformat() if visit else "",
+            visit.external_id if visit else "", visit.starts_at.isoformat() if visit else "", row.kind, row.details,
         )])
     audit.record("export_checkins", "patient", patient.id)
     session.commit()

@@ -125,7 +125,8 @@ def checkin_time(checkin: CheckIn) -> datetime:
 
 
 def mood_points(rows: list[CheckIn]) -> list[MoodPoint]:
-    return [MoodPoint(checkin_time(row), row.score) for row in rows if row.score is not None]
+    # A pain score (0 none, 10 worst) runs the other way: it is listed, not drawn as mood.
+    return [MoodPoint(checkin_time(row), row.score) for row in rows if row.score is not None and row.kind != "pain"]
 
 
 def infusion_marks(appointments: list[Appointment], now: datetime, default_series: int) -> list[Infusion]:
