@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from reminders.channels.segments import gsm_safe, sms_length
 from reminders.models import Appointment, Patient, TemplateVersion
 from reminders.models.patients import DEFAULT_LANGUAGE
+from reminders.models.replies import checkin_kind
 from reminders.preparation import Preparation, clock, date_words, visit_times
 
 log = logging.getLogger(__name__)
@@ -504,8 +505,7 @@ def visit_context(appointment: Appointment, zone: str, series_length: int, langu
         **visit_times(appointment.starts_at, appointment.duration_minutes, zone, prep or Preparation(), language),
         # What a check-in after this visit asks: "mood", or "hurt" for a course treating pain (the
         # word itself stays off lock screens).
-        "checkin_asks": "hurt" if appointment.course is not None and appointment.course.condition == "pain"
-        else "mood",
+        "checkin_asks": "hurt" if checkin_kind(appointment) == "pain" else "mood",
     }
 
 

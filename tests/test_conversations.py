@@ -361,7 +361,7 @@ class TestSpanish:
     def test_si_confirms_for_a_subscribed_patient(self, twilio, reminded, session, word):
         speaks(session, "es")
         reply = answer(twilio.sms(word))
-        assert reply.startswith("¡Gracias, Maya! Su cita de las 10:00 AM queda confirmada")
+        assert reply.startswith("¡Gracias, Maya! Su cita del ") and "a las 10:00 a. m. queda confirmada" in reply
         assert visit(session).status == "confirmed" and not person(session).sms_opted_out
 
     def test_cambiar_asks_for_a_new_time(self, twilio, reminded, session):

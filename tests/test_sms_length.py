@@ -16,7 +16,7 @@ import pytest
 
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
-from reminders.rendering import SMS_SEGMENTS, TemplateStore, message_context, render
+from reminders.rendering import SMS_SEGMENTS, TemplateStore, message_context, render, sample_context
 
 TEMPLATES = Settings().templates_dir
 STORE = TemplateStore(TEMPLATES)
@@ -24,10 +24,8 @@ SMS_TEMPLATES = sorted(
     str(path.relative_to(TEMPLATES))
     for path in [*TEMPLATES.glob("*.sms.j2"), *TEMPLATES.glob("*/*.sms.j2")]
 )
-# Over the limit today (with a long clinic name) and owned by another change; remove once fixed.
-KNOWN_LONG = {
-    "es/reply_crisis.sms.j2": "the Spanish crisis answer is being rewritten with the replies work (issue 9 part 1)",
-}
+# Texts allowed over two segments, with the reason (none today).
+KNOWN_LONG: dict[str, str] = {}
 
 
 def patient(**fields):
@@ -76,7 +74,12 @@ def rendered(name: str, sample: str) -> str:
     settings, person, appointment = SAMPLES[sample]
     person.language = name.split("/")[0] if "/" in name else "en"
     store = TemplateStore(settings.templates_dir)
-    return render(store, name, message_context(settings, person, appointment, 6))
+    context = message_context(settings, person, appointment, 6)
+    if name.split("/")[-1].startswith("reply_"):
+        # An answer to the patient's own text also knows what was read in it and when a nurse
+        # reads it; the sample's is the longer case (after hours, a weekday named).
+        context["answer"] = sample_context(settings)["answer"]
+    return render(store, name, context)
 
 
 def test_the_glob_finds_both_languages():
@@ -135,7 +138,7 @@ def test_the_welcome_says_who_how_often_help_stop_and_rates():
 
 PRIVATE_WORDS = re.compile(
     r"ketamin|esketamin|spravato|depres|ptsd|tept|ocd|toc\b|bipolar|anxi|ansiedad|suicid|psiqui|psychiatr|mental|"
-    r"diagn|dolor|pain", re.IGNORECASE)
+    r"diagn|dolor(?! de cabeza)|pain", re.IGNORECASE)
 
 
 @pytest.mark.parametrize("name", SMS_TEMPLATES)

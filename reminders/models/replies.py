@@ -87,5 +87,5 @@ class Escalation(Base):
 
 def checkin_kind(appointment) -> str:
     """What a check-in after this visit asks for: pain for a pain course, else mood."""
-    course = appointment.course if appointment is not None else None
+    course = getattr(appointment, "course", None)
     return "pain" if course is not None and course.condition == "pain" else "mood"
