@@ -46,6 +46,10 @@ def went(session, **where) -> list[tuple[str, str, str]]:
             for row in sorted(rows, key=lambda row: (row.sent_at, row.id))]
 
 
+def number_id(session, external_id: str) -> int:
+    return session.scalar(select(Appointment.id).where(Appointment.external_id == external_id))
+
+
 def texts_per_day(session) -> Counter:
     return Counter(row.sent_at.astimezone(NY).date() for row in outbox(session, channel="sms")
                    if row.status in ("sent", "delivered") and row.kind in ("checkin", "nudge"))
@@ -265,6 +269,32 @@ class TestOneNonUrgentTextADay:
             == at("2026-12-11T10:00:00-05:00")
         a2_checkin = [r for r in outbox(session, rule="checkin_day_after") if r.appointment_id != nudge.appointment_id][0]
         assert a2_checkin.due_at == at("2026-12-12T10:00:00-05:00")
+
+    def test_a_visit_that_moves_another_planned_earlier_in_the_same_pass_is_planned_again_once(
+            self, settings, session, monkeypatch):
+        # Both visits are new in the same pass: a1 plans its nudge for Saturday, then a2 takes
+        # Saturday for its check-in and marks a1 again, which must be planned again and cleared
+        # (a visit left marked would be selected again and again: a pass that never ends).
+        from reminders.planning import planner
+
+        plans = Counter()
+        plan = planner.plan_appointment
+
+        def counted(session, appointment, rs, now):
+            plans[appointment.external_id] += 1
+            assert plans[appointment.external_id] <= 5, "the same visit planned over and over in one pass"
+            return plan(session, appointment, rs, now)
+
+        monkeypatch.setattr(planner, "plan_appointment", counted)
+        book(session, starts_at="2026-12-10T10:00:00-05:00", appointment="a1", status="completed")
+        book(session, starts_at="2026-12-11T15:00:00-05:00", appointment="a2")
+        tick(settings, "2026-12-10T12:00:00-05:00")
+        assert plans == {"a1": 2, "a2": 1}
+        session.expire_all()
+        assert not session.scalars(select(Appointment).where(Appointment.needs_planning)).all()
+        # Saturday holds a2's check-in, Sunday a2's own nudge: a1's nudge goes on Monday.
+        assert outbox(session, rule="rebook_nudge", appointment_id=number_id(session, "a1"))[0].due_at \
+            == at("2026-12-14T10:00:00-05:00")
 
     def test_reminders_are_never_moved(self, settings, session):
         book(session, starts_at="2026-12-10T10:00:00-05:00", appointment="a1", status="completed")

@@ -269,6 +269,10 @@ def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int =
             .order_by(Appointment.id)
             .limit(batch)
             .with_for_update(skip_locked=True, of=Appointment)
+            # Planning one visit can mark another for planning with a plain UPDATE (one text a
+            # day): reload what the session holds, or a visit marked after it was planned in this
+            # pass would look already planned, never be cleared, and be selected forever.
+            .execution_options(populate_existing=True)
         ).all()
         if not appointments:
             return created
