@@ -157,8 +157,17 @@ def outbox_lines(home: Path) -> list[dict]:
 
 
 def patient_texts(home: Path, at_least: int = 0) -> list[dict]:
-    texts = [m for m in outbox_lines(home) if m["to"].startswith("+1202555000")]
+    """The reminders that went to patients (each patient's welcome text, its own message, aside)."""
+    texts = [m for m in outbox_lines(home) if m["to"].startswith("+1202555000") and not is_welcome(m)]
     return texts if len(texts) >= at_least else []
+
+
+def is_welcome(message: dict) -> bool:
+    return "Msg & data rates may apply" in message["body"]
+
+
+def welcomes(home: Path) -> list[str]:
+    return sorted(m["to"] for m in outbox_lines(home) if m["to"].startswith("+1202555000") and is_welcome(m))
 
 
 def staff_alerts(home: Path) -> list[dict]:
@@ -231,6 +240,7 @@ def test_reminders_run_alone_sends_due_reminders_once_and_alerts_staff_about_a_c
     finally:
         stop_run(process)
     assert sorted(m["to"] for m in patient_texts(tmp_path)) == ["+12025550000", "+12025550001", "+12025550002"]
+    assert welcomes(tmp_path) == ["+12025550000", "+12025550001", "+12025550002"]  # once each
 
 
 def test_reminders_run_with_redis_sends_through_its_celery_worker_and_alerts_staff(tmp_path):
