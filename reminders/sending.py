@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from reminders.calendar import visit_ics
 from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
@@ -19,16 +19,18 @@ from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
 from reminders.models.outbox import (
-    CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, PLANNED, SENT, SKIPPED, UNKNOWN,
+    CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, PLANNED, SENDING, SENT, SKIPPED, UNKNOWN,
 )
-from reminders.planning.dispatcher import claim_for_sending
+from reminders.planning.dispatcher import claim_for_sending, claim_many_for_sending
 from reminders.planning.planner import appointment_key, insert_ignoring_duplicates
 from reminders.logs import patient_values, sensitive
 from reminders.planning.rules import (
     REMINDER, Rule, RuleSettings, SendFacts, backoff, delivery_deadline, gave_up_reason, reason_not_to_send,
     retry_delay, retry_time, rules_by_name,
 )
-from reminders.provider_health import RETRYING, gate, record_failure, record_success, release_probe
+from reminders.provider_health import (
+    RETRYING, breaker, breakers, gate, hold_reason, record_failure, record_success, release_probe,
+)
 from reminders.rendering import SUFFIXES, TemplateStore, flag_failures, message_context, render
 
 log = logging.getLogger(__name__)
@@ -62,39 +64,141 @@ class Sender:
                 return passage
             if not claim_for_sending(session, outbox_id, now):
                 return "not_claimed"
-            row = session.get(OutboxMessage, outbox_id)
-            patient = session.get(Patient, row.patient_id) if row.patient_id else None
-            # Whatever fails below, the log shows none of this patient's details or the text.
-            with sensitive(*patient_values(patient), row.to_address, row.body):
-                try:
-                    outcome = self._send_claimed(session, row, now, provider_healthy=healthy)
-                except _AfterHandOver as after:
-                    session.rollback()
-                    row = session.get(OutboxMessage, outbox_id)
-                    with sensitive(row.to_address, row.body, row.subject):
-                        log.exception("outbox %s: error after the message was handed to the provider", outbox_id)
-                    outcome = self._settle_after_hand_over(session, row, after.receipt, now)
-                except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
-                    session.rollback()
-                    row = session.get(OutboxMessage, outbox_id)
-                    with sensitive(row.to_address, row.body, row.subject):
-                        log.exception("outbox %s: unexpected error while sending", outbox_id)
-                    outcome = self._retry_or_fail(session, row, now,
-                                                  f"internal error: {type(exc).__name__} (see the service log)",
-                                                  code="internal")
-                if passage == "probe":
-                    release_probe(session, row.channel, outbox_id, now)  # unless the provider answered
-                session.commit()
-            return outcome
+            return self._send_one_claimed(session, outbox_id, now, healthy, probe=passage == "probe")
 
-    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime, *,
-                      provider_healthy: bool = False) -> str:
+    def _send_one_claimed(self, session: Session, outbox_id: int, now: datetime, healthy: bool,
+                          probe: bool = False, store: TemplateStore | None = None) -> str:
+        row = session.get(OutboxMessage, outbox_id)
         patient = session.get(Patient, row.patient_id) if row.patient_id else None
-        appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
-        rules = rules_by_name(self.rule_settings)
+        # Whatever fails below, the log shows none of this patient's details or the text.
+        with sensitive(*patient_values(patient), row.to_address, row.body):
+            try:
+                outcome = self._send_claimed(session, row, now, provider_healthy=healthy, store=store)
+            except _AfterHandOver as after:
+                outcome = self._after_hand_over_failed(session, outbox_id, after, now)
+            except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
+                outcome = self._internal_error(session, outbox_id, exc, now)
+            if probe:
+                release_probe(session, row.channel, outbox_id, now)  # unless the provider answered
+            session.commit()
+        return outcome
 
+    def _after_hand_over_failed(self, session: Session, outbox_id: int, after: "_AfterHandOver", now: datetime) -> str:
+        session.rollback()
+        row = session.get(OutboxMessage, outbox_id)
+        with sensitive(row.to_address, row.body, row.subject):
+            log.exception("outbox %s: error after the message was handed to the provider", outbox_id)
+        return self._settle_after_hand_over(session, row, after.receipt, now)
+
+    def _internal_error(self, session: Session, outbox_id: int, exc: Exception, now: datetime) -> str:
+        session.rollback()
+        row = session.get(OutboxMessage, outbox_id)
+        with sensitive(row.to_address, row.body, row.subject):
+            log.exception("outbox %s: unexpected error while sending", outbox_id)
+        return self._retry_or_fail(session, row, now, f"internal error: {type(exc).__name__} (see the service log)",
+                                   code="internal")
+
+    # ------------------------------------------------------------------ batches
+
+    def send_batch(self, outbox_ids: list[int], now: datetime) -> list[str]:
+        """Send a batch of queued rows; the outcome of each, in the order given.
+
+        One claim for the batch, a few set-based reads, every rendered text written in one
+        commit before the first provider call, then one commit per message sent. A row whose
+        channel is paused (its provider failing) goes through `send`, one by one, where the
+        breaker decides (probe, hold, give up)."""
+        if not outbox_ids:
+            return []
+        outcomes: dict[int, str] = {}
+        with self.sessions() as session:
+            state = breakers(session)
+            kinds = dict(session.execute(select(OutboxMessage.id, OutboxMessage.channel)
+                                         .where(OutboxMessage.id.in_(outbox_ids))
+                                         .where(OutboxMessage.kind != KIND_ALERT)).all())
+            one_by_one = [i for i in outbox_ids if kinds.get(i) in state and state[kinds[i]].is_open]
+            together = [i for i in outbox_ids if i not in set(one_by_one)]
+            claimed = claim_many_for_sending(session, together, now)
+            for outbox_id in together:
+                if outbox_id not in claimed:
+                    outcomes[outbox_id] = "not_claimed"
+            if claimed:
+                healthy = {channel: not (b.is_open or b.consecutive_failures) for channel, b in state.items()}
+                outcomes.update(self._send_claimed_batch(session, claimed, now, healthy))
+        for outbox_id in one_by_one:
+            outcomes[outbox_id] = self.send(outbox_id, now)
+        return [outcomes.get(outbox_id, "not_claimed") for outbox_id in outbox_ids]
+
+    def _send_claimed_batch(self, session: Session, ids: list[int], now: datetime,
+                            healthy: dict[str, bool]) -> dict[int, str]:
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)).all()
+        order = {outbox_id: n for n, outbox_id in enumerate(ids)}
+        rows = sorted(rows, key=lambda r: order[r.id])
+        patients = _by_id(session, Patient, {r.patient_id for r in rows})
+        appointments = _by_id(session, Appointment, {r.appointment_id for r in rows},
+                              selectinload(Appointment.course))
+        facts = _BatchFacts.read(session, rows, appointments.values(), now)
+        store = TemplateStore(self.settings.templates_dir, session)  # the versions checked once for the batch
+        outcomes: dict[int, str] = {}
+        ready: list[tuple[OutboxMessage, Patient | None, OutgoingMessage, bool]] = []
+        welcoming: set[int] = set()  # patients whose welcome goes with a text of this batch
+        later: list[int] = []  # their other rows: sent on their own once the welcome is recorded
+        try:
+            for row in rows:
+                patient, appointment = patients.get(row.patient_id), appointments.get(row.appointment_id)
+                if patient is not None and patient.id in welcoming:
+                    later.append(row.id)
+                    continue
+                with sensitive(*patient_values(patient), row.to_address, row.body):
+                    try:
+                        prepared = self._prepare(session, store, row, patient, appointment, now, facts)
+                    except DeliveryError as error:
+                        outcomes[row.id] = self._delivery_failed(session, row, patient, error, now)
+                        continue
+                    if isinstance(prepared, str):
+                        outcomes[row.id] = prepared
+                    else:
+                        ready.append((row, patient, *prepared))
+                        if prepared[1]:
+                            welcoming.add(patient.id)
+            flag_failures(session, store, now)
+            session.commit()  # every row says what is going out before the provider is asked
+        except Exception:  # noqa: BLE001 - one row's trouble must not cost the others: one by one
+            session.rollback()
+            log.exception("a batch of %s row(s) could not be prepared together; sending them one by one", len(rows))
+            return {outbox_id: self._send_one_claimed(session, outbox_id, now, False) for outbox_id in ids}
+
+        paused: set[str] = set()
+        for row, patient, message, welcomed in ready:
+            if row.channel in paused and row.kind != KIND_ALERT:
+                outcomes[row.id] = _hold(session, row, now)
+                continue
+            with sensitive(*patient_values(patient), message.to, message.body, message.subject):
+                try:
+                    outcome = self._hand_over(session, row, patient, message, welcomed, now,
+                                              healthy.get(row.channel, False))
+                except _AfterHandOver as after:
+                    outcome = self._after_hand_over_failed(session, row.id, after, now)
+                except Exception as exc:  # noqa: BLE001 - recorded on this row; the batch goes on
+                    outcome = self._internal_error(session, row.id, exc, now)
+                session.commit()
+            outcomes[row.id] = outcome
+            if outcome == "sent":
+                healthy[row.channel] = True
+            elif outcome == "retrying":
+                healthy[row.channel] = False
+                state = breaker(session, row.channel)
+                if state is not None and state.is_open:
+                    paused.add(row.channel)  # the rest of the batch waits with the others
+        for outbox_id in later:
+            outcomes[outbox_id] = self._send_one_claimed(session, outbox_id, now, False, store=store)
+        return outcomes
+
+    def _prepare(self, session: Session, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
+                 appointment: Appointment | None, now: datetime, facts: "_BatchFacts | None" = None):
+        """Decide whether a claimed row still goes, and render it: an outcome (skipped, deferred)
+        or (the message, whether the patient's welcome went with it)."""
         if row.kind not in UNGATED_KINDS:
-            reason = self._reason_not_to_send(session, row, appointment, now)
+            reason = self._reason_not_to_send(session, row, appointment, now, facts)
             if reason:
                 return self._finish_unsent(row, reason, now)
             if row.channel == "sms" and patient is not None and patient.sms_opted_out:
@@ -106,15 +210,31 @@ class Sender:
                 row.status, row.due_at = PLANNED, quiet.next_allowed(now, zone)
                 row.status_reason = "waiting for the end of quiet hours"
                 return "deferred"
+        message, welcomed = self._render_row(store, row, patient, appointment)
+        row.to_address, row.subject, row.body = message.to, message.subject, message.body
+        if row.channel == "sms":
+            row.segments = sms_length(message.body).segments
+        return message, welcomed
 
-        store = TemplateStore(self.settings.templates_dir, session)
+    def _render_row(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
+                    appointment: Appointment | None) -> tuple[OutgoingMessage, bool]:
+        """The message one row sends: (the message, whether the patient's welcome is in it)."""
+        rules = rules_by_name(self.rule_settings)
         message = self._compose(store, row, patient, appointment, rules.get(row.rule))
         welcomed = row.channel == "sms" and patient is not None and patient.welcomed_at is None and row.kind not in UNGATED_KINDS
         if welcomed:
             message = _with_body(message, render(store, WELCOME_TEMPLATE, message_context(self.settings, patient, None, 0)) + "\n" + message.body)
-        row.to_address, row.subject, row.body = message.to, message.subject, message.body
-        if row.channel == "sms":
-            row.segments = sms_length(message.body).segments
+        return message, welcomed
+
+    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime, *,
+                      provider_healthy: bool = False, store: TemplateStore | None = None) -> str:
+        patient = session.get(Patient, row.patient_id) if row.patient_id else None
+        appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
+        store = store or TemplateStore(self.settings.templates_dir, session)
+        prepared = self._prepare(session, store, row, patient, appointment, now)
+        if isinstance(prepared, str):
+            return prepared
+        message, welcomed = prepared
         flag_failures(session, store, now)  # a staff template that failed: the default went, admins see it
         session.commit()  # the row says what is going out before the provider is asked
 
@@ -164,17 +284,23 @@ class Sender:
         row.status_reason = "an unexpected error during the send; check before resending"
         return "unknown"
 
-    def _reason_not_to_send(self, session: Session, row: OutboxMessage, appointment: Appointment | None, now: datetime) -> str | None:
+    def _reason_not_to_send(self, session: Session, row: OutboxMessage, appointment: Appointment | None,
+                            now: datetime, facts: "_BatchFacts | None" = None) -> str | None:
         if appointment is None:
             return None
-        facts = SendFacts(
+        if facts is not None:
+            next_start, superseded = facts.next_visit_start(appointment), facts.superseded(row)
+        else:
+            next_start = _next_visit_start(session, appointment)
+            superseded = row.kind == REMINDER and _superseded(session, row, now)
+        facts_now = SendFacts(
             status=appointment.status,
             starts_at=appointment.starts_at,
-            next_visit_starts_at=_next_visit_start(session, appointment),
-            superseded=row.kind == REMINDER and _superseded(session, row, now),
+            next_visit_starts_at=next_start,
+            superseded=superseded,
             overdue_by=now - row.planned_for,
         )
-        return reason_not_to_send(row.kind, row.rule, facts, now)
+        return reason_not_to_send(row.kind, row.rule, facts_now, now)
 
     def _compose(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
                  appointment: Appointment | None, rule: Rule | None) -> OutgoingMessage:
@@ -280,6 +406,65 @@ class _AfterHandOver(Exception):
     def __init__(self, receipt: Receipt | None):
         super().__init__("error after the provider was called")
         self.receipt = receipt
+
+
+def _by_id(session: Session, model, ids: set, *options) -> dict:
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    return {obj.id: obj for obj in session.scalars(select(model).where(model.id.in_(ids)).options(*options))}
+
+
+def _hold(session: Session, row: OutboxMessage, now: datetime) -> str:
+    """The provider paused mid-batch: the row goes back to wait with the others, its try not counted."""
+    session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.status == SENDING)
+        .values(status=PLANNED, status_reason=hold_reason(row.channel), attempts=OutboxMessage.attempts - 1,
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    session.expire(row)
+    return "held"
+
+
+@dataclass
+class _BatchFacts:
+    """The re-check facts of a batch, read in two queries instead of two per row."""
+
+    visits_by_patient: dict[int, list[tuple[datetime, int]]]
+    later_reminders: dict[tuple[int, str], list[tuple[datetime, int]]]
+
+    @classmethod
+    def read(cls, session: Session, rows, appointments, now: datetime) -> "_BatchFacts":
+        patient_ids = {a.patient_id for a in appointments}
+        visits: dict[int, list[tuple[datetime, int]]] = {}
+        if patient_ids:
+            for patient_id, starts_at, appointment_id in session.execute(
+                    select(Appointment.patient_id, Appointment.starts_at, Appointment.id)
+                    .where(Appointment.patient_id.in_(patient_ids), Appointment.status != "canceled")):
+                visits.setdefault(patient_id, []).append((starts_at, appointment_id))
+        reminders: dict[tuple[int, str], list[tuple[datetime, int]]] = {}
+        appointment_ids = {r.appointment_id for r in rows if r.kind == REMINDER and r.appointment_id is not None}
+        if appointment_ids:
+            for appointment_id, channel, planned_for, outbox_id in session.execute(
+                    select(OutboxMessage.appointment_id, OutboxMessage.channel, OutboxMessage.planned_for, OutboxMessage.id)
+                    .where(OutboxMessage.appointment_id.in_(appointment_ids), OutboxMessage.kind == REMINDER,
+                           OutboxMessage.planned_for <= now, OutboxMessage.status.not_in((CANCELED, SKIPPED)))):
+                reminders.setdefault((appointment_id, channel), []).append((planned_for, outbox_id))
+        return cls(visits, reminders)
+
+    def next_visit_start(self, appointment: Appointment) -> datetime | None:
+        later = [starts for starts, other in self.visits_by_patient.get(appointment.patient_id, ())
+                 if other != appointment.id and starts > appointment.starts_at]
+        return min(later, default=None)
+
+    def superseded(self, row: OutboxMessage) -> bool:
+        """As `_superseded`: a later reminder of the same visit and channel is due too."""
+        if row.kind != REMINDER:
+            return False
+        return any(other != row.id and planned > row.planned_for
+                   for planned, other in self.later_reminders.get((row.appointment_id, row.channel), ()))
 
 
 def _with_body(message: OutgoingMessage, body: str) -> OutgoingMessage:
