@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from reminders.calendar import visit_ics
 from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
@@ -255,15 +256,16 @@ class Sender:
         try:
             if not provider_healthy:  # a failure recorded meanwhile is reset by the next success
                 record_success(session, row.channel, now)
-            row.status, row.status_reason, row.sent_at = SENT, None, now
-            row.provider_id, row.provider_status = receipt.provider_id, receipt.status
-            row.error_code = row.error_message = None
+            # Plain UPDATEs (no unit of work to flush): this runs once per message sent.
+            _record(session, row, OutboxMessage, status=SENT, status_reason=None, sent_at=now,
+                    provider_id=receipt.provider_id, provider_status=receipt.status,
+                    error_code=None, error_message=None, updated_at=now)
             if welcomed:
-                patient.welcomed_at = now
+                _record(session, patient, Patient, welcomed_at=now)
             if row.kind == KIND_CHECKIN and patient is not None:
                 session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
                                     prompt_outbox_id=row.id, status="awaiting", prompted_at=now))
-            session.flush()
+                session.flush()
         except Exception as exc:  # noqa: BLE001 - the provider has it: whatever failed here, never send again
             raise _AfterHandOver(receipt) from exc
         log.info("outbox %s: sent %s %s via %s", row.id, row.rule, row.kind, row.channel)
@@ -406,6 +408,14 @@ class _AfterHandOver(Exception):
     def __init__(self, receipt: Receipt | None):
         super().__init__("error after the provider was called")
         self.receipt = receipt
+
+
+def _record(session: Session, obj, model, **values) -> None:
+    """UPDATE one row by id, and let the loaded object show the same values without a reload."""
+    session.execute(update(model).where(model.id == obj.id).values(**values)
+                    .execution_options(synchronize_session=False))
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
 
 
 def _by_id(session: Session, model, ids: set, *options) -> dict:
