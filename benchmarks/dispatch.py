@@ -187,13 +187,15 @@ def paced(args) -> None:
     due = args.due if args.due_given else int(args.rate * args.seconds)
     with FakeTwilio() as twilio:
         twilio.enforce_rate(args.rate)
-        seconds, summary = project_round(args.database_url, twilio, due, sms_per_second=args.rate)
+        seconds, summary = project_round(args.database_url, twilio, due, sms_per_second=args.rate,
+                                         redis_url=args.redis_url)
         accepted = [m["received_at"] for m in twilio.messages]
-        refused = sum(1 for r in twilio.requests if r.get("answered") == 429)
+        refused = twilio.rate_limited
     span = (max(accepted) - min(accepted)).total_seconds()
     held = (len(accepted) - 1) / span if span > 0 else float("inf")
     load_avg = os.getloadavg()
-    print(f"\n{due:,} SMS due, pace set to {args.rate:g}/s, load average {load_avg[0]:.2f} on {os.cpu_count()} CPU(s)\n")
+    bucket = "Redis" if args.redis_url else "in-process"
+    print(f"\n{due:,} SMS due, pace set to {args.rate:g}/s ({bucket} bucket), load average {load_avg[0]:.2f} on {os.cpu_count()} CPU(s)\n")
     print("| measure | configured | held over the run | off by | 429 answers |")
     print("|---|---|---|---|---|")
     print(f"| paced pass, {due:,} SMS | {args.rate:g} msg/s | {held:.2f} msg/s ({seconds:.1f} s in all) "
@@ -207,6 +209,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--rate", type=float, default=None, help="measure pacing at this many msg/s")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
+                        help="with --rate: the shared bucket ('' for the in-process one)")
     parser.add_argument("--seconds", type=float, default=20.0, help="with --rate: about how long to send")
     args = parser.parse_args()
     args.due_given = args.due is not None

@@ -244,6 +244,8 @@ class Sender:
 
     def _hand_over(self, session: Session, row: OutboxMessage, patient: Patient | None, message: OutgoingMessage,
                    welcomed: bool, now: datetime, provider_healthy: bool) -> str:
+        if row.kind in UNGATED_KINDS:
+            message = replace(message, urgent=True)  # paced ahead of reminders (reminders.pacing)
         try:
             receipt = self.channels[row.channel].send(message)
         except DeliveryError as error:

@@ -15,6 +15,7 @@ from twilio.rest import Client
 
 from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
 from reminders.config import Settings
+from reminders.pacing import pacer_for
 
 log = logging.getLogger("reminders.channels.sms")
 
@@ -95,6 +96,7 @@ class TwilioSMS:
             client.api.base_url = settings.twilio_api_base_url.rstrip("/")
             client.edge = client.region = None
         self._messages = client.api.v2010.account.messages
+        self._pacer = pacer_for(settings)
 
     def send(self, message: OutgoingMessage) -> Receipt:
         sender = (
@@ -103,12 +105,15 @@ class TwilioSMS:
             else {"from_": self._sender}
         )
         extra = {"status_callback": message.status_callback} if message.status_callback else {}
+        self._pacer.wait_for_slot(urgent=message.urgent)
         try:
             sent = self._messages.create(to=message.to, body=message.body, **sender, **extra)
         except TwilioException as exc:
             error = _sorted(exc, message)
             if not error.permanent:
                 error.retry_after = retry_after_seconds(self._http.last_headers().get("Retry-After"))
+                if error.retry_after:
+                    self._pacer.pause(error.retry_after)  # every process holds this sender back
             raise error from exc
         except requests.RequestException as exc:
             log.warning("SMS %s to %s: no answer from Twilio (%s)",
