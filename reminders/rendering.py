@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.bccache import BytecodeCache
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, event, func, select, update
 from sqlalchemy.orm import Session
 
 from reminders.channels.segments import gsm_safe
@@ -152,6 +152,7 @@ class _SharedTemplates:
 
     def __init__(self, store: TemplateStore, marker: tuple | None):
         self.marker = marker
+        self.checked_at = time.monotonic()
         self.templates_dir = store.templates_dir
         self.overrides = _read_overrides(store.session)
         # The loaders read through a store of their own, without a session (the overrides are read).
@@ -161,6 +162,10 @@ class _SharedTemplates:
         self.default_environment = environment(_DefaultsOnly(reader))
 
 
+# A busy webhook need not ask the database on every text: the versions are looked at again after
+# this long, and at once after any change made through this process (`_template_versions_changed`).
+# Another process (a worker) picks a staff edit up within this many seconds.
+VERSIONS_CHECK_SECONDS = 2.0
 _shared_lock = threading.Lock()
 _shared_by_database: dict[tuple[str, str], _SharedTemplates] = {}
 
@@ -168,15 +173,40 @@ _shared_by_database: dict[tuple[str, str], _SharedTemplates] = {}
 def _shared_templates(store: TemplateStore) -> _SharedTemplates:
     database = str(store.session.get_bind().url) if store.session is not None else ""
     key = (str(store.templates_dir), database)
-    marker = versions_marker(store.session)
     shared = _shared_by_database.get(key)
-    if shared is None or shared.marker != marker:
+    if shared is not None and time.monotonic() - shared.checked_at < VERSIONS_CHECK_SECONDS:
+        return shared
+    marker = versions_marker(store.session)
+    if shared is not None and shared.marker == marker:
+        shared.checked_at = time.monotonic()
+    else:
         shared = _SharedTemplates(store, marker)
         with _shared_lock:
             if len(_shared_by_database) > 50:  # tests make a database each; a clinic has one
                 _shared_by_database.clear()
             _shared_by_database[key] = shared
     return shared
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _template_versions_changed(state) -> None:
+    """An UPDATE or DELETE of template versions in this process (a save, a revert, a failure
+    flagged): the next store looks at the versions again instead of trusting the last look."""
+    if (state.is_update or state.is_delete or state.is_insert) and state.bind_mapper is not None \
+            and state.bind_mapper.class_ is TemplateVersion:
+        _versions_look_again()
+
+
+@event.listens_for(TemplateVersion, "after_insert")
+@event.listens_for(TemplateVersion, "after_update")
+@event.listens_for(TemplateVersion, "after_delete")
+def _template_version_flushed(_mapper, _connection, _target) -> None:
+    _versions_look_again()
+
+
+def _versions_look_again() -> None:
+    for shared in list(_shared_by_database.values()):
+        shared.checked_at = float("-inf")
 
 
 def forget_compiled_templates() -> None:
