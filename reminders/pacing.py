@@ -12,8 +12,11 @@ what the provider sees never runs ahead of the rate.
 Urgent messages (staff crisis alerts, answers to a patient) go ahead of reminders: an urgent
 sender waiting for a slot marks the bucket, and reminders stand back until it has gone.
 
-A 429 with Retry-After pauses the sender (`pause`): every process waits that long before its
-next message, instead of each finding out with a refused request of its own.
+A 429 with Retry-After is not handled here: the provider breaker (reminders.provider_health)
+holds the channel's rows for that long, for every process, and a batch in hand stops at once
+(reminders.sending). `pause` holds a sender in the bucket itself, in real time; a message that
+would wait longer than LONGEST_SLOT_WAIT for its slot is handed back as a transient failure
+instead of holding its worker.
 """
 from __future__ import annotations
 
@@ -31,6 +34,17 @@ TOLL_FREE = re.compile(r"^\+18(00|33|44|55|66|77|88)\d{7}$")
 SHORT_CODE = re.compile(r"^\d{5,6}$")
 URGENT_MARK_SECONDS = 5.0  # an urgent waiter's mark outlives it by at most this (a process that died)
 LONGEST_WAIT = 3600.0
+# One message never waits longer than this for its slot (a sender paused by Retry-After): it is
+# handed back as a transient failure, to be retried, rather than holding a worker's task.
+LONGEST_SLOT_WAIT = 30.0
+
+
+class SenderPaused(Exception):
+    """The sender's next slot is further away than a message may wait for it."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the sender is paused for {seconds:.0f} s")
+        self.seconds = seconds
 # A slot taken a little late (the sleep overshot) may be made up, up to this part of an interval,
 # so the rate held is the rate set, not a little under it; at most that much burst after a pause.
 CATCH_UP = 0.25
@@ -143,8 +157,9 @@ class Pacer:
             raise ValueError("a sending rate must be above 0 messages a second")
         self.bucket, self.rate, self.sender, self.sleep = bucket, rate, sender, sleep
 
-    def wait_for_slot(self, urgent: bool = False) -> float:
-        """Block until this sender may send one message. Returns the seconds waited."""
+    def wait_for_slot(self, urgent: bool = False, longest: float = LONGEST_SLOT_WAIT) -> float:
+        """Block until this sender may send one message. Returns the seconds waited; raises
+        SenderPaused, before sleeping, when that would be longer than `longest`."""
         waited = 0.0
         while True:
             try:
@@ -156,7 +171,8 @@ class Pacer:
                 continue
             if wait <= 0:
                 return waited
-            wait = min(wait, LONGEST_WAIT)
+            if waited + wait > longest:
+                raise SenderPaused(wait)
             self.sleep(wait)
             waited += wait
 

@@ -7,6 +7,7 @@ dies after that leaves the row in `sending`, which the sweep turns into `unknown
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 # Staff alerts and direct replies are about a person now: no quiet hours, no visit checks.
 UNGATED_KINDS = (KIND_ALERT, KIND_REPLY)
 WELCOME_TEMPLATE = "welcome.sms.j2"
+# The longest a batch hands messages over (pacing makes them wait); well inside a task's limit.
+BATCH_SECONDS = 60.0
 
 
 __all__ = ["Sender", "backoff", "fall_back_to_email", "retry_delay"]
@@ -169,9 +172,15 @@ class Sender:
             return {outbox_id: self._send_one_claimed(session, outbox_id, now, False) for outbox_id in ids}
 
         paused: set[str] = set()
+        # Paced at a long code's 1 a second, a batch could outlast its task's time limit: what is
+        # left after BATCH_SECONDS goes back, due, to the next round (or the next pass).
+        deadline, handed = time.monotonic() + BATCH_SECONDS, 0
         for row, patient, message, welcomed in ready:
             if row.channel in paused and row.kind != KIND_ALERT:
-                outcomes[row.id] = _hold(session, row, now)
+                outcomes[row.id] = _hold(session, row, now, hold_reason(row.channel))
+                continue
+            if handed and time.monotonic() > deadline and row.kind != KIND_ALERT:
+                outcomes[row.id] = _hold(session, row, now, "waiting for the sending number's pace")
                 continue
             with sensitive(*patient_values(patient), message.to, message.body, message.subject):
                 try:
@@ -183,6 +192,7 @@ class Sender:
                     outcome = self._internal_error(session, row.id, exc, now)
                 session.commit()
             outcomes[row.id] = outcome
+            handed += 1
             if outcome == "sent":
                 healthy[row.channel] = True
             elif outcome == "retrying":
@@ -427,12 +437,12 @@ def _by_id(session: Session, model, ids: set, *options) -> dict:
     return {obj.id: obj for obj in session.scalars(select(model).where(model.id.in_(ids)).options(*options))}
 
 
-def _hold(session: Session, row: OutboxMessage, now: datetime) -> str:
-    """The provider paused mid-batch: the row goes back to wait with the others, its try not counted."""
+def _hold(session: Session, row: OutboxMessage, now: datetime, reason: str) -> str:
+    """The row goes back, still due, its try not counted: the provider paused mid-batch, or the
+    batch ran out of time."""
     session.execute(
         update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.status == SENDING)
-        .values(status=PLANNED, status_reason=hold_reason(row.channel), attempts=OutboxMessage.attempts - 1,
-                updated_at=now)
+        .values(status=PLANNED, status_reason=reason, attempts=OutboxMessage.attempts - 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     session.commit()

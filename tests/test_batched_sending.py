@@ -124,3 +124,15 @@ def test_a_staff_edit_is_used_by_the_next_batch_and_a_failing_one_falls_back(sms
     assert "see you tomorrow" not in fake_twilio.messages[-1]["body"]  # still the default until a fix
     assert len(fake_twilio.messages) == 4
     assert {r.status for r in session.scalars(select(OutboxMessage))} >= {"sent"}
+
+
+def test_a_batch_that_runs_out_of_time_hands_the_rest_back_and_the_pass_sends_them(
+        sms_settings, session, fake_twilio, monkeypatch):
+    import reminders.sending as sending
+
+    monkeypatch.setattr(sending, "BATCH_SECONDS", 0.0)  # as if pacing had used up the batch's time
+    book_many(session, 5)
+    summary = run_pass(sms_settings, at(DUE), channels=channels(sms_settings))
+    assert summary["sent"] == 5 and summary["held"] >= 4  # one per batch, the rest in later rounds
+    assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 5
+    assert [r.attempts for r in outbox(session, rule="first_induction_24h")] == [1] * 5

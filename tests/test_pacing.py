@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from reminders.channels import DeliveryError, OutgoingMessage
-from reminders.pacing import LocalBucket, Pacer, RedisBucket, default_rate, pacer_for, rate_for
+from reminders.pacing import LocalBucket, Pacer, RedisBucket, SenderPaused, default_rate, rate_for
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 REDIS_DB = 11
@@ -110,17 +110,26 @@ def test_the_pacer_goes_on_in_process_when_redis_is_away():
     assert isinstance(pacer.bucket, LocalBucket)
 
 
-def test_a_429_with_retry_after_pauses_the_sender_for_every_message(configure, fake_twilio, twilio_settings):
+def test_a_paused_sender_hands_the_message_back_without_calling_twilio(configure, fake_twilio, twilio_settings):
     from reminders.channels.twilio_sms import TwilioSMS
 
     settings = configure(**twilio_settings, SMS_PER_SECOND="50")
     sms = TwilioSMS(settings)
-    fake_twilio.fail_next(status=429, code=20429, message="Too Many Requests", headers={"Retry-After": "30"})
-    with pytest.raises(DeliveryError) as refused:
-        sms.send(OutgoingMessage(to="+12025550143", body="Your visit is tomorrow at 10:00 AM.", reference="1"))
-    assert refused.value.retry_after == 30 and not refused.value.permanent
-    bucket = pacer_for(settings).bucket
-    assert bucket.take(settings.twilio_from, 50.0, urgent=True) > 25  # even a crisis alert waits: Twilio said so
+    sms._pacer = Pacer(LocalBucket(), 50.0, settings.twilio_from)
+    sms._pacer.pause(120)
+    with pytest.raises(DeliveryError) as paused:
+        sms.send(OutgoingMessage(to="+12025550144", body="URGENT: possible crisis reply", reference="2", urgent=True))
+    assert paused.value.code == "paused" and not paused.value.permanent and paused.value.retry_after > 100
+    assert fake_twilio.requests == []
+
+
+def test_a_message_does_not_wait_out_a_long_pause_in_its_task():
+    clock, slept = Clock(), []
+    pacer = Pacer(LocalBucket(clock=clock), 1.0, "+12025550143", sleep=slept.append)
+    pacer.pause(300)
+    with pytest.raises(SenderPaused):
+        pacer.wait_for_slot()
+    assert slept == []
 
 
 def test_alerts_and_replies_reach_the_channel_marked_urgent(settings, sessions, session):

@@ -15,7 +15,7 @@ from twilio.rest import Client
 
 from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
 from reminders.config import Settings
-from reminders.pacing import pacer_for
+from reminders.pacing import SenderPaused, pacer_for
 
 log = logging.getLogger("reminders.channels.sms")
 
@@ -105,15 +105,19 @@ class TwilioSMS:
             else {"from_": self._sender}
         )
         extra = {"status_callback": message.status_callback} if message.status_callback else {}
-        self._pacer.wait_for_slot(urgent=message.urgent)
+        try:
+            self._pacer.wait_for_slot(urgent=message.urgent)
+        except SenderPaused as paused:  # nothing was sent: try again once the pause is over
+            raise DeliveryError("the sending number is paused (Twilio asked us to wait)", permanent=False,
+                                code="paused", retry_after=paused.seconds) from paused
         try:
             sent = self._messages.create(to=message.to, body=message.body, **sender, **extra)
         except TwilioException as exc:
             error = _sorted(exc, message)
             if not error.permanent:
+                # The breaker (reminders.provider_health) holds the channel for the Retry-After,
+                # for every process, on the sending clock; the batch in hand stops at once.
                 error.retry_after = retry_after_seconds(self._http.last_headers().get("Retry-After"))
-                if error.retry_after:
-                    self._pacer.pause(error.retry_after)  # every process holds this sender back
             raise error from exc
         except requests.RequestException as exc:
             log.warning("SMS %s to %s: no answer from Twilio (%s)",
