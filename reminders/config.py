@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     twilio_from: str = ""
     twilio_api_base_url: str = ""
     public_base_url: str = ""
+    # Texts a second from TWILIO_FROM; 0: from its form (1 long code, 3 toll-free, 100 short code
+    # or Messaging Service), see reminders.pacing.
+    sms_per_second: float = Field(default=0.0, ge=0.0, le=10_000)
 
     smtp_host: str = ""
     smtp_port: int = 587

@@ -34,6 +34,8 @@ SEND_BATCH_TASK = "reminders.tasks.send_batch"
 # Ids per Celery task: small enough that a killed worker leaves few rows for the sweep, large
 # enough that a backlog of thousands is a few hundred tasks.
 BATCH_SIZE = 20
+# Rows sent together in this process: one claim and one commit of rendered texts per batch.
+IN_PROCESS_BATCH_SIZE = 100
 
 
 class Dispatcher(Protocol):
@@ -49,7 +51,10 @@ class InProcessDispatcher:
         self.sender = sender
 
     def hand_off(self, ids: list[int], now: datetime, *, urgent: bool = False) -> Counter:
-        return Counter(self.sender.send(outbox_id, now) for outbox_id in ids)
+        outcomes: Counter = Counter()
+        for start in range(0, len(ids), IN_PROCESS_BATCH_SIZE):
+            outcomes.update(self.sender.send_batch(ids[start:start + IN_PROCESS_BATCH_SIZE], now))
+        return outcomes
 
 
 class CeleryDispatcher:

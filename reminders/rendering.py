@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.bccache import BytecodeCache
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
-from sqlalchemy import select, update
+from sqlalchemy import case, event, func, select, update
 from sqlalchemy.orm import Session
 
 from reminders.channels.segments import gsm_safe, sms_length
@@ -58,23 +58,35 @@ class TemplateProblem:
 
 
 class TemplateStore:
-    """Where template sources come from. One store per pass: overrides are read once."""
+    """Where template sources come from: the clinic's active staff versions, else the files.
+
+    Stores are cheap to make (one per batch of sends, one per inbound text): what they read is
+    shared by every store of the process on the same database (`_SharedTemplates`), checked with
+    one small query when a store first needs it, so a staff edit is picked up by the next batch
+    while the compiled templates are reused until then."""
 
     def __init__(self, templates_dir: Path, session: Session | None = None):
         self.templates_dir = Path(templates_dir)
         self.session = session
-        self._overrides: dict[str, str] | None = None
-        self._environment: LimitedEnvironment | None = None
-        self._default_environment: LimitedEnvironment | None = None
+        self._shared: _SharedTemplates | None = None
+        self._own_environment: LimitedEnvironment | None = None
         self.failures: dict[str, str] = {}  # staff versions that failed here: name -> reason
         self.fall_back = True  # a failing staff version gives way to the default file (not in previews)
 
+    def shared(self) -> "_SharedTemplates":
+        if self._shared is None:
+            self._shared = _shared_templates(self)
+        return self._shared
+
     @property
     def environment(self) -> "LimitedEnvironment":
-        """One sandbox per store, so each template is compiled once per pass."""
-        if self._environment is None:
-            self._environment = environment(self)
-        return self._environment
+        """One sandbox per version of the clinic's templates: each template is compiled once.
+        A store with sources of its own (a preview's candidate text) gets a sandbox of its own."""
+        if type(self).source is TemplateStore.source:
+            return self.shared().environment
+        if self._own_environment is None:
+            self._own_environment = environment(self)
+        return self._own_environment
 
     def language_dirs(self) -> list[Path]:
         return [p for p in self.templates_dir.iterdir() if p.is_dir() and len(p.name) == 2] if self.templates_dir.is_dir() else []
@@ -82,9 +94,7 @@ class TemplateStore:
     @property
     def default_environment(self) -> "LimitedEnvironment":
         """The files in templates/ only: what a failed staff version falls back to."""
-        if self._default_environment is None:
-            self._default_environment = environment(_DefaultsOnly(self))
-        return self._default_environment
+        return self.shared().default_environment
 
     def default_names(self) -> list[str]:
         return sorted(p.name for p in self.templates_dir.glob("*.j2"))
@@ -94,33 +104,122 @@ class TemplateStore:
         return self.default_names() + sorted(
             f"{folder.name}/{p.name}" for folder in self.language_dirs() for p in folder.glob("*.j2"))
 
-    def default_source(self, name: str) -> str | None:
-        """A file in templates/, or in a language's folder there ("es/reply_crisis.sms.j2")."""
+    def default_path(self, name: str) -> Path | None:
         path = self.templates_dir / name
         if path.parent not in (self.templates_dir, *self.language_dirs()) or not path.is_file():
             return None
-        return path.read_text(encoding="utf-8")
+        return path
+
+    def default_source(self, name: str) -> str | None:
+        """A file in templates/, or in a language's folder there ("es/reply_crisis.sms.j2")."""
+        path = self.default_path(name)
+        return path.read_text(encoding="utf-8") if path is not None else None
 
     def overrides(self) -> dict[str, str]:
-        if self._overrides is None:
-            self._overrides = {}
-            if self.session is not None:
-                rows = self.session.scalars(
-                    select(TemplateVersion).where(TemplateVersion.active).order_by(TemplateVersion.created_at, TemplateVersion.id)
-                )
-                for row in rows:  # the newest active version wins
-                    self._overrides[row.name] = row.source
-                    if row.failed_at is not None:
-                        # It failed on a send: the default goes until an admin saves a fixed version
-                        # (each send would otherwise spend its render budget on it again).
-                        del self._overrides[row.name]
-        return self._overrides
+        return self.shared().overrides
 
     def source(self, name: str) -> str | None:
         return self.overrides().get(name) or self.default_source(name)
 
     def exists(self, name: str) -> bool:
-        return self.source(name) is not None
+        return name in self.overrides() or self.default_path(name) is not None
+
+
+def _read_overrides(session: Session | None) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    if session is None:
+        return overrides
+    rows = session.execute(
+        select(TemplateVersion.name, TemplateVersion.source, TemplateVersion.failed_at)
+        .where(TemplateVersion.active).order_by(TemplateVersion.created_at, TemplateVersion.id)
+    )
+    for name, source, failed_at in rows:  # the newest active version wins
+        overrides[name] = source
+        if failed_at is not None:
+            # It failed on a send: the default goes until an admin saves a fixed version
+            # (each send would otherwise spend its render budget on it again).
+            del overrides[name]
+    return overrides
+
+
+def versions_marker(session: Session | None) -> tuple | None:
+    """What changes whenever the clinic's templates do: a version saved (a new id), switched on
+    or off (the sum of active ids), or flagged as failed. One small aggregate query."""
+    if session is None:
+        return None
+    return tuple(session.execute(select(
+        func.count(TemplateVersion.id), func.max(TemplateVersion.id),
+        func.sum(case((TemplateVersion.active, TemplateVersion.id), else_=0)),
+        func.count(TemplateVersion.failed_at),
+    )).one())
+
+
+class _SharedTemplates:
+    """The clinic's templates as one version of the database has them, compiled once."""
+
+    def __init__(self, store: TemplateStore, marker: tuple | None):
+        self.marker = marker
+        self.checked_at = time.monotonic()
+        self.templates_dir = store.templates_dir
+        self.overrides = _read_overrides(store.session)
+        # The loaders read through a store of their own, without a session (the overrides are read).
+        reader = TemplateStore(store.templates_dir)
+        reader._shared = self
+        self.environment = environment(reader)
+        self.default_environment = environment(_DefaultsOnly(reader))
+
+
+# A busy webhook need not ask the database on every text: the versions are looked at again after
+# this long, and at once after any change made through this process (`_template_versions_changed`).
+# Another process (a worker) picks a staff edit up within this many seconds.
+VERSIONS_CHECK_SECONDS = 2.0
+_shared_lock = threading.Lock()
+_shared_by_database: dict[tuple[str, str], _SharedTemplates] = {}
+
+
+def _shared_templates(store: TemplateStore) -> _SharedTemplates:
+    database = str(store.session.get_bind().url) if store.session is not None else ""
+    key = (str(store.templates_dir), database)
+    shared = _shared_by_database.get(key)
+    if shared is not None and time.monotonic() - shared.checked_at < VERSIONS_CHECK_SECONDS:
+        return shared
+    marker = versions_marker(store.session)
+    if shared is not None and shared.marker == marker:
+        shared.checked_at = time.monotonic()
+    else:
+        shared = _SharedTemplates(store, marker)
+        with _shared_lock:
+            if len(_shared_by_database) > 50:  # tests make a database each; a clinic has one
+                _shared_by_database.clear()
+            _shared_by_database[key] = shared
+    return shared
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _template_versions_changed(state) -> None:
+    """An UPDATE or DELETE of template versions in this process (a save, a revert, a failure
+    flagged): the next store looks at the versions again instead of trusting the last look."""
+    if (state.is_update or state.is_delete or state.is_insert) and state.bind_mapper is not None \
+            and state.bind_mapper.class_ is TemplateVersion:
+        _versions_look_again()
+
+
+@event.listens_for(TemplateVersion, "after_insert")
+@event.listens_for(TemplateVersion, "after_update")
+@event.listens_for(TemplateVersion, "after_delete")
+def _template_version_flushed(_mapper, _connection, _target) -> None:
+    _versions_look_again()
+
+
+def _versions_look_again() -> None:
+    for shared in list(_shared_by_database.values()):
+        shared.checked_at = float("-inf")
+
+
+def forget_compiled_templates() -> None:
+    """Drop every shared template (tests that rewrite files under a running process)."""
+    with _shared_lock:
+        _shared_by_database.clear()
 
 
 class RenderLimitExceeded(SecurityError):
@@ -289,6 +388,8 @@ class LimitedEnvironment(SandboxedEnvironment):
 class _DefaultsOnly:
     def __init__(self, store: TemplateStore):
         self.source = store.default_source
+        self.default_path = store.default_path
+        self.overrides = dict
 
 
 def _autoescape(name: str | None) -> bool:
@@ -321,13 +422,38 @@ _compiled = _CompiledOnce()
 def environment(store: TemplateStore, time_limit: float = RENDER_TIME_LIMIT) -> LimitedEnvironment:
     return LimitedEnvironment(
         bytecode_cache=_compiled,
-        loader=FunctionLoader(store.source),
+        loader=FunctionLoader(functools.partial(_load, store)),
         undefined=StrictUndefined,
         autoescape=_autoescape,
         trim_blocks=True,
         lstrip_blocks=True,
         time_limit=time_limit,
     )
+
+
+def _load(store, name: str):
+    """A template's source for jinja, with how to tell it is still current: a staff version is
+    (the store is replaced when the versions change); a file is while its mtime is the same, so
+    a file edited on disk is compiled again. (No file name: the template's code stays
+    "<template>", which the render budget and the failure's line number rely on.)"""
+    source = store.source(name)
+    if source is None:
+        return None
+    path = None if store.overrides().get(name) else store.default_path(name)
+    if path is None:
+        return source, None, lambda: True
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return source, None, lambda: False
+
+    def uptodate() -> bool:
+        try:
+            return path.stat().st_mtime_ns == mtime
+        except OSError:
+            return False
+
+    return source, None, uptodate
 
 
 def localized(store: TemplateStore, name: str, language: str | None) -> str:

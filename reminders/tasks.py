@@ -49,8 +49,7 @@ def register_tasks(app: Celery) -> None:
 
     @app.task(name=SEND_BATCH_TASK, shared=False)
     def send_batch(outbox_ids: list[int]) -> list[str]:
-        sender = _local().sender
-        return [sender.send(outbox_id, utcnow()) for outbox_id in outbox_ids]
+        return _local().sender.send_batch(outbox_ids, utcnow())
 
     @app.task(name=SEND_MESSAGE_TASK, shared=False)
     def send_message(outbox_id: int) -> str:

@@ -413,6 +413,7 @@ def clinic_environment(base: Path, database_url: str, redis_url: str, web_url: s
         # Start and end equal: quiet hours never contain an instant (planning/quiet_hours.py).
         "QUIET_HOURS_START": "00:00",
         "QUIET_HOURS_END": "00:00",
+        "SMS_PER_SECOND": "1000",  # the test number's 1 a second would only slow the test down
     })
     return env
 

@@ -21,6 +21,7 @@ class OutgoingMessage:
     attachments: tuple[Attachment, ...] = ()
     status_callback: str | None = None  # SMS only: where the provider reports delivery
     reference: str = ""  # the outbox row's id, for logs and the local outbox
+    urgent: bool = False  # a staff crisis alert or an answer to a patient: ahead of reminders (pacing)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from twilio.rest import Client
 
 from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
 from reminders.config import Settings
+from reminders.pacing import SenderPaused, pacer_for
 
 log = logging.getLogger("reminders.channels.sms")
 
@@ -95,6 +96,7 @@ class TwilioSMS:
             client.api.base_url = settings.twilio_api_base_url.rstrip("/")
             client.edge = client.region = None
         self._messages = client.api.v2010.account.messages
+        self._pacer = pacer_for(settings)
 
     def send(self, message: OutgoingMessage) -> Receipt:
         sender = (
@@ -104,10 +106,17 @@ class TwilioSMS:
         )
         extra = {"status_callback": message.status_callback} if message.status_callback else {}
         try:
+            self._pacer.wait_for_slot(urgent=message.urgent)
+        except SenderPaused as paused:  # nothing was sent: try again once the pause is over
+            raise DeliveryError("the sending number is paused (Twilio asked us to wait)", permanent=False,
+                                code="paused", retry_after=paused.seconds) from paused
+        try:
             sent = self._messages.create(to=message.to, body=message.body, **sender, **extra)
         except TwilioException as exc:
             error = _sorted(exc, message)
             if not error.permanent:
+                # The breaker (reminders.provider_health) holds the channel for the Retry-After,
+                # for every process, on the sending clock; the batch in hand stops at once.
                 error.retry_after = retry_after_seconds(self._http.last_headers().get("Retry-After"))
             raise error from exc
         except requests.RequestException as exc:

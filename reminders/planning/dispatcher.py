@@ -112,3 +112,22 @@ def claim_for_sending(session: Session, outbox_id: int, now: datetime) -> bool:
     )
     session.commit()
     return result.rowcount == 1
+
+
+def claim_many_for_sending(session: Session, ids: list[int], now: datetime) -> set[int]:
+    """`claim_for_sending` for a batch, in one UPDATE: the ids this caller won. Rows another
+    worker holds locked are skipped (SKIP LOCKED on PostgreSQL), not waited for."""
+    if not ids:
+        return set()
+    claimable = (OutboxMessage.id.in_(ids), OutboxMessage.status == QUEUED,
+                 OutboxMessage.due_at <= now + CLOCK_SKEW)
+    chosen = select(OutboxMessage.id).where(*claimable).with_for_update(skip_locked=True)
+    won = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(chosen.scalar_subquery()), *claimable)
+        .values(status=SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1, updated_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return set(won)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -46,6 +47,10 @@ class FakeTwilio:
         self._outage: _Failure | None = None
         self._hang = 0
         self._delay = 0.0
+        self._rate: float | None = None
+        self._last_accepted: dict[str, float] = {}  # sender -> when its bucket was last drawn on
+        self._tokens: dict[str, float] = {}
+        self.rate_limited = 0  # requests answered 429 because of enforce_rate
         self._release = threading.Event()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
         self._thread: threading.Thread | None = None
@@ -107,6 +112,29 @@ class FakeTwilio:
         with self._lock:
             self._delay = max(0.0, min(seconds, HANG_LIMIT_SECONDS))
 
+    def enforce_rate(self, per_second: float | None, burst: float = 2.0) -> None:
+        """Refuse (429, Retry-After 1) what a sender sends above this rate, as a carrier queue that
+        overflows would: a token bucket per From/MessagingServiceSid holding `burst` messages."""
+        with self._lock:
+            self._rate, self._burst = per_second, burst
+            self._last_accepted.clear()
+            self._tokens.clear()
+
+    def _over_rate(self, sender: str) -> bool:
+        """Called with the lock held."""
+        if not self._rate:
+            return False
+        now = time.monotonic()
+        last = self._last_accepted.get(sender, now)
+        tokens = min(self._burst, self._tokens.get(sender, self._burst) + (now - last) * self._rate)
+        self._last_accepted[sender] = now
+        if tokens < 1.0:
+            self._tokens[sender] = tokens
+            self.rate_limited += 1
+            return True
+        self._tokens[sender] = tokens - 1.0
+        return False
+
     def reset(self) -> None:
         self._release.set()
         with self._lock:
@@ -117,6 +145,8 @@ class FakeTwilio:
             self._outage = None
             self._hang = 0
             self._delay = 0.0
+            self._rate = None
+            self.rate_limited = 0
             self._release = threading.Event()
 
     # -- the API --------------------------------------------------------------------
@@ -160,6 +190,8 @@ class FakeTwilio:
 
         with self._lock:
             failure = self._per_number.get(to) or self._take_next_failure()
+            if failure is None and self._over_rate(sender or service):
+                failure = _Failure(429, 20429, "Too Many Requests", 1, {"Retry-After": "1"})
             if failure is None:
                 sid = "SM" + uuid.uuid4().hex
                 self.messages.append({"sid": sid, "to": to, "from_": sender,

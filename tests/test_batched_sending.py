@@ -1,0 +1,138 @@
+"""Sending in batches: each text once, a provider's 429 pauses the rest, staff template edits
+picked up by the next batch. Runs on SQLite and PostgreSQL, through the real twilio library and
+the fake Twilio server."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from reminders.channels.twilio_sms import TwilioSMS
+from reminders.db import session_factory
+from reminders.models import OutboxMessage, TemplateVersion
+from reminders.pipeline import due_ids, run_pass
+from reminders.sending import Sender
+from tests.conftest import at, both_databases
+from tests.helpers import book, outbox
+
+settings = both_databases()
+
+VISIT = "2026-12-10T10:00:00-05:00"
+DUE = "2026-12-09T10:00:00-05:00"  # the first-visit 24 h reminders of VISIT are due
+
+
+@pytest.fixture
+def sms_settings(settings, configure, twilio_settings):
+    return configure(DATABASE_URL=settings.database_url, **twilio_settings)
+
+
+def book_many(session, count: int, starts_at: str = VISIT):
+    for n in range(count):
+        book(session, starts_at=starts_at, patient=f"p{n}", appointment=f"a{n}",
+             phone=f"+1202555{n:04d}", first_name=f"Pat{n}")
+
+
+def channels(settings):
+    return {"sms": TwilioSMS(settings)}
+
+
+def to_numbers(fake_twilio) -> Counter:
+    return Counter(message["to"] for message in fake_twilio.messages)
+
+
+def test_a_backlog_goes_in_batches_each_text_once(sms_settings, session, fake_twilio):
+    book_many(session, 130)  # more than one in-process batch
+    first = run_pass(sms_settings, at(DUE), channels=channels(sms_settings))
+    again = run_pass(sms_settings, at(DUE) + timedelta(minutes=1), channels=channels(sms_settings))
+    assert first["sent"] == 130 and again["sent"] == 0
+    assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 130
+    rows = outbox(session, rule="first_induction_24h")
+    assert all(r.status == "sent" and r.provider_id and r.attempts == 1 for r in rows)
+    # the welcome went with each patient's first text
+    assert all("STOP to opt out" in m["body"] for m in fake_twilio.messages)
+
+
+def test_a_batch_handed_out_twice_sends_once(sms_settings, session, sessions, fake_twilio):
+    book_many(session, 5)
+    run_pass(sms_settings, at(DUE) - timedelta(days=3), channels=channels(sms_settings))  # plan only
+    now = at(DUE)
+    ids = due_ids(session, now)
+    sender = Sender(sessions, sms_settings, channels(sms_settings))
+    # the 72 h reminders are overdue too: the later 24 h one goes in their place
+    assert Counter(sender.send_batch(ids, now)) == {"sent": 5, "skipped": 5}
+    assert sender.send_batch(ids, now) == ["not_claimed"] * 10  # a redelivered task, a second worker
+    assert len(fake_twilio.messages) == 5
+
+
+def test_a_text_for_a_patient_being_welcomed_goes_after_the_welcome(sms_settings, session, fake_twilio):
+    # Two visits of one new patient with reminders due at once: the welcome goes once.
+    book(session, starts_at=VISIT, appointment="a1")
+    book(session, starts_at="2026-12-09T15:00:00-05:00", appointment="a0", kind="maintenance")
+    run_pass(sms_settings, at("2026-12-09T09:00:00-05:00"), channels=channels(sms_settings))
+    bodies = [m["body"] for m in fake_twilio.messages]
+    assert len(bodies) == 2
+    assert sum("STOP to opt out" in body for body in bodies) == 1
+
+
+def test_a_429_pauses_the_rest_of_the_batch_without_costing_their_tries(sms_settings, session, fake_twilio):
+    book_many(session, 6)
+    fake_twilio.fail_next(status=429, code=20429, message="Too Many Requests", headers={"Retry-After": "30"})
+    first = run_pass(sms_settings, at(DUE), channels=channels(sms_settings))
+    assert len(fake_twilio.requests) == 1 and fake_twilio.messages == []  # nothing more was tried
+    rows = outbox(session, rule="first_induction_24h")
+    assert {r.status for r in rows} == {"planned"} and first["sent"] == 0
+    assert sorted(r.attempts for r in rows) == [0, 0, 0, 0, 0, 1]  # only the refused one was tried
+    assert run_pass(sms_settings, at(DUE) + timedelta(seconds=20), channels=channels(sms_settings))["sent"] == 0
+    assert len(fake_twilio.requests) == 1  # the sender is still paused
+
+    later = run_pass(sms_settings, at(DUE) + timedelta(seconds=31), channels=channels(sms_settings))
+    assert later["sent"] == 6
+    assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 6
+
+
+def save_version(session, name: str, source: str, now) -> None:
+    """What the staff template editor does: the new version is the active one."""
+    session.execute(update(TemplateVersion).where(TemplateVersion.name == name).values(active=False))
+    session.add(TemplateVersion(name=name, source=source, active=True, created_by="admin@clinic.test", created_at=now))
+    session.commit()
+
+
+def test_a_staff_edit_is_used_by_the_next_batch_and_a_failing_one_falls_back(sms_settings, session, fake_twilio):
+    name = "first_induction_24h.sms.j2"
+    book(session, starts_at=VISIT, patient="p1", appointment="a1", phone="+12025550101")
+    run_pass(sms_settings, at(DUE), channels=channels(sms_settings))
+    assert "Hi Maya, see you tomorrow at 10:00 AM" not in fake_twilio.messages[-1]["body"]
+
+    save_version(session, name, "Hi {{ patient.first_name }}, see you tomorrow at {{ visit.time }}.", at(DUE))
+    book(session, starts_at=VISIT, patient="p2", appointment="a2", phone="+12025550102")
+    run_pass(sms_settings, at(DUE) + timedelta(minutes=1), channels=channels(sms_settings))
+    assert fake_twilio.messages[-1]["body"].endswith("Hi Maya, see you tomorrow at 10:00 AM.")
+
+    save_version(session, name, "Hi {{ patient.nickname.upper() }}", at(DUE) + timedelta(minutes=2))
+    book(session, starts_at=VISIT, patient="p3", appointment="a3", phone="+12025550103")
+    run_pass(sms_settings, at(DUE) + timedelta(minutes=3), channels=channels(sms_settings))
+    body = fake_twilio.messages[-1]["body"]
+    assert "nickname" not in body and "see you tomorrow" not in body and "Maya" in body  # the default file
+    session.expire_all()
+    failed = session.scalar(select(TemplateVersion).where(TemplateVersion.name == name, TemplateVersion.active))
+    assert failed.failed_at is not None  # flagged for the admins
+
+    book(session, starts_at=VISIT, patient="p4", appointment="a4", phone="+12025550104")
+    run_pass(sms_settings, at(DUE) + timedelta(minutes=4), channels=channels(sms_settings))
+    assert "see you tomorrow" not in fake_twilio.messages[-1]["body"]  # still the default until a fix
+    assert len(fake_twilio.messages) == 4
+    assert {r.status for r in session.scalars(select(OutboxMessage))} >= {"sent"}
+
+
+def test_a_batch_that_runs_out_of_time_hands_the_rest_back_and_the_pass_sends_them(
+        sms_settings, session, fake_twilio, monkeypatch):
+    import reminders.sending as sending
+
+    monkeypatch.setattr(sending, "BATCH_SECONDS", 0.0)  # as if pacing had used up the batch's time
+    book_many(session, 5)
+    summary = run_pass(sms_settings, at(DUE), channels=channels(sms_settings))
+    assert summary["sent"] == 5 and summary["held"] >= 4  # one per batch, the rest in later rounds
+    assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 5
+    assert [r.attempts for r in outbox(session, rule="first_induction_24h")] == [1] * 5
