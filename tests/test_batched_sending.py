@@ -13,6 +13,7 @@ from reminders.channels.twilio_sms import TwilioSMS
 from reminders.db import session_factory
 from reminders.models import OutboxMessage, TemplateVersion
 from reminders.pipeline import due_ids, run_pass
+from reminders.planning.dispatcher import queue_now
 from reminders.sending import Sender
 from tests.conftest import at, both_databases
 from tests.helpers import book, outbox
@@ -28,10 +29,22 @@ def sms_settings(settings, configure, twilio_settings):
     return configure(DATABASE_URL=settings.database_url, **twilio_settings)
 
 
-def book_many(session, count: int, starts_at: str = VISIT):
+def book_many(session, count: int, starts_at: str = VISIT, welcomed: bool = True):
     for n in range(count):
         book(session, starts_at=starts_at, patient=f"p{n}", appointment=f"a{n}",
-             phone=f"+1202555{n:04d}", first_name=f"Pat{n}")
+             phone=f"+1202555{n:04d}", first_name=f"Pat{n}", welcomed=welcomed)
+
+
+def is_welcome(body: str) -> bool:
+    return "Msg & data rates may apply" in body
+
+
+def texts_by_number(fake_twilio) -> dict[str, list[str]]:
+    """Each number's texts in the order they reached Twilio: "welcome" or "reminder"."""
+    texts: dict[str, list[str]] = {}
+    for message in fake_twilio.messages:
+        texts.setdefault(message["to"], []).append("welcome" if is_welcome(message["body"]) else "reminder")
+    return texts
 
 
 def channels(settings):
@@ -43,15 +56,15 @@ def to_numbers(fake_twilio) -> Counter:
 
 
 def test_a_backlog_goes_in_batches_each_text_once(sms_settings, session, fake_twilio):
-    book_many(session, 130)  # more than one in-process batch
+    book_many(session, 130, welcomed=False)  # more than one in-process batch, welcomes included
     first = run_pass(sms_settings, at(DUE), channels=channels(sms_settings))
     again = run_pass(sms_settings, at(DUE) + timedelta(minutes=1), channels=channels(sms_settings))
-    assert first["sent"] == 130 and again["sent"] == 0
-    assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 130
+    assert first["sent"] == 260 and again["sent"] == 0
+    # each patient's welcome, its own text, went once and before their reminder
+    texts = texts_by_number(fake_twilio)
+    assert len(texts) == 130 and set(map(tuple, texts.values())) == {("welcome", "reminder")}
     rows = outbox(session, rule="first_induction_24h")
     assert all(r.status == "sent" and r.provider_id and r.attempts == 1 for r in rows)
-    # the welcome went with each patient's first text
-    assert all("STOP to opt out" in m["body"] for m in fake_twilio.messages)
 
 
 def test_a_batch_handed_out_twice_sends_once(sms_settings, session, sessions, fake_twilio):
@@ -67,13 +80,26 @@ def test_a_batch_handed_out_twice_sends_once(sms_settings, session, sessions, fa
 
 
 def test_a_text_for_a_patient_being_welcomed_goes_after_the_welcome(sms_settings, session, fake_twilio):
-    # Two visits of one new patient with reminders due at once: the welcome goes once.
-    book(session, starts_at=VISIT, appointment="a1")
-    book(session, starts_at="2026-12-09T15:00:00-05:00", appointment="a0", kind="maintenance")
+    # Two visits of one new patient with reminders due at once: the welcome goes once, first.
+    book(session, starts_at=VISIT, appointment="a1", welcomed=False)
+    book(session, starts_at="2026-12-09T15:00:00-05:00", appointment="a0", kind="maintenance", welcomed=False)
     run_pass(sms_settings, at("2026-12-09T09:00:00-05:00"), channels=channels(sms_settings))
-    bodies = [m["body"] for m in fake_twilio.messages]
-    assert len(bodies) == 2
-    assert sum("STOP to opt out" in body for body in bodies) == 1
+    assert texts_by_number(fake_twilio) == {"+12025550143": ["welcome", "reminder", "reminder"]}
+
+
+def test_a_batch_without_the_patients_welcome_sends_the_welcome_first(sms_settings, session, sessions, fake_twilio):
+    # The welcome row is not among the ids handed out (it was handed to another worker, or is
+    # planned later): the reminder waits for the batch to end and the welcome goes just before it.
+    book(session, starts_at=VISIT, appointment="a1", welcomed=False)
+    run_pass(sms_settings, at(DUE) - timedelta(days=3), channels=channels(sms_settings))  # plan only
+    reminder = outbox(session, rule="first_induction_24h")[0]
+    queue_now(session, [reminder.id], at(DUE))
+    session.commit()
+    sender = Sender(sessions, sms_settings, channels(sms_settings))
+    assert sender.send_batch([reminder.id], at(DUE)) == ["sent"]
+    assert texts_by_number(fake_twilio) == {"+12025550143": ["welcome", "reminder"]}
+    welcome = outbox(session, rule="welcome")[0]
+    assert welcome.status == "sent" and welcome.sent_at <= outbox(session, rule="first_induction_24h")[0].sent_at
 
 
 def test_a_429_pauses_the_rest_of_the_batch_without_costing_their_tries(sms_settings, session, fake_twilio):
