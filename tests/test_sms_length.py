@@ -67,6 +67,11 @@ SAMPLES = {
         LONG_VISIT),
     "rideshare allowed": (Settings(clinic_name="Blue Ridge Infusion & Wellness", rideshare_allowed=True),
                           patient(**LONG_PATIENT), LONG_VISIT),
+    "a pain course (check-ins ask how much it hurts)": (
+        LONG_CLINIC, patient(**LONG_PATIENT),
+        visit(datetime(2026, 9, 30, 7, 30, tzinfo=ZoneInfo("America/New_York")), kind="maintenance",
+              location="Medical Arts Building, Suite 240B",
+              course=SimpleNamespace(condition="pain", induction_sessions_planned=6))),
 }
 
 
@@ -149,3 +154,9 @@ def test_no_text_names_a_drug_or_diagnosis_in_either_language(name):
         pytest.skip("answers to the patient's own text")
     text = STORE.default_source(name) + rendered(name, "a short name, no location")
     assert not PRIVATE_WORDS.search(text), PRIVATE_WORDS.search(text)
+
+
+@pytest.mark.parametrize("name", [n for n in SMS_TEMPLATES if n.split("/")[-1].startswith("checkin_")])
+def test_every_checkin_asks_a_pain_course_how_much_it_hurts(name):
+    text = rendered(name, "a pain course (check-ins ask how much it hurts)")
+    assert ("hurt" in text or "dolid" in text or "duele" in text) and "mood" not in text and "humor" not in text, text
