@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -322,16 +322,12 @@ class Sender:
                             now: datetime, facts: "_BatchFacts | None" = None) -> str | None:
         if appointment is None:
             return None
-        if facts is not None:
-            next_start, superseded = facts.next_visit_start(appointment), facts.superseded(row)
-        else:
-            next_start = _next_visit_start(session, appointment)
-            superseded = row.kind == REMINDER and _superseded(session, row, now)
+        facts = facts or _BatchFacts.read(session, [row], [appointment], now)  # a batch of one
         facts_now = SendFacts(
             status=appointment.status,
             starts_at=appointment.starts_at,
-            next_visit_starts_at=next_start,
-            superseded=superseded,
+            next_visit_starts_at=facts.next_visit_start(appointment),
+            superseded=facts.superseded(row),
             overdue_by=now - row.planned_for,
         )
         return reason_not_to_send(row.kind, row.rule, facts_now, now)
@@ -473,7 +469,7 @@ def _hold(session: Session, row: OutboxMessage, now: datetime, reason: str) -> s
 
 @dataclass
 class _BatchFacts:
-    """The re-check facts of a batch, read in two queries instead of two per row."""
+    """The re-check facts of a batch (or of one row), read in two queries instead of two per row."""
 
     visits_by_patient: dict[int, list[tuple[datetime, int]]]
     later_reminders: dict[tuple[int, str], list[tuple[datetime, int]]]
@@ -503,38 +499,12 @@ class _BatchFacts:
         return min(later, default=None)
 
     def superseded(self, row: OutboxMessage) -> bool:
-        """As `_superseded`: a later reminder of the same visit and channel is due too."""
+        """When several reminders for one visit are overdue at once, only the latest one goes: a
+        later reminder of the same visit and channel is due too."""
         if row.kind != REMINDER:
             return False
         return any(other != row.id and planned > row.planned_for
                    for planned, other in self.later_reminders.get((row.appointment_id, row.channel), ()))
-
-
-def _next_visit_start(session: Session, appointment: Appointment) -> datetime | None:
-    return session.scalar(
-        select(func.min(Appointment.starts_at)).where(
-            Appointment.patient_id == appointment.patient_id,
-            Appointment.id != appointment.id,
-            Appointment.starts_at > appointment.starts_at,
-            Appointment.status != "canceled",
-        )
-    )
-
-
-def _superseded(session: Session, row: OutboxMessage, now: datetime) -> bool:
-    """When several reminders for one visit are overdue at once, only the latest one goes."""
-    later = session.scalar(
-        select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.appointment_id == row.appointment_id,
-            OutboxMessage.channel == row.channel,
-            OutboxMessage.kind == REMINDER,
-            OutboxMessage.id != row.id,
-            OutboxMessage.planned_for > row.planned_for,
-            OutboxMessage.planned_for <= now,
-            OutboxMessage.status.not_in((CANCELED, SKIPPED)),
-        )
-    )
-    return bool(later)
 
 
 def fall_back_to_email(session: Session, row: OutboxMessage, patient: Patient, now: datetime) -> bool:

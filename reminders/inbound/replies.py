@@ -474,8 +474,8 @@ class _Conversation:
 
     def _reply(self, name: str) -> str:
         template = localized(self.store, f"reply_{name}.sms.j2", self.language)
-        return self._render(template, self._context()) or fallback_reply(name, self.settings, self._context(),
-                                                                        self.language)
+        context = self._context()
+        return self._render(template, context) or fallback_reply(name, self.settings, context, self.language)
 
     def _crisis_reply(self, *, medical: bool, spanish: bool) -> str:
         """A medical emergency is answered with 911 first, a suicidal crisis with 988 first; a
