@@ -37,6 +37,9 @@ LONGEST_WAIT = 3600.0
 # One message never waits longer than this for its slot (a sender paused by Retry-After): it is
 # handed back as a transient failure, to be retried, rather than holding a worker's task.
 LONGEST_SLOT_WAIT = 30.0
+# A slot taken a little late (the sleep overshot) may be made up, up to this part of an interval,
+# so the rate held is the rate set, not a little under it; at most that much burst after a pause.
+CATCH_UP = 0.25
 
 
 class SenderPaused(Exception):
@@ -45,9 +48,7 @@ class SenderPaused(Exception):
     def __init__(self, seconds: float):
         super().__init__(f"the sender is paused for {seconds:.0f} s")
         self.seconds = seconds
-# A slot taken a little late (the sleep overshot) may be made up, up to this part of an interval,
-# so the rate held is the rate set, not a little under it; at most that much burst after a pause.
-CATCH_UP = 0.25
+
 
 
 def default_rate(sender: str) -> float:
@@ -110,7 +111,7 @@ if free_at > now then
   if ARGV[2] == '1' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
   return free_at - now
 end
-redis.call('SET', KEYS[1], math.max(free_at, now - math.floor(interval / 4)) + interval, 'PX', 3600000)
+redis.call('SET', KEYS[1], math.max(free_at, now - math.floor(interval / 4)) + interval, 'PX', 3600000)  -- CATCH_UP
 if ARGV[2] == '1' then redis.call('DEL', KEYS[2]) end
 return 0
 """
