@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 
@@ -39,12 +40,14 @@ class DeliveryError(Exception):
     """
 
     def __init__(self, message: str, *, permanent: bool, code: str | None = None, maybe_sent: bool = False,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, max_attempts: int | None = None):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
         self.maybe_sent = maybe_sent
         self.retry_after = retry_after
+        # A transient error worth only a few tries (the provider's advice): give up after this many.
+        self.max_attempts = max_attempts
 
     def __repr__(self) -> str:
         kind = "permanent" if self.permanent else "transient"
@@ -55,3 +58,45 @@ class Channel(Protocol):
     name: str  # "sms" or "email"
 
     def send(self, message: OutgoingMessage) -> Receipt: ...
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """What the rest of the service needs to know about a way of reaching a patient: sending,
+    rendering and the fallback read these, never the channel's name. A new channel is a new spec
+    (reminders.channels.kinds) and a provider class with `send`."""
+
+    name: str  # the outbox row's channel
+    contact: str  # the patient's detail it is sent to: "phone" or "email"
+    template_suffix: str  # a rule's template is "<template>.<suffix>.j2" (email: subject/text/html)
+    is_text: bool  # a conversation: check-ins, replies, the welcome and opt-out belong to it
+    carries_calendar: bool  # a visit reminder may attach the visit as a calendar entry
+    counts_segments: bool  # the body is billed in SMS segments (stored on the row)
+    reports_delivery: bool  # the provider calls back with delivery reports (status callback URL)
+    fallback: str | None  # the channel a message goes by when it cannot go this way
+    # Free-form text (a written answer, not a template) may go only this long after the
+    # patient's own last message on the channel (WhatsApp's 24-hour session); None: any time.
+    free_form_window: timedelta | None = None
+    template_fallback: str | None = None  # the suffix used when a rule has no template of its own
+
+
+# Where a delivery report leaves a message, in the service's own words (channels translate their
+# provider's statuses into these, reminders.outbox applies them).
+ACCEPTED, SENT_STATE, DELIVERED_STATE, READ_STATE = "accepted", "sent", "delivered", "read"
+UNDELIVERED_STATE, FAILED_STATE = "undelivered", "failed"
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """One delivery report from a provider, translated into the service's own terms."""
+
+    outbox_id: int | None  # from our callback URL, when it carried one
+    provider_id: str  # the provider's id of the message
+    provider_status: str  # the provider's own word, kept on the row for staff
+    rank: int  # the order statuses happen in: a report below the row's rank changes nothing
+    final: bool  # no later report can change it (delivered, read, failed, ...)
+    state: str | None  # one of the states above; None: a status the channel does not know
+    error_code: str | None = None
+    reason: str | None = None  # the error in words, for staff
+    permanent: bool = False  # the number cannot take messages this way (not worth trying again)
+    unsubscribed: bool = False  # the recipient opted out at the carrier or provider

@@ -1,23 +1,59 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reminders.models.base import Base, UTCDateTime, utcnow
 
-# Lifecycle of an outbox row. Only `planned` rows are picked by the dispatcher; only `queued`
-# rows can be claimed by a send task, and the claim is a single conditional UPDATE.
-PLANNED, QUEUED, SENDING = "planned", "queued", "sending"
-SENT, DELIVERED, UNDELIVERED, FAILED = "sent", "delivered", "undelivered", "failed"
-SKIPPED, CANCELED, UNKNOWN = "skipped", "canceled", "unknown"
-PENDING_STATUSES = (PLANNED, QUEUED)
-FINAL_STATUSES = (SENT, DELIVERED, UNDELIVERED, FAILED, SKIPPED, CANCELED, UNKNOWN)
+class Status(StrEnum):
+    """Lifecycle of an outbox row (reminders.outbox moves it). Only `planned` rows are picked by the
+    dispatcher; only `queued` rows can be claimed by a send task, and the claim is a single
+    conditional UPDATE."""
 
-KIND_REMINDER, KIND_CHECKIN, KIND_NUDGE = "reminder", "checkin", "nudge"
-KIND_ALERT, KIND_REPLY, KIND_FALLBACK = "alert", "reply", "fallback"
-KIND_WELCOME = "welcome"  # the introduction before a patient's first text (reminders.planning.welcome)
+    PLANNED = "planned"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"
+
+
+class Kind(StrEnum):
+    """What a row is for."""
+
+    REMINDER = "reminder"  # before a visit
+    CHECKIN = "checkin"  # asks for a score after a visit, or weekly
+    NUDGE = "nudge"  # book the next visit, we missed you, plan maintenance
+    ALERT = "alert"  # a crisis alert to staff
+    REPLY = "reply"  # a written answer to a patient, outside the webhook's own answer
+    WELCOME = "welcome"  # the introduction before a patient's first text (reminders.planning.welcome)
+
+
+class ChannelName(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+
+
+# The channels a patient texts back on: check-ins, replies, the welcome and opt-out belong to them.
+TEXT_CHANNELS = (ChannelName.SMS, ChannelName.WHATSAPP)
+
+PENDING_STATUSES = (Status.PLANNED, Status.QUEUED)
+FINAL_STATUSES = tuple(s for s in Status if s not in (*PENDING_STATUSES, Status.SENDING))
+
+# The short names older modules use; new code says Status.SENT, Kind.ALERT.
+PLANNED, QUEUED, SENDING = Status.PLANNED, Status.QUEUED, Status.SENDING
+SENT, DELIVERED, UNDELIVERED, FAILED = Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.FAILED
+SKIPPED, CANCELED, UNKNOWN = Status.SKIPPED, Status.CANCELED, Status.UNKNOWN
+KIND_REMINDER, KIND_CHECKIN, KIND_NUDGE = Kind.REMINDER, Kind.CHECKIN, Kind.NUDGE
+KIND_ALERT, KIND_REPLY, KIND_WELCOME = Kind.ALERT, Kind.REPLY, Kind.WELCOME
 
 
 class OutboxMessage(Base):
@@ -28,7 +64,7 @@ class OutboxMessage(Base):
         Index("ix_outbox_status_due", "status", "due_at"),
         Index("ix_outbox_patient_created", "patient_id", "created_at"),
         Index("ix_outbox_appointment", "appointment_id"),
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in (*PENDING_STATUSES, SENDING, *FINAL_STATUSES))})",
+        CheckConstraint(f"status IN ({', '.join(repr(s.value) for s in Status)})",
                         name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
     )

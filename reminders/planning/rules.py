@@ -10,9 +10,10 @@ from datetime import date, datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
+from reminders.models.outbox import Kind
 from reminders.planning.quiet_hours import QuietHours, local_moment
 
-REMINDER, CHECKIN, NUDGE = "reminder", "checkin", "nudge"
+REMINDER, CHECKIN, NUDGE = Kind.REMINDER, Kind.CHECKIN, Kind.NUDGE
 # A reminder deferred past quiet hours must still leave the patient this long before the visit.
 MIN_NOTICE = timedelta(hours=1)
 # A weekly check-in is dropped when the next visit is this close: that visit brings its own.

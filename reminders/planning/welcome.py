@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from reminders.models import OutboxMessage, Patient
 from reminders.models.outbox import (
-    CANCELED, KIND_ALERT, KIND_FALLBACK, KIND_REPLY, KIND_WELCOME, PENDING_STATUSES, PLANNED,
+    CANCELED, KIND_ALERT, KIND_REPLY, KIND_WELCOME, PENDING_STATUSES, PLANNED,
 )
 from reminders.planning.dispatcher import queue_now
 from reminders.planning.quiet_hours import QuietHours
@@ -27,7 +27,7 @@ from reminders.planning.quiet_hours import QuietHours
 WELCOME_RULE = "welcome"
 AHEAD = timedelta(minutes=1)
 # Texts that are not the scheduled kind: a welcome is not planned for them.
-NOT_SCHEDULED = (KIND_ALERT, KIND_REPLY, KIND_FALLBACK, KIND_WELCOME)
+NOT_SCHEDULED = (KIND_ALERT, KIND_REPLY, KIND_WELCOME)
 NOTHING_TO_INTRODUCE = "no text planned for the patient yet"
 
 

@@ -1,0 +1,10 @@
+"""The outbox: every message the service means to send, or has sent, and the only code that
+creates, claims, moves and records its rows (reminders.outbox.rows, .moves, .delivery).
+
+"Never twice" is audited here: a row is created once per `dedupe_key` (ON CONFLICT DO NOTHING),
+claimed by one conditional UPDATE, and its status never moves backwards.
+"""
+from reminders.models.outbox import ChannelName, Kind, Status
+from reminders.outbox.rows import OutboxRow, appointment_key, plan
+
+__all__ = ["ChannelName", "Kind", "OutboxRow", "Status", "appointment_key", "plan"]
