@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reminders.channels import Channel, channels_for
 from reminders.config import Settings
 from reminders.db import session_factory
-from reminders.planning.dispatcher import queue_now, release_to_planned
+from reminders.outbox.moves import queue_now, release_to_planned
 from reminders.sending import Sender
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from reminders.inbound.escalations import plan_due_alerts
 from reminders.models import OutboxMessage
 from reminders.models.outbox import KIND_ALERT
 from reminders.inbound.replies import unanswered_reasks_to_staff
-from reminders.planning.dispatcher import claim_due, mark_unknown_sends, requeue_lost
+from reminders.outbox.moves import mark_unknown_sends, requeue_lost
+from reminders.provider_health import claim_due
 from reminders.planning.planner import plan_pending
 from reminders.planning.rules import RuleSettings
 

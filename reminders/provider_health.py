@@ -28,7 +28,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, ProviderHealth
-from reminders.models.outbox import FAILED, KIND_ALERT, PENDING_STATUSES, PLANNED, QUEUED
+from reminders.models.outbox import KIND_ALERT, PENDING_STATUSES, PLANNED, QUEUED
+from reminders.outbox import moves
 from reminders.planning.rules import backoff, delivery_deadline, gave_up_reason
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ PROVIDER_NAMES = {"sms": "SMS provider", "email": "Email server"}
 PROBE_LEASE = timedelta(minutes=2)
 # A Retry-After longer than this is read as this (a wrong header must not pause the clinic a day).
 MAX_RETRY_AFTER = timedelta(hours=1)
-RETRYING = "retrying after a temporary error"
+RETRYING = moves.RETRYING
 
 
 def provider_name(channel: str) -> str:
@@ -142,12 +143,7 @@ def record_success(session: Session, channel: str, now: datetime) -> bool:
     if not recovered or not state.is_open:
         return bool(recovered)
     # Rows that backed off on their own before the breaker opened need not wait out their backoff.
-    pulled = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.channel == channel, OutboxMessage.status == PLANNED, OutboxMessage.due_at > now,
-               OutboxMessage.status_reason.like(f"{RETRYING}%"))
-        .values(due_at=now, updated_at=now).execution_options(synchronize_session=False)
-    ).rowcount
+    pulled = moves.bring_forward_retries(session, channel, now, RETRYING)
     log.warning("%s answers again: the breaker is closed, %s retries brought forward", provider_name(channel), pulled)
     return True
 
@@ -178,6 +174,14 @@ def release_probe(session: Session, channel: str, outbox_id: int, now: datetime)
     )
 
 
+def claim_due(session: Session, now: datetime, limit: int = 1000) -> list[int]:
+    """The due rows to hand out (reminders.outbox.moves.claim_due), oldest first. A channel whose
+    provider is failing gives no rows but staff alerts; once its wait is over, one row goes as
+    the probe."""
+    paused, probes = before_claiming(session, now)
+    return moves.claim_due(session, now, limit, held_channels=paused, probes=probes)
+
+
 def before_claiming(session: Session, now: datetime) -> tuple[list[str], list[int]]:
     """For the dispatcher: the channels whose rows are held now, and the probes it may queue.
 
@@ -187,11 +191,6 @@ def before_claiming(session: Session, now: datetime) -> tuple[list[str], list[in
         return [], []
     give_up_held(session, paused, now)
     return list(paused), _queue_probes(session, paused, now)
-
-
-def not_held(paused: list[str]):
-    """The dispatcher's filter while channels are paused: other channels, and staff alerts."""
-    return or_(OutboxMessage.channel.not_in(paused), OutboxMessage.kind == KIND_ALERT)
 
 
 def _queue_probes(session: Session, paused: dict[str, Breaker], now: datetime) -> list[int]:
@@ -209,11 +208,7 @@ def _queue_probes(session: Session, paused: dict[str, Breaker], now: datetime) -
         )
         if candidate is None or not take_probe(session, channel, candidate, now):
             continue
-        won = session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == candidate, OutboxMessage.status == PLANNED)
-            .values(status=QUEUED, queued_at=now, updated_at=now).execution_options(synchronize_session=False)
-        ).rowcount
-        if won:
+        if moves.queue_probe(session, candidate, now):
             queued.append(candidate)
         else:
             release_probe(session, channel, candidate, now)
@@ -240,11 +235,7 @@ def gate(session: Session, outbox_id: int, now: datetime) -> tuple[str, bool]:
         return "probe", False
     if give_up_held(session, [row.channel], now, ids=[outbox_id], statuses=(QUEUED,)):
         return "gave_up", False
-    session.execute(
-        update(OutboxMessage).where(OutboxMessage.id == outbox_id, OutboxMessage.status == QUEUED)
-        .values(status=PLANNED, status_reason=hold_reason(row.channel), updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    moves.hold_queued(session, outbox_id, now, hold_reason(row.channel))
     return "held", False
 
 
@@ -267,12 +258,7 @@ def give_up_held(session: Session, channels, now: datetime, *, ids: list[int] | 
             late.setdefault(gave_up_reason(row.kind), []).append(row.id)
     count = 0
     for reason, row_ids in late.items():
-        count += session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(row_ids), OutboxMessage.status.in_(statuses))
-            .values(status=FAILED, status_reason=reason,
-                    error_code=func.coalesce(OutboxMessage.error_code, "provider_down"), updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount or 0
+        count += moves.fail_many(session, row_ids, statuses, now, reason, "provider_down")
     if count:
         log.warning("%s messages given up: the provider stayed unavailable past their deadline", count)
     return count

@@ -31,6 +31,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import case, event, func, select, update
 from sqlalchemy.orm import Session
 
+from reminders.channels.base import ChannelSpec
 from reminders.channels.segments import gsm_safe, sms_length
 from reminders.models import Appointment, Patient, TemplateVersion
 from reminders.models.patients import DEFAULT_LANGUAGE
@@ -466,12 +467,22 @@ def localized(store: TemplateStore, name: str, language: str | None) -> str:
     return name
 
 
-def message_templates(store: TemplateStore, template: str, language: str | None) -> dict[str, str | None]:
-    """The template of each part of one message (sms, subject, text, html) in the patient's
-    language where there is one. The HTML part goes only in the language of the text part (an
-    English HTML beside a Spanish text would say something else), and only when it exists."""
-    names: dict[str, str | None] = {part: localized(store, template + suffix, language)
-                                    for part, suffix in SUFFIXES.items()}
+def message_templates(store: TemplateStore, template: str, language: str | None,
+                      spec: ChannelSpec) -> dict[str, str | None]:
+    """The template of each part of one message in the patient's language where there is one:
+    `body` for a text channel (its own template, else its `template_fallback`'s); `subject`,
+    `text` and `html` for a channel with a subject. The HTML part goes only in the language of the
+    text part (an English HTML beside a Spanish text would say something else), and only when it
+    exists."""
+    if not spec.has_subject:
+        suffixes = [spec.template_suffix] + ([spec.template_fallback] if spec.template_fallback else [])
+        found = [localized(store, f"{template}.{suffix}.j2", language) for suffix in suffixes]
+        found = [name for name in found if store.exists(name)] or found[:1]
+        # The patient's language first: a fallback template in it beats the channel's own in English.
+        wanted = language or DEFAULT_LANGUAGE
+        return {"body": next((name for name in found if template_language(name) == wanted), found[0])}
+    names: dict[str, str | None] = {part: localized(store, template + SUFFIXES[part], language)
+                                    for part in ("subject", "text")}
     folder = names["text"][: -len(template + SUFFIXES["text"])]
     html = folder + template + SUFFIXES["html"]
     names["html"] = html if store.exists(html) else None

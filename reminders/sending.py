@@ -17,38 +17,32 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from reminders.calendar import visit_ics
 from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
+from reminders.channels.kinds import spec_for
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
+from reminders.models.outbox import CANCELED, SKIPPED, Kind
 from reminders.models.replies import checkin_kind
-from reminders.models.outbox import (
-    CANCELED, FAILED, KIND_ALERT, KIND_CHECKIN, KIND_REPLY, KIND_WELCOME, PLANNED, SENDING, SENT, SKIPPED,
-    UNKNOWN,
-)
+from reminders.outbox import moves
+from reminders.outbox.moves import claim_for_sending, claim_many_for_sending
+from reminders.outbox.rows import plan_fallback_twin
 from reminders.planning.welcome import reason_not_to_welcome, send_welcome_first
-from reminders.planning.dispatcher import claim_for_sending, claim_many_for_sending
-from reminders.planning.planner import appointment_key, insert_ignoring_duplicates
 from reminders.logs import patient_values, sensitive
 from reminders.planning.rules import (
-    REMINDER, Rule, RuleSettings, SendFacts, backoff, delivery_deadline, gave_up_reason, reason_not_to_send,
-    retry_delay, retry_time, rules_by_name,
+    REMINDER, UNGATED_KINDS, Rule, RuleSettings, SendFacts, backoff, reason_not_to_send, retry_delay, rules_by_name,
 )
-from reminders.provider_health import (
-    RETRYING, breaker, breakers, gate, hold_reason, record_failure, record_success, release_probe,
-)
+from reminders.provider_health import breaker, breakers, gate, hold_reason, record_failure, record_success, release_probe
 from reminders.rendering import (
     TemplateStore, flag_failures, message_context, message_templates, render, template_language,
 )
 
 log = logging.getLogger(__name__)
 
-# Staff alerts and direct replies are about a person now: no quiet hours, no visit checks.
-UNGATED_KINDS = (KIND_ALERT, KIND_REPLY)
 # The longest a batch hands messages over (pacing makes them wait); well inside a task's limit.
 BATCH_SECONDS = 60.0
 
 
-__all__ = ["Sender", "backoff", "fall_back_to_email", "retry_delay"]
+__all__ = ["Sender", "backoff", "retry_delay"]
 
 
 @dataclass
@@ -104,7 +98,7 @@ class Sender:
         with sensitive(row.to_address, row.body, row.subject):
             log.exception("outbox %s: unexpected error while sending", outbox_id)
         return self._retry_or_fail(session, row, now, f"internal error: {type(exc).__name__} (see the service log)",
-                                   code="internal")
+                                   code="internal", max_attempts=self.settings.send_max_attempts)
 
     # ------------------------------------------------------------------ batches
 
@@ -122,7 +116,7 @@ class Sender:
             state = breakers(session)
             kinds = dict(session.execute(select(OutboxMessage.id, OutboxMessage.channel)
                                          .where(OutboxMessage.id.in_(outbox_ids))
-                                         .where(OutboxMessage.kind != KIND_ALERT)).all())
+                                         .where(OutboxMessage.kind != Kind.ALERT)).all())
             one_by_one = [i for i in outbox_ids if kinds.get(i) in state and state[kinds[i]].is_open]
             together = [i for i in outbox_ids if i not in set(one_by_one)]
             claimed = claim_many_for_sending(session, together, now)
@@ -141,7 +135,7 @@ class Sender:
         rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)).all()
         order = {outbox_id: n for n, outbox_id in enumerate(ids)}
         # A patient's welcome goes before their other texts of the batch (reminders.planning.welcome).
-        rows = sorted(rows, key=lambda r: (r.kind != KIND_WELCOME, order[r.id]))
+        rows = sorted(rows, key=lambda r: (r.kind != Kind.WELCOME, order[r.id]))
         patients = _by_id(session, Patient, {r.patient_id for r in rows})
         appointments = _by_id(session, Appointment, {r.appointment_id for r in rows},
                               selectinload(Appointment.course))
@@ -149,7 +143,7 @@ class Sender:
         store = TemplateStore(self.settings.templates_dir, session)  # the versions checked once for the batch
         outcomes: dict[int, str] = {}
         ready: list[tuple[OutboxMessage, Patient | None, OutgoingMessage]] = []
-        welcomed_here = {r.patient_id for r in rows if r.kind == KIND_WELCOME}
+        welcomed_here = {r.patient_id for r in rows if r.kind == Kind.WELCOME}
         # A text to a patient not yet welcomed whose welcome is not in this batch goes on its own
         # after the batch, where the welcome is sent first (send_welcome_first, in its own session).
         later: list[int] = []
@@ -181,10 +175,10 @@ class Sender:
         # left after BATCH_SECONDS goes back, due, to the next round (or the next pass).
         deadline, handed = time.monotonic() + BATCH_SECONDS, 0
         for row, patient, message in ready:
-            if row.channel in paused and row.kind != KIND_ALERT:
+            if row.channel in paused and row.kind != Kind.ALERT:
                 outcomes[row.id] = _hold(session, row, now, hold_reason(row.channel))
                 continue
-            if handed and time.monotonic() > deadline and row.kind != KIND_ALERT:
+            if handed and time.monotonic() > deadline and row.kind != Kind.ALERT:
                 outcomes[row.id] = _hold(session, row, now, "waiting for the sending number's pace")
                 continue
             with sensitive(*patient_values(patient), message.to, message.body, message.subject):
@@ -213,26 +207,25 @@ class Sender:
                  appointment: Appointment | None, now: datetime, facts: "_BatchFacts | None" = None):
         """Decide whether a claimed row still goes, and render it: an outcome (skipped, deferred)
         or the message."""
+        spec = spec_for(row.channel)
         if row.kind not in UNGATED_KINDS:
             reason = self._reason_not_to_send(session, row, appointment, now, facts)
             if reason:
                 return self._finish_unsent(row, reason, now)
-            if row.channel == "sms" and patient is not None and patient.sms_opted_out:
-                fall_back_to_email(session, row, patient, now)
+            if spec.is_text and patient is not None and patient.sms_opted_out:
+                plan_fallback_twin(session, row, patient, now)
                 return self._finish_unsent(row, "patient opted out of texts", now)
             zone = patient.timezone if patient else self.settings.clinic_timezone
             quiet = self.rule_settings.quiet
             if quiet.contains(now, zone):
-                row.status, row.due_at = PLANNED, quiet.next_allowed(now, zone)
-                row.status_reason = "waiting for the end of quiet hours"
+                moves.defer(row, quiet.next_allowed(now, zone), "waiting for the end of quiet hours")
                 return "deferred"
             reason = self._introduce(session, row, patient, now)
             if reason:
                 return self._finish_unsent(row, reason, now)
         message = self._render_row(store, row, patient, appointment)
-        row.to_address, row.subject, row.body = message.to, message.subject, message.body
-        if row.channel == "sms":
-            row.segments = sms_length(message.body).segments
+        moves.write_rendered(row, to=message.to, subject=message.subject, body=message.body,
+                             segments=sms_length(message.body).segments if spec.counts_segments else row.segments)
         return message
 
     def _render_row(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
@@ -244,13 +237,13 @@ class Sender:
     @staticmethod
     def _needs_introduction(row: OutboxMessage, patient: Patient | None) -> bool:
         """A text that must wait for the patient's welcome text to go first."""
-        return (row.channel == "sms" and row.kind not in (*UNGATED_KINDS, KIND_WELCOME)
+        return (spec_for(row.channel).is_text and row.kind not in (*UNGATED_KINDS, Kind.WELCOME)
                 and patient is not None and patient.welcomed_at is None)
 
     def _introduce(self, session: Session, row: OutboxMessage, patient: Patient | None, now: datetime) -> str | None:
         """The welcome text (its own row, reminders.planning.welcome): it goes once, and before the
         patient's first other text. Returns why a welcome row is not sent."""
-        if row.kind == KIND_WELCOME:
+        if row.kind == Kind.WELCOME:
             return reason_not_to_welcome(patient)
         if self._needs_introduction(row, patient):
             send_welcome_first(session, patient, now, self.send)
@@ -286,13 +279,10 @@ class Sender:
         try:
             if not provider_healthy:  # a failure recorded meanwhile is reset by the next success
                 record_success(session, row.channel, now)
-            # Plain UPDATEs (no unit of work to flush): this runs once per message sent.
-            _record(session, row, OutboxMessage, status=SENT, status_reason=None, sent_at=now,
-                    provider_id=receipt.provider_id, provider_status=receipt.status,
-                    error_code=None, error_message=None, updated_at=now)
-            if row.kind == KIND_WELCOME and patient is not None:
+            moves.mark_sent(session, row, receipt.provider_id, receipt.status, now)
+            if row.kind == Kind.WELCOME and patient is not None:
                 _record(session, patient, Patient, welcomed_at=now)
-            if row.kind == KIND_CHECKIN and patient is not None:
+            if row.kind == Kind.CHECKIN and patient is not None:
                 appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
                 session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
                                     prompt_outbox_id=row.id, status="awaiting", prompted_at=now,
@@ -309,13 +299,12 @@ class Sender:
         failed to record are in the log). Unclear: `unknown` for staff, as when the provider stops
         answering mid-send; a staff crisis alert is tried again (a second alert beats none)."""
         if receipt is not None:
-            row.status, row.sent_at, row.provider_id, row.provider_status = SENT, now, receipt.provider_id, receipt.status
-            row.status_reason = "sent; recording the details failed (see the service log)"
+            moves.mark_sent_unrecorded(row, receipt.provider_id, receipt.status, now)
             return "sent"
-        if row.kind == KIND_ALERT:
-            return self._retry_or_fail(session, row, now, "unexpected error during the send", code="internal")
-        row.status, row.error_code = UNKNOWN, "internal"
-        row.status_reason = "an unexpected error during the send; check before resending"
+        if row.kind == Kind.ALERT:
+            return self._retry_or_fail(session, row, now, "unexpected error during the send", code="internal",
+                                       max_attempts=self.settings.send_max_attempts)
+        moves.mark_unknown(row, "an unexpected error during the send; check before resending", "internal")
         return "unknown"
 
     def _reason_not_to_send(self, session: Session, row: OutboxMessage, appointment: Appointment | None,
@@ -334,12 +323,13 @@ class Sender:
 
     def _compose(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
                  appointment: Appointment | None, rule: Rule | None) -> OutgoingMessage:
+        spec = spec_for(row.channel)
         callback = None
-        if row.channel == "sms" and self.settings.public_base_url:
+        if spec.reports_delivery and self.settings.public_base_url:
             callback = f"{self.settings.public_base_url.rstrip('/')}/twilio/status?outbox_id={row.id}"
         to = row.to_address
         if not to and patient is not None:
-            to = patient.phone if row.channel == "sms" else patient.email
+            to = getattr(patient, spec.contact)
         if not to:
             raise DeliveryError(f"no {row.channel} address on file", permanent=True, code="no_address")
         if row.body is not None and rule is None:  # written when planned: staff alerts, replies
@@ -347,14 +337,14 @@ class Sender:
         if rule is None:
             raise DeliveryError(f"no rule named {row.rule!r}", permanent=True, code="unknown_rule")
         series = appointment.course.induction_sessions_planned if appointment and appointment.course else self.settings.induction_series_length
-        names = message_templates(store, rule.template, patient.language if patient else None)
-        language = template_language(names["sms"] if row.channel == "sms" else names["text"])
+        names = message_templates(store, rule.template, patient.language if patient else None, spec)
+        language = template_language(names["text"] if spec.has_subject else names["body"])
         context = message_context(self.settings, patient, appointment, series, language)
-        if row.channel == "sms":
-            return OutgoingMessage(to=to, body=render(store, names["sms"], context),
+        if not spec.has_subject:
+            return OutgoingMessage(to=to, body=render(store, names["body"], context),
                                    status_callback=callback, reference=str(row.id))
         attachments = ()
-        if appointment is not None and rule.kind == REMINDER:
+        if appointment is not None and rule.kind == REMINDER and spec.carries_calendar:
             attachments = (self._calendar_entry(appointment, patient),)
         return OutgoingMessage(
             to=to,
@@ -377,54 +367,36 @@ class Sender:
         return Attachment("visit.ics", "text/calendar", data)
 
     def _finish_unsent(self, row: OutboxMessage, reason: str, now: datetime) -> str:
-        row.status = CANCELED if reason == "visit canceled" else SKIPPED
-        row.status_reason = reason
-        log.info("outbox %s: not sent (%s)", row.id, reason)
+        moves.mark_unsent(row, reason)
         return "skipped"
 
     def _delivery_failed(self, session: Session, row: OutboxMessage, patient: Patient | None,
                          error: DeliveryError, now: datetime) -> str:
-        if error.maybe_sent and row.kind != KIND_ALERT:
+        if error.maybe_sent and row.kind != Kind.ALERT:
             # Sending again could text the patient twice; a person decides. (A staff alert is
             # retried: a second alert is better than none.)
-            row.status, row.error_code, row.error_message = UNKNOWN, error.code, str(error)[:500]
-            row.status_reason = "the provider stopped answering during the send; check before resending"
+            moves.mark_unknown(row, "the provider stopped answering during the send; check before resending",
+                               error.code, str(error))
             log.warning("outbox %s: outcome unknown (code %s)", row.id, error.code)
             return "unknown"
         if not error.permanent:
             return self._retry_or_fail(session, row, now, str(error), code=error.code,
-                                       retry_after=_seconds(error.retry_after))
-        row.status, row.error_code, row.error_message = FAILED, error.code, str(error)[:500]
-        row.status_reason = "the provider refused it for good"
+                                       retry_after=_seconds(error.retry_after), max_attempts=error.max_attempts)
+        moves.mark_failed(row, "the provider refused it for good", error.code, str(error))
         log.warning("outbox %s: permanent failure (code %s)", row.id, error.code)
         if patient is not None:
-            fall_back_to_email(session, row, patient, now)
+            plan_fallback_twin(session, row, patient, now)
         return "failed"
 
     def _retry_or_fail(self, session: Session, row: OutboxMessage, now: datetime, reason: str, code: str | None,
-                       retry_after: timedelta | None = None) -> str:
-        """Try again later, with backoff and jitter. A provider's trouble (an outage, 429, bad
-        credentials) is retried for as long as the message can still do its job; our own
-        (an internal error) at most SEND_MAX_ATTEMPTS times."""
-        row.error_code, row.error_message = code, reason[:500]
-        if code == "internal" and row.attempts >= self.settings.send_max_attempts:
-            row.status, row.status_reason = FAILED, f"gave up after {row.attempts} attempts"
-            log.warning("outbox %s: failed after %s attempts (code %s)", row.id, row.attempts, code)
-            return "failed"
-        delay = retry_delay(row.attempts, row.id)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
+                       retry_after: timedelta | None = None, max_attempts: int | None = None) -> str:
+        """Try again later (reminders.outbox.moves.retry_or_fail). A provider's trouble (an outage,
+        429, bad credentials) is retried for as long as the message can still do its job; our own
+        (an internal error) at most SEND_MAX_ATTEMPTS times, a code the provider says is worth only
+        a few tries at most that many."""
         visit = session.get(Appointment, row.appointment_id) if row.appointment_id else None
-        deadline = delivery_deadline(row.kind, row.planned_for, visit.starts_at if visit else None)
-        again = retry_time(now, delay, deadline)
-        if again is None:
-            row.status, row.status_reason = FAILED, gave_up_reason(row.kind)
-            log.warning("outbox %s: given up after %s attempts, the deadline has come (code %s)", row.id, row.attempts, code)
-            return "failed"
-        row.status, row.due_at = PLANNED, again
-        row.status_reason = f"{RETRYING} (attempt {row.attempts})"
-        log.info("outbox %s: temporary failure (code %s), retry at %s", row.id, code, row.due_at.isoformat())
-        return "retrying"
+        return moves.retry_or_fail(row, now, reason, code, visit_starts_at=visit.starts_at if visit else None,
+                                   retry_after=retry_after, max_attempts=max_attempts)
 
 
 def _seconds(value: float | None) -> timedelta | None:
@@ -440,7 +412,7 @@ class _AfterHandOver(Exception):
 
 
 def _record(session: Session, obj, model, **values) -> None:
-    """UPDATE one row by id, and let the loaded object show the same values without a reload."""
+    """UPDATE one row by id (a patient), and let the loaded object show the same values without a reload."""
     session.execute(update(model).where(model.id == obj.id).values(**values)
                     .execution_options(synchronize_session=False))
     for key, value in values.items():
@@ -455,15 +427,7 @@ def _by_id(session: Session, model, ids: set, *options) -> dict:
 
 
 def _hold(session: Session, row: OutboxMessage, now: datetime, reason: str) -> str:
-    """The row goes back, still due, its try not counted: the provider paused mid-batch, or the
-    batch ran out of time."""
-    session.execute(
-        update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.status == SENDING)
-        .values(status=PLANNED, status_reason=reason, attempts=OutboxMessage.attempts - 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    session.expire(row)
+    moves.hold(session, row, now, reason)
     return "held"
 
 
@@ -505,21 +469,3 @@ class _BatchFacts:
             return False
         return any(other != row.id and planned > row.planned_for
                    for planned, other in self.later_reminders.get((row.appointment_id, row.channel), ()))
-
-
-def fall_back_to_email(session: Session, row: OutboxMessage, patient: Patient, now: datetime) -> bool:
-    """Plan the email twin of an SMS that cannot reach the patient. False when there is none to send.
-
-    The twin uses the same key an emailed version of that rule would have, so a patient who
-    already gets the rule by email does not get it twice.
-    """
-    if row.channel != "sms" or not patient.email or row.kind in (*UNGATED_KINDS, KIND_CHECKIN, KIND_WELCOME):
-        return False
-    key = appointment_key(row.appointment_id, row.rule, "email") if row.appointment_id else f"{row.dedupe_key}:email"
-    inserted = insert_ignoring_duplicates(session, [{
-        "dedupe_key": key, "patient_id": patient.id, "appointment_id": row.appointment_id,
-        "kind": row.kind, "rule": row.rule, "channel": "email",
-        "planned_for": row.planned_for, "due_at": now, "status": PLANNED, "attempts": 0,
-        "status_reason": f"email in place of text message {row.id}", "created_at": now, "updated_at": now,
-    }])
-    return bool(inserted)

@@ -17,7 +17,7 @@ from reminders.config import get_settings
 from reminders.db import session_factory
 from reminders.dispatch import SEND_BATCH_TASK, CeleryDispatcher, InProcessDispatcher, in_process
 from reminders.models import utcnow
-from reminders.planning.dispatcher import requeue_lost
+from reminders.outbox.moves import requeue_lost
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from reminders.channels.twilio_sms import TwilioSMS
 from reminders.db import session_factory
 from reminders.models import OutboxMessage, TemplateVersion
 from reminders.pipeline import due_ids, run_pass
-from reminders.planning.dispatcher import queue_now
+from reminders.outbox.moves import queue_now
 from reminders.sending import Sender
 from tests.conftest import at, both_databases
 from tests.helpers import book, outbox

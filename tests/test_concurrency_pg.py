@@ -20,8 +20,10 @@ from reminders.db import session_factory
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import FAILED, PLANNED, QUEUED, SENDING, SENT, UNKNOWN
 from reminders.pipeline import due_ids, run_pass
-from reminders.planning.dispatcher import REQUEUE_AFTER, claim_due
-from reminders.planning.planner import appointment_key, plan_appointment, plan_pending, wanted_messages
+from reminders.outbox.moves import REQUEUE_AFTER
+from reminders.provider_health import claim_due
+from reminders.outbox import appointment_key
+from reminders.planning.planner import plan_appointment, plan_pending, wanted_messages
 from reminders.planning.rules import RuleSettings
 from reminders.sending import Sender, backoff, retry_delay
 
@@ -456,18 +458,18 @@ def test_a_sender_claiming_between_the_planners_read_and_write_is_not_undone(pg_
     moved_to = NOW + timedelta(days=3)
     move_visit(pg_sessions, moved_to)
     channel = RecordingChannel()
-    real_update = planner._update_if_pending
+    real_update = planner.reschedule_pending
 
-    def interleaved(session, row_id, **values):
+    def interleaved(session, row_id, *args):
         if row_id == outbox_id and not channel.sent:  # a worker gets there first
             assert Sender(pg_sessions, pg_settings, channel.channels()).send(outbox_id, NOW) == "sent"
-        return real_update(session, row_id, **values)
+        return real_update(session, row_id, *args)
 
-    monkeypatch.setattr(planner, "_update_if_pending", interleaved)
+    monkeypatch.setattr(planner, "reschedule_pending", interleaved)
     with pg_sessions() as session:
         plan_pending(session, rs, NOW + timedelta(seconds=1))
     assert channel.sent == Counter({outbox_id: 1})
-    monkeypatch.setattr(planner, "_update_if_pending", real_update)
+    monkeypatch.setattr(planner, "reschedule_pending", real_update)
 
     with pg_sessions() as session:
         row = session.get(OutboxMessage, outbox_id)

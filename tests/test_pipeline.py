@@ -208,7 +208,7 @@ class TestChanges:
         assert sent(session) == [("first_induction_72h", "sms")]
 
     def test_cancel_after_the_message_was_queued_still_stops_it(self, settings, session):
-        from reminders.planning.dispatcher import claim_due
+        from reminders.provider_health import claim_due
         from reminders.planning.planner import plan_pending
         from reminders.planning.rules import RuleSettings
 

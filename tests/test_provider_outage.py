@@ -335,7 +335,7 @@ def test_passes_racing_on_postgresql_let_one_probe_through_and_hold_the_rest(con
 
     from reminders.db import session_factory
     from reminders.migrations import upgrade
-    from reminders.planning.dispatcher import claim_due
+    from reminders.provider_health import claim_due
     from reminders.planning.planner import plan_pending
     from reminders.planning.rules import RuleSettings
 

@@ -1,7 +1,7 @@
 """The one small interface every channel sits behind."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
@@ -74,10 +74,16 @@ class ChannelSpec:
     counts_segments: bool  # the body is billed in SMS segments (stored on the row)
     reports_delivery: bool  # the provider calls back with delivery reports (status callback URL)
     fallback: str | None  # the channel a message goes by when it cannot go this way
+    has_subject: bool = False  # a subject, a plain-text body and an optional HTML body (email)
     # Free-form text (a written answer, not a template) may go only this long after the
     # patient's own last message on the channel (WhatsApp's 24-hour session); None: any time.
     free_form_window: timedelta | None = None
     template_fallback: str | None = None  # the suffix used when a rule has no template of its own
+    label: str = ""  # in staff's words: "text message", "email"
+
+    @property
+    def words(self) -> str:
+        return self.label or self.name
 
 
 # Where a delivery report leaves a message, in the service's own words (channels translate their
@@ -100,3 +106,7 @@ class DeliveryReport:
     reason: str | None = None  # the error in words, for staff
     permanent: bool = False  # the number cannot take messages this way (not worth trying again)
     unsubscribed: bool = False  # the recipient opted out at the carrier or provider
+    # The provider's statuses in the order they happen, and those that end a message's story:
+    # what a row's stored provider status is compared with.
+    ranks: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
+    final_statuses: frozenset[str] = frozenset()

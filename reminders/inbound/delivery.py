@@ -30,7 +30,7 @@ from reminders.models import OutboxMessage, Patient
 from reminders.models.outbox import (
     DELIVERED, FAILED, KIND_ALERT, PLANNED, QUEUED, SENDING, SENT, UNDELIVERED, UNKNOWN,
 )
-from reminders.sending import fall_back_to_email
+from reminders.outbox.rows import plan_fallback_twin as fall_back_to_email
 
 log = logging.getLogger(__name__)
 

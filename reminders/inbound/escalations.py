@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.logs import mask_phone
 from reminders.models import Escalation, InboundMessage, OutboxMessage, Patient
-from reminders.models.outbox import CANCELED, DELIVERED, KIND_ALERT, PENDING_STATUSES, PLANNED, SENT
-from reminders.planning.planner import insert_ignoring_duplicates
+from reminders.models.outbox import DELIVERED, PLANNED, SENT, Kind
+from reminders.outbox import OutboxRow, cancel_pending, plan
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,8 @@ def _plan_round(session: Session, settings, escalation: Escalation, now: datetim
         return 0, []
     if round_no > 1:
         _warn_if_previous_round_failed(session, escalation, round_no - 1)
-    inserted = insert_ignoring_duplicates(session, rows)
-    keys = [row["dedupe_key"] for row in rows]
+    inserted = len(plan(session, rows, now))
+    keys = [row.dedupe_key for row in rows]
     ids = list(session.scalars(
         select(OutboxMessage.id).where(OutboxMessage.dedupe_key.in_(keys), OutboxMessage.status == PLANNED)
         .order_by(OutboxMessage.id)
@@ -178,19 +178,15 @@ def alert_key(escalation_id: int, round_no: int, channel: str, address: str) -> 
     return key
 
 
-def alert_rows(settings, escalation: Escalation, patient: Patient | None, round_no: int, now: datetime) -> list[dict]:
+def alert_rows(settings, escalation: Escalation, patient: Patient | None, round_no: int, now: datetime) -> list[OutboxRow]:
     sms = alert_sms(settings, escalation, patient, round_no)
     subject, email = alert_email(settings, escalation, patient, round_no)
     wanted = [("sms", phone, None, sms) for phone in staff_phones(settings)]
     wanted += [("email", address, subject, email) for address in staff_emails(settings)]
     return [
-        {
-            "dedupe_key": alert_key(escalation.id, round_no, channel, address), "patient_id": None,
-            "appointment_id": None, "escalation_id": escalation.id, "kind": KIND_ALERT, "rule": ALERT_RULE,
-            "channel": channel, "planned_for": now, "due_at": now, "status": PLANNED, "attempts": 0,
-            "to_address": address, "subject": subject_line, "body": body,
-            "created_at": now, "updated_at": now,
-        }
+        OutboxRow(dedupe_key=alert_key(escalation.id, round_no, channel, address), kind=Kind.ALERT,
+                  rule=ALERT_RULE, channel=channel, planned_for=now, due_at=now, escalation_id=escalation.id,
+                  to_address=address, subject=subject_line, body=body)
         for channel, address, subject_line, body in wanted
     ]
 
@@ -278,12 +274,7 @@ def acknowledge(session: Session, escalation_id: int, by: str, note: str, now: d
         escalation.acknowledged_by = by
         escalation.ack_note = note or ""
         escalation.next_alert_at = None
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.escalation_id == escalation.id, OutboxMessage.status.in_(PENDING_STATUSES))
-            .values(status=CANCELED, status_reason="escalation acknowledged", updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        cancel_pending(session, now, "escalation acknowledged", escalation_id=escalation.id)
         texts = select(InboundMessage).where(
             InboundMessage.classification.in_(CRISIS_CLASSIFICATIONS),
             InboundMessage.needs_staff, InboundMessage.done_at.is_(None),

@@ -8,6 +8,7 @@ from typing import Iterable
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from reminders.channels.kinds import reachable, spec_for
 from reminders.models import OutboxMessage
 from reminders.models.outbox import Kind, Status
 
@@ -51,3 +52,33 @@ def plan(session: Session, rows: Iterable[OutboxRow], now: datetime) -> list[int
         .returning(OutboxMessage.id)
     )
     return list(session.scalars(stmt).all())
+
+
+# Never sent in place of another: a staff alert has its own row per channel, a welcome belongs
+# to the channel it introduces.
+NO_TWIN = (Kind.ALERT, Kind.WELCOME)
+# Only a channel the patient texts back on can carry these (a check-in is answered by text).
+TEXT_ONLY = (Kind.CHECKIN, Kind.REPLY)
+
+
+def plan_fallback_twin(session: Session, row: OutboxMessage, patient, now: datetime) -> bool:
+    """Plan the twin of a message that cannot reach the patient on its own channel, on that
+    channel's fallback (a text by email, a WhatsApp message by text). False when there is none.
+
+    The twin uses the same key the rule's own message on that channel would have, so a patient
+    who already gets the rule that way does not get it twice."""
+    fallback = spec_for(row.channel).fallback
+    if fallback is None or row.kind in NO_TWIN:
+        return False
+    spec = spec_for(fallback)
+    if not reachable(patient, spec) or (row.kind in TEXT_ONLY and not spec.is_text):
+        return False
+    key = appointment_key(row.appointment_id, row.rule, fallback) if row.appointment_id else f"{row.dedupe_key}:{fallback}"
+    written = row.kind == Kind.REPLY  # a written answer carries its words; a rule's message is rendered again
+    twin = OutboxRow(
+        dedupe_key=key, kind=Kind(row.kind), rule=row.rule, channel=fallback, planned_for=row.planned_for,
+        due_at=now, patient_id=patient.id, appointment_id=row.appointment_id,
+        subject=row.subject if written else None, body=row.body if written else None,
+        status_reason=f"{spec.words} in place of {spec_for(row.channel).words} {row.id}",
+    )
+    return bool(plan(session, [twin], now))

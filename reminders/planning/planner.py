@@ -9,12 +9,13 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.outbox import CANCELED, FAILED, PENDING_STATUSES, PLANNED, SENDING, SKIPPED, UNKNOWN
+from reminders.models.outbox import CANCELED, FAILED, PENDING_STATUSES, SENDING, SKIPPED, TEXT_CHANNELS, UNKNOWN
 from reminders.models.outbox import DELIVERED, SENT, UNDELIVERED
+from reminders.outbox import OutboxRow, appointment_key, plan
+from reminders.outbox.moves import cancel_pending, reschedule_pending, revive_canceled
 from reminders.planning.welcome import plan_welcome
 from reminders.planning.rules import (
     MISSED_VISIT, MISSED_VISIT_MARKED_WITHIN, NON_URGENT_KINDS, REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage,
@@ -26,24 +27,6 @@ from reminders.planning.rules import (
 log = logging.getLogger(__name__)
 
 PLANNING_ERROR_LIMIT = 300  # the width of appointments.planning_error
-
-
-def appointment_key(appointment_id: int, rule: str, channel: str) -> str:
-    return f"appt:{appointment_id}:{rule}:{channel}"
-
-
-def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
-    """Insert outbox rows; a row whose dedupe_key exists already is left alone. Returns inserted."""
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(OutboxMessage).values(rows)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboxMessage.id)
-    )
-    return len(session.execute(stmt).all())
 
 
 # A reminder that went counts for its slot (24 h, 72 h, 7 d before) whatever the series number
@@ -118,7 +101,7 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
                OutboxMessage.sent_at).where(
             OutboxMessage.patient_id == appointment.patient_id,
             (OutboxMessage.appointment_id != appointment.id) | OutboxMessage.appointment_id.is_(None),
-            OutboxMessage.channel == "sms", OutboxMessage.kind.in_(NON_URGENT_KINDS),
+            OutboxMessage.channel.in_(TEXT_CHANNELS), OutboxMessage.kind.in_(NON_URGENT_KINDS),
             OutboxMessage.status.not_in(NOT_GOING),
         )
     ).all()
@@ -169,25 +152,20 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
     for row in pending:
         message = wanted.get(row.dedupe_key)
         if message is None:
-            reason = no_longer_wanted_reason(appointment, row, rs)
-            _update_if_pending(session, row.id, status=CANCELED, status_reason=reason)
+            cancel_pending(session, now, no_longer_wanted_reason(appointment, row, rs), ids=[row.id])
         elif row.planned_for != message.planned_for and message.rule.name != VISIT_MOVED.name:
             # The visit moved. A queued row goes back to planned: its task, if still in the
             # broker, finds nothing to claim, and the row leaves again at the new time. (When the
             # time is unchanged the row keeps its due time: it may carry a retry backoff.)
-            _update_if_pending(session, row.id, status=PLANNED, planned_for=message.planned_for, due_at=message.due_at)
+            reschedule_pending(session, row.id, message.planned_for, message.due_at, now)
     new_rows = [
-        {
-            "dedupe_key": key, "patient_id": patient.id, "appointment_id": appointment.id,
-            "kind": m.rule.kind, "rule": m.rule.name, "channel": m.channel,
-            "planned_for": m.planned_for, "due_at": m.due_at, "status": PLANNED, "attempts": 0,
-            "created_at": now, "updated_at": now,
-        }
+        OutboxRow(dedupe_key=key, kind=m.rule.kind, rule=m.rule.name, channel=m.channel, planned_for=m.planned_for,
+                  due_at=m.due_at, patient_id=patient.id, appointment_id=appointment.id)
         for key, m in wanted.items()
     ]
     appointment.needs_planning = False
-    welcome = plan_welcome(session, patient, rs.quiet, now, insert_ignoring_duplicates, new_rows)
-    return welcome + insert_ignoring_duplicates(session, new_rows)
+    welcome = plan_welcome(session, patient, rs.quiet, now, new_rows)
+    return welcome + len(plan(session, new_rows, now))
 
 
 # The planner's own reasons for withdrawing a row when a visit's facts changed (a no-show, a
@@ -201,12 +179,7 @@ def revive_withdrawn(session: Session, own: list[OutboxMessage], wanted: dict[st
         if (row.dedupe_key in wanted and row.status == CANCELED
                 and row.status_reason and row.status_reason.startswith(WITHDRAWN)):
             message = wanted[row.dedupe_key]
-            session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.status == CANCELED)
-                .values(status=PLANNED, status_reason=None, planned_for=message.planned_for, due_at=message.due_at,
-                        updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            revive_canceled(session, row.id, message.planned_for, message.due_at, now)
 
 
 def no_longer_wanted_reason(appointment: Appointment, row: OutboxMessage, rs: RuleSettings) -> str:
@@ -242,16 +215,6 @@ def moved_notices(own: list[OutboxMessage], appointment: Appointment, wanted: di
         f"{appointment_key(appointment.id, VISIT_MOVED.name, channel)}:{stamp}": PlannedMessage(VISIT_MOVED, channel, now, due)
         for channel in channels
     }
-
-
-def _update_if_pending(session: Session, outbox_id: int, **values) -> None:
-    """Change a row only while no sender has claimed it."""
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status.in_(PENDING_STATUSES))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
 
 
 def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int = 500) -> int:

@@ -10,10 +10,13 @@ from datetime import date, datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from reminders.models.outbox import Kind
+from reminders.models.outbox import TEXT_CHANNELS, Kind
 from reminders.planning.quiet_hours import QuietHours, local_moment
 
 REMINDER, CHECKIN, NUDGE = Kind.REMINDER, Kind.CHECKIN, Kind.NUDGE
+ALERT, REPLY = Kind.ALERT, Kind.REPLY
+# Staff alerts and written replies are about a person now: no quiet hours, no visit checks.
+UNGATED_KINDS = (ALERT, REPLY)
 # A reminder deferred past quiet hours must still leave the patient this long before the visit.
 MIN_NOTICE = timedelta(hours=1)
 # A weekly check-in is dropped when the next visit is this close: that visit brings its own.
@@ -305,7 +308,7 @@ NON_URGENT_KINDS = (CHECKIN, NUDGE)
 
 
 def is_non_urgent(kind: str, channel: str) -> bool:
-    return kind in NON_URGENT_KINDS and channel == "sms"
+    return kind in NON_URGENT_KINDS and channel in TEXT_CHANNELS
 
 
 def spread_rank(rule_name: str) -> int:
@@ -340,7 +343,6 @@ def local_day(instant: datetime, zone: str) -> date:
 
 # ---------------------------------------------------------------- retrying through an outage
 
-ALERT = "alert"  # a staff crisis alert (reminders.models.outbox.KIND_ALERT)
 # Backoff between tries of one message: 30 s, 1, 2, 4 ... minutes, at most BACKOFF_CAP, plus up
 # to JITTER of itself so that rows that failed together do not all come back in the same second.
 BACKOFF_FIRST = timedelta(seconds=30)

@@ -12,82 +12,73 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.models import OutboxMessage, Patient
-from reminders.models.outbox import (
-    CANCELED, KIND_ALERT, KIND_REPLY, KIND_WELCOME, PENDING_STATUSES, PLANNED,
-)
-from reminders.planning.dispatcher import queue_now
+from reminders.models.outbox import CANCELED, PENDING_STATUSES, TEXT_CHANNELS, Kind
+from reminders.outbox import OutboxRow, plan
+from reminders.outbox.moves import cancel_pending, queue_now, reschedule_pending, revive_canceled
 from reminders.planning.quiet_hours import QuietHours
 
 WELCOME_RULE = "welcome"
 AHEAD = timedelta(minutes=1)
 # Texts that are not the scheduled kind: a welcome is not planned for them.
-NOT_SCHEDULED = (KIND_ALERT, KIND_REPLY, KIND_WELCOME)
+NOT_SCHEDULED = (Kind.ALERT, Kind.REPLY, Kind.WELCOME)
 NOTHING_TO_INTRODUCE = "no text planned for the patient yet"
 
 
-def welcome_key(patient: Patient) -> str:
+def welcome_key(patient: Patient, channel: str = "sms") -> str:
     digest = hashlib.sha256((patient.phone or "").encode()).hexdigest()[:12]
-    return f"patient:{patient.id}:welcome:sms:{digest}"
+    return f"patient:{patient.id}:welcome:{channel}:{digest}"
 
 
 def needs_welcome(patient: Patient) -> bool:
     return bool(patient.phone) and patient.welcomed_at is None and not patient.sms_opted_out
 
 
+def _scheduled_text(channel: str, kind: str) -> bool:
+    return channel in TEXT_CHANNELS and kind not in NOT_SCHEDULED
+
+
 def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: datetime,
-                 insert: Callable[[Session, list[dict]], int], new_rows: list[dict] = ()) -> int:
+                 new_rows: Sequence[OutboxRow] = ()) -> int:
     """Keep the patient's welcome row a minute ahead of their earliest pending text, counting the
     rows the planner is about to insert (`new_rows`): called before they are, the welcome row is
-    older than they are, so it goes first even when both wait for the end of quiet hours. Returns
-    1 when a row was created. `insert` is the planner's insert that leaves a duplicate key alone."""
+    older than they are, so it goes first even when both wait for the end of quiet hours. It
+    goes on the channel of that first text. Returns 1 when a row was created."""
     if not needs_welcome(patient):
         return 0
-    first = session.scalar(
-        select(func.min(OutboxMessage.due_at)).where(
-            OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+    pending = session.execute(
+        select(OutboxMessage.due_at, OutboxMessage.channel).where(
+            OutboxMessage.patient_id == patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
             OutboxMessage.status.in_(PENDING_STATUSES), OutboxMessage.kind.not_in(NOT_SCHEDULED),
-        )
-    )
-    candidates = {r["dedupe_key"]: r["due_at"] for r in new_rows
-                  if r["channel"] == "sms" and r["kind"] not in NOT_SCHEDULED}
+        ).order_by(OutboxMessage.due_at).limit(1)
+    ).first()
+    texts = [tuple(pending)] if pending else []
+    candidates = {r.dedupe_key: (r.due_at, r.channel) for r in new_rows if _scheduled_text(r.channel, r.kind)}
     if candidates:
         known = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(candidates))))
-        dues = [due for key, due in candidates.items() if key not in known]
-        if dues:
-            first = min(dues) if first is None else min(first, *dues)
-    key = welcome_key(patient)
+        texts += [text for key, text in candidates.items() if key not in known]
+    first, channel = min(texts) if texts else (None, "sms")
+    key = welcome_key(patient, channel)
     row = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
     if first is None:
         if row is not None and row.status in PENDING_STATUSES:
-            _update(session, row.id, PENDING_STATUSES, status=CANCELED, status_reason=NOTHING_TO_INTRODUCE)
+            cancel_pending(session, now, NOTHING_TO_INTRODUCE, ids=[row.id])
         return 0
     at = first - AHEAD
     due = quiet.next_allowed(at, patient.timezone)
     if row is None:
-        return insert(session, [{
-            "dedupe_key": key, "patient_id": patient.id, "appointment_id": None,
-            "kind": KIND_WELCOME, "rule": WELCOME_RULE, "channel": "sms",
-            "planned_for": at, "due_at": due, "status": PLANNED, "attempts": 0,
-            "created_at": now, "updated_at": now,
-        }])
+        return len(plan(session, [OutboxRow(dedupe_key=key, kind=Kind.WELCOME, rule=WELCOME_RULE, channel=channel,
+                                            planned_for=at, due_at=due, patient_id=patient.id)], now))
     if row.status in PENDING_STATUSES and row.due_at != due:
-        _update(session, row.id, PENDING_STATUSES, status=PLANNED, planned_for=at, due_at=due)
+        reschedule_pending(session, row.id, at, due, now)
     elif row.status == CANCELED and row.status_reason == NOTHING_TO_INTRODUCE:
-        _update(session, row.id, (CANCELED,), status=PLANNED, planned_for=at, due_at=due, status_reason=None)
+        revive_canceled(session, row.id, at, due, now)
     return 0
-
-
-def _update(session: Session, outbox_id: int, statuses: tuple[str, ...], **values) -> None:
-    session.execute(
-        update(OutboxMessage).where(OutboxMessage.id == outbox_id, OutboxMessage.status.in_(statuses))
-        .values(**values).execution_options(synchronize_session=False)
-    )
 
 
 def pending_welcome(session: Session, patient: Patient) -> int | None:
@@ -95,7 +86,8 @@ def pending_welcome(session: Session, patient: Patient) -> int | None:
     if not needs_welcome(patient):
         return None
     return session.scalar(select(OutboxMessage.id).where(
-        OutboxMessage.dedupe_key == welcome_key(patient), OutboxMessage.status.in_(PENDING_STATUSES)))
+        OutboxMessage.patient_id == patient.id, OutboxMessage.kind == Kind.WELCOME,
+        OutboxMessage.status.in_(PENDING_STATUSES)).order_by(OutboxMessage.id).limit(1))
 
 
 def reason_not_to_welcome(patient: Patient | None) -> str | None:

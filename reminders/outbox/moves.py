@@ -1,0 +1,292 @@
+"""Moving outbox rows along their lifecycle: the only code that changes a row's status.
+
+planned -> queued (claim_due, queue_now) -> sending (claim_for_sending, one winner) -> sent, then
+delivered or undelivered (reminders.outbox.delivery); or back to planned (retry, quiet hours,
+a paused provider), or to skipped, canceled, failed or unknown. Every move out of a shared state
+is a conditional UPDATE, so two workers, a late task and a sweep cannot both move one row.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from reminders.models import OutboxMessage
+from reminders.models.outbox import PENDING_STATUSES, Kind, Status
+from reminders.planning.rules import delivery_deadline, gave_up_reason, retry_delay, retry_time
+
+log = logging.getLogger("reminders.outbox")
+
+# A queued row nobody claimed in this long lost its task (broker restart): queue it again.
+# Claiming is a conditional UPDATE, so a late original task and the new one cannot both send.
+REQUEUE_AFTER = timedelta(minutes=10)
+# A staff crisis alert is never left for the slow sweep: its task is handed out again sooner.
+REQUEUE_ALERT_AFTER = timedelta(minutes=1)
+# A worker's clock may run a little behind the process that queued the row (another host).
+CLOCK_SKEW = timedelta(minutes=1)
+ERROR_MESSAGE_LIMIT = 500  # the width of outbox.error_message
+RETRYING = "retrying after a temporary error"  # how a row waiting out a backoff begins its reason
+UNKNOWN_AFTER_CRASH = "the worker stopped during the send; check before resending"
+
+
+def _update(session: Session, where, **values):
+    return session.execute(update(OutboxMessage).where(*where).values(**values)
+                           .execution_options(synchronize_session=False))
+
+
+def _move(session: Session, ids: Iterable[int], from_statuses, **values) -> list[int]:
+    """Move those of `ids` still in one of `from_statuses`, in one conditional UPDATE; the ids moved."""
+    ids = list(ids)
+    if not ids:
+        return []
+    moved = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.status.in_(tuple(from_statuses)))
+        .values(**values)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return sorted(moved)
+
+
+# ---------------------------------------------------------------- handing rows out
+
+def claim_due(session: Session, now: datetime, limit: int = 1000, *, held_channels: Iterable[str] = (),
+              probes: Iterable[int] = ()) -> list[int]:
+    """Move due `planned` rows to `queued` and return their ids, oldest first (with `probes`,
+    rows the caller queued already). Rows of `held_channels` stay, except staff alerts.
+    Commits."""
+    held = list(held_channels)
+    due = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == Status.PLANNED, OutboxMessage.due_at <= now)
+        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if held:
+        due = due.where(or_(OutboxMessage.channel.not_in(held), OutboxMessage.kind == Kind.ALERT))
+    ids = list(probes) + session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .values(status=Status.QUEUED, queued_at=now, updated_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(ids)
+
+
+def queue_now(session: Session, ids: list[int], now: datetime) -> list[int]:
+    """Queue these `planned` rows at once (crisis alerts, a welcome), making them due now. Commits."""
+    moved = _move(session, ids, (Status.PLANNED,), status=Status.QUEUED, queued_at=now, due_at=now, updated_at=now)
+    session.commit()
+    return moved
+
+
+def queue_probe(session: Session, outbox_id: int, now: datetime) -> bool:
+    """Queue one due row as the probe of a paused provider (its due time unchanged)."""
+    return bool(_move(session, [outbox_id], (Status.PLANNED,), status=Status.QUEUED, queued_at=now, updated_at=now))
+
+
+def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFTER,
+                 alert_after: timedelta = REQUEUE_ALERT_AFTER) -> list[int]:
+    """Queued rows whose task seems lost: stamped again and returned, to be handed out again. Commits."""
+    lost = or_(OutboxMessage.queued_at <= now - after,
+               and_(OutboxMessage.kind == Kind.ALERT, OutboxMessage.queued_at <= now - alert_after))
+    ids = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == Status.QUEUED, lost)
+        .values(queued_at=now, updated_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(ids)
+
+
+def release_to_planned(session: Session, ids: list[int], now: datetime, reason: str) -> list[int]:
+    """Queued rows whose hand-off failed go back to `planned`, still due: the next pass takes them. Commits."""
+    moved = _move(session, ids, (Status.QUEUED,), status=Status.PLANNED, queued_at=None, status_reason=reason,
+                  updated_at=now)
+    session.commit()
+    return moved
+
+
+def hold_queued(session: Session, outbox_id: int, now: datetime, reason: str) -> bool:
+    """A queued row whose provider is paused goes back to `planned`, untouched otherwise."""
+    return bool(_move(session, [outbox_id], (Status.QUEUED,), status=Status.PLANNED, status_reason=reason,
+                      updated_at=now))
+
+
+def mark_unknown_sends(session: Session, now: datetime, after: timedelta) -> int:
+    """A row left in `sending` means a worker died between the provider call and the record.
+
+    Whether the patient got it is unknown, so it is shown to staff rather than sent again. Commits.
+    """
+    result = _update(session, (OutboxMessage.status == Status.SENDING, OutboxMessage.claimed_at < now - after),
+                     status=Status.UNKNOWN, status_reason=UNKNOWN_AFTER_CRASH, updated_at=now)
+    session.commit()
+    return result.rowcount or 0
+
+
+def claim_for_sending(session: Session, outbox_id: int, now: datetime) -> bool:
+    """The one place a row becomes `sending`: exactly one caller can win it. Commits."""
+    result = _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status == Status.QUEUED,
+                               OutboxMessage.due_at <= now + CLOCK_SKEW),
+                     status=Status.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1, updated_at=now)
+    session.commit()
+    return result.rowcount == 1
+
+
+def claim_many_for_sending(session: Session, ids: list[int], now: datetime) -> set[int]:
+    """`claim_for_sending` for a batch, in one UPDATE: the ids this caller won. Rows another
+    worker holds locked are skipped (SKIP LOCKED on PostgreSQL), not waited for. Commits."""
+    if not ids:
+        return set()
+    claimable = (OutboxMessage.id.in_(ids), OutboxMessage.status == Status.QUEUED,
+                 OutboxMessage.due_at <= now + CLOCK_SKEW)
+    chosen = select(OutboxMessage.id).where(*claimable).with_for_update(skip_locked=True)
+    won = session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(chosen.scalar_subquery()), *claimable)
+        .values(status=Status.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1, updated_at=now)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return set(won)
+
+
+# ---------------------------------------------------------------- pending rows the plan changed
+
+def cancel_pending(session: Session, now: datetime, reason: str, *, ids: Iterable[int] | None = None,
+                   escalation_id: int | None = None) -> int:
+    """Cancel rows not claimed by a sender yet (by id, or every row of an escalation)."""
+    where = [OutboxMessage.status.in_(PENDING_STATUSES)]
+    if ids is not None:
+        where.append(OutboxMessage.id.in_(list(ids)))
+    if escalation_id is not None:
+        where.append(OutboxMessage.escalation_id == escalation_id)
+    return _update(session, where, status=Status.CANCELED, status_reason=reason, updated_at=now).rowcount or 0
+
+
+def reschedule_pending(session: Session, outbox_id: int, planned_for: datetime, due_at: datetime,
+                       now: datetime) -> None:
+    """A pending row's visit moved: it goes at the new time. A queued row goes back to planned:
+    its task, if still in the broker, finds nothing to claim."""
+    _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status.in_(PENDING_STATUSES)),
+            status=Status.PLANNED, planned_for=planned_for, due_at=due_at, updated_at=now)
+
+
+def revive_canceled(session: Session, outbox_id: int, planned_for: datetime, due_at: datetime, now: datetime) -> None:
+    """A row withdrawn by the planner is wanted again (a no-show corrected to completed)."""
+    _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status == Status.CANCELED),
+            status=Status.PLANNED, status_reason=None, planned_for=planned_for, due_at=due_at, updated_at=now)
+
+
+def bring_forward_retries(session: Session, channel: str, now: datetime, retrying_reason: str) -> int:
+    """Rows of a channel waiting out a retry backoff go now: the provider answers again."""
+    return _update(session, (OutboxMessage.channel == channel, OutboxMessage.status == Status.PLANNED,
+                             OutboxMessage.due_at > now, OutboxMessage.status_reason.like(f"{retrying_reason}%")),
+                   due_at=now, updated_at=now).rowcount or 0
+
+
+def fail_many(session: Session, ids: list[int], statuses, now: datetime, reason: str, code: str) -> int:
+    """Give up on rows still in `statuses` (a provider down past the time they could help)."""
+    if not ids:
+        return 0
+    return _update(session, (OutboxMessage.id.in_(ids), OutboxMessage.status.in_(tuple(statuses))),
+                   status=Status.FAILED, status_reason=reason,
+                   error_code=func.coalesce(OutboxMessage.error_code, code), updated_at=now).rowcount or 0
+
+
+# ---------------------------------------------------------------- a claimed row's outcome
+
+def record(session: Session, row: OutboxMessage, **values) -> None:
+    """UPDATE one row by id, and let the loaded object show the same values without a reload."""
+    _update(session, (OutboxMessage.id == row.id,), **values)
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+
+
+def write_rendered(row: OutboxMessage, *, to: str, subject: str | None, body: str, segments: int | None) -> None:
+    """What is going out, written on the row before the provider is asked."""
+    row.to_address, row.subject, row.body, row.segments = to, subject, body, segments
+
+
+def mark_sent(session: Session, row: OutboxMessage, provider_id: str, provider_status: str, now: datetime) -> None:
+    """The provider accepted it (plain UPDATE: this runs once per message sent)."""
+    record(session, row, status=Status.SENT, status_reason=None, sent_at=now, provider_id=provider_id,
+           provider_status=provider_status, error_code=None, error_message=None, updated_at=now)
+
+
+def mark_sent_unrecorded(row: OutboxMessage, provider_id: str, provider_status: str, now: datetime) -> None:
+    """Accepted, but recording the details failed after: it went, and is never sent again."""
+    row.status, row.sent_at, row.provider_id, row.provider_status = Status.SENT, now, provider_id, provider_status
+    row.status_reason = "sent; recording the details failed (see the service log)"
+
+
+def defer(row: OutboxMessage, due_at: datetime, reason: str) -> None:
+    """Not now (quiet hours): back to planned, due later."""
+    row.status, row.due_at, row.status_reason = Status.PLANNED, due_at, reason
+
+
+def hold(session: Session, row: OutboxMessage, now: datetime, reason: str) -> None:
+    """A claimed row goes back, still due, its try not counted: the provider paused mid-batch, or
+    the batch ran out of time. Commits."""
+    _update(session, (OutboxMessage.id == row.id, OutboxMessage.status == Status.SENDING),
+            status=Status.PLANNED, status_reason=reason, attempts=OutboxMessage.attempts - 1, updated_at=now)
+    session.commit()
+    session.expire(row)
+
+
+VISIT_CANCELED = "visit canceled"
+
+
+def mark_unsent(row: OutboxMessage, reason: str) -> None:
+    """It will not go: canceled with its visit, otherwise skipped, with the reason for staff."""
+    row.status = Status.CANCELED if reason == VISIT_CANCELED else Status.SKIPPED
+    row.status_reason = reason
+    log.info("outbox %s: not sent (%s)", row.id, reason)
+
+
+def mark_unknown(row: OutboxMessage, reason: str, code: str | None, error: str | None = None) -> None:
+    """It may have gone: a person checks before anyone resends it."""
+    row.status, row.error_code, row.status_reason = Status.UNKNOWN, code, reason
+    if error is not None:
+        row.error_message = error[:ERROR_MESSAGE_LIMIT]
+
+
+def mark_failed(row: OutboxMessage, reason: str, code: str | None, error: str) -> None:
+    row.status, row.status_reason = Status.FAILED, reason
+    row.error_code, row.error_message = code, error[:ERROR_MESSAGE_LIMIT]
+
+
+def retry_or_fail(row: OutboxMessage, now: datetime, error: str, code: str | None, *,
+                  visit_starts_at: datetime | None, retry_after: timedelta | None = None,
+                  max_attempts: int | None = None) -> str:
+    """Try again later, with backoff and jitter (at least `retry_after`), for as long as the
+    message can still do its job (reminders.planning.rules.delivery_deadline) and, with
+    `max_attempts`, at most that many tries. Returns "retrying" or "failed"."""
+    row.error_code, row.error_message = code, error[:ERROR_MESSAGE_LIMIT]
+    if max_attempts is not None and row.attempts >= max_attempts:
+        row.status, row.status_reason = Status.FAILED, f"gave up after {row.attempts} attempts"
+        log.warning("outbox %s: failed after %s attempts (code %s)", row.id, row.attempts, code)
+        return "failed"
+    delay = retry_delay(row.attempts, row.id)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    again = retry_time(now, delay, delivery_deadline(row.kind, row.planned_for, visit_starts_at))
+    if again is None:
+        row.status, row.status_reason = Status.FAILED, gave_up_reason(row.kind)
+        log.warning("outbox %s: given up after %s attempts, the deadline has come (code %s)", row.id, row.attempts, code)
+        return "failed"
+    row.status, row.due_at = Status.PLANNED, again
+    row.status_reason = f"{RETRYING} (attempt {row.attempts})"
+    log.info("outbox %s: temporary failure (code %s), retry at %s", row.id, code, row.due_at.isoformat())
+    return "retrying"
