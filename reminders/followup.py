@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES, ATTENDED_OR_PENDING
+from reminders.models.outbox import TEXT_CHANNELS
 from reminders.planning.rules import PLAN_MAINTENANCE, RuleSettings, counts_as_attended_at, is_unmarked
 
 NUDGE_RULE = "rebook_nudge"
@@ -163,7 +164,7 @@ def _nudges(session: Session, appointment_ids: list[int]) -> dict[int, OutboxMes
     ).all()
     nudges: dict[int, OutboxMessage] = {}
     for row in rows:  # the text if there is one, else the email
-        if row.appointment_id not in nudges or row.channel == "sms":
+        if row.appointment_id not in nudges or row.channel in TEXT_CHANNELS:
             nudges[row.appointment_id] = row
     return nudges
 

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, ProviderHealth
-from reminders.models.outbox import KIND_ALERT, PENDING_STATUSES, PLANNED, QUEUED
+from reminders.models.outbox import PENDING_STATUSES, Kind, Status
 from reminders.outbox import moves
 from reminders.planning.rules import backoff, delivery_deadline, gave_up_reason
 
@@ -201,8 +201,8 @@ def _queue_probes(session: Session, paused: dict[str, Breaker], now: datetime) -
             continue
         candidate = session.scalar(
             select(OutboxMessage.id)
-            .where(OutboxMessage.status == PLANNED, OutboxMessage.due_at <= now, OutboxMessage.channel == channel,
-                   OutboxMessage.kind != KIND_ALERT)
+            .where(OutboxMessage.status == Status.PLANNED, OutboxMessage.due_at <= now, OutboxMessage.channel == channel,
+                   OutboxMessage.kind != Kind.ALERT)
             .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(1)
             .with_for_update(skip_locked=True)
         )
@@ -227,27 +227,27 @@ def gate(session: Session, outbox_id: int, now: datetime) -> tuple[str, bool]:
         .where(OutboxMessage.id == outbox_id)
     ).first()
     healthy = row is not None and row.open_until is None and not row.consecutive_failures
-    if row is None or row.status != QUEUED or row.kind == KIND_ALERT or row.open_until is None:
+    if row is None or row.status != Status.QUEUED or row.kind == Kind.ALERT or row.open_until is None:
         return "go", healthy
     if row.probe_outbox_id == outbox_id:
         return "probe", False
     if row.open_until <= now and take_probe(session, row.channel, outbox_id, now):
         return "probe", False
-    if give_up_held(session, [row.channel], now, ids=[outbox_id], statuses=(QUEUED,)):
+    if give_up_held(session, [row.channel], now, ids=[outbox_id], statuses=(Status.QUEUED,)):
         return "gave_up", False
     moves.hold_queued(session, outbox_id, now, hold_reason(row.channel))
     return "held", False
 
 
 def give_up_held(session: Session, channels, now: datetime, *, ids: list[int] | None = None,
-                 statuses=(PLANNED,)) -> int:
+                 statuses=(Status.PLANNED,)) -> int:
     """Mark failed the held rows of these channels that can no longer do their job."""
     query = (
         select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.planned_for, OutboxMessage.channel,
                Appointment.starts_at)
         .outerjoin(Appointment, Appointment.id == OutboxMessage.appointment_id)
         .where(OutboxMessage.status.in_(statuses), OutboxMessage.channel.in_(list(channels)),
-               OutboxMessage.due_at <= now, OutboxMessage.kind != KIND_ALERT)
+               OutboxMessage.due_at <= now, OutboxMessage.kind != Kind.ALERT)
     )
     if ids is not None:
         query = query.where(OutboxMessage.id.in_(ids))
@@ -273,7 +273,7 @@ def waiting_count(session: Session, channel: str, now: datetime, *, alerts_only:
         or_(OutboxMessage.due_at <= now, and_(OutboxMessage.attempts > 0, OutboxMessage.error_code.is_not(None))),
     )
     if alerts_only:
-        query = query.where(OutboxMessage.kind == KIND_ALERT)
+        query = query.where(OutboxMessage.kind == Kind.ALERT)
     return session.scalar(query) or 0
 
 

@@ -21,7 +21,7 @@ from reminders.channels.kinds import spec_for
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
-from reminders.models.outbox import CANCELED, SKIPPED, Kind
+from reminders.models.outbox import Kind, Status
 from reminders.models.replies import checkin_kind
 from reminders.outbox import moves
 from reminders.outbox.moves import claim_for_sending, claim_many_for_sending
@@ -453,7 +453,7 @@ class _BatchFacts:
             for appointment_id, channel, planned_for, outbox_id in session.execute(
                     select(OutboxMessage.appointment_id, OutboxMessage.channel, OutboxMessage.planned_for, OutboxMessage.id)
                     .where(OutboxMessage.appointment_id.in_(appointment_ids), OutboxMessage.kind == REMINDER,
-                           OutboxMessage.planned_for <= now, OutboxMessage.status.not_in((CANCELED, SKIPPED)))):
+                           OutboxMessage.planned_for <= now, OutboxMessage.status.not_in((Status.CANCELED, Status.SKIPPED)))):
                 reminders.setdefault((appointment_id, channel), []).append((planned_for, outbox_id))
         return cls(visits, reminders)
 

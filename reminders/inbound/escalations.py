@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from reminders.logs import mask_phone
 from reminders.models import Escalation, InboundMessage, OutboxMessage, Patient
-from reminders.models.outbox import DELIVERED, PLANNED, SENT, Kind
+from reminders.models.outbox import ChannelName, Kind, Status
 from reminders.outbox import OutboxRow, cancel_pending, plan
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _plan_round(session: Session, settings, escalation: Escalation, now: datetim
     inserted = len(plan(session, rows, now))
     keys = [row.dedupe_key for row in rows]
     ids = list(session.scalars(
-        select(OutboxMessage.id).where(OutboxMessage.dedupe_key.in_(keys), OutboxMessage.status == PLANNED)
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key.in_(keys), OutboxMessage.status == Status.PLANNED)
         .order_by(OutboxMessage.id)
     ))
     escalation.alert_round = round_no
@@ -149,7 +149,7 @@ def _warn_if_previous_round_failed(session: Session, escalation: Escalation, rou
             OutboxMessage.dedupe_key.like(f"esc:{escalation.id}:round:{round_no}:%"),
         )
     ))
-    if statuses and not any(status in (SENT, DELIVERED) for status in statuses):
+    if statuses and not any(status in (Status.SENT, Status.DELIVERED) for status in statuses):
         log.error("escalation %s: no alert of round %s has gone out yet (%s); check the SMS and email "
                   "settings", escalation.id, round_no, ", ".join(sorted(set(statuses))))
 
@@ -181,8 +181,8 @@ def alert_key(escalation_id: int, round_no: int, channel: str, address: str) -> 
 def alert_rows(settings, escalation: Escalation, patient: Patient | None, round_no: int, now: datetime) -> list[OutboxRow]:
     sms = alert_sms(settings, escalation, patient, round_no)
     subject, email = alert_email(settings, escalation, patient, round_no)
-    wanted = [("sms", phone, None, sms) for phone in staff_phones(settings)]
-    wanted += [("email", address, subject, email) for address in staff_emails(settings)]
+    wanted = [(ChannelName.SMS, phone, None, sms) for phone in staff_phones(settings)]
+    wanted += [(ChannelName.EMAIL, address, subject, email) for address in staff_emails(settings)]
     return [
         OutboxRow(dedupe_key=alert_key(escalation.id, round_no, channel, address), kind=Kind.ALERT,
                   rule=ALERT_RULE, channel=channel, planned_for=now, due_at=now, escalation_id=escalation.id,

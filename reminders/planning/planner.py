@@ -12,8 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.outbox import CANCELED, FAILED, PENDING_STATUSES, SENDING, SKIPPED, TEXT_CHANNELS, UNKNOWN
-from reminders.models.outbox import DELIVERED, SENT, UNDELIVERED
+from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Status
 from reminders.outbox import OutboxRow, appointment_key, plan
 from reminders.outbox.moves import cancel_pending, reschedule_pending, revive_canceled
 from reminders.planning.welcome import plan_welcome
@@ -31,9 +30,9 @@ PLANNING_ERROR_LIMIT = 300  # the width of appointments.planning_error
 
 # A reminder that went counts for its slot (24 h, 72 h, 7 d before) whatever the series number
 # it went under: a visit renumbered after a no-show (or back) is not reminded twice for a slot.
-WENT = (SENDING, SENT, DELIVERED, UNDELIVERED, UNKNOWN)
+WENT = (Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.UNKNOWN)
 # Rows that hold a day against another non-urgent text: all but those that will never go.
-NOT_GOING = (CANCELED, SKIPPED, FAILED)
+NOT_GOING = (Status.CANCELED, Status.SKIPPED, Status.FAILED)
 
 
 def visit_facts(appointment: Appointment, patient: Patient, rs: RuleSettings) -> Visit:
@@ -176,7 +175,7 @@ WITHDRAWN = ("no longer applies", "visit marked no-show", "visit no longer marke
 
 def revive_withdrawn(session: Session, own: list[OutboxMessage], wanted: dict[str, PlannedMessage], now: datetime) -> None:
     for row in own:
-        if (row.dedupe_key in wanted and row.status == CANCELED
+        if (row.dedupe_key in wanted and row.status == Status.CANCELED
                 and row.status_reason and row.status_reason.startswith(WITHDRAWN)):
             message = wanted[row.dedupe_key]
             revive_canceled(session, row.id, message.planned_for, message.due_at, now)
@@ -204,7 +203,7 @@ def moved_notices(own: list[OutboxMessage], appointment: Appointment, wanted: di
     """
     if appointment.status not in ("scheduled", "confirmed") or appointment.starts_at <= now:
         return {}
-    delivered = [row for row in own if row.kind == REMINDER and row.status in (SENT, DELIVERED, UNDELIVERED)]
+    delivered = [row for row in own if row.kind == REMINDER and row.status in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)]
     channels = {
         row.channel for row in delivered
         if row.dedupe_key in wanted and wanted[row.dedupe_key].planned_for != row.planned_for

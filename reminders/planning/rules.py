@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from reminders.models.outbox import TEXT_CHANNELS, Kind
+from reminders.models.outbox import TEXT_CHANNELS, ChannelName, Kind
 from reminders.planning.quiet_hours import QuietHours, local_moment
 
 REMINDER, CHECKIN, NUDGE = Kind.REMINDER, Kind.CHECKIN, Kind.NUDGE
@@ -152,8 +152,8 @@ def _ends_induction(visit: Visit, _rs) -> bool:
     return visit.is_last_induction
 
 
-SMS, EMAIL = frozenset({"sms"}), frozenset({"email"})
-BOTH = frozenset({"sms", "email"})
+SMS, EMAIL = frozenset({ChannelName.SMS}), frozenset({ChannelName.EMAIL})
+BOTH = SMS | EMAIL
 
 
 def default_rules(rs: RuleSettings) -> tuple[Rule, ...]:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.models import OutboxMessage, Patient
-from reminders.models.outbox import CANCELED, PENDING_STATUSES, TEXT_CHANNELS, Kind
+from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, ChannelName, Kind, Status
 from reminders.outbox import OutboxRow, plan
 from reminders.outbox.moves import cancel_pending, queue_now, reschedule_pending, revive_canceled
 from reminders.planning.quiet_hours import QuietHours
@@ -30,7 +30,7 @@ NOT_SCHEDULED = (Kind.ALERT, Kind.REPLY, Kind.WELCOME)
 NOTHING_TO_INTRODUCE = "no text planned for the patient yet"
 
 
-def welcome_key(patient: Patient, channel: str = "sms") -> str:
+def welcome_key(patient: Patient, channel: str = ChannelName.SMS) -> str:
     digest = hashlib.sha256((patient.phone or "").encode()).hexdigest()[:12]
     return f"patient:{patient.id}:welcome:{channel}:{digest}"
 
@@ -62,7 +62,7 @@ def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: dat
     if candidates:
         known = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(candidates))))
         texts += [text for key, text in candidates.items() if key not in known]
-    first, channel = min(texts) if texts else (None, "sms")
+    first, channel = min(texts) if texts else (None, ChannelName.SMS)
     key = welcome_key(patient, channel)
     row = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
     if first is None:
@@ -76,7 +76,7 @@ def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: dat
                                             planned_for=at, due_at=due, patient_id=patient.id)], now))
     if row.status in PENDING_STATUSES and row.due_at != due:
         reschedule_pending(session, row.id, at, due, now)
-    elif row.status == CANCELED and row.status_reason == NOTHING_TO_INTRODUCE:
+    elif row.status == Status.CANCELED and row.status_reason == NOTHING_TO_INTRODUCE:
         revive_canceled(session, row.id, at, due, now)
     return 0
 
