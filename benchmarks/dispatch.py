@@ -6,7 +6,7 @@
 Both run in this process against the same loopback fake Twilio server (tests/fakes/twilio_server):
 
   * project: `reminders.pipeline.run_pass` (what `reminders tick` runs) over `--due` SMS reminders
-    due at once, each a patient with a visit tomorrow, through the real TwilioSMS channel;
+    due at once, each a patient with a visit tomorrow, through the real Twilio channel;
   * peer: the twilio library's `messages.create` in a plain loop, same server, same count.
 
 Rounds are interleaved (project, peer, project, peer, ...) and each gets fresh rows in a fresh
@@ -111,14 +111,14 @@ def project_round(base_url: str, twilio, due: int, profile: cProfile.Profile | N
                   **extra) -> tuple[float, dict]:
     """One `reminders tick` pass over `due` SMS. Returns (seconds, the pass's summary)."""
     from reminders import pipeline
-    from reminders.channels.twilio_sms import TwilioSMS
+    from reminders.channels.twilio.client import TwilioMessaging
     from reminders.db import session_factory
 
     url = load(base_url, due)
     try:
         settings = settings_for(url, twilio, **extra)
         sessions = session_factory(url)
-        channels = {"sms": TwilioSMS(settings)}
+        channels = {"sms": TwilioMessaging(settings)}
         before = len(twilio.messages)
         started = time.perf_counter()
         if profile is not None:

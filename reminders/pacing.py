@@ -53,7 +53,7 @@ class SenderPaused(Exception):
 
 def default_rate(sender: str) -> float:
     """Messages per second a sending number or Messaging Service may send, from its form."""
-    sender = (sender or "").strip()
+    sender = (sender or "").strip().rpartition(":")[2]  # "whatsapp:+1..." is paced as its number
     if sender.startswith("MG") or SHORT_CODE.match(sender):
         return SHORT_CODE_RATE
     if TOLL_FREE.match(sender.replace(" ", "").replace("-", "")):
@@ -61,8 +61,8 @@ def default_rate(sender: str) -> float:
     return LONG_CODE_RATE
 
 
-def rate_for(settings) -> float:
-    return settings.sms_per_second or default_rate(settings.twilio_from)
+def rate_for(settings, sender: str | None = None) -> float:
+    return settings.sms_per_second or default_rate(sender or settings.twilio_from)
 
 
 @dataclass
@@ -189,9 +189,12 @@ _pacers: dict[tuple, Pacer] = {}
 _pacers_lock = threading.Lock()
 
 
-def pacer_for(settings) -> Pacer:
-    """The SMS pacer of this process for these settings (one bucket connection per process)."""
-    key = (settings.redis_url, settings.twilio_from, rate_for(settings))
+def pacer_for(settings, sender: str | None = None) -> Pacer:
+    """The pacer of this process for a sending address, TWILIO_FROM by default (one bucket connection
+    per process and sender)."""
+    sender = sender or settings.twilio_from
+    rate = rate_for(settings, sender)
+    key = (settings.redis_url, sender, rate)
     with _pacers_lock:
         pacer = _pacers.get(key)
         if pacer is None:
@@ -201,5 +204,5 @@ def pacer_for(settings) -> Pacer:
 
                 bucket = RedisBucket(redis.Redis.from_url(settings.redis_url, socket_timeout=5,
                                                           socket_connect_timeout=3))
-            pacer = _pacers[key] = Pacer(bucket, rate_for(settings), settings.twilio_from or "sms")
+            pacer = _pacers[key] = Pacer(bucket, rate, sender or "sms")
         return pacer

@@ -270,7 +270,9 @@ class Sender:
         try:
             receipt = self.channels[row.channel].send(message)
         except DeliveryError as error:
-            if not error.permanent:  # the provider's trouble, not this message's
+            # The provider's trouble, not this message's (a code worth a few tries, such as a phone
+            # switched off, is the number's trouble: it must not pause texts for everyone).
+            if not error.permanent and error.max_attempts is None:
                 record_failure(session, self.settings, row.channel, now, str(error),
                                _seconds(error.retry_after))
             return self._delivery_failed(session, row, patient, error, now)

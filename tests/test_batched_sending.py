@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from reminders.channels.twilio_sms import TwilioSMS
+from reminders.channels.twilio.client import TwilioMessaging
 from reminders.db import session_factory
 from reminders.models import OutboxMessage, TemplateVersion
 from reminders.pipeline import due_ids, run_pass
@@ -48,7 +48,7 @@ def texts_by_number(fake_twilio) -> dict[str, list[str]]:
 
 
 def channels(settings):
-    return {"sms": TwilioSMS(settings)}
+    return {"sms": TwilioMessaging(settings)}
 
 
 def to_numbers(fake_twilio) -> Counter:

@@ -17,7 +17,7 @@ from reminders.calendar import visit_ics
 from reminders.channels import Attachment, DeliveryError, OutgoingMessage, channels_for
 from reminders.channels.local_outbox import LocalOutbox, read_outbox
 from reminders.channels.smtp_email import SMTPEmail
-from reminders.channels.twilio_sms import TwilioSMS
+from reminders.channels.twilio.client import TwilioMessaging
 from reminders.config import Settings
 
 PATIENT_PHONE = "+15558675309"
@@ -70,7 +70,7 @@ def visit_email(starts_at: datetime) -> OutgoingMessage:
 
 def test_sms_reaches_twilio_with_number_sender_body_and_callback(fake_twilio, twilio_settings,
                                                                   settings_from):
-    channel = TwilioSMS(settings_from(twilio_settings))
+    channel = TwilioMessaging(settings_from(twilio_settings))
     receipt = channel.send(sms(status_callback="https://clinic.test/twilio/status?m=41"))
 
     [sent] = fake_twilio.messages
@@ -85,14 +85,14 @@ def test_sms_reaches_twilio_with_number_sender_body_and_callback(fake_twilio, tw
 
 
 def test_sms_without_callback_sends_none(fake_twilio, twilio_settings, settings_from):
-    TwilioSMS(settings_from(twilio_settings)).send(sms())
+    TwilioMessaging(settings_from(twilio_settings)).send(sms())
     assert "StatusCallback" not in fake_twilio.requests[-1]["form"]
 
 
 def test_messaging_service_sender_is_sent_as_messaging_service_sid(fake_twilio, twilio_settings,
                                                                    settings_from):
     service = "MG" + "0" * 32
-    receipt = TwilioSMS(settings_from(twilio_settings, TWILIO_FROM=service)).send(sms())
+    receipt = TwilioMessaging(settings_from(twilio_settings, TWILIO_FROM=service)).send(sms())
 
     [sent] = fake_twilio.messages
     assert sent["messaging_service_sid"] == service
@@ -103,14 +103,14 @@ def test_messaging_service_sender_is_sent_as_messaging_service_sid(fake_twilio, 
 def test_base_url_with_trailing_slash_still_reaches_the_fake(fake_twilio, twilio_settings,
                                                              settings_from):
     settings = settings_from(twilio_settings, TWILIO_API_BASE_URL=fake_twilio.url + "/")
-    TwilioSMS(settings).send(sms())
+    TwilioMessaging(settings).send(sms())
     assert len(fake_twilio.messages) == 1
 
 
 def test_invalid_number_is_permanent_and_keeps_code_without_the_number(
         fake_twilio, twilio_settings, settings_from, caplog):
     fake_twilio.fail_for(PATIENT_PHONE, status=400, code=21211)
-    channel = TwilioSMS(settings_from(twilio_settings))
+    channel = TwilioMessaging(settings_from(twilio_settings))
     with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as caught:
         channel.send(sms())
 
@@ -133,7 +133,7 @@ def test_invalid_number_is_permanent_and_keeps_code_without_the_number(
 def test_permanent_twilio_errors(fake_twilio, twilio_settings, settings_from, status, code):
     fake_twilio.fail_next(status=status, code=code, message="refused")
     with pytest.raises(DeliveryError) as caught:
-        TwilioSMS(settings_from(twilio_settings)).send(sms())
+        TwilioMessaging(settings_from(twilio_settings)).send(sms())
     assert (caught.value.permanent, caught.value.code) == (True, str(code))
 
 
@@ -141,7 +141,7 @@ def test_permanent_twilio_errors(fake_twilio, twilio_settings, settings_from, st
 def test_transient_twilio_errors_then_a_retry_goes_through(fake_twilio, twilio_settings,
                                                           settings_from, status, code):
     fake_twilio.fail_next(status=status, code=code, message="try later")
-    channel = TwilioSMS(settings_from(twilio_settings))
+    channel = TwilioMessaging(settings_from(twilio_settings))
     with pytest.raises(DeliveryError) as caught:
         channel.send(sms())
     assert (caught.value.permanent, caught.value.code) == (False, str(code))
@@ -153,7 +153,7 @@ def test_wrong_auth_token_is_transient_so_reminders_wait_for_the_fix(
         fake_twilio, twilio_settings, settings_from, caplog):
     settings = settings_from(twilio_settings, TWILIO_AUTH_TOKEN="not-the-token")
     with caplog.at_level(logging.ERROR), pytest.raises(DeliveryError) as caught:
-        TwilioSMS(settings).send(sms())
+        TwilioMessaging(settings).send(sms())
     assert (caught.value.permanent, caught.value.code) == (False, "20003")
     assert "TWILIO_AUTH_TOKEN" in caplog.text
 
@@ -162,7 +162,7 @@ def test_refused_connection_is_transient(twilio_settings, settings_from):
     settings = settings_from(twilio_settings,
                              TWILIO_API_BASE_URL=f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(DeliveryError) as caught:
-        TwilioSMS(settings, timeout=3).send(sms())
+        TwilioMessaging(settings, timeout=3).send(sms())
     assert (caught.value.permanent, caught.value.code) == (False, "connection")
     assert not caught.value.maybe_sent  # nothing reached Twilio: safe to try again
 
@@ -170,9 +170,73 @@ def test_refused_connection_is_transient(twilio_settings, settings_from):
 def test_timeout_is_transient(fake_twilio, twilio_settings, settings_from):
     fake_twilio.hang_next()
     with pytest.raises(DeliveryError) as caught:
-        TwilioSMS(settings_from(twilio_settings), timeout=0.3).send(sms())
+        TwilioMessaging(settings_from(twilio_settings), timeout=0.3).send(sms())
     assert (caught.value.permanent, caught.value.code) == (False, "timeout")
     assert caught.value.maybe_sent  # Twilio had the request: it may have sent the text
+
+
+def test_an_unreachable_handset_is_worth_a_few_more_tries_not_a_permanent_failure(
+        fake_twilio, twilio_settings, settings_from):
+    # Twilio: 30003 is a phone off or out of coverage; send again, a limited number of times.
+    fake_twilio.fail_next(status=400, code=30003, message="Unreachable destination handset")
+    channel = TwilioMessaging(settings_from(twilio_settings))
+    with pytest.raises(DeliveryError) as caught:
+        channel.send(sms())
+    assert (caught.value.permanent, caught.value.code, caught.value.max_attempts) == (False, "30003", 3)
+    assert channel.send(sms()).provider_id == fake_twilio.messages[0]["sid"]
+
+
+def test_a_refusal_for_good_has_no_attempt_limit_to_wait_for(fake_twilio, twilio_settings, settings_from):
+    fake_twilio.fail_next(status=400, code=21610, message="unsubscribed")
+    with pytest.raises(DeliveryError) as caught:
+        TwilioMessaging(settings_from(twilio_settings)).send(sms())
+    assert (caught.value.permanent, caught.value.max_attempts) == (True, None)
+
+
+def test_the_code_table_spells_codes_as_strings_and_limits_only_what_it_retries():
+    from reminders.channels.twilio.codes import CODES
+
+    for code, about in CODES.items():
+        assert code.isdigit() and about.reason
+        assert about.max_attempts is None or not about.permanent_on_send
+
+
+# -- WhatsApp through the same client ------------------------------------------------
+
+def test_whatsapp_puts_its_prefix_on_the_to_and_the_from(fake_twilio, twilio_settings, settings_from):
+    channel = TwilioMessaging(settings_from(twilio_settings), name="whatsapp", address_prefix="whatsapp:")
+    receipt = channel.send(sms(status_callback="https://clinic.test/twilio/status?outbox_id=7"))
+
+    [sent] = fake_twilio.messages
+    assert (sent["to"], sent["from_"]) == (f"whatsapp:{PATIENT_PHONE}", "whatsapp:+15005550006")
+    assert sent["status_callback"] == "https://clinic.test/twilio/status?outbox_id=7"
+    assert channel.name == "whatsapp" and receipt.provider_id == sent["sid"]
+
+
+def test_whatsapp_from_its_own_sender_or_a_messaging_service(fake_twilio, twilio_settings, settings_from):
+    settings = settings_from(twilio_settings)
+    TwilioMessaging(settings, name="whatsapp", sender="+15005550009", address_prefix="whatsapp:").send(sms())
+    service = "MG" + "1" * 32
+    TwilioMessaging(settings, name="whatsapp", sender=service, address_prefix="whatsapp:").send(
+        sms(to=f"whatsapp:{PATIENT_PHONE}"))  # an address that has its prefix already keeps one
+
+    first, second = fake_twilio.messages
+    assert (first["to"], first["from_"]) == (f"whatsapp:{PATIENT_PHONE}", "whatsapp:+15005550009")
+    assert (second["to"], second["from_"], second["messaging_service_sid"]) == (
+        f"whatsapp:{PATIENT_PHONE}", None, service)
+
+
+def test_a_paused_sms_number_does_not_hold_whatsapp(fake_twilio, twilio_settings, settings_from):
+    # A number of its own, so that the pause stays in this test (pacers live as long as the process).
+    settings = settings_from(twilio_settings, TWILIO_FROM="+15005550123", REDIS_URL="")
+    texts = TwilioMessaging(settings)
+    whatsapp = TwilioMessaging(settings, name="whatsapp", address_prefix="whatsapp:")
+    texts._pacer.pause(120)
+    with pytest.raises(DeliveryError) as paused:
+        texts.send(sms())
+    assert paused.value.code == "paused"
+    whatsapp.send(sms())
+    assert [m["from_"] for m in fake_twilio.messages] == ["whatsapp:+15005550123"]
 
 
 # -- email over SMTP -----------------------------------------------------------------
@@ -318,7 +382,7 @@ def test_no_settings_means_local_outbox_and_says_so(settings_from, caplog):
 def test_settings_pick_twilio_and_smtp_and_both_deliver(fake_twilio, smtp_server, twilio_settings,
                                                         smtp_settings, settings_from):
     channels = channels_for(settings_from(twilio_settings, smtp_settings))
-    assert isinstance(channels["sms"], TwilioSMS)
+    assert isinstance(channels["sms"], TwilioMessaging)
     assert isinstance(channels["email"], SMTPEmail)
 
     channels["sms"].send(sms())

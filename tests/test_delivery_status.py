@@ -138,3 +138,62 @@ class TestFailures:
             twilio.status(sms_alert.id, sms_alert.provider_id, "undelivered", "30003")
         assert row_now(session, sms_alert).status == "undelivered"
         assert any("staff crisis alert was not delivered" in r.getMessage() for r in caplog.records)
+
+    @pytest.mark.parametrize("code, ours, reason", [
+        ("30003", "the text did not arrive", "undelivered: unreachable destination handset"),
+        ("30005", "the number cannot take texts", "undelivered: unknown or inactive number"),
+        ("39999", "the text did not arrive", "undelivered: Twilio error 39999"),
+        (None, "the text did not arrive", "undelivered: no reason given"),
+    ])
+    def test_staff_read_why_in_plain_words(self, twilio, texted, session, code, ours, reason):
+        twilio.status(texted.id, texted.provider_id, "undelivered", code)
+        row = row_now(session, texted)
+        assert row.status_reason == ours and row.error_message.startswith(reason)
+
+
+class TestTheReport:
+    """reminders.channels.twilio.webhooks.parse_status: Twilio's form in the service's own terms."""
+
+    @staticmethod
+    def report(status: str, code: str | None = None, outbox_id: int | None = 7):
+        from reminders.channels.twilio.webhooks import parse_status
+
+        form = {"MessageSid": "SMfeed", "MessageStatus": status, "AccountSid": "AC" + "0" * 32}
+        return parse_status(form | ({"ErrorCode": code} if code else {}), outbox_id)
+
+    @pytest.mark.parametrize("status, state, final", [
+        ("accepted", "accepted", False), ("queued", "accepted", False), ("sending", "accepted", False),
+        ("sent", "sent", False), ("delivered", "delivered", True), ("read", "read", True),
+        ("undelivered", "undelivered", True), ("failed", "failed", True), ("canceled", "undelivered", True),
+        ("receiving", None, False),
+    ])
+    def test_each_status_says_where_it_leaves_the_message(self, status, state, final):
+        report = self.report(status)
+        assert (report.state, report.final, report.provider_status) == (state, final, status)
+        assert (report.outbox_id, report.provider_id) == (7, "SMfeed")
+
+    def test_statuses_rank_in_the_order_they_happen(self):
+        ranks = [self.report(s).rank for s in ("accepted", "queued", "sending", "sent", "delivered", "read")]
+        assert ranks == sorted(set(ranks))
+        assert self.report("undelivered").rank == self.report("failed").rank == self.report("delivered").rank
+        assert self.report("SENT").rank == self.report("sent").rank
+
+    def test_an_unreachable_handset_is_undelivered_not_a_number_that_cannot_take_texts(self):
+        report = self.report("undelivered", "30003")
+        assert (report.state, report.permanent, report.unsubscribed, report.error_code) == (
+            "undelivered", False, False, "30003")
+        assert "unreachable" in report.reason
+
+    @pytest.mark.parametrize("code", ["30004", "30005", "30006", "30007", "21211", "21408", "21612", "21614"])
+    def test_a_number_that_cannot_take_texts_fails_for_good(self, code):
+        report = self.report("undelivered", code)
+        assert (report.state, report.permanent, report.unsubscribed) == ("failed", True, False)
+
+    def test_unsubscribed_at_the_carrier(self):
+        report = self.report("failed", "21610")
+        assert (report.state, report.permanent, report.unsubscribed) == ("failed", True, True)
+        assert "unsubscribed" in report.reason
+
+    def test_a_failed_report_with_a_passing_code_is_still_failed(self):
+        report = self.report("failed", "30003")
+        assert (report.state, report.permanent) == ("failed", False)

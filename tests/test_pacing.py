@@ -111,10 +111,10 @@ def test_the_pacer_goes_on_in_process_when_redis_is_away():
 
 
 def test_a_paused_sender_hands_the_message_back_without_calling_twilio(configure, fake_twilio, twilio_settings):
-    from reminders.channels.twilio_sms import TwilioSMS
+    from reminders.channels.twilio.client import TwilioMessaging
 
     settings = configure(**twilio_settings, SMS_PER_SECOND="50")
-    sms = TwilioSMS(settings)
+    sms = TwilioMessaging(settings)
     sms._pacer = Pacer(LocalBucket(), 50.0, settings.twilio_from)
     sms._pacer.pause(120)
     with pytest.raises(DeliveryError) as paused:

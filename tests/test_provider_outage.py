@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from reminders.channels.twilio_sms import retry_after_seconds
+from reminders.channels.twilio.client import retry_after_seconds
 from reminders.models import Appointment, OutboxMessage, Patient, ProviderHealth
 from reminders.pipeline import run_pass
 from reminders.planning.quiet_hours import QuietHours

@@ -6,6 +6,7 @@ injected clock (fixtures in tests/fixtures/twoway.py).
 """
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -341,3 +342,87 @@ def test_on_postgresql_a_crisis_is_answered_alerted_and_a_concurrent_replay_acts
         assert len(session.scalars(select(Escalation)).all()) == 1
         person = session.scalar(select(Patient))
         assert person.sms_opted_out and session.scalar(select(Appointment)).status == "confirmed"
+
+
+# ---------------------------------------------------------------- Twilio's forms, without Flask
+
+class TestSignatureFunctions:
+    """reminders.channels.twilio.webhooks takes everything as arguments: no request, no settings."""
+
+    TOKEN = "f" * 32
+    PATH = "/twilio/status?outbox_id=12"
+    FORM = {"MessageSid": "SMabc", "MessageStatus": "delivered", "AccountSid": "AC" + "1" * 32}
+
+    def signed(self, path: str = PATH, form: dict | None = None, url_base: str = BASE) -> dict:
+        signature = RequestValidator(self.TOKEN).compute_signature(url_base + path, self.FORM if form is None else form)
+        return {"x-twilio-signature": signature}  # header names are matched in any case
+
+    def test_a_signed_form_passes_and_any_change_is_named(self):
+        from reminders.channels.twilio.webhooks import signature_problem, signed_url
+
+        assert signed_url(BASE + "/", self.PATH + "?") == BASE + self.PATH
+        assert signature_problem(self.TOKEN, BASE, self.PATH, self.signed(), self.FORM) is None
+        moved = signature_problem(self.TOKEN, BASE, "/twilio/status?outbox_id=13", self.signed(), self.FORM)
+        assert "does not match" in moved and "outbox_id=13" in moved
+        changed = {**self.FORM, "MessageStatus": "failed"}
+        assert "does not match" in signature_problem(self.TOKEN, BASE, self.PATH, self.signed(), changed)
+        assert signature_problem(self.TOKEN, BASE, self.PATH, {}, self.FORM) == "no X-Twilio-Signature header"
+        assert "does not match" in signature_problem(self.TOKEN, BASE, self.PATH,
+                                                     self.signed(url_base="https://evil.example"), self.FORM)
+
+    def test_without_a_token_or_a_public_url_nothing_passes(self):
+        from reminders.channels.twilio.webhooks import signature_problem
+
+        assert "TWILIO_AUTH_TOKEN" in signature_problem("", BASE, self.PATH, self.signed(), self.FORM)
+        assert "PUBLIC_BASE_URL" in signature_problem(self.TOKEN, "", self.PATH, self.signed(), self.FORM)
+
+    def test_a_json_body_is_checked_through_its_hash(self):
+        from reminders.channels.twilio.webhooks import signature_problem
+
+        body = '{"MessageSid": "SMabc", "MessageStatus": "delivered"}'
+        path = f"/twilio/status?bodySHA256={hashlib.sha256(body.encode()).hexdigest()}"
+        headers = self.signed(path, {})
+        assert signature_problem(self.TOKEN, BASE, path, headers, {}, body) is None
+        assert signature_problem(self.TOKEN, BASE, path, headers, {}, body.replace("delivered", "failed"))
+
+    def test_another_account_is_refused_and_only_its_end_is_named(self):
+        from reminders.channels.twilio.webhooks import account_problem
+
+        ours = self.FORM["AccountSid"]
+        assert account_problem(ours, self.FORM) is None
+        assert account_problem("", {"AccountSid": "AC" + "2" * 32}) is None  # none configured
+        other = account_problem(ours, {"AccountSid": "AC" + "2" * 28 + "9876"})
+        assert "'9876'" in other and "2" * 28 not in other
+        assert "missing" in account_problem(ours, {})
+
+
+class TestInboundForm:
+    def test_a_whatsapp_text_is_the_whatsapp_channel_with_plain_numbers(self):
+        from reminders.channels.twilio.webhooks import parse_inbound
+
+        form = Twilio.sms_form("C", from_=f"whatsapp:{PHONE}", sid="SMwa1", To="whatsapp:+15005550006")
+        text = parse_inbound(form)
+        assert (text.channel, text.from_number, text.to_number) == ("whatsapp", PHONE, "+15005550006")
+        assert (text.message_sid, text.body, text.notes) == ("SMwa1", "C", ())
+
+    def test_a_text_is_the_sms_channel_and_odd_fields_are_cleaned_with_a_note(self):
+        from reminders.channels.twilio.webhooks import parse_inbound
+
+        text = parse_inbound(Twilio.sms_form("ok", from_=PHONE[:4] + "\x00" + PHONE[4:], NumMedia="x"))
+        assert (text.channel, text.from_number, text.num_media) == ("sms", PHONE, 0)
+        assert text.notes == ("[sender number was malformed]",)
+
+    def test_a_whatsapp_text_from_a_patient_is_hers(self, twilio, booked, session):
+        reply = answer(twilio.sms("C", from_=f"whatsapp:{PHONE}", To="whatsapp:+15005550006"))
+        assert "confirmed" in reply
+        session.expire_all()
+        assert session.get(Appointment, booked.id).status == "confirmed"
+        [message] = inbound(session)
+        assert message.patient_id == booked.patient_id and message.from_number == PHONE
+
+    def test_the_answer_is_twiml_with_the_reply_or_nothing(self):
+        from reminders.channels.twilio.webhooks import twiml_answer
+
+        assert [m.text for m in ET.fromstring(twiml_answer("See you <then> & thanks")).iter("Message")] == [
+            "See you <then> & thanks"]
+        assert list(ET.fromstring(twiml_answer(None)).iter("Message")) == []

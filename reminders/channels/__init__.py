@@ -24,12 +24,12 @@ def channels_for(settings: Settings) -> dict[str, Channel]:
     # Imported here so that importing the package does not import twilio and smtplib.
     from reminders.channels.local_outbox import LocalOutbox
     from reminders.channels.smtp_email import SMTPEmail
-    from reminders.channels.twilio_sms import TwilioSMS
+    from reminders.channels.twilio.client import TwilioMessaging
 
     outbox = settings.effective_outbox_dir
     channels: dict[str, Channel] = {}
     if settings.twilio_configured:
-        channels["sms"] = TwilioSMS(settings)
+        channels["sms"] = TwilioMessaging(settings)
         where = settings.twilio_api_base_url or "https://api.twilio.com"
         _announce(f"SMS goes through Twilio ({where}) from {settings.twilio_from}")
     else:

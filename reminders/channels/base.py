@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,21 @@ class OutgoingMessage:
 class Receipt:
     provider_id: str  # Twilio's Message SID, the email's Message-ID, or the local outbox's id
     status: str = "sent"  # the provider's first status ("queued", "accepted", "sent")
+
+
+@dataclass(frozen=True)
+class InboundText:
+    """A patient's text as the provider handed it over, as far as the service uses it."""
+
+    message_sid: str | None
+    from_number: str
+    to_number: str = ""
+    body: str = ""
+    num_media: int = 0
+    # What was wrong with the request's fields and was cleaned ("[sender number was malformed]"):
+    # kept with the text for staff, who then see it in the inbox.
+    notes: tuple[str, ...] = ()
+    channel: str = "sms"  # the channel it came by: "whatsapp" for a whatsapp: address
 
 
 class DeliveryError(Exception):
@@ -106,7 +121,9 @@ class DeliveryReport:
     reason: str | None = None  # the error in words, for staff
     permanent: bool = False  # the number cannot take messages this way (not worth trying again)
     unsubscribed: bool = False  # the recipient opted out at the carrier or provider
-    # The provider's statuses in the order they happen, and those that end a message's story:
-    # what a row's stored provider status is compared with.
-    ranks: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
-    final_statuses: frozenset[str] = frozenset()
+    # The provider's statuses and their ranks, to rank the one already on the row (its last report).
+    status_ranks: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def rank_of(self, provider_status: str | None) -> int:
+        """The rank of a status this provider reported earlier; -1 for none or one it does not know."""
+        return self.status_ranks.get(provider_status or "", -1)

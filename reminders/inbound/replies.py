@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from reminders.channels.base import InboundText
 from reminders.inbound import escalations
 from reminders.inbound.office_hours import OfficeHours, when_read
 from reminders.inbound.parsing import CANCEL_WORDS, Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
@@ -62,20 +63,6 @@ ERROR_CLASSIFICATION = "error"
 GOOD_MOOD, GOOD_PAIN, HIGH_PAIN = 7, 3, 8
 
 
-@dataclass(frozen=True)
-class InboundText:
-    """Twilio's inbound form fields, as far as the service uses them."""
-
-    message_sid: str | None
-    from_number: str
-    to_number: str = ""
-    body: str = ""
-    num_media: int = 0
-    # What was wrong with the request's fields and was cleaned ("[sender number was malformed]"):
-    # kept with the text for staff, who then see it in the inbox.
-    notes: tuple[str, ...] = ()
-
-
 @dataclass
 class Handled:
     inbound_id: int | None
@@ -92,7 +79,7 @@ class Handled:
 def handle_inbound(session: Session, settings, text: InboundText, now: datetime) -> Handled:
     """Record one inbound text and act on it. The caller commits, then sends `alert_ids` at once.
 
-    A MessageSid seen before is not acted on again: the first answer is returned."""
+    A message id (the provider's) seen before is not acted on again: the first answer is returned."""
     if text.message_sid:
         earlier = _by_sid(session, text.message_sid)
         if earlier is not None:
@@ -104,7 +91,7 @@ def handle_inbound(session: Session, settings, text: InboundText, now: datetime)
     session.add(inbound)
     try:
         session.flush()
-    except IntegrityError:  # the same MessageSid in a concurrent request won the insert
+    except IntegrityError:  # the same message id in a concurrent request won the insert
         session.rollback()
         earlier = _by_sid(session, text.message_sid) if text.message_sid else None
         if earlier is None:
@@ -159,7 +146,7 @@ def _by_sid(session: Session, sid: str) -> InboundMessage | None:
 
 
 def _replayed(earlier: InboundMessage) -> Handled:
-    log.info("inbound %s: MessageSid seen before; answering as the first time", earlier.id)
+    log.info("inbound %s: message id seen before; answering as the first time", earlier.id)
     return Handled(earlier.id, earlier.classification, earlier.needs_staff, earlier.reply_body, replayed=True)
 
 

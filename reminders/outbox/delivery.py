@@ -35,8 +35,8 @@ def record_delivery(row: OutboxMessage, report: DeliveryReport, now: datetime) -
                  report.provider_status[:PROVIDER_STATUS_WIDTH])
         row.provider_status = report.provider_status[:PROVIDER_STATUS_WIDTH] or row.provider_status
         return UNCHANGED
-    current = report.ranks.get(row.provider_status or "", -1)
-    if report.rank < current or (report.rank == current and row.provider_status in report.final_statuses):
+    current = report.rank_of(row.provider_status)
+    if report.rank < current or (report.rank == current and report.final):
         return UNCHANGED  # late or repeated: never move backwards
     row.provider_status = report.provider_status
     if report.provider_id and not row.provider_id:

@@ -1,4 +1,5 @@
-"""SMS through Twilio's Messages API, with Twilio's errors sorted into transient and permanent."""
+"""Messages through Twilio's Messages API (SMS, and WhatsApp through the same API), with Twilio's
+errors sorted into transient and permanent by reminders.channels.twilio.codes."""
 from __future__ import annotations
 
 import logging
@@ -14,28 +15,16 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
+from reminders.channels.twilio import codes
 from reminders.config import Settings
+from reminders.logs import mask_phone
 from reminders.pacing import SenderPaused, pacer_for
 
 log = logging.getLogger("reminders.channels.sms")
 
-# Retrying these cannot help: the number is invalid, unreachable, opted out (21610),
-# not a mobile, or the carrier filtered the text (30007: resending the same text
-# blindly looks more like spam; a person should change the wording first).
-PERMANENT_CODES = frozenset(
-    {21211, 21214, 21266, 21408, 21606, 21608, 21610, 21612, 21614,
-     30003, 30004, 30005, 30006, 30007}
-)
-TOO_MANY_REQUESTS = 20429
-AUTHENTICATE = 20003
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 _DIGIT_RUNS = re.compile(r"\+?\d[\d \-().]{5,}\d")
-
-
-def mask_phone(number: str) -> str:
-    """Enough to tell two patients apart in a log, not enough to call them."""
-    return f"…{number[-2:]}" if len(number) > 4 else "…"
 
 
 def _scrub(text: str) -> str:
@@ -80,13 +69,20 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(seconds, 0.0)
 
 
-class TwilioSMS:
-    name = "sms"
+class TwilioMessaging:
+    """One channel through Twilio: SMS, or WhatsApp with `address_prefix="whatsapp:"` (put before the
+    To and the From; a Messaging Service SID, MG..., is sent as it is)."""
 
-    def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_SECONDS):
-        if not settings.twilio_configured:
-            raise ValueError("TwilioSMS needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM")
-        self._sender = settings.twilio_from
+    def __init__(self, settings: Settings, *, name: str = "sms", sender: str | None = None,
+                 address_prefix: str = "", timeout: float = DEFAULT_TIMEOUT_SECONDS):
+        sender = sender or settings.twilio_from
+        if not (settings.twilio_account_sid and settings.twilio_auth_token and sender):
+            raise ValueError("Twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and a sender (TWILIO_FROM)")
+        self.name = name
+        self._prefix = address_prefix
+        self._sender = (
+            {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": address_prefix + sender}
+        )
         self._http = HeaderKeepingClient(timeout=timeout)
         client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
         if settings.twilio_api_base_url:
@@ -96,38 +92,68 @@ class TwilioSMS:
             client.api.base_url = settings.twilio_api_base_url.rstrip("/")
             client.edge = client.region = None
         self._messages = client.api.v2010.account.messages
-        self._pacer = pacer_for(settings)
+        # Paced per sending address: a WhatsApp sender is not the SMS number's bucket.
+        self._pacer = pacer_for(settings, address_prefix + sender)
 
     def send(self, message: OutgoingMessage) -> Receipt:
-        sender = (
-            {"messaging_service_sid": self._sender}
-            if self._sender.startswith("MG")
-            else {"from_": self._sender}
-        )
         extra = {"status_callback": message.status_callback} if message.status_callback else {}
+        to = message.to if message.to.startswith(self._prefix) else self._prefix + message.to
         try:
             self._pacer.wait_for_slot(urgent=message.urgent)
         except SenderPaused as paused:  # nothing was sent: try again once the pause is over
             raise DeliveryError("the sending number is paused (Twilio asked us to wait)", permanent=False,
                                 code="paused", retry_after=paused.seconds) from paused
         try:
-            sent = self._messages.create(to=message.to, body=message.body, **sender, **extra)
+            sent = self._messages.create(to=to, body=message.body, **self._sender, **extra)
         except TwilioException as exc:
-            error = _sorted(exc, message)
+            error = self._sorted(exc, message)
             if not error.permanent:
                 # The breaker (reminders.provider_health) holds the channel for the Retry-After,
                 # for every process, on the sending clock; the batch in hand stops at once.
                 error.retry_after = retry_after_seconds(self._http.last_headers().get("Retry-After"))
             raise error from exc
         except requests.RequestException as exc:
-            log.warning("SMS %s to %s: no answer from Twilio (%s)",
-                        message.reference, mask_phone(message.to), type(exc).__name__)
+            log.warning("%s %s to %s: no answer from Twilio (%s)",
+                        self.name, message.reference, mask_phone(message.to), type(exc).__name__)
             code = "timeout" if isinstance(exc, requests.Timeout) else "connection"
             raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}",
                                 permanent=False, code=code, maybe_sent=_after_request(exc)) from exc
-        log.info("SMS %s to %s accepted by Twilio as %s (%s)",
-                 message.reference, mask_phone(message.to), sent.sid, sent.status)
+        log.info("%s %s to %s accepted by Twilio as %s (%s)",
+                 self.name, message.reference, mask_phone(message.to), sent.sid, sent.status)
         return Receipt(provider_id=sent.sid, status=sent.status or "queued")
+
+    def _sorted(self, exc: TwilioException, message: OutgoingMessage) -> DeliveryError:
+        status = getattr(exc, "status", None)
+        code = codes.code_of(getattr(exc, "code", None))
+        text = _scrub(str(getattr(exc, "msg", None) or getattr(exc, "title", None) or type(exc).__name__))
+        where = (self.name, message.reference, mask_phone(message.to))
+        known = codes.about(code)
+        max_attempts = None
+
+        if status == 429 or code == codes.TOO_MANY_REQUESTS:
+            permanent = False
+        elif code == codes.AUTHENTICATE or (status == 401 and known is None):
+            # Bad credentials are the clinic's configuration, not the patient's number:
+            # keep the reminders and retry them once someone fixes the settings.
+            log.error("%s %s to %s: Twilio refused our credentials (%s). Check TWILIO_ACCOUNT_SID "
+                      "and TWILIO_AUTH_TOKEN.", *where, code)
+            permanent = False
+        elif known is not None:
+            permanent, max_attempts = known.permanent_on_send, known.max_attempts
+        elif status is not None and 400 <= int(status) < 500:
+            permanent = True
+        else:  # 5xx, or no HTTP status at all
+            permanent = False
+
+        kind = "permanent" if permanent else "transient"
+        log.warning("%s %s to %s failed (%s): HTTP %s, Twilio code %s", *where, kind, status, code)
+        code_text = code or (str(status) if status is not None else None)
+        return DeliveryError(f"Twilio error {code_text}: {text}", permanent=permanent, code=code_text,
+                             max_attempts=max_attempts)
+
+
+# The name it had while it sent only SMS.
+TwilioSMS = TwilioMessaging
 
 
 def _after_request(exc: requests.RequestException) -> bool:
@@ -138,30 +164,3 @@ def _after_request(exc: requests.RequestException) -> bool:
         return True
     reason = exc.args[0] if exc.args else None
     return isinstance(reason, urllib3.exceptions.ProtocolError)
-
-
-def _sorted(exc: TwilioException, message: OutgoingMessage) -> DeliveryError:
-    status = getattr(exc, "status", None)
-    code = getattr(exc, "code", None)
-    text = _scrub(str(getattr(exc, "msg", None) or getattr(exc, "title", None) or type(exc).__name__))
-    where = (message.reference, mask_phone(message.to))
-
-    if status == 429 or code == TOO_MANY_REQUESTS:
-        permanent = False
-    elif code in PERMANENT_CODES:
-        permanent = True
-    elif status == 401 or code == AUTHENTICATE:
-        # Bad credentials are the clinic's configuration, not the patient's number:
-        # keep the reminders and retry them once someone fixes the settings.
-        log.error("SMS %s to %s: Twilio refused our credentials (%s). Check TWILIO_ACCOUNT_SID "
-                  "and TWILIO_AUTH_TOKEN.", *where, code)
-        permanent = False
-    elif status is not None and 400 <= int(status) < 500:
-        permanent = True
-    else:  # 5xx, or no HTTP status at all
-        permanent = False
-
-    kind = "permanent" if permanent else "transient"
-    log.warning("SMS %s to %s failed (%s): HTTP %s, Twilio code %s", *where, kind, status, code)
-    code_text = str(code) if code is not None else (str(status) if status is not None else None)
-    return DeliveryError(f"Twilio error {code_text}: {text}", permanent=permanent, code=code_text)
