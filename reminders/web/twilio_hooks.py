@@ -24,8 +24,7 @@ from reminders.dispatch import send_soon
 from reminders.inbound.delivery import StatusReport, record_status
 from reminders.inbound.replies import Handled, InboundText, fallback_reply, handle_inbound, record_failure
 from reminders.logs import mask_phone, sensitive
-from reminders.models import utcnow
-from reminders.web import db, settings
+from reminders.web.context import db, request_now, settings
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +34,6 @@ ALERT_WAIT_SECONDS = 5.0
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Present when the webhook is signed with a SharedKey instead of the auth token (newer twilio only).
 SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
-
-
-def request_now() -> datetime:
-    """The request's clock: app.config["CLOCK"] (a callable returning an aware UTC datetime) or now."""
-    clock = current_app.config.get("CLOCK")
-    return clock() if clock else utcnow()
 
 
 # ---------------------------------------------------------------- the signature
