@@ -165,8 +165,8 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_create(email: str, role: str, password_stdin: bool) -> None:
     """Create a staff account. The password is asked for, or read from standard input."""
+    from reminders.accounts import AccountError, create_user
     from reminders.db import session_scope
-    from reminders.web.staff.accounts import AccountError, create_user
 
     if password_stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\r\n")
@@ -191,8 +191,8 @@ def token() -> None:
 @click.option("--name", required=True, help="Who or what uses the token, e.g. 'ehr-sync'.")
 def token_create(name: str) -> None:
     """Create an API token. It is printed once, alone on the last line."""
+    from reminders.accounts import create_token
     from reminders.db import session_scope
-    from reminders.web.api import create_token
 
     _ensure_database()
     with session_scope() as session:

@@ -74,7 +74,7 @@ def load_demo(settings: Settings, now: datetime | None = None) -> list[str]:
             language = " (in Spanish)" if patient.language == "es" else ""
             lines.append(f"  {first} {last}: {len(visits)} {visits[-1][0]} visit(s), prefers {channel}{language}")
         if not session.scalar(select(func.count()).select_from(StaffUser)):
-            from reminders.web.staff.accounts import create_user
+            from reminders.accounts import create_user
 
             password = secrets.token_urlsafe(12)
             create_user(session, "admin@demo.clinic", "admin", password)

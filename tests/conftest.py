@@ -133,7 +133,7 @@ def client(app):
 
 @pytest.fixture
 def api_token(settings, sessions):
-    from reminders.web.api import create_token
+    from reminders.accounts import create_token
 
     with sessions() as db_session:
         return create_token(db_session, "tests")

@@ -6,12 +6,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
 
 from reminders.models.patients import CONDITIONS, LANGUAGES
+from reminders.zones import check_time_zone
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -35,9 +34,6 @@ MAX_LENGTH = {
 # ends of the calendar break the arithmetic that plans reminders (9999-12-01 + a week).
 EARLIEST_VISIT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST_VISIT = datetime(2100, 1, 1, tzinfo=timezone.utc)
-# Names in the zone database that are not places: the server's own zone, a placeholder, a link
-# used to build other zones. A patient's clock must be a real IANA zone.
-NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
 
 
 @dataclass(frozen=True)
@@ -128,23 +124,6 @@ def check_visit_time(value: datetime, window: VisitWindow | None = None) -> date
         raise ValueError(f"starts_at {value.isoformat()} is not a plausible visit date (check the year)")
     if window is not None:
         window.check(utc)
-    return value
-
-
-@lru_cache(maxsize=1)
-def iana_zones() -> frozenset[str]:
-    return frozenset(available_timezones()) - NOT_PLACES
-
-
-def check_time_zone(value: str, label: str = "timezone") -> str:
-    """The name itself when it is an IANA time zone, else ValueError saying so."""
-    shown = value if len(value) <= 64 else value[:40] + "..."
-    if value not in iana_zones():
-        raise ValueError(f"{label} {shown!r} is not an IANA time zone (like America/Chicago)")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValueError(f"{label} {shown!r} is not an IANA time zone (like America/Chicago)") from exc
     return value
 
 

@@ -5,15 +5,15 @@ import logging
 import secrets
 from pathlib import Path
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy.orm import Session
 from werkzeug.routing import IntegerConverter
 
 from reminders.celery_app import dispatcher_for
 from reminders.config import Settings, get_settings
 from reminders.db import session_factory
 from reminders.dispatch import Dispatcher
+from reminders.web.api_requests import json_error
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -64,22 +64,21 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     csrf.init_app(app)
 
     from reminders.web.api import api
-    from reminders.web.health import health
+    from reminders.web.api_replies import api_replies
+    from reminders.web.health import health, health_api
     from reminders.web.staff import register_staff_ui
     from reminders.web.twilio_hooks import twilio_hooks
 
     app.register_blueprint(health)
-    app.register_blueprint(api)
-    app.register_blueprint(twilio_hooks)
-    csrf.exempt(api)
-    csrf.exempt(twilio_hooks)
+    # Machines call these with a token or a signature, never with a staff form: no CSRF token.
+    for blueprint in (api, api_replies, health_api, twilio_hooks):
+        app.register_blueprint(blueprint)
+        csrf.exempt(blueprint)
     register_staff_ui(app)
 
     @app.errorhandler(404)
     @app.errorhandler(405)
     def _api_not_found(error):
-        from flask import request
-
         if request.path.startswith("/api/"):
             return json_error(error.code, error.description)
         return error
@@ -94,24 +93,3 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
 
     return app
 
-
-def db() -> Session:
-    """The request's database session."""
-    from flask import current_app
-
-    if "db" not in g:
-        g.db = current_app.extensions["reminders.sessions"]()
-    return g.db
-
-
-def settings() -> Settings:
-    from flask import current_app
-
-    return current_app.extensions["reminders.settings"]
-
-
-def json_error(status: int, message: str, **extra):
-    payload = {"error": message, **extra}
-    response = jsonify(payload)
-    response.status_code = status
-    return response

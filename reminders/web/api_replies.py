@@ -19,10 +19,12 @@ from reminders.followup import Followup, patients_needing_booking
 from reminders.inbound.delivery import delivery_problems
 from reminders.inbound.escalations import ACKNOWLEDGED, OPEN, EscalationNotFound, acknowledge
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage
-from reminders.web import db, settings
-from reminders.web.api import BadRequest, _patient_by_external_id, api, json_body, patient_from_query, require_token
+from reminders.web.api_auth import require_token
+from reminders.web.api_requests import BadRequest, api_blueprint, json_body, patient_by_external_id, patient_from_query
+from reminders.web.context import db, request_now, settings
 from reminders.web.serialize import iso, message_json
-from reminders.web.twilio_hooks import request_now
+
+api_replies = api_blueprint("api_replies", __name__)
 
 MAX_LIST = 500
 NOTE_LIMIT = 2000
@@ -153,7 +155,7 @@ def _flag(name: str) -> bool | None:
 
 # ---------------------------------------------------------------- routes
 
-@api.get("/checkins")
+@api_replies.get("/checkins")
 @require_token
 def list_checkins():
     patient = patient_from_query("check-ins")
@@ -164,7 +166,7 @@ def list_checkins():
     return jsonify({"patient_external_id": patient.external_id, "checkins": [checkin_json(row) for row in rows]})
 
 
-@api.get("/replies")
+@api_replies.get("/replies")
 @require_token
 def list_replies():
     external_id = request.args.get("patient_external_id")
@@ -175,7 +177,7 @@ def list_replies():
     query = select(InboundMessage).options(selectinload(InboundMessage.patient))
     payload: dict = {}
     if external_id:
-        patient = _patient_by_external_id(external_id)
+        patient = patient_by_external_id(external_id)
         query = query.where(InboundMessage.patient_id == patient.id).order_by(InboundMessage.received_at, InboundMessage.id)
         payload["patient_external_id"] = external_id
     else:
@@ -190,7 +192,7 @@ def list_replies():
     return jsonify({**payload, "replies": [inbound_json(row) for row in rows]})
 
 
-@api.get("/escalations")
+@api_replies.get("/escalations")
 @require_token
 def list_escalations():
     status = request.args.get("status")
@@ -213,14 +215,14 @@ def _escalation(escalation_id: int) -> Escalation:
     return escalation
 
 
-@api.get("/escalations/<int:escalation_id>")
+@api_replies.get("/escalations/<int:escalation_id>")
 @require_token
 def get_escalation(escalation_id: int):
     escalation = _escalation(escalation_id)
     return jsonify(escalation_json(escalation, _alerts_by_escalation([escalation.id])[escalation.id]))
 
 
-@api.post("/escalations/<int:escalation_id>/ack")
+@api_replies.post("/escalations/<int:escalation_id>/ack")
 @require_token
 def acknowledge_escalation(escalation_id: int):
     data = json_body(optional=True)
@@ -243,14 +245,14 @@ def acknowledge_escalation(escalation_id: int):
     return jsonify({**body, "result": "already_acknowledged" if already else "acknowledged"})
 
 
-@api.get("/followups")
+@api_replies.get("/followups")
 @require_token
 def list_followups():
     rows = patients_needing_booking(db(), settings(), request_now())
     return jsonify({"followups": [followup_json(row) for row in rows]})
 
 
-@api.get("/delivery-problems")
+@api_replies.get("/delivery-problems")
 @require_token
 def list_delivery_problems():
     rows = delivery_problems(db())

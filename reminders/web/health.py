@@ -6,12 +6,13 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from reminders.provider_health import provider_status
-from reminders.web import db
-from reminders.web.api import api, require_token
+from reminders.web.api_auth import require_token
+from reminders.web.api_requests import api_blueprint
+from reminders.web.context import db, request_now
 from reminders.web.serialize import iso
-from reminders.web.twilio_hooks import request_now
 
 health = Blueprint("health", __name__)
+health_api = api_blueprint("health_api", __name__)
 
 
 @health.get("/healthz")
@@ -29,7 +30,7 @@ def healthz():
     return jsonify(status="ok", database="ok", providers=providers)
 
 
-@api.get("/provider-status")
+@health_api.get("/provider-status")
 @require_token
 def provider_status_json():
     """Each channel the service has had an answer from: ok, failing (errors, still trying) or

@@ -24,8 +24,7 @@ from reminders.dispatch import send_soon
 from reminders.inbound.delivery import apply_delivery_report
 from reminders.inbound.replies import Handled, fallback_reply, handle_inbound, record_failure
 from reminders.logs import mask_phone, sensitive
-from reminders.models import utcnow
-from reminders.web import db, settings
+from reminders.web.context import db, request_now, settings
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +32,6 @@ twilio_hooks = Blueprint("twilio_hooks", __name__, url_prefix="/twilio")
 
 ALERT_WAIT_SECONDS = 5.0
 DATABASE_ID_MAX = 2**31 - 1
-
-
-def request_now() -> datetime:
-    """The request's clock: app.config["CLOCK"] (a callable returning an aware UTC datetime) or now."""
-    clock = current_app.config.get("CLOCK")
-    return clock() if clock else utcnow()
 
 
 # ---------------------------------------------------------------- the signature

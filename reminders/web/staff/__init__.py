@@ -11,22 +11,10 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 
 from reminders.web.staff import display
+from reminders.web.staff.headers import SECURITY_HEADERS
 
 STAFF_SESSION_LIFETIME = timedelta(hours=12)
 STAFF_BLUEPRINTS = ("auth", "today", "escalations", "patients", "inbox", "visits", "templates_admin", "users")
-
-# Staff pages carry patient data: no caching, no framing, and nothing loaded from elsewhere
-# (clinics run offline, and a template preview must not be able to run script).
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 def register_staff_ui(app: Flask) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import g
 
 from reminders.models import AuditEntry, utcnow
-from reminders.web import db
+from reminders.web.context import db
 
 
 def record(action: str, target_type: str = "", target_id: int | str | None = "", *, actor: str | None = None,

@@ -21,10 +21,10 @@ from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, re
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from reminders.accounts import AccountError, hasher, password_matches, set_password
 from reminders.models import Escalation, StaffSession, StaffUser, utcnow
-from reminders.web import db, settings
+from reminders.web.context import db, request_now, settings
 from reminders.web.staff import audit
-from reminders.web.staff.accounts import AccountError, hasher, password_matches, set_password
 
 bp = Blueprint("auth", __name__)
 
@@ -113,7 +113,6 @@ def _provider_problems() -> list[dict]:
     """Channels whose provider is failing and paused: a banner on every staff page."""
     from reminders.provider_health import provider_status
     from reminders.web.staff.display import localize
-    from reminders.web.twilio_hooks import request_now
 
     now = request_now()
     problems = []

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from reminders.web import settings
+from reminders.web.context import settings
 
 RULE_LABELS = {
     "first_induction_72h": "72 h reminder (first infusion)",

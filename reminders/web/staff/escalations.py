@@ -7,7 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from reminders.inbound.escalations import EscalationNotFound, acknowledge
 from reminders.models import Escalation, utcnow
-from reminders.web import db
+from reminders.web.context import db
 from reminders.web.staff import audit
 from reminders.web.staff.auth import current_user, guard
 

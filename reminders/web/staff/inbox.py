@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from reminders.inbound.delivery import delivery_problems
 from reminders.models import InboundMessage, utcnow
-from reminders.web import db
+from reminders.web.context import db
 from reminders.web.staff import audit
 from reminders.web.staff.auth import current_user, guard
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from reminders.models import Appointment, Course, Patient, utcnow
 from reminders.models.patients import CONDITIONS
-from reminders.web import db, settings
+from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
 from reminders.web.staff.auth import guard
 from reminders.web.staff.charts import mood_chart

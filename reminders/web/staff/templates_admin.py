@@ -14,10 +14,11 @@ from sqlalchemy import select, update
 from reminders.models import TemplateVersion, utcnow
 from reminders.planning.rules import RuleSettings, default_rules
 from reminders.rendering import SUFFIXES, TemplateProblem, TemplateStore
-from reminders.web import db, settings
+from reminders.web.context import db, settings
 from reminders.web.staff import audit, template_checks
 from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.display import rule_label
+from reminders.web.staff.headers import SECURITY_HEADERS
 
 bp = Blueprint("templates_admin", __name__, url_prefix="/admin/templates")
 guard(bp, admin=True)
@@ -134,8 +135,6 @@ def index():
 def _editor_policy() -> str:
     # The HTML email preview (a sandboxed srcdoc frame, no script) inherits this page's policy;
     # emails carry their styles inline, so this one page allows inline styles.
-    from reminders.web.staff import SECURITY_HEADERS
-
     return SECURITY_HEADERS["Content-Security-Policy"].replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 

@@ -5,7 +5,7 @@ from flask import Blueprint, render_template
 
 from reminders.followup import patients_needing_booking, visits_to_mark
 from reminders.models import utcnow
-from reminders.web import db, settings
+from reminders.web.context import db, settings
 from reminders.web.staff import display, queries
 from reminders.web.staff.auth import guard
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
+from reminders.accounts import MIN_PASSWORD_LENGTH, AccountError, create_user
 from reminders.models import AuditEntry, StaffUser, utcnow
 from reminders.models.staff import ROLES
-from reminders.web import db
+from reminders.web.context import db
 from reminders.web.staff import audit
-from reminders.web.staff.accounts import MIN_PASSWORD_LENGTH, AccountError, create_user
 from reminders.web.staff.auth import current_user, guard, revoke_sessions
 
 bp = Blueprint("users", __name__, url_prefix="/admin")

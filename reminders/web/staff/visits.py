@@ -20,7 +20,7 @@ from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_pati
 from reminders.models import Appointment, Course, ImportJob, ImportJobRow, Patient, utcnow
 from reminders.models.patients import CONDITIONS, DEFAULT_LANGUAGE, LANGUAGES
 from reminders.planning.planner import mark_for_planning
-from reminders.web import db, settings
+from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
 from reminders.web.staff.auth import guard, safe_next
 from reminders.web.staff.patients import get_patient

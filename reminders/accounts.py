@@ -1,12 +1,15 @@
-"""Staff accounts: argon2-hashed passwords, roles, lockout after repeated failures."""
+"""Who may use the service: staff accounts (argon2-hashed passwords, roles) and API tokens."""
 from __future__ import annotations
+
+import hashlib
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from reminders.models import StaffUser
+from reminders.models import ApiToken, StaffUser
 from reminders.models.staff import ROLES
 
 hasher = PasswordHasher()
@@ -45,3 +48,15 @@ def password_matches(user: StaffUser, password: str) -> bool:
         return hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, name: str) -> str:
+    """Store a new API token's hash and return the token itself (shown once)."""
+    token = "rem_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, token_hash=hash_token(token)))
+    session.commit()
+    return token

@@ -1,0 +1,277 @@
+"""The layers of reminders/: an import points down or sideways, never up, and never in a circle.
+
+Every module is placed in a layer below (a new module fails `test_every_module_is_placed` until it
+is). The imports are read from the source with `ast`: `import x` and `from x import y`, relative
+ones resolved, those inside functions and under TYPE_CHECKING included.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+import pytest
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "reminders"
+
+# Bottom to top. A module may import its own layer and the layers below it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("ground", (
+        "reminders", "reminders.config", "reminders.zones", "reminders.logs", "reminders.calendar",
+        "reminders.channels.segments", "reminders.preparation",
+    )),
+    ("models", (
+        "reminders.models", "reminders.models.base", "reminders.models.appointments", "reminders.models.imports",
+        "reminders.models.outbox", "reminders.models.patients", "reminders.models.provider_health",
+        "reminders.models.replies", "reminders.models.staff", "reminders.db",
+        "reminders.migrations", "reminders.migrations.env", "reminders.migrations.versions.*",
+    )),
+    ("rules", (
+        "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
+    )),
+    # The outbox row and what carries it: writing and moving rows, channels, rendering a message.
+    # planning.welcome (the welcome text's own row) is outbox code.
+    ("outbox, channels, rendering", (
+        "reminders.outbox", "reminders.outbox.rows", "reminders.outbox.moves", "reminders.outbox.delivery",
+        "reminders.planning.welcome",
+        "reminders.channels", "reminders.channels.base", "reminders.channels.kinds",
+        "reminders.channels.local_outbox", "reminders.channels.smtp_email",
+        "reminders.channels.twilio", "reminders.channels.twilio.client", "reminders.channels.twilio.codes",
+        "reminders.channels.twilio.webhooks",
+        "reminders.rendering", "reminders.provider_health", "reminders.pacing",
+    )),
+    # What patients and providers send back: it must not reach into sending or planning.
+    ("inbound", (
+        "reminders.inbound", "reminders.inbound.delivery", "reminders.inbound.escalations",
+        "reminders.inbound.office_hours", "reminders.inbound.parsing", "reminders.inbound.replies",
+        "reminders.inbound.symptoms",
+    )),
+    ("sending", (
+        "reminders.sending",
+    )),
+    # The clinic's records coming in and what they call for: visits planned, patients imported,
+    # follow-ups, staff accounts. The planner writes through the outbox, so it sits above it.
+    ("planning and intake", (
+        "reminders.planning.planner", "reminders.intake", "reminders.intake.csv_import",
+        "reminders.intake.import_jobs", "reminders.intake.records", "reminders.intake.upsert",
+        "reminders.followup", "reminders.accounts",
+    )),
+    ("pipeline", (
+        "reminders.dispatch", "reminders.pipeline", "reminders.tasks", "reminders.celery_app",
+    )),
+    ("web and cli", (
+        "reminders.web", "reminders.web.context", "reminders.web.api", "reminders.web.api_auth",
+        "reminders.web.api_replies", "reminders.web.api_requests", "reminders.web.health",
+        "reminders.web.serialize", "reminders.web.twilio_hooks",
+        "reminders.web.staff", "reminders.web.staff.audit", "reminders.web.staff.auth",
+        "reminders.web.staff.charts", "reminders.web.staff.display", "reminders.web.staff.escalations",
+        "reminders.web.staff.headers", "reminders.web.staff.inbox", "reminders.web.staff.patients",
+        "reminders.web.staff.queries", "reminders.web.staff.template_checks",
+        "reminders.web.staff.templates_admin", "reminders.web.staff.today", "reminders.web.staff.users",
+        "reminders.web.staff.visits",
+        "reminders.cli", "reminders.demo", "reminders.runner",
+    )),
+]
+
+@dataclass(frozen=True)
+class Import:
+    importer: str
+    imported: str
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.importer} imports {self.imported}"
+
+
+def module_name(path: Path, root: Path = PACKAGE_DIR) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def source_files(root: Path = PACKAGE_DIR) -> dict[str, Path]:
+    return {module_name(path, root): path for path in sorted(root.rglob("*.py"))}
+
+
+def _known(name: str, modules: set[str]) -> str:
+    """The module an import loads: the name itself, else its longest known prefix."""
+    while name not in modules and "." in name:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def imports_of(module: str, source: str, modules: set[str], path: str = "", is_package: bool = False) -> list[Import]:
+    """Every import of one of our modules in `source`, wherever it stands in the file."""
+    package = module if is_package else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[:len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            # `from a import b` loads the module a.b when there is one, else takes a name from a.
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name == "reminders" or name.startswith("reminders."):
+                found.append(Import(module, _known(name, modules), path, node.lineno))
+    return list(dict.fromkeys(found))  # `from a import b, c` is one arrow when b and c are names
+
+
+def layer_of(module: str) -> int | None:
+    for index, (_name, members) in enumerate(LAYERS):
+        if module in members:
+            return index
+        if any(member.endswith(".*") and module.startswith(member[:-1]) for member in members):
+            return index
+    return None
+
+
+def wrong_way(imports: Iterable[Import]) -> list[Import]:
+    """Imports from a lower layer into a higher one."""
+    return [i for i in imports
+            if (mine := layer_of(i.importer)) is not None and (theirs := layer_of(i.imported)) is not None
+            and theirs > mine]
+
+
+def cycles(imports: Iterable[Import]) -> list[list[str]]:
+    """Groups of modules that import each other, directly or round a circle (Tarjan's SCCs)."""
+    graph: dict[str, set[str]] = {}
+    for i in imports:
+        if i.importer != i.imported:
+            graph.setdefault(i.importer, set()).add(i.imported)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+@lru_cache(maxsize=1)
+def all_imports() -> tuple[Import, ...]:
+    files = source_files()
+    modules = set(files)
+    found = []
+    for module, path in files.items():
+        shown = str(path.relative_to(PACKAGE_DIR.parent))
+        found += imports_of(module, path.read_text(), modules, shown, path.name == "__init__.py")
+    return tuple(found)
+
+
+def _layer_name(module: str) -> str:
+    return LAYERS[layer_of(module)][0]
+
+
+# ---------------------------------------------------------------- the house as it is
+
+def test_every_module_is_placed():
+    missing = sorted(module for module in source_files() if layer_of(module) is None)
+    assert not missing, "place these modules in a layer in tests/test_layering.py LAYERS: " + ", ".join(missing)
+
+
+def test_no_module_is_placed_twice():
+    placed = [member for _name, members in LAYERS for member in members]
+    assert len(placed) == len(set(placed)), sorted({m for m in placed if placed.count(m) > 1})
+
+
+def test_imports_point_down():
+    wrong = wrong_way(all_imports())
+    assert not wrong, "imports from a lower layer to a higher one:\n" + "\n".join(
+        f"{i} ({_layer_name(i.importer)!r} below {_layer_name(i.imported)!r})" for i in wrong)
+
+
+def test_no_import_cycles():
+    imports = all_imports()
+    found = cycles(imports)
+    lines = []
+    for group in found:
+        members = set(group)
+        lines.append(" <-> ".join(group))
+        lines += [f"    {i}" for i in imports if i.importer in members and i.imported in members]
+    assert not found, "modules that import each other:\n" + "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the check itself can fail
+
+def test_a_wrong_way_arrow_is_caught_with_its_file_and_line():
+    modules = set(source_files())
+    source = (
+        "from reminders.logs import mask_phone\n"
+        "import reminders.intake.records\n"
+        "\n"
+        "def zone():\n"
+        "    from reminders.web.context import settings\n"
+        "    return settings()\n"
+    )
+    wrong = wrong_way(imports_of("reminders.config", source, modules, "reminders/config.py"))
+    assert [str(i) for i in wrong] == [
+        "reminders/config.py:2: reminders.config imports reminders.intake.records",
+        "reminders/config.py:5: reminders.config imports reminders.web.context",
+    ]
+
+
+def test_relative_imports_are_resolved():
+    modules = set(source_files())
+    source = "from ..sending import Sender\nfrom . import replies\nfrom .parsing import classify\n"
+    found = imports_of("reminders.inbound.delivery", source, modules, "reminders/inbound/delivery.py")
+    assert [(i.imported, i.line) for i in found] == [
+        ("reminders.sending", 1), ("reminders.inbound.replies", 2), ("reminders.inbound.parsing", 3),
+    ]
+    assert [i.imported for i in wrong_way(found)] == ["reminders.sending"]
+    in_package = imports_of("reminders.web", "from .api import api\n", modules, is_package=True)
+    assert [i.imported for i in in_package] == ["reminders.web.api"]
+
+
+def test_a_circle_is_caught():
+    modules = set(source_files())
+    imports = (imports_of("reminders.web.api", "from reminders.web.api_replies import api_replies\n", modules)
+               + imports_of("reminders.web.api_replies", "def later():\n    from reminders.web import api\n", modules)
+               + imports_of("reminders.web.health", "from reminders.web.api import api\n", modules))
+    assert cycles(imports) == [["reminders.web.api", "reminders.web.api_replies"]]
+
+
+# The wrong-way arrows the house had before the outbox got its owner: each must still be caught.
+OLD_ARROWS = [
+    ("reminders.config", "from reminders.intake.records import check_time_zone\n"),
+    ("reminders.inbound.delivery", "from reminders.sending import fall_back_to_email\n"),
+    ("reminders.inbound.escalations", "from reminders.planning.planner import insert_ignoring_duplicates\n"),
+    ("reminders.sending", "from reminders.planning.planner import appointment_key\n"),
+]
+
+
+@pytest.mark.parametrize("importer, source", OLD_ARROWS, ids=[importer for importer, _ in OLD_ARROWS])
+def test_the_old_wrong_way_arrows_would_fail(importer, source):
+    found = imports_of(importer, source, set(source_files()))
+    assert wrong_way(found), f"{importer}: {source.strip()} is not caught"
