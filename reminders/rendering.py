@@ -107,7 +107,11 @@ class TemplateStore:
 
     def default_path(self, name: str) -> Path | None:
         path = self.templates_dir / name
-        if path.parent not in (self.templates_dir, *self.language_dirs()) or not path.is_file():
+        folder = path.parent
+        # templates/ itself or a language's folder in it ("es"), nothing else (no "..").
+        in_place = folder == self.templates_dir or (
+            folder.parent == self.templates_dir and len(folder.name) == 2 and folder.name.isalpha())
+        if not in_place or not path.is_file():
             return None
         return path
 

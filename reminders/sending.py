@@ -38,6 +38,9 @@ from reminders.rendering import (
 
 log = logging.getLogger(__name__)
 
+# Sends are committed together, this many or this often, whichever comes first.
+GROUP_COMMIT_SIZE = 25
+GROUP_COMMIT_SECONDS = 0.25
 # The longest a batch hands messages over (pacing makes them wait); well inside a task's limit.
 BATCH_SECONDS = 60.0
 
@@ -174,22 +177,34 @@ class Sender:
         # Paced at a long code's 1 a second, a batch could outlast its task's time limit: what is
         # left after BATCH_SECONDS goes back, due, to the next round (or the next pass).
         deadline, handed = time.monotonic() + BATCH_SECONDS, 0
+        # Sends are committed in groups: a worker killed before a group's commit leaves its rows in
+        # `sending`, which the sweep shows staff as unknown; none is ever sent twice.
+        unsaved: list[tuple[OutboxMessage, Patient | None, Receipt]] = []
+        last_commit = time.monotonic()
         for row, patient, message in ready:
             if row.channel in paused and row.kind != Kind.ALERT:
-                outcomes[row.id] = _hold(session, row, now, hold_reason(row.channel))
+                outcomes[row.id] = _hold(session, row, now, hold_reason(row.channel))  # commits
+                unsaved.clear()
                 continue
             if handed and time.monotonic() > deadline and row.kind != Kind.ALERT:
                 outcomes[row.id] = _hold(session, row, now, "waiting for the sending number's pace")
+                unsaved.clear()
                 continue
             with sensitive(*patient_values(patient), message.to, message.body, message.subject):
                 try:
                     outcome = self._hand_over(session, row, patient, message, now,
-                                              healthy.get(row.channel, False))
+                                              healthy.get(row.channel, False), sent=unsaved)
                 except _AfterHandOver as after:
                     outcome = self._after_hand_over_failed(session, row.id, after, now)
+                    self._record_again(session, unsaved, now)
                 except Exception as exc:  # noqa: BLE001 - recorded on this row; the batch goes on
                     outcome = self._internal_error(session, row.id, exc, now)
-                session.commit()
+                    self._record_again(session, unsaved, now)
+                if (outcome != "sent" or len(unsaved) >= GROUP_COMMIT_SIZE
+                        or time.monotonic() - last_commit >= GROUP_COMMIT_SECONDS):
+                    session.commit()
+                    unsaved.clear()
+                    last_commit = time.monotonic()
             outcomes[row.id] = outcome
             handed += 1
             if outcome == "sent":
@@ -199,9 +214,21 @@ class Sender:
                 state = breaker(session, row.channel)
                 if state is not None and state.is_open:
                     paused.add(row.channel)  # the rest of the batch waits with the others
+        session.commit()
         for outbox_id in later:
             outcomes[outbox_id] = self._send_one_claimed(session, outbox_id, now, False, store=store)
         return outcomes
+
+    def _record_again(self, session: Session, unsaved: list, now: datetime) -> None:
+        """Sends recorded since the last commit went with the rollback of a failed one: record
+        them again. If even that fails they stay in `sending`, and staff see them as unknown."""
+        try:
+            for row, patient, receipt in unsaved:
+                self._record_sent(session, row, patient, receipt, now)
+        except Exception:  # noqa: BLE001
+            session.rollback()
+            unsaved.clear()
+            log.exception("sends of this batch could not be recorded; they will show as unknown")
 
     def _prepare(self, session: Session, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
                  appointment: Appointment | None, now: datetime, facts: "_BatchFacts | None" = None):
@@ -264,7 +291,7 @@ class Sender:
             return self._hand_over(session, row, patient, message, now, provider_healthy)
 
     def _hand_over(self, session: Session, row: OutboxMessage, patient: Patient | None, message: OutgoingMessage,
-                   now: datetime, provider_healthy: bool) -> str:
+                   now: datetime, provider_healthy: bool, sent: list | None = None) -> str:
         if row.kind in UNGATED_KINDS:
             message = replace(message, urgent=True)  # paced ahead of reminders (reminders.pacing)
         try:
@@ -281,19 +308,25 @@ class Sender:
         try:
             if not provider_healthy:  # a failure recorded meanwhile is reset by the next success
                 record_success(session, row.channel, now)
-            moves.mark_sent(session, row, receipt.provider_id, receipt.status, now)
-            if row.kind == Kind.WELCOME and patient is not None:
-                _record(session, patient, Patient, welcomed_at=now)
-            if row.kind == Kind.CHECKIN and patient is not None:
-                appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
-                session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
-                                    prompt_outbox_id=row.id, status="awaiting", prompted_at=now,
-                                    kind=checkin_kind(appointment)))
-                session.flush()
+            self._record_sent(session, row, patient, receipt, now)
         except Exception as exc:  # noqa: BLE001 - the provider has it: whatever failed here, never send again
             raise _AfterHandOver(receipt) from exc
+        if sent is not None:
+            sent.append((row, patient, receipt))
         log.info("outbox %s: sent %s %s via %s", row.id, row.rule, row.kind, row.channel)
         return "sent"
+
+    def _record_sent(self, session: Session, row: OutboxMessage, patient: Patient | None, receipt: Receipt,
+                     now: datetime) -> None:
+        moves.mark_sent(session, row, receipt.provider_id, receipt.status, now)
+        if row.kind == Kind.WELCOME and patient is not None:
+            _record(session, patient, Patient, welcomed_at=now)
+        if row.kind == Kind.CHECKIN and patient is not None:
+            appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
+            session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
+                                prompt_outbox_id=row.id, status="awaiting", prompted_at=now,
+                                kind=checkin_kind(appointment)))
+            session.flush()
 
     def _settle_after_hand_over(self, session: Session, row: OutboxMessage, receipt: Receipt | None,
                                 now: datetime) -> str:

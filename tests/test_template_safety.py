@@ -76,8 +76,9 @@ def test_a_runaway_template_is_refused_at_save_quickly(admin_client, sessions, s
     response = save(admin_client, source)
     took = time.monotonic() - started
     assert response.status_code == 422, source
-    # The reason names the line when the budget runs out inside the template's own code; always the limit.
-    assert "line 1:" in response.text or "longer than" in response.text
+    # The reason names the line when the budget runs out inside the template's own code; always the
+    # limit (time or size: which comes first depends on the machine's speed).
+    assert "line 1:" in response.text or "longer than" in response.text or "more than" in response.text
     assert took < 60, f"the check took {took:.1f} s"  # a bound on a hang: the check itself stops at 2 s
     assert saved_versions(sessions) == []
 
@@ -91,6 +92,9 @@ def test_a_render_is_cut_off_after_its_time_limit(settings):
 
 
 # ---------------------------------------------------------------- forced into the database
+
+CUT_OFF = ("longer than 200 ms", "more than 100000 characters")
+
 
 def test_a_runaway_template_forced_into_the_database_is_cut_off_and_the_default_goes(
         settings, sessions, session, admin_client):
@@ -109,10 +113,11 @@ def test_a_runaway_template_forced_into_the_database_is_cut_off_and_the_default_
     assert row.status == "sent" and row.body.endswith(expected_tail) and "xxxx" not in row.body
 
     flagged = saved_versions(sessions)[0]
-    assert flagged.failed_at is not None and "longer than 200 ms" in flagged.failure
+    # Cut off by the time budget or the size limit, whichever the machine's speed reaches first.
+    assert flagged.failed_at is not None and any(limit in flagged.failure for limit in CUT_OFF), flagged.failure
     page = admin_client.get("/admin/templates/")
     assert 'id="failing-templates"' in page.text and SMS in page.text and "failed when sent" in page.text
-    assert "longer than 200 ms" in admin_client.get(f"/admin/templates/{SMS}").text
+    assert flagged.failure in admin_client.get(f"/admin/templates/{SMS}").text
 
 
 def _context_for(settings, session, row):

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
+from reminders.models.outbox import Kind, Status
 from reminders.web.context import settings
 
 RULE_LABELS = {
@@ -21,11 +22,11 @@ RULE_LABELS = {
     "plan_maintenance": "Plan maintenance",
     "welcome": "Welcome text",
 }
-KIND_LABELS = {"alert": "Staff alert", "reply": "Reply", "fallback": "Email fallback"}
+KIND_LABELS = {Kind.ALERT: "Staff alert", Kind.REPLY: "Reply"}
 STATUS_TONES = {
-    "planned": "pending", "queued": "pending", "sending": "pending",
-    "sent": "info", "delivered": "good", "unknown": "warn",
-    "undelivered": "bad", "failed": "bad", "skipped": "muted", "canceled": "muted",
+    Status.PLANNED: "pending", Status.QUEUED: "pending", Status.SENDING: "pending",
+    Status.SENT: "info", Status.DELIVERED: "good", Status.UNKNOWN: "warn",
+    Status.UNDELIVERED: "bad", Status.FAILED: "bad", Status.SKIPPED: "muted", Status.CANCELED: "muted",
     "scheduled": "info", "confirmed": "good", "completed": "good", "no_show": "bad",
     "open": "bad", "acknowledged": "muted",
 }

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
+from reminders.models.outbox import PENDING_STATUSES
 from reminders.followup import series_length
 from reminders.web.staff.charts import Infusion, MoodPoint
 
@@ -100,7 +101,7 @@ def timeline(session: Session, patient_id: int) -> list[TimelineItem]:
     for row in session.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient_id)):
         when = row.delivered_at or row.sent_at or row.due_at
         note = row.status_reason or row.error_message or ""
-        if row.status in ("planned", "queued") and not row.body:
+        if row.status in PENDING_STATUSES and not row.body:
             note = note or "written from the template when it is sent"
         items.append(TimelineItem(when, "out", rule_label(row.rule, row.kind), row.body or "", row.status,
                                   row.channel, note))
