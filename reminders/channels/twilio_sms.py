@@ -81,12 +81,17 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 class TwilioSMS:
-    name = "sms"
+    """Messages through Twilio: SMS, or (name="whatsapp", address_prefix="whatsapp:") WhatsApp."""
 
-    def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+    def __init__(self, settings: Settings, *, name: str = "sms", sender: str | None = None,
+                 address_prefix: str = "", timeout: float = DEFAULT_TIMEOUT_SECONDS):
         if not settings.twilio_configured:
             raise ValueError("TwilioSMS needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM")
-        self._sender = settings.twilio_from
+        self.name = name
+        self._prefix = address_prefix
+        sender = sender or settings.twilio_from
+        # A Messaging Service SID (MG...) picks its own sender; a number gets the prefix.
+        self._sender = sender if sender.startswith("MG") else address_prefix + sender
         self._http = HeaderKeepingClient(timeout=timeout)
         client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
         if settings.twilio_api_base_url:
@@ -111,7 +116,7 @@ class TwilioSMS:
             raise DeliveryError("the sending number is paused (Twilio asked us to wait)", permanent=False,
                                 code="paused", retry_after=paused.seconds) from paused
         try:
-            sent = self._messages.create(to=message.to, body=message.body, **sender, **extra)
+            sent = self._messages.create(to=self._prefix + message.to, body=message.body, **sender, **extra)
         except TwilioException as exc:
             error = _sorted(exc, message)
             if not error.permanent:

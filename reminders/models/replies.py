@@ -18,6 +18,8 @@ class InboundMessage(Base):
     message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     from_number: Mapped[str] = mapped_column(String(32))
     to_number: Mapped[str] = mapped_column(String(32), default="")
+    # The channel the patient wrote on ("sms", "whatsapp"): a check-in sent there is answered there.
+    channel: Mapped[str] = mapped_column(String(10), default="sms", server_default="sms")
     body: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
