@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from reminders.channels.kinds import split_address
 from reminders.dispatch import send_soon
 from reminders.inbound.delivery import StatusReport, record_status
 from reminders.inbound.replies import Handled, InboundText, fallback_reply, handle_inbound, record_failure
@@ -183,8 +184,11 @@ def inbound_text(form) -> InboundText:
         body = body[:BODY_LIMIT]
     if notes:
         log.warning("inbound text with malformed fields (%s): stored cleaned, for staff", ", ".join(notes))
+    # A WhatsApp message comes from "whatsapp:+1555...": the patient is found by the bare number.
+    channel, sender = split_address(sender)
+    to = split_address(to)[1]
     return InboundText(message_sid=sid or None, from_number=sender, to_number=to, body=body,
-                       num_media=_int(form.get("NumMedia")), notes=tuple(notes))
+                       num_media=_int(form.get("NumMedia")), notes=tuple(notes), channel=channel)
 
 
 def _after_failure(text: InboundText, now: datetime) -> Handled:
