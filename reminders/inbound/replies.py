@@ -669,14 +669,6 @@ def newer_text_sent(session: Session, patient: Patient, checkin: CheckIn, now: d
     ) is not None
 
 
-def last_inbound_at(session: Session, patient_id: int, channel: str) -> datetime | None:
-    """When the patient last wrote to the clinic on this channel (None: never). WhatsApp lets free-
-    form text go only within 24 hours of it (reminders.channels.kinds.within_free_form_window)."""
-    return session.scalar(
-        select(func.max(InboundMessage.received_at))
-        .where(InboundMessage.patient_id == patient_id, InboundMessage.channel == channel))
-
-
 def next_visit(session: Session, patient: Patient, now: datetime) -> Appointment | None:
     return session.scalars(
         select(Appointment)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from reminders.models.base import Base, UTCDateTime, utcnow
 
@@ -91,3 +91,11 @@ def checkin_kind(appointment) -> str:
     """What a check-in after this visit asks for: pain for a pain course, else mood."""
     course = getattr(appointment, "course", None)
     return "pain" if course is not None and course.condition == "pain" else "mood"
+
+
+def last_inbound_at(session: Session, patient_id: int, channel: str) -> datetime | None:
+    """When the patient last wrote to the clinic on this channel (None: never). WhatsApp lets free-
+    form text go only within 24 hours of it (reminders.channels.kinds.within_free_form_window)."""
+    return session.scalar(
+        select(func.max(InboundMessage.received_at))
+        .where(InboundMessage.patient_id == patient_id, InboundMessage.channel == channel))
