@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from reminders.calendar import visit_ics
 from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
+from reminders.channels.kinds import spec_for
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
@@ -37,7 +38,7 @@ from reminders.provider_health import (
     RETRYING, breaker, breakers, gate, hold_reason, record_failure, record_success, release_probe,
 )
 from reminders.rendering import (
-    TemplateStore, flag_failures, message_context, message_templates, render, template_language,
+    TemplateStore, flag_failures, message_context, message_templates, render, template_language, text_template,
 )
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class Sender:
             reason = self._reason_not_to_send(session, row, appointment, now, facts)
             if reason:
                 return self._finish_unsent(row, reason, now)
-            if row.channel == "sms" and patient is not None and patient.sms_opted_out:
+            if spec_for(row.channel).is_text and patient is not None and patient.sms_opted_out:
                 fall_back_to_email(session, row, patient, now)
                 return self._finish_unsent(row, "patient opted out of texts", now)
             zone = patient.timezone if patient else self.settings.clinic_timezone
@@ -231,7 +232,7 @@ class Sender:
                 return self._finish_unsent(row, reason, now)
         message = self._render_row(store, row, patient, appointment)
         row.to_address, row.subject, row.body = message.to, message.subject, message.body
-        if row.channel == "sms":
+        if spec_for(row.channel).counts_segments:
             row.segments = sms_length(message.body).segments
         return message
 
@@ -244,7 +245,7 @@ class Sender:
     @staticmethod
     def _needs_introduction(row: OutboxMessage, patient: Patient | None) -> bool:
         """A text that must wait for the patient's welcome text to go first."""
-        return (row.channel == "sms" and row.kind not in (*UNGATED_KINDS, KIND_WELCOME)
+        return (spec_for(row.channel).is_text and row.kind not in (*UNGATED_KINDS, KIND_WELCOME)
                 and patient is not None and patient.welcomed_at is None)
 
     def _introduce(self, session: Session, row: OutboxMessage, patient: Patient | None, now: datetime) -> str | None:
@@ -334,12 +335,13 @@ class Sender:
 
     def _compose(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
                  appointment: Appointment | None, rule: Rule | None) -> OutgoingMessage:
+        spec = spec_for(row.channel)
         callback = None
-        if row.channel == "sms" and self.settings.public_base_url:
+        if spec.reports_delivery and self.settings.public_base_url:
             callback = f"{self.settings.public_base_url.rstrip('/')}/twilio/status?outbox_id={row.id}"
         to = row.to_address
         if not to and patient is not None:
-            to = patient.phone if row.channel == "sms" else patient.email
+            to = patient.phone if spec.contact == "phone" else patient.email
         if not to:
             raise DeliveryError(f"no {row.channel} address on file", permanent=True, code="no_address")
         if row.body is not None and rule is None:  # written when planned: staff alerts, replies
@@ -347,12 +349,14 @@ class Sender:
         if rule is None:
             raise DeliveryError(f"no rule named {row.rule!r}", permanent=True, code="unknown_rule")
         series = appointment.course.induction_sessions_planned if appointment and appointment.course else self.settings.induction_series_length
-        names = message_templates(store, rule.template, patient.language if patient else None)
-        language = template_language(names["sms"] if row.channel == "sms" else names["text"])
-        context = message_context(self.settings, patient, appointment, series, language)
-        if row.channel == "sms":
-            return OutgoingMessage(to=to, body=render(store, names["sms"], context),
+        language = patient.language if patient else None
+        if spec.is_text:
+            body = text_template(store, rule.template, spec, language)
+            context = message_context(self.settings, patient, appointment, series, template_language(body))
+            return OutgoingMessage(to=to, body=render(store, body, context),
                                    status_callback=callback, reference=str(row.id))
+        names = message_templates(store, rule.template, language)
+        context = message_context(self.settings, patient, appointment, series, template_language(names["text"]))
         attachments = ()
         if appointment is not None and rule.kind == REMINDER:
             attachments = (self._calendar_entry(appointment, patient),)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import CANCELED, FAILED, PENDING_STATUSES, PLANNED, SENDING, SKIPPED, UNKNOWN
-from reminders.models.outbox import DELIVERED, SENT, UNDELIVERED
+from reminders.models.outbox import DELIVERED, SENT, TEXT_CHANNELS, UNDELIVERED
 from reminders.planning.welcome import plan_welcome
 from reminders.planning.rules import (
     MISSED_VISIT, MISSED_VISIT_MARKED_WITHIN, NON_URGENT_KINDS, REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage,
@@ -118,7 +118,7 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
                OutboxMessage.sent_at).where(
             OutboxMessage.patient_id == appointment.patient_id,
             (OutboxMessage.appointment_id != appointment.id) | OutboxMessage.appointment_id.is_(None),
-            OutboxMessage.channel == "sms", OutboxMessage.kind.in_(NON_URGENT_KINDS),
+            OutboxMessage.channel.in_(TEXT_CHANNELS), OutboxMessage.kind.in_(NON_URGENT_KINDS),
             OutboxMessage.status.not_in(NOT_GOING),
         )
     ).all()

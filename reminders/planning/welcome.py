@@ -14,12 +14,12 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reminders.models import OutboxMessage, Patient
 from reminders.models.outbox import (
-    CANCELED, KIND_ALERT, KIND_REPLY, KIND_WELCOME, PENDING_STATUSES, PLANNED,
+    CANCELED, KIND_ALERT, KIND_REPLY, KIND_WELCOME, PENDING_STATUSES, PLANNED, TEXT_CHANNELS,
 )
 from reminders.planning.dispatcher import queue_now
 from reminders.planning.quiet_hours import QuietHours
@@ -48,19 +48,21 @@ def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: dat
     1 when a row was created. `insert` is the planner's insert that leaves a duplicate key alone."""
     if not needs_welcome(patient):
         return 0
-    first = session.scalar(
-        select(func.min(OutboxMessage.due_at)).where(
-            OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+    # The welcome goes on the channel of the first text it introduces (SMS, or WhatsApp).
+    earliest = session.execute(
+        select(OutboxMessage.due_at, OutboxMessage.channel).where(
+            OutboxMessage.patient_id == patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
             OutboxMessage.status.in_(PENDING_STATUSES), OutboxMessage.kind.not_in(NOT_SCHEDULED),
-        )
-    )
-    candidates = {r["dedupe_key"]: r["due_at"] for r in new_rows
-                  if r["channel"] == "sms" and r["kind"] not in NOT_SCHEDULED}
+        ).order_by(OutboxMessage.due_at).limit(1)
+    ).first()
+    first, channel = (earliest.due_at, earliest.channel) if earliest else (None, "sms")
+    candidates = {r["dedupe_key"]: (r["due_at"], r["channel"]) for r in new_rows
+                  if r["channel"] in TEXT_CHANNELS and r["kind"] not in NOT_SCHEDULED}
     if candidates:
         known = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(candidates))))
-        dues = [due for key, due in candidates.items() if key not in known]
-        if dues:
-            first = min(dues) if first is None else min(first, *dues)
+        dues = [candidates[key] for key in candidates if key not in known]
+        if dues and (first is None or min(dues)[0] < first):
+            first, channel = min(dues)
     key = welcome_key(patient)
     row = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
     if first is None:
@@ -72,14 +74,15 @@ def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: dat
     if row is None:
         return insert(session, [{
             "dedupe_key": key, "patient_id": patient.id, "appointment_id": None,
-            "kind": KIND_WELCOME, "rule": WELCOME_RULE, "channel": "sms",
+            "kind": KIND_WELCOME, "rule": WELCOME_RULE, "channel": channel,
             "planned_for": at, "due_at": due, "status": PLANNED, "attempts": 0,
             "created_at": now, "updated_at": now,
         }])
-    if row.status in PENDING_STATUSES and row.due_at != due:
-        _update(session, row.id, PENDING_STATUSES, status=PLANNED, planned_for=at, due_at=due)
+    if row.status in PENDING_STATUSES and (row.due_at != due or row.channel != channel):
+        _update(session, row.id, PENDING_STATUSES, status=PLANNED, planned_for=at, due_at=due, channel=channel)
     elif row.status == CANCELED and row.status_reason == NOTHING_TO_INTRODUCE:
-        _update(session, row.id, (CANCELED,), status=PLANNED, planned_for=at, due_at=due, status_reason=None)
+        _update(session, row.id, (CANCELED,), status=PLANNED, planned_for=at, due_at=due, status_reason=None,
+                channel=channel)
     return 0
 
 
