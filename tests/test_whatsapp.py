@@ -15,8 +15,9 @@ from sqlalchemy import select
 from reminders.channels import channels_for
 from reminders.channels.kinds import SMS, WHATSAPP, spec_for, split_address, within_free_form_window
 from reminders.channels.local_outbox import read_outbox
-from reminders.models.replies import last_inbound_at
+from reminders.intake.records import PatientRecord
 from reminders.models import CheckIn, Patient
+from reminders.models.replies import last_inbound_at
 from reminders.outbox import Kind, OutboxRow, plan
 from reminders.pipeline import run_pass
 from reminders.planning.rules import RuleSettings, choose_channels, rules_by_name, texting_by
@@ -24,7 +25,7 @@ from reminders.rendering import TemplateStore, text_template
 from reminders.web import create_app
 from tests.conftest import at
 from tests.fixtures.channels import TWILIO_TEST_FROM
-from tests.fixtures.twoway import CLINIC_NUMBER, PHONE, Twilio, answer, inbound
+from tests.fixtures.twoway import PHONE, Twilio, answer, inbound
 from tests.helpers import book, outbox
 
 WHATSAPP_FROM = "+15005550009"  # the clinic's WhatsApp sender, registered with Twilio
@@ -256,6 +257,19 @@ class TestTheSessionWindow:
         run_pass(whatsapp_on, later)
         [message] = [m for m in fake_twilio.messages if "Dr. Lee" in m["body"]]
         assert (message["to"], message["from_"]) == (PHONE, TWILIO_TEST_FROM)
+
+
+# ---------------------------------------------------------------- intake
+
+def test_intake_accepts_whatsapp_as_a_preference_that_needs_a_phone(client, api_headers, session):
+    patient = {"external_id": "p1", "first_name": "Maya", "last_name": "Lopez", "phone": "+1 202 555 0143",
+               "timezone": "America/New_York", "preferred_channel": "WhatsApp"}
+    response = client.post("/api/v1/patients", json=patient, headers=api_headers)
+    assert response.status_code == 201, response.json
+    assert maya(session).preferred_channel == "whatsapp"
+    with pytest.raises(ValueError, match=r"phone is missing \(preferred_channel is whatsapp\)"):
+        PatientRecord(external_id="p2", first_name="Sam", timezone="America/New_York", email="sam@example.org",
+                      preferred_channel="whatsapp")
 
 
 # ---------------------------------------------------------------- the schema
