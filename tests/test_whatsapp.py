@@ -311,3 +311,16 @@ def test_the_migration_goes_down_and_up_again_on_postgres(postgres_url):
     with pytest.raises(IntegrityError), engine.begin() as connection:  # the CHECK still holds
         connection.execute(text("UPDATE patients SET preferred_channel = 'fax'"))
     engine.dispose()
+
+
+def test_the_fake_twilio_refuses_a_whatsapp_message_from_an_sms_number(fake_twilio):
+    from twilio.base.exceptions import TwilioRestException
+    from twilio.rest import Client
+
+    client = Client(fake_twilio.account_sid, fake_twilio.auth_token)
+    client.api.base_url, client.edge, client.region = fake_twilio.url, None, None
+    messages = client.api.v2010.account.messages
+    with pytest.raises(TwilioRestException) as refused:
+        messages.create(to=f"whatsapp:{PHONE}", from_=TWILIO_TEST_FROM, body="hello")
+    assert refused.value.code == 21910
+    assert messages.create(to=f"whatsapp:{PHONE}", from_=f"whatsapp:{WHATSAPP_FROM}", body="hello").sid
