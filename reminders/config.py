@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     sms_medications_max_chars: int = Field(default=40, ge=0, le=120)  # longer notes: "see your email"
     outbox_dir: Path | None = None
     templates_dir: Path = Field(default_factory=default_templates_dir)
+    # The clinic's WhatsApp sender, registered with Twilio (E.164, "+15550100100"); empty: WhatsApp
+    # is off and a patient who prefers it gets SMS. Sent through the same Twilio account.
+    twilio_whatsapp_from: str = ""
 
     @field_validator("staff_alert_emails", "staff_alert_phones", mode="before")
     @classmethod
@@ -151,6 +154,14 @@ class Settings(BaseSettings):
     @classmethod
     def _zone(cls, value: str) -> str:
         return check_time_zone(value, "CLINIC_TIMEZONE")
+
+    @field_validator("twilio_whatsapp_from")
+    @classmethod
+    def _whatsapp_sender(cls, value: str) -> str:
+        value = value.strip().removeprefix("whatsapp:")
+        if value and not re.fullmatch(r"\+[1-9]\d{6,14}", value):
+            raise ValueError(f"TWILIO_WHATSAPP_FROM {value!r} must be a number in E.164 form, like +15550100100")
+        return value
 
     @model_validator(mode="after")
     def _fasting(self):
@@ -176,6 +187,10 @@ class Settings(BaseSettings):
     @property
     def twilio_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from)
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return bool(self.twilio_whatsapp_from)
 
     @property
     def smtp_configured(self) -> bool:

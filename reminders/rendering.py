@@ -44,7 +44,8 @@ RENDER_TIME_LIMIT = 0.2  # seconds for one render of one template
 MAX_OUTPUT = 100_000  # characters one render may produce (a long HTML email is about 10,000)
 _CHECK_EVERY = 256  # trace events between two looks at the clock
 
-SUFFIXES = {"sms": ".sms.j2", "subject": ".subject.j2", "text": ".email.txt.j2", "html": ".email.html.j2"}
+SUFFIXES = {"sms": ".sms.j2", "whatsapp": ".whatsapp.j2", "subject": ".subject.j2", "text": ".email.txt.j2",
+            "html": ".email.html.j2"}
 
 
 @dataclass(frozen=True)
@@ -479,18 +480,26 @@ def message_templates(store: TemplateStore, template: str, language: str | None,
     text part (an English HTML beside a Spanish text would say something else), and only when it
     exists."""
     if not spec.has_subject:
-        suffixes = [spec.template_suffix] + ([spec.template_fallback] if spec.template_fallback else [])
-        found = [localized(store, f"{template}.{suffix}.j2", language) for suffix in suffixes]
-        found = [name for name in found if store.exists(name)] or found[:1]
-        # The patient's language first: a fallback template in it beats the channel's own in English.
-        wanted = language or DEFAULT_LANGUAGE
-        return {"body": next((name for name in found if template_language(name) == wanted), found[0])}
+        return {"body": text_template(store, template, spec, language)}
     names: dict[str, str | None] = {part: localized(store, template + SUFFIXES[part], language)
                                     for part in ("subject", "text")}
     folder = names["text"][: -len(template + SUFFIXES["text"])]
     html = folder + template + SUFFIXES["html"]
     names["html"] = html if store.exists(html) else None
     return names
+
+
+def text_template(store: TemplateStore, template: str, spec, language: str | None) -> str:
+    """The template a text channel's message is rendered from: the channel's own
+    (`<template>.<suffix>.j2`), else that of its spec's `template_fallback` (a rule with no
+    WhatsApp wording of its own uses the SMS text). The patient's language comes first: a Spanish
+    SMS text beats an English WhatsApp one."""
+    names = [f"{template}.{suffix}.j2" for suffix in (spec.template_suffix, spec.template_fallback) if suffix]
+    if language and language != DEFAULT_LANGUAGE:
+        for name in names:
+            if store.exists(f"{language}/{name}"):
+                return f"{language}/{name}"
+    return next((name for name in names if store.exists(name)), names[-1])
 
 
 def render(store: TemplateStore, name: str, context: dict) -> str:
@@ -505,8 +514,9 @@ def render(store: TemplateStore, name: str, context: dict) -> str:
                   name, store.failures[name])
         text = store.default_environment.get_template(name).render(**context)
     text = _CLOCK_THEN_STOP.sub(r"\1", text)  # "a las 9:30 a. m.." -> "a las 9:30 a. m."
-    if name.endswith(".subject.j2"):
-        return _tidy_sms(text, fold_accents=False)  # an email's subject keeps every accent
+    if name.endswith((".subject.j2", ".whatsapp.j2")):
+        # An email's subject, and a text not billed by GSM-7 segments: every accent kept.
+        return _tidy_sms(text, fold_accents=False)
     if name.endswith(".sms.j2"):
         text = _tidy_sms(text)
         if _medications_crowd_out(text, context):

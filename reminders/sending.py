@@ -17,12 +17,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from reminders.calendar import visit_ics
 from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
-from reminders.channels.kinds import spec_for
+from reminders.channels.kinds import spec_for, within_free_form_window
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
 from reminders.models.outbox import Kind, Status
-from reminders.models.replies import checkin_kind
+from reminders.models.replies import checkin_kind, last_inbound_at
 from reminders.outbox import moves
 from reminders.outbox.moves import claim_for_sending, claim_many_for_sending
 from reminders.outbox.rows import plan_fallback_twin
@@ -235,6 +235,10 @@ class Sender:
         """Decide whether a claimed row still goes, and render it: an outcome (skipped, deferred)
         or the message."""
         spec = spec_for(row.channel)
+        reason = self._reason_for_another_channel(session, row, spec, patient, now)
+        if reason:
+            plan_fallback_twin(session, row, patient, now)
+            return self._finish_unsent(row, reason, now)
         if row.kind not in UNGATED_KINDS:
             reason = self._reason_not_to_send(session, row, appointment, now, facts)
             if reason:
@@ -254,6 +258,21 @@ class Sender:
         moves.write_rendered(row, to=message.to, subject=message.subject, body=message.body,
                              segments=sms_length(message.body).segments if spec.counts_segments else row.segments)
         return message
+
+    def _reason_for_another_channel(self, session: Session, row: OutboxMessage, spec, patient: Patient | None,
+                                    now: datetime) -> str | None:
+        """Why this row goes by its channel's fallback instead: the channel is switched off, or it is
+        free-form text outside the channel's window (WhatsApp's 24 hours since the patient wrote)."""
+        if patient is None or not spec.fallback:
+            return None
+        instead = spec_for(spec.fallback).words
+        if row.channel not in self.channels:
+            return f"{spec.words}s are switched off: sent as {instead} instead"
+        if row.kind == Kind.REPLY and not within_free_form_window(
+                spec, last_inbound_at(session, patient.id, row.channel), now):
+            hours = spec.free_form_window.total_seconds() / 3600
+            return f"more than {hours:.0f} h since the patient last wrote by {spec.words}: sent as {instead} instead"
+        return None
 
     def _render_row(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
                     appointment: Appointment | None) -> OutgoingMessage:

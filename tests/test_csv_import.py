@@ -84,7 +84,7 @@ def test_changed_start_reschedules_and_canceled_status_cancels(settings, tmp_pat
     ("a3,p3,Lee,Park,,,America/New_York,sms,induction,2026-12-10T10:00:00-05:00,50,,", "phone is missing (preferred_channel is sms)"),
     ("a3,p3,Lee,Park,+12025550111,,America/New_York,email,induction,2026-12-10T10:00:00-05:00,50,,", "email is missing (preferred_channel is email)"),
     ("a3,p3,Lee,Park,+12025550111,not-an-email,America/New_York,both,induction,2026-12-10T10:00:00-05:00,50,,", "email 'not-an-email' is not an email address"),
-    ("a3,p3,Lee,Park,+12025550111,,America/New_York,fax,induction,2026-12-10T10:00:00-05:00,50,,", "preferred_channel 'fax' must be sms, email or both"),
+    ("a3,p3,Lee,Park,+12025550111,,America/New_York,fax,induction,2026-12-10T10:00:00-05:00,50,,", "preferred_channel 'fax' must be sms, email, both or whatsapp"),
     ("a3,p3,Lee,Park,+12025550111,,America/New_York,sms,induction,2026-12-10T10:00:00-05:00,an hour,,", "duration_minutes 'an hour' is not a whole number"),
     ("a3,p3,Lee,Park,+12025550111,,America/New_York,sms,induction,2026-12-10T10:00:00-05:00,50,,postponed", "status 'postponed' must be one of"),
     ("a3,p3,Lee,Park,+12025550111,,America/New_York,sms,induction,2026-12-10T10:00:00-05:00", "has 10 values where the header has 13 columns"),

@@ -20,7 +20,8 @@ def _announce(line: str, level: int = logging.INFO) -> None:
 
 
 def channels_for(settings: Settings) -> dict[str, Channel]:
-    """{"sms": ..., "email": ...}: the real providers when configured, else the local outbox."""
+    """{"sms": ..., "email": ..., "whatsapp": ... when TWILIO_WHATSAPP_FROM is set}: the real
+    providers when configured, else the local outbox."""
     # Imported here so that importing the package does not import twilio and smtplib.
     from reminders.channels.local_outbox import LocalOutbox
     from reminders.channels.smtp_email import SMTPEmail
@@ -35,6 +36,8 @@ def channels_for(settings: Settings) -> dict[str, Channel]:
     else:
         channels["sms"] = LocalOutbox("sms", outbox, mail_from=settings.mail_from)
         _announce(f"No Twilio settings: SMS goes to the local outbox at {outbox}", logging.WARNING)
+    if settings.whatsapp_enabled:
+        channels["whatsapp"] = _whatsapp(settings, outbox)
     if settings.smtp_configured:
         channels["email"] = SMTPEmail(settings)
         _announce(f"Email goes through SMTP at {settings.smtp_host}:{settings.smtp_port}")
@@ -42,3 +45,17 @@ def channels_for(settings: Settings) -> dict[str, Channel]:
         channels["email"] = LocalOutbox("email", outbox, mail_from=settings.mail_from)
         _announce(f"No SMTP settings: email goes to the local outbox at {outbox}", logging.WARNING)
     return channels
+
+
+def _whatsapp(settings: Settings, outbox) -> Channel:
+    """WhatsApp through the same Twilio account as SMS, from the clinic's WhatsApp sender."""
+    from reminders.channels.kinds import ADDRESS_PREFIXES, WHATSAPP
+    from reminders.channels.local_outbox import LocalOutbox
+    from reminders.channels.twilio.client import TwilioMessaging
+
+    if not settings.twilio_configured:
+        _announce(f"No Twilio settings: WhatsApp goes to the local outbox at {outbox}", logging.WARNING)
+        return LocalOutbox(WHATSAPP.name, outbox, mail_from=settings.mail_from)
+    _announce(f"WhatsApp goes through Twilio from {settings.twilio_whatsapp_from}")
+    return TwilioMessaging(settings, name=WHATSAPP.name, sender=settings.twilio_whatsapp_from,
+                           address_prefix=ADDRESS_PREFIXES[WHATSAPP.name])

@@ -29,17 +29,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reminders.channels.base import InboundText
+from reminders.channels.kinds import spec_for
 from reminders.inbound import escalations
 from reminders.inbound.office_hours import OfficeHours, when_read
 from reminders.inbound.parsing import CANCEL_WORDS, Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
 from reminders.inbound.symptoms import Flags, read_flags, sounds_well
 from reminders.logs import mask_phone
 from reminders.models import Appointment, CheckIn, InboundMessage, OutboxMessage, Patient
-from reminders.models.outbox import KIND_ALERT, KIND_REMINDER, KIND_REPLY
+from reminders.models.outbox import KIND_ALERT, KIND_REMINDER, KIND_REPLY, TEXT_CHANNELS
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.logs import also_sensitive, patient_values
-from reminders.rendering import (TemplateStore, clinic_context, flag_failures, localized, message_context, render,
-                                 team_name, team_name_es)
+from reminders.rendering import (TemplateStore, clinic_context, flag_failures, message_context, render,
+                                 team_name, team_name_es, text_template)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def handle_inbound(session: Session, settings, text: InboundText, now: datetime)
             return _replayed(earlier)
     inbound = InboundMessage(
         message_sid=text.message_sid or None, from_number=text.from_number, to_number=text.to_number,
-        body=stored_body(text), received_at=now, classification="received", needs_staff=True,
+        channel=text.channel, body=stored_body(text), received_at=now, classification="received", needs_staff=True,
     )
     session.add(inbound)
     try:
@@ -114,7 +115,7 @@ def record_failure(session: Session, settings, text: InboundText, now: datetime)
     reply = fallback_reply("crisis" if crisis else "received", settings)
     inbound = InboundMessage(
         message_sid=text.message_sid or None, from_number=text.from_number, to_number=text.to_number,
-        body=stored_body(text), received_at=now, patient_id=patient.id if patient else None,
+        channel=text.channel, body=stored_body(text), received_at=now, patient_id=patient.id if patient else None,
         classification="crisis" if crisis else ERROR_CLASSIFICATION, needs_staff=True, reply_body=reply,
         priority=PRIORITY_CRISIS if crisis else PRIORITY_ROUTINE,
         flag_reason="possible crisis" if crisis else "the service could not act on this text",
@@ -225,7 +226,7 @@ class _Conversation:
             reply = None  # no texts to a number that opted out, except what carriers require
         elif reply and self.patient and self.patient.welcomed_at is None and reading.kind not in ("stop", "help"):
             # Our first text to this patient: it says who we are, HELP/STOP and the crisis line.
-            welcome = self._render(localized(self.store, "welcome.sms.j2", self.language),
+            welcome = self._render(self._template("welcome", self.language),
                                    message_context(self.settings, self.patient, None, 0))
             if welcome:
                 reply = welcome + "\n\n" + reply
@@ -348,7 +349,7 @@ class _Conversation:
             return None
         latest = self.session.execute(
             select(OutboxMessage.kind, OutboxMessage.appointment_id, OutboxMessage.sent_at).where(
-                OutboxMessage.patient_id == self.patient.id, OutboxMessage.channel == "sms",
+                OutboxMessage.patient_id == self.patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
                 OutboxMessage.kind.not_in((KIND_REPLY, KIND_ALERT)), OutboxMessage.sent_at.is_not(None),
                 OutboxMessage.sent_at <= self.now)
             .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(1)
@@ -460,7 +461,7 @@ class _Conversation:
         return context
 
     def _reply(self, name: str) -> str:
-        template = localized(self.store, f"reply_{name}.sms.j2", self.language)
+        template = self._template(f"reply_{name}", self.language)
         context = self._context()
         return self._render(template, context) or fallback_reply(name, self.settings, context, self.language)
 
@@ -469,12 +470,16 @@ class _Conversation:
         Spanish text in Spanish (with 988's Spanish option)."""
         base = "emergency" if medical else "crisis"
         language = "es" if spanish else "en"
-        template = localized(self.store, f"reply_{base}.sms.j2", language)
+        template = self._template(f"reply_{base}", language)
         text = self._render(template, self._context())
         # Whatever staff made of the template, the answer carries both numbers.
         if not text or self.settings.crisis_line not in text or self.settings.emergency_number not in text:
             return fallback_reply(base, self.settings, language=language)
         return text
+
+    def _template(self, name: str, language: str) -> str:
+        """The answer's template on the channel the patient wrote on (its own wording, else SMS's)."""
+        return text_template(self.store, name, spec_for(self.text.channel), language)
 
     def _render(self, name: str, context: dict) -> str | None:
         try:
@@ -610,7 +615,7 @@ def _primary(session: Session, patients: list[Patient]) -> Patient | None:
         return patients[0] if patients else None
     last = dict(session.execute(
         select(OutboxMessage.patient_id, func.max(OutboxMessage.sent_at))
-        .where(OutboxMessage.patient_id.in_([p.id for p in patients]), OutboxMessage.channel == "sms",
+        .where(OutboxMessage.patient_id.in_([p.id for p in patients]), OutboxMessage.channel.in_(TEXT_CHANNELS),
                OutboxMessage.sent_at.is_not(None))
         .group_by(OutboxMessage.patient_id)
     ).all())
@@ -642,7 +647,7 @@ def newer_text_sent(session: Session, patient: Patient, checkin: CheckIn, now: d
     check-in was asked: then the conversation has moved on, and a number is no longer its answer."""
     return session.scalar(
         select(OutboxMessage.id).where(
-            OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+            OutboxMessage.patient_id == patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
             OutboxMessage.kind.not_in((KIND_REPLY, KIND_ALERT)),
             OutboxMessage.sent_at > checkin.prompted_at, OutboxMessage.sent_at <= now,
             OutboxMessage.id != (checkin.prompt_outbox_id or 0))

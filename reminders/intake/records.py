@@ -17,7 +17,7 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 STATUS_ALIASES = {"cancelled": "canceled", "no-show": "no_show", "noshow": "no_show", "booked": "scheduled"}
 APPOINTMENT_STATUSES = ("scheduled", "confirmed", "canceled", "completed", "no_show")
 APPOINTMENT_KINDS = ("induction", "maintenance")
-CHANNEL_PREFERENCES = ("sms", "email", "both")
+CHANNEL_PREFERENCES = ("sms", "email", "both", "whatsapp")
 DURATION_RANGE = (5, 600)
 
 # The longest text each field may hold: the width of its database column (a longer value would
@@ -202,7 +202,7 @@ class PatientRecord(BaseModel):
     def _channel(cls, value):
         value = (_blank_to_none(_text(value, "preferred_channel")) or "sms").lower()
         if value not in CHANNEL_PREFERENCES:
-            raise ValueError(f"preferred_channel {value!r} must be sms, email or both")
+            raise ValueError(f"preferred_channel {value!r} must be sms, email, both or whatsapp")
         return value
 
     @field_validator("email")
@@ -216,7 +216,7 @@ class PatientRecord(BaseModel):
     def _reachable(self):
         if self.phone is not None:
             self.phone = normalize_phone(self.phone, self.phone_region)
-        if self.preferred_channel in ("sms", "both") and not self.phone:
+        if self.preferred_channel in ("sms", "both", "whatsapp") and not self.phone:
             raise ValueError(f"phone is missing (preferred_channel is {self.preferred_channel})")
         if self.preferred_channel in ("email", "both") and not self.email:
             raise ValueError(f"email is missing (preferred_channel is {self.preferred_channel})")

@@ -7,7 +7,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reminders.models.base import Base, UTCDateTime, utcnow
 
-CHANNEL_PREFERENCES = ("sms", "email", "both")
+CHANNEL_PREFERENCES = ("sms", "email", "both", "whatsapp")
+# The channels each preference asks for. WhatsApp goes to the phone number, like SMS; whether the
+# clinic has it switched on is the planner's business (reminders.planning.rules.choose_channels).
+PREFERRED_CHANNELS = {"sms": {"sms"}, "email": {"email"}, "both": {"sms", "email"}, "whatsapp": {"whatsapp"}}
+PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
 # Languages the shipped templates are written in; a third is a folder of templates
 # (templates/<code>/) and a keyword table (reminders.inbound.parsing).
 LANGUAGES = ("en", "es")
@@ -20,7 +24,8 @@ CONDITIONS = ("depression", "ptsd", "anxiety", "pain", "other")
 class Patient(Base):
     __tablename__ = "patients"
     __table_args__ = (
-        CheckConstraint("preferred_channel IN ('sms', 'email', 'both')", name="preferred_channel"),
+        CheckConstraint(f"preferred_channel IN ({', '.join(repr(c) for c in CHANNEL_PREFERENCES)})",
+                        name="preferred_channel"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,10 +60,10 @@ class Patient(Base):
 
     def channels(self) -> set[str]:
         """The channels this patient can be reached on, by preference and contact details."""
-        wanted = {"sms", "email"} if self.preferred_channel == "both" else {self.preferred_channel}
+        wanted = PREFERRED_CHANNELS.get(self.preferred_channel, {"sms"})
         reachable = set()
         if self.phone:
-            reachable.add("sms")
+            reachable |= {"sms"} | (wanted & PHONE_CHANNELS)  # SMS reaches any phone
         if self.email:
             reachable.add("email")
         chosen = wanted & reachable

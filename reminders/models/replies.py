@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from reminders.models.base import Base, UTCDateTime, utcnow
 
@@ -18,6 +18,8 @@ class InboundMessage(Base):
     message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     from_number: Mapped[str] = mapped_column(String(32))
     to_number: Mapped[str] = mapped_column(String(32), default="")
+    # The channel the patient wrote on ("sms", "whatsapp"): a check-in sent there is answered there.
+    channel: Mapped[str] = mapped_column(String(10), default="sms", server_default="sms")
     body: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
@@ -89,3 +91,11 @@ def checkin_kind(appointment) -> str:
     """What a check-in after this visit asks for: pain for a pain course, else mood."""
     course = getattr(appointment, "course", None)
     return "pain" if course is not None and course.condition == "pain" else "mood"
+
+
+def last_inbound_at(session: Session, patient_id: int, channel: str) -> datetime | None:
+    """When the patient last wrote to the clinic on this channel (None: never). WhatsApp lets free-
+    form text go only within 24 hours of it (reminders.channels.kinds.within_free_form_window)."""
+    return session.scalar(
+        select(func.max(InboundMessage.received_at))
+        .where(InboundMessage.patient_id == patient_id, InboundMessage.channel == channel))

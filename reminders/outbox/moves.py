@@ -176,17 +176,22 @@ def cancel_pending(session: Session, now: datetime, reason: str, *, ids: Iterabl
 
 
 def reschedule_pending(session: Session, outbox_id: int, planned_for: datetime, due_at: datetime,
-                       now: datetime) -> None:
-    """A pending row's visit moved: it goes at the new time. A queued row goes back to planned:
-    its task, if still in the broker, finds nothing to claim."""
+                       now: datetime, channel: str | None = None) -> None:
+    """A pending row's visit moved: it goes at the new time (and, for a welcome, on the channel of
+    the text it introduces). A queued row goes back to planned: its task, if still in the broker,
+    finds nothing to claim."""
+    also = {"channel": channel} if channel else {}
     _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status.in_(PENDING_STATUSES)),
-            status=Status.PLANNED, planned_for=planned_for, due_at=due_at, updated_at=now)
+            status=Status.PLANNED, planned_for=planned_for, due_at=due_at, updated_at=now, **also)
 
 
-def revive_canceled(session: Session, outbox_id: int, planned_for: datetime, due_at: datetime, now: datetime) -> None:
+def revive_canceled(session: Session, outbox_id: int, planned_for: datetime, due_at: datetime, now: datetime,
+                    channel: str | None = None) -> None:
     """A row withdrawn by the planner is wanted again (a no-show corrected to completed)."""
+    also = {"channel": channel} if channel else {}
     _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status == Status.CANCELED),
-            status=Status.PLANNED, status_reason=None, planned_for=planned_for, due_at=due_at, updated_at=now)
+            status=Status.PLANNED, status_reason=None, planned_for=planned_for, due_at=due_at, updated_at=now,
+            **also)
 
 
 def bring_forward_retries(session: Session, channel: str, now: datetime, retrying_reason: str) -> int:

@@ -42,6 +42,8 @@ class RuleSettings:
     # After this long past its end, a visit nobody marked counts as attended; None: never.
     unmarked_counts_as_attended_after: timedelta | None = timedelta(hours=2)
     quiet: QuietHours = field(default_factory=QuietHours)
+    # TWILIO_WHATSAPP_FROM is set: a patient who prefers WhatsApp gets their texts there.
+    whatsapp_enabled: bool = False
 
     @classmethod
     def from_settings(cls, settings) -> "RuleSettings":
@@ -54,7 +56,13 @@ class RuleSettings:
             checkin_hour=settings.checkin_hour,
             unmarked_counts_as_attended_after=timedelta(hours=hours) if hours else None,
             quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
+            whatsapp_enabled=settings.whatsapp_enabled,
         )
+
+    @property
+    def text_channels(self) -> frozenset[str]:
+        """The channels texts may go by at this clinic: SMS, and WhatsApp when it is switched on."""
+        return frozenset(TEXT_CHANNELS) if self.whatsapp_enabled else frozenset({ChannelName.SMS})
 
     @property
     def maintenance_nudge_after_days(self) -> int:
@@ -202,8 +210,21 @@ def rules_by_name(rs: RuleSettings) -> dict[str, Rule]:
     return {rule.name: rule for rule in (*default_rules(rs), VISIT_MOVED, WELCOME)}
 
 
+def texting_by(reachable: set[str], rs: RuleSettings) -> set[str]:
+    """The patient's channels as this clinic can serve them: a text channel it has not switched on
+    (WhatsApp without TWILIO_WHATSAPP_FROM) is served by SMS."""
+    off = {c for c in reachable if c in TEXT_CHANNELS and c not in rs.text_channels}
+    return (reachable - off) | ({ChannelName.SMS.value} if off else set())
+
+
 def choose_channels(rule: Rule, reachable: set[str]) -> set[str]:
-    chosen = set(rule.channels) & reachable
+    """The channels one rule's message goes by. A rule says SMS for "by text": it goes on the text
+    channel the patient is reached by (WhatsApp for a patient who chose it)."""
+    texts = {c for c in reachable if c in TEXT_CHANNELS}
+    wanted = set(rule.channels)
+    if texts and wanted & set(TEXT_CHANNELS):
+        wanted = (wanted - set(TEXT_CHANNELS)) | texts
+    chosen = wanted & reachable
     if chosen or rule.strict_channels:
         return chosen
     return set(reachable)
@@ -239,6 +260,7 @@ def is_unmarked(status: str, ends_at: datetime, now: datetime) -> bool:
 
 
 def plan_visit(visit: Visit, reachable: set[str], rules: tuple[Rule, ...], rs: RuleSettings) -> list[PlannedMessage]:
+    reachable = texting_by(reachable, rs)
     planned = []
     for rule in rules:
         if not rule.applies(visit, rs):

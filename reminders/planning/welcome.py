@@ -30,9 +30,11 @@ NOT_SCHEDULED = (Kind.ALERT, Kind.REPLY, Kind.WELCOME)
 NOTHING_TO_INTRODUCE = "no text planned for the patient yet"
 
 
-def welcome_key(patient: Patient, channel: str = ChannelName.SMS) -> str:
+def welcome_key(patient: Patient) -> str:
+    """One welcome per patient and number, whichever text channel it goes on (the key keeps the
+    "sms" of the rows planned before there was a second one)."""
     digest = hashlib.sha256((patient.phone or "").encode()).hexdigest()[:12]
-    return f"patient:{patient.id}:welcome:{channel}:{digest}"
+    return f"patient:{patient.id}:welcome:sms:{digest}"
 
 
 def needs_welcome(patient: Patient) -> bool:
@@ -63,7 +65,7 @@ def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: dat
         known = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(candidates))))
         texts += [text for key, text in candidates.items() if key not in known]
     first, channel = min(texts) if texts else (None, ChannelName.SMS)
-    key = welcome_key(patient, channel)
+    key = welcome_key(patient)
     row = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
     if first is None:
         if row is not None and row.status in PENDING_STATUSES:
@@ -74,10 +76,10 @@ def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: dat
     if row is None:
         return len(plan(session, [OutboxRow(dedupe_key=key, kind=Kind.WELCOME, rule=WELCOME_RULE, channel=channel,
                                             planned_for=at, due_at=due, patient_id=patient.id)], now))
-    if row.status in PENDING_STATUSES and row.due_at != due:
-        reschedule_pending(session, row.id, at, due, now)
+    if row.status in PENDING_STATUSES and (row.due_at != due or row.channel != channel):
+        reschedule_pending(session, row.id, at, due, now, channel=channel)
     elif row.status == Status.CANCELED and row.status_reason == NOTHING_TO_INTRODUCE:
-        revive_canceled(session, row.id, at, due, now)
+        revive_canceled(session, row.id, at, due, now, channel=channel)
     return 0
 
 
@@ -86,8 +88,7 @@ def pending_welcome(session: Session, patient: Patient) -> int | None:
     if not needs_welcome(patient):
         return None
     return session.scalar(select(OutboxMessage.id).where(
-        OutboxMessage.patient_id == patient.id, OutboxMessage.kind == Kind.WELCOME,
-        OutboxMessage.status.in_(PENDING_STATUSES)).order_by(OutboxMessage.id).limit(1))
+        OutboxMessage.dedupe_key == welcome_key(patient), OutboxMessage.status.in_(PENDING_STATUSES)))
 
 
 def reason_not_to_welcome(patient: Patient | None) -> str | None:

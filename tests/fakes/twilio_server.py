@@ -1,6 +1,7 @@
 """A fake Twilio REST API on loopback: the real twilio library talks to it in tests.
 
-Only what the service uses: POST /2010-04-01/Accounts/{AccountSid}/Messages.json.
+Only what the service uses: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, to a number
+(SMS) or a "whatsapp:+1..." address (WhatsApp, from a "whatsapp:" sender).
 """
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def twilio_error(status: int, code: int, message: str, headers: dict | None = No
     body = {"code": code, "message": message,
             "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
     return Response(json.dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+def _channel(address: str) -> str:
+    """"whatsapp" for "whatsapp:+1555...", else "sms"."""
+    return address.partition(":")[0] if ":" in address else "sms"
 
 
 class FakeTwilio:
@@ -187,6 +193,9 @@ class FakeTwilio:
             return twilio_error(400, 21603, "A 'From' phone number is required.")
         if not body:
             return twilio_error(400, 21602, "Message body is required.")
+        if sender and _channel(sender) != _channel(to):
+            # As Twilio: a WhatsApp message must come from a WhatsApp sender, and an SMS from a number.
+            return twilio_error(400, 21910, "Invalid From and To pair. From and To should be of the same channel")
 
         with self._lock:
             failure = self._per_number.get(to) or self._take_next_failure()

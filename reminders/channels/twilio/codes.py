@@ -58,6 +58,9 @@ CODES: dict[str, Code] = {
     # Resending the same text blindly looks more like spam: a person rewords it first.
     "30007": Code("filtered by the carrier as spam", True, True),
     "30008": Code("unknown delivery error", False, False),
+    # WhatsApp.
+    "63016": Code("WhatsApp takes free-form text only within 24 hours of the patient's last message", True, False),
+    "63003": Code("the number is not on WhatsApp", True, True),
 }
 
 

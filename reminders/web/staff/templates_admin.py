@@ -23,7 +23,7 @@ from reminders.web.staff.headers import SECURITY_HEADERS
 bp = Blueprint("templates_admin", __name__, url_prefix="/admin/templates")
 guard(bp, admin=True)
 
-PART_LABELS = {"sms": "SMS", "subject": "Subject", "text": "Email text", "html": "Email HTML"}
+PART_LABELS = {"sms": "SMS", "whatsapp": "WhatsApp", "subject": "Subject", "text": "Email text", "html": "Email HTML"}
 RULE_TITLES = {
     "first_induction_72h": "First infusion, 72 hours before",
     "first_induction_24h": "First infusion, 24 hours before",
@@ -38,7 +38,7 @@ RULE_TITLES = {
     "missed_visit": "We missed you (a visit marked no-show)",
     "plan_maintenance": "Plan your maintenance (after the last induction infusion)",
 }
-PART_ORDER = ("sms", "subject", "text", "html")
+PART_ORDER = ("sms", "whatsapp", "subject", "text", "html")
 OTHER_TITLES = {
     "welcome": "Welcome text (first SMS to a new number)",
     "reply_checkin_reask": "Check-in answer not understood: asked again",
