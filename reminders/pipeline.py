@@ -17,7 +17,7 @@ from reminders.db import session_factory
 from reminders.dispatch import Dispatcher, in_process
 from reminders.inbound.escalations import plan_due_alerts
 from reminders.models import OutboxMessage
-from reminders.models.outbox import KIND_ALERT
+from reminders.models.outbox import Kind
 from reminders.inbound.replies import unanswered_reasks_to_staff
 from reminders.outbox.moves import mark_unknown_sends, requeue_lost
 from reminders.provider_health import claim_due
@@ -47,7 +47,7 @@ def due_ids(session: Session, now: datetime) -> list[int]:
         return []
     return list(session.scalars(
         select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))
-        .order_by(case((OutboxMessage.kind == KIND_ALERT, 0), else_=1), OutboxMessage.due_at, OutboxMessage.id)
+        .order_by(case((OutboxMessage.kind == Kind.ALERT, 0), else_=1), OutboxMessage.due_at, OutboxMessage.id)
     ))
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from reminders.channels.local_outbox import read_outbox
 from reminders.db import session_factory
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.outbox import PLANNED, SENT
+from reminders.models.outbox import Status
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -140,7 +140,7 @@ def rows(settings) -> list[OutboxMessage]:
 
 
 def sent_ids(settings) -> list[int]:
-    return [row.id for row in rows(settings) if row.status == SENT]
+    return [row.id for row in rows(settings) if row.status == Status.SENT]
 
 
 def outbox_references(settings) -> Counter[int]:
@@ -162,10 +162,10 @@ def test_the_beat_pass_through_redis_sends_each_due_reminder_once(celery_setting
 
     sent = sent_ids(celery_settings)
     assert wait_until(lambda: outbox_references(celery_settings) == Counter({i: 1 for i in sent}))
-    assert {r.rule for r in rows(celery_settings) if r.status == SENT} == {"induction_24h"}
-    assert all(r.attempts == 1 and r.provider_id.startswith("local-") for r in rows(celery_settings) if r.status == SENT)
+    assert {r.rule for r in rows(celery_settings) if r.status == Status.SENT} == {"induction_24h"}
+    assert all(r.attempts == 1 and r.provider_id.startswith("local-") for r in rows(celery_settings) if r.status == Status.SENT)
     # The visits ten days out are planned, not sent: the database holds the schedule.
-    assert all(r.status == PLANNED and r.due_at > NOW for r in rows(celery_settings) if r.id not in sent)
+    assert all(r.status == Status.PLANNED and r.due_at > NOW for r in rows(celery_settings) if r.id not in sent)
     assert Counter(v for k, v in finished.items() if k != first.id for v in v) == Counter({"sent": 12})
 
     # Beat again at the same instant, and duplicate tasks for rows already sent: nothing changes.
@@ -245,7 +245,7 @@ def test_with_the_broker_down_a_pass_puts_its_rows_back_for_the_next_pass(celery
     summary = run_pass(celery_settings, NOW, dispatcher=CeleryDispatcher(down, sessions, in_process(celery_settings, sessions)))
     assert summary["handoff_failed"] == 3
     due = [r for r in rows(celery_settings) if r.due_at <= NOW]
-    assert len(due) == 3 and {r.status for r in due} == {PLANNED}
+    assert len(due) == 3 and {r.status for r in due} == {Status.PLANNED}
     assert "they stay due and the next pass" in caplog.text
     # The next pass, in process this time, sends each once.
     assert run_pass(celery_settings, NOW)["sent"] == 3

@@ -18,7 +18,7 @@ from reminders.channels import Receipt, channels_for
 from reminders.channels.local_outbox import read_outbox
 from reminders.db import session_factory
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.outbox import FAILED, PLANNED, QUEUED, SENDING, SENT, UNKNOWN
+from reminders.models.outbox import Status
 from reminders.pipeline import due_ids, run_pass
 from reminders.outbox.moves import REQUEUE_AFTER
 from reminders.provider_health import claim_due
@@ -263,7 +263,7 @@ def test_two_dispatcher_and_sender_loops_send_each_due_row_once(pg_settings, pg_
     load_visits(pg_sessions, 300, starts_in=timedelta(hours=22))
     with pg_sessions() as session:
         plan_pending(session, rs, NOW)
-        due = session.scalars(select(OutboxMessage.id).where(OutboxMessage.status == PLANNED,
+        due = session.scalars(select(OutboxMessage.id).where(OutboxMessage.status == Status.PLANNED,
                                                              OutboxMessage.due_at <= NOW)).all()
     assert len(due) == 300  # one induction_24h text per visit is due now
 
@@ -297,7 +297,7 @@ def test_two_dispatcher_and_sender_loops_send_each_due_row_once(pg_settings, pg_
     assert sorted(claimed[0] + claimed[1]) == sorted(due)
     assert channel.sent == Counter({outbox_id: 1 for outbox_id in due})
     assert outcomes["sent"] == 300
-    assert {row.status for row in outbox_rows(pg_sessions) if row.id in set(due)} == {SENT}
+    assert {row.status for row in outbox_rows(pg_sessions) if row.id in set(due)} == {Status.SENT}
 
 
 def test_two_passes_at_once_plan_and_send_everything_once(pg_settings, pg_sessions):
@@ -312,7 +312,7 @@ def test_two_passes_at_once_plan_and_send_everything_once(pg_settings, pg_sessio
     run_threads(tick, tick)
 
     rows = outbox_rows(pg_sessions)
-    sent = [row for row in rows if row.status == SENT]
+    sent = [row for row in rows if row.status == Status.SENT]
     assert len(sent) == 300  # the 24 h reminder of each visit
     assert channel.sent == Counter({row.id: 1 for row in sent})
     assert sum(s["sent"] for s in summaries) == 300
@@ -352,7 +352,7 @@ def test_a_task_delivered_twice_at_the_same_time_sends_once(pg_settings, pg_sess
     thread.start()
     assert entered.wait(JOIN_SECONDS)
     with pg_sessions() as session:
-        assert session.get(OutboxMessage, outbox_id).status == SENDING
+        assert session.get(OutboxMessage, outbox_id).status == Status.SENDING
     results["second"] = Sender(pg_sessions, pg_settings, channel.channels()).send(outbox_id, NOW)
     gate.set()
     thread.join(JOIN_SECONDS)
@@ -385,7 +385,7 @@ def test_the_celery_task_redelivered_sends_once(pg_settings, pg_sessions, rs, mo
     assert len(written) == 1
     with pg_sessions() as session:
         row = session.get(OutboxMessage, outbox_id)
-        assert (row.status, row.attempts, row.provider_id) == (SENT, 1, written[0]["id"])
+        assert (row.status, row.attempts, row.provider_id) == (Status.SENT, 1, written[0]["id"])
 
 
 def test_a_lost_task_requeued_while_the_original_arrives_late_sends_once(pg_settings, pg_sessions, rs):
@@ -395,7 +395,7 @@ def test_a_lost_task_requeued_while_the_original_arrives_late_sends_once(pg_sett
     later = NOW + REQUEUE_AFTER + timedelta(minutes=1)
     with pg_sessions() as session:
         assert due_ids(session, later) == [outbox_id]  # requeued
-        assert session.get(OutboxMessage, outbox_id).status == QUEUED
+        assert session.get(OutboxMessage, outbox_id).status == Status.QUEUED
     channel = RecordingChannel()
     results: list[str] = []
     run_threads(*[lambda: results.append(Sender(pg_sessions, pg_settings, channel.channels()).send(outbox_id, later))] * 2)
@@ -473,7 +473,7 @@ def test_a_sender_claiming_between_the_planners_read_and_write_is_not_undone(pg_
 
     with pg_sessions() as session:
         row = session.get(OutboxMessage, outbox_id)
-    assert row.status == SENT
+    assert row.status == Status.SENT
     later = run_pass(pg_settings, moved_to - timedelta(hours=24), sessions=pg_sessions, channels=channel.channels())
     assert later["sent"] == 0
     assert channel.sent == Counter({outbox_id: 1})
@@ -496,7 +496,7 @@ def test_a_worker_dying_mid_send_leaves_an_unknown_row_that_is_not_resent(pg_set
 
     with pg_sessions() as session:
         row = session.get(OutboxMessage, outbox_id)
-        assert row.status == SENDING
+        assert row.status == Status.SENDING
         assert row.body and row.to_address  # what was going out is on record
 
     survivor = RecordingChannel()
@@ -515,7 +515,7 @@ def test_a_worker_dying_mid_send_leaves_an_unknown_row_that_is_not_resent(pg_set
 
     with pg_sessions() as session:
         row = session.get(OutboxMessage, outbox_id)
-        assert row.status == UNKNOWN
+        assert row.status == Status.UNKNOWN
         assert "worker stopped" in row.status_reason
         assert row.attempts == 1
 
@@ -528,7 +528,7 @@ def test_a_row_left_sending_is_shown_to_staff_as_unknown(pg_settings, pg_session
     outbox_id = one_due_row(pg_sessions, rs)
     with pg_sessions() as session:
         session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id)
-                        .values(status=SENDING, claimed_at=NOW - timedelta(hours=1), attempts=1))
+                        .values(status=Status.SENDING, claimed_at=NOW - timedelta(hours=1), attempts=1))
         session.commit()
     channel = RecordingChannel()
     summary = run_pass(pg_settings, NOW, sessions=pg_sessions, channels=channel.channels())
@@ -555,7 +555,7 @@ def test_a_transient_twilio_error_is_retried_with_backoff_through_the_database(
     first = run_pass(settings, NOW, sessions=pg_sessions)
     assert first["retrying"] == 1 and first["sent"] == 0
     [row] = [r for r in outbox_rows(pg_sessions) if r.rule == "induction_24h"]
-    assert (row.status, row.attempts, row.error_code) == (PLANNED, 1, "20503")
+    assert (row.status, row.attempts, row.error_code) == (Status.PLANNED, 1, "20503")
     assert row.due_at == NOW + retry_delay(1, row.id)
     assert NOW + backoff(1) <= row.due_at <= NOW + backoff(1) * 1.2  # backoff plus jitter
     assert len(fake_twilio.requests) == 1 and not fake_twilio.messages
@@ -572,14 +572,14 @@ def test_a_transient_twilio_error_is_retried_with_backoff_through_the_database(
     assert second["retrying"] == 1
     with pg_sessions() as session:
         row = session.get(OutboxMessage, row.id)
-    assert (row.status, row.attempts) == (PLANNED, 2)
+    assert (row.status, row.attempts) == (Status.PLANNED, 2)
     assert row.due_at == second_at + retry_delay(2, row.id) and backoff(2) == 2 * backoff(1)
 
     third = run_pass(settings, row.due_at, sessions=pg_sessions)
     assert third["sent"] == 1
     with pg_sessions() as session:
         row = session.get(OutboxMessage, row.id)
-    assert (row.status, row.attempts) == (SENT, 3)
+    assert (row.status, row.attempts) == (Status.SENT, 3)
     assert row.provider_id == fake_twilio.messages[0]["sid"]
     assert len(fake_twilio.messages) == 1 and len(fake_twilio.requests) == 3
 
@@ -601,7 +601,7 @@ def test_transient_errors_are_retried_past_the_configured_attempts_until_the_vis
         run_pass(settings, at, sessions=pg_sessions)
         at += timedelta(hours=1)
     [row] = [r for r in outbox_rows(pg_sessions) if r.rule == "induction_24h"]
-    assert (row.status, row.status_reason) == (FAILED, "provider unavailable until the visit")
+    assert (row.status, row.status_reason) == (Status.FAILED, "provider unavailable until the visit")
     assert row.attempts > 3
     tried = len(fake_twilio.requests)
     fake_twilio.recover()
@@ -620,13 +620,13 @@ def test_a_permanent_twilio_error_is_recorded_and_not_retried(
     rows = {r.appointment_id: r for r in outbox_rows(pg_sessions) if r.rule == "induction_24h"}
     bad, good = sorted(rows.values(), key=lambda r: r.to_address or "")
     assert bad.to_address == "+14155550000"
-    assert (bad.status, bad.error_code, bad.attempts) == (FAILED, "21211", 1)
+    assert (bad.status, bad.error_code, bad.attempts) == (Status.FAILED, "21211", 1)
     assert bad.status_reason == "the provider refused it for good"
     assert "[number]" in bad.error_message and "4155550000" not in bad.error_message
-    assert good.status == SENT
+    assert good.status == Status.SENT
 
     for minutes in (1, 31, 120):
         run_pass(settings, NOW + timedelta(minutes=minutes), sessions=pg_sessions)
     assert [r["form"]["To"] for r in fake_twilio.requests].count("+14155550000") == 1
     with pg_sessions() as session:
-        assert session.get(OutboxMessage, bad.id).status == FAILED
+        assert session.get(OutboxMessage, bad.id).status == Status.FAILED

@@ -36,7 +36,7 @@ from reminders.inbound.parsing import CANCEL_WORDS, Reading, crisis_kind, detect
 from reminders.inbound.symptoms import Flags, read_flags, sounds_well
 from reminders.logs import mask_phone
 from reminders.models import Appointment, CheckIn, InboundMessage, OutboxMessage, Patient
-from reminders.models.outbox import KIND_ALERT, KIND_REMINDER, KIND_REPLY, TEXT_CHANNELS
+from reminders.models.outbox import TEXT_CHANNELS, Kind
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.logs import also_sensitive, patient_values
 from reminders.rendering import (TemplateStore, clinic_context, flag_failures, message_context, render,
@@ -350,11 +350,11 @@ class _Conversation:
         latest = self.session.execute(
             select(OutboxMessage.kind, OutboxMessage.appointment_id, OutboxMessage.sent_at).where(
                 OutboxMessage.patient_id == self.patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
-                OutboxMessage.kind.not_in((KIND_REPLY, KIND_ALERT)), OutboxMessage.sent_at.is_not(None),
+                OutboxMessage.kind.not_in((Kind.REPLY, Kind.ALERT)), OutboxMessage.sent_at.is_not(None),
                 OutboxMessage.sent_at <= self.now)
             .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(1)
         ).first()
-        if latest is None or latest.kind != KIND_REMINDER or latest.appointment_id != visit.id:
+        if latest is None or latest.kind != Kind.REMINDER or latest.appointment_id != visit.id:
             return None
         return visit if latest.sent_at >= self.now - REMINDER_ANSWER_WINDOW else None
 
@@ -648,7 +648,7 @@ def newer_text_sent(session: Session, patient: Patient, checkin: CheckIn, now: d
     return session.scalar(
         select(OutboxMessage.id).where(
             OutboxMessage.patient_id == patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
-            OutboxMessage.kind.not_in((KIND_REPLY, KIND_ALERT)),
+            OutboxMessage.kind.not_in((Kind.REPLY, Kind.ALERT)),
             OutboxMessage.sent_at > checkin.prompted_at, OutboxMessage.sent_at <= now,
             OutboxMessage.id != (checkin.prompt_outbox_id or 0))
         .limit(1)

@@ -48,14 +48,6 @@ TEXT_CHANNELS = (ChannelName.SMS, ChannelName.WHATSAPP)
 PENDING_STATUSES = (Status.PLANNED, Status.QUEUED)
 FINAL_STATUSES = tuple(s for s in Status if s not in (*PENDING_STATUSES, Status.SENDING))
 
-# The short names older modules use; new code says Status.SENT, Kind.ALERT.
-PLANNED, QUEUED, SENDING = Status.PLANNED, Status.QUEUED, Status.SENDING
-SENT, DELIVERED, UNDELIVERED, FAILED = Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.FAILED
-SKIPPED, CANCELED, UNKNOWN = Status.SKIPPED, Status.CANCELED, Status.UNKNOWN
-KIND_REMINDER, KIND_CHECKIN, KIND_NUDGE = Kind.REMINDER, Kind.CHECKIN, Kind.NUDGE
-KIND_ALERT, KIND_REPLY, KIND_WELCOME = Kind.ALERT, Kind.REPLY, Kind.WELCOME
-
-
 class OutboxMessage(Base):
     """One message the service means to send, or has sent: the schedule and the log in one row."""
 
@@ -81,7 +73,7 @@ class OutboxMessage(Base):
     channel: Mapped[str] = mapped_column(String(10))
     planned_for: Mapped[datetime] = mapped_column(UTCDateTime)  # the rule's own time
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it may go (quiet hours, backoff)
-    status: Mapped[str] = mapped_column(String(20), default=PLANNED)
+    status: Mapped[str] = mapped_column(String(20), default=Status.PLANNED)
     status_reason: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     to_address: Mapped[str | None] = mapped_column(String(254))

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from reminders.intake import import_jobs
 from reminders.intake.csv_import import MAX_FILE_BYTES, UnusableFile
-from reminders.intake.records import APPOINTMENT_STATUSES, AppointmentRecord, PatientRecord, VisitWindow, reasons, visit_window
+from reminders.intake.records import APPOINTMENT_STATUSES, AppointmentRecord, PatientRecord, VisitWindow, reasons
 from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
 from reminders.models import Appointment, Course, ImportJob, ImportJobRow, Patient, utcnow
 from reminders.models.patients import CONDITIONS, DEFAULT_LANGUAGE, LANGUAGES
