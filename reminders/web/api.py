@@ -10,7 +10,7 @@ from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_pati
 from reminders.models import Appointment, OutboxMessage, utcnow
 from reminders.web.api_auth import require_token
 from reminders.web.api_requests import (
-    BadRequest, api_blueprint, json_body, key_text, patient_by_external_id, patient_from_query,
+    BadRequest, api_blueprint, by_external_id, json_body, key_text, patient_by_external_id, patient_from_query,
 )
 from reminders.web.context import db, request_now, settings
 from reminders.web.serialize import appointment_json, message_json, patient_json
@@ -34,11 +34,7 @@ def _visit_window() -> dict:
 
 
 def _appointment_by_external_id(external_id: str) -> Appointment:
-    external_id = key_text(external_id, "external_id", "appointment")
-    appointment = db().scalar(select(Appointment).where(Appointment.external_id == external_id))
-    if appointment is None:
-        raise BadRequest(f"no appointment with external_id {external_id!r}", status=404)
-    return appointment
+    return by_external_id(Appointment, external_id, "external_id", "appointment")
 
 
 def _patient_record(data: dict) -> PatientRecord:

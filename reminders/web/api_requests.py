@@ -106,12 +106,17 @@ def key_text(value, field: str, what: str = "record") -> str:
     return value
 
 
+def by_external_id(model, external_id: str, field: str, what: str):
+    """The patient or appointment with this external_id, or a 404 naming it."""
+    external_id = key_text(external_id, field, what)
+    found = db().scalar(select(model).where(model.external_id == external_id))
+    if found is None:
+        raise BadRequest(f"no {what} with external_id {external_id!r}", status=404)
+    return found
+
+
 def patient_by_external_id(external_id: str) -> Patient:
-    external_id = key_text(external_id, "patient_external_id", "patient")
-    patient = db().scalar(select(Patient).where(Patient.external_id == external_id))
-    if patient is None:
-        raise BadRequest(f"no patient with external_id {external_id!r}", status=404)
-    return patient
+    return by_external_id(Patient, external_id, "patient_external_id", "patient")
 
 
 def patient_from_query(what: str) -> Patient:
