@@ -193,6 +193,18 @@ class Worker:
                 found.append(int(entry.name))
         return sorted(found)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the worker's processes (the prefork children live on)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
+
     def memory(self) -> dict:
         """{pid: (VmRSS kB, Pss kB)} for every process of the worker."""
         result = {}
@@ -290,13 +302,15 @@ class Beat:
         self.app.close()
 
 
-def dispatch_round(schema: Schema, beat: Beat, twilio, due: int) -> dict:
+def dispatch_round(schema: Schema, beat: Beat, twilio, due: int, worker: "Worker | None" = None) -> dict:
     """`due` SMS due now, handed out by the beat task, sent by the worker. Returns what the fake
     server saw: first and last acceptance, duplicates, and the time from hand-out to last send."""
     wait_for(beat.idle, 120, "the worker to be idle before the round")
     phones = set(schema.add_due(due, datetime.now(timezone.utc)))
     seen_before = len(twilio.messages)
     refused_before = twilio.rate_limited
+    cpu_before = worker.cpu_seconds() if worker else 0.0
+    own_cpu_before = time.process_time()
     handed_out = datetime.now(timezone.utc)
     beat.run_pass()
     next_pass = time.monotonic() + beat.interval
@@ -315,6 +329,8 @@ def dispatch_round(schema: Schema, beat: Beat, twilio, due: int) -> dict:
         return len(reached) >= due
 
     wait_for(all_sent, SEND_WAIT, f"{due} messages to reach the fake server", step=0.25)
+    own_cpu = time.process_time() - own_cpu_before
+    cpu = (worker.cpu_seconds() - cpu_before) if worker else 0.0
     wait_for(beat.idle, 120, "the worker to be idle after the round")
     mine = [m for m in twilio.messages[seen_before:] if m["to"] in phones]
     times = sorted(m["received_at"] for m in mine)
@@ -322,15 +338,18 @@ def dispatch_round(schema: Schema, beat: Beat, twilio, due: int) -> dict:
     return {"first": times[0], "last": times[-1], "span": (times[-1] - times[0]).total_seconds(),
             "from_hand_out": (times[-1] - handed_out).total_seconds(),
             "sent": len(per_phone), "duplicates": sum(n - 1 for n in per_phone.values()),
-            "refused": twilio.rate_limited - refused_before, "statuses": schema.statuses(sorted(phones))}
+            "refused": twilio.rate_limited - refused_before, "worker_cpu_ms": 1000 * cpu / due,
+            "own_cpu_ms": 1000 * own_cpu / due, "statuses": schema.statuses(sorted(phones))}
 
 
-def bare(twilio, due: int) -> float:
-    """benchmarks/dispatch.py's peer; msg/s from first to last acceptance, as for the worker."""
-    before = len(twilio.messages)
+def bare(twilio, due: int) -> tuple[float, float]:
+    """benchmarks/dispatch.py's peer; msg/s from first to last acceptance, as for the worker, and
+    CPU ms per message of this process (the loop and the fake server)."""
+    before, cpu = len(twilio.messages), time.process_time()
     bare_round(twilio, due)
+    cpu = time.process_time() - cpu
     times = [m["received_at"] for m in twilio.messages[before:]]
-    return (len(times) - 1) / (max(times) - min(times)).total_seconds()
+    return (len(times) - 1) / (max(times) - min(times)).total_seconds(), 1000 * cpu / due
 
 
 def mb(kb: int) -> str:
@@ -357,13 +376,14 @@ def throughput_and_memory(args, twilio, base: Path, redis_url: str) -> None:
         memory_at_start = worker.memory()
         sent_in_all = 0
         bare_round(twilio, 20)  # warm-up of the peer: imports, connection pool
-        rounds = []
+        rounds, peer_cpus = [], []
         if "throughput" in args.only:
             for number in range(args.rounds):
-                result = dispatch_round(schema, beat, twilio, args.due)
+                result = dispatch_round(schema, beat, twilio, args.due, worker)
                 sent_in_all += result["sent"]
-                peer = bare(twilio, args.due)
+                peer, peer_cpu = bare(twilio, args.due)
                 rounds.append((result, peer))
+                peer_cpus.append(peer_cpu)
                 print(f"  round {number + 1}: worker {(args.due - 1) / result['span']:.0f} msg/s "
                       f"({args.due / result['from_hand_out']:.0f} from the hand-out), bare loop {peer:.0f} msg/s, "
                       f"duplicates {result['duplicates']}, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
@@ -382,12 +402,15 @@ def throughput_and_memory(args, twilio, base: Path, redis_url: str) -> None:
                   f"{', '.join(f'{x:.0f}' for x in peers)}) | {100 * w / b:.0f} % |")
             print(f"| beat task sent to last send | {h:.0f} msg/s (rounds: "
                   f"{', '.join(f'{x:.0f}' for x in handout_rates)}) | | {100 * h / b:.0f} % |")
+            print(f"| CPU per message | worker processes {statistics.median(r['worker_cpu_ms'] for r, _ in rounds):.1f} ms, "
+                  f"this process (fake server) {statistics.median(r['own_cpu_ms'] for r, _ in rounds):.1f} ms "
+                  f"| this process (loop and fake server) {statistics.median(peer_cpus):.1f} ms | |")
             duplicates = sum(r["duplicates"] for r, _ in rounds)
             print(f"\nduplicates: {duplicates}; outbox statuses of the last round: "
                   f"{dict(rounds[-1][0]['statuses'])}")
         if "memory" in args.only:
             if args.memory_sends > sent_in_all:
-                result = dispatch_round(schema, beat, twilio, args.memory_sends - sent_in_all)
+                result = dispatch_round(schema, beat, twilio, args.memory_sends - sent_in_all, worker)
                 sent_in_all += result["sent"]
                 print(f"  memory round: {result['sent']} sent, duplicates {result['duplicates']}", file=sys.stderr)
             memory_end = worker.memory()
@@ -397,9 +420,12 @@ def throughput_and_memory(args, twilio, base: Path, redis_url: str) -> None:
             print(memory_row("started, idle", memory_at_start) + " |")
             if rounds:
                 print(memory_row(f"after {len(rounds) * args.due:,} sends", memory_after_rounds) + " |")
-            total_rss = sum(r for r, _ in memory_end.values())
-            verdict = "met" if total_rss < 150 * 1024 else f"missed by {mb(total_rss - 150 * 1024)}"
-            print(memory_row(f"after {sent_in_all:,} sends", memory_end) + f" under 150 MB: {verdict} |")
+            def verdict(kb: int) -> str:
+                return "met" if kb < 150 * 1024 else f"missed by {mb(kb - 150 * 1024)}"
+
+            rss, pss = (sum(v[i] for v in memory_end.values()) for i in (0, 1))
+            print(memory_row(f"after {sent_in_all:,} sends", memory_end)
+                  + f" under 150 MB: RSS summed {verdict(rss)}, PSS {verdict(pss)} |")
     finally:
         worker.stop()
         if beat is not None:
@@ -419,7 +445,7 @@ def paced(args, twilio, base: Path, redis_url: str) -> None:
         beat = Beat(env)
         wait_for(beat.idle, 120, "the worker's start-up pass to finish")
         twilio.enforce_rate(args.rate)
-        result = dispatch_round(schema, beat, twilio, args.paced_due)
+        result = dispatch_round(schema, beat, twilio, args.paced_due, worker)
         twilio.enforce_rate(None)
         ideal = args.paced_due / args.rate
         window = 1.0  # the fake's bucket refills `rate` a second: one second of the rate
