@@ -6,10 +6,11 @@ app built here (never on Celery's default app), so a process that hands work to 
 """
 from __future__ import annotations
 
+import gc
 import logging
 
 from celery import Celery
-from celery.signals import setup_logging, worker_ready
+from celery.signals import setup_logging, worker_before_create_process, worker_ready
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.config import Settings, get_settings
@@ -74,3 +75,11 @@ def _same_logging_as_the_cli(loglevel=None, **_kwargs) -> None:
     """The worker and beat log through the same redacting set-up as `reminders` (no PHI in logs)."""
     level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
     configure_logging(level if isinstance(level, int) else logging.INFO)
+
+
+@worker_before_create_process.connect(dispatch_uid="reminders.freeze_before_fork")
+def _freeze_before_fork(**_kwargs) -> None:
+    """In the worker's main process, just before a prefork child is forked: what the app imported
+    is moved out of the collector's reach, so a collection in a child does not write to (and so
+    copy) every page of objects it shares with the main process (benchmarks/worker.py: memory)."""
+    gc.freeze()
