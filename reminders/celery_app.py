@@ -10,11 +10,11 @@ import gc
 import logging
 
 from celery import Celery
-from celery.signals import setup_logging, worker_before_create_process, worker_ready
+from celery.signals import setup_logging, worker_before_create_process, worker_process_init, worker_ready
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.config import Settings, get_settings
-from reminders.db import session_factory
+from reminders.db import forget_inherited_connections, session_factory
 from reminders.dispatch import CeleryDispatcher, Dispatcher, in_process
 from reminders.logs import configure_logging
 from reminders.tasks import RUN_PASS_TASK, hand_out_queued_rows, register_tasks
@@ -83,3 +83,10 @@ def _freeze_before_fork(**_kwargs) -> None:
     is moved out of the collector's reach, so a collection in a child does not write to (and so
     copy) every page of objects it shares with the main process (benchmarks/worker.py: memory)."""
     gc.freeze()
+
+
+@worker_process_init.connect(dispatch_uid="reminders.fresh_connections_after_fork")
+def _fresh_connections_after_fork(**_kwargs) -> None:
+    """A prefork child (a replacement after a time-limit kill too) must not use the connections the
+    main process opened when it started (handing out queued rows): it opens its own."""
+    forget_inherited_connections()

@@ -48,6 +48,13 @@ def dispose_engines() -> None:
     _engines.clear()
 
 
+def forget_inherited_connections() -> None:
+    """In a process forked from one that used the database (a Celery prefork child): drop the
+    parent's pooled connections without closing them, so two processes never share a socket."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
 

@@ -7,8 +7,8 @@ redelivered or duplicate task finds nothing left to do.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
-from functools import lru_cache
 
 from celery import Celery
 
@@ -18,6 +18,7 @@ from reminders.db import session_factory
 from reminders.dispatch import SEND_BATCH_TASK, CeleryDispatcher, InProcessDispatcher, in_process
 from reminders.models import utcnow
 from reminders.outbox.moves import requeue_lost
+from reminders.provider_health import breakers
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +26,26 @@ RUN_PASS_TASK = "reminders.tasks.run_pass"
 SEND_MESSAGE_TASK = "reminders.tasks.send_message"
 
 
-@lru_cache(maxsize=1)
+# Built once per process, keyed by its pid: a prefork child must not use the sender (its HTTP
+# connections to the provider) or the dispatcher its parent built before forking.
+_senders: dict[int, InProcessDispatcher] = {}
+
+
 def _local() -> InProcessDispatcher:
     """This worker process's sender (its channels and database pool), built once."""
-    return in_process(get_settings())
+    pid = os.getpid()
+    if pid not in _senders:
+        _senders.clear()
+        _senders[pid] = in_process(get_settings())
+    return _senders[pid]
 
 
 def _workers(app: Celery) -> CeleryDispatcher:
-    dispatcher = app.__dict__.get("_reminders_dispatcher")
+    key = ("_reminders_dispatcher", os.getpid())
+    dispatcher = app.__dict__.get(key)
     if dispatcher is None:
         dispatcher = CeleryDispatcher(app, session_factory(get_settings().effective_database_url), _local())
-        app.__dict__["_reminders_dispatcher"] = dispatcher
+        app.__dict__[key] = dispatcher
     return dispatcher
 
 
@@ -47,13 +57,42 @@ def register_tasks(app: Celery) -> None:
         """Plan what changed and hand every due row to the workers, in batches."""
         return pipeline.run_pass(get_settings(), utcnow(), dispatcher=_workers(task.app))
 
-    @app.task(name=SEND_BATCH_TASK, shared=False)
-    def send_batch(outbox_ids: list[int]) -> list[str]:
-        return _local().sender.send_batch(outbox_ids, utcnow())
+    @app.task(name=SEND_BATCH_TASK, bind=True, shared=False)
+    def send_batch(task, outbox_ids: list[int]) -> list[str]:
+        outcomes = _local().sender.send_batch(outbox_ids, utcnow())
+        if "held" in outcomes:
+            _pass_when_the_pause_ends(task.app)
+        return outcomes
 
     @app.task(name=SEND_MESSAGE_TASK, shared=False)
     def send_message(outbox_id: int) -> str:
         return _local().sender.send(outbox_id, utcnow())
+
+
+# A batch that put rows back because its sender was paused (a 429's Retry-After, the sending
+# number's pace) asks for a pass when the pause ends, not at beat's next minute. One such pass per
+# worker process and pause: a hundred held batches ask once.
+FOLLOW_UP_LIMITS = (1.0, 60.0)
+_follow_up = {"at": None}
+
+
+def _pass_when_the_pause_ends(app: Celery) -> None:
+    now = utcnow()
+    with _local().sender.sessions() as session:
+        paused = [b.open_until for b in breakers(session, only_open=True).values()]
+    resume = min(paused) if paused else now
+    low, high = FOLLOW_UP_LIMITS
+    countdown = min(max((resume - now).total_seconds(), low), high)
+    at = now + timedelta(seconds=countdown)
+    if _follow_up["at"] is not None and now < _follow_up["at"] <= at:
+        return  # a pass is already coming, no later than this one would
+    _follow_up["at"] = at
+    try:
+        app.send_task(RUN_PASS_TASK, countdown=countdown)
+    except Exception:  # noqa: BLE001 - beat's next pass takes them in any case
+        log.warning("could not ask for a pass after a pause; beat's next pass sends the held rows")
+        return
+    log.info("rows held while their sender was paused: a pass in %.0f s", countdown)
 
 
 def hand_out_queued_rows(app: Celery) -> int:

@@ -67,9 +67,9 @@ def celery_settings(pg_settings, configure, broker, monkeypatch):
 
     settings = configure(REDIS_URL=BROKER_URL)
     monkeypatch.setattr(tasks, "utcnow", lambda: NOW)
-    tasks._local.cache_clear()
+    tasks._senders.clear()
     yield settings
-    tasks._local.cache_clear()
+    tasks._senders.clear()
 
 
 @pytest.fixture
@@ -283,3 +283,26 @@ def test_rows_a_killed_worker_left_queued_go_out_once_when_a_worker_starts(celer
         celery_state._set_current_app(previous_current)
         celery_state.set_default_app(previous_default)
     assert outbox_references(celery_settings) == Counter({i: 1 for i in queued})
+
+
+def test_a_batch_held_by_a_paused_sender_asks_for_a_pass_when_the_pause_ends(celery_settings, broker):
+    """A 429 with Retry-After 5 s pauses the sender; the batch in hand puts its rows back. They
+    must not wait for beat's next minute: one pass is asked for, due when the pause ends, however
+    many batches were held."""
+    import reminders.tasks as tasks
+    from reminders.celery_app import make_celery
+    from reminders.models import ProviderHealth
+
+    app = make_celery(celery_settings)
+    with session_factory(celery_settings.effective_database_url)() as session:
+        session.add(ProviderHealth(channel="sms", consecutive_failures=1, open_until=NOW + timedelta(seconds=5),
+                                   failing_since=NOW, updated_at=NOW))
+        session.commit()
+    tasks._follow_up["at"] = None
+    asked = datetime.now(timezone.utc)  # Celery stamps the countdown on the wall clock
+    for _held_batch in range(3):
+        tasks._pass_when_the_pause_ends(app)
+    queued = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    assert [message["headers"]["task"] for message in queued] == [tasks.RUN_PASS_TASK]
+    countdown = (datetime.fromisoformat(queued[0]["headers"]["eta"]) - asked).total_seconds()
+    assert 4 <= countdown <= 7, countdown

@@ -370,7 +370,7 @@ def test_the_celery_task_redelivered_sends_once(pg_settings, pg_sessions, rs, mo
 
     outbox_id = one_due_row(pg_sessions, rs)
     monkeypatch.setattr(tasks, "utcnow", lambda: NOW)
-    tasks._local.cache_clear()
+    tasks._senders.clear()
     app = make_celery(pg_settings)
     send_message, send_batch = app.tasks[tasks.SEND_MESSAGE_TASK], app.tasks["reminders.tasks.send_batch"]
     try:
@@ -379,7 +379,7 @@ def test_the_celery_task_redelivered_sends_once(pg_settings, pg_sessions, rs, mo
         assert send_message.apply(args=[outbox_id]).get(timeout=JOIN_SECONDS) == "not_claimed"
         assert send_batch.apply(args=[[outbox_id, outbox_id]]).get(timeout=JOIN_SECONDS) == ["not_claimed"] * 2
     finally:
-        tasks._local.cache_clear()
+        tasks._senders.clear()
 
     written = [m for m in read_outbox(pg_settings.effective_outbox_dir) if m["reference"] == str(outbox_id)]
     assert len(written) == 1
