@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -225,9 +225,37 @@ def write_rendered(row: OutboxMessage, *, to: str, subject: str | None, body: st
 
 
 def mark_sent(session: Session, row: OutboxMessage, provider_id: str, provider_status: str, now: datetime) -> None:
-    """The provider accepted it (plain UPDATE: this runs once per message sent)."""
-    record(session, row, status=Status.SENT, status_reason=None, sent_at=now, provider_id=provider_id,
-           provider_status=provider_status, error_code=None, error_message=None, updated_at=now)
+    """The provider accepted it. Written with the next commit, all the sends since the last one in
+    a single UPDATE (one statement, many rows: this runs once per message sent)."""
+    values = dict(status=Status.SENT, status_reason=None, sent_at=now, provider_id=provider_id,
+                  provider_status=provider_status, error_code=None, error_message=None, updated_at=now)
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+    session.info.setdefault(_SENT, {})[row.id] = values
+
+
+_SENT = "reminders.outbox.sent"  # sends recorded in a session, written before it commits
+
+
+def write_sent(session: Session) -> int:
+    """Write the sends `mark_sent` recorded in this session (also done before every commit)."""
+    sent = session.info.pop(_SENT, None)
+    if not sent:
+        return 0
+    session.execute(update(OutboxMessage).execution_options(synchronize_session=False),
+                    [{"id": outbox_id, **values} for outbox_id, values in sent.items()])
+    return len(sent)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_sent_before_commit(session: Session) -> None:
+    write_sent(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_sent_on_rollback(session: Session) -> None:
+    # Rolled back with everything else; the sender records them again (Sender._record_again).
+    session.info.pop(_SENT, None)
 
 
 def mark_sent_unrecorded(row: OutboxMessage, provider_id: str, provider_status: str, now: datetime) -> None:
