@@ -54,6 +54,8 @@ class Sender:
     settings: Settings
     channels: dict[str, Channel]
 
+    provider_recovered: bool = False
+
     @property
     def rule_settings(self) -> RuleSettings:
         return RuleSettings.from_settings(self.settings)
@@ -325,8 +327,9 @@ class Sender:
         except Exception as exc:  # noqa: BLE001 - not a provider answer: it may or may not have gone
             raise _AfterHandOver(None) from exc
         try:
-            if not provider_healthy:  # a failure recorded meanwhile is reset by the next success
-                record_success(session, row.channel, now)
+            if not provider_healthy and record_success(session, row.channel, now):
+                # A paused channel answers again (its probe went): rows held meanwhile can go now.
+                self.provider_recovered = True  # a flag for the caller (reminders.tasks)
             self._record_sent(session, row, patient, receipt, now)
         except Exception as exc:  # noqa: BLE001 - the provider has it: whatever failed here, never send again
             raise _AfterHandOver(receipt) from exc

@@ -59,8 +59,12 @@ def register_tasks(app: Celery) -> None:
 
     @app.task(name=SEND_BATCH_TASK, bind=True, shared=False)
     def send_batch(task, outbox_ids: list[int]) -> list[str]:
-        outcomes = _local().sender.send_batch(outbox_ids, utcnow())
-        if "held" in outcomes:
+        sender = _local().sender
+        sender.provider_recovered = False
+        outcomes = sender.send_batch(outbox_ids, utcnow())
+        if sender.provider_recovered:
+            _pass_now(task.app)  # the probe went: what waited for the paused channel goes now
+        elif "held" in outcomes:
             _pass_when_the_pause_ends(task.app)
         return outcomes
 
@@ -93,6 +97,14 @@ def _pass_when_the_pause_ends(app: Celery) -> None:
         log.warning("could not ask for a pass after a pause; beat's next pass sends the held rows")
         return
     log.info("rows held while their sender was paused: a pass in %.0f s", countdown)
+
+
+def _pass_now(app: Celery) -> None:
+    _follow_up["at"] = None
+    try:
+        app.send_task(RUN_PASS_TASK)
+    except Exception:  # noqa: BLE001 - beat's next pass takes them in any case
+        log.warning("could not ask for a pass after the provider recovered; beat's next pass sends the held rows")
 
 
 def hand_out_queued_rows(app: Celery) -> int:

@@ -369,3 +369,20 @@ def test_passes_racing_on_postgresql_let_one_probe_through_and_hold_the_rest(con
         statuses = Counter(session.scalars(select(OutboxMessage.status).where(OutboxMessage.rule == "induction_24h")))
         assert statuses == Counter({"planned": 19, "queued": 1})
         assert session.get(ProviderHealth, "sms").probe_outbox_id == next(ids for ids in claimed if ids)[0]
+
+
+def test_the_send_that_ends_a_pause_says_so_for_the_workers_to_ask_for_a_pass(sms, sessions, fake_twilio):
+    """A Celery worker asks for a pass at once when its send ends a provider's pause (the probe
+    went): the rows held meanwhile must not wait for beat's next minute."""
+    from reminders.dispatch import in_process
+
+    start = at(f"{DAY}T10:00:00-05:00") + timedelta(days=1)
+    load_patients(sessions, [(start, NY), (start + timedelta(seconds=20), NY)])
+    dispatcher = in_process(sms, sessions)
+    fake_twilio.fail_next(status=429, code=20429, message="Too Many Requests", headers={"Retry-After": "5"})
+    first = at(f"{DAY}T10:00:40-05:00")
+    run_pass(sms, first, dispatcher=dispatcher)
+    assert health(sessions).open_until is not None and not dispatcher.sender.provider_recovered
+    run_pass(sms, first + timedelta(seconds=5), dispatcher=dispatcher)
+    assert dispatcher.sender.provider_recovered
+    assert health(sessions).open_until is None
