@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     office_hours_start: time = time(8, 0)
     office_hours_end: time = time(17, 0)
     office_days: Annotated[list[str], NoDecode] = ["mon", "tue", "wed", "thu", "fri"]
+    # Days no visit is booked on when a whole induction course is booked at once ("sat,sun").
+    clinic_closed_days: Annotated[list[str], NoDecode] = ["sat", "sun"]
     # A check-in expects a number for this long, unless a newer text went to the patient first.
     checkin_answer_hours: int = Field(default=24, ge=1, le=24 * 7)
     escalation_realert_minutes: int = 15
@@ -145,7 +147,7 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("office_days", mode="before")
+    @field_validator("office_days", "clinic_closed_days", mode="before")
     @classmethod
     def _days(cls, value):
         return parse_days(value)
