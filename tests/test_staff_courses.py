@@ -115,3 +115,20 @@ def test_cancelling_offers_a_replacement_at_the_end_of_the_series(staff_client, 
 def _at(day: date, hour: int):
     from datetime import datetime, time
     return datetime.combine(day, time(hour), tzinfo=NY)
+
+
+def test_a_new_course_closes_a_finished_one_and_refuses_over_visits_to_come(staff_client, sessions):
+    monday = next_monday()
+    with sessions() as session:
+        patient = add_patient(session)
+        old = add_visit(session, patient, "old", utcnow() - timedelta(days=60), kind="maintenance", status="completed")
+        old_course = old.course_id
+    response = post_form(staff_client, f"/patients/{patient.id}/courses/new", course_form(monday, "book", length="2"))
+    assert response.status_code == 302
+    with sessions() as session:
+        assert session.get(Course, old_course).ended_at is not None
+        new = session.scalars(select(Appointment).where(Appointment.course_id != old_course)).all()
+        assert [a.number_in_course for a in new] == [1, 2]
+    response = post_form(staff_client, f"/patients/{patient.id}/courses/new",
+                         course_form(monday + timedelta(days=14), "book", length="2"))
+    assert response.status_code == 409 and "still has a visit booked" in response.text

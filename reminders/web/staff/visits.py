@@ -360,6 +360,23 @@ def _course_records(values: dict, starts: list[datetime], errors: dict) -> list[
     return records
 
 
+def _start_fresh_course(session, patient: Patient, now: datetime) -> str | None:
+    """Close the patient's open course if it has visits (all behind them), so that the new visits
+    start a course of their own; why not, when it still has visits to come."""
+    open_courses = session.scalars(select(Course).where(Course.patient_id == patient.id, Course.ended_at.is_(None)))
+    for course in open_courses:
+        held = [a for a in course.appointments if a.status != "canceled"]
+        coming = sorted(a.starts_at for a in held if a.status in ("scheduled", "confirmed") and a.starts_at > now)
+        if coming:
+            return (f"{patient.full_name} still has a visit booked on {coming[0].astimezone(ZoneInfo(patient.timezone)):%a %b %d} "
+                    "in the current course. Cancel the visits to come first, or book single visits.")
+        if held:
+            course.ended_at = now
+            audit.record("end_course", "course", course.id, patient_id=patient.id)
+    session.flush()
+    return None
+
+
 @bp.route("/patients/<int:patient_id>/courses/new", methods=["GET", "POST"])
 def new_course(patient_id: int):
     """Book an induction course in one form: first date and time, a pattern, length and place once;
@@ -379,6 +396,10 @@ def new_course(patient_id: int):
     if request.form.get("action") != "book":
         return _render_course_form(patient, values, {}, preview=starts)
     now = utcnow()
+    refusal = _start_fresh_course(session, patient, now)
+    if refusal:
+        session.rollback()
+        return _render_course_form(patient, values, {"first_date": refusal}, preview=starts, status=409)
     created = []
     try:
         for record in records:
