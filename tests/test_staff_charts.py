@@ -88,7 +88,7 @@ def test_axis_titles_infusion_numbers_and_dates_and_a_table():
     texts = {t.get("class"): [] for t in root.iter(f"{SVG}text")}
     for t in root.iter(f"{SVG}text"):
         texts[t.get("class")].append(t.text)
-    assert texts["axis-title chart-text"] == ["Mood (0 worst, 10 best)", "Date of each infusion"]
+    assert texts["axis-title chart-text"] == ["Mood (10 = best)", "Date of each infusion"]
     assert texts["infusion-number chart-text"] == ["1", "2", "M"]
     assert texts["infusion-date chart-text"] == ["Mar 2", "Mar 4", "Apr 1"]
     table = str(chart.table)

@@ -95,7 +95,7 @@ def mood_chart(points: list[MoodPoint], infusions: list[Infusion], zone: str, *,
         parts.append(f'<text x="{LEFT - 8}" y="{y(score) + 4}" text-anchor="end" {TEXT}>{score}</text>')
     parts.append(f'<text class="axis-title chart-text" x="16" y="{TOP + plot_h / 2}" text-anchor="middle" '
                  f'font-size="12" font-weight="600" fill="#4a5a66" transform="rotate(-90 16 {TOP + plot_h / 2})">'
-                 f'Mood (0 worst, 10 best)</text>')
+                 f'Mood (10 = best)</text>')
     parts.append(f'<text class="axis-title chart-text" x="{LEFT + plot_w / 2}" y="{HEIGHT - 6}" text-anchor="middle" '
                  f'font-size="12" font-weight="600" fill="#4a5a66">'
                  f'{"Date of each infusion" if infusions else "Date"}</text>')
