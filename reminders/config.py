@@ -35,17 +35,17 @@ def _split_list(value):
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def parse_days(value) -> list[str]:
+def parse_days(value, setting: str = "OFFICE_DAYS") -> list[str]:
     """OFFICE_DAYS: "mon-fri", "mon,tue,thu", "mon-fri,sat" -> ["mon", ...] in week order."""
     days: set[str] = set()
     for part in _split_list(value):
         first, _, last = part.lower().partition("-")
         first, last = first[:3], (last or first)[:3]
         if first not in WEEKDAYS or last not in WEEKDAYS:
-            raise ValueError(f"OFFICE_DAYS: {part!r} is not a day or a range of days like mon-fri")
+            raise ValueError(f"{setting}: {part!r} is not a day or a range of days like mon-fri")
         start, end = WEEKDAYS.index(first), WEEKDAYS.index(last)
         if end < start:
-            raise ValueError(f"OFFICE_DAYS: {part!r} runs backwards; write it from the earlier day")
+            raise ValueError(f"{setting}: {part!r} runs backwards; write it from the earlier day")
         days.update(WEEKDAYS[start:end + 1])
     return [day for day in WEEKDAYS if day in days]
 
@@ -149,8 +149,8 @@ class Settings(BaseSettings):
 
     @field_validator("office_days", "clinic_closed_days", mode="before")
     @classmethod
-    def _days(cls, value):
-        return parse_days(value)
+    def _days(cls, value, info):
+        return parse_days(value, info.field_name.upper())
 
     @field_validator("clinic_timezone")
     @classmethod

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from reminders.models import Appointment, AuditEntry, Course, OutboxMessage, utcnow
 from reminders.pipeline import run_pass
+from reminders.planning.course_dates import CourseDatesError, CoursePlan, course_starts
 from tests.fixtures.staff import add_patient, add_visit, post_form
 
 NY = ZoneInfo("America/New_York")
@@ -20,8 +21,29 @@ def next_monday(weeks: int = 1) -> date:
 
 
 def course_form(day: date, action: str, **extra) -> dict:
-    return {"first_date": day.isoformat(), "time": "09:00", "pattern": "mon-wed-fri", "length": "6",
+    form = {"first_date": day.isoformat(), "time": "09:00", "pattern": "mon-wed-fri", "length": "6",
             "duration_minutes": "90", "location": "Suite 200", "action": action, **extra}
+    if action == "book" and "previewed" not in extra:  # as the preview's hidden field carries them
+        plan = CoursePlan(day, time.fromisoformat(form["time"] or "09:00"), "America/New_York", form["pattern"],
+                          int(form["length"]) if form["length"].isdigit() and int(form["length"]) <= 12 else 1)
+        try:
+            form["previewed"] = ",".join(s.isoformat() for s in course_starts(plan))
+        except CourseDatesError:
+            pass
+    return form
+
+
+def test_a_form_changed_after_its_preview_is_previewed_again(staff_client, sessions):
+    with sessions() as session:
+        patient = add_patient(session)
+    monday = next_monday()
+    previewed = course_form(monday, "book")["previewed"]
+    response = post_form(staff_client, f"/patients/{patient.id}/courses/new",
+                         course_form(monday, "book", length="4", previewed=previewed))
+    assert response.status_code == 200 and "The form changed since the last preview" in response.text
+    assert "Book 4 visits" in response.text
+    with sessions() as session:
+        assert session.scalars(select(Appointment)).all() == []
 
 
 def test_preview_lists_the_visits_and_books_nothing(staff_client, sessions):
@@ -113,7 +135,7 @@ def test_cancelling_offers_a_replacement_at_the_end_of_the_series(staff_client, 
 
 
 def _at(day: date, hour: int):
-    from datetime import datetime, time
+    from datetime import datetime
     return datetime.combine(day, time(hour), tzinfo=NY)
 
 

@@ -304,10 +304,12 @@ def _course_values(patient: Patient) -> dict:
             "length": str(settings().induction_series_length), "duration_minutes": "60", "location": ""}
 
 
-def _render_course_form(patient: Patient, values: dict, errors: dict, preview=None, status: int = 200):
+def _render_course_form(patient: Patient, values: dict, errors: dict, preview=None, status: int = 200,
+                        changed: bool = False):
     closed = settings().clinic_closed_days
     return render_template(
-        "staff/course_form.html", patient=patient, values=values, errors=errors, preview=preview,
+        "staff/course_form.html", patient=patient, values=values, errors=errors, preview=preview, changed=changed,
+        previewed=",".join(start.isoformat() for start in preview or []),
         patterns=[(key, label) for key, (label, _, _) in course_dates.PATTERNS.items()],
         closed_names=[course_dates.DAY_NAMES[d] for d in closed], max_length=course_dates.MAX_LENGTH,
     ), status
@@ -393,8 +395,11 @@ def new_course(patient_id: int):
     records = _course_records(values, starts, errors) if starts else []
     if errors:
         return _render_course_form(patient, values, errors, status=422)
+    shown = ",".join(start.isoformat() for start in starts)
     if request.form.get("action") != "book":
         return _render_course_form(patient, values, {}, preview=starts)
+    if request.form.get("previewed") != shown:  # the form changed after its preview: show the new one
+        return _render_course_form(patient, values, {}, preview=starts, changed=True)
     now = utcnow()
     refusal = _start_fresh_course(session, patient, now)
     if refusal:
