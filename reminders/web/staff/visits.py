@@ -260,7 +260,7 @@ def _suggestion_link(patient: Patient, like: Appointment, day: date, text: str) 
     href = url_for("visits.new_visit", patient_id=patient.id, kind=like.kind, date=day.isoformat(),
                    time=local.strftime("%H:%M"), location=like.location or "",
                    duration_minutes=str(like.duration_minutes))
-    label = f"{day:%a} {day.day} {day:%b} {local:%H:%M}"
+    label = f"{day:%a} {day.day} {day:%b} {local.hour}:{local:%M}"
     return Markup('<a class="suggest-link" href="{}">{}: {}</a>').format(href, text, label)
 
 
