@@ -35,17 +35,17 @@ def _split_list(value):
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def parse_days(value) -> list[str]:
+def parse_days(value, setting: str = "OFFICE_DAYS") -> list[str]:
     """OFFICE_DAYS: "mon-fri", "mon,tue,thu", "mon-fri,sat" -> ["mon", ...] in week order."""
     days: set[str] = set()
     for part in _split_list(value):
         first, _, last = part.lower().partition("-")
         first, last = first[:3], (last or first)[:3]
         if first not in WEEKDAYS or last not in WEEKDAYS:
-            raise ValueError(f"OFFICE_DAYS: {part!r} is not a day or a range of days like mon-fri")
+            raise ValueError(f"{setting}: {part!r} is not a day or a range of days like mon-fri")
         start, end = WEEKDAYS.index(first), WEEKDAYS.index(last)
         if end < start:
-            raise ValueError(f"OFFICE_DAYS: {part!r} runs backwards; write it from the earlier day")
+            raise ValueError(f"{setting}: {part!r} runs backwards; write it from the earlier day")
         days.update(WEEKDAYS[start:end + 1])
     return [day for day in WEEKDAYS if day in days]
 
@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     office_hours_start: time = time(8, 0)
     office_hours_end: time = time(17, 0)
     office_days: Annotated[list[str], NoDecode] = ["mon", "tue", "wed", "thu", "fri"]
+    # Days no visit is booked on when a whole induction course is booked at once ("sat,sun").
+    clinic_closed_days: Annotated[list[str], NoDecode] = ["sat", "sun"]
     # A check-in expects a number for this long, unless a newer text went to the patient first.
     checkin_answer_hours: int = Field(default=24, ge=1, le=24 * 7)
     escalation_realert_minutes: int = 15
@@ -145,10 +147,10 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("office_days", mode="before")
+    @field_validator("office_days", "clinic_closed_days", mode="before")
     @classmethod
-    def _days(cls, value):
-        return parse_days(value)
+    def _days(cls, value, info):
+        return parse_days(value, info.field_name.upper())
 
     @field_validator("clinic_timezone")
     @classmethod

@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("rules", (
         "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
+        "reminders.planning.course_dates",
     )),
     # The outbox row and what carries it: writing and moving rows, channels, rendering a message.
     # planning.welcome (the welcome text's own row) is outbox code.

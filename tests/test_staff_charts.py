@@ -48,10 +48,14 @@ def test_many_points_in_time_order_with_infusion_days_marked():
     root = parse(mood_chart(points, infusions, "America/New_York", chart_id="mood-9"))
     circles = coordinates(root, "circle")
     xs = [float(c.get("cx")) for c in circles]
-    assert xs == sorted(xs) and len(xs) == 4
+    assert xs == sorted(xs) and len(xs) == 3
     ys = [float(c.get("cy")) for c in circles]
-    assert ys[2] > ys[0] > ys[1] > ys[3]  # scores 1 < 3 < 5 < 7: lower scores sit lower (larger y)
-    assert circles[2].get("fill") == "#c2413b" and circles[3].get("fill") != "#c2413b"  # 1 is in the crisis range
+    assert ys[0] > ys[1] > ys[2]  # scores 3 < 5 < 7: lower scores sit lower (larger y)
+    low = [p for p in coordinates(root, "path") if p.get("class") == "score score-low"]
+    # 1 is in the crisis range: a red triangle, low by its shape as well as its colour
+    assert len(low) == 1 and low[0].get("fill") == "#c2413b"
+    assert low[0].find(f"{SVG}title").text == "Mar 6: mood 1 of 10 (low)"
+    xs.insert(2, float(low[0].get("d").split()[0][1:]) + 7.5)
     polyline = coordinates(root, "polyline")[0]
     assert len(polyline.get("points").split()) == 4
     marks = [g for g in root.iter(f"{SVG}g") if g.get("class") == "infusion"]
@@ -73,3 +77,24 @@ def test_infusions_without_scores_still_draw_their_lines():
 def test_labels_are_escaped():
     markup = str(mood_chart([], [Infusion(START, "<script>x</script>")], "UTC"))
     assert "<script>" not in markup and re.search(r"&lt;script&gt;", markup)
+
+
+def test_axis_titles_infusion_numbers_and_dates_and_a_table():
+    points = [MoodPoint(START + timedelta(days=1), 6), MoodPoint(START + timedelta(days=3), 2)]
+    infusions = [Infusion(START, "Induction 1 of 6"), Infusion(START + timedelta(days=2), "Induction 2 of 6"),
+                 Infusion(START + timedelta(days=30), "Maintenance")]
+    chart = mood_chart(points, infusions, "America/New_York")
+    root = parse(chart)
+    texts = {t.get("class"): [] for t in root.iter(f"{SVG}text")}
+    for t in root.iter(f"{SVG}text"):
+        texts[t.get("class")].append(t.text)
+    assert texts["axis-title chart-text"] == ["Mood (10 = best)", "Date of each infusion"]
+    assert texts["infusion-number chart-text"] == ["1", "2", "M"]
+    assert texts["infusion-date chart-text"] == ["Mar 2", "Mar 4", "Apr 1"]
+    table = str(chart.table)
+    assert ET.fromstring(table).tag == "table"
+    rows = re.findall(r"<tr(?: class=\"is-low\")?><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", table)
+    assert rows == [("Mon Mar 2", "—", "Induction 1 of 6"), ("Tue Mar 3", "6", "—"),
+                    ("Wed Mar 4", "—", "Induction 2 of 6"), ("Thu Mar 5", "2 (low)", "—"), ("Wed Apr 1", "—", "Maintenance")]
+    assert '<tr class="is-low"><td>Thu Mar 5' in table
+    assert str(mood_chart([], [], "UTC").table) == ""

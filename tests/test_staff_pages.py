@@ -49,7 +49,8 @@ def test_today_groups_visits_by_day_with_messages_flags_and_progress(staff_clien
     assert "Tomorrow · " in text
     assert text.index("Sam Okafor</a>") < text.index("Maya Lopez</a>")  # tomorrow's group comes first
     assert "Induction 3 of 6" in text and "Induction 1 of 6" in text
-    assert "✓ Confirmed" in text and "↻ Reschedule asked" in text
+    assert "✓ Confirmed" in text and "Reschedule asked" in text and "First infusion" in text
+    assert text.count('<details class="visit-messages">') == 2  # message states one click away
     assert "24 h reminder" in text and "delivered" in text and "failed" in text and "planned" in text
     assert "EST" in text or "EDT" in text
 

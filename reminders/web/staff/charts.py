@@ -1,19 +1,41 @@
 """The mood chart: scores 0 to 10 over time, infusion days as vertical lines, as inline SVG.
 
 Drawn on the server so it works offline and without script; accessible through <title> and
-<desc>. Pure: it gets the points and the days, and returns markup.
+<desc>, with axis titles, each infusion's number above its line and its date below the axis, low
+scores drawn as a triangle (shape as well as colour), and a table of the same data
+(`chart.table`, shown below the chart by staff/_chart.html). Pure: it gets the points and the
+days, and returns markup.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 40, 16, 16, 36
+WIDTH, HEIGHT = 640, 300
+LEFT, RIGHT, TOP, BOTTOM = 58, 16, 30, 84
 LOW_SCORE = 2
+TEXT = 'class="chart-text" font-size="12" fill="#4a5a66"'  # staff.css makes it larger on a tablet
+
+
+class Chart(Markup):
+    """The chart's SVG, with the same data as an HTML table in `.table`."""
+
+    table: Markup
+
+    def __new__(cls, svg: str, table: Markup):
+        chart = super().__new__(cls, svg)
+        chart.table = table
+        return chart
+
+
+def short_label(label: str) -> str:
+    """The number drawn above an infusion's line: "3" for "Induction 3 of 6", "M" for maintenance."""
+    match = re.search(r"(\d+) of \d+", label)
+    return match.group(1) if match else label[:1].upper()
 
 
 @dataclass(frozen=True)
@@ -34,7 +56,7 @@ def _day(value: datetime, zone: ZoneInfo) -> str:
 
 
 def mood_chart(points: list[MoodPoint], infusions: list[Infusion], zone: str, *, chart_id: str = "mood",
-               low_score: int = LOW_SCORE) -> Markup:
+               low_score: int = LOW_SCORE) -> Chart:
     tz = ZoneInfo(zone)
     points = sorted(points, key=lambda p: p.at)
     infusions = sorted(infusions, key=lambda i: i.at)
@@ -70,8 +92,13 @@ def mood_chart(points: list[MoodPoint], infusions: list[Infusion], zone: str, *,
     for score in (0, 2, 4, 6, 8, 10):
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(score)}" y2="{y(score)}" '
                      f'stroke="#e6ebef" stroke-width="1"/>')
-        parts.append(f'<text x="{LEFT - 8}" y="{y(score) + 4}" text-anchor="end" font-size="12" '
-                     f'fill="#5b6b77">{score}</text>')
+        parts.append(f'<text x="{LEFT - 8}" y="{y(score) + 4}" text-anchor="end" {TEXT}>{score}</text>')
+    parts.append(f'<text class="axis-title chart-text" x="16" y="{TOP + plot_h / 2}" text-anchor="middle" '
+                 f'font-size="12" font-weight="600" fill="#4a5a66" transform="rotate(-90 16 {TOP + plot_h / 2})">'
+                 f'Mood (10 = best)</text>')
+    parts.append(f'<text class="axis-title chart-text" x="{LEFT + plot_w / 2}" y="{HEIGHT - 6}" text-anchor="middle" '
+                 f'font-size="12" font-weight="600" fill="#4a5a66">'
+                 f'{"Date of each infusion" if infusions else "Date"}</text>')
     parts.append(f'<rect x="{LEFT}" y="{y(low_score)}" width="{plot_w}" height="{round(y(0) - y(low_score), 1)}" '
                  f'fill="#fdecec" opacity="0.7"><title>Scores of {low_score} or less open an escalation</title></rect>')
 
@@ -82,26 +109,57 @@ def mood_chart(points: list[MoodPoint], infusions: list[Infusion], zone: str, *,
         for infusion in infusions:
             px = x(infusion.at)
             label = f"{infusion.label}, {_day(infusion.at, tz)}"
+            base = TOP + plot_h + 14
             parts.append(f'<g class="infusion"><title>{escape(label)}</title>'
                          f'<line x1="{px}" x2="{px}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#7a5cc2" '
                          f'stroke-width="2" stroke-dasharray="5 4"/>'
-                         f'<path d="M{px - 5} {TOP} L{px + 5} {TOP} L{px} {TOP + 7} Z" fill="#7a5cc2"/></g>')
+                         f'<text class="infusion-number chart-text" x="{px}" y="{TOP - 9}" text-anchor="middle" '
+                         f'font-size="13" font-weight="700" fill="#5b3fa8">{escape(short_label(infusion.label))}</text>'
+                         f'<text class="infusion-date chart-text" x="{px}" y="{base}" text-anchor="end" font-size="12" '
+                         f'fill="#4a5a66" transform="rotate(-40 {px} {base})">{escape(_day(infusion.at, tz))}</text></g>')
         if len(points) > 1:
             path = " ".join(f"{x(p.at)},{y(p.score)}" for p in points)
             parts.append(f'<polyline points="{path}" fill="none" stroke="#2f7d8c" stroke-width="2.5" '
                          f'stroke-linejoin="round" stroke-linecap="round"/>')
         for point in points:
-            colour = "#c2413b" if point.score <= low_score else "#2f7d8c"
-            parts.append(f'<circle class="score" cx="{x(point.at)}" cy="{y(point.score)}" r="5.5" fill="{colour}" '
-                         f'stroke="#fff" stroke-width="2"><title>{escape(_day(point.at, tz))}: mood '
-                         f'{point.score} of 10</title></circle>')
-        labels = [start, end] if (end - start) < timedelta(days=4) else [start, start + (end - start) / 2, end]
-        for index, at in enumerate(labels):
-            anchor = "start" if index == 0 else "end" if index == len(labels) - 1 else "middle"
-            parts.append(f'<text x="{x(at)}" y="{HEIGHT - 12}" text-anchor="{anchor}" font-size="12" '
-                         f'fill="#5b6b77">{escape(_day(at, tz))}</text>')
+            cx, cy = x(point.at), y(point.score)
+            if point.score <= low_score:  # a triangle pointing down: low by its shape, not only its red
+                parts.append(f'<path class="score score-low" d="M{cx - 7.5} {cy - 6} L{cx + 7.5} {cy - 6} '
+                             f'L{cx} {cy + 7.5} Z" fill="#c2413b" stroke="#fff" stroke-width="1.5">'
+                             f'<title>{escape(_day(point.at, tz))}: mood {point.score} of 10 (low)</title></path>')
+            else:
+                parts.append(f'<circle class="score" cx="{cx}" cy="{cy}" r="5.5" fill="#2f7d8c" '
+                             f'stroke="#fff" stroke-width="2"><title>{escape(_day(point.at, tz))}: mood '
+                             f'{point.score} of 10</title></circle>')
+        if not infusions:  # no infusion dates under the axis: the first, middle and last day
+            labels = [start, end] if (end - start) < timedelta(days=4) else [start, start + (end - start) / 2, end]
+            for index, at in enumerate(labels):
+                anchor = "start" if index == 0 else "end" if index == len(labels) - 1 else "middle"
+                parts.append(f'<text x="{x(at)}" y="{TOP + plot_h + 18}" text-anchor="{anchor}" {TEXT}>'
+                             f'{escape(_day(at, tz))}</text>')
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Chart("".join(parts), mood_table(points, infusions, tz, low_score))
+
+
+def mood_table(points: list[MoodPoint], infusions: list[Infusion], tz: ZoneInfo, low_score: int) -> Markup:
+    """The chart's data by day: the mood scores of the day and the infusion on it."""
+    if not points and not infusions:
+        return Markup("")
+    days: dict = {}
+    for point in points:
+        days.setdefault(point.at.astimezone(tz).date(), ([], []))[0].append(point.score)
+    for infusion in infusions:
+        days.setdefault(infusion.at.astimezone(tz).date(), ([], []))[1].append(infusion.label)
+    rows = []
+    for day in sorted(days):
+        scores, labels = days[day]
+        shown = ", ".join(f"{s} (low)" if s <= low_score else str(s) for s in scores) or "—"
+        low = any(s <= low_score for s in scores)
+        rows.append(Markup('<tr{}><td>{}</td><td>{}</td><td>{}</td></tr>').format(
+            Markup(' class="is-low"') if low else "", f"{day:%a %b} {day.day}", shown, ", ".join(labels) or "—"))
+    return Markup('<table class="chart-table"><caption>The chart as a table: mood scores (0 worst, 10 best) '
+                  'and infusions by day</caption><thead><tr><th scope="col">Date</th><th scope="col">Mood</th>'
+                  '<th scope="col">Infusion</th></tr></thead><tbody>{}</tbody></table>').format(Markup("").join(rows))
 
 
 def _describe(points: list[MoodPoint], infusions: list[Infusion], tz: ZoneInfo) -> str:

@@ -10,6 +10,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -19,6 +20,7 @@ from reminders.intake.records import APPOINTMENT_STATUSES, AppointmentRecord, Pa
 from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
 from reminders.models import Appointment, Course, ImportJob, ImportJobRow, Patient, utcnow
 from reminders.models.patients import CONDITIONS, DEFAULT_LANGUAGE, LANGUAGES
+from reminders.planning import course_dates
 from reminders.planning.planner import mark_for_planning
 from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
@@ -178,7 +180,11 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
     if request.method == "GET":
         audit.record("view_visit_form", "patient", patient.id, appointment_id=appointment.id if appointment else None)
         session.commit()
-        return _render_visit_form(patient, appointment, _visit_values(appointment, patient), [])
+        values = _visit_values(appointment, patient)
+        if appointment is None:  # a suggested next visit or replacement comes prefilled
+            values.update({name: request.args[name].strip() for name in ("kind", "date", "time", "duration_minutes",
+                                                                            "location") if request.args.get(name)})
+        return _render_visit_form(patient, appointment, values, [])
     values = {name: request.form.get(name, "").strip()
               for name in ("kind", "date", "time", "duration_minutes", "location", "status")}
     errors: list[str] = []
@@ -238,8 +244,186 @@ def change_status(appointment_id: int):
     outcome = upsert_appointment(session, patient, record, utcnow(), settings().induction_series_length)
     audit.record(f"visit_{wanted}", "appointment", appointment.id, patient_id=patient.id, result=outcome.result)
     session.commit()
-    flash(f"Visit {STATUS_ACTIONS[wanted]}.", "ok")
+    flash(_status_message(appointment, wanted), "ok")
     return redirect(back)
+
+
+def _held_in_course(appointment: Appointment) -> list[Appointment]:
+    if appointment.course is None:
+        return [appointment] if appointment.status != "canceled" else []
+    return sorted((a for a in appointment.course.appointments if a.status != "canceled"), key=lambda a: a.starts_at)
+
+
+def _suggestion_link(patient: Patient, like: Appointment, day: date, text: str) -> Markup:
+    """A link to the visit form prefilled for `day` at `like`'s time, place and length."""
+    local = like.starts_at.astimezone(ZoneInfo(patient.timezone))
+    href = url_for("visits.new_visit", patient_id=patient.id, kind=like.kind, date=day.isoformat(),
+                   time=local.strftime("%H:%M"), location=like.location or "",
+                   duration_minutes=str(like.duration_minutes))
+    label = f"{day:%a} {day.day} {day:%b} {local.hour}:{local:%M}"
+    return Markup('<a class="suggest-link" href="{}">{}: {}</a>').format(href, text, label)
+
+
+def _status_message(appointment: Appointment, wanted: str) -> Markup | str:
+    """The flash after a status change; after a completed infusion it proposes the next visit, after
+    a cancellation a replacement at the end of the series (prefilled links to the visit form)."""
+    done = f"Visit {STATUS_ACTIONS[wanted]}."
+    if appointment.kind != "induction" or wanted not in ("completed", "canceled"):
+        return done
+    patient = appointment.patient
+    zone = ZoneInfo(patient.timezone)
+    held = _held_in_course(appointment)
+    days = [a.starts_at.astimezone(zone).date() for a in held]
+    pattern = course_dates.guess_pattern(days)
+    closed = settings().clinic_closed_days
+    planned = appointment.course.induction_sessions_planned if appointment.course else settings().induction_series_length
+    try:
+        if wanted == "completed":
+            later = [a for a in held if a.starts_at > appointment.starts_at]
+            if later or appointment.number_in_course >= planned:
+                return done
+            day = course_dates.next_day(appointment.starts_at.astimezone(zone).date(), pattern, closed)
+            return Markup("{} {}").format(done, _suggestion_link(patient, appointment, day, "Book the next visit"))
+        if not held:
+            return done
+        last = held[-1]
+        day = course_dates.next_day(last.starts_at.astimezone(zone).date(), pattern, closed)
+        return Markup("{} {}").format(done, _suggestion_link(patient, last, day,
+                                                               "Add a replacement at the end of the series"))
+    except course_dates.CourseDatesError:
+        return done
+
+
+# --- A whole induction course -------------------------------------------------------------------
+
+COURSE_FIELDS = ("first_date", "time", "pattern", "length", "duration_minutes", "location")
+
+
+def _course_values(patient: Patient) -> dict:
+    return {"first_date": "", "time": "", "pattern": course_dates.DEFAULT_PATTERN,
+            "length": str(settings().induction_series_length), "duration_minutes": "60", "location": ""}
+
+
+def _render_course_form(patient: Patient, values: dict, errors: dict, preview=None, status: int = 200,
+                        changed: bool = False):
+    closed = settings().clinic_closed_days
+    return render_template(
+        "staff/course_form.html", patient=patient, values=values, errors=errors, preview=preview, changed=changed,
+        previewed=",".join(start.isoformat() for start in preview or []),
+        patterns=[(key, label) for key, (label, _, _) in course_dates.PATTERNS.items()],
+        closed_names=[course_dates.DAY_NAMES[d] for d in closed], max_length=course_dates.MAX_LENGTH,
+    ), status
+
+
+def _course_starts(patient: Patient, values: dict, errors: dict) -> list[datetime]:
+    """The visits' start instants from the form, or [] with the reasons by field in `errors`."""
+    try:
+        first = date.fromisoformat(values["first_date"])
+    except ValueError:
+        errors["first_date"] = "Enter the date of the first visit."
+    try:
+        at = time.fromisoformat(values["time"])
+    except ValueError:
+        errors["time"] = "Enter the time of the visits, like 09:00."
+    try:
+        length = int(values["length"])
+        if not 1 <= length <= course_dates.MAX_LENGTH:
+            raise ValueError
+    except ValueError:
+        errors["length"] = f"Enter a number of visits from 1 to {course_dates.MAX_LENGTH}."
+    if values["pattern"] not in course_dates.PATTERNS:
+        errors["pattern"] = "Choose one of the patterns."
+    if errors:
+        return []
+    plan = course_dates.CoursePlan(first, at, patient.timezone, values["pattern"], length,
+                                   frozenset(settings().clinic_closed_days))
+    try:
+        return course_dates.course_starts(plan)
+    except course_dates.CourseDatesError as exc:
+        errors["first_date"] = str(exc)
+        return []
+
+
+def _course_records(values: dict, starts: list[datetime], errors: dict) -> list[AppointmentRecord]:
+    window = VisitWindow.from_settings(settings(), utcnow())
+    records = []
+    for starts_at in starts:
+        try:
+            records.append(AppointmentRecord.model_validate(
+                {"external_id": new_external_id("v"), "kind": "induction", "starts_at": starts_at,
+                 "duration_minutes": values["duration_minutes"] or "60", "location": values["location"],
+                 "status": "scheduled"},
+                context={"visit_window": window}))
+        except ValidationError as exc:
+            for reason in reasons(exc):
+                field = "duration_minutes" if "duration" in reason else "location" if "location" in reason else "first_date"
+                errors.setdefault(field, reason)
+            return []
+    return records
+
+
+def _start_fresh_course(session, patient: Patient, now: datetime) -> str | None:
+    """Close the patient's open course if it has visits (all behind them), so that the new visits
+    start a course of their own; why not, when it still has visits to come."""
+    open_courses = session.scalars(select(Course).where(Course.patient_id == patient.id, Course.ended_at.is_(None)))
+    for course in open_courses:
+        held = [a for a in course.appointments if a.status != "canceled"]
+        coming = sorted(a.starts_at for a in held if a.status in ("scheduled", "confirmed") and a.starts_at > now)
+        if coming:
+            return (f"{patient.full_name} still has a visit booked on {coming[0].astimezone(ZoneInfo(patient.timezone)):%a %b %d} "
+                    "in the current course. Cancel the visits to come first, or book single visits.")
+        if held:
+            course.ended_at = now
+            audit.record("end_course", "course", course.id, patient_id=patient.id)
+    session.flush()
+    return None
+
+
+@bp.route("/patients/<int:patient_id>/courses/new", methods=["GET", "POST"])
+def new_course(patient_id: int):
+    """Book an induction course in one form: first date and time, a pattern, length and place once;
+    "Preview" lists the visits, "Book N visits" saves them all through the same upsert as one visit."""
+    session = db()
+    patient = get_patient(patient_id)
+    if request.method == "GET":
+        audit.record("view_course_form", "patient", patient.id)
+        session.commit()
+        return _render_course_form(patient, _course_values(patient), {})
+    values = {name: request.form.get(name, "").strip() for name in COURSE_FIELDS}
+    errors: dict[str, str] = {}
+    starts = _course_starts(patient, values, errors)
+    records = _course_records(values, starts, errors) if starts else []
+    if errors:
+        return _render_course_form(patient, values, errors, status=422)
+    shown = ",".join(start.isoformat() for start in starts)
+    if request.form.get("action") != "book":
+        return _render_course_form(patient, values, {}, preview=starts)
+    if request.form.get("previewed") != shown:  # the form changed after its preview: show the new one
+        return _render_course_form(patient, values, {}, preview=starts, changed=True)
+    now = utcnow()
+    refusal = _start_fresh_course(session, patient, now)
+    if refusal:
+        session.rollback()
+        return _render_course_form(patient, values, {"first_date": refusal}, preview=starts, status=409)
+    created = []
+    try:
+        for record in records:
+            outcome = upsert_appointment(session, patient, record, now, len(records))
+            created.append(outcome.appointment)
+    except IntakeError as exc:
+        session.rollback()
+        return _render_course_form(patient, values, {"first_date": str(exc)}, preview=starts, status=409)
+    course = created[0].course
+    held = [a for a in course.appointments if a.status != "canceled" and a.kind == "induction"]
+    if course.induction_sessions_planned < len(held):
+        course.induction_sessions_planned = min(len(held), course_dates.MAX_LENGTH)
+    for appointment in created:
+        audit.record("create_visit", "appointment", appointment.id, patient_id=patient.id, result="created")
+    audit.record("create_course", "course", course.id, patient_id=patient.id, visits=len(created),
+                 pattern=values["pattern"])
+    session.commit()
+    flash(f"{len(created)} visits booked: the reminders will follow.", "ok")
+    return redirect(url_for("patients.show", patient_id=patient.id))
 
 
 @bp.post("/courses/<int:course_id>/series")
