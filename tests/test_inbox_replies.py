@@ -143,3 +143,35 @@ def test_assign_to_me_and_a_note_of_what_was_done(twilio_app, sessions, session,
     assert saved.assigned_to == "staff@clinic.test" and saved.done_note == "Called her: husband drives."
     assert saved.done_at is not None
     assert "Called her: husband drives." in client.get("/inbox/").text
+
+
+# --- The patient page for a nurse -----------------------------------------------------------
+
+def test_patient_page_pins_crises_and_red_flags_and_folds_planned_messages(twilio_app, sessions, session):
+    from datetime import timedelta
+
+    from reminders.models import utcnow
+    from tests.fixtures.staff import add_checkin, add_escalation, add_outbox, add_visit
+
+    now = utcnow()
+    patient = add_patient(session, channel="sms")
+    visit = add_visit(session, patient, "v1", now - timedelta(days=3), status="completed")
+    add_outbox(session, patient, visit, "checkin_weekly_1", "sms", "planned", now + timedelta(days=4), kind="checkin")
+    add_outbox(session, patient, visit, "induction_24h", "sms", "delivered", now - timedelta(days=4),
+               body="Hi Maya, a reminder")
+    add_checkin(session, patient, now - timedelta(days=2), 6, "a bit dizzy in the evening", visit)
+    add_inbound(session, patient, "my BP is 170/105", priority=1, flag_reason="a high blood pressure")
+    add_escalation(session, patient, "i cant do this anymore", status="acknowledged", acknowledged_by="nurse@clinic.test",
+                   acknowledged_at=now, ack_note="Called her, safe at home.")
+    client = staff_client(twilio_app, sessions)
+    text = client.get(f"/patients/{patient.id}").text
+    pinned = text.index("Crises and red flags")
+    assert pinned < text.index("i cant do this anymore") < text.index("Check-in answers and side effects")
+    assert "Acknowledged by nurse@clinic.test" in text and "Called her, safe at home." in text
+    assert pinned < text.index("my BP is 170/105") < text.index("Check-in answers and side effects")
+    assert text.index("Hi Maya, a reminder") < text.index("<details class=\"planned-messages\"")
+    assert text.index("<details class=\"planned-messages\"") < text.index("Weekly check-in (week 1)")
+    assert "Mood 6 of 10" in text and "a bit dizzy in the evening" in text
+    assert "(202) 555-0143" in text and 'href="tel:+12025550143"' in text
+    for internal in ("checkin_weekly_1", "checkin answer", ".j2", "Rule:", "crisis_language"):
+        assert internal not in text

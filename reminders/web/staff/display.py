@@ -22,7 +22,12 @@ RULE_LABELS = {
     "missed_visit": "We missed you",
     "plan_maintenance": "Plan maintenance",
     "welcome": "Welcome text",
+    "staff_reply": "Reply from the clinic",
 }
+CHECKIN_STATES = {"awaiting": "No answer yet", "reasked": "Asked again", "answered": "Answered",
+                  "to_staff": "Passed to staff"}
+ESCALATION_REASONS = {"crisis_language": "Crisis words in a text", "medical_emergency": "A medical emergency",
+                      "low_score": "A very low check-in score"}
 KIND_LABELS = {Kind.ALERT: "Staff alert", Kind.REPLY: "Reply"}
 STATUS_TONES = {
     Status.PLANNED: "pending", Status.QUEUED: "pending", Status.SENDING: "pending",
@@ -140,6 +145,8 @@ def install(app: Flask) -> None:
     app.add_template_filter(status_label, "status_label")
     app.add_template_filter(inbound_label, "inbound_label")
     app.add_template_filter(phone, "phone")
+    app.add_template_global(CHECKIN_STATES, "CHECKIN_STATES")
+    app.add_template_global(ESCALATION_REASONS, "ESCALATION_REASONS")
     app.add_template_filter(tel_href, "tel_href")
     app.add_template_filter(time_only, "time_only")
     app.add_template_filter(date_time, "date_time")
