@@ -18,6 +18,7 @@ from reminders.web.staff.charts import mood_chart
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 guard(bp)
 LIST_LIMIT = 200
+RECENT_MESSAGES = 12  # on the patient page; older ones are folded away
 CSV_COLUMNS = ("patient_external_id", "prompted_at", "answered_at", "score", "side_effects_note", "status",
                "reply_text", "visit_external_id", "visit_starts_at", "kind", "red_flags")
 
@@ -75,7 +76,7 @@ def show(patient_id: int):
         answers=[row for row in reversed(rows) if row.score is not None or row.note.strip() or row.details.strip()],
         chart=chart,
         # What happened, newest first; what is still to go, soonest first and folded away.
-        past=[item for item in timeline if not item.planned],
+        past=[item for item in timeline if not item.planned], recent=RECENT_MESSAGES,
         planned=sorted((item for item in timeline if item.planned), key=lambda item: item.at),
         # Crises (open first) and red flags (texts ranked above routine that opened no escalation).
         escalations=sorted(escalations, key=lambda e: e.status != "open"),
