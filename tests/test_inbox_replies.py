@@ -175,3 +175,23 @@ def test_patient_page_pins_crises_and_red_flags_and_folds_planned_messages(twili
     assert "(202) 555-0143" in text and 'href="tel:+12025550143"' in text
     for internal in ("checkin_weekly_1", "checkin answer", ".j2", "Rule:", "crisis_language"):
         assert internal not in text
+
+
+def test_in_quiet_hours_the_page_holds_a_reply_unless_it_is_marked_urgent(configure, settings, twilio_settings,
+                                                                          sessions, session, message, fake_twilio):
+    from reminders.web import create_app
+
+    app = create_app(configure(**twilio_settings), {"TESTING": True, "CLOCK": lambda: LATE_NY})
+    client = staff_client(app, sessions)
+    page = client.get(f"/inbox/{message.id}").text
+    assert "It is quiet hours for Maya (10:30 PM EST)" in page and "waits until 8:00 AM EST" in page
+    assert "Urgent: send now, during quiet hours" in page
+    held = post_form(client, f"/inbox/{message.id}/reply", {"body": "See you tomorrow."},
+                     token_from=f"/inbox/{message.id}", follow_redirects=True)
+    assert "the reply goes at Tue Nov 3, 2026, 8:00 AM EST" in held.text
+    assert fake_twilio.messages == []
+    post_form(client, f"/inbox/{message.id}/reply", {"body": "Please call 911 now.", "send_now": "yes"},
+              token_from=f"/inbox/{message.id}")
+    assert [m["body"] for m in fake_twilio.messages] == ["Please call 911 now."]
+    statuses = {row.body: (row.status, row.due_at) for row in rows(session)}
+    assert statuses["See you tomorrow."] == (Status.PLANNED, QUIET_ENDS)
