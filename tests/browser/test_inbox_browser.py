@@ -6,13 +6,15 @@ sends texts to the fake Twilio REST server on loopback.
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
+from pathlib import Path
 import pytest
 from sqlalchemy import select
 
 from reminders.models import OutboxMessage, Patient, utcnow
 from reminders.planning.quiet_hours import QuietHours
-from tests.browser.test_staff_browser import CHROMIUM, browser, page, shot, sign_in  # noqa: F401 - fixtures
+from tests.browser.test_staff_browser import CHROMIUM, TABLET, browser, page, shot, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_inbound
 
 pytestmark = [
@@ -77,6 +79,8 @@ def test_a_reply_typed_in_the_inbox_reaches_the_patient_once(page, clinic, sessi
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator(".notice-ok")).to_contain_text("Reply to Maya sent")
     expect(page.locator(".thread .tl-out").last).to_contain_text(TYPED)
+    assert page.locator(".thread").evaluate(  # the thread opens on its newest messages
+        "t => t.scrollHeight <= t.clientHeight || t.scrollTop + t.clientHeight >= t.scrollHeight - 2")
 
     sent = [m for m in fake_twilio.messages if m["body"] == TYPED]
     assert len(sent) == 1 and sent[0]["to"] == "+12025550143"
@@ -84,6 +88,13 @@ def test_a_reply_typed_in_the_inbox_reaches_the_patient_once(page, clinic, sessi
         [row] = session.scalars(select(OutboxMessage).where(OutboxMessage.body == TYPED)).all()
         assert row.kind == "reply" and row.channel == "sms" and row.patient_id == clinic["maya"]
 
+    # On a tablet the conversation goes under the item, the reply box still in reach.
+    page.set_viewport_size(TABLET)
+    tops = page.evaluate("""() => ['#reply-head', '#thread-head']
+        .map(s => document.querySelector(s).getBoundingClientRect().top)""")
+    assert tops[0] < tops[1]
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "reminders-screenshots" / "inbox-item-tablet.png"),
+                    full_page=True)
     page.get_by_label("Note for the team (who you called, what was agreed)").fill("Texted: husband can drive.")
     page.get_by_role("button", name="Save and mark done").click()
     expect(page.locator(".notice-ok")).to_contain_text("marked done")
@@ -100,8 +111,9 @@ def test_an_opted_out_patient_cannot_be_texted_from_the_inbox(page, clinic, sess
         add_inbound(session, lee, "Is my visit still on?", minutes_ago=5)
     sign_in(page)
     page.get_by_role("link", name="Inbox").click()
-    page.locator(".inbox-item").filter(has_text="Is my visit still on?").get_by_role(
-        "link", name="Open and reply").click()
+    item = page.locator(".inbox-item").filter(has_text="Is my visit still on?")
+    expect(item).to_contain_text("Opted out of texts")
+    item.get_by_role("link", name="Open", exact=True).click()
     expect(page.locator("#reply-refused")).to_contain_text("Lee has opted out of texts")
     expect(page.locator("#reply-refused")).to_contain_text("Call them instead")
     expect(page.get_by_role("button", name="Send reply")).to_have_count(0)

@@ -109,6 +109,9 @@
 /* --- Inbox: the reply box (segment counter, saved replies) --------------------------------- */
 (function () {
   "use strict";
+  // The conversation beside an item opens on its newest messages (a reply just sent included).
+  var thread = document.querySelector(".thread");
+  if (thread) { thread.scrollTop = thread.scrollHeight; }
   var box = document.getElementById("reply-body");
   var meter = document.getElementById("reply-meter");
   if (!box || !meter || !window.smsLength) { return; }
