@@ -146,4 +146,5 @@ def test_the_patient_page_shows_the_crisis_text_first(page, clinic):
     expect(page.locator("main")).not_to_contain_text("checkin answer")
     expect(page.locator("main")).not_to_contain_text("Rule:")
     expect(page.get_by_role("link", name="(202) 555-0178")).to_have_attribute("href", "tel:+12025550178")
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky menu at the top of the full-page shot
     shot(page, "patient")
