@@ -195,3 +195,13 @@ def test_in_quiet_hours_the_page_holds_a_reply_unless_it_is_marked_urgent(config
     assert [m["body"] for m in fake_twilio.messages] == ["Please call 911 now."]
     statuses = {row.body: (row.status, row.due_at) for row in rows(session)}
     assert statuses["See you tomorrow."] == (Status.PLANNED, QUIET_ENDS)
+
+
+def test_an_item_from_an_unknown_number_offers_the_call_not_a_text(twilio_app, sessions, session):
+    stranger = add_inbound(session, None, "hi who is this?", classification="unknown_number")
+    client = staff_client(twilio_app, sessions)
+    page = client.get(f"/inbox/{stranger.id}").text
+    assert "From a number not on file" in page and 'href="tel:+12025550111"' in page and "(202) 555-0111" in page
+    assert "not on file as a patient" in page and 'name="body"' not in page
+    assert "hi who is this?" in page.split("Conversation")[1]
+    assert client.get("/inbox/424242").status_code == 404
