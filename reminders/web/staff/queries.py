@@ -105,6 +105,8 @@ def _outbound_item(row: OutboxMessage) -> TimelineItem:
     planned = row.status in PENDING_STATUSES
     if planned and not row.body:
         note = note or "written from the template when it is sent"
+    elif planned and row.kind == Kind.REPLY:
+        note = note or "waiting to go at the time shown (the end of the patient's quiet hours)"
     return TimelineItem(when, "out", rule_label(row.rule, row.kind), row.body or "", row.status, row.channel, note,
                         planned=planned, kind=row.kind)
 
