@@ -241,6 +241,9 @@ class Sender:
         if reason:
             plan_fallback_twin(session, row, patient, now)
             return self._finish_unsent(row, reason, now)
+        if row.kind == Kind.REPLY and spec.is_text and patient is not None and patient.sms_opted_out:
+            # A written answer planned before the patient opted out (held for quiet hours) stays unsent.
+            return self._finish_unsent(row, "patient opted out of texts", now)
         if row.kind not in UNGATED_KINDS:
             reason = self._reason_not_to_send(session, row, appointment, now, facts)
             if reason:

@@ -32,6 +32,10 @@ class InboundMessage(Base):
     flag_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_by: Mapped[str | None] = mapped_column(String(254))
+    # The staff inbox: who took the item (an email), and a note of what was done about it.
+    assigned_to: Mapped[str | None] = mapped_column(String(254))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     patient: Mapped["Patient | None"] = relationship()  # noqa: F821
 

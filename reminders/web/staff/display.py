@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from flask import Flask
 
 from reminders.models.outbox import Kind, Status
@@ -21,7 +22,12 @@ RULE_LABELS = {
     "missed_visit": "We missed you",
     "plan_maintenance": "Plan maintenance",
     "welcome": "Welcome text",
+    "staff_reply": "Reply from the clinic",
 }
+CHECKIN_STATES = {"awaiting": "No answer yet", "reasked": "Asked again", "answered": "Answered",
+                  "to_staff": "Passed to staff"}
+ESCALATION_REASONS = {"crisis_language": "Crisis words in a text", "medical_emergency": "A medical emergency",
+                      "low_score": "A very low check-in score"}
 KIND_LABELS = {Kind.ALERT: "Staff alert", Kind.REPLY: "Reply"}
 STATUS_TONES = {
     Status.PLANNED: "pending", Status.QUEUED: "pending", Status.SENDING: "pending",
@@ -30,6 +36,51 @@ STATUS_TONES = {
     "scheduled": "info", "confirmed": "good", "completed": "good", "no_show": "bad",
     "open": "bad", "acknowledged": "muted",
 }
+
+
+# What a patient's text was, as the inbox and the patient page say it (reminders.inbound.replies).
+INBOUND_LABELS = {
+    "stop": "Stopped texts", "start": "Texts back on", "help": "Asked for help", "ack": "Thanks",
+    "confirm": "Confirmed the visit", "reschedule": "Asked to reschedule", "cancel": "Asked to cancel",
+    "checkin_answer": "Check-in answer", "checkin_unreadable": "Check-in answer we could not read",
+    "checkin_details": "More about the check-in", "mood_score": "Check-in answer", "free_text": "Message",
+    "question": "Question", "unknown_number": "From a number not on file", "unknown": "From a number not on file",
+    "crisis": "Crisis", "low_score": "Very low score", "received": "Message", "error": "Message (not read)",
+}
+
+
+def inbound_label(classification: str | None) -> str:
+    if classification in INBOUND_LABELS:
+        return INBOUND_LABELS[classification]
+    return (classification or "message").replace("_", " ").capitalize()
+
+
+def _parsed_phone(number: str | None):
+    if not number:
+        return None
+    try:
+        parsed = phonenumbers.parse(number, settings().default_phone_region)
+    except phonenumbers.NumberParseException:
+        return None
+    return parsed if phonenumbers.is_possible_number(parsed) else None
+
+
+def phone(number: str | None) -> str:
+    """A number as the clinic writes it: national format at home, international otherwise."""
+    parsed = _parsed_phone(number)
+    if parsed is None:
+        return number or ""
+    home = phonenumbers.region_code_for_number(parsed) == settings().default_phone_region
+    return phonenumbers.format_number(
+        parsed, phonenumbers.PhoneNumberFormat.NATIONAL if home else phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def tel_href(number: str | None) -> str:
+    """A tap-to-call link target (tel:+12025550143)."""
+    parsed = _parsed_phone(number)
+    if parsed is None:
+        return "tel:" + "".join(ch for ch in (number or "") if ch.isdigit() or ch == "+")
+    return "tel:" + phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def rule_label(rule: str, kind: str | None = None) -> str:
@@ -92,6 +143,11 @@ def day_heading(day: date, today: date) -> str:
 def install(app: Flask) -> None:
     app.add_template_filter(rule_label, "rule_label")
     app.add_template_filter(status_label, "status_label")
+    app.add_template_filter(inbound_label, "inbound_label")
+    app.add_template_filter(phone, "phone")
+    app.add_template_global(CHECKIN_STATES, "CHECKIN_STATES")
+    app.add_template_global(ESCALATION_REASONS, "ESCALATION_REASONS")
+    app.add_template_filter(tel_href, "tel_href")
     app.add_template_filter(time_only, "time_only")
     app.add_template_filter(date_time, "date_time")
     app.add_template_filter(short_date, "short_date")

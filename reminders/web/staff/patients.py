@@ -18,6 +18,7 @@ from reminders.web.staff.charts import mood_chart
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 guard(bp)
 LIST_LIMIT = 200
+RECENT_MESSAGES = 12  # on the patient page; older ones are folded away
 CSV_COLUMNS = ("patient_external_id", "prompted_at", "answered_at", "score", "side_effects_note", "status",
                "reply_text", "visit_external_id", "visit_starts_at", "kind", "red_flags")
 
@@ -66,11 +67,20 @@ def show(patient_id: int):
                        patient.timezone, chart_id=f"mood-{patient.id}", low_score=settings().crisis_score_max)
     audit.record("view_patient", "patient", patient.id)
     session.commit()
+    timeline = queries.timeline(session, patient.id)
+    escalations = queries.patient_escalations(session, patient.id)
+    crisis_texts = {e.inbound_message_id for e in escalations if e.inbound_message_id}
     return render_template(
         "staff/patient.html", patient=patient, courses=courses, appointments=appointments,
         no_course=[a for a in appointments if a.course_id is None], checkins=rows,
-        notes=[row for row in reversed(rows) if row.note.strip() or row.details.strip()], chart=chart,
-        timeline=queries.timeline(session, patient.id), escalations=queries.patient_escalations(session, patient.id),
+        answers=[row for row in reversed(rows) if row.score is not None or row.note.strip() or row.details.strip()],
+        chart=chart,
+        # What happened, newest first; what is still to go, soonest first and folded away.
+        past=[item for item in timeline if not item.planned], recent=RECENT_MESSAGES,
+        planned=sorted((item for item in timeline if item.planned), key=lambda item: item.at),
+        # Crises (open first) and red flags (texts ranked above routine that opened no escalation).
+        escalations=sorted(escalations, key=lambda e: e.status != "open"),
+        red_flags=[m for m in queries.red_flags(session, patient.id) if m.id not in crisis_texts],
         progress=lambda a: queries.progress(a, series), closable=lambda a: queries.day_has_come(a, now),
         conditions=CONDITIONS,
     )

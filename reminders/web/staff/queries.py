@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
-from reminders.models.outbox import PENDING_STATUSES
+from reminders.models.outbox import PENDING_STATUSES, Kind
 from reminders.followup import series_length
 from reminders.web.staff.charts import Infusion, MoodPoint
 
@@ -92,25 +92,65 @@ class TimelineItem:
     status: str
     channel: str
     note: str = ""
+    planned: bool = False  # not sent yet (a reminder or check-in still to come, a reply waiting)
+    kind: str = ""  # the outbox kind, or the inbound text's classification
+    flagged: bool = False  # an inbound text ranked above routine (a crisis, a side effect)
+
+
+def _outbound_item(row: OutboxMessage) -> TimelineItem:
+    from reminders.web.staff.display import rule_label
+
+    when = row.delivered_at or row.sent_at or row.due_at
+    note = row.status_reason or row.error_message or ""
+    planned = row.status in PENDING_STATUSES
+    if planned and not row.body:
+        note = note or "written from the template when it is sent"
+    elif planned and row.kind == Kind.REPLY:
+        note = note or "waiting to go at the time shown (the end of the patient's quiet hours)"
+    return TimelineItem(when, "out", rule_label(row.rule, row.kind), row.body or "", row.status, row.channel, note,
+                        planned=planned, kind=row.kind)
+
+
+def _inbound_item(message: InboundMessage) -> TimelineItem:
+    from reminders.web.staff.display import inbound_label
+
+    note = f"The service answered: “{message.reply_body}”" if message.reply_body else ""
+    if message.done_note:
+        note = f"{note} · " if note else ""
+        note += f"What was done: {message.done_note}"
+    return TimelineItem(message.received_at, "in", inbound_label(message.classification), message.body,
+                        "needs staff" if message.needs_staff and not message.done_at else "",
+                        message.channel or "sms", note, kind=message.classification, flagged=message.priority >= 1)
 
 
 def timeline(session: Session, patient_id: int) -> list[TimelineItem]:
-    from reminders.web.staff.display import rule_label
-
-    items: list[TimelineItem] = []
-    for row in session.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient_id)):
-        when = row.delivered_at or row.sent_at or row.due_at
-        note = row.status_reason or row.error_message or ""
-        if row.status in PENDING_STATUSES and not row.body:
-            note = note or "written from the template when it is sent"
-        items.append(TimelineItem(when, "out", rule_label(row.rule, row.kind), row.body or "", row.status,
-                                  row.channel, note))
-    for message in session.scalars(select(InboundMessage).where(InboundMessage.patient_id == patient_id)):
-        note = f"answered: {message.reply_body}" if message.reply_body else ""
-        items.append(TimelineItem(message.received_at, "in", message.classification.replace("_", " "),
-                                  message.body, "needs staff" if message.needs_staff and not message.done_at else "",
-                                  "sms", note))
+    """Everything sent to and from the patient, newest first (planned messages included)."""
+    items = [_outbound_item(row) for row in
+             session.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient_id))]
+    items += [_inbound_item(message) for message in
+              session.scalars(select(InboundMessage).where(InboundMessage.patient_id == patient_id))]
     return sorted(items, key=lambda item: item.at, reverse=True)
+
+
+def thread(session: Session, patient_id: int | None, from_number: str) -> list[TimelineItem]:
+    """The conversation beside an inbox item, oldest first: the patient's texts and what was sent
+    to them (a reply still waiting for the end of quiet hours included; reminders still to come
+    are not part of the conversation yet)."""
+    if patient_id is None:
+        inbound = session.scalars(select(InboundMessage).where(InboundMessage.patient_id.is_(None),
+                                                               InboundMessage.from_number == from_number))
+        return sorted((_inbound_item(m) for m in inbound), key=lambda item: item.at)
+    items = [item for item in timeline(session, patient_id)
+             if not item.planned or item.kind == Kind.REPLY]
+    return sorted(items, key=lambda item: item.at)
+
+
+def red_flags(session: Session, patient_id: int) -> list[InboundMessage]:
+    """The patient's texts ranked above routine (side effects, a high blood pressure, a crisis), newest first."""
+    return list(session.scalars(
+        select(InboundMessage).where(InboundMessage.patient_id == patient_id, InboundMessage.priority >= 1)
+        .order_by(InboundMessage.received_at.desc())
+    ))
 
 
 def checkins(session: Session, patient_id: int) -> list[CheckIn]:

@@ -105,3 +105,35 @@
   });
   if (meter && preview && errorBox.hidden) { showMeter(preview.textContent); }
 }());
+
+/* --- Inbox: the reply box (segment counter, saved replies) --------------------------------- */
+(function () {
+  "use strict";
+  // The conversation beside an item opens on its newest messages (a reply just sent included).
+  var thread = document.querySelector(".thread");
+  if (thread) { thread.scrollTop = thread.scrollHeight; }
+  var box = document.getElementById("reply-body");
+  var meter = document.getElementById("reply-meter");
+  if (!box || !meter || !window.smsLength) { return; }
+
+  function show() {
+    var length = window.smsLength(box.value);
+    var text = length.characters + " characters · " + length.segments + " text" + (length.segments === 1 ? "" : "s");
+    if (length.segments > 1) { text += " (sent in " + length.segments + " parts)"; }
+    if (length.encoding !== "GSM-7") { text += " · special characters: 70 per part"; }
+    meter.textContent = text;
+    meter.className = "meter reply-meter" + (length.segments > 1 || length.encoding !== "GSM-7" ? " meter-warn" : "");
+  }
+
+  var saved = document.querySelector(".saved-replies");
+  if (saved) {
+    saved.addEventListener("change", function () {
+      if (!saved.value) { return; }
+      box.value = saved.value;
+      show();
+      box.focus();
+    });
+  }
+  box.addEventListener("input", show);
+  show();
+}());
