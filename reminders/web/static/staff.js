@@ -161,9 +161,18 @@
       osc.start(start + offset);
       osc.stop(start + offset + 0.3);
     });
-    if (soundButton) {
-      soundButton.setAttribute("data-beeps", String(Number(soundButton.getAttribute("data-beeps") || 0) + 1));
-    }
+    // How many alerts sounded in this tab (kept across the page's own reloads): for a glance in the tests.
+    var beeps = Number(sessionValue("reminders.beeps") || 0) + 1;
+    sessionValue("reminders.beeps", String(beeps));
+    if (soundButton) { soundButton.setAttribute("data-beeps", String(beeps)); }
+  }
+
+  function sessionValue(key, value) {
+    try {
+      if (value === undefined) { return window.sessionStorage.getItem(key); }
+      window.sessionStorage.setItem(key, value);
+    } catch (e) { /* private mode: nothing kept */ }
+    return null;
   }
 
   function showSoundButton() {
@@ -175,6 +184,7 @@
   }
 
   if (soundButton) {
+    soundButton.setAttribute("data-beeps", sessionValue("reminders.beeps") || "0");
     soundButton.addEventListener("click", function () {
       if (soundOn()) {
         storage("setItem", SOUND_KEY, "off");
@@ -229,9 +239,14 @@
       region.appendChild(banner);
     }
     banner.href = escalationsUrl + (data.newest_open_escalation_id ? "#escalation-" + data.newest_open_escalation_id : "");
-    banner.querySelector("strong").textContent = (isNew ? "New escalation: " : "") + count +
-      " open escalation" + (count === 1 ? "" : "s");
-    if (isNew) { banner.classList.add("is-new"); }
+    var strong = banner.querySelector("strong");
+    var shown = Number(banner.getAttribute("data-count") || 0);
+    // "New" stays until the count goes down (someone is on it) or the page is left.
+    var fresh = isNew || (banner.classList.contains("is-new") && count >= shown);
+    var text = (fresh ? "New escalation: " : "") + count + " open escalation" + (count === 1 ? "" : "s");
+    if (strong.textContent !== text) { strong.textContent = text; }  // unchanged text: nothing re-announced
+    banner.setAttribute("data-count", String(count));
+    banner.classList.toggle("is-new", fresh);
   }
 
   // --- Reloading a live page's content ----------------------------------------------------------
