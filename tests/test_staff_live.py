@@ -206,3 +206,45 @@ def test_the_skip_link_is_the_first_thing_to_tab_to(staff_client, client):
         first = re.search(r"<(a|button|input|select|textarea)\b[^>]*>", body)
         assert first.group(0) == '<a class="skip-link" href="#main">', first.group(0)
         assert 'id="main"' in body
+
+
+# --- The audit log in plain words ------------------------------------------------------------------
+
+def test_the_audit_log_names_patients_and_visits_and_hides_internal_fields(admin_client, sessions):
+    from reminders.models import AuditEntry
+
+    with sessions() as session:
+        maya = add_patient(session)
+        sam = add_patient(session, "p2", "Sam", "Okafor", "+12025550178", None, channel="sms")
+        visit = add_visit(session, sam, "s1", utcnow().replace(microsecond=0))
+        escalation = add_escalation(session, sam, "crisis")
+        ids = (maya.id, sam.id, visit.id, escalation.id)
+        session.add_all([
+            AuditEntry(actor="nurse@clinic.test", action="view_visit_form", target_type="patient",
+                       target_id=str(maya.id), detail={"appointment_id": None}),
+            AuditEntry(actor="nurse@clinic.test", action="create_visit", target_type="appointment",
+                       target_id=str(visit.id), detail={"patient_id": sam.id, "result": "created"}),
+            AuditEntry(actor="desk@clinic.test", action="acknowledge_escalation", target_type="escalation",
+                       target_id=str(escalation.id), detail={"patient_id": sam.id}),
+            AuditEntry(actor="desk@clinic.test", action="view_patient", target_type="patient", target_id="9999",
+                       detail={}),
+        ])
+        session.commit()
+    maya_id, sam_id, visit_id, escalation_id = ids
+    text = admin_client.get("/admin/audit").text
+    for words in ("Opened the visit form", "Booked a visit", "Acknowledged an escalation", "Maya Lopez",
+                  "Sam Okafor", "Outcome: created", f"/escalations/#escalation-{escalation_id}", "no longer on file"):
+        assert words in text, words
+    for internal in ("appointment_id", "patient_id", "=None", "None", "patient 9999", f"patient {maya_id}<",
+                     "view_visit_form", "create_visit", "acknowledge_escalation"):
+        assert internal not in text, internal
+
+    only_desk = admin_client.get("/admin/audit?who=desk@clinic.test").text
+    assert "Acknowledged an escalation" in only_desk and "Booked a visit" not in only_desk
+    only_sam = admin_client.get(f"/admin/audit?patient={sam_id}").text
+    assert "Booked a visit" in only_sam and "Acknowledged an escalation" in only_sam
+    assert "Opened the visit form" not in only_sam and "Patient: <strong>Sam Okafor</strong>" in only_sam
+    both = admin_client.get(f"/admin/audit?patient={sam_id}&who=nurse@clinic.test").text
+    assert "Booked a visit" in both and "Acknowledged an escalation" not in both
+    assert "Nothing matches." in admin_client.get("/admin/audit?patient=123456").text
+    assert "only this patient" in text and f"/admin/audit?patient={maya_id}" in text
