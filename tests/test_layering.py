@@ -66,7 +66,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.web.api_replies", "reminders.web.api_requests", "reminders.web.health",
         "reminders.web.serialize", "reminders.web.twilio_hooks",
         "reminders.web.staff", "reminders.web.staff.audit", "reminders.web.staff.auth",
-        "reminders.web.staff.charts", "reminders.web.staff.display", "reminders.web.staff.escalations",
+        "reminders.web.staff.charts", "reminders.web.staff.display", "reminders.web.staff.escalations", "reminders.web.staff.forms",
         "reminders.web.staff.headers", "reminders.web.staff.inbox", "reminders.web.staff.live", "reminders.web.staff.patients",
         "reminders.web.staff.queries", "reminders.web.staff.template_checks",
         "reminders.web.staff.templates_admin", "reminders.web.staff.today", "reminders.web.staff.users",

@@ -248,3 +248,36 @@ def test_the_audit_log_names_patients_and_visits_and_hides_internal_fields(admin
     assert "Booked a visit" in both and "Acknowledged an escalation" not in both
     assert "Nothing matches." in admin_client.get("/admin/audit?patient=123456").text
     assert "only this patient" in text and f"/admin/audit?patient={maya_id}" in text
+
+
+# --- The patient form: what to fix, in plain words, beside the field --------------------------------
+
+def test_patient_form_errors_sit_beside_their_fields_in_plain_words(staff_client, sessions):
+    response = post_form(staff_client, "/patients/new", {
+        "first_name": "", "phone": "", "email": "not-an-address", "timezone": "Mars/Base",
+        "preferred_channel": "sms", "language": "en",
+    })
+    assert response.status_code == 422
+    text = response.text
+    assert re.search(r'<input name="first_name" id="f-first_name" aria-invalid="true" '
+                     r'aria-describedby="err-first_name"', text)
+    assert '<span class="field-error" id="err-first_name">Enter the patient&#39;s first name.</span>' in text
+    assert 'id="err-timezone">Choose a time zone from the list, e.g. America/Chicago.</span>' in text
+    assert 'id="err-email">This is not an email address.' in text
+    assert '<a href="#f-first_name">First name</a>' in text  # the summary links to the field
+    for internal in ("first_name is", "IANA", "preferred_channel is", "timezone &#39;"):
+        assert internal not in text, internal
+    with sessions() as session:
+        assert session.scalar(__import__("sqlalchemy").select(__import__("reminders.models", fromlist=["Patient"])
+                                                               .Patient)) is None
+
+
+def test_a_missing_number_for_texts_is_put_on_the_phone_field(staff_client):
+    text = post_form(staff_client, "/patients/new", {
+        "first_name": "Ana", "phone": "", "timezone": "America/New_York", "preferred_channel": "sms",
+    }).text
+    assert 'id="err-phone">Reminders by Text need a mobile number: enter one, or choose Email below.</span>' in text
+    text = post_form(staff_client, "/patients/new", {
+        "first_name": "Ana", "phone": "12", "timezone": "America/New_York", "preferred_channel": "sms",
+    }).text
+    assert 'id="err-phone">This is not a phone number that can get texts.' in text
