@@ -167,3 +167,42 @@ def test_the_skip_link_comes_first_and_moves_to_the_content(page, clinic):
     expect(skip).to_be_visible()
     page.keyboard.press("Enter")
     expect(page.locator("main#main")).to_be_focused()
+
+
+def test_the_audit_log_in_names_filtered_by_patient_and_staff_member(page, clinic):
+    from playwright.sync_api import expect
+
+    from tests.browser.seed import ADMIN
+
+    sign_in(page, ADMIN)
+    page.goto(f"/patients/{clinic['sam']}")
+    page.goto(f"/patients/{clinic['maya']}")
+    page.goto("/admin/audit")
+    table = page.locator(".audit-table")
+    expect(table).to_contain_text("Opened the patient page")
+    expect(table).to_contain_text("Sam Okafor")
+    expect(table).not_to_contain_text("view_patient")
+    table.locator("tr").filter(has_text="Maya Lopez").first.get_by_role("link", name="only this patient").click()
+    expect(page.locator(".audit-filter")).to_contain_text("Patient: Maya Lopez")
+    expect(table).not_to_contain_text("Sam Okafor")
+    page.get_by_label("Staff member").select_option(ADMIN)
+    page.get_by_role("button", name="Show").click()
+    expect(table.locator("tbody tr").first).to_contain_text(ADMIN)
+    expect(page.locator(".audit-filter")).to_contain_text("Patient: Maya Lopez")
+    shot(page, "audit")
+
+
+def test_the_patient_form_says_what_to_fix_beside_the_field(page, clinic):
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    page.goto("/patients/new")
+    page.get_by_label("Time zone").fill("Mars/Base")
+    page.get_by_role("button", name="Save patient").click()
+    first = page.get_by_label("First name")
+    expect(first).to_have_attribute("aria-invalid", "true")
+    expect(first).to_have_accessible_description("Enter the patient's first name.")
+    expect(page.get_by_label("Time zone")).to_have_accessible_description(
+        "Choose a time zone from the list, e.g. America/Chicago.")
+    page.get_by_role("link", name="First name").click()
+    shot(page, "patient-form-errors")
