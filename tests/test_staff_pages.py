@@ -241,7 +241,7 @@ def test_audit_log_page_lists_entries_for_admins(admin_client, sessions):
         patient_id = patient.id
     admin_client.get(f"/patients/{patient_id}")
     text = admin_client.get("/admin/audit").text
-    assert "view patient" in text and "admin@clinic.test" in text
+    assert "Opened the patient page" in text and "admin@clinic.test" in text
     with sessions() as session:
         assert session.scalar(select(Patient)).id == patient_id
 

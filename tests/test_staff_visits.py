@@ -165,8 +165,8 @@ def test_patient_form_shows_what_to_fix(staff_client, sessions):
         "first_name": "", "phone": "12", "timezone": "Mars/Base", "preferred_channel": "sms",
     })
     assert response.status_code == 422
-    assert "first_name is missing" in response.text
-    assert "is not an IANA time zone" in response.text
+    assert "Enter the patient&#39;s first name." in response.text
+    assert "Choose a time zone from the list" in response.text
     with sessions() as session:
         assert session.scalar(select(Patient)) is None
 
@@ -330,7 +330,7 @@ def test_a_bad_language_is_refused_on_the_form(staff_client, sessions):
         "first_name": "Maya", "phone": "+12025550143", "timezone": "America/New_York", "preferred_channel": "sms",
         "language": "klingon",
     })
-    assert response.status_code == 422 and "language &#39;klingon&#39; must be one of en, es" in response.text
+    assert response.status_code == 422 and 'id="err-language">Choose a language from the list.' in response.text
 
 
 def test_course_condition_is_set_with_the_series(staff_client, sessions):

@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     from reminders.web.api import api
     from reminders.web.api_replies import api_replies
     from reminders.web.health import health, health_api
-    from reminders.web.staff import register_staff_ui
+    from reminders.web.staff import error_page as staff_error_page, register_staff_ui
     from reminders.web.twilio_hooks import twilio_hooks
 
     app.register_blueprint(health)
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     def _api_not_found(error):
         if request.path.startswith("/api/"):
             return json_error(error.code, error.description)
-        return error
+        return staff_error_page(error)  # a page inside the staff app for a person, the bare error for machines
 
     @app.teardown_appcontext
     def _close_session(exc):

@@ -19,3 +19,159 @@ def record(action: str, target_type: str = "", target_id: int | str | None = "",
     )
     db().add(entry)
     return entry
+
+
+# --- The audit log page (admins): who did what to which patient, in plain words -----------------
+
+ACTIONS = {
+    "view_patient": "Opened the patient page",
+    "view_patient_form": "Opened the patient's details form",
+    "view_visit_form": "Opened the visit form",
+    "export_checkins": "Downloaded the check-ins (CSV)",
+    "create_patient": "Added a patient",
+    "edit_patient": "Changed the patient's details",
+    "create_visit": "Booked a visit",
+    "edit_visit": "Changed a visit",
+    "visit_completed": "Marked a visit completed",
+    "visit_no_show": "Marked a visit as no-show",
+    "visit_canceled": "Canceled a visit",
+    "visit_scheduled": "Put a visit back on the schedule",
+    "change_condition": "Changed the condition treated",
+    "change_series": "Changed the number of infusions",
+    "acknowledge_escalation": "Acknowledged an escalation",
+    "inbox_done": "Marked an inbox message done",
+    "upload_csv": "Uploaded a visits file",
+    "rerun_import": "Ran an import again",
+    "import_csv": "Imported visits from a file",
+    "login": "Signed in",
+    "logout": "Signed out",
+    "login_failed": "Sign-in refused",
+    "login_refused_locked": "Sign-in refused: the account is locked",
+    "account_locked": "Account locked after wrong passwords",
+    "change_password": "Changed their password",
+    "create_user": "Added a staff account",
+    "activate_user": "Turned a staff account on",
+    "deactivate_user": "Turned a staff account off",
+    "unlock_user": "Unlocked a staff account",
+    "save_template": "Saved a new version of a message",
+    "restore_template": "Restored an earlier version of a message",
+    "reset_template": "Went back to the standard message",
+}
+DETAIL_WORDS = {
+    "result": "Outcome", "condition": "Condition", "planned": "Infusions in the course", "filename": "File",
+    "rows": "Rows", "created": "Created", "updated": "Updated", "unchanged": "Unchanged", "rejected": "Rejected",
+    "email": "Account", "role": "Role", "reason": "Why", "sessions_ended": "Other sign-ins ended",
+    "version_id": "Version", "restored_from": "Restored from version", "note": "Note",
+}
+# Shown as names and links instead (or not at all: an id says nothing to a person).
+DETAIL_HIDDEN = {"patient_id", "appointment_id", "job_id", "escalation_id", "course_id", "message_id"}
+VALUE_WORDS = {"crisis_language": "crisis language", "no_show": "no-show"}
+
+
+def action_label(action: str) -> str:
+    return ACTIONS.get(action) or action.replace("_", " ").capitalize()
+
+
+def _ids(entries, target_type: str) -> set[int]:
+    return {int(e.target_id) for e in entries if e.target_type == target_type and str(e.target_id).isdigit()}
+
+
+def _detail_id(entry, key: str) -> int | None:
+    value = (entry.detail or {}).get(key)
+    return value if isinstance(value, int) else int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def describe(session, entries) -> list[dict]:
+    """Each entry as a row of plain words: action, the patient's name, what it was done to, details."""
+    from sqlalchemy import select
+
+    from reminders.models import Appointment, Course, Escalation, InboundMessage, Patient, StaffUser
+    from reminders.web.staff.display import date_time, short_date
+
+    def load(model, ids):
+        return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))} if ids else {}
+
+    visit_ids = _ids(entries, "appointment") | {i for e in entries if (i := _detail_id(e, "appointment_id"))}
+    visits = load(Appointment, visit_ids)
+    courses = load(Course, _ids(entries, "course"))
+    escalations = load(Escalation, _ids(entries, "escalation"))
+    messages = load(InboundMessage, _ids(entries, "inbound_message"))
+    users = load(StaffUser, _ids(entries, "staff_user"))
+    patient_ids = _ids(entries, "patient") | {i for e in entries if (i := _detail_id(e, "patient_id"))}
+    patient_ids |= {row.patient_id for rows in (visits, courses, escalations, messages) for row in rows.values()
+                    if row.patient_id}
+    patients = load(Patient, patient_ids)
+
+    rows = []
+    for entry in entries:
+        target, target_id, patient_id = entry.target_type, entry.target_id, _detail_id(entry, "patient_id")
+        number = int(target_id) if str(target_id).isdigit() else None
+        what, link = "", None
+        if target == "patient":
+            patient_id = number
+        elif target == "appointment" or _detail_id(entry, "appointment_id"):
+            visit = visits.get(number if target == "appointment" else _detail_id(entry, "appointment_id"))
+            if visit is not None:
+                patient_id = patient_id or visit.patient_id
+                what = f"Visit {date_time(visit.starts_at)}"
+            elif target == "appointment":
+                what = "A visit since removed"
+        elif target == "course":
+            course = courses.get(number)
+            patient_id = patient_id or (course.patient_id if course else None)
+            what = f"Course started {short_date(course.started_at)}" if course is not None else "Course"
+        elif target == "escalation":
+            escalation = escalations.get(number)
+            patient_id = patient_id or (escalation.patient_id if escalation else None)
+            what, link = "Escalation", f"/escalations/#escalation-{number}"
+        elif target == "inbound_message":
+            message = messages.get(number)
+            patient_id = patient_id or (message.patient_id if message else None)
+            what = "Message from an unknown number" if message is not None and message.patient_id is None \
+                else "Inbox message"
+        elif target == "staff_user":
+            user = users.get(number)
+            what = f"Account {user.email}" if user is not None and user.email != entry.actor else ""
+        elif target == "template":
+            what = f"Message {target_id}"
+        elif target == "import_job":
+            what, link = "Visits file", f"/visits/imports/{target_id}"
+        elif target == "appointments" and _detail_id(entry, "job_id"):
+            what, link = "Visits file", f"/visits/imports/{_detail_id(entry, 'job_id')}"
+        patient = patients.get(patient_id) if patient_id else None
+        details = []
+        for key, value in (entry.detail or {}).items():
+            if key in DETAIL_HIDDEN or value is None or value == "":
+                continue
+            if key in ("email",) and what.endswith(str(value)):
+                continue
+            text = VALUE_WORDS.get(value, str(value).replace("_", " ")) if isinstance(value, str) else str(value)
+            details.append((DETAIL_WORDS.get(key) or key.replace("_", " ").capitalize(), text))
+        rows.append({"entry": entry, "action": action_label(entry.action), "patient": patient,
+                     "patient_missing": patient_id is not None and patient is None, "what": what, "link": link,
+                     "details": details})
+    return rows
+
+
+def log_page(limit: int):
+    """GET /admin/audit: the newest entries, filtered by staff member (?who=) and by patient (?patient=)."""
+    from flask import render_template, request
+    from sqlalchemy import and_, func, or_, select
+
+    from reminders.models import Patient, StaffUser
+
+    session = db()
+    who = request.args.get("who", "").strip()
+    patient_param = request.args.get("patient", "").strip()
+    patient = session.get(Patient, int(patient_param)) if patient_param.isdigit() else None
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if who:
+        query = query.where(func.lower(AuditEntry.actor) == who.lower())
+    if patient_param:
+        pid = patient.id if patient is not None else -1
+        query = query.where(or_(and_(AuditEntry.target_type == "patient", AuditEntry.target_id == str(pid)),
+                                AuditEntry.detail["patient_id"].as_integer() == pid))
+    entries = session.scalars(query.limit(limit)).all()
+    staff = session.scalars(select(StaffUser.email).order_by(func.lower(StaffUser.email))).all()
+    return render_template("staff/audit.html", rows=describe(session, entries), limit=limit, who=who,
+                           staff_emails=staff, patient=patient, patient_param=patient_param)

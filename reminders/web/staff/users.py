@@ -5,7 +5,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import func, select
 
 from reminders.accounts import MIN_PASSWORD_LENGTH, AccountError, create_user
-from reminders.models import AuditEntry, StaffUser, utcnow
+from reminders.models import StaffUser, utcnow
 from reminders.models.staff import ROLES
 from reminders.web.context import db
 from reminders.web.staff import audit
@@ -82,6 +82,4 @@ def unlock(user_id: int):
 
 @bp.get("/audit")
 def audit_log():
-    entries = db().scalars(select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-                           .limit(AUDIT_PAGE)).all()
-    return render_template("staff/audit.html", entries=entries, limit=AUDIT_PAGE)
+    return audit.log_page(AUDIT_PAGE)

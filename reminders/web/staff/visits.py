@@ -25,6 +25,7 @@ from reminders.planning.planner import mark_for_planning
 from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
 from reminders.web.staff.auth import guard, safe_next
+from reminders.web.staff.forms import PATIENT_LABELS, patient_field_errors
 from reminders.web.staff.patients import get_patient
 
 bp = Blueprint("visits", __name__)
@@ -59,8 +60,9 @@ def _patient_values(patient: Patient | None) -> dict:
     return values
 
 
-def _render_patient_form(patient: Patient | None, values: dict, errors: list[str], status: int = 200):
+def _render_patient_form(patient: Patient | None, values: dict, errors: dict[str, str], status: int = 200):
     return render_template("staff/patient_form.html", patient=patient, values=values, errors=errors,
+                           labels=PATIENT_LABELS,
                            zones=zone_names(), languages=[(code, LANGUAGE_NAMES.get(code, code)) for code in LANGUAGES],
                            sms_medications_max=settings().sms_medications_max_chars), status
 
@@ -81,7 +83,7 @@ def _patient_form(patient: Patient | None):
         if patient is not None:
             audit.record("view_patient_form", "patient", patient.id)
             session.commit()
-        return _render_patient_form(patient, _patient_values(patient), [])
+        return _render_patient_form(patient, _patient_values(patient), {})
     values = {name: request.form.get(name, "").strip() for name in (*PATIENT_FIELDS, "notes")}
     values["notes"] = values["notes"].replace("\x00", "")  # the other fields are checked by PatientRecord
     external_id = (patient.external_id if patient is not None else None) or new_external_id("p")
@@ -94,7 +96,7 @@ def _patient_form(patient: Patient | None):
     try:
         record = PatientRecord(external_id=external_id, phone_region=settings().default_phone_region, **given)
     except ValidationError as exc:
-        return _render_patient_form(patient, values, reasons(exc), 422)
+        return _render_patient_form(patient, values, patient_field_errors(exc), 422)
     if patient is not None and patient.external_id is None:
         patient.external_id = external_id
     outcome = upsert_patient(session, record, utcnow())

@@ -1,0 +1,67 @@
+"""A record's validation errors as plain words beside the field they are about (staff forms).
+
+PatientRecord speaks for the API and the CSV import ("first_name is missing", "phone '555' is not
+a valid number (...)"); a person at the front desk gets "Enter the patient's first name." next
+to the box, linked to it with aria-describedby.
+"""
+from __future__ import annotations
+
+import re
+
+from pydantic import ValidationError
+
+PATIENT_LABELS = {
+    "first_name": "First name", "last_name": "Last name", "phone": "Mobile phone", "email": "Email",
+    "timezone": "Time zone", "preferred_channel": "Send reminders by", "language": "Language of messages",
+    "medications_to_hold": "Medications to hold before a visit", "notes": "Notes for staff",
+}
+CHANNEL_WORDS = {"sms": "Text", "email": "Email", "both": "Both", "whatsapp": "WhatsApp"}
+
+
+def _patient_sentence(field: str, message: str) -> str:
+    lowered = message.lower()
+    channel = re.search(r"\(preferred_channel is (\w+)\)", message)
+    if field == "first_name" and "missing" in lowered:
+        return "Enter the patient's first name."
+    if field == "phone":
+        if "missing" in lowered:
+            way = CHANNEL_WORDS.get(channel.group(1), "") if channel else ""
+            return (f"Reminders by {way} need a mobile number: enter one, or choose Email below."
+                    if way else "Enter a mobile number.")
+        return "This is not a phone number that can get texts. Enter a mobile number, e.g. (202) 555-0143."
+    if field == "email":
+        if "missing" in lowered:
+            return "Reminders by email need an email address: enter one, or choose Text below."
+        return "This is not an email address. It should look like name@example.org."
+    if field == "timezone":
+        if "missing" in lowered:
+            return "Choose the patient's time zone, e.g. America/New_York."
+        return "Choose a time zone from the list, e.g. America/Chicago."
+    if field == "preferred_channel":
+        return "Choose how reminders are sent."
+    if field == "language":
+        return "Choose a language from the list."
+    longer = re.search(r"longer than (\d+) characters", message)
+    if longer:
+        return f"Keep this to {longer.group(1)} characters or fewer."
+    words = message
+    for name, label in PATIENT_LABELS.items():
+        words = words.replace(name, label)
+    return words[:1].upper() + words[1:] + ("" if words.endswith(".") else ".")
+
+
+def patient_field_errors(error: ValidationError) -> dict[str, str]:
+    """{field: sentence} for the patient form; a check across fields is put on the field to fix."""
+    found: dict[str, str] = {}
+    for item in error.errors():
+        message = str(item.get("msg", "")).removeprefix("Value error, ")
+        loc = [str(part) for part in item.get("loc", ()) if str(part) in PATIENT_LABELS]
+        if loc:
+            field = loc[0]
+        else:  # a whole-record check names its field first: "phone is missing (preferred_channel is sms)"
+            named = re.match(r"(\w+)", message)
+            field = named.group(1) if named and named.group(1) in PATIENT_LABELS else "first_name"
+        if item.get("type") == "missing":
+            message = f"{field} is missing"
+        found.setdefault(field, _patient_sentence(field, message))
+    return found
