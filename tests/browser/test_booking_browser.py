@@ -64,7 +64,10 @@ def test_a_six_visit_course_is_booked_in_one_form(page, clinic, sessions, settin
                                          OutboxMessage.appointment_id.in_([v.id for v in visits]))).all()
         assert set(planned) == {v.id for v in visits}  # every visit has its reminders planned
     page.reload()
-    expect(page.locator(".timeline")).to_contain_text("planned")
+    planned_messages = page.locator("details.planned-messages").last
+    expect(planned_messages.locator("summary")).to_contain_text("Planned messages")
+    planned_messages.locator("summary").click()
+    expect(planned_messages.locator(".timeline-planned")).to_contain_text("planned")
 
 
 def test_today_puts_what_needs_action_in_front(page, clinic):
