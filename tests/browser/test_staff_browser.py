@@ -248,7 +248,7 @@ def test_patient_page_with_mood_chart(page, clinic):
     with page.expect_download() as download:
         page.get_by_role("link", name="Export check-ins (CSV)").click()
     assert download.value.suggested_filename == "checkins-p-sam.csv"
-    shot(page, "patient")
+    shot(page, "patient-chart")
 
 
 def test_inbox_and_booking_a_visit_by_hand(page, clinic, sessions):
@@ -259,7 +259,7 @@ def test_inbox_and_booking_a_visit_by_hand(page, clinic, sessions):
     waiting = page.locator(".inbox-item")
     expect(waiting).to_have_count(3)
     expect(waiting.first).to_contain_text("Can my husband drive me?")
-    shot(page, "inbox")
+    shot(page, "inbox-list")
     waiting.first.get_by_role("button", name="Mark done").click()
     expect(page.locator(".notice-ok")).to_contain_text("Marked done")
     expect(page.locator(".inbox-item")).to_have_count(2)
