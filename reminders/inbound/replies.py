@@ -466,8 +466,10 @@ class _Conversation:
                        "visit": None}
         else:
             series = self.settings.induction_series_length
-            if self.appointment is not None and self.appointment.course is not None:
-                series = self.appointment.course.induction_sessions_planned
+            with self.session.no_autoflush:  # loading the course need not insert the text's row early
+                course = self.appointment.course if self.appointment is not None else None
+            if course is not None:
+                series = course.induction_sessions_planned
             context = message_context(self.settings, self.patient, self.appointment, series)
         hours = OfficeHours.from_settings(self.settings)
         context["answer"] = {"read_when": when_read(hours, self.now, self.language),
