@@ -1,11 +1,12 @@
 """The signed inbound-text webhook against a bare Flask endpoint doing the least a webhook can (issue 11).
 
     python benchmarks/webhook.py [--database-url URL] [--requests 1000] [--rate 100] [--threads 8]
-                                 [--profile]
+                                 [--rounds 4] [--profile]
 
 Both are served by waitress with the same number of threads (8 by default: what `reminders web`,
 and so docker-compose's `web` service, runs; see README "A web server for a busy clinic"), in
-this process, one after the other on fresh data:
+this process, each on fresh data of its own, in interleaved rounds (project, bare, project, bare
+...) so both see the same load:
 
   * project: the app's `POST /twilio/sms` (signature check, the patient found, the reply read and
     answered with TwiML, everything stored);
@@ -250,6 +251,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the requests are split into")
     parser.add_argument("--profile", action="store_true", help="count SQL per text and profile; no servers")
     args = parser.parse_args()
     import logging
@@ -262,21 +264,40 @@ def main() -> None:
         profile(args.database_url)
         return
 
-    results = {}
-    for name, make in (("project", project_app), ("bare", bare_app)):
-        url = fresh_schema(args.database_url)
+    urls = {name: fresh_schema(args.database_url) for name in ("project", "bare")}
+    makers = {"project": project_app, "bare": bare_app}
+    chunk = max(1, args.requests // args.rounds)
+    done = {name: [0, 0.0, []] for name in urls}  # requests, seconds, latencies
+    try:
+        servers = {name: Server(makers[name](url), args.threads) for name, url in urls.items()}
+        for server in servers.values():
+            server.__enter__()
         try:
-            with Server(make(url), args.threads) as server:
-                per_second = sequential(server.url, args.requests)
-                latencies = steady(server.url, args.requests, args.rate)
-            results[name] = (per_second, latencies)
-            print(f"  {name}: {per_second:.0f} req/s, p50 {1000 * statistics.median(latencies):.0f} ms, "
-                  f"p99 {1000 * percentile(latencies, 99):.0f} ms, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+            # Interleaved rounds (project, bare, project, bare ...), so both see the same load.
+            for _ in range(args.rounds):
+                for name, server in servers.items():
+                    per_second = sequential(server.url, chunk)
+                    done[name][0] += chunk
+                    done[name][1] += chunk / per_second
+            for _ in range(args.rounds):
+                for name, server in servers.items():
+                    done[name][2].extend(steady(server.url, chunk, args.rate))
         finally:
+            for server in servers.values():
+                server.__exit__(None, None, None)
+    finally:
+        for url in urls.values():
             drop(args.database_url, url)
+    results = {}
+    for name, (count, seconds, latencies) in done.items():
+        latencies.sort()
+        results[name] = (count / seconds, latencies)
+        print(f"  {name}: {count / seconds:.0f} req/s, p50 {1000 * statistics.median(latencies):.0f} ms, "
+              f"p99 {1000 * percentile(latencies, 99):.0f} ms", file=sys.stderr)
     load = os.getloadavg()
     (p_rate, p_lat), (b_rate, b_lat) = results["project"], results["bare"]
-    print(f"\n{args.requests:,} signed texts each, waitress with {args.threads} threads, load average "
+    print(f"\n{args.requests:,} signed texts each in {args.rounds} interleaved rounds, waitress with "
+          f"{args.threads} threads, load average "
           f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} CPU(s)\n")
     print("| measure | project `/twilio/sms` | bare Flask: signature, one INSERT, commit | ratio |")
     print("|---|---|---|---|")
