@@ -6,7 +6,7 @@ from sqlalchemy import event
 
 from reminders.db import get_engine
 from reminders.models import Appointment
-from tests.fixtures.twoway import Twilio, answer, inbound  # noqa: F401 - fixtures below use them
+from tests.fixtures.twoway import answer, inbound
 
 
 def _statements(settings, send) -> list[str]:
