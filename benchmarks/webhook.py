@@ -1,9 +1,12 @@
 """The signed inbound-text webhook against a bare Flask endpoint doing the least a webhook can (issue 11).
 
     python benchmarks/webhook.py [--database-url URL] [--requests 1000] [--rate 100] [--threads 8]
+                                 [--rounds 4] [--profile]
 
-Both are served by waitress (the server `reminders web` runs) with the same number of threads, in
-this process, one after the other on fresh data:
+Both are served by waitress with the same number of threads (8 by default: what `reminders web`,
+and so docker-compose's `web` service, runs; see README "A web server for a busy clinic"), in
+this process, each on fresh data of its own, in interleaved rounds (project, bare, project, bare
+...) so both see the same load:
 
   * project: the app's `POST /twilio/sms` (signature check, the patient found, the reply read and
     answered with TwiML, everything stored);
@@ -13,6 +16,10 @@ this process, one after the other on fresh data:
 Two measures each: the most requests per second one client gets in a row (sequential), and the
 latency percentiles at a steady `--rate` (open loop: a request leaves every 1/rate seconds
 whatever the answers do, so a server that falls behind shows it in p99).
+
+`--profile` instead sends 500 signed texts to the project's view in this process (Flask's test
+client, no server), counts the SQL statements each one makes (by what the text says) and prints
+where the time went (cProfile).
 """
 from __future__ import annotations
 
@@ -178,33 +185,119 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def profile(base_url: str, count: int = 500) -> None:
+    """SQL statements per inbound text, by text, and cProfile's view of the request."""
+    import cProfile
+    import pstats
+    from collections import defaultdict
+
+    from sqlalchemy import event
+
+    from reminders.db import get_engine
+
+    url = fresh_schema(base_url)
+    try:
+        app = project_app(url)
+        statements: list[str] = []
+
+        @event.listens_for(get_engine(url), "before_cursor_execute")
+        def _count(_conn, _cursor, statement, *_args):
+            statements.append(statement.split(None, 1)[0].upper())
+
+        client = app.test_client()
+
+        def post(n: int) -> None:
+            form = {"MessageSid": f"SM{uuid.uuid4().hex}", "AccountSid": ACCOUNT,
+                    "From": f"+1415{1 + n % PATIENTS:07d}", "To": "+14155550100", "Body": TEXTS[n % len(TEXTS)],
+                    "NumMedia": "0"}
+            signature = RequestValidator(TOKEN).compute_signature(BASE + "/twilio/sms", form)
+            answer = client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+            if answer.status_code != 200:
+                raise SystemExit(f"HTTP {answer.status_code}: {answer.text[:300]}")
+
+        for n in range(20):
+            post(n)  # warm-up: templates compiled, connections open
+        per_text: dict[str, list[int]] = defaultdict(list)
+        kinds: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for n in range(20, 20 + len(TEXTS) * 4):
+            statements.clear()
+            post(n)
+            body = TEXTS[n % len(TEXTS)]
+            per_text[body].append(len(statements))
+            for kind in statements:
+                kinds[body][kind] += 1
+        print("SQL statements per inbound text (a patient with a visit in 2 days, no check-in open):")
+        for body, counts in per_text.items():
+            print(f"  {body!r:28} {statistics.mean(counts):4.1f}  ({', '.join(f'{k} {v // len(counts)}' for k, v in kinds[body].items())})")
+        everything = [c for counts in per_text.values() for c in counts]
+        print(f"  mean over the five texts   {statistics.mean(everything):4.1f}")
+        cpu = cProfile.Profile()
+        started = time.perf_counter()
+        cpu.enable()
+        for n in range(count):
+            post(n)
+        cpu.disable()
+        print(f"\n{count} texts in {time.perf_counter() - started:.2f} s under cProfile")
+        stats = pstats.Stats(cpu, stream=sys.stdout)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(25)
+    finally:
+        drop(base_url, url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds the requests are split into")
+    parser.add_argument("--profile", action="store_true", help="count SQL per text and profile; no servers")
     args = parser.parse_args()
     import logging
 
     from reminders.logs import configure_logging
     configure_logging(logging.WARNING)
+    # waitress warns on every request queued behind busy threads; the p99 column says it once.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    if args.profile:
+        profile(args.database_url)
+        return
 
-    results = {}
-    for name, make in (("project", project_app), ("bare", bare_app)):
-        url = fresh_schema(args.database_url)
+    urls = {name: fresh_schema(args.database_url) for name in ("project", "bare")}
+    makers = {"project": project_app, "bare": bare_app}
+    chunk = max(1, args.requests // args.rounds)
+    done = {name: [0, 0.0, []] for name in urls}  # requests, seconds, latencies
+    try:
+        servers = {name: Server(makers[name](url), args.threads) for name, url in urls.items()}
+        for server in servers.values():
+            server.__enter__()
         try:
-            with Server(make(url), args.threads) as server:
-                per_second = sequential(server.url, args.requests)
-                latencies = steady(server.url, args.requests, args.rate)
-            results[name] = (per_second, latencies)
-            print(f"  {name}: {per_second:.0f} req/s, p50 {1000 * statistics.median(latencies):.0f} ms, "
-                  f"p99 {1000 * percentile(latencies, 99):.0f} ms, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+            # Interleaved rounds (project, bare, project, bare ...), so both see the same load.
+            for _ in range(args.rounds):
+                for name, server in servers.items():
+                    per_second = sequential(server.url, chunk)
+                    done[name][0] += chunk
+                    done[name][1] += chunk / per_second
+            for _ in range(args.rounds):
+                for name, server in servers.items():
+                    done[name][2].extend(steady(server.url, chunk, args.rate))
         finally:
+            for server in servers.values():
+                server.__exit__(None, None, None)
+    finally:
+        for url in urls.values():
             drop(args.database_url, url)
+    results = {}
+    for name, (count, seconds, latencies) in done.items():
+        latencies.sort()
+        results[name] = (count / seconds, latencies)
+        print(f"  {name}: {count / seconds:.0f} req/s, p50 {1000 * statistics.median(latencies):.0f} ms, "
+              f"p99 {1000 * percentile(latencies, 99):.0f} ms", file=sys.stderr)
     load = os.getloadavg()
     (p_rate, p_lat), (b_rate, b_lat) = results["project"], results["bare"]
-    print(f"\n{args.requests:,} signed texts each, waitress with {args.threads} threads, load average "
+    print(f"\n{args.requests:,} signed texts each in {args.rounds} interleaved rounds, waitress with "
+          f"{args.threads} threads, load average "
           f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} CPU(s)\n")
     print("| measure | project `/twilio/sms` | bare Flask: signature, one INSERT, commit | ratio |")
     print("|---|---|---|---|")

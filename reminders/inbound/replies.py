@@ -20,13 +20,14 @@ text, keywords and unknown senders included. Answers are in the patient's langua
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, exists, func, select, true
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from reminders.channels.base import InboundText
 from reminders.channels.kinds import spec_for
@@ -35,9 +36,10 @@ from reminders.inbound.office_hours import OfficeHours, when_read
 from reminders.inbound.parsing import CANCEL_WORDS, Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
 from reminders.inbound.symptoms import Flags, read_flags, sounds_well
 from reminders.logs import mask_phone
-from reminders.models import Appointment, CheckIn, InboundMessage, OutboxMessage, Patient
+from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient
 from reminders.models.outbox import TEXT_CHANNELS, Kind
 from reminders.models.appointments import ACTIVE_STATUSES
+from reminders.models.base import UTCDateTime
 from reminders.logs import also_sensitive, patient_values
 from reminders.rendering import (TemplateStore, clinic_context, flag_failures, message_context, render,
                                  team_name, team_name_es, text_template)
@@ -80,25 +82,24 @@ class Handled:
 def handle_inbound(session: Session, settings, text: InboundText, now: datetime) -> Handled:
     """Record one inbound text and act on it. The caller commits, then sends `alert_ids` at once.
 
-    A message id (the provider's) seen before is not acted on again: the first answer is returned."""
-    if text.message_sid:
-        earlier = _by_sid(session, text.message_sid)
-        if earlier is not None:
-            return _replayed(earlier)
+    A message id (the provider's) seen before is not acted on again: the first answer is returned.
+    The text's row is inserted once what it does is known (or earlier, when a check-in or an
+    escalation must point at it); the message id is unique, so a text seen before (a provider's
+    retry, or the same text in a concurrent request) fails that insert, everything this request
+    did is rolled back, and the first answer is returned. Nothing leaves the process before the
+    caller commits (crisis alerts are sent after it), so a text is acted on once."""
     inbound = InboundMessage(
         message_sid=text.message_sid or None, from_number=text.from_number, to_number=text.to_number,
         channel=text.channel, body=stored_body(text), received_at=now, classification="received", needs_staff=True,
     )
-    session.add(inbound)
     try:
-        session.flush()
-    except IntegrityError:  # the same message id in a concurrent request won the insert
+        return _Conversation(session, settings, inbound, text, now).run()
+    except IntegrityError:  # the same message id was stored first (earlier, or by a concurrent request)
         session.rollback()
         earlier = _by_sid(session, text.message_sid) if text.message_sid else None
         if earlier is None:
             raise
         return _replayed(earlier)
-    return _Conversation(session, settings, inbound, text, now).run()
 
 
 def record_failure(session: Session, settings, text: InboundText, now: datetime) -> Handled:
@@ -166,11 +167,16 @@ class _Conversation:
 
     def __init__(self, session: Session, settings, inbound: InboundMessage, text: InboundText, now: datetime):
         self.session, self.settings, self.inbound, self.text, self.now = session, settings, inbound, text, now
-        self.patients = _patients_for(session, text.from_number)
-        self.patient = _primary(session, self.patients)
+        # The sender's records, and for the one the number talks for its check-in, open
+        # escalation, next visit and latest text from us: one query.
+        self.facts = sender_facts(session, text.from_number, now, settings)
+        self.patients = [facts.patient for facts in self.facts]
+        self.patient = _primary(session, self.patients, {f.patient.id: f.last_texted_at for f in self.facts})
+        self.known = next((f for f in self.facts if f.patient is self.patient), None)
         for patient in self.patients:
             also_sensitive(*patient_values(patient))
-        self.checkin = current_checkin(session, self.patient, now, settings) if self.patient else None
+        session.add(inbound)  # inserted at the first flush: see handle_inbound
+        self.checkin = current_checkin(session, self.patient, now, settings, self.known) if self.patient else None
         self.expecting = self.checkin is not None and self.checkin.status in OPEN_CHECKIN
         self.store = TemplateStore(settings.templates_dir, session)
         self.appointment: Appointment | None = None
@@ -193,8 +199,7 @@ class _Conversation:
         flagged = bool(reading.crisis_terms or low_score)
         # While an escalation is open, whatever else the sender writes belongs with it
         # ("I have the pills here" has no crisis words of its own).
-        follow_up = not flagged and reading.kind not in ("stop", "start", "help") and \
-            escalations.open_for(self.session, self.patient, self.text.from_number) is not None
+        follow_up = not flagged and reading.kind not in ("stop", "start", "help") and self._open_escalation()
         self.crisis = flagged or follow_up
         inbound = self.inbound
         inbound.patient_id = self.patient.id if self.patient else None
@@ -207,6 +212,7 @@ class _Conversation:
             reason = (escalations.REASON_EMERGENCY if urgent == "medical"
                       else escalations.REASON_CRISIS if reading.crisis_terms or not low_score
                       else escalations.REASON_LOW_SCORE)
+            self._stored()  # the escalation points at the text
             escalation, self.alert_ids = escalations.open_escalation(
                 self.session, self.settings, patient=self.patient, inbound=inbound, reason=reason, now=self.now,
                 realert=flagged)
@@ -243,11 +249,26 @@ class _Conversation:
                  " (staff inbox)" if needs_staff else "")
         return Handled(inbound.id, classification, needs_staff, reply, self.alert_ids, self.escalation_id)
 
+    def _stored(self) -> int:
+        """The text's row id, inserting the row now if it is not yet (a check-in or an escalation
+        is about to point at it). A text seen before fails here: see handle_inbound."""
+        if self.inbound.id is None:
+            self.session.flush()
+        return self.inbound.id
+
+    def _open_escalation(self) -> bool:
+        """Whether an escalation is open for this patient (read with the sender) or, for an
+        unknown number, for the number."""
+        if self.known is not None:
+            return self.known.escalation_id is not None
+        return escalations.open_for(self.session, None, self.text.from_number) is not None
+
     def _read(self) -> Reading:
         try:
             return read_reply(self.text.body, expecting_score=self.expecting)
         except Exception:  # noqa: BLE001 - an unreadable text goes to staff, never nowhere
-            log.exception("inbound %s: the reply reader failed; sending the text to staff", self.inbound.id)
+            log.exception("inbound from %s: the reply reader failed; sending the text to staff",
+                          mask_phone(self.text.from_number))
             return Reading("free_text", note=self.text.body.strip(), crisis_terms=_crisis_terms(self.text.body))
 
     def _scores_mood(self) -> bool:
@@ -305,7 +326,7 @@ class _Conversation:
                 patient.opt_out_text = self.text.body.strip()[:OPT_OUT_TEXT_LIMIT]
         if reading.keyword.upper() in CANCEL_WORDS:
             # CANCEL is an opt-out by carrier rule, but a patient may have meant the visit.
-            visit = next_visit(self.session, self.patient, self.now)
+            visit = self._next_visit()
             self.appointment = visit
             self.reasons.append(f"texted {reading.keyword.upper()}: may have meant the visit (now opted out of texts)")
             return "stop", True, self._reply("stop_cancel")
@@ -325,7 +346,7 @@ class _Conversation:
         return "start", False, self._reply("already_subscribed")
 
     def _confirm(self) -> tuple[str, bool, str | None]:
-        visit = next_visit(self.session, self.patient, self.now)
+        visit = self._next_visit()
         if visit is None:
             return "confirm", True, self._reply("no_visit")
         self.appointment = visit
@@ -334,7 +355,7 @@ class _Conversation:
         return "confirm", False, self._reply("confirmed")
 
     def _reschedule(self) -> tuple[str, bool, str | None]:
-        visit = next_visit(self.session, self.patient, self.now)
+        visit = self._next_visit()
         if visit is not None:
             self.appointment = visit
             visit.reschedule_requested_at = self.now
@@ -344,19 +365,16 @@ class _Conversation:
     def _reminded_visit(self) -> Appointment | None:
         """The next visit, when the last text we sent this patient was a reminder for it, recently
         (so "👍" or "see you then" answers it, and not a check-in or our answer to one)."""
-        visit = next_visit(self.session, self.patient, self.now)
+        visit = self._next_visit()
         if visit is None or self.checkin is not None:
             return None
-        latest = self.session.execute(
-            select(OutboxMessage.kind, OutboxMessage.appointment_id, OutboxMessage.sent_at).where(
-                OutboxMessage.patient_id == self.patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
-                OutboxMessage.kind.not_in((Kind.REPLY, Kind.ALERT)), OutboxMessage.sent_at.is_not(None),
-                OutboxMessage.sent_at <= self.now)
-            .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(1)
-        ).first()
+        latest = self.known.latest_text
         if latest is None or latest.kind != Kind.REMINDER or latest.appointment_id != visit.id:
             return None
         return visit if latest.sent_at >= self.now - REMINDER_ANSWER_WINDOW else None
+
+    def _next_visit(self) -> Appointment | None:
+        return self.known.next_visit if self.known is not None else None
 
     # -- check-ins
 
@@ -366,7 +384,7 @@ class _Conversation:
         earlier = checkin.raw_text if checkin.status == REASKED else checkin.note
         checkin.note = _joined(earlier, reading.note.strip())
         checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
-        checkin.inbound_message_id = self.inbound.id
+        checkin.inbound_message_id = self._stored()
         checkin.status, checkin.answered_at = ANSWERED, self.now
         self.appointment = checkin.appointment
         self.answer = {"score": reading.score, "kind": checkin.kind}
@@ -392,7 +410,7 @@ class _Conversation:
         if checkin.status == AWAITING and not self.crisis:
             checkin.status, checkin.reasked_at = REASKED, self.now
             checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
-            checkin.inbound_message_id = self.inbound.id
+            checkin.inbound_message_id = self._stored()
             return "checkin_unreadable", False, self._reply("checkin_reask" if checkin.kind != "pain"
                                                            else "checkin_reask_pain")
         earlier = self.session.get(InboundMessage, checkin.inbound_message_id) if checkin.inbound_message_id else None
@@ -400,7 +418,7 @@ class _Conversation:
             earlier.needs_staff = True
         checkin.status = TO_STAFF
         checkin.raw_text = f"{checkin.raw_text}\n{self.text.body}" if checkin.raw_text else self.text.body
-        checkin.inbound_message_id = self.inbound.id
+        checkin.inbound_message_id = self._stored()
         self.reasons.append("check-in answer we could not read")
         if self._flag(questions=True):
             return "checkin_unreadable", True, self._reply("flagged")
@@ -448,8 +466,10 @@ class _Conversation:
                        "visit": None}
         else:
             series = self.settings.induction_series_length
-            if self.appointment is not None and self.appointment.course is not None:
-                series = self.appointment.course.induction_sessions_planned
+            with self.session.no_autoflush:  # loading the course need not insert the text's row early
+                course = self.appointment.course if self.appointment is not None else None
+            if course is not None:
+                series = course.induction_sessions_planned
             context = message_context(self.settings, self.patient, self.appointment, series)
         hours = OfficeHours.from_settings(self.settings)
         context["answer"] = {"read_when": when_read(hours, self.now, self.language),
@@ -609,26 +629,137 @@ def _patients_for(session: Session, number: str) -> list[Patient]:
     return list(session.scalars(select(Patient).where(Patient.phone == number).order_by(Patient.id)))
 
 
-def _primary(session: Session, patients: list[Patient]) -> Patient | None:
-    """The patient a shared number is talking for: the one we texted last there."""
+def _primary(session: Session, patients: list[Patient], last: dict[int, datetime | None] | None = None
+             ) -> Patient | None:
+    """The patient a shared number is talking for: the one we texted last there. `last`: when
+    each was texted last, when already read (sender_facts)."""
     if len(patients) <= 1:
         return patients[0] if patients else None
-    last = dict(session.execute(
-        select(OutboxMessage.patient_id, func.max(OutboxMessage.sent_at))
-        .where(OutboxMessage.patient_id.in_([p.id for p in patients]), OutboxMessage.channel.in_(TEXT_CHANNELS),
-               OutboxMessage.sent_at.is_not(None))
-        .group_by(OutboxMessage.patient_id)
-    ).all())
+    if last is None:
+        last = dict(session.execute(
+            select(OutboxMessage.patient_id, func.max(OutboxMessage.sent_at))
+            .where(OutboxMessage.patient_id.in_([p.id for p in patients]),
+                   OutboxMessage.channel.in_(TEXT_CHANNELS), OutboxMessage.sent_at.is_not(None))
+            .group_by(OutboxMessage.patient_id)
+        ).all())
     return max(patients, key=lambda p: (last.get(p.id) is not None, last.get(p.id) or p.created_at, -p.id))
 
 
-def current_checkin(session: Session, patient: Patient | None, now: datetime, settings) -> CheckIn | None:
+@dataclass
+class SenderFacts:
+    """What an inbound text needs to know about one patient on the sender's number."""
+    patient: Patient
+    checkin: CheckIn | None  # the latest asked or answered within the window (see current_checkin)
+    newer_text_sent: bool  # a text went to the patient after that check-in was asked
+    escalation_id: int | None  # the open escalation, if any
+    next_visit: Appointment | None
+    latest_text: object | None  # (kind, appointment_id, sent_at) of the latest text we sent, replies aside
+    last_texted_at: datetime | None  # the latest text of any kind sent there (which patient a shared number is)
+
+
+def sender_facts(session: Session, number: str, now: datetime, settings) -> list[SenderFacts]:
+    """The patients on this number, each with their current check-in, open escalation, next visit
+    and latest text from us, in one query (correlated subqueries pick each one's row, so the
+    answer is the same as current_checkin, escalations.open_for, next_visit and
+    _reminded_visit's look-up would give)."""
+    if not number:
+        return []
+    window = timedelta(hours=settings.checkin_answer_hours)
+    query = _sender_facts_query(session.get_bind().dialect.name)
+    rows = session.execute(query, {"number": number, "now": now, "since": now - window}).all()
+    return [SenderFacts(patient=row[0], checkin=row[1], newer_text_sent=bool(row[1] is not None and row[3]),
+                        escalation_id=row[4], next_visit=row[2],
+                        latest_text=_LatestText(row[5], row[6], row[7]) if row[5] is not None else None,
+                        last_texted_at=row[8])
+            for row in rows]
+
+
+@functools.lru_cache(maxsize=4)
+def _sender_facts_query(dialect: str):
+    """sender_facts' statement, built once per process and database kind (aliases and subqueries
+    cost more to build than the query costs to run); `number`, `now` and `since` are bound per
+    text. Every part is picked per patient through an index (patient_id): on PostgreSQL the
+    check-in and the visit are LATERAL joins, elsewhere joins on the id a subquery picks."""
+    now, since = bindparam("now", type_=UTCDateTime), bindparam("since", type_=UTCDateTime)
+
+    def one_per_patient(model, *conditions, order):
+        """The row of `model` a subquery picks for each patient, as an entity to outer-join."""
+        if dialect == "postgresql":
+            picked = (select(model).where(model.patient_id == Patient.id, *conditions)
+                      .order_by(*order(model)).limit(1).lateral())
+            return aliased(model, picked), true()
+        other = aliased(model)
+        picked_id = (select(other.id).where(other.patient_id == Patient.id, *[c(other) for c in conditions])
+                     .order_by(*order(other)).limit(1).correlate(Patient).scalar_subquery())
+        return model, model.id == picked_id
+
+    if dialect == "postgresql":
+        checkin_conditions = (CheckIn.status.in_(OPEN_CHECKIN + (ANSWERED,)), CheckIn.prompted_at >= since,
+                              CheckIn.prompted_at <= now)
+        visit_conditions = (Appointment.starts_at > now, Appointment.status.in_(ACTIVE_STATUSES))
+    else:
+        checkin_conditions = (lambda c: c.status.in_(OPEN_CHECKIN + (ANSWERED,)), lambda c: c.prompted_at >= since,
+                              lambda c: c.prompted_at <= now)
+        visit_conditions = (lambda a: a.starts_at > now, lambda a: a.status.in_(ACTIVE_STATUSES))
+    checkin, checkin_on = one_per_patient(CheckIn, *checkin_conditions,
+                                          order=lambda c: (c.prompted_at.desc(), c.id.desc()))
+    visit, visit_on = one_per_patient(Appointment, *visit_conditions, order=lambda a: (a.starts_at, a.id))
+
+    opened = aliased(Escalation)
+    escalation_id = (
+        select(opened.id).where(opened.status == escalations.OPEN, opened.patient_id == Patient.id)
+        .order_by(opened.opened_at.desc(), opened.id.desc()).limit(1)
+        .correlate(Patient).scalar_subquery())
+
+    def latest(column):
+        sent = aliased(OutboxMessage)
+        return (select(getattr(sent, column))
+                .where(sent.patient_id == Patient.id, sent.channel.in_(TEXT_CHANNELS),
+                       sent.kind.not_in((Kind.REPLY, Kind.ALERT)), sent.sent_at.is_not(None), sent.sent_at <= now)
+                .order_by(sent.sent_at.desc(), sent.id.desc()).limit(1)
+                .correlate(Patient).scalar_subquery())
+
+    any_text = aliased(OutboxMessage)
+    last_texted_at = (
+        select(func.max(any_text.sent_at))
+        .where(any_text.patient_id == Patient.id, any_text.channel.in_(TEXT_CHANNELS),
+               any_text.sent_at.is_not(None))
+        .correlate(Patient).scalar_subquery())
+    later = aliased(OutboxMessage)
+    newer = (
+        exists().where(later.patient_id == Patient.id, later.channel.in_(TEXT_CHANNELS),
+                       later.kind.not_in((Kind.REPLY, Kind.ALERT)),
+                       later.sent_at > checkin.prompted_at, later.sent_at <= now,
+                       later.id != func.coalesce(checkin.prompt_outbox_id, 0)))
+    return (
+        select(Patient, checkin, visit, newer, escalation_id, latest("kind"), latest("appointment_id"),
+               latest("sent_at"), last_texted_at)
+        .select_from(Patient)
+        .outerjoin(checkin, checkin_on)
+        .outerjoin(visit, visit_on)
+        .where(Patient.phone == bindparam("number"))
+        .order_by(Patient.id)
+    )
+
+
+@dataclass(frozen=True)
+class _LatestText:
+    kind: str
+    appointment_id: int | None
+    sent_at: datetime
+
+
+def current_checkin(session: Session, patient: Patient | None, now: datetime, settings,
+                    facts: SenderFacts | None = None) -> CheckIn | None:
     """The check-in this patient's next text belongs to: asked (or answered) within
     CHECKIN_ANSWER_HOURS, with no newer text sent to the patient since it was asked.
 
-    An open one (awaiting, re-asked) takes a score; an answered one takes details."""
+    An open one (awaiting, re-asked) takes a score; an answered one takes details. `facts`:
+    what sender_facts read for this patient (no query then)."""
     if patient is None:
         return None
+    if facts is not None and facts.patient is patient:
+        return None if facts.checkin is None or facts.newer_text_sent else facts.checkin
     window = timedelta(hours=settings.checkin_answer_hours)
     checkin = session.scalars(
         select(CheckIn)
