@@ -60,34 +60,40 @@ def load(base_url: str, due: int) -> str:
         admin.execute(f'CREATE SCHEMA "{schema}"')
     url = schema_url(base_url, schema)
     upgrade(url)
-    params = {"now": NOW, "due": due, "zone": ZONE, "start": NOW + timedelta(hours=23, minutes=45)}
     with psycopg.connect(libpq_url(base_url), options=f"-csearch_path={schema}") as conn:
-        conn.execute("""
-            INSERT INTO patients (id, external_id, first_name, last_name, phone, timezone, preferred_channel,
-                                  sms_opted_out, welcomed_at, notes, created_at, updated_at)
-            SELECT g, 'pat-' || g, (ARRAY['Alex','Maria Guadalupe','Jo','Christopher'])[1 + g %% 4], 'Example',
-                   '+1415' || lpad(g::text, 7, '0'), %(zone)s, 'sms', false, %(now)s - interval '30 days', '',
-                   %(now)s - interval '30 days', %(now)s - interval '30 days'
-            FROM generate_series(1, %(due)s) AS g""", params)
-        conn.execute("""
-            INSERT INTO appointments (id, external_id, patient_id, kind, number_in_course, starts_at,
-                                      duration_minutes, location, status, needs_planning, created_at, updated_at)
-            SELECT g, 'appt-' || g, g, 'induction', 2, %(start)s, 60, 'Suite 200', 'scheduled', false,
-                   %(now)s - interval '10 days', %(now)s - interval '10 days'
-            FROM generate_series(1, %(due)s) AS g""", params)
-        conn.execute("""
-            INSERT INTO outbox (dedupe_key, patient_id, appointment_id, kind, rule, channel, planned_for,
-                                due_at, status, attempts, created_at, updated_at)
-            SELECT 'appt:' || g || ':induction_24h:sms', g, g, 'reminder', 'induction_24h', 'sms',
-                   %(now)s - interval '15 minutes', %(now)s - interval '15 minutes', 'planned', 0,
-                   %(now)s - interval '10 days', %(now)s - interval '10 days'
-            FROM generate_series(1, %(due)s) AS g""", params)
+        insert_due_reminders(conn, 1, due, NOW)
         for table in ("patients", "appointments", "outbox"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
     return url
+
+
+def insert_due_reminders(conn, first: int, last: int, now: datetime) -> None:
+    """Patients `first`..`last` (ids), each with a second induction visit 23 h 45 min after `now`
+    whose 24 h SMS reminder is due now (an uncommitted insert on `conn`)."""
+    params = {"now": now, "first": first, "last": last, "zone": ZONE, "start": now + timedelta(hours=23, minutes=45)}
+    conn.execute("""
+        INSERT INTO patients (id, external_id, first_name, last_name, phone, timezone, preferred_channel,
+                              sms_opted_out, welcomed_at, notes, created_at, updated_at)
+        SELECT g, 'pat-' || g, (ARRAY['Alex','Maria Guadalupe','Jo','Christopher'])[1 + g %% 4], 'Example',
+               '+1415' || lpad(g::text, 7, '0'), %(zone)s, 'sms', false, %(now)s - interval '30 days', '',
+               %(now)s - interval '30 days', %(now)s - interval '30 days'
+        FROM generate_series(%(first)s::int, %(last)s::int) AS g""", params)
+    conn.execute("""
+        INSERT INTO appointments (id, external_id, patient_id, kind, number_in_course, starts_at,
+                                  duration_minutes, location, status, needs_planning, created_at, updated_at)
+        SELECT g, 'appt-' || g, g, 'induction', 2, %(start)s, 60, 'Suite 200', 'scheduled', false,
+               %(now)s - interval '10 days', %(now)s - interval '10 days'
+        FROM generate_series(%(first)s::int, %(last)s::int) AS g""", params)
+    conn.execute("""
+        INSERT INTO outbox (dedupe_key, patient_id, appointment_id, kind, rule, channel, planned_for,
+                            due_at, status, attempts, created_at, updated_at)
+        SELECT 'appt:' || g || ':induction_24h:sms', g, g, 'reminder', 'induction_24h', 'sms',
+               %(now)s - interval '15 minutes', %(now)s - interval '15 minutes', 'planned', 0,
+               %(now)s - interval '10 days', %(now)s - interval '10 days'
+        FROM generate_series(%(first)s::int, %(last)s::int) AS g""", params)
 
 
 def drop(base_url: str, url: str) -> None:

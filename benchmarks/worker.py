@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from benchmarks.dispatch import DEFAULT_URL, FROM, ZONE, bare_round, libpq_url, schema_url  # noqa: E402
+from benchmarks.dispatch import DEFAULT_URL, FROM, bare_round, insert_due_reminders, libpq_url, schema_url  # noqa: E402
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"  # tests use 11, 13, 14; benchmarks/dispatch.py 12
 # The worker command docker-compose.yml runs (tests/test_processes.py runs the same).
@@ -109,29 +109,8 @@ class Schema:
         it). Returns their phone numbers."""
         first, last = self.next_id, self.next_id + count - 1
         self.next_id = last + 1
-        params = {"now": now, "first": first, "last": last, "zone": ZONE,
-                  "start": now + timedelta(hours=23, minutes=45)}
         with self.connect() as conn:
-            conn.execute("""
-                INSERT INTO patients (id, external_id, first_name, last_name, phone, timezone, preferred_channel,
-                                      sms_opted_out, welcomed_at, notes, created_at, updated_at)
-                SELECT g, 'pat-' || g, (ARRAY['Alex','Maria Guadalupe','Jo','Christopher'])[1 + g %% 4], 'Example',
-                       '+1415' || lpad(g::text, 7, '0'), %(zone)s, 'sms', false, %(now)s - interval '30 days', '',
-                       %(now)s - interval '30 days', %(now)s - interval '30 days'
-                FROM generate_series(%(first)s::int, %(last)s::int) AS g""", params)
-            conn.execute("""
-                INSERT INTO appointments (id, external_id, patient_id, kind, number_in_course, starts_at,
-                                          duration_minutes, location, status, needs_planning, created_at, updated_at)
-                SELECT g, 'appt-' || g, g, 'induction', 2, %(start)s, 60, 'Suite 200', 'scheduled', false,
-                       %(now)s - interval '10 days', %(now)s - interval '10 days'
-                FROM generate_series(%(first)s::int, %(last)s::int) AS g""", params)
-            conn.execute("""
-                INSERT INTO outbox (dedupe_key, patient_id, appointment_id, kind, rule, channel, planned_for,
-                                    due_at, status, attempts, created_at, updated_at)
-                SELECT 'appt:' || g || ':induction_24h:sms', g, g, 'reminder', 'induction_24h', 'sms',
-                       %(now)s - interval '15 minutes', %(now)s - interval '15 minutes', 'planned', 0,
-                       %(now)s - interval '10 days', %(now)s - interval '10 days'
-                FROM generate_series(%(first)s::int, %(last)s::int) AS g""", params)
+            insert_due_reminders(conn, first, last, now)
             for table in ("patients", "appointments"):
                 conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
             conn.commit()
