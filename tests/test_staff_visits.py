@@ -148,7 +148,9 @@ def test_visit_form_refuses_a_time_that_does_not_exist(staff_client, sessions):
     response = book(staff_client, patient.id, "2030-03-10", "02:30")
     assert response.status_code == 422
     assert "does not exist in America/New_York" in response.text
-    assert "the date is missing" in book(staff_client, patient.id, "", "10:00").text
+    assert 'id="err-time"' in response.text and 'aria-describedby="err-time"' in response.text  # beside the time
+    missing = book(staff_client, patient.id, "", "10:00").text
+    assert "The date is missing" in missing and 'aria-describedby="err-date"' in missing
 
 
 def test_a_patient_needs_no_last_name(staff_client, sessions):

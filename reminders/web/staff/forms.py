@@ -65,3 +65,44 @@ def patient_field_errors(error: ValidationError) -> dict[str, str]:
             message = f"{field} is missing"
         found.setdefault(field, _patient_sentence(field, message))
     return found
+
+
+VISIT_LABELS = {"kind": "Kind of visit", "date": "Date", "time": "Time", "duration_minutes": "Length (minutes)",
+                "location": "Location", "status": "Status"}
+
+
+def visit_time_error(message: str) -> tuple[str, str]:
+    """The field and plain sentence for a date or time the visit form could not read."""
+    field = "time" if message.startswith(("the time", "0", "1", "2")) or "does not exist" in message else "date"
+    sentence = message[:1].upper() + message[1:]
+    return field, sentence if sentence.endswith(".") else sentence + "."
+
+
+def _visit_sentence(field: str, message: str) -> str:
+    lowered = message.lower()
+    if field == "kind":
+        return "Choose induction infusion or maintenance."
+    if field == "duration_minutes":
+        return "Enter the length in minutes, from 5 to 600."
+    if field == "status":
+        return "Choose a status from the list."
+    longer = re.search(r"longer than (\d+) characters", message)
+    if longer:
+        return f"Keep this to {longer.group(1)} characters or fewer."
+    if field == "date" and "starts_at" in lowered:
+        words = re.sub(r"starts_at \S+ is", "This date is", message)
+        return words[:1].upper() + words[1:] + ("" if words.endswith(".") else ".")
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+def visit_field_errors(error: ValidationError) -> dict[str, str]:
+    """{field: sentence} for the visit form (the record's starts_at is the form's date and time)."""
+    found: dict[str, str] = {}
+    for item in error.errors():
+        message = str(item.get("msg", "")).removeprefix("Value error, ")
+        loc = [str(part) for part in item.get("loc", ())]
+        field = next((part for part in loc if part in VISIT_LABELS), "date" if "starts_at" in loc else None)
+        if field is None:
+            field = "date" if "starts_at" in message else "kind"
+        found.setdefault(field, _visit_sentence(field, message))
+    return found

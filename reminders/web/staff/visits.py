@@ -10,7 +10,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -25,7 +25,9 @@ from reminders.planning.planner import mark_for_planning
 from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
 from reminders.web.staff.auth import guard, safe_next
-from reminders.web.staff.forms import PATIENT_LABELS, patient_field_errors
+from reminders.web.staff.forms import (
+    PATIENT_LABELS, VISIT_LABELS, patient_field_errors, visit_field_errors, visit_time_error,
+)
 from reminders.web.staff.patients import get_patient
 
 bp = Blueprint("visits", __name__)
@@ -154,9 +156,9 @@ def local_instant(day: str, clock: str, zone: str) -> datetime:
     return instant
 
 
-def _render_visit_form(patient, appointment, values, errors, status: int = 200):
+def _render_visit_form(patient, appointment, values, errors: dict[str, str], status: int = 200):
     return render_template("staff/visit_form.html", patient=patient, appointment=appointment, values=values,
-                           errors=errors, statuses=APPOINTMENT_STATUSES), status
+                           errors=errors, labels=VISIT_LABELS, statuses=APPOINTMENT_STATUSES), status
 
 
 @bp.route("/patients/<int:patient_id>/visits/new", methods=["GET", "POST"])
@@ -186,14 +188,15 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
         if appointment is None:  # a suggested next visit or replacement comes prefilled
             values.update({name: request.args[name].strip() for name in ("kind", "date", "time", "duration_minutes",
                                                                             "location") if request.args.get(name)})
-        return _render_visit_form(patient, appointment, values, [])
+        return _render_visit_form(patient, appointment, values, {})
     values = {name: request.form.get(name, "").strip()
               for name in ("kind", "date", "time", "duration_minutes", "location", "status")}
-    errors: list[str] = []
+    errors: dict[str, str] = {}
     try:
         starts_at = local_instant(values["date"], values["time"], patient.timezone)
     except ValueError as exc:
-        errors.append(str(exc))
+        field, sentence = visit_time_error(str(exc))
+        errors[field] = sentence
         starts_at = None
     external_id = (appointment.external_id if appointment is not None else None) or new_external_id("v")
     record = None
@@ -207,7 +210,8 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
              "status": values["status"] or None},
             context=context)
     except ValidationError as exc:
-        errors += reasons(exc)
+        for field, sentence in visit_field_errors(exc).items():
+            errors.setdefault(field, sentence)
     if errors:
         return _render_visit_form(patient, appointment, values, errors, 422)
     if appointment is not None and appointment.external_id is None:
@@ -216,7 +220,7 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
         outcome = upsert_appointment(session, patient, record, utcnow(), settings().induction_series_length)
     except IntakeError as exc:
         session.rollback()
-        return _render_visit_form(patient, appointment, values, [str(exc)], 409)
+        return _render_visit_form(patient, appointment, values, {"date": str(exc)}, 409)
     audit.record("create_visit" if appointment is None else "edit_visit", "appointment", outcome.appointment.id,
                  patient_id=patient.id, result=outcome.result)
     session.commit()
