@@ -182,6 +182,17 @@ class TestSending:
         assert (sent.rule, sent.channel, sent.status_reason) == ("first_induction_72h", "sms", None)
         assert fake_twilio.messages[-1]["to"] == PHONE
 
+    def test_a_whatsapp_patient_who_opted_out_of_texts_gets_the_reminder_by_email(self, whatsapp_on, session,
+                                                                                 fake_twilio):
+        book(session, starts_at=VISIT, channel="whatsapp", email="maya@example.org")
+        maya(session).sms_opted_out = True
+        session.commit()
+        run_pass(whatsapp_on, REMINDER_DUE)
+        run_pass(whatsapp_on, REMINDER_DUE + timedelta(minutes=1))
+        assert fake_twilio.messages == []
+        [sent] = outbox(session, status="sent")
+        assert (sent.rule, sent.channel, sent.to_address) == ("first_induction_72h", "email", "maya@example.org")
+
     def test_a_patient_who_prefers_sms_still_gets_sms_with_whatsapp_on(self, whatsapp_on, session, fake_twilio):
         book(session, starts_at=VISIT, channel="sms")
         run_pass(whatsapp_on, REMINDER_DUE)

@@ -62,23 +62,34 @@ TEXT_ONLY = (Kind.CHECKIN, Kind.REPLY)
 
 
 def plan_fallback_twin(session: Session, row: OutboxMessage, patient, now: datetime) -> bool:
-    """Plan the twin of a message that cannot reach the patient on its own channel, on that
-    channel's fallback (a text by email, a WhatsApp message by text). False when there is none.
+    """Plan the twin of a message that cannot reach the patient on its own channel, on the first
+    channel down its fallbacks that can (a WhatsApp message by text, else by email; a text by
+    email). False when there is none.
 
     The twin uses the same key the rule's own message on that channel would have, so a patient
     who already gets the rule that way does not get it twice."""
-    fallback = spec_for(row.channel).fallback
-    if fallback is None or row.kind in NO_TWIN:
+    if row.kind in NO_TWIN:
         return False
-    spec = spec_for(fallback)
-    if not reachable(patient, spec) or (row.kind in TEXT_ONLY and not spec.is_text):
+    spec = _fallback_for(row, patient)
+    if spec is None:
         return False
-    key = appointment_key(row.appointment_id, row.rule, fallback) if row.appointment_id else f"{row.dedupe_key}:{fallback}"
+    key = appointment_key(row.appointment_id, row.rule, spec.name) if row.appointment_id else f"{row.dedupe_key}:{spec.name}"
     written = row.kind == Kind.REPLY  # a written answer carries its words; a rule's message is rendered again
     twin = OutboxRow(
-        dedupe_key=key, kind=Kind(row.kind), rule=row.rule, channel=fallback, planned_for=row.planned_for,
+        dedupe_key=key, kind=Kind(row.kind), rule=row.rule, channel=spec.name, planned_for=row.planned_for,
         due_at=now, patient_id=patient.id, appointment_id=row.appointment_id,
         subject=row.subject if written else None, body=row.body if written else None,
         status_reason=f"{spec.words} in place of {spec_for(row.channel).words} {row.id}",
     )
     return bool(plan(session, [twin], now))
+
+
+def _fallback_for(row: OutboxMessage, patient):
+    """The first fallback of the row's channel the patient can be reached on and that can carry it."""
+    name = spec_for(row.channel).fallback
+    while name is not None:
+        spec = spec_for(name)
+        if reachable(patient, spec) and (spec.is_text or row.kind not in TEXT_ONLY):
+            return spec
+        name = spec.fallback
+    return None

@@ -47,6 +47,11 @@ def _patient_sentence(field: str, message: str) -> str:
     words = message
     for name, label in PATIENT_LABELS.items():
         words = words.replace(name, label)
+    return _sentence(words)
+
+
+def _sentence(words: str) -> str:
+    """Capitalised, with a full stop."""
     return words[:1].upper() + words[1:] + ("" if words.endswith(".") else ".")
 
 
@@ -73,13 +78,11 @@ VISIT_LABELS = {"kind": "Kind of visit", "date": "Date", "time": "Time", "durati
 
 def visit_time_error(message: str) -> tuple[str, str]:
     """The field and plain sentence for a date or time the visit form could not read."""
-    field = "time" if message.startswith(("the time", "0", "1", "2")) or "does not exist" in message else "date"
-    sentence = message[:1].upper() + message[1:]
-    return field, sentence if sentence.endswith(".") else sentence + "."
+    field = "time" if message.startswith("the time") or "does not exist" in message else "date"
+    return field, _sentence(message)
 
 
 def _visit_sentence(field: str, message: str) -> str:
-    lowered = message.lower()
     if field == "kind":
         return "Choose induction infusion or maintenance."
     if field == "duration_minutes":
@@ -89,10 +92,9 @@ def _visit_sentence(field: str, message: str) -> str:
     longer = re.search(r"longer than (\d+) characters", message)
     if longer:
         return f"Keep this to {longer.group(1)} characters or fewer."
-    if field == "date" and "starts_at" in lowered:
-        words = re.sub(r"starts_at \S+ is", "This date is", message)
-        return words[:1].upper() + words[1:] + ("" if words.endswith(".") else ".")
-    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+    if field == "date" and "starts_at" in message:
+        return _sentence(re.sub(r"starts_at \S+ is", "This date is", message))
+    return _sentence(message)
 
 
 def visit_field_errors(error: ValidationError) -> dict[str, str]:
