@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     twilio_from: str = ""
     twilio_api_base_url: str = ""
     public_base_url: str = ""
+    # Reverse proxies in front of the web app that add X-Forwarded-For (0: none). With one, the
+    # patient's own address is read from that header (rate limits count per patient, not per proxy).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     # Texts a second from TWILIO_FROM; 0: from its form (1 long code, 3 toll-free, 100 short code
     # or Messaging Service), see reminders.pacing.
     sms_per_second: float = Field(default=0.0, ge=0.0, le=10_000)
@@ -136,6 +139,37 @@ class Settings(BaseSettings):
     # The clinic's WhatsApp sender, registered with Twilio (E.164, "+15550100100"); empty: WhatsApp
     # is off and a patient who prefers it gets SMS. Sent through the same Twilio account.
     twilio_whatsapp_from: str = ""
+
+    # Validated questionnaires (reminders.measures): which visits get one, when, and for how long
+    # the link works. Infusion numbers past the course's series mean its last infusion.
+    measures_enabled: bool = True
+    measures_infusions: Annotated[list[int], NoDecode] = [1, 3, 6]
+    measures_before_maintenance: bool = True
+    measures_hours_before: int = Field(default=48, ge=2, le=24 * 14)
+    # One reminder, if the questionnaire is not done by then.
+    measures_reminder_hours_before: int = Field(default=30, ge=1, le=24 * 14)
+    questionnaire_link_days: int = Field(default=7, ge=1, le=60)
+    # Questionnaires by text, one item at a time, even with PUBLIC_BASE_URL set (no link page). Without
+    # PUBLIC_BASE_URL they always go by text, but Twilio's replies then cannot be checked (signed
+    # against PUBLIC_BASE_URL): a clinic that wants SMS questionnaires sets the URL and this.
+    measures_by_sms: bool = False
+    # Course condition -> the scales it is given, in order (JSON); unknown scale names are logged and skipped.
+    measures_by_condition: dict[str, list[str]] = {
+        "depression": ["phq9", "gad7"], "anxiety": ["gad7", "phq9"], "ptsd": ["pcl5", "phq9"],
+        "pain": ["pain", "phq9"], "other": ["phq9"],
+    }
+
+    @field_validator("measures_infusions", mode="before")
+    @classmethod
+    def _infusions(cls, value):
+        items = _split_list(value) if isinstance(value, str) else value
+        try:
+            numbers = sorted({int(item) for item in items})
+        except (TypeError, ValueError):
+            raise ValueError(f"MEASURES_INFUSIONS must be infusion numbers like 1,3,6, not {value!r}") from None
+        if any(n < 1 for n in numbers):
+            raise ValueError("MEASURES_INFUSIONS numbers start at 1 (the first infusion)")
+        return numbers
 
     @field_validator("staff_alert_emails", "staff_alert_phones", mode="before")
     @classmethod

@@ -727,4 +727,15 @@ def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
         # Answers to a patient's text: when a nurse reads it ("today", "Monday at 8 AM").
         "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "asks": "mood",
                    "symptoms": True},
+        # A questionnaire before the visit (reminders.measures): by link, or by SMS one item at a time.
+        "questionnaire": {
+            "link": "https://clinic.example.org/q/h7Gq2LmXv9RkTz0bYw4sNa", "by_sms": False, "questions": 16,
+            "minutes": 3, "expires": date_words(local, language), "started": False,
+            # An answer by SMS that also goes to staff (a question with the number): the reply says so.
+            "passed_on": False,
+            "question": {"stem": "Over the last 2 weeks, how often have you been bothered by any of the following problems?",
+                         "text": "Little interest or pleasure in doing things", "number": 1, "of": 9,
+                         "options": "0 Not at all, 1 Several days, 2 More than half the days, 3 Nearly every day",
+                         "lowest": 0, "highest": 3},
+        },
     }

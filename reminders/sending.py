@@ -28,6 +28,7 @@ from reminders.outbox.moves import claim_for_sending, claim_many_for_sending
 from reminders.outbox.rows import plan_fallback_twin
 from reminders.planning.welcome import reason_not_to_welcome, send_welcome_first
 from reminders.logs import patient_values, sensitive
+from reminders.measures.questionnaires import for_message as questionnaire_for_message
 from reminders.planning.rules import (
     REMINDER, UNGATED_KINDS, Rule, RuleSettings, SendFacts, backoff, reason_not_to_send, retry_delay, rules_by_name,
 )
@@ -259,7 +260,12 @@ class Sender:
             reason = self._introduce(session, row, patient, now)
             if reason:
                 return self._finish_unsent(row, reason, now)
-        message = self._render_row(store, row, patient, appointment)
+        extra = {}
+        if row.kind == Kind.QUESTIONNAIRE and patient is not None:
+            extra = questionnaire_for_message(session, self.settings, row.rule, patient, appointment, spec, now)
+            if isinstance(extra, str):
+                return self._finish_unsent(row, extra, now)
+        message = self._render_row(store, row, patient, appointment, extra)
         moves.write_rendered(row, to=message.to, subject=message.subject, body=message.body,
                              segments=sms_length(message.body).segments if spec.counts_segments else row.segments)
         return message
@@ -280,10 +286,10 @@ class Sender:
         return None
 
     def _render_row(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
-                    appointment: Appointment | None) -> OutgoingMessage:
-        """The message one row sends."""
+                    appointment: Appointment | None, extra: dict | None = None) -> OutgoingMessage:
+        """The message one row sends. `extra`: context of the row's own kind (a questionnaire's link)."""
         rules = rules_by_name(self.rule_settings)
-        return self._compose(store, row, patient, appointment, rules.get(row.rule))
+        return self._compose(store, row, patient, appointment, rules.get(row.rule), extra or {})
 
     @staticmethod
     def _needs_introduction(row: OutboxMessage, patient: Patient | None) -> bool:
@@ -382,7 +388,7 @@ class Sender:
         return reason_not_to_send(row.kind, row.rule, facts_now, now)
 
     def _compose(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
-                 appointment: Appointment | None, rule: Rule | None) -> OutgoingMessage:
+                 appointment: Appointment | None, rule: Rule | None, extra: dict | None = None) -> OutgoingMessage:
         spec = spec_for(row.channel)
         callback = None
         if spec.reports_delivery and self.settings.public_base_url:
@@ -399,7 +405,7 @@ class Sender:
         series = appointment.course.induction_sessions_planned if appointment and appointment.course else self.settings.induction_series_length
         names = message_templates(store, rule.template, patient.language if patient else None, spec)
         language = template_language(names["text"] if spec.has_subject else names["body"])
-        context = message_context(self.settings, patient, appointment, series, language)
+        context = message_context(self.settings, patient, appointment, series, language) | (extra or {})
         if not spec.has_subject:
             return OutgoingMessage(to=to, body=render(store, names["body"], context),
                                    status_callback=callback, reference=str(row.id))

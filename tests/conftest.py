@@ -36,6 +36,9 @@ def clean_environment(monkeypatch, tmp_path):
     # Tests do not wait on a carrier's pace (1 text a second for the test number); the pacing
     # tests set their own.
     monkeypatch.setenv("SMS_PER_SECOND", "10000")
+    # Questionnaires before visits are on for clinics; tests of other messages count only theirs
+    # (tests/test_measures_*.py turn them on).
+    monkeypatch.setenv("MEASURES_ENABLED", "false")
     reset_settings()
     yield
     reset_settings()

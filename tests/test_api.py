@@ -143,6 +143,28 @@ def test_language_medications_and_condition_through_the_api(client, api_headers)
     assert changed.json["result"] == "updated" and changed.json["condition"] == "ptsd"
 
 
+def test_condition_on_a_patient_sets_the_course_their_visits_join(client, api_headers):
+    created = client.post("/api/v1/patients", headers=api_headers, json={**PATIENT, "condition": "PTSD"})
+    assert created.status_code == 201 and created.json["condition"] == "ptsd"
+    visit = client.post("/api/v1/appointments", headers=api_headers, json=VISIT)
+    assert visit.json["condition"] == "ptsd" and visit.json["number_in_course"] == 1
+    again = client.post("/api/v1/patients", headers=api_headers, json={**PATIENT, "condition": "anxiety"})
+    assert (again.status_code, again.json["result"], again.json["condition"]) == (200, "updated", "anxiety")
+    assert client.get("/api/v1/appointments/a1", headers=api_headers).json["condition"] == "anxiety"
+    kept = client.post("/api/v1/patients", headers=api_headers, json=PATIENT)
+    assert (kept.json["result"], kept.json["condition"]) == ("unchanged", "anxiety")
+    refused = client.post("/api/v1/patients", headers=api_headers, json={**PATIENT, "condition": "flu"})
+    assert refused.status_code == 422 and refused.json["fields"] == ["condition"]
+
+
+def test_condition_with_the_patient_inline_on_an_appointment(client, api_headers):
+    patient = {k: v for k, v in PATIENT.items() if k != "external_id"}
+    visit = client.post("/api/v1/appointments", headers=api_headers,
+                        json={**VISIT, "patient": patient, "condition": "depression"})
+    assert visit.status_code == 201 and visit.json["condition"] == "depression"
+    assert client.get("/api/v1/patients/p1", headers=api_headers).json["condition"] == "depression"
+
+
 def test_a_patient_posted_without_the_new_fields_keeps_them(client, api_headers):
     client.post("/api/v1/patients", headers=api_headers, json={**PATIENT, "language": "es", "medications_to_hold": "x"})
     again = client.post("/api/v1/patients", headers=api_headers, json=PATIENT)

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select, update
 
 from reminders.channels.twilio.client import TwilioMessaging
-from reminders.db import session_factory
 from reminders.models import OutboxMessage, TemplateVersion
 from reminders.pipeline import due_ids, run_pass
 from reminders.outbox.moves import queue_now

@@ -21,7 +21,7 @@ from reminders.pipeline import run_pass
 from reminders.rendering import TemplateStore, localized, render, sample_context
 from tests.conftest import at
 from tests.fixtures.staff import login, make_user
-from tests.fixtures.twoway import NOW, PHONE, answer, escalations, inbound
+from tests.fixtures.twoway import NOW, answer, escalations, inbound
 from tests.helpers import book, outbox
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -25,12 +25,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", (
         "reminders.models", "reminders.models.base", "reminders.models.appointments", "reminders.models.imports",
         "reminders.models.outbox", "reminders.models.patients", "reminders.models.provider_health",
-        "reminders.models.replies", "reminders.models.staff", "reminders.db",
+        "reminders.models.replies", "reminders.models.staff", "reminders.models.measures", "reminders.db",
         "reminders.migrations", "reminders.migrations.env", "reminders.migrations.versions.*",
     )),
     ("rules", (
         "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
         "reminders.planning.course_dates",
+        "reminders.measures", "reminders.measures.scales",
     )),
     # The outbox row and what carries it: writing and moving rows, channels, rendering a message.
     # planning.welcome (the welcome text's own row) is outbox code.
@@ -47,7 +48,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("inbound", (
         "reminders.inbound", "reminders.inbound.delivery", "reminders.inbound.escalations",
         "reminders.inbound.office_hours", "reminders.inbound.parsing", "reminders.inbound.replies",
-        "reminders.inbound.symptoms",
+        "reminders.inbound.symptoms", "reminders.measures.questionnaires", "reminders.measures.progress",
+        "reminders.measures.outcomes", "reminders.inbound.item_answers", "reminders.inbound.questionnaire_replies",
     )),
     ("sending", (
         "reminders.sending",
@@ -64,14 +66,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("web and cli", (
         "reminders.web", "reminders.web.context", "reminders.web.api", "reminders.web.api_auth",
-        "reminders.web.api_replies", "reminders.web.api_requests", "reminders.web.health",
+        "reminders.web.api_replies", "reminders.web.api_requests", "reminders.web.api_measures", "reminders.web.health",
         "reminders.web.serialize", "reminders.web.twilio_hooks",
+        "reminders.web.questionnaire_pages", "reminders.web.questionnaire_words", "reminders.web.rate_limits",
         "reminders.web.staff", "reminders.web.staff.audit", "reminders.web.staff.auth",
         "reminders.web.staff.charts", "reminders.web.staff.display", "reminders.web.staff.escalations", "reminders.web.staff.forms",
         "reminders.web.staff.headers", "reminders.web.staff.inbox", "reminders.web.staff.live", "reminders.web.staff.patients",
         "reminders.web.staff.queries", "reminders.web.staff.template_checks",
         "reminders.web.staff.templates_admin", "reminders.web.staff.today", "reminders.web.staff.users",
         "reminders.web.staff.visits",
+        "reminders.web.staff.measures_chart", "reminders.web.staff.measures_view", "reminders.web.staff.report_pdf",
+        "reminders.web.staff.reports",
+        "reminders.web.staff.outcomes",
         "reminders.cli", "reminders.demo", "reminders.runner",
     )),
 ]

@@ -56,8 +56,10 @@ def test_tick_at_a_given_instant_and_twice_at_the_same_instant(tmp_path):
     assert reminders(tmp_path, "import", str(csv_file)).returncode == 0
     first = json.loads(reminders(tmp_path, "tick", "--now", "2026-12-09T10:00:00-05:00").stdout.splitlines()[-1])
     second = json.loads(reminders(tmp_path, "tick", "--now", "2026-12-09T10:00:00-05:00").stdout.splitlines()[-1])
-    # The welcome (its own text, before the first) and the 24 h reminder; the overdue 72 h one is skipped.
-    assert (first["sent"], first["skipped"], second["sent"]) == (2, 1, 0)
+    # The welcome (its own text, before the first), the 24 h reminder and the baseline questionnaire
+    # (its first question by text: no PUBLIC_BASE_URL); the overdue 72 h reminder is skipped, and
+    # so is the questionnaire's reminder (the questionnaire has only just gone).
+    assert (first["sent"], first["skipped"], second["sent"]) == (3, 2, 0)
 
 
 def test_tick_refuses_a_time_without_offset(tmp_path):
@@ -157,9 +159,19 @@ def outbox_lines(home: Path) -> list[dict]:
 
 
 def patient_texts(home: Path, at_least: int = 0) -> list[dict]:
-    """The reminders that went to patients (each patient's welcome text, its own message, aside)."""
-    texts = [m for m in outbox_lines(home) if m["to"].startswith("+1202555000") and not is_welcome(m)]
+    """The reminders that went to patients (each patient's welcome text and questionnaire, their
+    own messages, aside)."""
+    texts = [m for m in outbox_lines(home)
+             if m["to"].startswith("+1202555000") and not is_welcome(m) and not is_questionnaire(m)]
     return texts if len(texts) >= at_least else []
+
+
+def is_questionnaire(message: dict) -> bool:
+    return "/q/" in message["body"] or "a few short questions" in message["body"]
+
+
+def questionnaires(home: Path) -> list[str]:
+    return sorted(m["to"] for m in outbox_lines(home) if m["to"].startswith("+1202555000") and is_questionnaire(m))
 
 
 def is_welcome(message: dict) -> bool:
@@ -241,6 +253,8 @@ def test_reminders_run_alone_sends_due_reminders_once_and_alerts_staff_about_a_c
         stop_run(process)
     assert sorted(m["to"] for m in patient_texts(tmp_path)) == ["+12025550000", "+12025550001", "+12025550002"]
     assert welcomes(tmp_path) == ["+12025550000", "+12025550001", "+12025550002"]  # once each
+    # Each visit is the patient's first infusion: its baseline questionnaire went too, once, by link.
+    assert questionnaires(tmp_path) == ["+12025550000", "+12025550001", "+12025550002"]
 
 
 def test_reminders_run_with_redis_sends_through_its_celery_worker_and_alerts_staff(tmp_path):

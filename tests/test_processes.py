@@ -414,6 +414,9 @@ def clinic_environment(base: Path, database_url: str, redis_url: str, web_url: s
         "QUIET_HOURS_START": "00:00",
         "QUIET_HOURS_END": "00:00",
         "SMS_PER_SECOND": "1000",  # the test number's 1 a second would only slow the test down
+        # These scenarios count each patient's reminders; questionnaires in this same shape are
+        # checked by tests/test_questionnaire_processes.py.
+        "MEASURES_ENABLED": "false",
     })
     return env
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -75,7 +74,7 @@ SAMPLES = {
 }
 
 
-def rendered(name: str, sample: str) -> str:
+def rendered(name: str, sample: str, questionnaire_by_sms: bool = False) -> str:
     settings, person, appointment = SAMPLES[sample]
     person.language = name.split("/")[0] if "/" in name else "en"
     store = TemplateStore(settings.templates_dir)
@@ -84,7 +83,25 @@ def rendered(name: str, sample: str) -> str:
         # An answer to the patient's own text also knows what was read in it and when a nurse
         # reads it; the sample's is the longer case (after hours, a weekday named).
         context["answer"] = sample_context(settings)["answer"]
+    if "questionnaire" in name.split("/")[-1]:
+        # A questionnaire's link, or (no PUBLIC_BASE_URL) its first question with the answers.
+        context["questionnaire"] = {**sample_context(settings)["questionnaire"], "by_sms": questionnaire_by_sms}
     return render(store, name, context)
+
+
+QUESTIONNAIRE_BY_SMS = [name for name in SMS_TEMPLATES if name.split("/")[-1].startswith("questionnaire")]
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+@pytest.mark.parametrize("name", QUESTIONNAIRE_BY_SMS)
+def test_a_question_by_text_with_its_answers_fits_three_segments(name, sample):
+    """Without PUBLIC_BASE_URL the first question goes in the text, with every answer spelled out:
+    that is allowed a third segment (a link text must fit two, above)."""
+    text = rendered(name, sample, questionnaire_by_sms=True)
+    length = sms_length(text)
+    assert length.encoding == "GSM-7", text
+    assert length.segments <= 3, f"{length.units} characters:\n{text}"
+    assert "Not at all" in text or "Ningún día" in text or "Ningun dia" in text
 
 
 def test_the_glob_finds_both_languages():

@@ -154,3 +154,19 @@ def test_a_new_course_closes_a_finished_one_and_refuses_over_visits_to_come(staf
     response = post_form(staff_client, f"/patients/{patient.id}/courses/new",
                          course_form(monday + timedelta(days=14), "book", length="2"))
     assert response.status_code == 409 and "still has a visit booked" in response.text
+
+
+def test_the_course_form_sets_what_the_course_treats(staff_client, sessions):
+    with sessions() as session:
+        patient = add_patient(session)
+    assert '<option value="anxiety" >anxiety</option>' in staff_client.get(f"/patients/{patient.id}/courses/new").text
+    response = post_form(staff_client, f"/patients/{patient.id}/courses/new", course_form(next_monday(), "book",
+                                                                                          condition="anxiety"))
+    assert response.status_code == 302
+    with sessions() as session:
+        assert session.scalars(select(Course)).one().condition == "anxiety"
+        assert "change_condition" in session.scalars(select(AuditEntry.action)).all()
+    assert '<option value="anxiety" selected>anxiety</option>' in staff_client.get(f"/patients/{patient.id}").text
+    refused = post_form(staff_client, f"/patients/{patient.id}/courses/new", course_form(next_monday(3), "book",
+                                                                                         condition="flu"))
+    assert refused.status_code == 422 and 'id="condition-error"' in refused.text

@@ -349,3 +349,28 @@ def test_course_condition_is_set_with_the_series(staff_client, sessions):
     post_form(staff_client, f"/courses/{visit.course_id}/series", {"induction_sessions_planned": "6", "condition": ""})
     with sessions() as session:
         assert session.get(Course, visit.course_id).condition is None
+
+
+def test_the_visit_form_sets_the_course_condition_and_audits_it(staff_client, sessions):
+    with sessions() as session:
+        patient = add_patient(session)
+    form = {"kind": "induction", "date": local_day(5), "time": "09:00", "duration_minutes": "60", "location": "",
+            "status": "scheduled"}
+    page = staff_client.get(f"/patients/{patient.id}/visits/new").text
+    assert '<option value="ptsd" >PTSD</option>' in page and '<option value="" selected>not recorded</option>' in page
+    assert post_form(staff_client, f"/patients/{patient.id}/visits/new", {**form, "condition": "ptsd"}).status_code == 302
+    visit = only(sessions, Appointment)
+    with sessions() as session:
+        assert session.get(Course, visit.course_id).condition == "ptsd"
+        changes = session.scalars(select(AuditEntry).where(AuditEntry.action == "change_condition")).all()
+        assert [(e.target_id, e.detail["condition"]) for e in changes] == [(str(visit.course_id), "ptsd")]
+    assert '<option value="ptsd" selected>PTSD</option>' in staff_client.get(f"/visits/{visit.id}/edit").text
+    refused = post_form(staff_client, f"/visits/{visit.id}/edit", {**form, "condition": "flu"})
+    assert refused.status_code == 422 and 'id="err-condition">Choose a condition from the list.' in refused.text
+    post_form(staff_client, f"/visits/{visit.id}/edit", {**form, "condition": ""})
+    with sessions() as session:
+        assert session.get(Course, visit.course_id).condition is None
+        assert len(session.scalars(select(AuditEntry).where(AuditEntry.action == "change_condition")).all()) == 2
+    post_form(staff_client, f"/visits/{visit.id}/edit", {**form, "location": "Suite 300"})  # no field: kept
+    with sessions() as session:
+        assert len(session.scalars(select(AuditEntry).where(AuditEntry.action == "change_condition")).all()) == 2

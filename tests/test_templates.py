@@ -37,6 +37,8 @@ PRIVATE_WORDS = re.compile(
     ("missed_visit.sms.j2", 1),
     ("plan_maintenance.sms.j2", 2),
     ("visit_moved.sms.j2", 2),
+    ("questionnaire.sms.j2", 2),
+    ("questionnaire_reminder.sms.j2", 2),
 ])
 def test_sms_texts_are_gsm7_with_a_known_segment_count(name, segments):
     length = sms_length(render(STORE, name, CONTEXT))
@@ -46,7 +48,8 @@ def test_sms_texts_are_gsm7_with_a_known_segment_count(name, segments):
 def test_every_sms_template_is_counted_above():
     counted = {"welcome", "first_induction_72h", "first_induction_24h", "induction_24h", "maintenance_7d",
                "maintenance_24h", "checkin_day_after", "checkin_weekly", "checkin_weekly_b", "checkin_weekly_c",
-               "rebook_nudge", "visit_moved", "missed_visit", "plan_maintenance"}
+               "rebook_nudge", "visit_moved", "missed_visit", "plan_maintenance", "questionnaire",
+               "questionnaire_reminder"}
     assert {name.removesuffix(".sms.j2") for name in SMS_TEMPLATES if not name.startswith(("reply_", "staff_"))} == counted
 
 
@@ -118,3 +121,37 @@ def test_copy_pasted_curly_quotes_do_not_force_ucs2():
 def test_segment_counting(text, encoding, segments):
     length = sms_length(text)
     assert (length.encoding, length.segments) == (encoding, segments)
+
+
+# The answers to a questionnaire by SMS (reminders.inbound.questionnaire_replies), with the sample item.
+@pytest.mark.parametrize("name, segments", [
+    ("reply_questionnaire_next.sms.j2", 1), ("es/reply_questionnaire_next.sms.j2", 1),
+    ("reply_questionnaire_reask.sms.j2", 2), ("es/reply_questionnaire_reask.sms.j2", 2),
+    ("reply_questionnaire_done.sms.j2", 1), ("es/reply_questionnaire_done.sms.j2", 1),
+    ("reply_questionnaire_more.sms.j2", 2), ("es/reply_questionnaire_more.sms.j2", 2),
+    ("reply_questionnaire_crisis.sms.j2", 2), ("es/reply_questionnaire_crisis.sms.j2", 2),
+])
+def test_questionnaire_answers_are_gsm7_with_a_known_segment_count(name, segments):
+    language = "es" if name.startswith("es/") else "en"
+    length = sms_length(render(STORE, name, sample_context(SETTINGS, language)))
+    assert (length.encoding, length.segments) == ("GSM-7", segments)
+
+
+def test_every_item_asked_by_sms_fits_in_two_segments_but_the_longest_pcl5_item():
+    from reminders.measures.questionnaires import question_words
+    from reminders.measures.scales import all_scales
+
+    three = set()
+    for language, prefix in (("en", ""), ("es", "es/")):
+        for scale in all_scales().values():
+            for item in scale.items:
+                context = sample_context(SETTINGS, language)
+                context["questionnaire"] = {"question": question_words(scale, item.number, language), "questions": 0,
+                                            "passed_on": False}
+                for name in ("next", "reask"):
+                    length = sms_length(render(STORE, f"{prefix}reply_questionnaire_{name}.sms.j2", context))
+                    assert length.encoding == "GSM-7" and length.segments <= 3
+                    if length.segments == 3:
+                        three.add((language, name, scale.key, item.number))
+    # PCL-5 item 9's published wording alone is long; the re-ask adds its options to it.
+    assert three == {("en", "next", "pcl5", 9), ("en", "reask", "pcl5", 9), ("es", "reask", "pcl5", 9)}

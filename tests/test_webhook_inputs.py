@@ -11,8 +11,8 @@ import pytest
 from reminders.models import Appointment
 from reminders.pipeline import run_pass
 from tests.conftest import at, both_databases
-from tests.fixtures.twoway import PHONE, answer, escalations, inbound, new_sid
-from tests.helpers import book, outbox
+from tests.fixtures.twoway import PHONE, answer, escalations, inbound
+from tests.helpers import outbox
 
 OTHER_ACCOUNT = "AC" + "9" * 32
 REMINDER_AT = at("2026-12-09T10:00:00-05:00")

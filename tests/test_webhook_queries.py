@@ -1,8 +1,9 @@
 """The inbound-text webhook's work per text (issue 11): the sender's patients, check-in, open
-escalation, next visit and latest text in one query, the text's row in one INSERT."""
+escalation, next visit, latest text and questionnaire waiting for an SMS answer in one query, the text's row
+in one INSERT."""
 from __future__ import annotations
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from reminders.db import get_engine
 from reminders.models import Appointment
@@ -42,3 +43,23 @@ def test_a_confirmation_adds_only_the_visits_update(twilio, booked, session, set
     session.expire_all()
     assert session.get(Appointment, booked.id).status == "confirmed"
     assert [m.classification for m in inbound(session)][-1] == "confirm"
+
+
+def test_a_questionnaire_answer_adds_only_the_questionnaires_update(twilio, booked, session, configure, fake_twilio):
+    from reminders.models import Questionnaire
+    from reminders.pipeline import run_pass
+    from tests.conftest import at
+
+    run_pass(configure(MEASURES_ENABLED="true", MEASURES_BY_SMS="true"), at("2026-12-08T10:00:00-05:00"))
+    assert answer(twilio.sms("0")).startswith("2 of 9: ")  # warm-up: the reply templates compiled
+    replies = []
+    statements = _statements(settings_of(twilio), lambda: replies.append(answer(twilio.sms("1"))))
+    assert replies[0].startswith("9 of 9: ")  # the sender's questionnaire is read with the sender
+    assert statements.count("INSERT") == 1 and statements.count("UPDATE") == 1  # the text; the questionnaire
+    assert statements.count("SELECT") <= 2  # the sender; the template versions at most
+    session.expire_all()
+    assert session.scalar(select(Questionnaire)).answered() == {1: 0, 2: 1}
+
+
+def settings_of(twilio):
+    return twilio.client.application.extensions["reminders.settings"]

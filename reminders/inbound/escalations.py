@@ -30,10 +30,12 @@ log = logging.getLogger(__name__)
 
 OPEN, ACKNOWLEDGED = "open", "acknowledged"
 REASON_CRISIS, REASON_EMERGENCY, REASON_LOW_SCORE = "crisis_language", "medical_emergency", "low_score"
+# An answer above 0 to a questionnaire's self-harm item (PHQ-9 item 9): no text, the same urgency.
+REASON_SELF_HARM = "self_harm_answer"
 # When texts of several kinds pile onto one escalation, the reason staff see is the gravest.
-_REASON_RANK = {REASON_LOW_SCORE: 0, REASON_EMERGENCY: 1, REASON_CRISIS: 2}
+_REASON_RANK = {REASON_LOW_SCORE: 0, REASON_EMERGENCY: 1, REASON_CRISIS: 2, REASON_SELF_HARM: 2}
 REASON_WORDS = {REASON_CRISIS: "possible crisis", REASON_EMERGENCY: "possible medical emergency",
-                REASON_LOW_SCORE: "very low mood score"}
+                REASON_LOW_SCORE: "very low mood score", REASON_SELF_HARM: "self-harm answer"}
 ALERT_RULE = "escalation_alert"
 # Inbound classifications that belong to an escalation (see reminders.inbound.replies).
 CRISIS_CLASSIFICATIONS = ("crisis", "low_score")
@@ -58,19 +60,35 @@ def open_escalation(session: Session, settings, *, patient: Patient | None, inbo
     words do; a plain "ok thanks" after the crisis answer is only added).
     Returns the escalation and the ids of the alert rows planned now, to be sent at once after
     the caller commits (pipeline.send_soon)."""
-    escalation = open_for(session, patient, inbound.from_number)
+    return _open(session, settings, patient=patient, from_number=inbound.from_number, text=inbound.body or "",
+                 inbound_id=inbound.id, reason=reason, now=now, realert=realert)
+
+
+def open_for_answer(session: Session, settings, *, patient: Patient, questionnaire_id: int, text: str,
+                    now: datetime) -> tuple[Escalation, list[int]]:
+    """A self-harm answer on a questionnaire: alerted to staff exactly like a crisis text."""
+    escalation, ids = _open(session, settings, patient=patient, from_number=patient.phone or "", text=text,
+                            inbound_id=None, reason=REASON_SELF_HARM, now=now, realert=True)
+    if escalation.questionnaire_id is None:
+        escalation.questionnaire_id = questionnaire_id
+    return escalation, ids
+
+
+def _open(session: Session, settings, *, patient: Patient | None, from_number: str, text: str,
+          inbound_id: int | None, reason: str, now: datetime, realert: bool) -> tuple[Escalation, list[int]]:
+    escalation = open_for(session, patient, from_number)
     if escalation is None:
         escalation = Escalation(
-            patient_id=patient.id if patient else None, inbound_message_id=inbound.id,
-            from_number=inbound.from_number, reason=reason, text=inbound.body or "", status=OPEN,
+            patient_id=patient.id if patient else None, inbound_message_id=inbound_id,
+            from_number=from_number, reason=reason, text=text, status=OPEN,
             opened_at=now, alert_round=0, next_alert_at=now,
         )
         session.add(escalation)
         session.flush()
         log.warning("escalation %s opened (%s) for %s", escalation.id, reason,
-                    f"patient {patient.id}" if patient else f"unknown number {mask_phone(inbound.from_number)}")
+                    f"patient {patient.id}" if patient else f"unknown number {mask_phone(from_number)}")
     else:
-        escalation.text = _appended(escalation.text, inbound.body or "", now, settings)
+        escalation.text = _appended(escalation.text, text, now, settings)
         if realert and _REASON_RANK.get(reason, 2) > _REASON_RANK.get(escalation.reason, 2):
             escalation.reason = reason
         soonest = max((escalation.last_alerted_at or now) + NEW_TEXT_REALERT_GAP, now)
@@ -191,6 +209,10 @@ def alert_rows(settings, escalation: Escalation, patient: Patient | None, round_
     ]
 
 
+def _carried_by(escalation: Escalation) -> str:
+    return "on a questionnaire" if escalation.reason == REASON_SELF_HARM else "text"
+
+
 def _escalations_url(settings) -> str:
     base = settings.public_base_url.rstrip("/")
     return f"{base}/escalations" if base else "the Escalations page of the staff app"
@@ -212,7 +234,7 @@ def alert_sms(settings, escalation: Escalation, patient: Patient | None, round_n
     again = "" if round_no == 1 else f" (alert {round_no}, not yet acknowledged)"
     opened = _local(settings, escalation.opened_at)
     what = REASON_WORDS.get(escalation.reason, "possible crisis")
-    return (f"URGENT{again}: {what} text to {settings.clinic_name} from {who} (phone ending "
+    return (f"URGENT{again}: {what} {_carried_by(escalation)} to {settings.clinic_name} from {who} (phone ending "
             f"{_ending(number)}) at {opened:%H:%M}. Open {_escalations_url(settings)} and acknowledge it "
             f"when someone has reached out.")
 
@@ -220,7 +242,7 @@ def alert_sms(settings, escalation: Escalation, patient: Patient | None, round_n
 def alert_email(settings, escalation: Escalation, patient: Patient | None, round_no: int) -> tuple[str, str]:
     again = "" if round_no == 1 else f" (alert {round_no}, not yet acknowledged)"
     what = REASON_WORDS.get(escalation.reason, "possible crisis")
-    subject = f"URGENT{again}: {what} text from a patient, escalation #{escalation.id}"
+    subject = f"URGENT{again}: {what} {_carried_by(escalation)} from a patient, escalation #{escalation.id}"
     if patient is not None:
         who = f"{patient.full_name} (record {patient.external_id or patient.id})"
         phone = patient.phone or escalation.from_number
@@ -231,11 +253,15 @@ def alert_email(settings, escalation: Escalation, patient: Patient | None, round
         REASON_CRISIS: "crisis language in a text",
         REASON_EMERGENCY: "a text that may describe a medical emergency (chest pain, breathing, fainting, "
                           "seizure, very high blood pressure)",
+        REASON_SELF_HARM: "an answer above 0 to a questionnaire's question on thoughts of being better off "
+                          "dead or of self-harm",
     }.get(escalation.reason, f"a mood score of {settings.crisis_score_max} or less (0 is worst)")
     opened = _local(settings, escalation.opened_at)
     answered = (f"{settings.emergency_number} first, then the crisis line ({settings.crisis_line})"
                 if escalation.reason == REASON_EMERGENCY
                 else f"the crisis line ({settings.crisis_line}) and {settings.emergency_number} for immediate danger")
+    if escalation.reason == REASON_SELF_HARM:
+        answered += " on the questionnaire's page"
     quoted = "\n".join(f"> {line}" for line in (escalation.text or "(no text)").splitlines())
     opening = ("A patient may be having a medical emergency." if escalation.reason == REASON_EMERGENCY
                else "A patient may be in crisis.")

@@ -7,7 +7,8 @@ returns the answer to send back in the same request. Every text ends in one of t
   ``confirm`` (a visit confirmed), ``ack`` (thanks, ok, a smile: recorded, no answer),
   ``checkin_answer`` (a score recorded), or ``checkin_unreadable`` (a text that tries to give a
   score and cannot be read, re-asked once; unanswered re-asks go to staff after
-  REASK_ANSWER_WAIT, see `unanswered_reasks_to_staff`);
+  REASK_ANSWER_WAIT, see `unanswered_reasks_to_staff`), ``questionnaire_answer`` and
+  ``questionnaire_unreadable`` (a questionnaire by SMS: reminders.inbound.questionnaire_replies);
 - or in the staff inbox (``needs_staff``): reschedule and cancel requests, free text, questions,
   side effects and blood pressures (ranked above routine items, PRIORITY_FLAGGED, with the
   reason), unprompted scores, a confirm with no visit to confirm, a second unreadable answer,
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, exists, func, select, true
@@ -31,14 +32,16 @@ from sqlalchemy.orm import Session, aliased
 
 from reminders.channels.base import InboundText
 from reminders.channels.kinds import spec_for
-from reminders.inbound import escalations
+from reminders.inbound import escalations, questionnaire_replies
+from reminders.inbound.item_answers import is_bare_number
 from reminders.inbound.office_hours import OfficeHours, when_read
 from reminders.inbound.parsing import CANCEL_WORDS, Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
 from reminders.inbound.symptoms import Flags, read_flags, sounds_well
 from reminders.logs import mask_phone
-from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient
+from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient, Questionnaire
 from reminders.models.outbox import TEXT_CHANNELS, Kind
 from reminders.models.appointments import ACTIVE_STATUSES
+from reminders.models.measures import BY_SMS, SENT, STARTED
 from reminders.models.base import UTCDateTime
 from reminders.logs import also_sensitive, patient_values
 from reminders.rendering import (TemplateStore, clinic_context, flag_failures, message_context, render,
@@ -60,7 +63,7 @@ OPEN_CHECKIN = (AWAITING, REASKED)
 PRIORITY_ROUTINE, PRIORITY_FLAGGED, PRIORITY_CRISIS = 0, 1, 2
 # Classifications the service handles by itself (everything else is also in the staff inbox).
 HANDLED = frozenset({"stop", "start", "help", "confirm", "ack", "checkin_answer", "checkin_unreadable",
-                     "checkin_details"})
+                     "checkin_details", questionnaire_replies.ANSWERED, questionnaire_replies.UNREADABLE})
 ERROR_CLASSIFICATION = "error"
 # Mood at or above this is good news; pain at or below GOOD_PAIN is; pain at or above HIGH_PAIN is for a nurse.
 GOOD_MOOD, GOOD_PAIN, HIGH_PAIN = 7, 3, 8
@@ -165,6 +168,8 @@ def _crisis_terms(body: str) -> tuple[str, ...]:
 class _Conversation:
     """One inbound text from start to answer: who sent it, what it says, what it does."""
 
+    crisis_priority = PRIORITY_CRISIS
+
     def __init__(self, session: Session, settings, inbound: InboundMessage, text: InboundText, now: datetime):
         self.session, self.settings, self.inbound, self.text, self.now = session, settings, inbound, text, now
         # The sender's records, and for the one the number talks for its check-in, open
@@ -177,7 +182,12 @@ class _Conversation:
             also_sensitive(*patient_values(patient))
         session.add(inbound)  # inserted at the first flush: see handle_inbound
         self.checkin = current_checkin(session, self.patient, now, settings, self.known) if self.patient else None
-        self.expecting = self.checkin is not None and self.checkin.status in OPEN_CHECKIN
+        # A questionnaire by SMS whose question is the latest we asked takes the answer (see
+        # reminders.inbound.questionnaire_replies); a check-in asked later takes it instead.
+        open_checkin = self.checkin is not None and self.checkin.status in OPEN_CHECKIN
+        asked_at = self.checkin.prompted_at if open_checkin else None
+        self.questionnaire = questionnaire_replies.current(self.known, asked_at) if self.patient else None
+        self.expecting = open_checkin and self.questionnaire is None
         self.store = TemplateStore(settings.templates_dir, session)
         self.appointment: Appointment | None = None
         self.alert_ids: list[int] = []
@@ -191,6 +201,10 @@ class _Conversation:
 
     def run(self) -> Handled:
         reading = self._read()
+        if self.questionnaire is not None and reading.crisis_terms and is_bare_number(self.text.body):
+            # The crisis reader takes a bare "cero" or "uno" for a very low mood score in Spanish;
+            # to a questionnaire's item it is the answer ("0 Ningún día").
+            reading = replace(reading, crisis_terms=())
         self.flags = read_flags(self.text.body)
         was_opted_out = bool(self.patient and self.patient.sms_opted_out)
         # Only a mood score can be a crisis by itself; a low pain score is good news.
@@ -199,7 +213,8 @@ class _Conversation:
         flagged = bool(reading.crisis_terms or low_score)
         # While an escalation is open, whatever else the sender writes belongs with it
         # ("I have the pills here" has no crisis words of its own).
-        follow_up = not flagged and reading.kind not in ("stop", "start", "help") and self._open_escalation()
+        follow_up = not flagged and reading.kind not in ("stop", "start", "help") and self._open_escalation() \
+            and not questionnaire_replies.answers_its_own_escalation(self, reading)
         self.crisis = flagged or follow_up
         inbound = self.inbound
         inbound.patient_id = self.patient.id if self.patient else None
@@ -242,7 +257,7 @@ class _Conversation:
         inbound.classification, inbound.needs_staff = classification, needs_staff
         inbound.priority = self.priority if needs_staff else PRIORITY_ROUTINE
         inbound.flag_reason = "; ".join(dict.fromkeys(self.reasons))[:FLAG_REASON_LIMIT] if needs_staff else ""
-        inbound.appointment_id = self.appointment.id if self.appointment else None
+        inbound.appointment_id = self.appointment.id if self.appointment else inbound.appointment_id
         inbound.reply_body = reply
         self.session.flush()
         log.info("inbound %s from %s: %s%s", inbound.id, mask_phone(self.text.from_number), classification,
@@ -265,14 +280,15 @@ class _Conversation:
 
     def _read(self) -> Reading:
         try:
-            return read_reply(self.text.body, expecting_score=self.expecting)
+            return read_reply(self.text.body, expecting_score=self.expecting or self.questionnaire is not None)
         except Exception:  # noqa: BLE001 - an unreadable text goes to staff, never nowhere
             log.exception("inbound from %s: the reply reader failed; sending the text to staff",
                           mask_phone(self.text.from_number))
             return Reading("free_text", note=self.text.body.strip(), crisis_terms=_crisis_terms(self.text.body))
 
     def _scores_mood(self) -> bool:
-        return not (self.expecting and self.checkin.kind == "pain")
+        """A mood score, as far as the crisis check goes (not a pain score, not a questionnaire's answer)."""
+        return self.questionnaire is None and not (self.expecting and self.checkin.kind == "pain")
 
     # -- unknown senders: staff see everything; the answer reveals nothing about patients
 
@@ -298,12 +314,14 @@ class _Conversation:
             return "help", False, self._reply("help")
         if kind == "confirm":
             return self._confirm()
+        if kind == "reschedule":
+            return self._reschedule()
+        if questionnaire_replies.takes(self):
+            return questionnaire_replies.take(self, reading)
         if kind == "soft_confirm":
             if not self.expecting and self._reminded_visit() is not None:
                 return self._confirm()
             kind = "ack"
-        if kind == "reschedule":
-            return self._reschedule()
         if kind == "ack":
             return "ack", False, None  # "thanks", "ok", a smile: recorded, nothing to answer
         if kind == "score" and self.expecting:
@@ -655,13 +673,14 @@ class SenderFacts:
     next_visit: Appointment | None
     latest_text: object | None  # (kind, appointment_id, sent_at) of the latest text we sent, replies aside
     last_texted_at: datetime | None  # the latest text of any kind sent there (which patient a shared number is)
+    questionnaire: Questionnaire | None = None  # by SMS, not expired, an item asked (the latest asked)
 
 
 def sender_facts(session: Session, number: str, now: datetime, settings) -> list[SenderFacts]:
-    """The patients on this number, each with their current check-in, open escalation, next visit
-    and latest text from us, in one query (correlated subqueries pick each one's row, so the
-    answer is the same as current_checkin, escalations.open_for, next_visit and
-    _reminded_visit's look-up would give)."""
+    """The patients on this number, each with their current check-in, open escalation, next visit,
+    latest text from us and questionnaire waiting for an SMS answer, in one query (correlated
+    subqueries pick each one's row, so the answer is the same as current_checkin,
+    escalations.open_for, next_visit and _reminded_visit's look-up would give)."""
     if not number:
         return []
     window = timedelta(hours=settings.checkin_answer_hours)
@@ -670,7 +689,7 @@ def sender_facts(session: Session, number: str, now: datetime, settings) -> list
     return [SenderFacts(patient=row[0], checkin=row[1], newer_text_sent=bool(row[1] is not None and row[3]),
                         escalation_id=row[4], next_visit=row[2],
                         latest_text=_LatestText(row[5], row[6], row[7]) if row[5] is not None else None,
-                        last_texted_at=row[8])
+                        last_texted_at=row[8], questionnaire=row[9])
             for row in rows]
 
 
@@ -697,13 +716,19 @@ def _sender_facts_query(dialect: str):
         checkin_conditions = (CheckIn.status.in_(OPEN_CHECKIN + (ANSWERED,)), CheckIn.prompted_at >= since,
                               CheckIn.prompted_at <= now)
         visit_conditions = (Appointment.starts_at > now, Appointment.status.in_(ACTIVE_STATUSES))
+        asked_conditions = (Questionnaire.channel == BY_SMS, Questionnaire.status.in_((SENT, STARTED)),
+                            Questionnaire.asked_item.is_not(None), Questionnaire.expires_at > now)
     else:
         checkin_conditions = (lambda c: c.status.in_(OPEN_CHECKIN + (ANSWERED,)), lambda c: c.prompted_at >= since,
                               lambda c: c.prompted_at <= now)
         visit_conditions = (lambda a: a.starts_at > now, lambda a: a.status.in_(ACTIVE_STATUSES))
+        asked_conditions = (lambda q: q.channel == BY_SMS, lambda q: q.status.in_((SENT, STARTED)),
+                            lambda q: q.asked_item.is_not(None), lambda q: q.expires_at > now)
     checkin, checkin_on = one_per_patient(CheckIn, *checkin_conditions,
                                           order=lambda c: (c.prompted_at.desc(), c.id.desc()))
     visit, visit_on = one_per_patient(Appointment, *visit_conditions, order=lambda a: (a.starts_at, a.id))
+    asked, asked_on = one_per_patient(Questionnaire, *asked_conditions,
+                                      order=lambda q: (q.asked_at.desc(), q.id.desc()))
 
     opened = aliased(Escalation)
     escalation_id = (
@@ -733,10 +758,11 @@ def _sender_facts_query(dialect: str):
                        later.id != func.coalesce(checkin.prompt_outbox_id, 0)))
     return (
         select(Patient, checkin, visit, newer, escalation_id, latest("kind"), latest("appointment_id"),
-               latest("sent_at"), last_texted_at)
+               latest("sent_at"), last_texted_at, asked)
         .select_from(Patient)
         .outerjoin(checkin, checkin_on)
         .outerjoin(visit, visit_on)
+        .outerjoin(asked, asked_on)
         .where(Patient.phone == bindparam("number"))
         .order_by(Patient.id)
     )

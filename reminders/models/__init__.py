@@ -5,11 +5,12 @@ from reminders.models.appointments import Appointment
 from reminders.models.replies import CheckIn, Escalation, InboundMessage
 from reminders.models.outbox import OutboxMessage
 from reminders.models.imports import ImportJob, ImportJobRow
+from reminders.models.measures import Questionnaire
 from reminders.models.provider_health import ProviderHealth
 from reminders.models.staff import ApiToken, AuditEntry, StaffSession, StaffUser, TemplateVersion
 
 __all__ = [
     "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "Course", "Escalation", "ImportJob", "ImportJobRow",
-    "InboundMessage", "OutboxMessage", "Patient", "ProviderHealth", "StaffSession", "StaffUser", "TemplateVersion",
+    "InboundMessage", "OutboxMessage", "Patient", "ProviderHealth", "Questionnaire", "StaffSession", "StaffUser", "TemplateVersion",
     "UTCDateTime", "utcnow",
 ]

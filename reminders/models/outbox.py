@@ -34,6 +34,7 @@ class Kind(StrEnum):
     ALERT = "alert"  # a crisis alert to staff
     REPLY = "reply"  # a written answer to a patient, outside the webhook's own answer
     WELCOME = "welcome"  # the introduction before a patient's first text (reminders.planning.welcome)
+    QUESTIONNAIRE = "questionnaire"  # a validated questionnaire before a visit (reminders.measures)
 
 
 class ChannelName(StrEnum):

@@ -77,7 +77,9 @@ class Escalation(Base):
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), index=True)
     inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id", ondelete="SET NULL"))
     from_number: Mapped[str] = mapped_column(String(32), default="")
-    reason: Mapped[str] = mapped_column(String(30))  # crisis_language | medical_emergency | low_score
+    reason: Mapped[str] = mapped_column(String(30))  # crisis_language | medical_emergency | low_score | self_harm_answer
+    # A self-harm answer on a questionnaire (PHQ-9 item 9) opens one without a text.
+    questionnaire_id: Mapped[int | None] = mapped_column(ForeignKey("questionnaires.id", ondelete="SET NULL", use_alter=True))
     text: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | acknowledged
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,9 @@ from reminders.models.outbox import TEXT_CHANNELS, ChannelName, Kind
 from reminders.planning.quiet_hours import QuietHours, local_moment
 
 REMINDER, CHECKIN, NUDGE = Kind.REMINDER, Kind.CHECKIN, Kind.NUDGE
+QUESTIONNAIRE = Kind.QUESTIONNAIRE
+# Messages about a visit still to come: no use once it is canceled or has started.
+BEFORE_VISIT_KINDS = (REMINDER, QUESTIONNAIRE)
 ALERT, REPLY = Kind.ALERT, Kind.REPLY
 # Staff alerts and written replies are about a person now: no quiet hours, no visit checks.
 UNGATED_KINDS = (ALERT, REPLY)
@@ -29,6 +32,7 @@ MISSED_VISIT_MARKED_WITHIN = timedelta(days=1)
 SPREAD_DAYS_LIMIT = 7
 
 MISSED_VISIT, PLAN_MAINTENANCE, REBOOK_NUDGE = "missed_visit", "plan_maintenance", "rebook_nudge"
+MEASURES, MEASURES_REMINDER = "measures", "measures_reminder"
 HELD, NOT_HELD = ("completed",), ("canceled", "no_show")
 
 
@@ -44,6 +48,13 @@ class RuleSettings:
     quiet: QuietHours = field(default_factory=QuietHours)
     # TWILIO_WHATSAPP_FROM is set: a patient who prefers WhatsApp gets their texts there.
     whatsapp_enabled: bool = False
+    # Questionnaires (reminders.measures): before these infusions (past the series: its last) and
+    # before each maintenance visit; the link this long before, one reminder this long before.
+    measures_enabled: bool = True
+    measures_infusions: tuple[int, ...] = (1, 3, 6)
+    measures_before_maintenance: bool = True
+    measures_before: timedelta = timedelta(hours=48)
+    measures_reminder_before: timedelta = timedelta(hours=30)
 
     @classmethod
     def from_settings(cls, settings) -> "RuleSettings":
@@ -57,6 +68,11 @@ class RuleSettings:
             unmarked_counts_as_attended_after=timedelta(hours=hours) if hours else None,
             quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
             whatsapp_enabled=settings.whatsapp_enabled,
+            measures_enabled=settings.measures_enabled,
+            measures_infusions=tuple(settings.measures_infusions),
+            measures_before_maintenance=settings.measures_before_maintenance,
+            measures_before=timedelta(hours=settings.measures_hours_before),
+            measures_reminder_before=timedelta(hours=settings.measures_reminder_hours_before),
         )
 
     @property
@@ -160,6 +176,25 @@ def _ends_induction(visit: Visit, _rs) -> bool:
     return visit.is_last_induction
 
 
+def takes_questionnaire(visit: Visit, rs: RuleSettings) -> bool:
+    """A visit a questionnaire comes before: the infusions the clinic measures at (a number past
+    the series means its last infusion), and every maintenance visit."""
+    if not rs.measures_enabled:
+        return False
+    if visit.kind == "maintenance":
+        return rs.measures_before_maintenance
+    wanted = {min(number, visit.series_length) for number in rs.measures_infusions}
+    return visit.kind == "induction" and visit.number in wanted
+
+
+def _measures_time(visit: Visit, rs: RuleSettings) -> datetime:
+    return visit.starts_at - rs.measures_before
+
+
+def _measures_reminder_time(visit: Visit, rs: RuleSettings) -> datetime:
+    return visit.starts_at - min(rs.measures_reminder_before, rs.measures_before - timedelta(hours=1))
+
+
 SMS, EMAIL = frozenset({ChannelName.SMS}), frozenset({ChannelName.EMAIL})
 BOTH = SMS | EMAIL
 
@@ -184,6 +219,9 @@ def default_rules(rs: RuleSettings) -> tuple[Rule, ...]:
         # The day after the check-in's day: spread_day moves it off the check-in's day.
         Rule(PLAN_MAINTENANCE, NUDGE, "plan_maintenance", SMS, _ends_induction, _local_days_after(1)),
         Rule(MISSED_VISIT, NUDGE, "missed_visit", SMS, _was_missed, _missed_visit_time),
+        Rule(MEASURES, QUESTIONNAIRE, "questionnaire", BOTH, takes_questionnaire, _measures_time),
+        Rule(MEASURES_REMINDER, QUESTIONNAIRE, "questionnaire_reminder", SMS, takes_questionnaire,
+             _measures_reminder_time),
     )
 
 
@@ -232,7 +270,7 @@ def choose_channels(rule: Rule, reachable: set[str]) -> set[str]:
 
 def due_time(rule: Rule, planned_for: datetime, visit: Visit, quiet: QuietHours) -> datetime:
     due = quiet.next_allowed(planned_for, visit.zone)
-    if rule.kind == REMINDER and due > visit.starts_at - MIN_NOTICE:
+    if rule.kind in BEFORE_VISIT_KINDS and due > visit.starts_at - MIN_NOTICE:
         # Waiting for morning would be too late for an early visit: go the evening before.
         due = min(planned_for, quiet.last_allowed_before(planned_for, visit.zone))
     return due
@@ -294,7 +332,7 @@ def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetim
     """None when the message should go now; otherwise why not, in a word staff can read."""
     if facts.status == "canceled":
         return "visit canceled"
-    if kind == REMINDER:
+    if kind in BEFORE_VISIT_KINDS:
         if facts.status not in ("scheduled", "confirmed"):
             return f"visit {facts.status.replace('_', ' ')}"
         if facts.starts_at <= now:
@@ -383,7 +421,7 @@ def delivery_deadline(kind: str, planned_for: datetime, visit_starts_at: datetim
     """
     if kind == ALERT:
         return None
-    if kind == REMINDER and visit_starts_at is not None:
+    if kind in BEFORE_VISIT_KINDS and visit_starts_at is not None:
         return visit_starts_at
     return planned_for + TOO_LATE
 

@@ -58,29 +58,44 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     )
     if test_config:
         app.config.update(test_config)
+    if settings.trusted_proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only the address: the webhook's signature is checked against PUBLIC_BASE_URL, not the Host.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=0, x_host=0,
+                                x_port=0, x_prefix=0)
     app.extensions["reminders.settings"] = settings
     app.extensions["reminders.sessions"] = session_factory(settings.effective_database_url)
     app.extensions["reminders.dispatcher"] = dispatcher or dispatcher_for(settings, app.extensions["reminders.sessions"])
     csrf.init_app(app)
 
     from reminders.web.api import api
+    from reminders.web.api_measures import api_measures
     from reminders.web.api_replies import api_replies
     from reminders.web.health import health, health_api
+    from reminders.web import questionnaire_pages
     from reminders.web.staff import error_page as staff_error_page, register_staff_ui
     from reminders.web.twilio_hooks import twilio_hooks
 
     app.register_blueprint(health)
     # Machines call these with a token or a signature, never with a staff form: no CSRF token.
-    for blueprint in (api, api_replies, health_api, twilio_hooks):
+    for blueprint in (api, api_replies, health_api, twilio_hooks, api_measures):
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)
     register_staff_ui(app)
+    # The patient's questionnaire pages: no staff session and no CSRF form token. The unguessable
+    # token in the URL is the credential (no cookie a forged post could ride on); the pages check
+    # the Origin header when a browser sends one.
+    questionnaire_pages.register(app, settings)
+    csrf.exempt(questionnaire_pages.questionnaire_pages)
 
     @app.errorhandler(404)
     @app.errorhandler(405)
     def _api_not_found(error):
         if request.path.startswith("/api/"):
             return json_error(error.code, error.description)
+        if request.path.startswith("/q/"):
+            return questionnaire_pages.not_found_page()
         return staff_error_page(error)  # a page inside the staff app for a person, the bare error for machines
 
     @app.teardown_appcontext

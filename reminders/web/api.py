@@ -5,8 +5,10 @@ from flask import jsonify
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from reminders.intake.records import AppointmentRecord, PatientRecord, VisitWindow, error_fields, reasons
-from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
+from reminders.intake.records import (
+    AppointmentRecord, PatientRecord, VisitWindow, check_condition, error_fields, reasons,
+)
+from reminders.intake.upsert import IntakeError, current_course, set_condition, upsert_appointment, upsert_patient
 from reminders.models import Appointment, OutboxMessage, utcnow
 from reminders.web.api_auth import require_token
 from reminders.web.api_requests import (
@@ -44,11 +46,34 @@ def _patient_record(data: dict) -> PatientRecord:
 @api.post("/patients")
 @require_token
 def create_or_update_patient():
-    record = _patient_record(json_body())
-    outcome = upsert_patient(db(), record, utcnow())
-    db().commit()
-    status = 201 if outcome.result == "created" else 200
-    return jsonify({**patient_json(outcome.patient), "result": outcome.result}), status
+    data = json_body()
+    record = _patient_record(data)
+    condition = _condition(data.get("condition"))
+    session, now = db(), utcnow()
+    outcome = upsert_patient(session, record, now)
+    result = outcome.result
+    if condition is not None:
+        # What the open course treats; a patient without one gets it now, as a first visit would.
+        course = current_course(session, outcome.patient, now, settings().induction_series_length)
+        if set_condition(course, condition) and result == "unchanged":
+            result = "updated"
+        session.flush()
+        session.refresh(outcome.patient, ["courses"])
+    session.commit()
+    status = 201 if result == "created" else 200
+    return jsonify({**patient_json(outcome.patient), "result": result}), status
+
+
+def _condition(value) -> str | None:
+    """The `condition` field of a patient: None when left out or blank (what is stored stays)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("condition must be text", status=422, errors=["condition must be text"], field="condition")
+    try:
+        return check_condition(value.strip())
+    except ValueError as exc:
+        raise BadRequest(str(exc), status=422, errors=[str(exc)], field="condition") from None
 
 
 @api.get("/patients/<external_id>")

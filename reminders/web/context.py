@@ -1,16 +1,25 @@
-"""What a request works with: its database session, the settings, and its clock.
+"""What a request works with: its database session, the settings, its clock, and the senders.
 
-The app factory (`reminders.web.create_app`) puts the session factory and the settings in
-`app.extensions`; every blueprint reads them through these helpers."""
+The app factory (`reminders.web.create_app`) puts the session factory, the settings and the
+dispatcher in `app.extensions`; every blueprint reads them through these helpers."""
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime
 
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
 from reminders.config import Settings
+from reminders.dispatch import send_soon
 from reminders.models import utcnow
+
+log = logging.getLogger(__name__)
+
+# How long a request waits for staff alerts to go before it answers the patient (Twilio gives a
+# webhook 15 seconds; a hung mail server must not cost the patient their answer).
+ALERT_WAIT_SECONDS = 5.0
 
 
 def db() -> Session:
@@ -28,3 +37,21 @@ def request_now() -> datetime:
     """The request's clock: app.config["CLOCK"] (a callable returning an aware UTC datetime) or now."""
     clock = current_app.config.get("CLOCK")
     return clock() if clock else utcnow()
+
+
+def send_alerts_now(ids: list[int], now: datetime, what: str = "crisis alerts") -> None:
+    """Hand staff alert rows to the senders right after the commit, waiting at most
+    ALERT_WAIT_SECONDS; the rows are in the outbox, so a send that fails here goes on the next pass."""
+    dispatcher, sessions = current_app.extensions["reminders.dispatcher"], current_app.extensions["reminders.sessions"]
+
+    def send() -> None:
+        try:
+            send_soon(dispatcher, sessions, ids, now)
+        except Exception:  # noqa: BLE001 - the rows are in the outbox: the next pass sends them
+            log.exception("%s %s: the immediate send failed; the next pass sends them", what, ids)
+
+    worker = threading.Thread(target=send, name="staff-alerts", daemon=True)
+    worker.start()
+    worker.join(ALERT_WAIT_SECONDS)
+    if worker.is_alive():
+        log.warning("%s %s still sending after %ss; answering the patient first", what, ids, ALERT_WAIT_SECONDS)

@@ -12,25 +12,22 @@ patient the crisis line). Alerts not sent by then are still in the outbox and go
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 from functools import wraps
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from reminders.channels.base import InboundText
 from reminders.channels.twilio import webhooks
-from reminders.dispatch import send_soon
 from reminders.inbound.delivery import apply_delivery_report
 from reminders.inbound.replies import Handled, fallback_reply, handle_inbound, record_failure
 from reminders.logs import mask_phone, sensitive
-from reminders.web.context import db, request_now, settings
+from reminders.web.context import db, request_now, send_alerts_now, settings
 
 log = logging.getLogger(__name__)
 
 twilio_hooks = Blueprint("twilio_hooks", __name__, url_prefix="/twilio")
 
-ALERT_WAIT_SECONDS = 5.0
 DATABASE_ID_MAX = 2**31 - 1
 
 
@@ -86,7 +83,7 @@ def inbound_sms():
                           mask_phone(text.from_number))
             handled = _after_failure(text, now)
     if handled.alert_ids:
-        _send_alerts_now(handled.alert_ids, now)
+        send_alerts_now(handled.alert_ids, now)
     return twiml(handled.reply)
 
 
@@ -101,22 +98,6 @@ def _after_failure(text: InboundText, now: datetime) -> Handled:
         log.exception("inbound text %s could not even be stored: look it up in Twilio's message log",
                       text.message_sid or "(no message id)")
         return Handled(None, "error", True, fallback_reply("crisis", settings()))
-
-
-def _send_alerts_now(ids: list[int], now: datetime) -> None:
-    dispatcher, sessions = current_app.extensions["reminders.dispatcher"], current_app.extensions["reminders.sessions"]
-
-    def send() -> None:
-        try:
-            send_soon(dispatcher, sessions, ids, now)
-        except Exception:  # noqa: BLE001 - the rows are in the outbox: the next pass sends them
-            log.exception("crisis alerts %s: the immediate send failed; the next pass sends them", ids)
-
-    worker = threading.Thread(target=send, name="crisis-alerts", daemon=True)
-    worker.start()
-    worker.join(ALERT_WAIT_SECONDS)
-    if worker.is_alive():
-        log.warning("crisis alerts %s still sending after %ss; answering the patient first", ids, ALERT_WAIT_SECONDS)
 
 
 # ---------------------------------------------------------------- delivery reports

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import re
 import tempfile
-import threading
 from pathlib import Path
 import pytest
 from sqlalchemy import select
 
 from reminders.models import OutboxMessage, Patient, utcnow
 from reminders.planning.quiet_hours import QuietHours
+from tests.browser.serving import serving
 from tests.browser.test_staff_browser import CHROMIUM, TABLET, browser, page, shot, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_inbound
 
@@ -41,17 +41,11 @@ def app_clock():
 
 @pytest.fixture
 def base_url(configure, clinic, twilio_settings, app_clock):
-    from werkzeug.serving import make_server
-
     from reminders.web import create_app
 
     app = create_app(configure(**twilio_settings), {"CLOCK": lambda: app_clock})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving(app) as url:
+        yield url
 
 
 def test_a_reply_typed_in_the_inbox_reaches_the_patient_once(page, clinic, sessions, fake_twilio):

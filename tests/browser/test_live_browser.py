@@ -8,7 +8,6 @@ webhook takes signed texts, and no staff alert contacts.
 """
 from __future__ import annotations
 
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -18,6 +17,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from reminders.models import Escalation, InboundMessage
+from tests.browser.serving import serving
 from tests.browser.test_staff_browser import CHROMIUM, browser, clinic, page, shot, sign_in  # noqa: F401
 from tests.fixtures.twoway import BASE, Twilio
 
@@ -35,16 +35,10 @@ def live_settings(configure, settings, twilio_settings):
 
 @pytest.fixture
 def base_url(live_settings, clinic):  # noqa: F811 - this module's app takes signed webhooks
-    from werkzeug.serving import make_server
-
     from reminders.web import create_app
 
-    server = make_server("127.0.0.1", 0, create_app(live_settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving(create_app(live_settings)) as url:
+        yield url
 
 
 @pytest.fixture

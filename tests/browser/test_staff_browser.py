@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import threading
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import Appointment, Escalation, InboundMessage, TemplateVersion, utcnow
+from tests.browser.serving import serving, watched_page
 from tests.browser.seed import ADMIN, STAFF, seed_clinic
 from tests.fixtures.staff import PASSWORD
 
@@ -60,37 +60,16 @@ def clinic(settings, sessions):
 
 @pytest.fixture
 def base_url(settings, clinic):
-    from werkzeug.serving import make_server
-
     from reminders.web import create_app
 
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture
 def page(browser, base_url):
-    from playwright.sync_api import expect
-
-    # Assertions wait for the page up to a minute (a bound on a hang on a loaded machine; they
-    # return as soon as the page shows what they expect).
-    expect.set_options(timeout=60_000)
-    context = browser.new_context(viewport=DESKTOP, base_url=base_url, timezone_id="America/New_York")
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    # A 401 or 422 answer is part of the story (a wrong password, a refused template); anything
-    # else the console reports as an error (a script error, a CSP violation) fails the test.
-    page.on("console", lambda message: errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
-    yield page
-    context.close()
-    assert errors == [], errors  # no script errors, no CSP violations
+    with watched_page(browser, viewport=DESKTOP, base_url=base_url) as page:
+        yield page
 
 
 def shot(page, name: str) -> None:

@@ -20,7 +20,7 @@ from reminders.web.staff.headers import SECURITY_HEADERS
 
 STAFF_SESSION_LIFETIME = timedelta(hours=12)
 STAFF_BLUEPRINTS = ("auth", "today", "escalations", "patients", "inbox", "visits", "templates_admin", "users",
-                    "live")
+                    "live", "reports", "outcomes")
 # Pages that reload their content by themselves when /live.json says something changed.
 LIVE_PAGES = ("today.index", "escalations.index", "inbox.index")
 # Paths machines call: their errors stay theirs (JSON for the API, plain for the webhooks).
@@ -36,12 +36,12 @@ ERRORS = {
 
 
 def register_staff_ui(app: Flask) -> None:
-    from reminders.web.staff import (auth, escalations, inbox, live, patients, templates_admin, today, users,
-                                     visits)
+    from reminders.web.staff import (auth, escalations, inbox, live, outcomes, patients, reports, templates_admin, today,
+                                     users, visits)
 
     if app.config["PERMANENT_SESSION_LIFETIME"] == Flask.default_config["PERMANENT_SESSION_LIFETIME"]:
         app.config["PERMANENT_SESSION_LIFETIME"] = STAFF_SESSION_LIFETIME  # a shift, not Flask's 31 days
-    for module in (auth, today, escalations, patients, inbox, visits, templates_admin, users, live):
+    for module in (auth, today, escalations, patients, inbox, visits, templates_admin, users, live, reports, outcomes):
         app.register_blueprint(module.bp)
 
     display.install(app)

@@ -27,7 +27,8 @@ RULE_LABELS = {
 CHECKIN_STATES = {"awaiting": "No answer yet", "reasked": "Asked again", "answered": "Answered",
                   "to_staff": "Passed to staff"}
 ESCALATION_REASONS = {"crisis_language": "Crisis words in a text", "medical_emergency": "A medical emergency",
-                      "low_score": "A very low check-in score"}
+                      "low_score": "A very low check-in score",
+                      "self_harm_answer": "A self-harm answer on a questionnaire"}
 KIND_LABELS = {Kind.ALERT: "Staff alert", Kind.REPLY: "Reply"}
 STATUS_TONES = {
     Status.PLANNED: "pending", Status.QUEUED: "pending", Status.SENDING: "pending",
@@ -46,6 +47,8 @@ INBOUND_LABELS = {
     "checkin_details": "More about the check-in", "mood_score": "Check-in answer", "free_text": "Message",
     "question": "Question", "unknown_number": "From a number not on file", "unknown": "From a number not on file",
     "crisis": "Crisis", "low_score": "Very low score", "received": "Message", "error": "Message (not read)",
+    "questionnaire_answer": "Questionnaire answer",
+    "questionnaire_unreadable": "Questionnaire answer we could not read",
 }
 
 

@@ -73,7 +73,7 @@ def patient_field_errors(error: ValidationError) -> dict[str, str]:
 
 
 VISIT_LABELS = {"kind": "Kind of visit", "date": "Date", "time": "Time", "duration_minutes": "Length (minutes)",
-                "location": "Location", "status": "Status"}
+                "location": "Location", "status": "Status", "condition": "Condition treated"}
 
 
 def visit_time_error(message: str) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Patients: the list, one patient's page (contact, course, timeline, mood chart) and CSV export."""
+"""Patients: the list, one patient's page (contact, course, timeline, mood chart, measures) and CSV export."""
 from __future__ import annotations
 
 import csv
@@ -14,6 +14,7 @@ from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
 from reminders.web.staff.auth import guard
 from reminders.web.staff.charts import mood_chart
+from reminders.web.staff.measures_view import patient_measures
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 guard(bp)
@@ -65,6 +66,7 @@ def show(patient_id: int):
     series = settings().induction_series_length
     chart = mood_chart(queries.mood_points(rows), queries.infusion_marks(appointments, now, series),
                        patient.timezone, chart_id=f"mood-{patient.id}", low_score=settings().crisis_score_max)
+    measures = patient_measures(session, patient, now, series)
     audit.record("view_patient", "patient", patient.id)
     session.commit()
     timeline = queries.timeline(session, patient.id)
@@ -82,7 +84,7 @@ def show(patient_id: int):
         escalations=sorted(escalations, key=lambda e: e.status != "open"),
         red_flags=[m for m in queries.red_flags(session, patient.id) if m.id not in crisis_texts],
         progress=lambda a: queries.progress(a, series), closable=lambda a: queries.day_has_come(a, now),
-        conditions=CONDITIONS,
+        conditions=CONDITIONS, measures=measures,
     )
 
 

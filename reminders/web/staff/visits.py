@@ -40,6 +40,33 @@ LANGUAGE_NAMES = {"en": "English", "es": "Español (Spanish)"}
 REPORT_ROWS_SHOWN = 2000
 STATUS_ACTIONS = {"canceled": "canceled", "completed": "marked completed", "no_show": "marked no-show",
                   "scheduled": "reopened"}
+# What a course treats, as the forms offer it ("" is not recorded).
+CONDITION_CHOICES = [("", "not recorded")] + [(c, "PTSD" if c == "ptsd" else c) for c in CONDITIONS]
+KEEP = object()  # a form without the condition field leaves the course's as it is
+
+
+def form_condition(errors: dict[str, str]):
+    """The condition the posted form sets: a CONDITIONS value, None (not recorded), or KEEP."""
+    if "condition" not in request.form:
+        return KEEP
+    value = request.form["condition"].strip().lower()
+    if value and value not in CONDITIONS:
+        errors["condition"] = "Choose a condition from the list."
+        return KEEP
+    return value or None
+
+
+def set_course_condition(course: Course | None, condition) -> None:
+    """Set and audit a change of what the course treats (the questionnaires it is sent follow it)."""
+    if condition is KEEP or course is None or course.condition == condition:
+        return
+    course.condition = condition
+    audit.record("change_condition", "course", course.id, patient_id=course.patient_id, condition=condition)
+
+
+def open_course(patient: Patient) -> Course | None:
+    """The course a new visit joins (reminders.intake.upsert.current_course), if there is one yet."""
+    return next((c for c in reversed(patient.courses) if c.ended_at is None), None)
 
 
 def new_external_id(prefix: str) -> str:
@@ -117,12 +144,14 @@ def _patient_form(patient: Patient | None):
 
 def _visit_values(appointment: Appointment | None, patient: Patient) -> dict:
     if appointment is None:
+        course = open_course(patient)
         return {"kind": _likely_kind(patient), "date": "", "time": "", "duration_minutes": "60", "location": "",
-                "status": "scheduled"}
+                "status": "scheduled", "condition": (course.condition if course else None) or ""}
     local = appointment.starts_at.astimezone(ZoneInfo(patient.timezone))
     return {"kind": appointment.kind, "date": local.date().isoformat(), "time": local.strftime("%H:%M"),
             "duration_minutes": str(appointment.duration_minutes), "location": appointment.location,
-            "status": appointment.status}
+            "status": appointment.status,
+            "condition": (appointment.course.condition if appointment.course else None) or ""}
 
 
 def _likely_kind(patient: Patient) -> str:
@@ -158,7 +187,8 @@ def local_instant(day: str, clock: str, zone: str) -> datetime:
 
 def _render_visit_form(patient, appointment, values, errors: dict[str, str], status: int = 200):
     return render_template("staff/visit_form.html", patient=patient, appointment=appointment, values=values,
-                           errors=errors, labels=VISIT_LABELS, statuses=APPOINTMENT_STATUSES), status
+                           errors=errors, labels=VISIT_LABELS, statuses=APPOINTMENT_STATUSES,
+                           conditions=CONDITION_CHOICES), status
 
 
 @bp.route("/patients/<int:patient_id>/visits/new", methods=["GET", "POST"])
@@ -190,8 +220,9 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
                                                                             "location") if request.args.get(name)})
         return _render_visit_form(patient, appointment, values, {})
     values = {name: request.form.get(name, "").strip()
-              for name in ("kind", "date", "time", "duration_minutes", "location", "status")}
+              for name in ("kind", "date", "time", "duration_minutes", "location", "status", "condition")}
     errors: dict[str, str] = {}
+    condition = form_condition(errors)
     try:
         starts_at = local_instant(values["date"], values["time"], patient.timezone)
     except ValueError as exc:
@@ -223,6 +254,7 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
         return _render_visit_form(patient, appointment, values, {"date": str(exc)}, 409)
     audit.record("create_visit" if appointment is None else "edit_visit", "appointment", outcome.appointment.id,
                  patient_id=patient.id, result=outcome.result)
+    set_course_condition(outcome.appointment.course, condition)
     session.commit()
     flash(f"Visit {'booked' if appointment is None else 'saved'}: the reminders will follow the change.", "ok")
     return redirect(url_for("patients.show", patient_id=patient.id))
@@ -302,12 +334,15 @@ def _status_message(appointment: Appointment, wanted: str) -> Markup | str:
 
 # --- A whole induction course -------------------------------------------------------------------
 
-COURSE_FIELDS = ("first_date", "time", "pattern", "length", "duration_minutes", "location")
+COURSE_FIELDS = ("first_date", "time", "pattern", "length", "duration_minutes", "location", "condition")
 
 
 def _course_values(patient: Patient) -> dict:
+    # A new course most often treats what the last one did.
+    last = patient.courses[-1].condition if patient.courses else None
     return {"first_date": "", "time": "", "pattern": course_dates.DEFAULT_PATTERN,
-            "length": str(settings().induction_series_length), "duration_minutes": "60", "location": ""}
+            "length": str(settings().induction_series_length), "duration_minutes": "60", "location": "",
+            "condition": last or ""}
 
 
 def _render_course_form(patient: Patient, values: dict, errors: dict, preview=None, status: int = 200,
@@ -318,6 +353,7 @@ def _render_course_form(patient: Patient, values: dict, errors: dict, preview=No
         previewed=",".join(start.isoformat() for start in preview or []),
         patterns=[(key, label) for key, (label, _, _) in course_dates.PATTERNS.items()],
         closed_names=[course_dates.DAY_NAMES[d] for d in closed], max_length=course_dates.MAX_LENGTH,
+        conditions=CONDITION_CHOICES,
     ), status
 
 
@@ -397,6 +433,7 @@ def new_course(patient_id: int):
         return _render_course_form(patient, _course_values(patient), {})
     values = {name: request.form.get(name, "").strip() for name in COURSE_FIELDS}
     errors: dict[str, str] = {}
+    condition = form_condition(errors)
     starts = _course_starts(patient, values, errors)
     records = _course_records(values, starts, errors) if starts else []
     if errors:
@@ -427,6 +464,7 @@ def new_course(patient_id: int):
         audit.record("create_visit", "appointment", appointment.id, patient_id=patient.id, result="created")
     audit.record("create_course", "course", course.id, patient_id=patient.id, visits=len(created),
                  pattern=values["pattern"])
+    set_course_condition(course, condition)
     session.commit()
     flash(f"{len(created)} visits booked: the reminders will follow.", "ok")
     return redirect(url_for("patients.show", patient_id=patient.id))

@@ -1,0 +1,208 @@
+"""A patient's text while a questionnaire by SMS waits for its answer (reminders.inbound.replies).
+
+The questionnaire is the conversation's when its question is the latest thing we asked (a
+check-in prompted later takes the number instead), it is not expired, and the patient has not
+opted out. Crisis words, STOP, HELP, START, C and R are handled before it, as always; the
+questionnaire then waits. Otherwise the text is read as the answer (reminders.inbound.item_answers):
+
+- an answer is recorded and answered with the next item, or a thank-you when it is complete (with
+  the first item of the visit's next questionnaire, if one is pending);
+- a self-harm answer (PHQ-9 item 9 above 0) is answered with the crisis lines, and its escalation's
+  staff alerts go right after the commit like a crisis text's;
+- what else the text says (a question, a side effect, a longer sentence) goes to the staff inbox too;
+- anything that is not an answer is asked again once with the options; the second goes to staff.
+
+While an escalation is open, a text joins it as today (the questionnaire waits), except answers
+to the questionnaire whose own self-harm answer opened it.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from reminders.inbound.item_answers import read_item_answer
+from reminders.inbound.parsing import Reading
+from reminders.measures import scales as catalogue
+from reminders.measures.questionnaires import (AnswerRefused, items_left, next_of_occasion, question_words,
+                                               record_answer, sms_question)
+from reminders.models import Escalation, InboundMessage, Questionnaire
+from reminders.models.measures import BY_SMS
+from reminders.rendering import team_name
+
+ANSWERED, UNREADABLE = "questionnaire_answer", "questionnaire_unreadable"
+# A note this long (words) is more than an answer: staff read it.
+NOTE_WORDS_FOR_STAFF = 3
+
+FALLBACKS = {
+    "en": {
+        "next": "{number} of {of}: {text} Reply {options}.",
+        "reask": "Sorry, we couldn't read that. Please reply with one number, {lowest} to {highest}: {text} {options}.",
+        "done": "Thank you, that's all the questions. Your care team will see your answers.",
+        "more": "Thanks. {questions} more: {stem} {text} Reply {options}.",
+        "crisis": ("Thank you for telling us. Please call or text {crisis} now to talk with someone, day or night. "
+                   "In an emergency call {emergency}. We have let {team} know, but this number is not watched "
+                   "around the clock."),
+    },
+    "es": {
+        "next": "{number} de {of}: {text} Responda {options}.",
+        "reask": ("Perdone, no lo pudimos leer. Responda con un solo número, del {lowest} al {highest}: {text} "
+                  "{options}."),
+        "done": "Gracias, esas eran todas las preguntas. Su equipo de atención verá sus respuestas.",
+        "more": "Gracias. {questions} más: {stem} {text} Responda {options}.",
+        "crisis": ("Gracias por contarnos. Llama o escribe al {crisis} ahora (marca 2 para español), a cualquier "
+                   "hora. En una emergencia llama al {emergency}. Avisamos al equipo de {clinic}, pero este número "
+                   "no se atiende las 24 horas."),
+    },
+}
+
+
+def current(facts, open_checkin_asked_at: datetime | None) -> Questionnaire | None:
+    """The questionnaire this text answers, from what sender_facts read (no query): none when an
+    open check-in was asked after its question (the number is the check-in's). A patient who opted
+    out still has it (a number is then not read as a mood score) but it takes no answer: see `takes`."""
+    questionnaire = facts.questionnaire if facts is not None else None
+    if questionnaire is None:
+        return None
+    if open_checkin_asked_at is not None and open_checkin_asked_at > questionnaire.asked_at:
+        return None
+    return questionnaire
+
+
+def takes(conversation) -> bool:
+    """Whether the open questionnaire acts on this text (not a crisis, not from a number that opted out)."""
+    questionnaire = conversation.questionnaire
+    return questionnaire is not None and not conversation.crisis and not conversation.patient.sms_opted_out
+
+
+def answers_its_own_escalation(conversation, reading: Reading) -> bool:
+    """An answer to the questionnaire whose self-harm answer opened the escalation still open: it
+    goes on (any other text while an escalation is open joins the escalation)."""
+    questionnaire = conversation.questionnaire
+    if questionnaire is None or questionnaire.escalation_id is None or conversation.known is None:
+        return False
+    if questionnaire.escalation_id != conversation.known.escalation_id:
+        return False
+    return _read(conversation, reading).value is not None
+
+
+def take(conversation, reading: Reading) -> tuple[str, bool, str | None]:
+    """Act on the text as the questionnaire's answer: (classification, needs staff, reply)."""
+    questionnaire = conversation.questionnaire
+    conversation.inbound.appointment_id = questionnaire.appointment_id
+    found = _read(conversation, reading)
+    if found.value is None:
+        return _ask_again(conversation, questionnaire)
+    item = questionnaire.asked_item
+    try:
+        recorded = record_answer(conversation.session, conversation.settings, questionnaire, item, found.value,
+                                 conversation.now)
+    except AnswerRefused:  # an item the questionnaire no longer asks: ask what it does ask
+        return _ask_again(conversation, questionnaire)
+    passed_on = _pass_on(conversation, found.note)
+    if recorded.escalated:
+        reply = _after_self_harm(conversation, questionnaire, item, found.value, recorded)
+        return ANSWERED, True, reply
+    if recorded.next_item is not None:
+        words = _ask(conversation, questionnaire, recorded.next_item)
+        return ANSWERED, passed_on, _say(conversation, questionnaire, "next", words, passed_on=passed_on)
+    return ANSWERED, passed_on, _finished(conversation, questionnaire, passed_on)
+
+
+def _ask(conversation, questionnaire: Questionnaire, item: int) -> dict:
+    """Mark `item` asked now; its words for the reply."""
+    questionnaire.asked_item = item
+    return sms_question(conversation.session, questionnaire, conversation.now)["question"]
+
+
+def _read(conversation, reading: Reading):
+    questionnaire = conversation.questionnaire
+    scale = catalogue.get_scale(questionnaire.scale)
+    return read_item_answer(conversation.text.body, reading, scale.options_for(questionnaire.asked_item))
+
+
+def _pass_on(conversation, note: str) -> bool:
+    """A question, side effects, a blood pressure or a longer sentence with the answer: staff read it."""
+    flagged = conversation._flag(questions=True)
+    if flagged:
+        return True
+    if len(note.split()) >= NOTE_WORDS_FOR_STAFF:
+        conversation.reasons.append("more than an answer to the questionnaire")
+        return True
+    return False
+
+
+def _finished(conversation, questionnaire: Questionnaire, passed_on: bool) -> str:
+    following = next_of_occasion(conversation.session, questionnaire, conversation.now)
+    if following is None or following.channel != BY_SMS or following.asked_item is not None:
+        return _say(conversation, questionnaire, "done", None, passed_on=passed_on)
+    words = sms_question(conversation.session, following, conversation.now)["question"]
+    return _say(conversation, following, "more", words, questions=len(items_left(following)), passed_on=passed_on)
+
+
+def _after_self_harm(conversation, questionnaire: Questionnaire, item: int, value: int, recorded) -> str:
+    """The crisis answer; staff alerted right after the commit; the questionnaire goes on only if
+    it has items left (by SMS the safety item comes last, so it usually ends here)."""
+    conversation.alert_ids.extend(recorded.alert_ids)
+    conversation.escalation_id = questionnaire.escalation_id
+    escalation = conversation.session.get(Escalation, questionnaire.escalation_id)
+    if escalation is not None and escalation.inbound_message_id is None:
+        escalation.inbound_message_id = conversation._stored()
+    conversation.priority = conversation.crisis_priority
+    conversation.reasons.insert(0, f"self-harm answer: questionnaire item {item} answered {value}")
+    reply = _crisis(conversation, questionnaire)
+    if recorded.next_item is not None:
+        words = _ask(conversation, questionnaire, recorded.next_item)
+        reply = f"{reply}\n\n{_say(conversation, questionnaire, 'next', words)}"
+    return reply
+
+
+def _crisis(conversation, questionnaire: Questionnaire) -> str:
+    settings = conversation.settings
+    text = _say(conversation, questionnaire, "crisis", None)
+    # Whatever staff made of the template, the answer carries both numbers.
+    if settings.crisis_line not in text or settings.emergency_number not in text:
+        return _fallback(conversation, questionnaire, "crisis", None)
+    return text
+
+
+def _ask_again(conversation, questionnaire: Questionnaire) -> tuple[str, bool, str | None]:
+    """Not an answer: ask the same item again once, with the options; a second time, staff read it
+    (the questionnaire still takes a number later)."""
+    long_text = len(conversation.text.body.split()) > NOTE_WORDS_FOR_STAFF
+    flagged = conversation._flag(questions=long_text)
+    if _asked_again_before(conversation, questionnaire):
+        conversation.reasons.append("questionnaire answer we could not read")
+        return UNREADABLE, True, conversation._reply("flagged" if flagged else "received")
+    scale = catalogue.get_scale(questionnaire.scale)
+    words = question_words(scale, questionnaire.asked_item, questionnaire.language)
+    return UNREADABLE, flagged, _say(conversation, questionnaire, "reask", words, passed_on=flagged)
+
+
+def _asked_again_before(conversation, questionnaire: Questionnaire) -> bool:
+    """Whether this item was already asked again (a text since it was asked could not be read)."""
+    return conversation.session.scalar(
+        select(InboundMessage.id).where(
+            InboundMessage.patient_id == questionnaire.patient_id, InboundMessage.classification == UNREADABLE,
+            InboundMessage.received_at > questionnaire.asked_at, InboundMessage.id != conversation.inbound.id)
+        .limit(1)
+    ) is not None
+
+
+def _say(conversation, questionnaire: Questionnaire, name: str, words: dict | None, *, questions: int = 0,
+         passed_on: bool = False) -> str:
+    language = questionnaire.language or conversation.language
+    context = conversation._context()
+    context["questionnaire"] = {"question": words or {}, "questions": questions, "passed_on": passed_on}
+    template = conversation._template(f"reply_questionnaire_{name}", language)
+    return conversation._render(template, context) or _fallback(conversation, questionnaire, name, words, questions)
+
+
+def _fallback(conversation, questionnaire: Questionnaire, name: str, words: dict | None, questions: int = 0) -> str:
+    settings = conversation.settings
+    language = "es" if (questionnaire.language or "").startswith("es") else "en"
+    words = words or {}
+    return FALLBACKS[language][name].format(
+        crisis=settings.crisis_line, emergency=settings.emergency_number, clinic=settings.clinic_name,
+        team=team_name(settings.clinic_name), questions=questions, **{
+            key: words.get(key, "") for key in ("number", "of", "text", "options", "lowest", "highest", "stem")})

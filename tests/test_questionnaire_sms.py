@@ -1,0 +1,391 @@
+"""Issue 13's SMS fallback: a questionnaire answered one item at a time through the signed webhook.
+
+Maya's first infusion is Thursday 10:00; 48 hours before, a pass sends the questionnaire's first
+question by text. She answers from her phone (the webhook, signed as Twilio signs) on Tuesday
+afternoon, inside office hours.
+
+How the questionnaire goes by text here: the webhook checks Twilio's signature against
+PUBLIC_BASE_URL, so a clinic without it could not take any reply; the passes run with
+MEASURES_BY_SMS=true (questions by text although the URL is set), and one test runs the pass with
+PUBLIC_BASE_URL="" (the webhook's app keeps the URL Twilio signs) to show it is the same.
+
+To read the realistic replies and what they get back:
+python -m pytest -s -q tests/test_questionnaire_sms.py -k realistic
+"""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from reminders.channels.segments import sms_length
+from reminders.models import Appointment, CheckIn, Patient, Questionnaire
+from reminders.pipeline import run_pass
+from tests.conftest import at
+from tests.conftest import both_databases
+from tests.fixtures.twoway import PHONE, STAFF_PHONES, answer, escalations, inbound
+from tests.helpers import book
+
+QUESTION_GOES = at("2026-12-08T10:00:00-05:00")  # 48 hours before Thursday's infusion
+settings = both_databases()
+OPTIONS = "Reply 0 Not at all, 1 Several days, 2 More than half the days, 3 Nearly every day."
+
+
+@pytest.fixture
+def measured(configure, two_way):
+    return configure(MEASURES_ENABLED="true", MEASURES_BY_SMS="true")
+
+
+def questionnaires(session) -> list[Questionnaire]:
+    session.expire_all()
+    return list(session.scalars(select(Questionnaire).order_by(Questionnaire.id)))
+
+
+def maya(session) -> Patient:
+    session.expire_all()
+    return session.scalar(select(Patient).where(Patient.phone == PHONE))
+
+
+def texts_to(fake_twilio, number: str) -> list[str]:
+    return [m["body"] for m in fake_twilio.messages if m["to"] == number]
+
+
+def send_questionnaire(session, measured, fake_twilio, *, language: str = "en",
+                       condition: str | None = None, when=QUESTION_GOES) -> str:
+    patient = maya(session)
+    patient.language = language
+    appointment = session.scalar(select(Appointment))
+    appointment.course.condition = condition
+    session.commit()
+    run_pass(measured, when)
+    [first] = [body for body in texts_to(fake_twilio, PHONE) if "short questions" in body or "preguntas" in body]
+    fake_twilio.messages.clear()
+    return first
+
+
+@pytest.fixture
+def asked(session, booked, measured, fake_twilio) -> str:
+    """The PHQ-9's first question went to Maya by text (her course has no condition: PHQ-9 only)."""
+    return send_questionnaire(session, measured, fake_twilio)
+
+
+def say(twilio, body: str) -> str | None:
+    return answer(twilio.sms(body))
+
+
+def last_inbound(session):
+    return inbound(session)[-1]
+
+
+def assert_fits(reply: str) -> None:
+    length = sms_length(reply)
+    assert length.segments <= 2 and length.encoding == "GSM-7", (reply, length)
+
+
+# ---------------------------------------------------------------- whole questionnaires
+
+def test_a_negative_phq2_asks_item_9_and_is_scored_screened_out(asked, twilio, session):
+    assert "Little interest or pleasure in doing things" in asked and OPTIONS[6:] in asked
+    second = say(twilio, "0")
+    assert second == f"2 of 9: Feeling down, depressed, or hopeless. {OPTIONS}"
+    ninth = say(twilio, "1")
+    assert ninth.startswith("9 of 9: Thoughts that you would be better off dead") and ninth.endswith(OPTIONS)
+    done = say(twilio, "0")
+    assert done.startswith("Thank you, Maya! That's all the questions") and "988" in done
+    [q] = questionnaires(session)
+    assert (q.status, q.answered(), q.score, q.band, q.screened_out) == (
+        "completed", {1: 0, 2: 1, 9: 0}, 1, "minimal", True)
+    assert q.asked_item is None and escalations(session) == []
+    assert [(m.classification, m.needs_staff) for m in inbound(session)] == [("questionnaire_answer", False)] * 3
+    for reply in (second, ninth, done):
+        assert_fits(reply)
+
+
+def test_a_positive_phq2_asks_all_nine_and_scores_the_band(asked, twilio, session):
+    replies = [say(twilio, body) for body in
+               ("2", "two.", "Several days", "1!", " 2 ", "more than half the days", "1", "0", "0")]
+    for number, reply in zip(range(2, 10), replies):
+        assert reply.startswith(f"{number} of 9: ") and reply.endswith(OPTIONS), reply
+        assert_fits(reply)
+    assert replies[-1].startswith("Thank you, Maya! That's all the questions")
+    [q] = questionnaires(session)
+    assert q.answered() == {1: 2, 2: 2, 3: 1, 4: 1, 5: 2, 6: 2, 7: 1, 8: 0, 9: 0}
+    assert (q.status, q.score, q.band, q.screened_out) == ("completed", 11, "moderate", False)
+
+
+def test_item_9_above_0_answers_with_the_crisis_lines_and_alerts_staff(asked, twilio, session, fake_twilio,
+                                                                      smtp_server):
+    say(twilio, "0")
+    say(twilio, "0")
+    reply = say(twilio, "1")
+    assert reply.startswith("Thank you for telling us")
+    assert "call or text 988 now" in reply and "call 911" in reply and "not watched around the clock" in reply
+    assert reply.index("988") < reply.index("911")
+    [escalation] = escalations(session)
+    [q] = questionnaires(session)
+    assert (escalation.reason, escalation.questionnaire_id, escalation.status) == ("self_harm_answer", q.id, "open")
+    assert "item 9" in escalation.text and "Several days" in escalation.text
+    assert (q.status, q.safety_raised, q.escalation_id) == ("completed", True, escalation.id)
+    message = last_inbound(session)
+    assert (message.needs_staff, message.priority, escalation.inbound_message_id) == (True, 2, message.id)
+    assert "self-harm answer" in message.flag_reason
+    # Sent right after the commit, in the same request, like a crisis text's alerts.
+    assert len(texts_to(fake_twilio, STAFF_PHONES[0])) == 1 and len(texts_to(fake_twilio, STAFF_PHONES[1])) == 1
+    assert smtp_server.messages
+
+
+def test_the_visits_next_questionnaire_follows_with_its_own_first_question(session, booked, measured, fake_twilio,
+                                                                            twilio):
+    send_questionnaire(session, measured, fake_twilio, condition="depression")
+    say(twilio, "0")
+    say(twilio, "0")
+    more = say(twilio, "0")
+    assert more.startswith("Thanks. 7 more: Over the last 2 weeks") and "Feeling nervous, anxious, or on edge" in more
+    assert more.endswith(OPTIONS)
+    assert_fits(more)
+    assert say(twilio, "1").startswith("2 of 7: Not being able to stop or control worrying")
+    phq9, gad7 = questionnaires(session)
+    assert (phq9.status, gad7.status, gad7.answered(), gad7.asked_item) == ("completed", "started", {1: 1}, 2)
+
+
+def test_a_pain_rating_takes_0_to_10_and_leads_on_to_the_phq9(session, booked, measured, fake_twilio, twilio):
+    first = send_questionnaire(session, measured, fake_twilio, condition="pain")
+    assert "Reply 0 No pain to 10 Worst pain imaginable." in first
+    reask = say(twilio, "11")
+    assert reask.startswith("Sorry, please reply with one number, 0 to 10: In the past 7 days")
+    more = say(twilio, "7")
+    assert more.startswith("Thanks. 9 more: Over the last 2 weeks") and more.endswith(OPTIONS)
+    pain, phq9 = questionnaires(session)
+    assert (pain.status, pain.score, phq9.asked_item) == ("completed", 7, 1)
+
+
+def test_a_spanish_patient_is_asked_and_answered_in_spanish(session, booked, measured, fake_twilio, twilio):
+    first = send_questionnaire(session, measured, fake_twilio, language="es")
+    assert first.startswith("Hola Maya") and "Poco interés o placer en hacer cosas" in first
+    second = say(twilio, "dos")
+    # Texts go in GSM-7: í and ú lose their accents.
+    assert second.startswith("2 de 9: ") and "Responda 0 Ningun dia, 1 Varios dias" in second
+    assert say(twilio, "Varios DÍAS").startswith("3 de 9: ")
+    reask = say(twilio, "no sé")
+    assert reask.startswith("Perdone, responda con un solo numero, del 0 al 3: ")
+    assert say(twilio, "casi todos los dias").startswith("4 de 9: ")
+    [q] = questionnaires(session)
+    assert q.answered() == {1: 2, 2: 1, 3: 3}
+
+
+# ---------------------------------------------------------------- reading one answer (pure)
+
+@pytest.mark.parametrize("text, value, note", [
+    ("2", 2, ""), ("2.", 2, ""), (" 2 ", 2, ""), ("2!", 2, ""), ("two", 2, ""), ("dos", 2, ""), ("cero", 0, ""),
+    ("Several days", 1, ""), ("varios días", 1, ""), ("NEARLY EVERY DAY", 3, ""),
+    ("Más de la mitad de los días", 2, ""),
+    ("1 several days", 1, ""), ("I'd say 1", 1, ""), ("2, and can my husband drive me?", 2, "can my husband drive me?"),
+    ("😊", None, ""), ("idk", None, ""), ("what?", None, ""), ("5", None, ""), ("12", None, ""), ("1 2 3", None, ""),
+    ("1-2", None, ""), ("1.5", None, ""), ("idk maybe 1 or 2", None, ""), ("2 (several days)", None, ""),
+])
+def test_reading_an_answer_to_a_phq9_item(text, value, note):
+    from reminders.inbound.item_answers import read_item_answer
+    from reminders.inbound.parsing import read_reply
+    from reminders.measures.scales import get_scale
+
+    found = read_item_answer(text, read_reply(text, expecting_score=True), get_scale("phq9").options_for(1))
+    assert (found.value, found.note) == (value, note)
+
+
+# ---------------------------------------------------------------- what is not an answer
+
+def test_a_garbled_reply_is_asked_again_once_then_goes_to_staff(asked, twilio, session, clock):
+    def say(twilio, body):  # a minute between texts
+        clock.advance(minutes=1)
+        return answer(twilio.sms(body))
+
+    reask = say(twilio, "😊")
+    assert reask == ("Sorry, please reply with one number, 0 to 3: Little "
+                     "interest or pleasure in doing things. 0 Not at all, 1 Several days, 2 More than half the days, "
+                     "3 Nearly every day.")
+    assert last_inbound(session).needs_staff is False
+    second = say(twilio, "idk")
+    assert "passed your message" in second
+    message = last_inbound(session)
+    assert (message.classification, message.needs_staff) == ("questionnaire_unreadable", True)
+    assert "questionnaire answer we could not read" in message.flag_reason
+    assert say(twilio, "1").startswith("2 of 9: ")  # a number still answers it
+    assert say(twilio, "1 2 3").startswith("Sorry, please reply with one number")  # a new item: asked again once more
+    [q] = questionnaires(session)
+    assert (q.answered(), q.asked_item) == ({1: 1}, 2)
+
+
+@pytest.mark.parametrize("body", ["what?", "5", "1 2 3", "1-2", "1.5", "👍", "ok", "2 (several days)"])
+def test_not_one_answer_is_asked_again(asked, twilio, session, body):
+    assert say(twilio, body).startswith("Sorry, please reply with one number, 0 to 3: Little interest")
+    [q] = questionnaires(session)
+    assert (q.answered(), q.asked_item) == ({}, 1)
+
+
+def test_a_question_with_the_number_records_it_and_goes_to_staff(asked, twilio, session):
+    reply = say(twilio, "2, and can my husband drive me?")
+    assert reply.startswith("Thanks, a nurse will read that today. 2 of 9: ")
+    message = last_inbound(session)
+    assert (message.classification, message.needs_staff, message.flag_reason) == (
+        "questionnaire_answer", True, "a question")
+    assert questionnaires(session)[0].answered() == {1: 2}
+
+
+def test_crisis_words_are_a_crisis_first_and_the_questionnaire_waits(asked, twilio, session, fake_twilio):
+    reply = say(twilio, "2 and honestly i want to die")
+    assert reply.startswith("We're so sorry you're going through this") and "988" in reply
+    assert escalations(session)[0].reason == "crisis_language"
+    assert len(texts_to(fake_twilio, STAFF_PHONES[0])) == 1
+    [q] = questionnaires(session)
+    assert (q.answered(), q.asked_item, q.status) == ({}, 1, "sent")
+
+
+def test_confirm_and_reschedule_still_work_while_a_questionnaire_is_open(asked, twilio, session, booked):
+    assert "confirmed" in say(twilio, "C")
+    session.expire_all()
+    assert session.get(Appointment, booked.id).status == "confirmed"
+    assert "find a new time" in say(twilio, "R")
+    assert say(twilio, "1").startswith("2 of 9: ")
+    assert questionnaires(session)[0].answered() == {1: 1}
+
+
+def test_stop_mid_way_opts_out_and_leaves_the_questionnaire(asked, twilio, session):
+    say(twilio, "1")
+    assert "unsubscribed" in say(twilio, "STOP")
+    assert maya(session).sms_opted_out
+    assert say(twilio, "2") is None  # nothing goes to a number that opted out
+    [q] = questionnaires(session)
+    assert (q.answered(), q.asked_item, q.status) == ({1: 1}, 2, "started")
+    say(twilio, "START")
+    assert say(twilio, "2").startswith("3 of 9: ")  # back in: the same question still takes its number
+
+
+def test_an_expired_questionnaire_no_longer_takes_numbers(asked, twilio, session, clock):
+    say(twilio, "1")
+    clock.advance(days=7)
+    reply = say(twilio, "2")
+    assert "of 9" not in reply
+    # The usual handling of a number nobody asked for: a bare 2 reads as a very low mood score.
+    message = last_inbound(session)
+    assert (message.classification, message.needs_staff) == ("low_score", True)
+    assert reply.startswith("We're so sorry you're going through this")
+    [q] = questionnaires(session)
+    assert (q.answered(), q.status) == ({1: 1}, "started")
+
+
+def test_a_check_in_asked_after_the_question_takes_the_number(session, measured, configure, twilio):
+    """An infusion on Monday (its check-in goes Tuesday 10:00) and a measured second infusion
+    Thursday at 9:00 (the questionnaire goes Tuesday 9:00)."""
+    measured = configure(MEASURES_INFUSIONS="2")
+    book(session, starts_at="2026-12-07T10:00:00-05:00", status="completed", appointment="a1")
+    book(session, starts_at="2026-12-10T09:00:00-05:00", appointment="a2")
+    run_pass(measured, at("2026-12-08T09:00:00-05:00"))
+    [q] = questionnaires(session)
+    assert (q.channel, q.asked_item) == ("sms", 1)
+    run_pass(measured, at("2026-12-08T10:00:00-05:00"))
+    checkin = session.scalar(select(CheckIn))
+    assert checkin.status == "awaiting" and checkin.prompted_at > q.asked_at
+    reply = say(twilio, "7")
+    assert "of 9" not in reply
+    session.expire_all()
+    assert (session.get(CheckIn, checkin.id).score, session.get(CheckIn, checkin.id).status) == (7, "answered")
+    assert questionnaires(session)[0].answered() == {}
+
+
+def test_without_a_public_address_the_pass_asks_by_text_and_answers_come_back(configure, session, booked, twilio,
+                                                                              fake_twilio):
+    """The pass runs without PUBLIC_BASE_URL (the questionnaire's own mode); the webhook's app keeps
+    the URL Twilio signs, without which no reply could be checked."""
+    no_url = configure(MEASURES_ENABLED="true", PUBLIC_BASE_URL="")
+    run_pass(no_url, QUESTION_GOES)
+    [q] = questionnaires(session)
+    assert (q.channel, q.asked_item) == ("sms", 1)
+    assert say(twilio, "3").startswith("2 of 9: ")
+    assert questionnaires(session)[0].answered() == {1: 3}
+
+
+# ---------------------------------------------------------------- a realistic conversation
+
+# Maya's replies in order, through her PHQ-9 and GAD-7 (a depression course), and what each does:
+# "answer" records the value for the item asked (+staff: the text is in the staff inbox too), "again"
+# asks the same item again, "staff" is a second unreadable reply (to staff), and the visit's own C
+# and R, and a thanks after the end (no answer).
+REALISTIC = [
+    ("Hi! 😊", "again", None),
+    ("2", "answer", 2),
+    ("what does this even mean?", "again+staff", None),
+    ("Two", "answer", 2),
+    ("sevral days", "again", None),
+    ("several days", "answer", 1),
+    ("3!!", "answer", 3),
+    ("1 2 3", "again", None),
+    ("idk maybe 1 or 2", "staff", None),
+    ("1", "answer", 1),
+    ("C", "confirm", None),
+    ("More than half the days", "answer", 2),
+    ("2, and can my husband drive me home after?", "answer+staff", 2),
+    ("👍", "again", None),
+    ("0 not at all", "answer", 0),
+    ("cero", "answer", 0),
+    ("Nearly every day", "answer", 3),
+    ("2 - been dizzy since the last infusion", "answer+staff", 2),
+    ("5", "again", None),
+    ("3", "answer", 3),
+    ("Varios días", "answer", 1),
+    ("1.5", "again", None),
+    ("dos", "answer", 2),
+    ("not at all lol", "answer", 0),
+    ("R", "reschedule", None),
+    ("uno", "answer", 1),
+    ("thanks!", "thanks", None),
+]
+
+
+def asked_now(session) -> tuple[int, int] | None:
+    waiting = [q for q in questionnaires(session) if q.asked_item is not None]
+    return (waiting[0].id, waiting[0].asked_item) if waiting else None
+
+
+def test_realistic_replies_get_the_right_answers(session, booked, measured, fake_twilio, twilio, clock):
+    assert len(REALISTIC) >= 25
+    send_questionnaire(session, measured, fake_twilio, condition="depression")
+    shown = []
+    for body, what, value in REALISTIC:
+        before = asked_now(session)
+        clock.advance(minutes=1)
+        reply = say(twilio, body)
+        message = last_inbound(session)
+        shown.append((body, reply, message))
+        recorded = {q.id: q.answered() for q in questionnaires(session)}
+        if what.startswith("answer"):
+            questionnaire_id, item = before
+            assert recorded[questionnaire_id][item] == value, body
+            assert message.needs_staff == what.endswith("+staff"), (body, message.flag_reason)
+            assert not reply.startswith("Sorry"), (body, reply)
+            continue
+        assert asked_now(session) == before, body  # nothing recorded, the same item waits
+        if what.startswith("again"):
+            assert "lease reply with one number, 0 to 3: " in reply, (body, reply)
+            assert message.needs_staff == what.endswith("+staff"), body
+        elif what == "staff":
+            assert "passed your message" in reply and message.needs_staff, body
+        elif what == "confirm":
+            assert "confirmed" in reply
+        elif what == "reschedule":
+            assert "find a new time" in reply and message.needs_staff
+        else:
+            assert reply is None and not message.needs_staff
+    phq9, gad7 = questionnaires(session)
+    assert (phq9.status, phq9.score, phq9.band) == ("completed", 13, "moderate")
+    assert (gad7.status, gad7.score, gad7.band) == ("completed", 12, "moderate")
+    staff = [(m.body, m.flag_reason) for m in inbound(session) if m.needs_staff]
+    assert staff == [
+        ("what does this even mean?", "a question"),
+        ("idk maybe 1 or 2", "questionnaire answer we could not read"),
+        ("2, and can my husband drive me home after?", "a question"),
+        ("2 - been dizzy since the last infusion", "side effects: dizziness"),
+        ("R", ""),
+    ]
+    print("\n\nMaya's replies to her questionnaires by text, and what came back (* = in the staff inbox):")
+    for body, reply, message in shown:
+        mark = "*" if message.needs_staff else " "
+        print(f"{mark} {body!r:48} [{message.classification}]\n      -> {reply}")
