@@ -304,6 +304,37 @@ def test_any_text_through_the_webhook_is_answered_and_handled_or_in_the_staff_in
 
 
 @pytest.mark.postgres
+def test_on_postgresql_texts_arriving_together_in_a_new_process_are_all_read(configure, pg_settings):
+    """The first texts a web process reads arrive in several threads at once: each must find its
+    patient (the shared look-up statement was once compiled by two threads together and failed)."""
+    import threading
+
+    from reminders import db
+    from reminders.inbound import replies
+
+    with db.session_factory(pg_settings.effective_database_url)() as session:
+        book(session, starts_at=VISIT)
+        session.commit()
+    for _ in range(15):
+        replies._built_statements.clear()  # as in a new process: nothing built, nothing compiled
+        db.dispose_engines()
+        sessions = db.session_factory(pg_settings.effective_database_url)
+        found, start = [], threading.Barrier(4)
+
+        def read():
+            with sessions() as session:
+                start.wait(60)
+                found.append([facts.patient.phone for facts in replies.sender_facts(session, PHONE, NOW, pg_settings)])
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert found == [[PHONE]] * 4
+
+
+@pytest.mark.postgres
 def test_on_postgresql_a_crisis_is_answered_alerted_and_a_concurrent_replay_acts_once(
         configure, pg_settings, twilio_settings, smtp_settings, fake_twilio, smtp_server, clock):
     import threading

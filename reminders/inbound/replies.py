@@ -21,8 +21,8 @@ text, keywords and unknown senders included. Answers are in the patient's langua
 """
 from __future__ import annotations
 
-import functools
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -684,7 +684,7 @@ def sender_facts(session: Session, number: str, now: datetime, settings) -> list
     if not number:
         return []
     window = timedelta(hours=settings.checkin_answer_hours)
-    query = _sender_facts_query(session.get_bind().dialect.name)
+    query = _sender_facts_statement(session.get_bind().dialect)
     rows = session.execute(query, {"number": number, "now": now, "since": now - window}).all()
     return [SenderFacts(patient=row[0], checkin=row[1], newer_text_sent=bool(row[1] is not None and row[3]),
                         escalation_id=row[4], next_visit=row[2],
@@ -693,9 +693,28 @@ def sender_facts(session: Session, number: str, now: datetime, settings) -> list
             for row in rows]
 
 
-@functools.lru_cache(maxsize=4)
+_built_statements: dict[str, object] = {}
+_building = threading.Lock()
+
+
+def _sender_facts_statement(dialect):
+    """sender_facts' statement for this database kind, built and compiled once per process.
+    It is compiled before any thread can see it: SQLAlchemy fills in parts of a statement on its
+    first compile, and two webhook threads compiling one new statement at once could read each
+    other's half-made columns (NoSuchColumnError on a patient's text)."""
+    statement = _built_statements.get(dialect.name)
+    if statement is None:
+        with _building:
+            statement = _built_statements.get(dialect.name)
+            if statement is None:
+                statement = _sender_facts_query(dialect.name)
+                statement.compile(dialect=dialect)
+                _built_statements[dialect.name] = statement
+    return statement
+
+
 def _sender_facts_query(dialect: str):
-    """sender_facts' statement, built once per process and database kind (aliases and subqueries
+    """sender_facts' statement (built once per process and database kind: aliases and subqueries
     cost more to build than the query costs to run); `number`, `now` and `since` are bound per
     text. Every part is picked per patient through an index (patient_id): on PostgreSQL the
     check-in and the visit are LATERAL joins, elsewhere joins on the id a subquery picks."""
