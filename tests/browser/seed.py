@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from reminders.models import Appointment, OutboxMessage, utcnow
@@ -13,6 +14,27 @@ from tests.fixtures.staff import (
 )
 
 ADMIN, STAFF = "admin@clinic.test", "frontdesk@clinic.test"
+CLINIC_ZONE, LATE_EVENING = "America/New_York", 22
+
+
+def daytime_zone(now: datetime) -> str:
+    """The seeded clinic's zone: New York, or Los Angeles during New York's last hours of the day,
+    so Sam's next visit can still be later today and not yet begun (the pages run on the real
+    clock; at 23:50 in New York no visit is both)."""
+    if now.astimezone(ZoneInfo(CLINIC_ZONE)).hour < LATE_EVENING:
+        return CLINIC_ZONE
+    return "America/Los_Angeles"
+
+
+@pytest.fixture
+def settings(configure, tmp_path):
+    """The suite's settings (tests/conftest.py) in the clinic's daytime zone; a module that seeds
+    the clinic imports it."""
+    from reminders.migrations import upgrade
+
+    result = configure(DATABASE_URL=f"sqlite:///{tmp_path / 'reminders.db'}", CLINIC_TIMEZONE=daytime_zone(utcnow()))
+    upgrade(result.effective_database_url)
+    return result
 
 
 def clinic_at(zone: ZoneInfo, now: datetime, days: int, hour: int, minute: int = 0) -> datetime:

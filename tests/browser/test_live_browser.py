@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from reminders.models import Escalation, InboundMessage
 from tests.browser.serving import serving
-from tests.browser.test_staff_browser import CHROMIUM, browser, clinic, page, shot, sign_in  # noqa: F401
+from tests.browser.test_staff_browser import CHROMIUM, browser, clinic, page, settings, shot, sign_in  # noqa: F401
 from tests.fixtures.twoway import BASE, Twilio
 
 pytestmark = [

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from reminders.models import Appointment, Escalation, InboundMessage, TemplateVersion, utcnow
 from tests.browser.serving import serving, watched_page
-from tests.browser.seed import ADMIN, STAFF, seed_clinic
+from tests.browser.seed import ADMIN, STAFF, seed_clinic, settings  # noqa: F401 - the clinic's settings
 from tests.fixtures.staff import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
