@@ -149,9 +149,8 @@ class Settings(BaseSettings):
     # One reminder, if the questionnaire is not done by then.
     measures_reminder_hours_before: int = Field(default=30, ge=1, le=24 * 14)
     questionnaire_link_days: int = Field(default=7, ge=1, le=60)
-    # Questionnaires by text, one item at a time, even with PUBLIC_BASE_URL set (no link page). Without
-    # PUBLIC_BASE_URL they always go by text, but Twilio's replies then cannot be checked (signed
-    # against PUBLIC_BASE_URL): a clinic that wants SMS questionnaires sets the URL and this.
+    # Questionnaires by text, one item at a time, even with PUBLIC_BASE_URL set (no link page).
+    # Without PUBLIC_BASE_URL they always go by text (there is no link to send).
     measures_by_sms: bool = False
     # Course condition -> the scales it is given, in order (JSON); unknown scale names are logged and skipped.
     measures_by_condition: dict[str, list[str]] = {

@@ -234,11 +234,11 @@ def stop_run(process: subprocess.Popen) -> None:
 
 def test_reminders_run_alone_sends_due_reminders_once_and_alerts_staff_about_a_crisis(tmp_path):
     """The one-process shape (no broker): the scheduler thread sends what is due, and a signed
-    crisis text brings the on-call alerts at once."""
+    crisis text brings the on-call alerts at once. No PUBLIC_BASE_URL: the texts are signed for the
+    address they came to, and the baseline questionnaire goes by text and is answered by text."""
     port = free_port()
     env = {**bare_environment(tmp_path), "TWILIO_AUTH_TOKEN": "run-test-token",
-           "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "STAFF_ALERT_EMAILS": "oncall@clinic.test",
-           "STAFF_ALERT_PHONES": "+12025550101"}
+           "STAFF_ALERT_EMAILS": "oncall@clinic.test", "STAFF_ALERT_PHONES": "+12025550101"}
     import_visits_due_now(tmp_path, env, 3)
     process, lines = start_run(tmp_path, env, port)
     try:
@@ -249,12 +249,16 @@ def test_reminders_run_alone_sends_due_reminders_once_and_alerts_staff_about_a_c
         assert "988" in answer and "911" in answer
         alerts = wait_for(lambda: len(staff_alerts(tmp_path)) >= 2 and staff_alerts(tmp_path), 60)
         assert sorted(m["to"] for m in alerts) == ["+12025550101", "oncall@clinic.test"], "".join(lines)
+
+        assert wait_for(lambda: "+12025550000" in questionnaires(tmp_path), 60), "".join(lines)
+        assert post_signed_text(port, "run-test-token", "2", from_="+12025550000").count("2 of 9: ") == 1
     finally:
         stop_run(process)
     assert sorted(m["to"] for m in patient_texts(tmp_path)) == ["+12025550000", "+12025550001", "+12025550002"]
     assert welcomes(tmp_path) == ["+12025550000", "+12025550001", "+12025550002"]  # once each
-    # Each visit is the patient's first infusion: its baseline questionnaire went too, once, by link.
+    # Each visit is the patient's first infusion: its baseline questionnaire went too, once, by text.
     assert questionnaires(tmp_path) == ["+12025550000", "+12025550001", "+12025550002"]
+    assert not any("/q/" in m["body"] for m in outbox_lines(tmp_path))
 
 
 def test_reminders_run_with_redis_sends_through_its_celery_worker_and_alerts_staff(tmp_path):

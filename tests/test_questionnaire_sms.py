@@ -4,10 +4,10 @@ Maya's first infusion is Thursday 10:00; 48 hours before, a pass sends the quest
 question by text. She answers from her phone (the webhook, signed as Twilio signs) on Tuesday
 afternoon, inside office hours.
 
-How the questionnaire goes by text here: the webhook checks Twilio's signature against
-PUBLIC_BASE_URL, so a clinic without it could not take any reply; the passes run with
-MEASURES_BY_SMS=true (questions by text although the URL is set), and one test runs the pass with
-PUBLIC_BASE_URL="" (the webhook's app keeps the URL Twilio signs) to show it is the same.
+How the questionnaire goes by text here: the passes run with MEASURES_BY_SMS=true (questions by
+text although PUBLIC_BASE_URL is set), and one test runs the pass and the webhook without
+PUBLIC_BASE_URL (Twilio's signature then checked against the address the text came to) to show
+it is the same.
 
 To read the realistic replies and what they get back:
 python -m pytest -s -q tests/test_questionnaire_sms.py -k realistic
@@ -291,16 +291,24 @@ def test_a_check_in_asked_after_the_question_takes_the_number(session, measured,
     assert questionnaires(session)[0].answered() == {}
 
 
-def test_without_a_public_address_the_pass_asks_by_text_and_answers_come_back(configure, session, booked, twilio,
-                                                                              fake_twilio):
-    """The pass runs without PUBLIC_BASE_URL (the questionnaire's own mode); the webhook's app keeps
-    the URL Twilio signs, without which no reply could be checked."""
+def test_without_a_public_address_the_pass_asks_by_text_and_answers_come_back(configure, two_way, session, booked,
+                                                                              clock, fake_twilio):
+    """Without PUBLIC_BASE_URL from end to end: the pass asks by text, and the replies come back
+    through the webhook, signed for the address Twilio called."""
+    from reminders.web import create_app
+    from tests.fixtures.twoway import Twilio
+
     no_url = configure(MEASURES_ENABLED="true", PUBLIC_BASE_URL="")
     run_pass(no_url, QUESTION_GOES)
     [q] = questionnaires(session)
     assert (q.channel, q.asked_item) == ("sms", 1)
+    [first] = [body for body in texts_to(fake_twilio, PHONE) if "short questions" in body]
+    assert "/q/" not in first and OPTIONS in first
+    twilio = Twilio(create_app(no_url, {"TESTING": True, "CLOCK": clock}).test_client(), no_url.twilio_auth_token,
+                    base="http://localhost")
     assert say(twilio, "3").startswith("2 of 9: ")
-    assert questionnaires(session)[0].answered() == {1: 3}
+    assert say(twilio, "several days").startswith("3 of 9: ")
+    assert questionnaires(session)[0].answered() == {1: 3, 2: 1}
 
 
 # ---------------------------------------------------------------- a realistic conversation

@@ -50,16 +50,53 @@ class TestSignature:
         response = twilio.post("/twilio/sms", {**form, "Body": "STOP"}, signature=signature)
         assert response.status_code == 403 and inbound(session) == []
 
-    @pytest.mark.parametrize("missing", ["TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL"])
-    def test_without_a_token_or_public_url_everything_is_refused(self, configure, two_way, clock, session, booked,
-                                                                  missing, caplog):
-        changed = configure(**{missing: ""})
-        app = create_app(changed, {"TESTING": True, "CLOCK": clock})
+    def test_without_a_token_everything_is_refused(self, configure, two_way, clock, session, booked, caplog):
+        app = create_app(configure(TWILIO_AUTH_TOKEN=""), {"TESTING": True, "CLOCK": clock})
         poster = Twilio(app.test_client(), two_way.twilio_auth_token)
         assert poster.sms("STOP").status_code == 403
         assert poster.sms("STOP", sid="SMunsigned").status_code == 403
         assert inbound(session) == []
-        assert any(missing in record.getMessage() and record.levelname == "ERROR" for record in caplog.records)
+        assert any("TWILIO_AUTH_TOKEN" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+
+
+class TestWithoutPublicURL:
+    """Without PUBLIC_BASE_URL Twilio's signature is checked against the address the request came
+    to, so a clinic that left it out still gets its patients' replies and crisis texts."""
+
+    @pytest.fixture
+    def no_url(self, configure, two_way):
+        return configure(PUBLIC_BASE_URL="")
+
+    def test_a_text_signed_for_the_address_it_came_to_is_answered(self, no_url, clock, session, booked,
+                                                                   fake_twilio, smtp_server):
+        poster = Twilio(create_app(no_url, {"TESTING": True, "CLOCK": clock}).test_client(),
+                        no_url.twilio_auth_token, base="http://localhost")
+        assert "988" in answer(poster.sms("I want to die"))
+        assert [e.status for e in escalations(session)] == ["open"]
+        assert sorted(m["to"] for m in fake_twilio.messages) == sorted(STAFF_PHONES)
+        assert "confirmed" in answer(poster.sms("C"))
+
+    def test_one_signed_for_another_address_is_refused_and_says_why(self, no_url, clock, session, booked, caplog):
+        poster = Twilio(create_app(no_url, {"TESTING": True, "CLOCK": clock}).test_client(),
+                        no_url.twilio_auth_token, base=BASE)
+        assert poster.sms("STOP").status_code == 403
+        assert inbound(session) == [] and not patient(session).sms_opted_out
+        [refusal] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert "http://localhost/twilio/sms" in refusal and "TRUSTED_PROXY_HOPS" in refusal
+
+    @pytest.mark.parametrize("hops, accepted", [("1", True), ("0", False)])
+    def test_behind_a_proxy_the_forwarded_scheme_and_host_count_only_when_trusted(
+            self, configure, no_url, clock, session, booked, hops, accepted):
+        app = create_app(configure(TRUSTED_PROXY_HOPS=hops), {"TESTING": True, "CLOCK": clock})
+        poster = Twilio(app.test_client(), no_url.twilio_auth_token, base=BASE)  # Twilio called the public URL
+        form = poster.sms_form("C")
+        forwarded = {"X-Twilio-Signature": poster.sign("/twilio/sms", {**form, "AccountSid": poster.account_sid}),
+                     "X-Forwarded-For": "54.172.60.1", "X-Forwarded-Proto": "https",
+                     "X-Forwarded-Host": BASE.split("//")[1]}
+        response = poster.client.post("/twilio/sms", data={**form, "AccountSid": poster.account_sid},
+                                      headers=forwarded, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+        assert response.status_code == (200 if accepted else 403)
+        assert len(inbound(session)) == (1 if accepted else 0)
 
     def test_the_query_string_is_part_of_what_is_signed(self, twilio, booked, session):
         form = {"MessageSid": "SMx", "MessageStatus": "delivered", "AccountSid": twilio.account_sid}

@@ -73,8 +73,7 @@ def link(settings, questionnaire: Questionnaire) -> str:
 
 def by_sms(settings) -> bool:
     """Without PUBLIC_BASE_URL there is no link a patient could open: the questions go by text. A
-    clinic can also choose text (MEASURES_BY_SMS): its replies come back through the signed webhook,
-    which needs PUBLIC_BASE_URL."""
+    clinic can also choose text (MEASURES_BY_SMS). The answers come back through the signed webhook."""
     return settings.measures_by_sms or not settings.public_base_url
 
 

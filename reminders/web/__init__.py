@@ -61,9 +61,10 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     if settings.trusted_proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        # Only the address: the webhook's signature is checked against PUBLIC_BASE_URL, not the Host.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=0, x_host=0,
-                                x_port=0, x_prefix=0)
+        # The patient's address (rate limits), and the scheme and host Twilio called (without
+        # PUBLIC_BASE_URL its signature is checked against them).
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=0, x_prefix=0)
     app.extensions["reminders.settings"] = settings
     app.extensions["reminders.sessions"] = session_factory(settings.effective_database_url)
     app.extensions["reminders.dispatcher"] = dispatcher or dispatcher_for(settings, app.extensions["reminders.sessions"])

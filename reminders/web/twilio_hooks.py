@@ -1,8 +1,9 @@
 """Twilio webhooks: inbound texts (`POST /twilio/sms`) and delivery reports (`POST /twilio/status`).
 
-Both check X-Twilio-Signature with the twilio library against PUBLIC_BASE_URL + the path and
-query Twilio called, and answer 403, storing nothing, when it is missing or wrong, or when
-TWILIO_AUTH_TOKEN or PUBLIC_BASE_URL is not set (an unsigned request is never accepted).
+Both check X-Twilio-Signature with the twilio library against PUBLIC_BASE_URL (without it, the
+scheme and host the request came to) + the path and query Twilio called, and answer 403, storing
+nothing, when it is missing or wrong, or when TWILIO_AUTH_TOKEN is not set (an unsigned request is
+never accepted).
 
 An inbound text is answered in the same request with TwiML. Crisis alerts to staff are sent
 right after the commit, before the answer goes back, but the answer never waits on them for more
@@ -38,7 +39,7 @@ def signature_problem() -> str | None:
     s = settings()
     body = request.get_data(as_text=True)  # read first: the form is then parsed from it
     return (webhooks.signature_problem(s.twilio_auth_token, s.public_base_url, request.full_path, request.headers,
-                                       request.form, body)
+                                       request.form, body, arrived_at=request.host_url)
             or webhooks.account_problem(s.twilio_account_sid, request.form))
 
 

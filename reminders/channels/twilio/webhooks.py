@@ -2,8 +2,8 @@
 what its form says, in the service's own types (an InboundText, a DeliveryReport), and the TwiML
 that answers an inbound text.
 
-Everything is passed in (the auth token, PUBLIC_BASE_URL, the path and query, the headers, the
-form): this module knows no request object and no settings, so the web layer calls it and it never
+Everything is passed in (the auth token, PUBLIC_BASE_URL or the address the request came to, the
+path and query, the headers, the form): this module knows no request object and no settings, so the web layer calls it and it never
 calls the web layer.
 """
 from __future__ import annotations
@@ -34,24 +34,29 @@ BODY_LIMIT = 10_000
 # ---------------------------------------------------------------- the signature
 
 def signed_url(public_base_url: str, full_path: str) -> str:
-    """The URL Twilio signed: PUBLIC_BASE_URL + the path and query it called."""
+    """The URL Twilio signed: the base it was given + the path and query it called."""
     return public_base_url.rstrip("/") + full_path.rstrip("?")
 
 
 def signature_problem(auth_token: str, public_base_url: str, full_path: str, headers: Mapping[str, str],
-                      form: Mapping[str, str], body: str = "") -> str | None:
+                      form: Mapping[str, str], body: str = "", arrived_at: str = "") -> str | None:
     """None when the request is signed by Twilio; otherwise why it is refused.
 
-    `full_path` is the path and query Twilio called, `form` the posted fields, `body` the raw body
-    (checked instead of the form when the query carries bodySHA256, as for a JSON body)."""
+    Twilio signs the URL it called: PUBLIC_BASE_URL when the clinic set it, otherwise `arrived_at`,
+    the scheme and host the request came to (behind a proxy, as it forwarded them). Either way only
+    the holder of the auth token can sign, so the second is as safe; it only fails to match when a
+    proxy hides the public scheme or host. `full_path` is the path and query Twilio called, `form`
+    the posted fields, `body` the raw body (checked instead of the form when the query carries
+    bodySHA256, as for a JSON body)."""
     if not auth_token:
         return "TWILIO_AUTH_TOKEN is not set, so no request can be checked"
-    if not public_base_url:
+    base = public_base_url or arrived_at
+    if not base:
         return "PUBLIC_BASE_URL is not set, so the signed URL is unknown"
     signature = _header(headers, SIGNATURE_HEADER)
     if not signature:
         return "no X-Twilio-Signature header"
-    url = signed_url(public_base_url, full_path)
+    url = signed_url(base, full_path)
     params = body if "bodySHA256" in parse_qs(urlsplit(full_path).query) else form
     validator = RequestValidator(auth_token)
     shared_key = _header(headers, SIGNATURE_SETTINGS_HEADER)
@@ -68,7 +73,11 @@ def signature_problem(auth_token: str, public_base_url: str, full_path: str, hea
     if shared_key:
         return ("the signature does not match; the request was signed with a SharedKey and this service checks "
                 "with TWILIO_AUTH_TOKEN")
-    return f"the signature does not match (checked against {url}; is PUBLIC_BASE_URL right?)"
+    if public_base_url:
+        return f"the signature does not match (checked against {url}; is PUBLIC_BASE_URL right?)"
+    return (f"the signature does not match (checked against {url}, the address the request came to, as "
+            "PUBLIC_BASE_URL is not set; behind a proxy set PUBLIC_BASE_URL to the URL Twilio calls, or "
+            "TRUSTED_PROXY_HOPS)")
 
 
 def account_problem(account_sid: str, form: Mapping[str, str]) -> str | None:
