@@ -638,6 +638,9 @@ def clinic_context(settings) -> dict:
         "address": settings.clinic_address,
         "crisis_line": settings.crisis_line,
         "emergency_number": settings.emergency_number,
+        # How many texts a visit brings, as the welcome promises: questionnaires add one or two.
+        "messages_per_visit": "3 to 5" if settings.measures_enabled else "3",
+        "messages_per_visit_es": "de 3 a 5 por cita" if settings.measures_enabled else "unos 3 mensajes por cita",
     }
 
 

@@ -154,9 +154,20 @@ def test_the_welcome_says_who_how_often_help_stop_and_rates():
         text = rendered(name, "a long name, clinic and location, a short medications note")
         assert text.startswith("Blue Ridge Infusion & Wellness:")
         assert ("HELP" in text and "STOP" in text) or ("AYUDA" in text and "PARAR" in text)
-        assert "about 3 per visit" in text or "unos 3 mensajes por cita" in text
+        assert re.search(r"about 3( to 5)? per visit|unos 3 mensajes por cita|de 3 a 5 por cita", text)
         assert "Msg & data rates may apply" in text or "tarifas de mensajes y datos" in text
 
+
+
+@pytest.mark.parametrize("measures, english, spanish", [(True, "about 3 to 5 per visit", "de 3 a 5 por cita"),
+                                                      (False, "about 3 per visit", "unos 3 mensajes por cita")])
+def test_the_welcome_counts_the_questionnaires_when_they_are_on_and_fits_two_segments(measures, english, spanish):
+    settings = LONG_CLINIC.model_copy(update={"measures_enabled": measures})
+    for name, promise in (("welcome.sms.j2", english), ("es/welcome.sms.j2", spanish)):
+        person = patient(**LONG_PATIENT, language="es" if name.startswith("es/") else "en")
+        text = render(TemplateStore(settings.templates_dir), name, message_context(settings, person, LONG_VISIT, 6))
+        length = sms_length(text)
+        assert promise in text and length.encoding == "GSM-7" and length.segments <= 2, f"{length.units}: {text}"
 
 PRIVATE_WORDS = re.compile(
     r"ketamin|esketamin|spravato|depres|ptsd|tept|ocd|toc\b|bipolar|anxi|ansiedad|suicid|psiqui|psychiatr|mental|"
