@@ -201,7 +201,7 @@ def test_the_pdf_report_opens_and_shows_the_patient_and_their_scores(staff_clien
             rendered.save(SCREENSHOTS / "measures-report-pdf-page1.png")
         text += page.get_textpage().get_text_range() + "\n"
     for words in ("The Infusion Clinic", "Maya Lopez", "Record ID: p-maya", "Condition: depression",
-                  "infusions attended: 5", "Baseline 18", "latest 4", "14 points lower (-78 %)",
+                  "infusions attended: 5", "Baseline 18", "latest 4", "14 points lower (−78 %)",
                   "Response: yes", "Remission: yes", "Baseline 15", "latest 6", "item 9 answered 1",
                   "not yet acknowledged by staff", "PCL-5 below 33", "Generated"):
         assert words in text, words
@@ -238,6 +238,16 @@ def test_the_report_of_a_patient_without_questionnaires_says_so(staff_client, se
     assert len(document) == 1 and "Sam Okafor" in text and "No questionnaires have been sent" in text
     assert "Instruments" not in text
 
+
+
+def test_a_name_outside_latin_1_prints_whole_in_the_pdf(staff_client, sessions):
+    with sessions() as session:
+        patient = add_patient(session, "p-anh", "Ánh", "Nguyễn", "+12025550179", None, channel="sms")
+        patient.first_name, patient.last_name = "Łucja Ánh", "Nguyễn-Wróbel"
+        session.commit()
+    document = pdfium.PdfDocument(staff_client.get(f"/patients/{patient.id}/report.pdf").data)
+    text = document[0].get_textpage().get_text_range()
+    assert "Łucja Ánh Nguyễn-Wróbel" in text and "?" not in text
 
 def test_a_report_of_another_patient_is_not_found(staff_client, maya):
     assert staff_client.get(f"/patients/{maya['patient'] + 99}/report.pdf").status_code == 404

@@ -5,13 +5,16 @@ with its infusions, per scale the scores with baseline, latest, change, response
 simple chart, any self-harm answers and whether staff acknowledged them, and a footnote naming the
 instruments and the rules. No Flask here: it gets what measures_view built and returns bytes.
 
-fpdf2's built-in Helvetica covers Latin-1 only, so text is reduced to it (a dash for "−" or "–");
-a name in another script would print with "?" marks, and the page version has it whole.
+The text is set in DejaVu Sans, shipped with the package (fonts/, with its licence): fpdf2's
+built-in Helvetica covers Latin-1 only and would print "Nguy?n" for Nguyễn. DejaVu covers the
+Latin, Greek and Cyrillic scripts; a name in a script it lacks (Chinese, say) still prints
+incompletely, and the printable page has it whole.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
@@ -22,13 +25,9 @@ from reminders.web.staff.charts import short_label
 from reminders.web.staff.measures_chart import band_fill, day, time_range
 from reminders.web.staff.measures_view import RULES, CourseMeasures, ScaleView, instruments
 
-PLAIN = str.maketrans({"−": "-", "–": "-", "—": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "≥": ">=",
-                       "≤": "<=", "…": "...", "\u00a0": " "})
+FONTS = Path(__file__).with_name("fonts")
+FONT = "DejaVu"
 INK, MUTED, LINE, INFUSION = (30, 43, 51), (91, 107, 119), (47, 125, 140), (122, 92, 194)
-
-
-def plain(text: object) -> str:
-    return str(text).translate(PLAIN).encode("latin-1", "replace").decode("latin-1")
 
 
 def rgb(colour: str) -> tuple[int, int, int]:
@@ -51,21 +50,23 @@ class ReportPDF(FPDF):
         self.facts = facts
         self.set_margins(18, 16, 18)
         self.set_auto_page_break(True, margin=18)
-        self.set_title(plain(f"Measures report: {facts.patient.full_name}"))
-        self.set_author(plain(facts.clinic))
+        self.set_title(f"Measures report: {facts.patient.full_name}")
+        self.set_author(facts.clinic)
         self.set_creator("clinic reminders")
+        self.add_font(FONT, "", FONTS / "DejaVuSans.ttf")
+        self.add_font(FONT, "B", FONTS / "DejaVuSans-Bold.ttf")
 
     def footer(self):
         self.set_y(-13)
-        self.set_font("Helvetica", size=8)
+        self.set_font(FONT, size=8)
         self.set_text_color(*MUTED)
-        self.cell(0, 5, plain(f"{self.facts.clinic} · {self.facts.patient.full_name} · page {self.page_no()} of {{nb}}"),
+        self.cell(0, 5, f"{self.facts.clinic} · {self.facts.patient.full_name} · page {self.page_no()} of {{nb}}",
                   align="C")
 
     def text_line(self, text: str, size: float = 10, style: str = "", height: float = 5.5, colour=INK):
-        self.set_font("Helvetica", style, size)
+        self.set_font(FONT, style, size)
         self.set_text_color(*colour)
-        self.multi_cell(0, height, plain(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, height, str(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def keep(self, height: float) -> None:
         """A new page when `height` would not fit, so a heading stays with what follows it."""
@@ -140,20 +141,20 @@ def _scale(pdf: ReportPDF, view: ScaleView, course: CourseMeasures, tz: ZoneInfo
 
 def _table(pdf: ReportPDF, view: ScaleView, tz: ZoneInfo) -> None:
     widths = (34, 62, 20, 58)
-    pdf.set_font("Helvetica", "B", 9)
+    pdf.set_font(FONT, "B", 9)
     pdf.set_text_color(*INK)
     pdf.set_fill_color(238, 242, 244)
     for width, head in zip(widths, ("Date", "Occasion", "Score", "Severity")):
         pdf.cell(width, 6, head, border="B", fill=True)
     pdf.ln()
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(FONT, "", 9)
     for point, occasion, band in view.rows():
         pdf.keep(6)
         cells = (f"{day(point.taken_at, tz)}, {point.taken_at.astimezone(tz):%Y}",
                  occasion + (" (baseline)" if point is view.progress.baseline and point.occasion != "baseline" else ""),
                  str(point.score), band)
         for width, text in zip(widths, cells):
-            pdf.cell(width, 5.5, plain(text), border="B")
+            pdf.cell(width, 5.5, str(text), border="B")
         pdf.ln()
 
 
@@ -170,14 +171,14 @@ def _chart(pdf: ReportPDF, view: ScaleView, course: CourseMeasures, tz: ZoneInfo
         return top + height * (1 - score / scale.max_score)
 
     bands = sorted(scale.bands, key=lambda b: b.low)
-    pdf.set_font("Helvetica", "", 7)
+    pdf.set_font(FONT, "", 7)
     for index, band in enumerate(bands):
         upper, lower = y(band.high if band is bands[-1] else band.high + 1), y(band.low)
         pdf.set_fill_color(*rgb(band_fill(index, len(bands))))
         pdf.rect(left, upper, width, lower - upper, style="F")
         pdf.set_text_color(*MUTED)
         if lower - upper >= 3:
-            pdf.text(left + width + 2, (upper + lower) / 2 + 1, plain(f"{band.label('en')} {band.low}-{band.high}"))
+            pdf.text(left + width + 2, (upper + lower) / 2 + 1, f"{band.label('en')} {band.low}-{band.high}")
         pdf.text(left - 6, lower + 1, str(band.low))
     pdf.text(left - 6, y(scale.max_score) + 1, str(scale.max_score))
     pdf.set_draw_color(200, 210, 216)
@@ -191,7 +192,7 @@ def _chart(pdf: ReportPDF, view: ScaleView, course: CourseMeasures, tz: ZoneInfo
         pdf.line(x(infusion.at), top, x(infusion.at), top + height)
         pdf.set_dash_pattern()
         pdf.set_text_color(*INFUSION)
-        pdf.text(x(infusion.at) - 1, top - 1.2, plain(short_label(infusion.label)))
+        pdf.text(x(infusion.at) - 1, top - 1.2, str(short_label(infusion.label)))
     pdf.set_draw_color(*LINE)
     pdf.set_line_width(0.7)
     for a, b in zip(points, points[1:]):
@@ -208,7 +209,7 @@ def _chart(pdf: ReportPDF, view: ScaleView, course: CourseMeasures, tz: ZoneInfo
             pdf.circle(px, py, 1.2, style="F")  # fpdf2: x, y is the centre
         pdf.text(px - 1.5, py - 2.2, str(point.score))
         pdf.set_text_color(*MUTED)
-        pdf.text(px - 4, top + height + 4, plain(day(point.taken_at, tz)))
+        pdf.text(px - 4, top + height + 4, str(day(point.taken_at, tz)))
         pdf.set_text_color(*INK)
     pdf.set_text_color(*MUTED)
     pdf.text(left, top + height + 8, "Lines: infusion days (number above; dashed: upcoming). Square: baseline.")
