@@ -259,17 +259,55 @@ def test_stop_mid_way_opts_out_and_leaves_the_questionnaire(asked, twilio, sessi
     assert say(twilio, "2").startswith("3 of 9: ")  # back in: the same question still takes its number
 
 
-def test_an_expired_questionnaire_no_longer_takes_numbers(asked, twilio, session, clock):
+def test_an_answer_after_the_questions_closed_is_not_saved_and_staff_read_it(asked, twilio, session, clock,
+                                                                             fake_twilio):
     say(twilio, "1")
-    clock.advance(days=7)
+    clock.advance(days=7)  # the questionnaire expired; item 2 was the last thing we asked
     reply = say(twilio, "2")
-    assert "of 9" not in reply
-    # The usual handling of a number nobody asked for: a bare 2 reads as a very low mood score.
+    assert reply.startswith("Thank you, Maya. Those questions have closed, so this answer was not saved")
+    assert "988" in reply and "of 9" not in reply
+    assert_fits(reply)
     message = last_inbound(session)
-    assert (message.classification, message.needs_staff) == ("low_score", True)
-    assert reply.startswith("We're so sorry you're going through this")
+    assert (message.classification, message.needs_staff, message.priority) == ("questionnaire_closed", True, 0)
+    assert message.flag_reason.startswith("an answer after the questions closed: PHQ-9 item 2 (Feeling down")
+    assert message.flag_reason.endswith(": 2 More than half the days")
+    # Not a mood of 2 out of 10: no crisis answer, no escalation, nobody paged.
+    assert escalations(session) == [] and texts_to(fake_twilio, STAFF_PHONES[0]) == []
     [q] = questionnaires(session)
     assert (q.answered(), q.status) == ({1: 1}, "started")
+
+
+def test_a_late_answer_above_0_to_item_9_is_still_a_crisis(asked, twilio, session, clock, fake_twilio):
+    say(twilio, "0")
+    say(twilio, "0")  # a negative PHQ-2: item 9 is asked next
+    clock.advance(days=8)
+    reply = say(twilio, "1")
+    assert "call or text 988 now" in reply and "call 911" in reply
+    [escalation] = escalations(session)
+    assert escalation.status == "open"
+    message = last_inbound(session)
+    assert (message.classification, message.priority) == ("crisis", 2)
+    assert "a late answer to a self-harm question: PHQ-9 item 9" in message.flag_reason
+    assert "1 Several days" in message.flag_reason
+    assert len(texts_to(fake_twilio, STAFF_PHONES[0])) == 1
+    assert questionnaires(session)[0].answered() == {1: 0, 2: 0}
+
+
+def test_a_late_0_to_item_9_is_no_crisis(asked, twilio, session, clock):
+    say(twilio, "0")
+    say(twilio, "0")
+    clock.advance(days=8)
+    assert "have closed" in say(twilio, "cero")
+    assert escalations(session) == [] and last_inbound(session).classification == "questionnaire_closed"
+
+
+def test_long_after_the_questions_closed_a_bare_number_is_read_as_before(asked, twilio, session, clock):
+    say(twilio, "1")
+    clock.advance(days=7 + 8)  # past the week a late answer is still read as one
+    reply = say(twilio, "2")
+    # The usual handling of a number nobody asked for: a bare 2 reads as a very low mood score.
+    assert (last_inbound(session).classification, last_inbound(session).needs_staff) == ("low_score", True)
+    assert reply.startswith("We're so sorry you're going through this")
 
 
 def test_a_check_in_asked_after_the_question_takes_the_number(session, measured, configure, twilio):

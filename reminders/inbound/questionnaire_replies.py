@@ -14,14 +14,19 @@ questionnaire then waits. Otherwise the text is read as the answer (reminders.in
 
 While an escalation is open, a text joins it as today (the questionnaire waits), except answers
 to the questionnaire whose own self-harm answer opened it.
+
+An answer that comes after the questionnaire expired (within LATE_ANSWER_DAYS, its question still
+the latest we asked) is not recorded: the patient is told it closed, and staff get the answer in
+the inbox. It is not read as a mood score ("2" to "Feeling down" is not a mood of 2 out of 10),
+except that a late answer above 0 to a self-harm item is treated as a crisis text.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from reminders.inbound.item_answers import read_item_answer
+from reminders.inbound.item_answers import ItemAnswer, read_item_answer
 from reminders.inbound.parsing import Reading
 from reminders.measures import scales as catalogue
 from reminders.measures.questionnaires import (AnswerRefused, items_left, next_of_occasion, question_words,
@@ -30,7 +35,10 @@ from reminders.models import Escalation, InboundMessage, Questionnaire
 from reminders.models.measures import BY_SMS
 from reminders.rendering import team_name
 
-ANSWERED, UNREADABLE = "questionnaire_answer", "questionnaire_unreadable"
+ANSWERED, UNREADABLE, CLOSED = "questionnaire_answer", "questionnaire_unreadable", "questionnaire_closed"
+# How long after a questionnaire expires a number is still read as a late answer to its question.
+LATE_ANSWER_DAYS = 7
+LATE_ANSWER = timedelta(days=LATE_ANSWER_DAYS)
 # A note this long (words) is more than an answer: staff read it.
 NOTE_WORDS_FOR_STAFF = 3
 
@@ -43,6 +51,8 @@ FALLBACKS = {
         "crisis": ("Thank you for telling us. Please call or text {crisis} now to talk with someone, day or night. "
                    "In an emergency call {emergency}. We have let {team} know, but this number is not watched "
                    "around the clock."),
+        "closed": ("Thank you. Those questions have closed, so this answer was not saved; we have passed it to "
+                   "{team}. In a crisis call or text {crisis}."),
     },
     "es": {
         "next": "{number} de {of}: {text} Responda {options}.",
@@ -53,20 +63,65 @@ FALLBACKS = {
         "crisis": ("Gracias por contarnos. Llama o escribe al {crisis} ahora (marca 2 para español), a cualquier "
                    "hora. En una emergencia llama al {emergency}. Avisamos al equipo de {clinic}, pero este número "
                    "no se atiende las 24 horas."),
+        "closed": ("Gracias. Esas preguntas ya cerraron, así que esta respuesta no se guardó; se la pasamos a su "
+                   "equipo de atención. En una crisis llame o escriba al {crisis}."),
     },
 }
 
 
-def current(facts, open_checkin_asked_at: datetime | None) -> Questionnaire | None:
+def current(facts, open_checkin_asked_at: datetime | None, now: datetime) -> Questionnaire | None:
     """The questionnaire this text answers, from what sender_facts read (no query): none when an
     open check-in was asked after its question (the number is the check-in's). A patient who opted
     out still has it (a number is then not read as a mood score) but it takes no answer: see `takes`."""
+    questionnaire = _latest_asked(facts, open_checkin_asked_at)
+    return questionnaire if questionnaire is not None and questionnaire.expires_at > now else None
+
+
+def closed(facts, open_checkin_asked_at: datetime | None, now: datetime) -> Questionnaire | None:
+    """The questionnaire whose question is still the latest we asked but which has expired (at
+    most LATE_ANSWER ago: sender_facts reads no older one)."""
+    questionnaire = _latest_asked(facts, open_checkin_asked_at)
+    return questionnaire if questionnaire is not None and questionnaire.expires_at <= now else None
+
+
+def _latest_asked(facts, open_checkin_asked_at: datetime | None) -> Questionnaire | None:
     questionnaire = facts.questionnaire if facts is not None else None
     if questionnaire is None:
         return None
     if open_checkin_asked_at is not None and open_checkin_asked_at > questionnaire.asked_at:
         return None
     return questionnaire
+
+
+def late_answer(questionnaire: Questionnaire, text: str, reading: Reading) -> ItemAnswer:
+    """The text read as an answer to the closed questionnaire's question (value None: it is not one)."""
+    scale = catalogue.get_scale(questionnaire.scale)
+    return read_item_answer(text, reading, scale.options_for(questionnaire.asked_item))
+
+
+def is_self_harm(questionnaire: Questionnaire, value: int | None) -> bool:
+    """An answer above 0 to the scale's self-harm item."""
+    scale = catalogue.get_scale(questionnaire.scale)
+    return bool(value) and questionnaire.asked_item in scale.safety_items
+
+
+def take_late(conversation, found: ItemAnswer) -> tuple[str, bool, str | None]:
+    """A late answer: not recorded; the patient is told, staff read it with the question's words."""
+    questionnaire = conversation.closed_questionnaire
+    conversation.inbound.appointment_id = questionnaire.appointment_id
+    conversation._flag(questions=True)
+    conversation.reasons.insert(0, "an answer after the questions closed: " + late_words(questionnaire, found.value))
+    return CLOSED, True, _say(conversation, questionnaire, "closed", None)
+
+
+def late_words(questionnaire: Questionnaire, value: int) -> str:
+    """'PHQ-9 item 2 (Feeling down, depressed, or hopeless): 3 Nearly every day', for staff."""
+    scale = catalogue.get_scale(questionnaire.scale)
+    item = questionnaire.asked_item
+    option = next((o for o in scale.options_for(item) if o.value == value), None)
+    words = option.text("en") if option is not None else ""
+    answer = words if words.startswith(str(value)) else f"{value} {words}".strip()
+    return f"{scale.short_name} item {item} ({question_words(scale, item, 'en')['text']}): {answer}"
 
 
 def takes(conversation) -> bool:

@@ -186,8 +186,12 @@ class _Conversation:
         # reminders.inbound.questionnaire_replies); a check-in asked later takes it instead.
         open_checkin = self.checkin is not None and self.checkin.status in OPEN_CHECKIN
         asked_at = self.checkin.prompted_at if open_checkin else None
-        self.questionnaire = questionnaire_replies.current(self.known, asked_at) if self.patient else None
-        self.expecting = open_checkin and self.questionnaire is None
+        self.questionnaire = questionnaire_replies.current(self.known, asked_at, now) if self.patient else None
+        # Its question still the latest we asked, but expired: a number is a late answer to it.
+        self.closed_questionnaire = questionnaire_replies.closed(self.known, asked_at, now) if self.patient else None
+        self.late_answer = None  # the text as a late answer to it, when it is one (run)
+        self.late_self_harm = False  # that answer is above 0 to a self-harm item: a crisis
+        self.expecting = open_checkin and self.questionnaire is None and self.closed_questionnaire is None
         self.store = TemplateStore(settings.templates_dir, session)
         self.appointment: Appointment | None = None
         self.alert_ids: list[int] = []
@@ -201,7 +205,15 @@ class _Conversation:
 
     def run(self) -> Handled:
         reading = self._read()
-        if self.questionnaire is not None and reading.crisis_terms and is_bare_number(self.text.body):
+        if self.closed_questionnaire is not None:
+            found = questionnaire_replies.late_answer(self.closed_questionnaire, self.text.body, reading)
+            self.late_answer = found if found.value is not None else None
+            self.late_self_harm = questionnaire_replies.is_self_harm(self.closed_questionnaire, found.value)
+            if self.late_self_harm:
+                self.reasons.append("a late answer to a self-harm question: "
+                                    + questionnaire_replies.late_words(self.closed_questionnaire, found.value))
+        answering = self.questionnaire is not None or self.late_answer is not None
+        if answering and reading.crisis_terms and is_bare_number(self.text.body):
             # The crisis reader takes a bare "cero" or "uno" for a very low mood score in Spanish;
             # to a questionnaire's item it is the answer ("0 Ningún día").
             reading = replace(reading, crisis_terms=())
@@ -210,7 +222,7 @@ class _Conversation:
         # Only a mood score can be a crisis by itself; a low pain score is good news.
         low_score = reading.kind == "score" and reading.score is not None and self._scores_mood() \
             and reading.score <= self.settings.crisis_score_max
-        flagged = bool(reading.crisis_terms or low_score)
+        flagged = bool(reading.crisis_terms or low_score or self.late_self_harm)
         # While an escalation is open, whatever else the sender writes belongs with it
         # ("I have the pills here" has no crisis words of its own).
         follow_up = not flagged and reading.kind not in ("stop", "start", "help") and self._open_escalation() \
@@ -280,7 +292,8 @@ class _Conversation:
 
     def _read(self) -> Reading:
         try:
-            return read_reply(self.text.body, expecting_score=self.expecting or self.questionnaire is not None)
+            asked = self.expecting or self.questionnaire is not None or self.closed_questionnaire is not None
+            return read_reply(self.text.body, expecting_score=asked)
         except Exception:  # noqa: BLE001 - an unreadable text goes to staff, never nowhere
             log.exception("inbound from %s: the reply reader failed; sending the text to staff",
                           mask_phone(self.text.from_number))
@@ -288,7 +301,9 @@ class _Conversation:
 
     def _scores_mood(self) -> bool:
         """A mood score, as far as the crisis check goes (not a pain score, not a questionnaire's answer)."""
-        return self.questionnaire is None and not (self.expecting and self.checkin.kind == "pain")
+        if self.questionnaire is not None or self.late_answer is not None:
+            return False
+        return not (self.expecting and self.checkin.kind == "pain")
 
     # -- unknown senders: staff see everything; the answer reveals nothing about patients
 
@@ -318,6 +333,8 @@ class _Conversation:
             return self._reschedule()
         if questionnaire_replies.takes(self):
             return questionnaire_replies.take(self, reading)
+        if self.late_answer is not None and not self.crisis:
+            return questionnaire_replies.take_late(self, self.late_answer)
         if kind == "soft_confirm":
             if not self.expecting and self._reminded_visit() is not None:
                 return self._confirm()
@@ -673,7 +690,7 @@ class SenderFacts:
     next_visit: Appointment | None
     latest_text: object | None  # (kind, appointment_id, sent_at) of the latest text we sent, replies aside
     last_texted_at: datetime | None  # the latest text of any kind sent there (which patient a shared number is)
-    questionnaire: Questionnaire | None = None  # by SMS, not expired, an item asked (the latest asked)
+    questionnaire: Questionnaire | None = None  # by SMS, an item asked (the latest asked), expired at most LATE_ANSWER ago
 
 
 def sender_facts(session: Session, number: str, now: datetime, settings) -> list[SenderFacts]:
@@ -685,7 +702,8 @@ def sender_facts(session: Session, number: str, now: datetime, settings) -> list
         return []
     window = timedelta(hours=settings.checkin_answer_hours)
     query = _sender_facts_statement(session.get_bind().dialect)
-    rows = session.execute(query, {"number": number, "now": now, "since": now - window}).all()
+    rows = session.execute(query, {"number": number, "now": now, "since": now - window,
+                                   "closed_since": now - questionnaire_replies.LATE_ANSWER}).all()
     return [SenderFacts(patient=row[0], checkin=row[1], newer_text_sent=bool(row[1] is not None and row[3]),
                         escalation_id=row[4], next_visit=row[2],
                         latest_text=_LatestText(row[5], row[6], row[7]) if row[5] is not None else None,
@@ -719,6 +737,7 @@ def _sender_facts_query(dialect: str):
     text. Every part is picked per patient through an index (patient_id): on PostgreSQL the
     check-in and the visit are LATERAL joins, elsewhere joins on the id a subquery picks."""
     now, since = bindparam("now", type_=UTCDateTime), bindparam("since", type_=UTCDateTime)
+    closed_since = bindparam("closed_since", type_=UTCDateTime)
 
     def one_per_patient(model, *conditions, order):
         """The row of `model` a subquery picks for each patient, as an entity to outer-join."""
@@ -736,13 +755,13 @@ def _sender_facts_query(dialect: str):
                               CheckIn.prompted_at <= now)
         visit_conditions = (Appointment.starts_at > now, Appointment.status.in_(ACTIVE_STATUSES))
         asked_conditions = (Questionnaire.channel == BY_SMS, Questionnaire.status.in_((SENT, STARTED)),
-                            Questionnaire.asked_item.is_not(None), Questionnaire.expires_at > now)
+                            Questionnaire.asked_item.is_not(None), Questionnaire.expires_at > closed_since)
     else:
         checkin_conditions = (lambda c: c.status.in_(OPEN_CHECKIN + (ANSWERED,)), lambda c: c.prompted_at >= since,
                               lambda c: c.prompted_at <= now)
         visit_conditions = (lambda a: a.starts_at > now, lambda a: a.status.in_(ACTIVE_STATUSES))
         asked_conditions = (lambda q: q.channel == BY_SMS, lambda q: q.status.in_((SENT, STARTED)),
-                            lambda q: q.asked_item.is_not(None), lambda q: q.expires_at > now)
+                            lambda q: q.asked_item.is_not(None), lambda q: q.expires_at > closed_since)
     checkin, checkin_on = one_per_patient(CheckIn, *checkin_conditions,
                                           order=lambda c: (c.prompted_at.desc(), c.id.desc()))
     visit, visit_on = one_per_patient(Appointment, *visit_conditions, order=lambda a: (a.starts_at, a.id))

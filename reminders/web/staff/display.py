@@ -49,6 +49,7 @@ INBOUND_LABELS = {
     "crisis": "Crisis", "low_score": "Very low score", "received": "Message", "error": "Message (not read)",
     "questionnaire_answer": "Questionnaire answer",
     "questionnaire_unreadable": "Questionnaire answer we could not read",
+    "questionnaire_closed": "Answer after the questions closed",
 }
 
 
