@@ -93,8 +93,9 @@ def _latest_asked(facts, open_checkin_asked_at: datetime | None) -> Questionnair
     return questionnaire
 
 
-def late_answer(questionnaire: Questionnaire, text: str, reading: Reading) -> ItemAnswer:
-    """The text read as an answer to the closed questionnaire's question (value None: it is not one)."""
+def read_answer(questionnaire: Questionnaire, text: str, reading: Reading) -> ItemAnswer:
+    """The text read as an answer to the questionnaire's asked item (value None: it is not one);
+    for an open questionnaire or, after it closed, a late answer."""
     scale = catalogue.get_scale(questionnaire.scale)
     return read_item_answer(text, reading, scale.options_for(questionnaire.asked_item))
 
@@ -170,10 +171,8 @@ def _ask(conversation, questionnaire: Questionnaire, item: int) -> dict:
     return sms_question(conversation.session, questionnaire, conversation.now)["question"]
 
 
-def _read(conversation, reading: Reading):
-    questionnaire = conversation.questionnaire
-    scale = catalogue.get_scale(questionnaire.scale)
-    return read_item_answer(conversation.text.body, reading, scale.options_for(questionnaire.asked_item))
+def _read(conversation, reading: Reading) -> ItemAnswer:
+    return read_answer(conversation.questionnaire, conversation.text.body, reading)
 
 
 def _pass_on(conversation, note: str) -> bool:

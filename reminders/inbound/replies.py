@@ -206,7 +206,7 @@ class _Conversation:
     def run(self) -> Handled:
         reading = self._read()
         if self.closed_questionnaire is not None:
-            found = questionnaire_replies.late_answer(self.closed_questionnaire, self.text.body, reading)
+            found = questionnaire_replies.read_answer(self.closed_questionnaire, self.text.body, reading)
             self.late_answer = found if found.value is not None else None
             self.late_self_harm = questionnaire_replies.is_self_harm(self.closed_questionnaire, found.value)
             if self.late_self_harm:

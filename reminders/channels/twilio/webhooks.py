@@ -3,8 +3,8 @@ what its form says, in the service's own types (an InboundText, a DeliveryReport
 that answers an inbound text.
 
 Everything is passed in (the auth token, PUBLIC_BASE_URL or the address the request came to, the
-path and query, the headers, the form): this module knows no request object and no settings, so the web layer calls it and it never
-calls the web layer.
+path and query, the headers, the form): this module knows no request object and no settings, so
+the web layer calls it and it never calls the web layer.
 """
 from __future__ import annotations
 
