@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     # A check-in expects a number for this long, unless a newer text went to the patient first.
     checkin_answer_hours: int = Field(default=24, ge=1, le=24 * 7)
     escalation_realert_minutes: int = 15
+    # What a patient whose text paged on-call (the urgent tier) is told: a call within about this long.
+    oncall_callback_minutes: int = Field(default=30, ge=5, le=240)
     send_max_attempts: int = 5  # internal errors only; a provider's trouble is retried until too late
     provider_failure_threshold: int = Field(default=5, ge=1)  # failures in a row that pause a channel
     provider_probe_max_seconds: int = Field(default=300, ge=1)  # longest pause between probes

@@ -729,7 +729,7 @@ def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
         },
         # Answers to a patient's text: when a nurse reads it ("today", "Monday at 8 AM").
         "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "asks": "mood",
-                   "symptoms": True},
+                   "symptoms": True, "poison_control": True, "callback_minutes": 30},
         # A questionnaire before the visit (reminders.measures): by link, or by SMS one item at a time.
         "questionnaire": {
             "link": "https://clinic.example.org/q/h7Gq2LmXv9RkTz0bYw4sNa", "by_sms": False, "questions": 16,

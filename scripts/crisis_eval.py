@@ -1,24 +1,26 @@
-"""Measure the crisis reader on the evaluation set in tests/data/crisis_eval/.
+"""Measure the triage reader on the evaluation set in tests/data/triage_eval/.
 
-    python scripts/crisis_eval.py            # main set and dev set, misses listed
-    python scripts/crisis_eval.py --quiet    # the tables only
+    python scripts/crisis_eval.py              # main and held-out parts, misses of the main part listed
+    python scripts/crisis_eval.py --quiet      # the tables only
+    python scripts/crisis_eval.py --no-model   # the rules alone
 
-Each row of a JSON Lines file there is {"text", "crisis", "category", "language"}.  A crisis
-row is caught when `detect_crisis` finds crisis language in it; a "low score" row also counts
-as caught when `read_reply(text, expecting_score=True)` reads a score of CRISIS_SCORE_MAX or
-less (the caller escalates those).  An ordinary row is a false alarm when `detect_crisis` flags
-it.  en.jsonl and es.jsonl are the main set the reader is tuned on; dev.jsonl was written
-before tuning and kept aside, so its figures estimate how the reader does on texts it has not
-seen.
+Each row is {"text", "tier", "category", "language", "context"?} (see the set's README). A row
+is assessed with `reminders.triage.assess` in its context (a mood score read from the text when
+a mood score was asked). Recall counts a row as caught when it gets its tier or a graver one
+(an emergency answer also gives 988; an urgent page beats none); a routine row is a false alarm
+when it is raised to emergency or suicide risk. The held-out part was written before any tuning:
+its misses are not listed, so that nobody adds phrases for them.
 
-Exit status 1 when the main set misses a target: recall below RECALL_TARGET in any category
-of any language, or false alarms above FALSE_ALARM_TARGET in any language.
+Exit status 1 when a target is missed: recall below 99 % for emergency or suicide risk in any
+category of any language, below 95 % for urgent, or more than 2 % of routine rows raised to
+emergency or suicide risk, on the main part or the held-out part.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,23 +28,47 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # measure the reader of this checkout, not an installed copy
     sys.path.insert(0, str(ROOT))
 
-from reminders.inbound.parsing import detect_crisis, read_reply  # noqa: E402
+from reminders.inbound.parsing import read_reply  # noqa: E402
+from reminders.triage import Context, Tier, assess  # noqa: E402
 
-DATA = ROOT / "tests" / "data" / "crisis_eval"
-MAIN_FILES = ("en.jsonl", "es.jsonl")
-DEV_FILES = ("dev.jsonl",)
-CRISIS_SCORE_MAX = 2  # the default crisis_score_max of reminders.config
-RECALL_TARGET = 0.99
-FALSE_ALARM_TARGET = 0.05
-LOW_SCORE = "low score"
+DATA = ROOT / "tests" / "data" / "triage_eval"
+TIERS = [Tier.EMERGENCY, Tier.SUICIDE_RISK, Tier.URGENT, Tier.ROUTINE]
+TARGETS = {Tier.EMERGENCY: 0.99, Tier.SUICIDE_RISK: 0.99, Tier.URGENT: 0.95}
+FALSE_ALARM_TARGET = 0.02
 
 
 @dataclass(frozen=True)
 class Row:
     text: str
-    crisis: bool
+    tier: Tier
     category: str
     language: str
+    context: tuple = ()
+
+    @property
+    def context_dict(self) -> dict:
+        return dict(self.context)
+
+
+def load(part: str) -> list[Row]:
+    rows = []
+    for path in sorted((DATA / part).glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                raw = json.loads(line)
+                rows.append(Row(raw["text"], Tier(raw["tier"]), raw["category"], raw["language"],
+                                tuple(sorted(raw.get("context", {}).items()))))
+    return rows
+
+
+def context_of(row: Row, use_model: bool = True) -> Context:
+    ctx = row.context_dict
+    score = None
+    if ctx.get("asked") == "mood":
+        reading = read_reply(row.text, expecting_score=True)
+        score = reading.score if reading.kind == "score" else None
+    return Context(escalation=ctx.get("escalation"), unknown_sender=ctx.get("sender") == "unknown",
+                   asked=ctx.get("asked"), score=score, use_model=use_model)
 
 
 @dataclass
@@ -52,106 +78,89 @@ class Tally:
 
     @property
     def rate(self) -> float:
-        return self.hits / self.total if self.total else 0.0
+        return self.hits / self.total if self.total else 1.0
 
 
 @dataclass
 class Result:
-    recall: dict[tuple[str, str], Tally] = field(default_factory=lambda: defaultdict(Tally))
-    false_alarms: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
-    misses: list[Row] = field(default_factory=list)
-    alarms: list[tuple[Row, tuple[str, ...]]] = field(default_factory=list)
+    matrix: Counter = field(default_factory=Counter)  # (label tier, assessed tier) -> rows
+    recall: dict = field(default_factory=lambda: defaultdict(Tally))  # (tier, language, category)
+    false_alarms: dict = field(default_factory=lambda: defaultdict(Tally))  # language
+    misses: list = field(default_factory=list)
+    alarms: list = field(default_factory=list)
 
-    def recall_by_language(self) -> dict[str, Tally]:
-        out: dict[str, Tally] = defaultdict(Tally)
-        for (language, _), tally in self.recall.items():
-            out[language].hits += tally.hits
-            out[language].total += tally.total
+    def tier_recall(self, tier: Tier) -> Tally:
+        out = Tally()
+        for (t, _, _), tally in self.recall.items():
+            if t is tier:
+                out.hits += tally.hits
+                out.total += tally.total
         return out
 
     def failures(self) -> list[str]:
-        """The targets this result misses, in words (empty when all are met)."""
-        failed = [f"recall {t.rate:.1%} < {RECALL_TARGET:.0%} for {cat!r} ({lang})"
-                  for (lang, cat), t in sorted(self.recall.items()) if t.rate < RECALL_TARGET]
-        failed += [f"false alarms {t.rate:.1%} > {FALSE_ALARM_TARGET:.0%} ({lang})"
+        failed = [f"recall {t.rate:.1%} < {TARGETS[tier]:.0%}: {tier} / {cat!r} ({lang}, {t.hits}/{t.total})"
+                  for (tier, lang, cat), t in sorted(self.recall.items()) if t.rate < TARGETS[tier]]
+        failed += [f"routine raised to emergency or suicide risk {t.rate:.1%} > {FALSE_ALARM_TARGET:.0%} ({lang})"
                    for lang, t in sorted(self.false_alarms.items()) if t.rate > FALSE_ALARM_TARGET]
         return failed
 
 
-def load(names: tuple[str, ...] = MAIN_FILES, folder: Path = DATA) -> list[Row]:
-    rows = []
-    for name in names:
-        with open(folder / name, encoding="utf-8") as f:
-            rows += [Row(**json.loads(line)) for line in f if line.strip()]
-    return rows
-
-
-def caught(row: Row) -> tuple[str, ...] | bool:
-    """The crisis terms found in the row, or for a low score True when the score path
-    escalates it; () or False when the reader lets it pass."""
-    terms = detect_crisis(row.text)
-    if terms or row.category != LOW_SCORE:
-        return terms
-    reading = read_reply(row.text, expecting_score=True)
-    return reading.kind == "score" and reading.score is not None and reading.score <= CRISIS_SCORE_MAX
-
-
-def evaluate(rows: list[Row]) -> Result:
+def evaluate(rows: list[Row], use_model: bool = True) -> Result:
     result = Result()
     for row in rows:
-        found = caught(row)
-        if row.crisis:
-            tally = result.recall[(row.language, row.category)]
-            tally.total += 1
-            tally.hits += bool(found)
-            if not found:
-                result.misses.append(row)
-        else:
+        got = assess(row.text, context_of(row, use_model)).tier
+        result.matrix[(row.tier, got)] += 1
+        if row.tier is Tier.ROUTINE:
             tally = result.false_alarms[row.language]
             tally.total += 1
-            tally.hits += bool(found)
-            if found:
-                result.alarms.append((row, found if isinstance(found, tuple) else ()))
+            raised = got in (Tier.EMERGENCY, Tier.SUICIDE_RISK)
+            tally.hits += raised
+            if raised:
+                result.alarms.append((row, got))
+            continue
+        tally = result.recall[(row.tier, row.language, row.category)]
+        tally.total += 1
+        caught = got.rank >= row.tier.rank
+        tally.hits += caught
+        if not caught:
+            result.misses.append((row, got))
     return result
 
 
-def report(title: str, result: Result, show_texts: bool = True) -> str:
-    lines = [title, "=" * len(title), f"{'language':8}  {'category':22}  {'caught':>9}  recall"]
-    for (language, category), t in sorted(result.recall.items()):
-        lines.append(f"{language:8}  {category:22}  {t.hits:>4}/{t.total:<4}  {t.rate:6.1%}")
-    for language, t in sorted(result.recall_by_language().items()):
-        lines.append(f"{language:8}  {'ALL CRISIS':22}  {t.hits:>4}/{t.total:<4}  {t.rate:6.1%}")
+def report(title: str, result: Result, show_texts: bool) -> str:
+    lines = [title, "=" * len(title), "", "Confusion matrix (rows: label, columns: assessed)",
+             f"{'':14}" + "".join(f"{t.value:>14}" for t in TIERS)]
+    for label in TIERS:
+        lines.append(f"{label.value:14}" + "".join(f"{result.matrix[(label, got)]:>14}" for got in TIERS))
+    lines += ["", f"{'tier':13} {'language':8} {'category':34} {'caught':>9}  recall"]
+    for (tier, lang, cat), t in sorted(result.recall.items(), key=lambda kv: (-kv[0][0].rank, kv[0][1], kv[0][2])):
+        lines.append(f"{tier.value:13} {lang:8} {cat:34} {t.hits:>4}/{t.total:<4}  {t.rate:6.1%}")
     lines.append("")
-    lines.append(f"{'language':8}  {'ordinary texts flagged':22}  {'':>9}  false alarms")
-    for language, t in sorted(result.false_alarms.items()):
-        lines.append(f"{language:8}  {'':22}  {t.hits:>4}/{t.total:<4}  {t.rate:6.1%}")
+    for tier in TIERS[:3]:
+        t = result.tier_recall(tier)
+        lines.append(f"{tier.value:13} all: {t.hits}/{t.total} = {t.rate:.1%}")
+    for lang, t in sorted(result.false_alarms.items()):
+        lines.append(f"routine ({lang}) raised to emergency or suicide risk: {t.hits}/{t.total} = {t.rate:.1%}")
+    failures = result.failures()
+    lines += ["", "targets met" if not failures else "TARGETS MISSED:\n  " + "\n  ".join(failures)]
     if show_texts:
-        lines.append("")
-        lines.append(f"Missed crisis texts ({len(result.misses)}):")
-        lines += [f"  [{r.language} / {r.category}] {r.text!r}" for r in result.misses]
-        lines.append(f"False alarms ({len(result.alarms)}):")
-        lines += [f"  [{r.language} / {r.category}] {r.text!r} -> {', '.join(terms)}"
-                  for r, terms in result.alarms]
+        lines += ["", "Missed:"] + [f"  [{r.tier}/{r.category}/{r.language}] got {g}: {r.text}" for r, g in result.misses]
+        lines += ["", "Raised:"] + [f"  [{r.category}/{r.language}] got {g}: {r.text}" for r, g in result.alarms]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    show = "--quiet" not in argv
-    main_result = evaluate(load(MAIN_FILES))
-    dev_result = evaluate(load(DEV_FILES))
-    print(report("Main set (tuned on)", main_result, show))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quiet", action="store_true", help="the tables only")
+    parser.add_argument("--no-model", action="store_true", help="the rules alone")
+    args = parser.parse_args(argv)
+    use_model = not args.no_model
+    main_result = evaluate(load("main"), use_model)
+    held_result = evaluate(load("heldout"), use_model)
+    print(report("Main part (tuned and trained on)", main_result, not args.quiet))
     print()
-    print(report("Dev set (kept aside: an estimate for unseen texts)", dev_result, show))
-    failed = main_result.failures()
-    print()
-    if failed:
-        print("TARGETS MISSED on the main set:")
-        print("\n".join(f"  {f}" for f in failed))
-        return 1
-    print(f"Targets met on the main set: recall >= {RECALL_TARGET:.0%} in every category and "
-          f"language, false alarms <= {FALSE_ALARM_TARGET:.0%}.")
-    return 0
+    print(report("Held-out part (written first, never tuned on)", held_result, False))
+    return 1 if main_result.failures() or held_result.failures() else 0
 
 
 if __name__ == "__main__":

@@ -123,10 +123,11 @@ class TestScoresWithRedFlags:
         assert escalation.reason == "medical_emergency"
         assert last(session).priority == 2 and checkin(session).score == 6
 
-    def test_nightmares_coming_back_are_flagged_with_the_score(self, twilio, checked_in, session):
+    def test_nightmares_coming_back_page_on_call_and_the_score_is_kept(self, twilio, checked_in, session):
         reply = answer(twilio.sms("4 out of 10 and the nightmares are back"))
-        assert "nurse will read this today" in reply
-        assert_nurse_today(last(session), "nightmares")
+        assert "paged the on-call nurse" in reply and "911" in reply and "988" in reply
+        [escalation] = escalations(session)
+        assert escalation.reason == "urgent" and "trauma symptoms returning" in last(session).flag_reason
         assert checkin(session).score == 4 and "the nightmares are back" in checkin(session).note
 
     def test_a_good_score_with_side_effects_is_both_recorded_and_flagged(self, twilio, checked_in, session):
@@ -536,10 +537,10 @@ REAL_REPLIES = [
     ("reminder", "Can I move my appointment to Friday?", "will call you", 0),
     ("reminder", "I won't be able to make it thursday", "will call you", 0),
     ("reminder", "Running 10 min late", "passed your message", 0),
-    ("reminder", "Is it ok to take my lamotrigine that morning?", "passed your message", 0),
+    ("reminder", "Is it ok to take my lamotrigine that morning?", "paged the on-call nurse", 2),
     ("reminder", "can my husband wait in the lobby", "passed your message", 0),
     ("reminder", "Wrong number", "passed your message", 0),
-    ("reminder", "been throwing up since last night, should I still come in?", "nurse will read this today", 1),
+    ("reminder", "been throwing up since last night, should I still come in?", "paged the on-call nurse", 2),
     ("reminder", "CANCEL", "reply START and then R", 0),
     ("reminder", "stop", "unsubscribed", None),
     ("reminder", "HELP", "Questions or changes", None),
@@ -607,7 +608,8 @@ def test_every_answer_fits_in_two_segments_for_long_names_and_any_hour(name, two
                 for asks in ("mood", "hurt"):
                     context = {**base, "patient": {"first_name": first, "last_name": "de los Santos"},
                                "answer": {"read_when": "today" if open_now else when, "in_office_hours": open_now,
-                                          "score": 5, "asks": asks, "symptoms": symptoms}}
+                                          "score": 5, "asks": asks, "symptoms": symptoms, "poison_control": True,
+                                          "callback_minutes": 30}}
                     assert_short(render(store, name, context))
 
 

@@ -39,10 +39,11 @@ def test_a_suicidal_crisis_is_answered_with_the_crisis_line_before_911(twilio, b
     assert escalations(session)[0].reason == "crisis_language"
 
 
-def test_suicidal_words_with_a_medical_emergency_lead_with_the_crisis_line(twilio, booked, session):
+def test_suicidal_words_with_a_medical_emergency_lead_with_the_emergency_number_and_keep_the_crisis_line(
+        twilio, booked, session):
     reply = answer(twilio.sms("chest pain and honestly i want to die"))
-    assert reply.index("988") < reply.index("911")
-    assert escalations(session)[0].reason == "crisis_language"
+    assert reply.index("911") < reply.index("988")
+    assert escalations(session)[0].reason == "medical_emergency"
 
 
 def test_a_spanish_crisis_text_is_answered_in_spanish_with_988s_spanish_option(twilio, booked, session):

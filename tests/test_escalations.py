@@ -45,10 +45,13 @@ class TestTheAnswer:
     def test_crisis_language_is_answered_at_once_with_the_crisis_line_and_911(self, twilio, booked, session, text,
                                                                                fake_twilio, smtp_server):
         reply = answer(twilio.sms(text))
-        assert "988" in reply and "911" in reply
-        assert "sorry" in reply.lower() and "not watched around the clock" in reply
+        assert "988" in reply and "911" in reply and "not watched around the clock" in reply
         [escalation] = escalations(session)
-        assert (escalation.status, escalation.reason, escalation.text) == ("open", "crisis_language", text)
+        if escalation.reason == "medical_emergency":  # pills already taken: 911 first, and Poison Control
+            assert reply.startswith("This may be a medical emergency") and "1-800-222-1222" in reply
+        else:
+            assert "sorry" in reply.lower() and escalation.reason == "crisis_language"
+        assert (escalation.status, escalation.text) == ("open", text)
         assert escalation.patient_id == booked.patient_id and escalation.alert_round == 1
         # Staff alerted in the same request: a text to each phone, an email to each address.
         assert sorted(m["to"] for m in staff_texts(fake_twilio)) == sorted(STAFF_PHONES)
@@ -184,18 +187,19 @@ class TestAlerts:
                                                                                 two_way, fake_twilio, clock):
         answer(twilio.sms("i want to die"))
         clock.advance(minutes=1)
-        reply = answer(twilio.sms("i have the pills here"))
-        assert "988" in reply and "911" in reply
-        clock.advance(minutes=1)
-        answer(twilio.sms("kms"))
+        reply = answer(twilio.sms("i have the pills here"))  # adds a means: on-call paged again at once
+        assert "988" in reply and "alerted them again" in reply
+        assert len(staff_texts(fake_twilio)) == 4
+        clock.advance(seconds=3)
+        answer(twilio.sms("kms"))  # within seconds of that round: joins it, no flood
         [escalation] = escalations(session)
         assert "i want to die" in escalation.text and "i have the pills here" in escalation.text and "kms" in escalation.text
-        assert len(staff_texts(fake_twilio)) == 2  # no flood within minutes of the last round
-        run_pass(two_way, NOW + timedelta(minutes=5))  # ... but the new words bring the next round forward
         assert len(staff_texts(fake_twilio)) == 4
+        run_pass(two_way, clock.now + timedelta(seconds=30))  # ... and the next pass sends the round it brought forward
+        assert len(staff_texts(fake_twilio)) == 6
         clock.now = NOW + timedelta(minutes=30)
         answer(twilio.sms("i want to kill myself"))  # long after the last round: alerted at once
-        assert len(staff_texts(fake_twilio)) == 6 and len(escalations(session)) == 1
+        assert len(staff_texts(fake_twilio)) == 8 and len(escalations(session)) == 1
 
     def test_after_an_acknowledgement_a_new_crisis_opens_a_new_escalation(self, twilio, booked, session, api, clock,
                                                                           fake_twilio):

@@ -32,6 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
         "reminders.planning.course_dates",
         "reminders.measures", "reminders.measures.scales",
+        "reminders.triage", "reminders.triage.engine", "reminders.triage.numbers", "reminders.triage.languages",
+        "reminders.triage.model", "reminders.triage.training",
     )),
     # The outbox row and what carries it: writing and moving rows, channels, rendering a message.
     # planning.welcome (the welcome text's own row) is outbox code.
@@ -50,6 +52,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.inbound.office_hours", "reminders.inbound.parsing", "reminders.inbound.replies",
         "reminders.inbound.symptoms", "reminders.measures.questionnaires", "reminders.measures.progress",
         "reminders.measures.outcomes", "reminders.inbound.item_answers", "reminders.inbound.questionnaire_replies",
+        "reminders.inbound.answers", "reminders.inbound.consent_words", "reminders.inbound.phrases",
     )),
     ("sending", (
         "reminders.sending",

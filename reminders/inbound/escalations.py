@@ -32,16 +32,25 @@ OPEN, ACKNOWLEDGED = "open", "acknowledged"
 REASON_CRISIS, REASON_EMERGENCY, REASON_LOW_SCORE = "crisis_language", "medical_emergency", "low_score"
 # An answer above 0 to a questionnaire's self-harm item (PHQ-9 item 9): no text, the same urgency.
 REASON_SELF_HARM = "self_harm_answer"
-# When texts of several kinds pile onto one escalation, the reason staff see is the gravest.
-_REASON_RANK = {REASON_LOW_SCORE: 0, REASON_EMERGENCY: 1, REASON_CRISIS: 2, REASON_SELF_HARM: 2}
-REASON_WORDS = {REASON_CRISIS: "possible crisis", REASON_EMERGENCY: "possible medical emergency",
-                REASON_LOW_SCORE: "very low mood score", REASON_SELF_HARM: "self-harm answer"}
+# The triage's urgent tier: a text a nurse must read now, at any hour (a high blood pressure with a
+# headache, vomiting that won't stop, a medication question, a worried relative...).
+REASON_URGENT = "urgent"
+# When texts of several kinds pile onto one escalation, the reason staff see is the gravest: a
+# medical emergency is answered 911 first whatever came before it.
+_REASON_RANK = {REASON_URGENT: 0, REASON_LOW_SCORE: 1, REASON_CRISIS: 2, REASON_SELF_HARM: 2, REASON_EMERGENCY: 3}
+REASON_WORDS = {REASON_CRISIS: "possible suicide risk", REASON_EMERGENCY: "possible medical emergency",
+                REASON_LOW_SCORE: "very low mood score", REASON_SELF_HARM: "self-harm answer",
+                REASON_URGENT: "needs a nurse now"}
+_TIER_OF_REASON = {REASON_EMERGENCY: "emergency", REASON_URGENT: "urgent"}
 ALERT_RULE = "escalation_alert"
 # Inbound classifications that belong to an escalation (see reminders.inbound.replies).
-CRISIS_CLASSIFICATIONS = ("crisis", "low_score")
+CRISIS_CLASSIFICATIONS = ("crisis", "low_score", "urgent", "follow_up")
 # A new crisis text on an escalation that is already open brings its next round forward, but
 # never closer than this to the last round: the new words may matter, a flood of alerts does not.
 NEW_TEXT_REALERT_GAP = timedelta(minutes=5)
+# A follow-up that adds something (a new symptom, a means, a time) pages at once, but a patient
+# sending five texts in a row brings one round, not five.
+FOLLOW_UP_REALERT_GAP = timedelta(seconds=10)
 _KEY_LIMIT = 200  # OutboxMessage.dedupe_key's length
 
 
@@ -51,17 +60,44 @@ class EscalationNotFound(LookupError):
 
 # ---------------------------------------------------------------- opening
 
+def tier_of(reason: str) -> str:
+    """The triage tier an escalation of this reason answers as (emergency, suicide_risk, urgent)."""
+    return _TIER_OF_REASON.get(reason, "suicide_risk")
+
+
+def reason_for(tier: str, category: str) -> str:
+    """The escalation's reason for a triage result."""
+    if tier == "emergency":
+        return REASON_EMERGENCY
+    if tier == "urgent":
+        return REASON_URGENT
+    return REASON_LOW_SCORE if category == "low score" else REASON_CRISIS
+
+
+def staff_words(triage) -> str:
+    """Why the text is in the inbox, at a glance: the tier and what decided it."""
+    tier = {"emergency": "possible medical emergency", "suicide_risk": "possible suicide risk",
+            "urgent": "urgent"}.get(str(triage.tier), "possible crisis")
+    if triage.by_model:
+        return "possible risk: please read (flagged by the second opinion)"
+    if triage.category == "follow-up":
+        return f"{tier}: a new text while the escalation is open"
+    return f"{tier}: {triage.category}" if triage.category not in ("routine", "unreadable") else tier
+
+
 def open_escalation(session: Session, settings, *, patient: Patient | None, inbound: InboundMessage,
-                    reason: str, now: datetime, realert: bool = True) -> tuple[Escalation, list[int]]:
+                    reason: str, now: datetime, realert: bool = True,
+                    at_once: bool = False) -> tuple[Escalation, list[int]]:
     """Open an escalation for this text, or add the text to the one already open for the same
     patient (or, for an unknown sender, the same number).
 
     `realert`: whether a text added to an open escalation brings its next round forward (crisis
-    words do; a plain "ok thanks" after the crisis answer is only added).
+    words do; a plain "ok thanks" after the crisis answer is only added); `at_once`: a follow-up
+    that adds something pages now (FOLLOW_UP_REALERT_GAP after the last round at the soonest).
     Returns the escalation and the ids of the alert rows planned now, to be sent at once after
     the caller commits (pipeline.send_soon)."""
     return _open(session, settings, patient=patient, from_number=inbound.from_number, text=inbound.body or "",
-                 inbound_id=inbound.id, reason=reason, now=now, realert=realert)
+                 inbound_id=inbound.id, reason=reason, now=now, realert=realert, at_once=at_once)
 
 
 def open_for_answer(session: Session, settings, *, patient: Patient, questionnaire_id: int, text: str,
@@ -75,7 +111,8 @@ def open_for_answer(session: Session, settings, *, patient: Patient, questionnai
 
 
 def _open(session: Session, settings, *, patient: Patient | None, from_number: str, text: str,
-          inbound_id: int | None, reason: str, now: datetime, realert: bool) -> tuple[Escalation, list[int]]:
+          inbound_id: int | None, reason: str, now: datetime, realert: bool,
+          at_once: bool = False) -> tuple[Escalation, list[int]]:
     escalation = open_for(session, patient, from_number)
     if escalation is None:
         escalation = Escalation(
@@ -91,7 +128,8 @@ def _open(session: Session, settings, *, patient: Patient | None, from_number: s
         escalation.text = _appended(escalation.text, text, now, settings)
         if realert and _REASON_RANK.get(reason, 2) > _REASON_RANK.get(escalation.reason, 2):
             escalation.reason = reason
-        soonest = max((escalation.last_alerted_at or now) + NEW_TEXT_REALERT_GAP, now)
+        gap = FOLLOW_UP_REALERT_GAP if at_once else NEW_TEXT_REALERT_GAP
+        soonest = max((escalation.last_alerted_at or now) + gap, now)
         if realert and (escalation.next_alert_at is None or soonest < escalation.next_alert_at):
             escalation.next_alert_at = soonest
         log.warning("escalation %s: another text added (%s)", escalation.id, reason if realert else "follow-up")
@@ -255,15 +293,21 @@ def alert_email(settings, escalation: Escalation, patient: Patient | None, round
                           "seizure, very high blood pressure)",
         REASON_SELF_HARM: "an answer above 0 to a questionnaire's question on thoughts of being better off "
                           "dead or of self-harm",
+        REASON_URGENT: "a text a nurse should read now (a high blood pressure with symptoms, vomiting that won't "
+                       "stop, confusion, a medication question, a worried relative, or flagged for review)",
     }.get(escalation.reason, f"a mood score of {settings.crisis_score_max} or less (0 is worst)")
     opened = _local(settings, escalation.opened_at)
     answered = (f"{settings.emergency_number} first, then the crisis line ({settings.crisis_line})"
                 if escalation.reason == REASON_EMERGENCY
+                else f"a promise that the on-call nurse will call within about {settings.oncall_callback_minutes} "
+                     f"minutes, with {settings.emergency_number} and {settings.crisis_line} for anything worse"
+                if escalation.reason == REASON_URGENT
                 else f"the crisis line ({settings.crisis_line}) and {settings.emergency_number} for immediate danger")
     if escalation.reason == REASON_SELF_HARM:
         answered += " on the questionnaire's page"
     quoted = "\n".join(f"> {line}" for line in (escalation.text or "(no text)").splitlines())
     opening = ("A patient may be having a medical emergency." if escalation.reason == REASON_EMERGENCY
+               else "A patient's text needs a nurse now." if escalation.reason == REASON_URGENT
                else "A patient may be in crisis.")
     body = f"""{opening} Please reach out now, then acknowledge the escalation.
 

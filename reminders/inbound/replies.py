@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, exists, func, select, true
@@ -33,10 +33,13 @@ from sqlalchemy.orm import Session, aliased
 from reminders.channels.base import InboundText
 from reminders.channels.kinds import spec_for
 from reminders.inbound import escalations, questionnaire_replies
+from reminders.inbound.answers import VisitFacts, direct_answer
+from reminders.inbound.consent_words import wants_back_in
 from reminders.inbound.item_answers import is_bare_number
 from reminders.inbound.office_hours import OfficeHours, when_read
-from reminders.inbound.parsing import CANCEL_WORDS, Reading, crisis_kind, detect_crisis, looks_spanish, read_reply
+from reminders.inbound.parsing import CANCEL_WORDS, Reading, read_reply
 from reminders.inbound.symptoms import Flags, read_flags, sounds_well
+from reminders.triage import FOLLOW_UP, Context, Tier, Triage, assess, detect_language
 from reminders.logs import mask_phone
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient, Questionnaire
 from reminders.models.outbox import TEXT_CHANNELS, Kind
@@ -62,7 +65,8 @@ OPEN_CHECKIN = (AWAITING, REASKED)
 # pressure, a question), then everything else.
 PRIORITY_ROUTINE, PRIORITY_FLAGGED, PRIORITY_CRISIS = 0, 1, 2
 # Classifications the service handles by itself (everything else is also in the staff inbox).
-HANDLED = frozenset({"stop", "start", "help", "confirm", "ack", "checkin_answer", "checkin_unreadable",
+HANDLED = frozenset({"stop", "start", "help", "confirm", "ack", "follow_up", "answered", "checkin_answer",
+                     "checkin_unreadable",
                      "checkin_details", questionnaire_replies.ANSWERED, questionnaire_replies.UNREADABLE})
 ERROR_CLASSIFICATION = "error"
 # Mood at or above this is good news; pain at or below GOOD_PAIN is; pain at or above HIGH_PAIN is for a nurse.
@@ -156,11 +160,9 @@ def _replayed(earlier: InboundMessage) -> Handled:
 
 
 def _crisis_terms(body: str) -> tuple[str, ...]:
-    try:
-        return detect_crisis(body)
-    except Exception:  # noqa: BLE001 - a text that cannot be checked is treated as a crisis
-        log.exception("crisis check failed; treating the text as a possible crisis")
-        return ("unchecked",)
+    """What a text that could not be acted on may be, for the fallback answer (assess never raises)."""
+    triage = assess(body, Context(use_model=False))
+    return triage.reasons if triage.alerts else ()
 
 
 # ---------------------------------------------------------------- acting on one text
@@ -199,9 +201,11 @@ class _Conversation:
         self.crisis = False
         self.priority, self.reasons = PRIORITY_ROUTINE, []
         self.answer: dict = {}
-        self.spanish_text = looks_spanish(text.body)
+        self.text_language = detect_language(text.body)
         language = self.patient.language if self.patient is not None else None
-        self.language = language or ("es" if self.spanish_text else "en")
+        self.language = language or self.text_language
+        self.triage: Triage | None = None
+        self.read_as_answer = False  # read as the answer to the score or item asked (_assess)
 
     def run(self) -> Handled:
         reading = self._read()
@@ -213,21 +217,17 @@ class _Conversation:
                 self.reasons.append("a late answer to a self-harm question: "
                                     + questionnaire_replies.late_words(self.closed_questionnaire, found.value))
         answering = self.questionnaire is not None or self.late_answer is not None
-        if answering and reading.crisis_terms and is_bare_number(self.text.body):
-            # The crisis reader takes a bare "cero" or "uno" for a very low mood score in Spanish;
-            # to a questionnaire's item it is the answer ("0 Ningún día").
-            reading = replace(reading, crisis_terms=())
         self.flags = read_flags(self.text.body)
         was_opted_out = bool(self.patient and self.patient.sms_opted_out)
-        # Only a mood score can be a crisis by itself; a low pain score is good news.
-        low_score = reading.kind == "score" and reading.score is not None and self._scores_mood() \
-            and reading.score <= self.settings.crisis_score_max
-        flagged = bool(reading.crisis_terms or low_score or self.late_self_harm)
-        # While an escalation is open, whatever else the sender writes belongs with it
-        # ("I have the pills here" has no crisis words of its own).
-        follow_up = not flagged and reading.kind not in ("stop", "start", "help") and self._open_escalation() \
-            and not questionnaire_replies.answers_its_own_escalation(self, reading)
-        self.crisis = flagged or follow_up
+        self.triage = triage = self._assess(reading, answering)
+        keyword = reading.kind in ("stop", "start", "help")
+        # While an escalation is open, whatever else the sender writes belongs with it ("I have the
+        # pills here" has no crisis words of its own); a keyword, or an answer to the questionnaire
+        # that opened it, counts only by its own words.
+        joins = triage.follow_up and not keyword and not questionnaire_replies.answers_its_own_escalation(
+            self, reading)
+        own_alert = triage.alerts and triage.category != FOLLOW_UP
+        self.crisis = (triage.alerts if joins else own_alert) or self.late_self_harm
         inbound = self.inbound
         inbound.patient_id = self.patient.id if self.patient else None
         if self.patient is None:
@@ -235,28 +235,21 @@ class _Conversation:
         else:
             classification, needs_staff, reply = self._from_patient(reading)
         if self.crisis:
-            urgent = crisis_kind(reading.crisis_terms)
-            reason = (escalations.REASON_EMERGENCY if urgent == "medical"
-                      else escalations.REASON_CRISIS if reading.crisis_terms or not low_score
-                      else escalations.REASON_LOW_SCORE)
-            self._stored()  # the escalation points at the text
-            escalation, self.alert_ids = escalations.open_escalation(
-                self.session, self.settings, patient=self.patient, inbound=inbound, reason=reason, now=self.now,
-                realert=flagged)
-            self.escalation_id = escalation.id
-            classification = "low_score" if reason == escalations.REASON_LOW_SCORE else "crisis"
+            classification, reply = self._escalate(reading, classification, reply)
             needs_staff = True
-            self.priority = PRIORITY_CRISIS
-            self.reasons.insert(0, {escalations.REASON_EMERGENCY: "possible medical emergency",
-                                    escalations.REASON_LOW_SCORE: "very low mood score"}.get(
-                                        reason, "possible crisis" if flagged else "while a crisis is open"))
-            spanish = self.language == "es" or self.spanish_text
-            crisis = self._crisis_reply(medical=urgent == "medical", spanish=spanish)
-            # The action's own answer still matters after an opt-out or a visit change.
-            acted = reply and reading.kind in ("stop", "start", "confirm", "reschedule")
-            reply = f"{crisis}\n\n{reply}" if acted else crisis
+        elif joins and triage.acknowledgement_only:
+            # "thanks", "who is this?": kept with the escalation, no page, no script again.
+            self._stored()
+            escalation, _ = escalations.open_escalation(
+                self.session, self.settings, patient=self.patient, inbound=inbound,
+                reason=escalations.REASON_CRISIS, now=self.now, realert=False)
+            self.escalation_id = escalation.id
+            classification, needs_staff = "follow_up", False
+            reply = None if was_opted_out else self._reply("follow_up_ack")
         elif was_opted_out and reading.kind not in ("stop", "start", "help"):
-            reply = None  # no texts to a number that opted out, except what carriers require
+            # No texts to a number that opted out, except what carriers require; "wait, I still want
+            # the reminders" is told how to come back.
+            reply = self._reply("wants_back_in") if wants_back_in(self.text.body) else None
         elif reply and self.patient and self.patient.welcomed_at is None and reading.kind not in ("stop", "help"):
             # Our first text to this patient: it says who we are, HELP/STOP and the crisis line.
             welcome = self._render(self._template("welcome", self.language),
@@ -276,19 +269,77 @@ class _Conversation:
                  " (staff inbox)" if needs_staff else "")
         return Handled(inbound.id, classification, needs_staff, reply, self.alert_ids, self.escalation_id)
 
+    def _assess(self, reading: Reading, answering: bool) -> Triage:
+        """The one triage decision for this text, in its context: an open escalation, an unknown
+        number, the mood score asked (a pain score or a questionnaire's answer is never a mood)."""
+        asked = "questionnaire" if answering else "mood" if self._scores_mood() else "pain"
+        score = reading.score if reading.kind == "score" and asked == "mood" else None
+        asking = self.questionnaire or self.closed_questionnaire
+        answered = reading.kind == "score" or (asking is not None and (
+            is_bare_number(self.text.body)
+            or questionnaire_replies.read_answer(asking, self.text.body, reading).value is not None))
+        self.read_as_answer = answered
+        return assess(self.text.body, Context(
+            escalation=self._open_escalation_tier(), unknown_sender=self.patient is None, asked=asked, score=score,
+            crisis_score_max=self.settings.crisis_score_max, answered=answered,
+            bp_alert=(self.settings.bp_alert_systolic, self.settings.bp_alert_diastolic)))
+
+    def _open_escalation_tier(self) -> str | None:
+        """The tier of the escalation open for this sender, if any."""
+        if self.known is not None:
+            escalation_id = self.known.escalation_id
+            escalation = self.session.get(Escalation, escalation_id) if escalation_id is not None else None
+        else:
+            escalation = escalations.open_for(self.session, None, self.text.from_number)
+        return escalations.tier_of(escalation.reason) if escalation is not None else None
+
+    def _escalate(self, reading: Reading, classification: str, reply: str | None) -> tuple[str, str | None]:
+        """Open the escalation (or add to the open one), page on-call, and answer by the tier."""
+        triage = self.triage
+        if self.text_language == "es":
+            self.language = "es"  # a Spanish text is answered in Spanish (988 has a Spanish option)
+        reason = escalations.reason_for(triage.tier, triage.category) if triage.alerts else escalations.REASON_CRISIS
+        self._stored()  # the escalation points at the text
+        escalation, self.alert_ids = escalations.open_escalation(
+            self.session, self.settings, patient=self.patient, inbound=self.inbound, reason=reason, now=self.now,
+            realert=triage.adds or not triage.follow_up or self.late_self_harm, at_once=triage.follow_up)
+        self.escalation_id = escalation.id
+        self.priority = PRIORITY_CRISIS
+        self.reasons.insert(0, escalations.staff_words(triage))
+        if triage.follow_up and self.flags.question:
+            classification = "question"  # its own inbox item: claiming the escalation does not close it
+        elif reason == escalations.REASON_LOW_SCORE:
+            classification = "low_score"
+        elif reason == escalations.REASON_URGENT:
+            classification = "urgent"
+        else:
+            classification = "crisis"
+        answer = self._alert_reply(triage, Tier(escalations.tier_of(escalation.reason)))
+        # The action's own answer still matters after an opt-out or a visit change.
+        acted = reply and reading.kind in ("stop", "start", "confirm", "reschedule")
+        return classification, (f"{answer}\n\n{reply}" if acted else answer)
+
+    def _alert_reply(self, triage: Triage, open_tier: Tier) -> str:
+        """911 first for an emergency, 988 first for suicide risk, the on-call promise for urgent; a
+        follow-up that adds something is acknowledged in the escalation's own terms."""
+        if self.late_self_harm and not triage.alerts:
+            return self._crisis_reply("crisis")
+        tier = max(triage.tier, open_tier, key=lambda t: t.rank) if triage.follow_up else triage.tier
+        if triage.follow_up and triage.tier.rank <= open_tier.rank:
+            return self._reply({Tier.EMERGENCY: "follow_up_emergency", Tier.SUICIDE_RISK: "follow_up_crisis"}.get(
+                tier, "follow_up_urgent"))
+        if tier is Tier.EMERGENCY:
+            return self._crisis_reply("emergency")
+        if tier is Tier.SUICIDE_RISK:
+            return self._crisis_reply("crisis")
+        return self._reply("possible_risk" if triage.by_model else "urgent")
+
     def _stored(self) -> int:
         """The text's row id, inserting the row now if it is not yet (a check-in or an escalation
         is about to point at it). A text seen before fails here: see handle_inbound."""
         if self.inbound.id is None:
             self.session.flush()
         return self.inbound.id
-
-    def _open_escalation(self) -> bool:
-        """Whether an escalation is open for this patient (read with the sender) or, for an
-        unknown number, for the number."""
-        if self.known is not None:
-            return self.known.escalation_id is not None
-        return escalations.open_for(self.session, None, self.text.from_number) is not None
 
     def _read(self) -> Reading:
         try:
@@ -331,6 +382,9 @@ class _Conversation:
             return self._confirm()
         if kind == "reschedule":
             return self._reschedule()
+        answered = self._direct_answer(kind)
+        if answered:
+            return "answered", False, answered
         if questionnaire_replies.takes(self):
             return questionnaire_replies.take(self, reading)
         if self.late_answer is not None and not self.crisis:
@@ -352,6 +406,21 @@ class _Conversation:
         if self._flag():
             return kind, True, self._reply("flagged")
         return kind, True, self._reply("received")
+
+    def _direct_answer(self, kind: str) -> str | None:
+        """A question the service can answer from what it holds ("what time do I stop eating?"), at any
+        hour; None for anything a nurse must answer (medicines, symptoms) or that is not such a question."""
+        if self.crisis or kind != "free_text" or self.read_as_answer or self.checkin is not None \
+                or not self.flags.question:
+            return None  # a check-in's or a questionnaire's answer, or a question about one, stays with it
+        visit = self._next_visit()
+        facts = VisitFacts.from_appointment(visit, self.patient) if visit is not None else None
+        try:
+            return direct_answer(self.text.body, language=self.language, visit=facts, settings=self.settings,
+                                 now=self.now)
+        except Exception:  # noqa: BLE001 - a staff member answers instead
+            log.exception("direct answer failed; the question goes to staff")
+            return None
 
     def _opt_out(self, reading: Reading) -> tuple[str, bool, str | None]:
         for patient in self.patients:  # the number opted out, whoever's record it is on
@@ -512,7 +581,9 @@ class _Conversation:
                              "score": self.answer.get("score"),
                              "asks": "hurt" if self.answer.get("kind") == "pain" else "mood",
                              # side effects or a blood pressure (not only a question): "if you feel worse"
-                             "symptoms": any(r != "a question" for r in self.reasons)}
+                             "symptoms": any(r != "a question" for r in self.reasons),
+                             "poison_control": bool(self.triage and self.triage.poison_control),
+                             "callback_minutes": self.settings.oncall_callback_minutes}
         return context
 
     def _reply(self, name: str) -> str:
@@ -520,16 +591,14 @@ class _Conversation:
         context = self._context()
         return self._render(template, context) or fallback_reply(name, self.settings, context, self.language)
 
-    def _crisis_reply(self, *, medical: bool, spanish: bool) -> str:
-        """A medical emergency is answered with 911 first, a suicidal crisis with 988 first; a
-        Spanish text in Spanish (with 988's Spanish option)."""
-        base = "emergency" if medical else "crisis"
-        language = "es" if spanish else "en"
-        template = self._template(f"reply_{base}", language)
-        text = self._render(template, self._context())
-        # Whatever staff made of the template, the answer carries both numbers.
+    def _crisis_reply(self, base: str) -> str:
+        """"emergency" (911 first) or "crisis" (988 first), in the patient's language; whatever staff
+        made of the template, the answer carries both numbers."""
+        template = self._template(f"reply_{base}", self.language)
+        context = self._context()
+        text = self._render(template, context)
         if not text or self.settings.crisis_line not in text or self.settings.emergency_number not in text:
-            return fallback_reply(base, self.settings, language=language)
+            return fallback_reply(base, self.settings, context, language=self.language)
         return text
 
     def _template(self, name: str, language: str) -> str:
@@ -576,7 +645,23 @@ FALLBACKS = {
         "emergency": ("This may be a medical emergency: please call {emergency} now. If you are having thoughts of "
                       "harming yourself, call or text {crisis}, day or night. We have alerted {team}, but this "
                       "number is not watched around the clock."),
-        "stop": "{clinic}: you're unsubscribed and will get no more texts from us. Reply START to resubscribe.",
+        "stop": ("{clinic}: you're unsubscribed and will get no more texts from us. Reply START to resubscribe. In a "
+                 "crisis call or text {crisis}."),
+        "urgent": ("Thank you for telling us. We have paged the on-call nurse, who will call you within about "
+                   "{callback} minutes. If it gets worse, call {emergency}. In a crisis, call or text {crisis}."),
+        "possible_risk": ("Thank you for your message. We want to be sure you're OK, so we've asked the on-call nurse "
+                          "to read it now. If you are having thoughts of harming yourself, call or text {crisis} any "
+                          "time, or {emergency} in an emergency."),
+        "follow_up_emergency": ("Thank you for telling us. The on-call nurse has your message and we have alerted them "
+                                "again. If this is getting worse, call {emergency} now."),
+        "follow_up_crisis": ("Thank you for telling us. The on-call nurse has your message and we have alerted them "
+                             "again. Please call or text {crisis} now, day or night, or {emergency} if you are in "
+                             "danger."),
+        "follow_up_urgent": ("Thank you for telling us. The on-call nurse has your message and we have alerted them "
+                             "again. If it gets worse, call {emergency}."),
+        "follow_up_ack": "Thank you. This is {clinic}'s text line: the on-call nurse has your message and will reach out.",
+        "wants_back_in": ("{clinic}: you're unsubscribed right now, so we can't send reminders. To get them again, "
+                          "reply START."),
         "stop_cancel": ("{clinic}: you're unsubscribed and will get no more texts from us. If you meant to cancel a "
                         "visit, please call us on {phone}, or reply START and then R."),
         "start": "{clinic}: you're subscribed again. Reply HELP for help, STOP to opt out.",
@@ -613,7 +698,23 @@ FALLBACKS = {
                       "llama o envía un texto al {crisis} (marca 2 para español). Avisamos al equipo de {clinic}, "
                       "pero este "
                       "número no se atiende las 24 horas."),
-        "stop": "{clinic}: ya no le enviaremos mensajes. Para volver a recibirlos, responda START.",
+        "stop": ("{clinic}: ya no le enviaremos mensajes. Para volver a recibirlos, responda START. En una crisis llame o "
+                 "escriba al {crisis}."),
+        "urgent": ("Gracias por contarnos. Avisamos a la enfermera de guardia, que le va a llamar en unos {callback} "
+                   "minutos. Si empeora, llame al {emergency}. En una crisis, llame o escriba al {crisis}."),
+        "possible_risk": ("Gracias por su mensaje. Queremos saber que está bien, así que le pedimos a la enfermera de "
+                          "guardia que lo lea ahora. Si piensa en hacerse daño, llame o escriba al {crisis} a cualquier "
+                          "hora, o al {emergency} en una emergencia."),
+        "follow_up_emergency": ("Gracias por contarnos. La enfermera de guardia tiene su mensaje y le avisamos otra "
+                                "vez. Si esto empeora, llame al {emergency} ahora."),
+        "follow_up_crisis": ("Gracias por contarnos. La enfermera de guardia tiene su mensaje y le avisamos otra vez. "
+                             "Por favor llame o escriba al {crisis} ahora, o al {emergency} si está en peligro."),
+        "follow_up_urgent": ("Gracias por contarnos. La enfermera de guardia tiene su mensaje y le avisamos otra vez. "
+                             "Si empeora, llame al {emergency}."),
+        "follow_up_ack": ("Gracias. Este es el número de mensajes de {clinic}: la enfermera de guardia tiene su mensaje "
+                          "y se va a comunicar con usted."),
+        "wants_back_in": ("{clinic}: ahora no recibe mensajes nuestros. Para volver a recibir los recordatorios, "
+                          "responda START."),
         "stop_cancel": ("{clinic}: ya no le enviaremos mensajes. Si lo que quiere es cancelar una cita, llame al "
                         "{phone} o responda START y luego R."),
         "start": ("{clinic}: le volveremos a enviar recordatorios de sus citas. Responda AYUDA para ayuda o PARAR para "
@@ -652,6 +753,7 @@ def fallback_reply(name: str, settings, context: dict | None = None, language: s
     return texts.get(name, texts["received"]).format(
         clinic=settings.clinic_name, phone=settings.clinic_phone, crisis=settings.crisis_line,
         emergency=settings.emergency_number, team=team_name(settings.clinic_name),
+        callback=settings.oncall_callback_minutes,
         team_es=team_name_es(settings.clinic_name), read_when=answer.get("read_when", "as soon as the office opens"
                                                                           if language == "en" else "en cuanto abra"))
 

@@ -1,0 +1,317 @@
+"""The matcher: finds the triage categories named in a text, from the phrase files. Pure.
+
+The phrases live in ``phrases/<language>.toml`` (one file a language; every file's phrases are
+searched in every text, so a Spanish phrase is found in a mostly English text). A file holds:
+
+- ``[words]``: named alternations, used in phrases as ``{NAME}``;
+- ``[shorthand]``: a texting spelling and what it stands for (``dont = "do not"``, ``q = "que"``);
+- ``[masks] idioms``: idioms blanked out before the search ("dying to know", "me muero de
+  hambre"), narrow on purpose (a mask must never hide a crisis);
+- ``[away]``: saying one will not be here (a goodbye), unless the text speaks of a ``trips`` word;
+- ``[history]``: words that put a medical emergency in the past, unless a ``now`` word is there;
+- ``[squeezed]``: stems searched with every space and mark removed ("s u i c i d e");
+- ``[emoji]``: an emoji and the word it stands for when used as one ("🔫" = "gun");
+- ``[acknowledgements] patterns``: regular expressions (Python's) for a whole text that only
+  acknowledges ("thanks", "who is this"), matched on its words joined by single spaces;
+- ``[[category]]``: ``name``, ``tier`` (emergency, suicide_risk, urgent, routine) and ``phrases``.
+
+The pattern language of a phrase (`compile_phrase`), searched in the text folded (lower case, no
+accents, punctuation gone, shorthand expanded, letters repeated in a row counted once):
+
+- words separated by spaces must follow each other; words may also run together ("killmyself");
+- ``word*`` is a stem (up to 5 more letters inside a phrase, any number at its end);
+- ``a|b*|c_d`` is any one of these, ``_`` joining words (``c_d`` is "c d");
+- ``...`` stands for up to three other words, ``...N`` for up to N;
+- ``$`` is the end of the text;
+- a last token ``!a|b_c`` means "not followed by the words a, or b c".
+
+Files are checked when they load: an unknown ``{NAME}``, an unknown tier, an empty phrase or one
+that does not compile fails with the file and the phrase (`PhraseError`).
+"""
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+PHRASES_DIR = Path(__file__).resolve().parent / "phrases"
+TIERS = ("routine", "urgent", "suicide_risk", "emergency")
+
+
+class PhraseError(ValueError):
+    """A phrase file that cannot be used, with the file and the phrase."""
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    tier: str
+    language: str
+    phrases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Found:
+    """One category found in a text, with the phrase (as written in its file) that found it."""
+    category: str
+    tier: str
+    phrase: str
+
+
+# ---------------------------------------------------------------- folding
+
+_APOSTROPHES = str.maketrans({c: "'" for c in "’‘`´ʼ′"})
+# Letters from other scripts that look like Latin ones ("kіll" with a Cyrillic і): NFKC leaves
+# them, so they are mapped here before anything is read.
+_CONFUSABLES = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s",
+    "к": "k", "м": "m", "н": "h", "т": "t", "в": "b", "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "ӏ": "l",
+    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c", "Т": "t", "Х": "x",
+    "І": "i", "Ј": "j", "Ѕ": "s", "α": "a", "ο": "o", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p", "τ": "t",
+    "υ": "u", "Α": "a", "Β": "b", "Ε": "e", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o", "Ρ": "p", "Τ": "t",
+    "ı": "i", "ł": "l", "ø": "o", "ß": "ss",
+})
+
+
+def fold(text: str) -> str:
+    """NFKC, look-alike letters to Latin, lower case, no accents, no invisible format
+    characters, one apostrophe."""
+    text = unicodedata.normalize("NFKC", str(text)).translate(_CONFUSABLES)
+    text = unicodedata.normalize("NFKD", text.casefold())
+    kept = (c for c in text if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
+    return "".join(kept).translate(_APOSTROPHES)
+
+
+def squash(word: str) -> str:
+    """Letters repeated in a row count once: "stooop" -> "stop"."""
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
+# ---------------------------------------------------------------- phrases
+
+def compile_phrase(phrase: str) -> str:
+    """The regex for one phrase (see the module docstring), to search in squashed text."""
+    tokens = phrase.split()
+    if not tokens:
+        raise ValueError("empty phrase")
+    ahead = ""
+    if tokens[-1].startswith("!"):
+        alts = [" ".join(squash(fold(w)) for w in alt.split("_")) for alt in tokens.pop()[1:].split("|")]
+        ahead = r"(?! (?:" + "|".join(map(re.escape, alts)) + r")\b)"
+    parts = []
+    for i, token in enumerate(tokens):
+        last = i == len(tokens) - 1
+        ends_word = last or tokens[i + 1].startswith("...")  # "tree ..." must not match "treatment"
+        if token.startswith("..."):
+            parts.append(r"(?:\w++ ){0,%d}" % int(token[3:] or 3))
+            continue
+        if token == "$":
+            parts.append(token)
+            continue
+        alts = []
+        for alt in token.split("|"):
+            words = alt.split("_")
+            body = []
+            for j, word in enumerate(words):
+                w = re.escape(squash(fold(word.rstrip("*"))))
+                if word.endswith("*"):
+                    w += r"\w*+" if last and j == len(words) - 1 else r"\w{0,5}"
+                body.append(w)
+            alts.append(" ?".join(body) + ("" if alt.endswith("*") or not ends_word else r"\b"))
+        parts.append("(?:" + "|".join(alts) + ")")
+    return r"\b" + " ?".join(parts) + ahead
+
+
+def one_pattern(phrases: tuple[str, ...] | list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(map(compile_phrase, phrases))) if phrases else re.compile(r"(?!x)x")
+
+
+_NAME_RE = re.compile(r"\{([A-Z_]+)\}")
+
+
+def _expand(phrase: str, words: dict[str, str], where: str) -> str:
+    def name(m: re.Match[str]) -> str:
+        if m[1] not in words:
+            raise PhraseError(f"{where}: unknown name {{{m[1]}}} in phrase {phrase!r}")
+        return words[m[1]]
+    return _NAME_RE.sub(name, phrase)
+
+
+@dataclass(frozen=True)
+class Phrasebook:
+    """Every language's phrase file, compiled."""
+    categories: tuple[Category, ...]
+    shorthand: dict[str, str]
+    idioms: re.Pattern[str]
+    away: re.Pattern[str]
+    trips: re.Pattern[str]
+    history: re.Pattern[str]
+    now: re.Pattern[str]
+    squeezed: dict[str, tuple[str, ...]]
+    emoji: dict[str, str]
+    acknowledgement: re.Pattern[str]
+    languages: tuple[str, ...]
+
+    def tier_of(self, category: str) -> str:
+        return next((c.tier for c in self.categories if c.name == category), "suicide_risk")
+
+
+def load_phrasebook(folder: Path = PHRASES_DIR) -> Phrasebook:
+    """Read and check every ``*.toml`` in `folder`."""
+    files = sorted(folder.glob("*.toml"))
+    if not files:
+        raise PhraseError(f"{folder}: no phrase files")
+    words: dict[str, str] = {}
+    data = []
+    for path in files:
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise PhraseError(f"{path.name}: {exc}") from exc
+        words.update(table.get("words", {}))
+        data.append((path.name, table))
+    categories: list[Category] = []
+    shorthand: dict[str, str] = {}
+    lists: dict[str, list[str]] = {k: [] for k in ("idioms", "away", "trips", "history", "now")}
+    squeezed: dict[str, list[str]] = {}
+    emoji: dict[str, str] = {}
+    thanks: list[str] = []
+    for name, table in data:
+        where = name
+        shorthand.update({squash(k): v for k, v in table.get("shorthand", {}).items()})
+        emoji.update({unicodedata.normalize("NFKC", k).casefold(): f" {v} " for k, v in table.get("emoji", {}).items()})
+        thanks += table.get("acknowledgements", {}).get("patterns", [])
+        lists["idioms"] += table.get("masks", {}).get("idioms", [])
+        lists["away"] += table.get("away", {}).get("phrases", [])
+        lists["trips"] += table.get("away", {}).get("trips", [])
+        lists["history"] += table.get("history", {}).get("phrases", [])
+        lists["now"] += table.get("history", {}).get("now", [])
+        for category, stems in table.get("squeezed", {}).items():
+            squeezed.setdefault(category, []).extend(stems)
+        for entry in table.get("category", []):
+            if entry.get("tier") not in TIERS:
+                raise PhraseError(f"{where}: category {entry.get('name')!r} has tier {entry.get('tier')!r}; "
+                                  f"one of {', '.join(TIERS)}")
+            phrases = tuple(_expand(p, words, where) for p in entry.get("phrases", []))
+            for raw, phrase in zip(entry.get("phrases", []), phrases):
+                try:
+                    re.compile(compile_phrase(phrase))
+                except (ValueError, re.error) as exc:
+                    raise PhraseError(f"{where}: category {entry['name']!r}, phrase {raw!r}: {exc}") from exc
+            categories.append(Category(entry["name"], entry["tier"], table.get("language", name), phrases))
+    expanded = {k: [_expand(p, words, k) for p in v] for k, v in lists.items()}
+    known = {c.name for c in categories}
+    for category in squeezed:
+        if category not in known:
+            raise PhraseError(f"[squeezed] names an unknown category {category!r}")
+    return Phrasebook(
+        categories=tuple(categories), shorthand=shorthand,
+        idioms=one_pattern(expanded["idioms"]), away=one_pattern(expanded["away"]),
+        trips=one_pattern(expanded["trips"]), history=one_pattern(expanded["history"]),
+        now=one_pattern(expanded["now"]), squeezed={k: tuple(v) for k, v in squeezed.items()}, emoji=emoji,
+        acknowledgement=_whole_text(thanks),
+        languages=tuple(dict.fromkeys(table.get("language", n) for n, table in data)),
+    )
+
+
+def _whole_text(patterns: list[str]) -> re.Pattern[str]:
+    try:
+        return re.compile("(?:" + "|".join(f"(?:{p})" for p in patterns) + ")" if patterns else r"(?!x)x")
+    except re.error as exc:
+        raise PhraseError(f"[acknowledgements]: {exc}") from exc
+
+
+@functools.cache
+def phrasebook() -> Phrasebook:
+    return load_phrasebook()
+
+
+@functools.cache
+def _category_patterns() -> tuple[tuple[str, str, re.Pattern[str], tuple[str, ...]], ...]:
+    """Each category name with its tier and one pattern for all languages' phrases (compiled on
+    first use: all of them take most of a second)."""
+    book = phrasebook()
+    merged: dict[str, list[str]] = {}
+    for category in book.categories:
+        merged.setdefault(category.name, []).extend(category.phrases)
+    return tuple((name, book.tier_of(name), one_pattern(phrases), tuple(phrases)) for name, phrases in merged.items())
+
+
+# ---------------------------------------------------------------- readings of a text
+
+_LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "+": "t"}
+_LEET_I = str.maketrans({**_LEET, "1": "i", "|": "i"})
+_LEET_L = str.maketrans({**_LEET, "1": "l", "|": "l"})
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _leet(text: str, table: dict[int, str]) -> str:
+    """Leetspeak read in words that hold a letter ("k1ll", "$uicide"); numbers stay numbers."""
+    return re.sub(r"\S+", lambda m: m[0].translate(table) if _HAS_LETTER.search(m[0]) else m[0], text)
+
+
+def _words(text: str, shorthand: dict[str, str]) -> list[str]:
+    text = re.sub(r"[\W_]+", " ", text.replace("'", ""))
+    return [shorthand.get(squash(w), w) for w in text.split()]
+
+
+@dataclass(frozen=True)
+class Readings:
+    folded: str  # the text folded, emoji as words
+    plain: tuple[str, ...]  # folded, punctuation gone, shorthand expanded: as written and two leetspeak spellings
+    squashed: tuple[str, ...]  # the same, repeated letters once, idioms masked
+    squeezed: str  # no spaces or marks at all
+
+
+def readings(text: str) -> Readings:
+    """The text as the phrases are searched in it; emoji that stand for words ("🔫", "💊") read
+    as those words."""
+    book = phrasebook()
+    folded = "".join(book.emoji.get(c, c) for c in fold(text))
+    base = re.sub(r"\bod'd\b", "od", folded)  # "OD'd" would otherwise read "odd"
+    base = re.sub(r"\bw/o\b", "without", base)
+    spellings = (base, _leet(base, _LEET_I), _leet(base, _LEET_L))
+    plain = tuple(dict.fromkeys(" ".join(_words(v, book.shorthand)) for v in spellings))
+    squashed = tuple(dict.fromkeys(" ".join(book.idioms.sub(" ", squash(v)).split()) for v in plain))
+    return Readings(folded, plain, squashed, squash(re.sub(r"[\W_]+", "", base)))
+
+
+def find_phrases(reading: Readings) -> list[Found]:
+    """Every category whose phrases occur in the text, with the first phrase that did."""
+    found = []
+    for name, tier, pattern, phrases in _category_patterns():
+        for text in reading.squashed:
+            m = pattern.search(text)
+            if m:
+                found.append(Found(name, tier, _which(phrases, text, m.start())))
+                break
+    book = phrasebook()
+    if any(book.away.search(v) for v in reading.squashed) and not any(book.trips.search(v) for v in reading.squashed):
+        found.append(Found("preparation and goodbyes", "suicide_risk", "(not being here)"))
+    for category, stems in book.squeezed.items():
+        stem = next((s for s in stems if s in reading.squeezed), None)
+        if stem:
+            found.append(Found(category, book.tier_of(category), stem))
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(phrase: str) -> re.Pattern[str]:
+    return re.compile(compile_phrase(phrase))
+
+
+def _which(phrases: tuple[str, ...], text: str, start: int) -> str:
+    """The phrase whose own pattern matches at `start` (for staff: why it was flagged)."""
+    for phrase in phrases:
+        if _compiled(phrase).match(text, start):
+            return phrase
+    return phrases[0] if phrases else ""
+
+
+def in_the_past(reading: Readings) -> bool:
+    """A medical word about the past ("a seizure years ago") with nothing said of now."""
+    book = phrasebook()
+    return any(book.history.search(v) and not book.now.search(v) for v in reading.squashed)
