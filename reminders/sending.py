@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from reminders.calendar import visit_ics
+from reminders.inbound.escalations import crisis_open
 from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
 from reminders.channels.kinds import spec_for, within_free_form_window
 from reminders.channels.segments import sms_length
@@ -38,6 +39,10 @@ from reminders.rendering import (
 )
 
 log = logging.getLogger(__name__)
+
+# Automated asks wait while a crisis escalation of the patient's is open (checked again this often).
+PAUSED_IN_A_CRISIS = (Kind.CHECKIN, Kind.QUESTIONNAIRE, Kind.NUDGE)
+CRISIS_PAUSE_RECHECK = timedelta(minutes=30)
 
 # Sends are committed together, this many or this often, whichever comes first.
 GROUP_COMMIT_SIZE = 25
@@ -256,6 +261,10 @@ class Sender:
             quiet = self.rule_settings.quiet
             if quiet.contains(now, zone):
                 moves.defer(row, quiet.next_allowed(now, zone), "waiting for the end of quiet hours")
+                return "deferred"
+            if row.kind in PAUSED_IN_A_CRISIS and patient is not None and crisis_open(session, patient.id):
+                # No "how is your mood 0 to 10?" to a patient a nurse is reaching out to now.
+                moves.defer(row, now + CRISIS_PAUSE_RECHECK, "paused while a crisis escalation is open")
                 return "deferred"
             reason = self._introduce(session, row, patient, now)
             if reason:

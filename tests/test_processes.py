@@ -29,6 +29,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,9 @@ LATER_PASS = timedelta(minutes=11)  # past the dispatcher's 10-minute requeue an
 START_WAIT = 60.0  # a process is up
 BEAT_WAIT = 150.0  # beat's next pass may be 60 s away; the pass and the sends take more
 CRISIS_WAIT = 60.0  # the promise to staff
+REALERT_WAIT = 20.0  # a follow-up that adds something pages again at once, not at the next 15-minute round
+_CLINIC_TODAY = datetime.now(ZoneInfo("America/New_York")).weekday()
+CLOSED_TODAY_AND_TOMORROW = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(_CLINIC_TODAY + 3) % 7]
 SETTLE_WAIT = 120.0  # the worker empties the queue after a kill or a Redis restart
 STOP_WAIT = 20.0
 # Requests the fake Twilio refuses in the burst: fewer than PROVIDER_FAILURE_THRESHOLD (5) in a row.
@@ -417,6 +421,9 @@ def clinic_environment(base: Path, database_url: str, redis_url: str, web_url: s
         # These scenarios count each patient's reminders; questionnaires in this same shape are
         # checked by tests/test_questionnaire_processes.py.
         "MEASURES_ENABLED": "false",
+        # The office is open on one day only, never today or tomorrow in the clinic's zone: every
+        # text of these scenarios arrives after hours, whatever the hour the suite runs.
+        "OFFICE_DAYS": CLOSED_TODAY_AND_TOMORROW,
     })
     return env
 
@@ -533,6 +540,50 @@ def test_a_crisis_text_is_answered_with_988_and_reaches_the_on_call_phone_and_em
                     {"by": "on-call nurse", "note": "called the patient"})
         service.report(f"crisis: answer with 988 in the same request; staff SMS after {sms_after:.1f} s, "
                        f"staff email after {mail_after:.1f} s (sent 1 + 1, duplicates 0)")
+
+
+def signed_text(service, body: str, phone: str) -> requests.Response:
+    form = {**SignedTwilio.sms_form(body, from_=phone), "AccountSid": service.twilio.account_sid}
+    signature = RequestValidator(service.twilio.auth_token).compute_signature(
+        service.env["PUBLIC_BASE_URL"] + "/twilio/sms", form)
+    answer = requests.post(service.web_url + "/twilio/sms", data=form, timeout=30,
+                           headers={"X-Twilio-Signature": signature})
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def test_after_hours_an_urgent_text_pages_on_call_within_a_minute_and_a_medical_follow_up_pages_again_at_once(
+        service):
+    with service.logs_on_failure():
+        def staff_texts():
+            return [m for m in list(service.twilio.messages) if m["to"] == STAFF_PHONE]
+
+        before = len(staff_texts())
+        for external_id, phone in (("urgent-1", "+16175550131"), ("chest-1", "+16175550132")):
+            service.api("POST", "/api/v1/patients", {"external_id": external_id, "first_name": "Sam",
+                                                      "phone": phone, "timezone": "America/New_York"})
+        posted = utcnow()
+        answer = signed_text(service, "can I take my klonopin tonight?", "+16175550131").text
+        assert "paged the on-call nurse, who will call you within about 30 minutes" in answer, answer
+        assert "tomorrow" not in answer and "911" in answer
+        paged = wait_for(lambda: staff_texts()[before:], CRISIS_WAIT, "the urgent page to the on-call phone")
+        urgent_after = (paged[0]["received_at"] - posted).total_seconds()
+        assert "needs a nurse now" in paged[0]["body"] and "klonopin" not in paged[0]["body"]
+
+        first = signed_text(service, "my chest really hurts since the infusion", "+16175550132").text
+        assert first.index("911") < first.index("988")
+        wait_for(lambda: staff_texts()[before + 1:], CRISIS_WAIT, "the emergency page to the on-call phone")
+        posted = utcnow()
+        follow_up = signed_text(service, "now it's radiating down my left arm", "+16175550132").text
+        assert "call 911 now" in follow_up and "alerted them again" in follow_up, follow_up
+        again = wait_for(lambda: staff_texts()[before + 2:], REALERT_WAIT, "the re-alert to the on-call phone")
+        realert_after = (again[0]["received_at"] - posted).total_seconds()
+        assert "medical emergency" in again[0]["body"]
+
+        for escalation in service.api("GET", "/api/v1/escalations?status=open")["escalations"]:
+            service.api("POST", f"/api/v1/escalations/{escalation['id']}/ack", {"by": "on-call nurse", "note": "called"})
+        service.report(f"after hours: urgent page after {urgent_after:.1f} s; medical follow-up re-alert after "
+                       f"{realert_after:.1f} s")
 
 
 def test_beat_sends_each_due_patient_one_reminder(service):

@@ -25,6 +25,9 @@ SMS_TEMPLATES = sorted(
 )
 # Texts allowed over two segments, with the reason (none today).
 KNOWN_LONG: dict[str, str] = {}
+# A medical emergency's answer may take three: 911, Poison Control for an overdose, and 988 must
+# all be there, and none is dropped to save a segment.
+SEGMENTS_ALLOWED = {"reply_emergency.sms.j2": 3, "es/reply_emergency.sms.j2": 3}
 
 
 def patient(**fields):
@@ -117,7 +120,7 @@ def test_every_text_fits_two_segments_of_gsm7(name, sample, request):
     text = rendered(name, sample)
     length = sms_length(text)
     assert length.encoding == "GSM-7", text
-    assert length.segments <= SMS_SEGMENTS, f"{length.units} characters:\n{text}"
+    assert length.segments <= SEGMENTS_ALLOWED.get(name, SMS_SEGMENTS), f"{length.units} characters:\n{text}"
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

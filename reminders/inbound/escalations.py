@@ -147,6 +147,14 @@ def open_for(session: Session, patient: Patient | None, from_number: str) -> Esc
     return session.scalars(query.order_by(Escalation.opened_at.desc(), Escalation.id.desc()).limit(1)).first()
 
 
+def crisis_open(session: Session, patient_id: int) -> bool:
+    """Whether a crisis escalation (suicide risk, a medical emergency: not an urgent page) of this
+    patient's is open: automated asks (check-ins, questionnaires, nudges) wait meanwhile."""
+    return session.scalar(
+        select(Escalation.id).where(Escalation.patient_id == patient_id, Escalation.status == OPEN,
+                                    Escalation.reason != REASON_URGENT).limit(1)) is not None
+
+
 def _appended(text: str, body: str, now: datetime, settings) -> str:
     local = now.astimezone(ZoneInfo(settings.clinic_timezone))
     return f"{text}\n\n[{local:%Y-%m-%d %H:%M %Z}] {body}".strip()

@@ -206,6 +206,7 @@ class _Conversation:
         self.language = language or self.text_language
         self.triage: Triage | None = None
         self.read_as_answer = False  # read as the answer to the score or item asked (_assess)
+        self.open_tier: str | None = None  # the tier of the escalation open before this text (_assess)
 
     def run(self) -> Handled:
         reading = self._read()
@@ -244,7 +245,7 @@ class _Conversation:
                 self.session, self.settings, patient=self.patient, inbound=inbound,
                 reason=escalations.REASON_CRISIS, now=self.now, realert=False)
             self.escalation_id = escalation.id
-            classification, needs_staff = "follow_up", False
+            classification, needs_staff = "follow_up", self.patient is None  # a stranger's text: staff read all
             reply = None if was_opted_out else self._reply("follow_up_ack")
         elif was_opted_out and reading.kind not in ("stop", "start", "help"):
             # No texts to a number that opted out, except what carriers require; "wait, I still want
@@ -279,8 +280,9 @@ class _Conversation:
             is_bare_number(self.text.body)
             or questionnaire_replies.read_answer(asking, self.text.body, reading).value is not None))
         self.read_as_answer = answered
+        self.open_tier = self._open_escalation_tier()
         return assess(self.text.body, Context(
-            escalation=self._open_escalation_tier(), unknown_sender=self.patient is None, asked=asked, score=score,
+            escalation=self.open_tier, unknown_sender=self.patient is None, asked=asked, score=score,
             crisis_score_max=self.settings.crisis_score_max, answered=answered,
             bp_alert=(self.settings.bp_alert_systolic, self.settings.bp_alert_diastolic)))
 
@@ -314,7 +316,7 @@ class _Conversation:
             classification = "urgent"
         else:
             classification = "crisis"
-        answer = self._alert_reply(triage, Tier(escalations.tier_of(escalation.reason)))
+        answer = self._alert_reply(triage, Tier(self.open_tier or triage.tier))
         # The action's own answer still matters after an opt-out or a visit change.
         acted = reply and reading.kind in ("stop", "start", "confirm", "reschedule")
         return classification, (f"{answer}\n\n{reply}" if acted else answer)

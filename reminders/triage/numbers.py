@@ -9,8 +9,14 @@ EMERGENCY_BP = (180, 110)  # systolic or diastolic at or above: an emergency (CL
 
 _BP_RE = re.compile(r"(?<![\d/.:,])(\d{2,3})\s*(?:/|over|sobre|x|-|\\)\s*(\d{2,3})(?![\d/:%]|\.\d)")
 _BP_WORDS_RE = re.compile(r"\b(?:bp|blood pressure|pressure|presion|presion arterial|systolic|sys|top number|upper number|"
-                          r"sistolica|la alta|maxima)\b\D{0,20}?(\d{3})\b")
-_DIA_WORDS_RE = re.compile(r"\b(?:diastolic|dia|bottom number|lower number|diastolica|la baja|minima)\b\D{0,20}?(\d{2,3})\b")
+                          r"sistolica|la alta|maxima|la de arriba)\b\D{0,20}?(\d{3})\b")
+_DIA_WORDS_RE = re.compile(r"\b(?:diastolic|dia|bottom number|lower number|diastolica|la baja|minima|la de abajo)\b\D{0,20}?(\d{2,3})\b")
+# The number first: "210 on top", "183 la alta", "200 de alta", "115 on bottom", "112 la baja".
+_SYS_AFTER_RE = re.compile(r"\b(\d{3})\s+(?:(?:is |on |at )?(?:the )?top(?: number)?|(?:de |la |de la )?(?:alta|maxima|de arriba))\b")
+_DIA_AFTER_RE = re.compile(r"\b(\d{2,3})\s+(?:(?:is |on |at )?(?:the )?bottom(?: number)?|(?:de |la |de la )?(?:baja|minima|de abajo))\b")
+# Centimetres of mercury, as said in Spain and Latin America: "tensión 18/11" is 180/110; read only
+# after a word of pressure ("presión", "tensión", "tengo") so that a date ("18/11") is not one.
+_CMHG_RE = re.compile(r"\b(?:presion|tension|pa|ta|tengo|bp|pressure)\b(?:\s+\w+){0,3}?\s+(\d{2})\s*[/-]\s*(\d{1,2})(?![\d/:%])")
 # Readings typed with look-alike letters ("19O/l15") and spelled out ("one ninety two over one twelve",
 # "ciento noventa y cinco sobre ciento quince") are read as digits before the pressures are looked for.
 _LOOKALIKE_RE = re.compile(r"(?<![^\W\d_])(?=[\dol]*\d)[\dol]{2,3}(?![^\W\d_])")
@@ -60,7 +66,10 @@ def _as_digits(folded: str) -> str:
         return f"{value} " if value and value >= 30 else m[0]
     return _NUMBER_WORD_RE.sub(spelled, text)
 NOOSE_RE = re.compile(r"\bno{2,}s(?:e|es|ing)?\b")  # squashed, "noose" would read "nose"
-OD_RE = re.compile(r"\bo ?d(?:s|ed|ing)?\b")  # "OD" as a word, "o.d.", "ODing"; not squashed
+# "OD" as a word, "o.d.", "ODing"; not squashed; not "OD'd on christmas cookies" (a treat or a show)
+OD_RE = re.compile(r"\bo ?d(?:s|ed|ing|d)?\b(?! on (?:the |my |all the )?(?:christmas|holiday|halloween|cookies|cookie|candy|"
+                   r"sugar|chocolate|cake|pizza|carbs|netflix|tv|tiktok|youtube|anime|memes|shows|reality|coffee|caffeine|"
+                   r"sweets|snacks|junk food|fries|true crime)\b)")
 # A counted dose ("took 20 of my pills") without flagging the daily "I took my pills".
 COUNTED_DOSE_RE = re.compile(
     r"\b(?:took|taken|take|swallowed|swallow)\b(?: \w+){0,2} (?:\d+|ten|twenty|thirty|fifty|hundred)"
@@ -86,6 +95,7 @@ _CONTAINERS = frozenset(
 )
 LOW_SCORE_ES = re.compile(
     r"(?<![\d.,/])\b(?:0|1|2|cero|uno|dos)\s*(?:de|sobre)\s*(?:10|diez)\b"
+    "|^\\W*(?:between|entre)\\s+[012]\\s+(?:and|y|or|o)\\s+[0123]\\W*$"
     "|^\\W*(?:un\\s+)?(?:cero|uno|un\\s+[012]|un\\s+dos)\\s*(?:$|[,.;:!¡?¿\\-]|\\s+(?:hoy|todo|muy|mal|"
     "fatal|horrible|pesimo|ya|no)\\b)",
 )
@@ -99,18 +109,25 @@ def blood_pressures(folded: str) -> tuple[tuple[int, int], ...]:
         high, low = int(m[1]), int(m[2])
         if 70 <= high <= 320 and 30 <= low <= 220 and high > low:
             found.append((high, low))
+    for m in _CMHG_RE.finditer(folded):
+        high, low = int(m[1]), int(m[2])
+        if 9 <= high <= 30 and 5 <= low <= 20 and high > low:
+            found.append((high * 10, low * 10))
     return tuple(found)
 
 
 def systolic_words(folded: str) -> tuple[int, ...]:
     """A pressure given by its top number alone ("bp is 185")."""
     folded = _as_digits(folded)
-    return tuple(int(m[1]) for m in _BP_WORDS_RE.finditer(folded) if 70 <= int(m[1]) <= 320)
+    found = [*_BP_WORDS_RE.finditer(folded), *_SYS_AFTER_RE.finditer(folded)]
+    return tuple(int(m[1]) for m in found if 70 <= int(m[1]) <= 320)
 
 
 def diastolic_words(folded: str) -> tuple[int, ...]:
     """A bottom number named as such ("diastolic is 118")."""
-    return tuple(int(m[1]) for m in _DIA_WORDS_RE.finditer(_as_digits(folded)) if 30 <= int(m[1]) <= 220)
+    folded = _as_digits(folded)
+    found = [*_DIA_WORDS_RE.finditer(folded), *_DIA_AFTER_RE.finditer(folded)]
+    return tuple(int(m[1]) for m in found if 30 <= int(m[1]) <= 220)
 
 
 def emergency_pressure(folded: str) -> bool:
