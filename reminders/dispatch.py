@@ -9,19 +9,28 @@ Rows are `queued` in the database before they are handed off; the database stays
 A hand-off that fails puts its rows back to `planned`, still due, so the next pass (within a
 minute) takes them again, and urgent rows (crisis alerts to staff) are sent in this process at
 once instead of waiting for the broker to come back.
+
+Urgent rows go one to a task, so an SMS alert and an email alert never wait for each other, and
+a live broker is not taken as a live worker: an urgent row no worker has claimed within
+ALERT_CLAIM_WAIT is sent by the process that handed it out (the claim is a conditional UPDATE,
+so a worker that wakes up meanwhile and this process never both send it).
 """
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Iterable, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.channels import Channel, channels_for
 from reminders.config import Settings
 from reminders.db import session_factory
+from reminders.models import OutboxMessage
+from reminders.models.outbox import Status
 from reminders.outbox.moves import queue_now, release_to_planned
 from reminders.sending import Sender
 
@@ -36,6 +45,9 @@ SEND_BATCH_TASK = "reminders.tasks.send_batch"
 BATCH_SIZE = 20
 # Rows sent together in this process: one claim and one commit of rendered texts per batch.
 IN_PROCESS_BATCH_SIZE = 100
+# An urgent row (a crisis alert) still unclaimed this long after its hand-off: no worker is taking
+# work, and the process that handed it out sends it itself.
+ALERT_CLAIM_WAIT = 5.0
 
 
 class Dispatcher(Protocol):
@@ -67,15 +79,43 @@ class CeleryDispatcher:
 
     def hand_off(self, ids: list[int], now: datetime, *, urgent: bool = False) -> Counter:
         outcomes: Counter = Counter()
-        for start in range(0, len(ids), BATCH_SIZE):
-            batch = ids[start:start + BATCH_SIZE]
+        size = 1 if urgent else BATCH_SIZE
+        handed: list[int] = []
+        for start in range(0, len(ids), size):
+            batch = ids[start:start + size]
             try:
                 self.app.send_task(SEND_BATCH_TASK, args=[batch], priority=0 if urgent else 5)
             except Exception as error:  # noqa: BLE001 - any broker failure: the rows must not sit queued
                 outcomes.update(self._handed_off_failed(batch, now, error, urgent))
             else:
                 outcomes["queued"] += len(batch)
+                handed += batch
+        if urgent and handed:
+            self._watch(handed, now)
         return outcomes
+
+    def _watch(self, ids: list[int], now: datetime) -> None:
+        # The hand-off's clock moved on by the wait (an injected clock in tests stays consistent).
+        later = now + timedelta(seconds=ALERT_CLAIM_WAIT)
+        timer = threading.Timer(ALERT_CLAIM_WAIT, self.send_unclaimed, args=(ids, later))
+        timer.daemon = True
+        timer.name = "reminders-alert-watch"
+        timer.start()
+
+    def send_unclaimed(self, ids: list[int], now: datetime) -> Counter:
+        """Send the urgent rows no worker has claimed yet, from this process."""
+        try:
+            with self.sessions() as session:
+                left = list(session.scalars(select(OutboxMessage.id).where(
+                    OutboxMessage.id.in_(ids), OutboxMessage.status == Status.QUEUED)))
+            if not left:
+                return Counter()
+            log.error("%s urgent row(s) not claimed by any worker within %.0f s (is the worker running?); "
+                      "sending them from this process", len(left), ALERT_CLAIM_WAIT)
+            return self.fallback.hand_off(left, now, urgent=True)
+        except Exception:  # noqa: BLE001 - a timer thread must not die silently; the next pass re-queues
+            log.exception("sending unclaimed urgent rows from this process failed; the next pass hands them out")
+            return Counter()
 
     def _handed_off_failed(self, batch: list[int], now: datetime, error: Exception, urgent: bool) -> Counter:
         reason = f"{type(error).__name__}: {error}"[:300]

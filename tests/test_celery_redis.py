@@ -220,6 +220,24 @@ def test_the_web_app_with_redis_url_hands_crisis_alerts_to_that_broker(celery_se
     assert alert.status == "queued"
 
 
+def test_an_alert_no_worker_claims_is_sent_by_the_web_process_within_seconds(celery_settings, broker,
+                                                                             two_way_poster, caplog):
+    """A live broker is not a live worker: with no worker consuming, the web process sends the
+    crisis alert itself once ALERT_CLAIM_WAIT has passed, each alert on its own."""
+    post = two_way_poster(REDIS_URL=BROKER_URL, STAFF_ALERT_EMAILS="oncall@clinic.example,director@clinic.example")
+    assert "988" in post("i want to end my life")
+
+    def statuses():
+        with session_factory(celery_settings.effective_database_url)() as session:
+            return [row.status for row in session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "alert"))]
+
+    assert wait_until(lambda: statuses() == ["sent", "sent"], timeout=30), statuses()
+    assert sorted(m["to"] for m in read_outbox(celery_settings.effective_outbox_dir)) == [
+        "director@clinic.example", "oncall@clinic.example"]
+    assert "not claimed by any worker" in caplog.text
+    assert len(broker.lrange("celery", 0, -1)) == 2  # one task an alert: an email never waits for a text
+
+
 def test_with_the_broker_down_crisis_alerts_go_from_the_web_process_at_once(celery_settings, two_way_poster, caplog):
     post = two_way_poster(REDIS_URL="redis://127.0.0.1:1/0", STAFF_ALERT_EMAILS="oncall@clinic.example")
     answer = post("i want to end my life")

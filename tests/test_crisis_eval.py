@@ -116,24 +116,26 @@ def test_the_ordinary_texts_include_the_idioms_that_trip_word_lists(main_rows):
 
 
 # ---------------------------------------------------------------- the figures
-# The targets are the script's (99 % emergency and suicide risk per category and language, 95 %
-# urgent, at most 2 % of routine texts raised to emergency or suicide risk). These floors hold
-# the figures reached so far, so that a change to the phrases cannot quietly lose ground; the
-# README's Triage section gives the figures and what is still missed.
+# The targets are the script's: 99 % for emergency and suicide risk in every category of every
+# language, 95 % for urgent, at most 2 % of routine texts raised to emergency or suicide risk.
+# The main part (tuned on) meets them. The held-out part does not yet: its floors hold the figures
+# reached so far (rules and model: emergency 94 %, suicide risk 94 %, urgent 92 %, routine raised
+# 5 %; someone is paged for 99 % of its emergencies and 97 % of its suicide-risk texts), so that a
+# change cannot quietly lose ground. The README's Triage section says what is still missed.
 
-MAIN_FLOORS = {Tier.EMERGENCY: 0.90, Tier.SUICIDE_RISK: 0.95, Tier.URGENT: 0.85}
-HELDOUT_FLOORS = {Tier.EMERGENCY: 0.80, Tier.SUICIDE_RISK: 0.88, Tier.URGENT: 0.70}
-FALSE_ALARM_CEILING = 0.05
+HELDOUT_FLOORS = {Tier.EMERGENCY: 0.93, Tier.SUICIDE_RISK: 0.93, Tier.URGENT: 0.90}
+HELDOUT_FALSE_ALARM_CEILING = 0.06
 
 
-@pytest.mark.parametrize("part", ["main", "heldout"])
-def test_recall_by_tier_holds_its_floor_and_false_alarms_stay_low(part, main_result, heldout_result):
-    result, floors = (main_result, MAIN_FLOORS) if part == "main" else (heldout_result, HELDOUT_FLOORS)
-    for level, floor in floors.items():
-        tally = result.tier_recall(level)
-        assert tally.rate >= floor, crisis_eval.report(part, result, part == "main")
-    for language, tally in result.false_alarms.items():
-        assert tally.rate <= FALSE_ALARM_CEILING, crisis_eval.report(part, result, part == "main")
+def test_the_main_part_meets_every_target_in_every_category_and_language(main_result):
+    assert main_result.failures() == [], crisis_eval.report("main", main_result, True)
+
+
+def test_the_held_out_part_holds_its_floors(heldout_result):
+    for level, floor in HELDOUT_FLOORS.items():
+        assert heldout_result.tier_recall(level).rate >= floor, crisis_eval.report("held-out", heldout_result, False)
+    for language, tally in heldout_result.false_alarms.items():
+        assert tally.rate <= HELDOUT_FALSE_ALARM_CEILING, crisis_eval.report("held-out", heldout_result, False)
 
 
 def test_the_script_prints_the_matrix_recall_by_category_and_both_parts(capsys):

@@ -191,14 +191,16 @@ class TestAlerts:
         assert "988" in reply and "alerted them again" in reply
         assert len(staff_texts(fake_twilio)) == 4
         clock.advance(seconds=3)
-        answer(twilio.sms("kms"))  # within seconds of that round: joins it, no flood
+        answer(twilio.sms("ok"))  # only acknowledges: no page
+        assert len(staff_texts(fake_twilio)) == 4
+        answer(twilio.sms("kms"))  # seconds later, but it says more: paged again at once
         [escalation] = escalations(session)
         assert "i want to die" in escalation.text and "i have the pills here" in escalation.text and "kms" in escalation.text
-        assert len(staff_texts(fake_twilio)) == 4
-        run_pass(two_way, clock.now + timedelta(seconds=30))  # ... and the next pass sends the round it brought forward
+        assert len(staff_texts(fake_twilio)) == 6
+        run_pass(two_way, clock.now + timedelta(minutes=1))  # the next pass adds nothing before the 15 minutes
         assert len(staff_texts(fake_twilio)) == 6
         clock.now = NOW + timedelta(minutes=30)
-        answer(twilio.sms("i want to kill myself"))  # long after the last round: alerted at once
+        answer(twilio.sms("i want to kill myself"))
         assert len(staff_texts(fake_twilio)) == 8 and len(escalations(session)) == 1
 
     def test_after_an_acknowledgement_a_new_crisis_opens_a_new_escalation(self, twilio, booked, session, api, clock,

@@ -586,6 +586,33 @@ def test_after_hours_an_urgent_text_pages_on_call_within_a_minute_and_a_medical_
                        f"{realert_after:.1f} s")
 
 
+def test_with_the_worker_stopped_a_crisis_text_still_reaches_on_call_by_text_and_email_within_30_s(service):
+    with service.logs_on_failure():
+        service.worker.stop()  # web, beat and Redis stay up: the broker takes the task, nobody runs it
+        try:
+            phone = "+16175550141"
+            service.api("POST", "/api/v1/patients", {"external_id": "no-worker-1", "first_name": "Lee",
+                                                      "phone": phone, "timezone": "America/New_York"})
+            texts_before = len([m for m in list(service.twilio.messages) if m["to"] == STAFF_PHONE])
+            mails_before = len([m for m in list(service.smtp.messages) if STAFF_EMAIL in m.rcpt_tos])
+            posted = utcnow()
+            assert "988" in signed_text(service, "i want to end my life", phone).text
+            texts = wait_for(lambda: [m for m in list(service.twilio.messages) if m["to"] == STAFF_PHONE][texts_before:],
+                             30, "the alert SMS with the worker stopped")
+            mails = wait_for(lambda: [m for m in list(service.smtp.messages) if STAFF_EMAIL in m.rcpt_tos][mails_before:],
+                             30, "the alert email with the worker stopped")
+            sms_after = (texts[0]["received_at"] - posted).total_seconds()
+            mail_after = (utcnow() - posted).total_seconds()
+            assert sms_after <= 30 and mail_after <= 30
+            assert "not claimed by any worker" in service.web.log()
+        finally:
+            service.start_worker()
+        for escalation in service.api("GET", "/api/v1/escalations?status=open")["escalations"]:
+            service.api("POST", f"/api/v1/escalations/{escalation['id']}/ack", {"by": "on-call nurse", "note": "called"})
+        service.report(f"worker stopped: crisis SMS after {sms_after:.1f} s, email after {mail_after:.1f} s "
+                       f"(sent by the web process)")
+
+
 def test_beat_sends_each_due_patient_one_reminder(service):
     with service.logs_on_failure():
         scenario = service.book_visits("beat", 20, area_code=202)

@@ -48,9 +48,9 @@ CRISIS_CLASSIFICATIONS = ("crisis", "low_score", "urgent", "follow_up")
 # A new crisis text on an escalation that is already open brings its next round forward, but
 # never closer than this to the last round: the new words may matter, a flood of alerts does not.
 NEW_TEXT_REALERT_GAP = timedelta(minutes=5)
-# A follow-up that adds something (a new symptom, a means, a time) pages at once, but a patient
-# sending five texts in a row brings one round, not five.
-FOLLOW_UP_REALERT_GAP = timedelta(seconds=10)
+# A follow-up that adds something (a new symptom, a means, a time) pages at once: the nurse on her
+# way to the phone needs "now it's going down my left arm" too. Thanks and "who is this?" never page.
+FOLLOW_UP_REALERT_GAP = timedelta(0)
 _KEY_LIMIT = 200  # OutboxMessage.dedupe_key's length
 
 
@@ -113,7 +113,8 @@ def open_for_answer(session: Session, settings, *, patient: Patient, questionnai
 def _open(session: Session, settings, *, patient: Patient | None, from_number: str, text: str,
           inbound_id: int | None, reason: str, now: datetime, realert: bool,
           at_once: bool = False) -> tuple[Escalation, list[int]]:
-    escalation = open_for(session, patient, from_number)
+    # Texts with no sender at all are each their own escalation: nothing says they are one person.
+    escalation = open_for(session, patient, from_number) if patient is not None or from_number else None
     if escalation is None:
         escalation = Escalation(
             patient_id=patient.id if patient else None, inbound_message_id=inbound_id,

@@ -236,7 +236,7 @@ def _keyword_kind(words: list[str], crisis: tuple[str, ...]) -> tuple[str, str] 
 # Words that show a leading STOP is about the texts, not about something else.
 _ABOUT_MESSAGES = frozenset(
     "text texts texting txt txts message messages messaging msg msgs sms sending send contacting "
-    "contact reminders reminder spam spamming bothering number "
+    "contact reminders reminder spam spamming bothering number wrong person persona equivocado equivocada "
     "mensajes mensaje textos texto enviar envien enviarme manden mandar mandarme escribir escribirme".split()
 )
 

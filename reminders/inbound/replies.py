@@ -291,8 +291,10 @@ class _Conversation:
         if self.known is not None:
             escalation_id = self.known.escalation_id
             escalation = self.session.get(Escalation, escalation_id) if escalation_id is not None else None
-        else:
+        elif self.text.from_number:
             escalation = escalations.open_for(self.session, None, self.text.from_number)
+        else:
+            escalation = None  # no sender: nothing to belong to
         return escalations.tier_of(escalation.reason) if escalation is not None else None
 
     def _escalate(self, reading: Reading, classification: str, reply: str | None) -> tuple[str, str | None]:

@@ -270,6 +270,7 @@ def readings(text: str) -> Readings:
     """The text as the phrases are searched in it; emoji that stand for words ("🔫", "💊") read
     as those words."""
     book = phrasebook()
+    text = re.sub(r"\bOD'?d\b", "od", str(text))  # "ODd": "odd" once folded, so read before
     folded = "".join(book.emoji.get(c, c) for c in fold(text))
     base = re.sub(r"\bod'd\b", "od", folded)  # "OD'd" would otherwise read "odd"
     base = re.sub(r"\bw/o\b", "without", base)

@@ -16,7 +16,8 @@ _SYS_AFTER_RE = re.compile(r"\b(\d{3})\s+(?:(?:is |on |at )?(?:the )?top(?: numb
 _DIA_AFTER_RE = re.compile(r"\b(\d{2,3})\s+(?:(?:is |on |at )?(?:the )?bottom(?: number)?|(?:de |la |de la )?(?:baja|minima|de abajo))\b")
 # Centimetres of mercury, as said in Spain and Latin America: "tensión 18/11" is 180/110; read only
 # after a word of pressure ("presión", "tensión", "tengo") so that a date ("18/11") is not one.
-_CMHG_RE = re.compile(r"\b(?:presion|tension|pa|ta|tengo|bp|pressure)\b(?:\s+\w+){0,3}?\s+(\d{2})\s*[/-]\s*(\d{1,2})(?![\d/:%])")
+_CMHG_RE = re.compile(r"(?:\b(?:presion|tension)\b(?:\s+(?:arterial|alta|a|en|de|es|esta|la|me|salio|dio|marca|marco|sale))*|"
+                      r"\btengo)\s+(\d{2})\s*[/-]\s*(\d{1,2})(?![\d/:%])")
 # Readings typed with look-alike letters ("19O/l15") and spelled out ("one ninety two over one twelve",
 # "ciento noventa y cinco sobre ciento quince") are read as digits before the pressures are looked for.
 _LOOKALIKE_RE = re.compile(r"(?<![^\W\d_])(?=[\dol]*\d)[\dol]{2,3}(?![^\W\d_])")
@@ -67,7 +68,7 @@ def _as_digits(folded: str) -> str:
     return _NUMBER_WORD_RE.sub(spelled, text)
 NOOSE_RE = re.compile(r"\bno{2,}s(?:e|es|ing)?\b")  # squashed, "noose" would read "nose"
 # "OD" as a word, "o.d.", "ODing"; not squashed; not "OD'd on christmas cookies" (a treat or a show)
-OD_RE = re.compile(r"\bo ?d(?:s|ed|ing|d)?\b(?! on (?:the |my |all the )?(?:christmas|holiday|halloween|cookies|cookie|candy|"
+OD_RE = re.compile(r"\bo ?d(?:s|ed|ing)?\b(?! on (?:the |my |all the )?(?:christmas|holiday|halloween|cookies|cookie|candy|"
                    r"sugar|chocolate|cake|pizza|carbs|netflix|tv|tiktok|youtube|anime|memes|shows|reality|coffee|caffeine|"
                    r"sweets|snacks|junk food|fries|true crime)\b)")
 # A counted dose ("took 20 of my pills") without flagging the daily "I took my pills".
@@ -81,7 +82,7 @@ _NUMBER_NAMES = {
     "dozen": 12, "cinco": 5, "seis": 6, "siete": 7, "ocho": 8, "nueve": 9, "diez": 10, "doce": 12,
     "quince": 15, "veinte": 20, "treinta": 30, "cuarenta": 40, "cincuenta": 50, "cien": 100,
 }
-_TAKE_WORDS = frozenset("took taken take taking swallowed swallow popped ate drank tome trague tomado".split())
+_TAKE_WORDS = frozenset("took taken take taking swallowed swallow popped ate drank tome tomo trague trago tomado".split())
 _APPROX = frozenset("like about around maybe almost over nearly some a an the my of como unas unos mas de "
                     "casi sobre to".split())
 UNITS = frozenset(
@@ -96,7 +97,8 @@ _CONTAINERS = frozenset(
 LOW_SCORE_ES = re.compile(
     r"(?<![\d.,/])\b(?:0|1|2|cero|uno|dos)\s*(?:de|sobre)\s*(?:10|diez)\b"
     "|^\\W*(?:between|entre)\\s+[012]\\s+(?:and|y|or|o)\\s+[0123]\\W*$"
-    "|^\\W*(?:un\\s+)?(?:cero|uno|un\\s+[012]|un\\s+dos)\\s*(?:$|[,.;:!¡?¿\\-]|\\s+(?:hoy|todo|muy|mal|"
+    "|^\\W*menos\\s+(?:que|q|de)\\s+cero+\\W*$"
+    "|^\\W*(?:un\\s+)?(?:cero+|uno+|un\\s+[012]|un\\s+dos)\\s*(?:$|[,.;:!¡?¿\\-]|\\s+(?:pelado|pelao|nomas|apenas|hoy|todo|muy|mal|"
     "fatal|horrible|pesimo|ya|no)\\b)",
 )
 
@@ -111,7 +113,7 @@ def blood_pressures(folded: str) -> tuple[tuple[int, int], ...]:
             found.append((high, low))
     for m in _CMHG_RE.finditer(folded):
         high, low = int(m[1]), int(m[2])
-        if 9 <= high <= 30 and 5 <= low <= 20 and high > low:
+        if 14 <= high <= 30 and 6 <= low <= 20 and high > low:
             found.append((high * 10, low * 10))
     return tuple(found)
 
