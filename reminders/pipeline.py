@@ -19,11 +19,15 @@ from reminders.inbound.escalations import plan_due_alerts
 from reminders.models import OutboxMessage
 from reminders.models.outbox import Kind
 from reminders.inbound.replies import unanswered_reasks_to_staff
-from reminders.outbox.moves import mark_unknown_sends, requeue_lost
+from reminders.outbox.moves import mark_unknown_sends, release_unhanded, requeue_lost
 from reminders.provider_health import claim_due
 from reminders.planning.planner import plan_pending
 from reminders.planning.rules import RuleSettings
+from reminders.sending import BATCH_SECONDS
 
+# A row claimed this long ago and never handed to its provider belongs to a worker that stopped: a
+# live batch reaches every row it claimed within BATCH_SECONDS (then puts the rest back).
+UNHANDED_AFTER = timedelta(seconds=BATCH_SECONDS + 60)
 # A round hands out up to claim_due's limit; sending can plan more (an email in place of a
 # refused text), so a pass repeats until nothing due is left, up to this many rounds.
 MAX_ROUNDS = 50
@@ -36,7 +40,9 @@ def prepare(session: Session, settings: Settings, now: datetime) -> dict[str, in
     to_staff = unanswered_reasks_to_staff(session, now)
     session.commit()
     unknown = mark_unknown_sends(session, now, timedelta(minutes=settings.stale_send_minutes))
-    return {"planned": planned, "alerts_planned": alerts, "unknown": unknown, "checkins_to_staff": to_staff}
+    released = release_unhanded(session, now, UNHANDED_AFTER)
+    return {"planned": planned, "alerts_planned": alerts, "unknown": unknown, "checkins_to_staff": to_staff,
+            "released_unsent": released}
 
 
 def due_ids(session: Session, now: datetime) -> list[int]:

@@ -333,8 +333,18 @@ class Sender:
                    now: datetime, provider_healthy: bool, sent: list | None = None) -> str:
         if row.kind in UNGATED_KINDS:
             message = replace(message, urgent=True)  # paced ahead of reminders (reminders.pacing)
+        channel = self.channels[row.channel]
         try:
-            receipt = self.channels[row.channel].send(message)
+            reserve = getattr(channel, "reserve", None)
+            if reserve is not None:  # the wait for the sending number's pace comes before the record
+                reserve(message)
+                message = replace(message, slot_reserved=True)
+            # In flight only now, just before its own provider call: a worker stopped before this
+            # point leaves the row to go back to the schedule, never to "unknown".
+            if not moves.mark_in_flight(session, row, now):
+                log.warning("outbox %s: no longer this worker's claim; left to whoever has it", row.id)
+                return "not_claimed"
+            receipt = channel.send(message)
         except DeliveryError as error:
             # The provider's trouble, not this message's (a code worth a few tries, such as a phone
             # switched off, is the number's trouble: it must not pause texts for everyone).

@@ -521,14 +521,16 @@ def test_a_worker_dying_mid_send_leaves_an_unknown_row_that_is_not_resent(pg_set
 
 
 def test_a_row_left_sending_is_shown_to_staff_as_unknown(pg_settings, pg_sessions, rs):
-    """A row a dead worker left in `sending` an hour ago: the next pass marks it `unknown`, and the
-    record staff read (the JSON the API's /messages and the UI serialize) says so and why."""
+    """A row a dead worker left in `sending` an hour ago, its provider call begun: the next pass
+    marks it `unknown`, and the record staff read (the JSON the API's /messages and the UI
+    serialize) says so and why."""
     from reminders.web.serialize import message_json
 
     outbox_id = one_due_row(pg_sessions, rs)
     with pg_sessions() as session:
         session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id)
-                        .values(status=Status.SENDING, claimed_at=NOW - timedelta(hours=1), attempts=1))
+                        .values(status=Status.SENDING, claimed_at=NOW - timedelta(hours=1),
+                                handed_at=NOW - timedelta(hours=1), attempts=1))
         session.commit()
     channel = RecordingChannel()
     summary = run_pass(pg_settings, NOW, sessions=pg_sessions, channels=channel.channels())
@@ -630,3 +632,45 @@ def test_a_permanent_twilio_error_is_recorded_and_not_retried(
     assert [r["form"]["To"] for r in fake_twilio.requests].count("+14155550000") == 1
     with pg_sessions() as session:
         assert session.get(OutboxMessage, bad.id).status == Status.FAILED
+
+
+def test_a_row_a_stopped_worker_claimed_but_never_handed_to_the_provider_is_sent_once_at_a_later_pass(
+        pg_settings, pg_sessions, rs):
+    """`docker stop` of a worker in the middle of a batch: the rows it had claimed but not yet
+    handed to the provider go back to the schedule and are sent, once; none is shown as unknown."""
+    outbox_id = one_due_row(pg_sessions, rs)
+    with pg_sessions() as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id)
+                        .values(status=Status.SENDING, claimed_at=NOW - timedelta(minutes=5), attempts=1))
+        session.commit()
+    channel = RecordingChannel()
+    summary = run_pass(pg_settings, NOW, sessions=pg_sessions, channels=channel.channels())
+    assert summary["released_unsent"] == 1 and summary.get("unknown", 0) == 0
+    assert summary["sent"] == 1 and sum(channel.sent.values()) == 1
+    assert run_pass(pg_settings, NOW + timedelta(hours=1), sessions=pg_sessions, channels=channel.channels())["sent"] == 0
+    with pg_sessions() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        assert (row.status, row.attempts) == (Status.SENT, 1)
+
+
+def test_a_slow_worker_whose_claim_was_released_meanwhile_does_not_send_it_too(pg_settings, pg_sessions, rs):
+    """The sweep releases a claimed row only after a live batch would have reached it; if a slow
+    worker reaches it later anyway, its claim is no longer its own and it skips the row."""
+    from reminders.outbox import moves
+
+    outbox_id = one_due_row(pg_sessions, rs)
+    with pg_sessions() as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id)
+                        .values(status=Status.QUEUED, queued_at=NOW))
+        session.commit()
+        assert moves.claim_many_for_sending(session, [outbox_id], NOW) == {outbox_id}
+        slow = session.get(OutboxMessage, outbox_id)
+        claimed_at = slow.claimed_at
+    with pg_sessions() as session:
+        assert moves.release_unhanded(session, NOW + timedelta(minutes=5), timedelta(minutes=2)) == 1
+        assert moves.claim_for_sending(session, outbox_id, NOW + timedelta(minutes=5)) is False  # planned, not queued
+    with pg_sessions() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        row.claimed_at = claimed_at  # what the slow worker still holds
+        session.expunge(row)
+        assert moves.mark_in_flight(session, row, NOW + timedelta(minutes=6)) is False

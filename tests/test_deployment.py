@@ -75,3 +75,10 @@ def test_compose_runs_the_same_web_worker_and_beat_commands_as_the_process_test(
     assert redis[0] == REDIS_COMMAND[0]
     options = dict(zip(REDIS_COMMAND[1::2], REDIS_COMMAND[2::2]))
     assert dict(zip(redis[1::2], redis[2::2])).items() <= options.items()
+
+
+def test_the_worker_is_given_time_to_finish_the_batch_in_hand_when_stopped():
+    from reminders.sending import BATCH_SECONDS
+
+    grace = compose()["services"]["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > BATCH_SECONDS

@@ -287,7 +287,7 @@ class Service:
         (the superseded 7-day reminder, follow-ups planned for later)."""
         with self.engine.connect() as connection:
             found = connection.execute(text(
-                "SELECT o.id, o.status, o.rule, o.channel, o.attempts, o.sent_at, p.external_id, p.phone "
+                "SELECT o.id, o.status, o.rule, o.channel, o.attempts, o.sent_at, o.handed_at, p.external_id, p.phone "
                 "FROM outbox o JOIN patients p ON p.id = o.patient_id "
                 "WHERE p.external_id LIKE :prefix AND (o.rule = :rule) = :due ORDER BY o.id"),
                 {"prefix": f"{scenario.name}-%", "rule": DUE_RULE, "due": due})
@@ -352,6 +352,17 @@ class Service:
         if any(row["status"] == "planned" for row in self.rows(scenario)):
             return False
         return self.worker_idle() and self.worker_idle()
+
+    def staff_texts(self) -> list[dict]:
+        return [m for m in list(self.twilio.messages) if m["to"] == STAFF_PHONE]
+
+    def staff_mails(self) -> list:
+        return [m for m in list(self.smtp.messages) if STAFF_EMAIL in m.rcpt_tos]
+
+    def acknowledge_open_escalations(self) -> None:
+        """A person takes every open escalation: re-alerts stop, and later scenarios count only their own texts."""
+        for escalation in self.api("GET", "/api/v1/escalations?status=open")["escalations"]:
+            self.api("POST", f"/api/v1/escalations/{escalation['id']}/ack", {"by": "on-call nurse", "note": "called"})
 
     def start_worker(self) -> Process:
         mark = len(self.worker.log())
@@ -555,9 +566,7 @@ def signed_text(service, body: str, phone: str) -> requests.Response:
 def test_after_hours_an_urgent_text_pages_on_call_within_a_minute_and_a_medical_follow_up_pages_again_at_once(
         service):
     with service.logs_on_failure():
-        def staff_texts():
-            return [m for m in list(service.twilio.messages) if m["to"] == STAFF_PHONE]
-
+        staff_texts = service.staff_texts
         before = len(staff_texts())
         for external_id, phone in (("urgent-1", "+16175550131"), ("chest-1", "+16175550132")):
             service.api("POST", "/api/v1/patients", {"external_id": external_id, "first_name": "Sam",
@@ -579,9 +588,7 @@ def test_after_hours_an_urgent_text_pages_on_call_within_a_minute_and_a_medical_
         again = wait_for(lambda: staff_texts()[before + 2:], REALERT_WAIT, "the re-alert to the on-call phone")
         realert_after = (again[0]["received_at"] - posted).total_seconds()
         assert "medical emergency" in again[0]["body"]
-
-        for escalation in service.api("GET", "/api/v1/escalations?status=open")["escalations"]:
-            service.api("POST", f"/api/v1/escalations/{escalation['id']}/ack", {"by": "on-call nurse", "note": "called"})
+        service.acknowledge_open_escalations()
         service.report(f"after hours: urgent page after {urgent_after:.1f} s; medical follow-up re-alert after "
                        f"{realert_after:.1f} s")
 
@@ -593,24 +600,59 @@ def test_with_the_worker_stopped_a_crisis_text_still_reaches_on_call_by_text_and
             phone = "+16175550141"
             service.api("POST", "/api/v1/patients", {"external_id": "no-worker-1", "first_name": "Lee",
                                                       "phone": phone, "timezone": "America/New_York"})
-            texts_before = len([m for m in list(service.twilio.messages) if m["to"] == STAFF_PHONE])
-            mails_before = len([m for m in list(service.smtp.messages) if STAFF_EMAIL in m.rcpt_tos])
+            texts_before, mails_before = len(service.staff_texts()), len(service.staff_mails())
             posted = utcnow()
             assert "988" in signed_text(service, "i want to end my life", phone).text
-            texts = wait_for(lambda: [m for m in list(service.twilio.messages) if m["to"] == STAFF_PHONE][texts_before:],
-                             30, "the alert SMS with the worker stopped")
-            mails = wait_for(lambda: [m for m in list(service.smtp.messages) if STAFF_EMAIL in m.rcpt_tos][mails_before:],
-                             30, "the alert email with the worker stopped")
+            texts = wait_for(lambda: service.staff_texts()[texts_before:], 30, "the alert SMS with the worker stopped")
+            wait_for(lambda: service.staff_mails()[mails_before:], 30, "the alert email with the worker stopped")
             sms_after = (texts[0]["received_at"] - posted).total_seconds()
             mail_after = (utcnow() - posted).total_seconds()
             assert sms_after <= 30 and mail_after <= 30
             assert "not claimed by any worker" in service.web.log()
         finally:
             service.start_worker()
-        for escalation in service.api("GET", "/api/v1/escalations?status=open")["escalations"]:
-            service.api("POST", f"/api/v1/escalations/{escalation['id']}/ack", {"by": "on-call nurse", "note": "called"})
+        service.acknowledge_open_escalations()
         service.report(f"worker stopped: crisis SMS after {sms_after:.1f} s, email after {mail_after:.1f} s "
                        f"(sent by the web process)")
+
+
+def test_docker_stop_of_the_worker_in_the_middle_of_a_paced_batch_leaves_no_reminder_never_sent(service):
+    """`docker stop`: SIGTERM to the worker's main process, SIGKILL 10 s later, with sends paced at a
+    long code's pace so that a batch outlasts the grace period. Rows claimed but not yet handed to
+    Twilio go back to the schedule; every patient gets the reminder, once."""
+    with service.logs_on_failure():
+        service.worker.stop()
+        mark = len(service.worker.log())
+        paced = Process("worker", command(WORKER_COMMAND, concurrency=4), {**service.env, "SMS_PER_SECOND": "2"},
+                        service.worker.log_path).start()
+        service.worker = paced
+        paced.wait_for_log(" ready.", since=mark)
+        scenario = service.book_visits("stop", 40, area_code=646)
+        wait_for(lambda: service.statuses(scenario)["sent"] >= 5, BEAT_WAIT, "the paced batch to start")
+        paced.popen.send_signal(signal.SIGTERM)  # docker stop signals the container's first process only
+        try:
+            paced.popen.wait(timeout=10)
+            graceful = True
+        except subprocess.TimeoutExpired:
+            graceful = False
+        paced.kill()
+        at_stop = service.statuses(scenario)
+        mark = len(paced.log())
+        service.worker = Process("worker", command(WORKER_COMMAND, concurrency=CONCURRENCY), service.env,
+                                 paced.log_path).start()
+        service.worker.wait_for_log(" ready.", since=mark)
+        swept = service.later_pass()  # the pass after the sweep's wait: claimed, never handed -> sent now
+        wait_for(lambda: service.settled(scenario), SETTLE_WAIT, "the reminders to settle")
+        rows = service.rows(scenario)
+        texts = service.texts_to(scenario.phones.values())
+        never = [row for row in rows if texts[row["phone"]] == 0]
+        statuses = Counter(row["status"] for row in rows)
+        assert never == [], f"{len(never)} reminders never reached Twilio: {statuses}"
+        assert one_text_each(texts) == 0
+        assert statuses["unknown"] <= 4  # at most a call in hand per process when SIGKILL came
+        service.report(f"docker stop (SIGTERM, SIGKILL after 10 s, {'exited in time' if graceful else 'killed'}) "
+                       f"at {at_stop['sent']} of 40 sent: sent {statuses['sent']}, unknown {statuses['unknown']}, "
+                       f"never sent 0, duplicates 0; {swept.get('released_unsent', 0)} released by the sweep")
 
 
 def test_beat_sends_each_due_patient_one_reminder(service):
@@ -648,20 +690,22 @@ def test_a_worker_killed_mid_batch_and_started_again_texts_no_patient_twice(serv
         handed_again = re.findall(r"worker start: handing out (\d+) queued row", service.worker.log()[mark:])
         service.twilio.slow_down(0)
         before_sweep = {row["id"]: row["status"] for row in service.rows(scenario)}
-        cut = {i for i, status in before_sweep.items() if status == "sending"}
+        handed = {row["id"] for row in service.rows(scenario) if row["handed_at"] is not None}
+        cut = {i for i, status in before_sweep.items() if status == "sending" and i in handed}
+        unhanded = {i for i, status in before_sweep.items() if status == "sending" and i not in handed}
         stranded = {i for i, status in before_sweep.items() if status == "queued"}
         assert set(before_sweep.values()) <= {"sent", "sending", "queued"}, Counter(before_sweep.values())
-        assert cut | stranded <= held, "only a send the dead worker held may be unfinished"
+        assert cut | unhanded | stranded <= held, "only a send the dead worker held may be unfinished"
 
         service.later_pass()
         rows = service.rows(scenario)
         statuses = Counter(row["status"] for row in rows)
         texts = service.texts_to(scenario.phones.values())
         unknown = [row for row in rows if row["status"] == "unknown"]
-        late = [row for row in rows if row["id"] in stranded and row["status"] == "sent"]
+        late = [row for row in rows if row["id"] in stranded | unhanded and row["status"] == "sent"]
         assert len(rows) == 80 and service.others_gone_out(scenario) == []
         assert one_text_each(texts) == 0, f"patients texted twice: {[p for p, c in texts.items() if c > 1]}"
-        assert {row["id"] for row in unknown} == cut  # staff check these; never resent blindly
+        assert {row["id"] for row in unknown} == cut  # a call begun: staff check these; never resent blindly
         assert statuses == Counter({"sent": 80 - len(cut), "unknown": len(cut)}), statuses
         sent_phones = {row["phone"] for row in rows if row["status"] == "sent"}
         assert all(texts[phone] == 1 for phone in sent_phones)
@@ -669,7 +713,8 @@ def test_a_worker_killed_mid_batch_and_started_again_texts_no_patient_twice(serv
         service.report(
             f"worker SIGKILL: 80 due, killed at {at_kill['sent']} sent; sent {statuses['sent']}, duplicates 0, "
             f"unknown {len(cut)} (of which {reached_anyway} did reach the patient), late {len(late)} "
-            f"(went with the 10-minute requeue); the dead worker held {len(held)} rows unacknowledged, "
+            f"(claimed but never handed to Twilio, or lost in the queue: sent by the sweep's pass); the dead "
+            f"worker held {len(held)} rows unacknowledged, "
             f"the new worker handed out {sum(map(int, handed_again))} queued rows (of any rule) again at start")
 
 

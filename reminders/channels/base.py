@@ -23,6 +23,8 @@ class OutgoingMessage:
     status_callback: str | None = None  # SMS only: where the provider reports delivery
     reference: str = ""  # the outbox row's id, for logs and the local outbox
     urgent: bool = False  # a staff crisis alert or an answer to a patient: ahead of reminders (pacing)
+    # The sender already waited for this message's pacing slot (the channel's `reserve`): send at once.
+    slot_reserved: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class DeliveryError(Exception):
 
 
 class Channel(Protocol):
+    """One `send`. A channel that paces its sends may also offer `reserve(message)`, which waits
+    for the message's slot (raising DeliveryError when the sender is paused), so that the caller
+    records the row in flight only when the provider call itself is next."""
     name: str  # "sms" or "email"
 
     def send(self, message: OutgoingMessage) -> Receipt: ...

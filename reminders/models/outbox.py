@@ -87,6 +87,9 @@ class OutboxMessage(Base):
     error_message: Mapped[str | None] = mapped_column(String(500))
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set (and committed) just before this row's own provider call: a row left `sending` without it
+    # never reached the provider (reminders.outbox.moves.release_unhanded).
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

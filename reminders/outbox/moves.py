@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, event, func, or_, select, update
+from sqlalchemy import and_, case, event, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -31,6 +31,7 @@ CLOCK_SKEW = timedelta(minutes=1)
 ERROR_MESSAGE_LIMIT = 500  # the width of outbox.error_message
 RETRYING = "retrying after a temporary error"  # how a row waiting out a backoff begins its reason
 UNKNOWN_AFTER_CRASH = "the worker stopped during the send; check before resending"
+RELEASED_UNSENT = "the worker stopped before sending it; back in the schedule"
 
 
 def _update(session: Session, where, **values):
@@ -124,21 +125,49 @@ def hold_queued(session: Session, outbox_id: int, now: datetime, reason: str) ->
 
 
 def mark_unknown_sends(session: Session, now: datetime, after: timedelta) -> int:
-    """A row left in `sending` means a worker died between the provider call and the record.
+    """A row left in `sending` whose provider call had begun (`handed_at`) means a worker died
+    between the call and its record.
 
     Whether the patient got it is unknown, so it is shown to staff rather than sent again. Commits.
     """
-    result = _update(session, (OutboxMessage.status == Status.SENDING, OutboxMessage.claimed_at < now - after),
+    result = _update(session, (OutboxMessage.status == Status.SENDING, OutboxMessage.claimed_at < now - after,
+                               OutboxMessage.handed_at.is_not(None)),
                      status=Status.UNKNOWN, status_reason=UNKNOWN_AFTER_CRASH, updated_at=now)
     session.commit()
     return result.rowcount or 0
+
+
+def release_unhanded(session: Session, now: datetime, after: timedelta) -> int:
+    """Rows claimed by a worker that stopped (a deploy's SIGTERM, a crash) before their own provider
+    call go back to the schedule, still due: nothing was sent, so they are sent at the next pass.
+
+    `after` must be longer than a live batch may take to reach them (BATCH_SECONDS): a slow worker
+    that gets there later finds the row no longer its own (`mark_in_flight`) and skips it. Commits."""
+    result = _update(session, (OutboxMessage.status == Status.SENDING, OutboxMessage.claimed_at < now - after,
+                               OutboxMessage.handed_at.is_(None)),
+                     status=Status.PLANNED, status_reason=RELEASED_UNSENT, updated_at=now,
+                     attempts=case((OutboxMessage.attempts > 0, OutboxMessage.attempts - 1), else_=0))
+    session.commit()
+    return result.rowcount or 0
+
+
+def mark_in_flight(session: Session, row: OutboxMessage, now: datetime) -> bool:
+    """Just before this row's own provider call: record that the call begins. Only while the row is
+    still this caller's claim (`sending`, its claim time unchanged); False when it is not (the sweep
+    released it meanwhile). Commits (and with it any sends recorded earlier)."""
+    result = _update(session, (OutboxMessage.id == row.id, OutboxMessage.status == Status.SENDING,
+                               OutboxMessage.claimed_at == row.claimed_at),
+                     handed_at=now, updated_at=now)
+    session.commit()
+    return result.rowcount == 1
 
 
 def claim_for_sending(session: Session, outbox_id: int, now: datetime) -> bool:
     """The one place a row becomes `sending`: exactly one caller can win it. Commits."""
     result = _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status == Status.QUEUED,
                                OutboxMessage.due_at <= now + CLOCK_SKEW),
-                     status=Status.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1, updated_at=now)
+                     status=Status.SENDING, claimed_at=now, handed_at=None, attempts=OutboxMessage.attempts + 1,
+                     updated_at=now)
     session.commit()
     return result.rowcount == 1
 
@@ -154,7 +183,8 @@ def claim_many_for_sending(session: Session, ids: list[int], now: datetime) -> s
     won = session.scalars(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(chosen.scalar_subquery()), *claimable)
-        .values(status=Status.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1, updated_at=now)
+        .values(status=Status.SENDING, claimed_at=now, handed_at=None, attempts=OutboxMessage.attempts + 1,
+                updated_at=now)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
     ).all()

@@ -95,14 +95,19 @@ class TwilioMessaging:
         # Paced per sending address: a WhatsApp sender is not the SMS number's bucket.
         self._pacer = pacer_for(settings, address_prefix + sender)
 
-    def send(self, message: OutgoingMessage) -> Receipt:
-        extra = {"status_callback": message.status_callback} if message.status_callback else {}
-        to = message.to if message.to.startswith(self._prefix) else self._prefix + message.to
+    def reserve(self, message: OutgoingMessage) -> None:
+        """Wait for this message's slot at the sending number's pace."""
         try:
             self._pacer.wait_for_slot(urgent=message.urgent)
         except SenderPaused as paused:  # nothing was sent: try again once the pause is over
             raise DeliveryError("the sending number is paused (Twilio asked us to wait)", permanent=False,
                                 code="paused", retry_after=paused.seconds) from paused
+
+    def send(self, message: OutgoingMessage) -> Receipt:
+        extra = {"status_callback": message.status_callback} if message.status_callback else {}
+        to = message.to if message.to.startswith(self._prefix) else self._prefix + message.to
+        if not message.slot_reserved:
+            self.reserve(message)
         try:
             sent = self._messages.create(to=to, body=message.body, **self._sender, **extra)
         except TwilioException as exc:
