@@ -389,3 +389,170 @@ def test_an_import_stopped_with_ctrl_c_says_what_is_in_and_running_it_again_fini
     monkeypatch.setattr(csv_import, "import_csv_text", real_import)
     code, output = run_import(path)
     assert code == 0 and "8 rows: 5 created, 0 updated, 3 unchanged, 0 rejected" in output
+
+
+# --- Quotes that are never closed, and NUL characters: one row refused, never rows merged -----
+
+MAYA = "a1,p1,Maya,Lopez,+12025550143,maya@example.org,America/New_York,both,induction,2026-12-10T10:00:00-05:00,50,Suite 200,scheduled"
+SAM = "a2,p2,Sam,Okafor,(202) 555-0178,sam@example.org,America/Chicago,both,induction,2026-12-11T09:00:00-06:00,40,Suite 200,"
+LEE = "a3,p3,Lee,Park,+12025550111,,America/New_York,sms,induction,2026-12-12T10:00:00-05:00,50,,"
+KIM = "a4,p4,Kim,Ng,+12025550122,kim@example.org,America/New_York,both,maintenance,2026-12-14T10:00:00-05:00,50,,"
+PHONES = {"p1": "2025550143", "p2": "2025550178", "p3": "2025550111", "p4": "2025550122"}
+
+
+def write_bytes(tmp_path, text, name="visits.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def notes(session):
+    from sqlalchemy import select
+
+    from reminders.models import Patient
+    session.expire_all()
+    return {p.external_id: p.medications_to_hold for p in session.scalars(select(Patient))}
+
+
+def assert_no_note_holds_another_rows_data(session):
+    for patient, note in notes(session).items():
+        for other, phone in PHONES.items():
+            if other != patient:
+                assert phone not in note and f"{other}," not in note and "2026-12" not in note, (patient, note)
+
+
+def test_an_unclosed_quote_rejects_its_row_by_line_and_the_rows_it_swallowed_are_still_imported(
+        settings, tmp_path, session):
+    swallowing = SAM + ',en,,"Hold lamotrigine the morning of'  # the quote is never closed
+    path = write(tmp_path, MAYA + ",en,,", swallowing, LEE + ",en,,", KIM + ",en,,No Adderall", header=OPTIONAL_HEADER)
+    code, output = run_import(path)
+    assert code == 1, output
+    assert ("line 3: rejected (a2): a quoted field opened on line 3 is not closed; "
+            "lines 3-5 were read as one field") in output, output
+    assert "4 rows: 3 created, 0 updated, 0 unchanged, 1 rejected" in output, output
+    assert [v[0] for v in stored_visits(session)] == ["a1", "a3", "a4"]
+    assert stored_patient(session, "p2") is None  # Sam's visit is not booked with half a row
+    assert stored_patient(session, "p4").medications_to_hold == "No Adderall"
+    assert_no_note_holds_another_rows_data(session)
+    run_pass(settings, at("2026-12-11T09:00:00-05:00"))  # Kim's maintenance 7 days ahead, the others' 24 h
+    bodies = [row.body or "" for row in outbox(session)]
+    assert bodies and not any(PHONES["p3"] in body or PHONES["p4"] in body for body in bodies)
+
+
+def test_the_json_report_counts_the_row_with_the_unclosed_quote_as_rejected(settings, tmp_path):
+    import json
+    path = write(tmp_path, MAYA + ",en,,", SAM + ',en,,"Hold lamotrigine', LEE + ",en,,", header=OPTIONAL_HEADER)
+    code, output = run_import(path, "--json")
+    report = json.loads(output)
+    assert code == 1 and (report["rows"], report["created"], report["rejected"]) == (3, 2, 1), report
+    assert report["errors"][0]["line"] == 3 and "lines 3-4 were read as one field" in report["errors"][0]["reasons"][0]
+
+
+@pytest.mark.parametrize("rows, message, created", [
+    # The quote is closed by the first quote of a later row: that row's own quoted cell is read right again.
+    ([MAYA + ",en,,", SAM + ',en,,"Hold lamotrigine', LEE + ",en,,",
+      KIM.replace(",50,,", ',50,"Suite 200, second floor",') + ",en,,"],
+     "line 3: rejected (a2): a quoted field opened on line 3 is not closed; lines 3-5 were read as one field",
+     ["a1", "a3", "a4"]),
+    # The quote was opened in a cell before the last: the rest of the line and the rows after are one cell.
+    ([MAYA + ",en,,", SAM.replace("Sam,Okafor", '"Sam,Okafor') + ",en,,", LEE + ",en,,", KIM + ",en,,"],
+     "line 3: rejected (a2): a quoted field opened on line 3 is not closed; lines 3-5 were read as one field",
+     ["a1", "a3", "a4"]),
+    # A swallowed row without the optional cells is still a row: its date and phone are where a row has them.
+    ([MAYA + ",en,,", SAM + ',en,,"Hold lamotrigine', LEE, KIM + ",en,,"],
+     "line 3: rejected (a2): a quoted field opened on line 3 is not closed; lines 3-5 were read as one field",
+     ["a1", "a4"]),
+    # The row's location is rightly quoted over two lines; the note opened on its second line is not closed.
+    ([MAYA + ",en,,", SAM.replace(",Suite 200,", ',"Suite 200\nSecond floor",') + ',en,,"Hold lamotrigine',
+      LEE + ",en,,", KIM + ",en,,"],
+     "line 3: rejected (a2): a quoted field opened on line 4 is not closed; lines 4-6 were read as one field",
+     ["a1", "a3", "a4"]),
+])
+def test_rows_taken_into_an_unclosed_quote_are_read_again_as_rows(settings, tmp_path, session, rows, message, created):
+    code, output = run_import(write(tmp_path, *rows, header=OPTIONAL_HEADER))
+    assert code == 1 and message in output, output
+    assert [v[0] for v in stored_visits(session)] == created, output
+    assert f"{len(created)} created" in output
+    assert_no_note_holds_another_rows_data(session)
+    if "Suite 200, second floor" in rows[-1]:
+        from sqlalchemy import select
+
+        from reminders.models import Appointment
+        assert session.scalar(select(Appointment.location).where(Appointment.external_id == "a4")) == "Suite 200, second floor"
+
+
+def test_a_row_after_the_swallowed_rows_is_reported_on_its_own_line(settings, tmp_path):
+    bad_phone = KIM.replace("+12025550122", "12345") + ",en,,"
+    path = write(tmp_path, SAM + ',en,,"Hold lamotrigine', LEE + ",en,,", bad_phone, MAYA + ",en,,",
+                 header=OPTIONAL_HEADER)
+    code, output = run_import(path)
+    assert code == 1
+    assert "line 2: rejected (a2): a quoted field opened on line 2 is not closed; lines 2-5 were read as one field" in output
+    assert "line 4: rejected (a4): phone '12345' is not a valid number" in output, output
+    assert "4 rows: 2 created, 0 updated, 0 unchanged, 2 rejected" in output
+
+
+@pytest.mark.parametrize("note, stored", [
+    ('"take half\nthe dose"', "take half the dose"),
+    ('"Hold lamotrigine,\nclonazepam: half, at 6 am"', "Hold lamotrigine, clonazepam: half, at 6 am"),
+    ('"Hold lamotrigine\r\nuntil 2026-12-10"', "Hold lamotrigine until 2026-12-10"),
+])
+def test_a_rightly_quoted_note_over_several_lines_is_kept_and_the_rows_after_it_too(settings, tmp_path, session,
+                                                                                    note, stored):
+    path = write_bytes(tmp_path, "\r\n".join([OPTIONAL_HEADER, MAYA + f",en,,{note}", SAM + ",en,,", LEE + ",en,,"]) + "\r\n")
+    code, output = run_import(path)
+    assert code == 0 and "3 rows: 3 created, 0 updated, 0 unchanged, 0 rejected" in output, output
+    assert notes(session) == {"p1": stored, "p2": "", "p3": ""}
+    run_pass(settings, at("2026-12-07T10:00:00-05:00"))  # Maya's first infusion, 72 h ahead: the full email
+    email = [row.body for row in outbox(session, channel="email", rule="first_induction_72h", status="sent")]
+    assert len(email) == 1 and stored in email[0]
+
+
+def test_an_unclosed_quote_longer_than_a_field_may_be_costs_only_its_row(settings, session):
+    """Python's csv stops a field at 128 KiB: what the quote took up to there is read again as rows."""
+    from reminders.intake.csv_import import import_csv_text
+    long_note = ",en,,Skip " + "x" * 400
+    rows = [row + long_note for row in make_rows(400)]
+    rows[9] = rows[9].replace(",Skip ", ',"Skip ')  # v9, on line 11, never closes its quote
+    report = import_csv_text(session, "\n".join([OPTIONAL_HEADER, *rows]) + "\n", at("2026-11-01T12:00:00Z"),
+                             batch_size=50)
+    assert [(row.line, row.external_id) for row in report.rejected] == [(11, "")]
+    assert "field larger than field limit" in report.rejected[0].reasons[0]
+    assert "the lines after line 11 are read as rows of their own" in report.rejected[0].reasons[0]
+    assert report.count("created") == 399 and report.exit_code == 1
+    assert "v9" not in [v[0] for v in stored_visits(session)] and len(stored_visits(session)) == 399
+
+
+@pytest.mark.parametrize("row, reason", [
+    (SAM.replace("Okafor", "Oka\x00for") + ",en,,", "line 3: rejected (a2): last_name contains a NUL character"),
+    (SAM + ",en,,Hold\x00 lamotrigine", "line 3: rejected (a2): medications_to_hold contains a NUL character"),
+    ("\x00" * 40, "line 3: rejected: external_id contains a NUL character"),  # a block of a damaged disk
+])
+def test_a_nul_character_rejects_its_own_row_and_the_others_are_imported(settings, tmp_path, session, row, reason):
+    rows = [MAYA + ",en,,", row, LEE + ",en,,"]
+    code, output = run_import(write_bytes(tmp_path, "\n".join([OPTIONAL_HEADER, *rows]) + "\n"))
+    assert code == 1, output
+    assert reason in output, output
+    assert "3 rows: 2 created, 0 updated, 0 unchanged, 1 rejected" in output
+    assert [v[0] for v in stored_visits(session)] == ["a1", "a3"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_nul_character_never_reaches_the_database(request, backend):
+    from reminders.db import session_factory
+    from reminders.intake.csv_import import import_csv_text
+    current = request.getfixturevalue("pg_settings" if backend == "postgres" else "settings")
+    text = "\n".join([HEADER, GOOD[0], GOOD[1].replace("a2,p2,Sam", "a2\x00,p2,Sam\x00"), LEE]) + "\n"
+    with session_factory(current.effective_database_url)() as session:
+        report = import_csv_text(session, text, at("2026-11-01T12:00:00Z"))
+        assert [(row.line, row.external_id, row.reasons) for row in report.rejected] == [
+            (3, "a2", ("external_id contains a NUL character", "first_name contains a NUL character"))]
+        assert [v[0] for v in stored_visits(session)] == ["a1", "a3"]
+
+
+def test_a_file_in_utf16_is_not_text(settings, tmp_path, session):
+    path = tmp_path / "utf16.csv"
+    path.write_bytes("\n".join([HEADER, *GOOD]).encode("utf-16"))
+    code, output = run_import(path)
+    assert code == 2 and "not text" in output
+    assert stored_visits(session) == []

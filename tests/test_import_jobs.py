@@ -174,3 +174,23 @@ def test_the_report_page_keeps_the_strict_content_security_policy(staff_client):
     response = staff_client.get(f"/visits/imports/{job_id}")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert "<script>" not in response.text
+
+
+def test_an_upload_with_an_unclosed_quote_and_a_nul_refuses_those_rows_by_line_and_imports_the_others(
+        staff_client, sessions):
+    from reminders.models import Patient
+    rows = csv_text(5).splitlines(keepends=True)  # the header, then v0..v4 on lines 2-6
+    rows[2] = rows[2].rstrip("\n") + ',"Hold lamotrigine\n'  # v1: a cell past the last column, its quote never closed
+    rows[4] = rows[4].replace("Diaz", "Di\x00az")  # v3: a NUL from a damaged file
+    job_id = job_id_of(upload(staff_client, "".join(rows)))
+    assert import_jobs.wait_for(job_id, timeout=60)
+    page = staff_client.get(f"/visits/imports/{job_id}").text
+    assert "Done." in page and "3 created" in page and "2 rejected" in page, page
+    lines = re.findall(r'<td data-label="Line">(\d+)</td>\s*<td data-label="Visit ID">([^<]*)</td>', page)
+    assert lines == [("2", "v0"), ("3", "v1"), ("4", "v2"), ("5", "v3"), ("6", "v4")]
+    assert "a quoted field opened on line 3 is not closed; lines 3-6 were read as one field" in page
+    assert "last_name contains a NUL character" in page
+    with sessions() as session:
+        assert [v.external_id for v in session.scalars(select(Appointment).order_by(Appointment.external_id))] == [
+            "v0", "v2", "v4"]
+        assert all(not p.medications_to_hold for p in session.scalars(select(Patient)))

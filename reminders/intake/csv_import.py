@@ -4,11 +4,15 @@ Rows are checked one by one and written in batches (BATCH_SIZE rows per transact
 set-based statements per batch, see upsert.upsert_batch). A batch the database refuses is
 retried row by row, each in a savepoint, so one bad row never costs the good ones; a stopped
 import keeps the batches already committed, and running it again is safe (upsert by external_id).
+
+Nothing is merged in silence: a quote never closed that takes the rows after it into one cell
+rejects its own row, and the lines after the one it was opened on are read again as rows
+(RowValidator.merged_rows); a NUL character rejects its row, not the file.
 """
 from __future__ import annotations
 
 import csv
-import io
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
-from reminders.intake.records import AppointmentRecord, PatientRecord, reasons
+from reminders.intake.records import AppointmentRecord, PatientRecord, normalize_phone, reasons
 from reminders.intake.upsert import IntakeError, upsert_batch
 
 COLUMNS = (
@@ -88,25 +92,62 @@ def decode(data: bytes) -> str:
     raise UnusableFile("the file is not text (expected UTF-8 CSV)")
 
 
-def read_header(text: str) -> tuple[list[str], "csv._reader"]:
-    """The lower-cased column names and a reader positioned after them; UnusableFile if the
-    file as a whole cannot be an appointment CSV."""
-    if "\x00" in text:
-        raise UnusableFile("the file is not text (expected UTF-8 CSV)")
-    reader = csv.reader(io.StringIO(text, newline=""))
+NOT_TEXT = "the file is not text (expected UTF-8 CSV)"
+# A physical line as io.StringIO(text, newline="") reads it: ended by \n, \r or \r\n.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class Lines:
+    """The file's physical lines, given to csv.reader one at a time. `position` is how many have
+    been read (so the line a record starts on is position + 1 before it is read); setting it
+    back reads again from there, with a new reader."""
+
+    def __init__(self, text: str):
+        self.lines = _LINE.findall(text)
+        self.position = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.position >= len(self.lines):
+            raise StopIteration
+        self.position += 1
+        return self.lines[self.position - 1]
+
+    def line(self, number: int) -> str:
+        """Line `number` (the header is line 1), without its line break."""
+        return self.lines[number - 1].rstrip("\r\n")
+
+
+def _read_header(text: str) -> tuple[list[str], Lines]:
+    lines = Lines(text)
     try:
-        header = next(reader)
+        header = next(csv.reader(lines))
     except StopIteration:
         raise UnusableFile("the file is empty: expected a header line with the columns " + ", ".join(COLUMNS)) from None
     except csv.Error as exc:
         raise UnusableFile(f"line 1: {exc}") from exc
+    if any("\x00" in name for name in header):  # e.g. UTF-16, or a binary file
+        raise UnusableFile(NOT_TEXT)
     columns = [name.strip().lower() for name in header]
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
+        if "\x00" in text:  # no CSV header, and NUL characters: not a text file at all
+            raise UnusableFile(NOT_TEXT)
         raise UnusableFile(f"line 1: the header lacks the column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
     if "phone" not in columns and "email" not in columns:
         raise UnusableFile("line 1: the header needs a phone or an email column")
-    return columns, reader
+    return columns, lines
+
+
+def read_header(text: str) -> tuple[list[str], "csv._reader"]:
+    """The lower-cased column names and a reader positioned after them; UnusableFile if the
+    file as a whole cannot be an appointment CSV (no header, or not text: a NUL in the header
+    line, or NULs in a file without a header). A NUL in a row rejects only that row."""
+    columns, lines = _read_header(text)
+    return columns, csv.reader(lines)
 
 
 def count_lines(text: str) -> int:
@@ -120,6 +161,7 @@ class _Pending:
     external_id: str
     records: tuple[PatientRecord, AppointmentRecord] | None = None
     result: RowResult | None = None
+    reread_from: int = 0  # a record that swallowed rows: the line to read again from
 
 
 def import_csv_text(session: Session, text: str, now: datetime, *, phone_region: str = "US",
@@ -130,29 +172,40 @@ def import_csv_text(session: Session, text: str, now: datetime, *, phone_region:
     on_batch(results, lines_read) is called for each batch before its commit (the caller may add
     its own rows to the same transaction, e.g. an import job's progress); lines_read counts the
     lines after the header, as count_lines does."""
-    columns, reader = read_header(text)
+    columns, lines = _read_header(text)
+    header_lines = lines.position
     report = ImportReport()
     validator = RowValidator(columns, phone_region)
     pending: list[_Pending] = []
-    line = 2
+    reader = csv.reader(lines)
     while True:
-        start = line
+        start = lines.position + 1
         try:
             cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            pending.append(_Pending(start, "", result=RowResult(start, "", "rejected", (f"unreadable CSV: {exc}",))))
-            line = reader.line_num + 1
+            reason = f"unreadable CSV: {exc}"
+            if lines.position > start:  # most likely a quote never closed: read the lines after this one as rows
+                reason += (f"; lines {start}-{lines.position} were read as one row (is a quote not closed?), "
+                           f"the lines after line {start} are read as rows of their own")
+                lines.position = start
+                reader = csv.reader(lines)
+            pending.append(_Pending(start, "", result=RowResult(start, "", "rejected", (reason,))))
             continue
-        line = reader.line_num + 1
+        if lines.position > start and (merged := validator.merged_rows(cells, start, lines)) is not None:
+            pending.append(merged)
+            # Read again from the line after the one the quote was opened on: those lines are rows.
+            lines.position = merged.reread_from - 1
+            reader = csv.reader(lines)
+            continue
         if not any(cell.strip() for cell in cells):
             continue  # blank line
         pending.append(validator.check(cells, start))
         if len(pending) >= batch_size:
-            _flush(session, pending, now, series_length, report, on_batch, line - 2)
+            _flush(session, pending, now, series_length, report, on_batch, lines.position - header_lines)
             pending = []
-    _flush(session, pending, now, series_length, report, on_batch, line - 2)
+    _flush(session, pending, now, series_length, report, on_batch, lines.position - header_lines)
     return report
 
 
@@ -184,10 +237,57 @@ class RowValidator:
             self.patients[key] = found
         return found
 
+    def merged_rows(self, cells: list[str], line: int, lines: Lines) -> _Pending | None:
+        """A record read over several lines (a quoted field with line breaks) whose later lines,
+        each taken alone, look like rows of this file: a quote that was never closed (or closed
+        only by a quote in a later row) took them into one field. The record is rejected, naming
+        the lines, and the lines after the one the quote was opened on are to be read again as
+        rows. None for a quoted note that only spans lines ("take half\nthe dose")."""
+        last = lines.position
+        for number in range(line + 1, last + 1):
+            if not self.looks_like_a_row(lines.line(number)):
+                continue
+            opened, index = line, 0  # the cell that holds the line break before line `number`
+            for index, cell in enumerate(cells):
+                breaks = len(_LINE_BREAK.findall(cell))
+                if opened + breaks >= number:
+                    break
+                opened += breaks
+            field_end = min(opened + len(_LINE_BREAK.findall(cells[index])), last)
+            position = self.columns.index("external_id")
+            external_id = cells[position].strip().replace("\x00", "") if position < index else ""
+            reason = (f"a quoted field opened on line {opened} is not closed; lines {opened}-{field_end} were read "
+                      f"as one field (the lines after line {opened} are read as rows of their own)")
+            return _Pending(line, external_id, result=RowResult(line, external_id, "rejected", (reason,)),
+                            reread_from=opened + 1)
+        return None
+
+    def looks_like_a_row(self, text: str) -> bool:
+        """A line that, taken alone, has the shape of a row: as many values as the header has
+        columns, or a date at the starts_at column, or a phone number at the phone column."""
+        try:
+            values = next(csv.reader([text]), [])
+        except csv.Error:
+            values = text.split(",")
+        if len(values) < 2:
+            return False
+        if len(values) >= len(self.columns):
+            return True
+        position = self.columns.index("starts_at")
+        if position < len(values) and _is_date(values[position]):
+            return True
+        position = self.columns.index("phone") if "phone" in self.columns else len(values)
+        return position < len(values) and _is_phone(values[position], self.phone_region)
+
     def check(self, cells: list[str], line: int) -> _Pending:
         columns = self.columns
         values = dict(zip(columns, cells))
         external_id = values.get("external_id", "").strip()
+        damaged = [columns[n] if n < len(columns) else f"value {n + 1}" for n, cell in enumerate(cells) if "\x00" in cell]
+        if damaged:  # a damaged line: nothing in it is taken, the other rows are
+            return _Pending(line, external_id.replace("\x00", ""), result=RowResult(
+                line, external_id.replace("\x00", ""), "rejected",
+                tuple(f"{name} contains a NUL character" for name in damaged)))
         if len(cells) != len(columns):
             return _Pending(line, external_id, result=RowResult(
                 line, external_id, "rejected", (f"has {len(cells)} values where the header has {len(columns)} columns",)))
@@ -206,6 +306,27 @@ class RowValidator:
         if errors:
             return _Pending(line, external_id, result=RowResult(line, external_id, "rejected", tuple(errors)))
         return _Pending(line, external_id, records=(patient_record, appointment_record))
+
+
+def _is_date(value: str) -> bool:
+    value = value.strip()
+    if len(value) < 10 or not value[:4].isdigit():
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_phone(value: str, region: str) -> bool:
+    if sum(ch.isdigit() for ch in value) < 7:
+        return False
+    try:
+        normalize_phone(value, region)
+    except ValueError:
+        return False
+    return True
 
 
 def _flush(session: Session, pending: list[_Pending], now: datetime, series_length: int, report: ImportReport,
