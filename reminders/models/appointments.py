@@ -52,7 +52,9 @@ class Appointment(Base):
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_planning: Mapped[bool] = mapped_column(Boolean, default=True)
     # Why the planner could not plan this visit (shown to staff); the planner leaves it alone
-    # until the visit changes, which clears this.
+    # until the visit changes, which clears this. On a visit that was planned (needs_planning
+    # false) it holds only a note for staff: another active visit of the patient at the same
+    # instant, a likely duplicate booking (planner.note_duplicate_bookings).
     planning_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

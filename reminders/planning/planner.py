@@ -6,12 +6,15 @@ planners racing on the same appointment still leave one row per appointment, rul
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, Patient
+from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Status
 from reminders.outbox import OutboxRow, appointment_key, plan
 from reminders.outbox.moves import cancel_pending, reschedule_pending, revive_canceled
@@ -26,6 +29,8 @@ from reminders.planning.rules import (
 log = logging.getLogger(__name__)
 
 PLANNING_ERROR_LIMIT = 300  # the width of appointments.planning_error
+# Planned more often than this in one pass, a visit waits for the next pass (see plan_pending).
+MAX_PLANS_PER_PASS = 10
 
 
 # A reminder that went counts for its slot (24 h, 72 h, 7 d before) whatever the series number
@@ -88,8 +93,14 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
     """One non-urgent text a day per patient: a check-in or nudge wanted on a day that already
     holds one moves to the next free day (same clock time, then out of quiet hours).
 
-    A day held by another visit's text of the same or a higher rank stays with it; a day held by
-    a lower-ranked text not sent yet is taken, and that visit is planned again so its text moves.
+    A day held by another visit's text of a higher rank stays with it; so does one held by a text
+    of the same rank, unless that text belongs to a visit at the same instant later in the series
+    (same start, higher id): between such siblings the earlier one keeps the day whichever was
+    planned first. A day held by a weaker text not sent yet is taken, and that visit is planned
+    again so its text moves; but only when this text is new on that day. When it already held the
+    day, the other visit was planned knowing it (its text is there because no day within reach was
+    free), and planning it again would only give the same result: siblings that kept marking each
+    other for that reason never let the planner finish.
     """
     movable = {key: m for key, m in wanted.items() if is_non_urgent(m.rule.kind, m.channel)}
     if not movable:
@@ -97,18 +108,28 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
     zone = appointment.patient.timezone
     others = session.execute(
         select(OutboxMessage.appointment_id, OutboxMessage.rule, OutboxMessage.status, OutboxMessage.due_at,
-               OutboxMessage.sent_at).where(
+               OutboxMessage.sent_at, Appointment.starts_at)
+        .outerjoin(Appointment, Appointment.id == OutboxMessage.appointment_id)
+        .where(
             OutboxMessage.patient_id == appointment.patient_id,
             (OutboxMessage.appointment_id != appointment.id) | OutboxMessage.appointment_id.is_(None),
             OutboxMessage.channel.in_(TEXT_CHANNELS), OutboxMessage.kind.in_(NON_URGENT_KINDS),
             OutboxMessage.status.not_in(NOT_GOING),
         )
     ).all()
-    held: dict = {}  # day -> [(rank, appointment id or None when it cannot move)]
+    held: dict = {}  # day -> [Holder]
     for row in others:
         pending = row.status in PENDING_STATUSES
         day = local_day(row.due_at if pending or row.sent_at is None else row.sent_at, zone)
-        held.setdefault(day, []).append((spread_rank(row.rule) if pending else -1, row.appointment_id if pending else None))
+        held.setdefault(day, []).append(Holder(
+            spread_rank(row.rule) if pending else -1,
+            row.appointment_id if pending else None,  # None: it cannot move
+            pending and row.appointment_id is not None and row.starts_at == appointment.starts_at
+            and row.appointment_id > appointment.id,
+        ))
+    # The days this visit's pending texts hold now: what the other visits were planned around.
+    holding = {row.dedupe_key: local_day(row.due_at, zone) for row in own
+               if is_non_urgent(row.kind, row.channel) and row.status in PENDING_STATUSES}
     # This visit's own texts that already went hold their day too (a check-in sent, then the
     # visit planned again after it is too late to be wanted).
     went_own = {row.dedupe_key: local_day(row.sent_at or row.due_at, zone) for row in own
@@ -122,7 +143,7 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
             taken.add(went_own[key])
             continue
         rank = spread_rank(m.rule.name)
-        blocked = taken | {day for day, holders in held.items() if any(r <= rank for r, _ in holders)}
+        blocked = taken | {day for day, holders in held.items() if any(not h.yields_to(rank) for h in holders)}
         blocked |= {day for other, day in went_own.items() if other != key}
         wanted_day = local_day(m.due_at, zone)
         day = spread_day(wanted_day, blocked)
@@ -131,10 +152,26 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
             m = PlannedMessage(m.rule, m.channel, planned_for, due_time(m.rule, planned_for, visit, rs.quiet))
             result[key] = m
         taken.add(day)
-        to_replan |= {appt for r, appt in held.get(day, []) if r > rank and appt is not None}
+        if holding.get(key) != day:
+            to_replan |= {h.appointment_id for h in held.get(day, []) if h.yields_to(rank)}
     if to_replan:
         mark_for_planning(session, appointment_ids=sorted(to_replan))
     return result
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Another visit's non-urgent text on a day, as seen by the visit being planned."""
+
+    rank: int  # spread_rank; -1 for a text that went (it holds its day whatever comes)
+    appointment_id: int | None  # the visit to plan again when it must move; None: it cannot move
+    later_sibling: bool  # of a visit at the same instant as this one, later in the series (higher id)
+
+    def yields_to(self, rank: int) -> bool:
+        """Whether this text gives its day up to a text of `rank` of the visit being planned."""
+        if self.appointment_id is None:
+            return False
+        return self.rank > rank or (self.rank == rank and self.later_sibling)
 
 
 def plan_appointment(session: Session, appointment: Appointment, rs: RuleSettings, now: datetime) -> int:
@@ -163,8 +200,54 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
         for key, m in wanted.items()
     ]
     appointment.needs_planning = False
+    note_duplicate_bookings(session, appointment)
     welcome = plan_welcome(session, patient, rs.quiet, now, new_rows)
     return welcome + len(plan(session, new_rows, now))
+
+
+DUPLICATE_BOOKING = "{count} visits of this patient start at the same time (ids {ids}): check for a duplicate booking"
+DUPLICATE_IDS_SHOWN = 10
+
+
+def duplicate_booking_note(ids: list[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:DUPLICATE_IDS_SHOWN]) + (", …" if len(ids) > DUPLICATE_IDS_SHOWN else "")
+    return DUPLICATE_BOOKING.format(count=len(ids), ids=shown)[:PLANNING_ERROR_LIMIT]
+
+
+def note_duplicate_bookings(session: Session, appointment: Appointment) -> None:
+    """Tell staff, in `planning_error`, of a patient's active visits that start at the same instant.
+
+    They are all planned as booked (nothing is refused: either may be the real one); each carries
+    the note until it is canceled or moved, or its twin is. On a planned visit (`needs_planning`
+    false) `planning_error` is only ever this note: a visit that could not be planned keeps
+    `needs_planning` with its reason, and that reason is never overwritten here. Every way of
+    marking a visit for planning clears the field, and planning it writes the note again.
+    """
+    rows = session.execute(
+        select(Appointment.id, Appointment.starts_at, Appointment.status, Appointment.needs_planning,
+               Appointment.planning_error)
+        .where(Appointment.patient_id == appointment.patient_id, Appointment.id != appointment.id)
+    ).all()
+    at_instant: dict[datetime, list[int]] = {}
+    for visit_id, starts_at, status in [(appointment.id, appointment.starts_at, appointment.status),
+                                        *((row.id, row.starts_at, row.status) for row in rows)]:
+        if status in ACTIVE_STATUSES:
+            at_instant.setdefault(starts_at, []).append(visit_id)
+
+    def note(visit_id: int, starts_at: datetime, status: str) -> str | None:
+        twins = sorted(at_instant.get(starts_at, [])) if status in ACTIVE_STATUSES else []
+        return duplicate_booking_note(twins) if len(twins) > 1 else None
+
+    appointment.planning_error = note(appointment.id, appointment.starts_at, appointment.status)
+    for row in rows:
+        if row.needs_planning:
+            continue  # noted when it is planned in its turn; a reason it could not be planned stays
+        wanted = note(row.id, row.starts_at, row.status)
+        if row.planning_error != wanted:
+            session.execute(
+                update(Appointment).where(Appointment.id == row.id, Appointment.needs_planning.is_(False))
+                .values(planning_error=wanted).execution_options(synchronize_session=False)
+            )
 
 
 # The planner's own reasons for withdrawing a row when a visit's facts changed (a no-show, a
@@ -222,12 +305,21 @@ def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int =
     Each appointment is planned in a savepoint of its own: one that cannot be planned (a bad
     record, a bug) keeps `needs_planning`, gets the reason in `planning_error` for staff, and is
     left out of later passes until it changes; every other appointment is planned as usual.
+
+    Planning one visit can mark another of the patient's visits again (one text a day), which
+    settles within a few rounds. A visit marked again more than MAX_PLANS_PER_PASS times in one
+    pass is left marked for the next pass, so that visits marking each other (a bug) cannot keep
+    the pass from sending everyone else's messages.
     """
     created = 0
+    plans: Counter[int] = Counter()
+    left: set[int] = set()
     while True:
+        query = select(Appointment).where(Appointment.needs_planning, Appointment.planning_error.is_(None))
+        if left:
+            query = query.where(Appointment.id.not_in(sorted(left)))
         appointments = session.scalars(
-            select(Appointment)
-            .where(Appointment.needs_planning, Appointment.planning_error.is_(None))
+            query
             .order_by(Appointment.id)
             .limit(batch)
             .with_for_update(skip_locked=True, of=Appointment)
@@ -237,8 +329,15 @@ def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int =
             .execution_options(populate_existing=True)
         ).all()
         if not appointments:
+            if left:
+                log.error("planning did not settle in one pass: appointments %s, each planned %d times and marked "
+                          "again, wait for the next pass", ", ".join(map(str, sorted(left))), MAX_PLANS_PER_PASS)
             return created
         for appointment in appointments:
+            plans[appointment.id] += 1
+            if plans[appointment.id] > MAX_PLANS_PER_PASS:
+                left.add(appointment.id)
+                continue
             created += _plan_isolated(session, appointment, rs, now)
         session.commit()
 
