@@ -21,14 +21,31 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterable, Iterator
 
-PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+# A phone number: 7 or more digits (E.164 "+12025550143", US "(202) 555-0143", "202-555-0143",
+# "202.555.0143", "+44 (0)20 7946 0958"), one space, dash or dot at most between digits or bracketed
+# groups. It stands alone: not inside a word, not a group of a hex id such as a Celery task's UUID
+# ("...-9c1f-012345678901]"), not either side of a decimal point ("succeeded in 0.03860012499991781s").
+PHONE = re.compile(r"""
+    (?<![\w+])                             # not inside a word
+    (?:\+|(?<![0-9A-Fa-f]-)(?<!\w\.))      # a +, or not a group of a hex id nor a decimal's fraction
+    (?:\(\d{1,5}\)|\d)                     # a digit or a bracketed area code
+    (?:[\s.-]?(?:\(\d{1,5}\)|\d)){6,14}    # then more (up to 15 in all)
+    (?!\w)(?![.-][0-9A-Fa-f])              # and nothing of the same word after it
+""", re.VERBOSE)
 EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # In exception text only: 'quoted' or "quoted" values, and PostgreSQL's DETAIL "Key (col)=(value)".
 QUOTED = re.compile(r"'[^'\n]{1,200}'|\"[^\"\n]{1,200}\"")
 DB_DETAIL = re.compile(r"\)=\([^)\n]*\)")
 MASK = "***"
-# What PHONE would otherwise take from a timestamp or an IP address.
-NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?|\d{1,3}(?:\.\d{1,3}){3}")
+# What PHONE would otherwise take: decimals (a duration, an epoch time), ISO dates ("2026-12-06" and
+# the hour after it in a log timestamp), day.month.year dates, IP addresses. PHONE must match whole.
+NOT_A_PHONE = re.compile(r"""
+    \+?\d+\.\d+                                       # 0.0386, 1733517871.123
+  | \d{4}-\d{2}-\d{2}(?:[ T]\d{2})?                   # 2026-12-06, 2026-12-06 20
+  | \d{4}\.\d{2}\.\d{2} | \d{1,2}[.-]\d{1,2}[.-]\d{4}  # 2026.12.06, 06.12.2026, 06-12-2026
+  | \d{1,3}(?:\.\d{1,3}){3}                           # 127.0.0.1
+""", re.VERBOSE)
+MIN_PHONE_DIGITS = 7
 
 # None outside any `sensitive()` block, so that also_sensitive() cannot pile values up in a thread.
 _sensitive: ContextVar[tuple[str, ...] | None] = ContextVar("reminders_sensitive", default=None)
@@ -74,7 +91,14 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     for value in sorted({*(_sensitive.get() or ()), *extra}, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", MASK, text, flags=re.IGNORECASE)
     text = EMAIL.sub(lambda m: "…@" + m.group().rpartition("@")[2], text)
-    return PHONE.sub(lambda m: m.group() if NOT_A_PHONE.fullmatch(m.group()) else mask_phone(m.group()), text)
+    return PHONE.sub(_mask_if_phone, text)
+
+
+def _mask_if_phone(match: re.Match) -> str:
+    found = match.group()
+    if NOT_A_PHONE.fullmatch(found) or sum(c.isdigit() for c in found) < MIN_PHONE_DIGITS:
+        return found
+    return mask_phone(found)
 
 
 def redact_exception_text(text: str) -> str:

@@ -176,3 +176,61 @@ def test_the_celery_worker_logs_through_the_same_redacting_set_up():
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
+
+
+# --- What is a phone number and what is not --------------------------------------------------
+
+LEFT_ALONE = (
+    "succeeded in 0.0386s",
+    "Task reminders.tasks.send_batch[3f1c2a9e-5b7d-4e2a-9c1f-0a2b3c4d5e6f] succeeded",
+    "2026-12-06 20:44:31,050",
+    "127.0.0.1:58583",
+    # As Celery and friends write them:
+    "Task reminders.tasks.send_batch[3f1c2a9e-5b7d-4e2a-9c1f-0a2b3c4d5e6f] succeeded in 0.03860012499991781s: None",
+    "Task reminders.tasks.send_batch[12345678-1234-4234-8234-123456789012] received",
+    "2026-12-06T20:44:31.050123+00:00",
+    "2026-12-06 20:44:31,050 INFO celery.worker: sent 12 of 1500 rows in 3 rounds",
+    "eta 1733517871.123, countdown 86400.5",
+    "Connected to redis://127.0.0.1:6379/0, postgres on port 5432",
+    "deadbeef12345678, id=1234567abc, 0x12345678",
+)
+MASKED = {
+    "+12025550143": "***43",
+    "(202) 555-0143": "***43",
+    "202-555-0143": "***43",
+    "202.555.0143": "***43",
+    "+1 (202) 555-0143": "***43",
+    "1-202-555-0143": "***43",
+    "2025550143": "***43",
+    "555-0143": "***43",
+    "+44 (0)20 7946 0958": "***58",
+    "+44 7700 900123": "***23",
+}
+
+
+@pytest.mark.parametrize("line", LEFT_ALONE)
+def test_numbers_that_are_not_phone_numbers_are_left_alone(line):
+    from reminders.logs import redact
+
+    assert redact(line) == line
+
+
+@pytest.mark.parametrize("phone", MASKED)
+def test_phone_numbers_in_every_usual_shape_are_masked(phone):
+    from reminders.logs import redact
+
+    assert redact(phone) == MASKED[phone]
+    last_four = re.sub(r"\D", "", phone)[-4:]
+    for line in (f"to {phone}", f"to {phone}.", f"tel:{phone},", f"(Zelda, {phone})", f"sms-{phone} failed",
+                 f"2026-12-06 20:44:31,050 sent to {phone} in 0.0386s"):
+        expected = line.replace(phone, MASKED[phone])
+        assert redact(line) == expected and last_four not in expected, line
+
+
+def test_a_celery_success_line_comes_out_whole_through_the_formatter():
+    formatter = RedactingFormatter("%(message)s")
+    args = ("reminders.tasks.send_batch", "3f1c2a9e-5b7d-4e2a-9c1f-0a2b3c4d5e6f", 0.03860012499991781, None)
+    record = logging.LogRecord("celery.app.trace", logging.INFO, __file__, 1,
+                               "Task %s[%s] succeeded in %ss: %r", args, None)
+    assert formatter.format(record) == ("Task reminders.tasks.send_batch[3f1c2a9e-5b7d-4e2a-9c1f-0a2b3c4d5e6f] "
+                                        "succeeded in 0.03860012499991781s: None")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, abort, render_template, request
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -14,6 +14,7 @@ from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
 from reminders.web.staff.auth import guard
 from reminders.web.staff.charts import mood_chart
+from reminders.web.staff.downloads import download
 from reminders.web.staff.measures_view import patient_measures
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -112,6 +113,4 @@ def export_checkins(patient_id: int):
         )])
     audit.record("export_checkins", "patient", patient.id)
     session.commit()
-    name = f"checkins-{patient.external_id or patient.id}.csv".replace('"', "")
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return download(out.getvalue(), "text/csv", f"checkins-{patient.external_id or patient.id}.csv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, render_template
 from sqlalchemy import select
 
 from reminders.measures import scales as catalogue
@@ -13,6 +13,7 @@ from reminders.models import Course, Patient, Questionnaire, utcnow
 from reminders.web.context import db, settings
 from reminders.web.staff import audit
 from reminders.web.staff.auth import guard
+from reminders.web.staff.downloads import download
 from reminders.web.staff.measures_view import RULES, instruments, long_day, patient_measures, status_of
 from reminders.web.staff.patients import _cell, get_patient
 from reminders.web.staff.report_pdf import ReportFacts, report_pdf
@@ -31,7 +32,8 @@ def _facts(patient: Patient) -> ReportFacts:
 
 
 def _file_name(patient: Patient, kind: str, extension: str) -> str:
-    return f"{kind}-{patient.external_id or patient.id}.{extension}".replace('"', "")
+    """The name to save as; downloads.download() makes it safe for the header, whatever the record id holds."""
+    return f"{kind}-{patient.external_id or patient.id}.{extension}"
 
 
 @bp.get("/<int:patient_id>/report")
@@ -50,8 +52,7 @@ def report_pdf_download(patient_id: int):
     body = report_pdf(_facts(patient))
     audit.record("download_report_pdf", "patient", patient.id)
     db().commit()
-    return Response(body, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{_file_name(patient, "measures-report", "pdf")}"'})
+    return download(body, "application/pdf", _file_name(patient, "measures-report", "pdf"))
 
 
 @bp.get("/<int:patient_id>/measures.csv")
@@ -77,5 +78,4 @@ def export_measures(patient_id: int):
         )])
     audit.record("export_measures", "patient", patient.id)
     session.commit()
-    return Response(out.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{_file_name(patient, "questionnaires", "csv")}"'})
+    return download(out.getvalue(), "text/csv", _file_name(patient, "questionnaires", "csv"))
