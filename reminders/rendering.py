@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import inspect
 import logging
 import math
 import re
@@ -20,14 +21,21 @@ import sys
 import threading
 import time
 import traceback
+import types
+from collections.abc import ItemsView, KeysView, Mapping, Set as AbstractSet, ValuesView
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2 import Environment, FunctionLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.bccache import BytecodeCache
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.compiler import CodeGenerator, optimizeconst
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter, SecurityError
+from jinja2.utils import Namespace, generate_lorem_ipsum
+from markupsafe import EscapeFormatter, Markup
 from sqlalchemy import case, event, func, select, update
 from sqlalchemy.orm import Session
 
@@ -313,7 +321,13 @@ def _needs_watching(code) -> bool:
     return any(_needs_watching(const) for const in code.co_consts if hasattr(const, "co_code"))
 
 
-_WIDE_FORMAT = re.compile(r"\d{6,}")
+_NUMBER = re.compile(r"\d+")
+# A printf conversion: %s, %(name)s, %-8.3f, %*d, %%
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.)", re.DOTALL)
+_MAX_INT_BITS = 1024  # a product past this is no count, date or dose; it only costs time
+_TEXTS = (str, bytes, bytearray)
+_SEQUENCES = (list, tuple, AbstractSet, KeysView, ValuesView, ItemsView)
+_CONTEXTS = (Context, EvalContext, Environment)
 
 
 def _too_big(value) -> bool:
@@ -327,17 +341,209 @@ def _check_arguments(what: str, args, kwargs) -> None:
 
 
 def _check_result(what: str, value):
-    if isinstance(value, (str, list, tuple)) and len(value) > MAX_OUTPUT:
+    if isinstance(value, (*_TEXTS, list, tuple)) and len(value) > MAX_OUTPUT:
         raise RenderLimitExceeded(f"{what} made something longer than {MAX_OUTPUT}")
     return value
 
 
+def _refuse_over(what: str, size: int) -> None:
+    """Refuse, before it is built, a result of `size` characters (or items) over MAX_OUTPUT."""
+    if size > MAX_OUTPUT:
+        raise RenderLimitExceeded(f"{what} would make something longer than {MAX_OUTPUT} characters")
+
+
+def _size(value, text: bool = True) -> int:
+    """How big a value is, counted without building anything from it, and only until past MAX_OUTPUT.
+
+    text=True: about how many characters str(value) has. A list holding the same long list a
+    thousand times prints it a thousand times, so nested values count each time they appear: a
+    value made in a few small steps whose text would take gigabytes is found out in at most
+    MAX_OUTPUT steps. text=False: how many items it holds, nested ones included (what '*' repeats
+    and `sum` joins)."""
+    if isinstance(value, _TEXTS):
+        return len(value)
+    budget = getattr(_current, "budget", None)
+    size, steps, stack = 0, 0, [value]
+    while stack and size <= MAX_OUTPUT:
+        item = stack.pop()
+        size += 1  # the item (or the comma after it)
+        steps += 1
+        if budget is not None and not steps & 4095:
+            budget.check()  # a long measure is render time too
+        if isinstance(item, (int, float)) or item is None:  # (concrete types first: they are most)
+            if text:
+                size += item.bit_length() * 3 // 10 + 1 if isinstance(item, int) else 24
+        elif isinstance(item, _TEXTS):
+            size += len(item) + 2 if text else 0
+        elif isinstance(item, (list, tuple)) or (not isinstance(item, dict) and isinstance(item, _SEQUENCES)):
+            size += 2 if text else 0
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            size += 3 * len(item) if text else 0
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, Namespace):
+            stack.append(item._Namespace__attrs)
+        elif text:
+            size += 24  # an object that prints as its name
+    return size if text else size - 1  # (the value itself is no item of its own)
+
+
+def _printf_size(fmt: str, args) -> int:
+    """About how long `fmt % args` would be: the format's text, and for each conversion the widest
+    of its width, its precision and the text of the value it converts."""
+    size = len(fmt)
+    if isinstance(args, Mapping):  # "%(name)s": any conversion may print any value
+        widest = max((len(n) > 6 and MAX_OUTPUT + 1 or int(n) for n in _NUMBER.findall(fmt)), default=0)
+        return size + fmt.count("%") * (_size(args) + widest)
+    values, index = (args if isinstance(args, tuple) else (args,)), 0
+    for match in _PRINTF.finditer(fmt):
+        width, precision, kind = match.groups()
+        if kind == "%":
+            continue
+        widest = 0
+        for part in (width, precision):
+            if part == "*":
+                star = values[index] if index < len(values) else 0
+                widest, index = max(widest, abs(star) if isinstance(star, int) else 0), index + 1
+            elif part:
+                widest = max(widest, MAX_OUTPUT + 1 if len(part) > 6 else int(part))
+        value = values[index] if index < len(values) else ""
+        index += 1
+        size += max(widest, _size(value))
+        if size > MAX_OUTPUT:
+            break
+    return size
+
+
+def _check_text_method(text, name: str, args: tuple, kwargs: dict) -> tuple:
+    """Refuse a method of a text (str or bytes) whose result would pass MAX_OUTPUT, before it runs.
+    `join` is given its items as a list (to measure them first); wrong arguments are left for the
+    method itself to refuse."""
+    what = f"'{name}'"
+    try:
+        if name == "replace" and len(args) >= 2:
+            old, new = args[0], args[1]
+            count = args[2] if len(args) > 2 else kwargs.get("count", -1)
+            found = text.count(old) if len(old) else len(text) + 1
+            if isinstance(count, int) and count >= 0:
+                found = min(found, count)
+            _refuse_over(what, len(text) + found * (len(new) - len(old)))
+        elif name == "join" and len(args) == 1:
+            items = list(args[0])
+            size = len(text) * max(len(items) - 1, 0)
+            for item in items:
+                if size > MAX_OUTPUT:
+                    break
+                size += len(item) if isinstance(item, _TEXTS) else 0
+            _refuse_over(what, size)
+            return (items,)
+        elif name == "expandtabs":
+            tabsize = args[0] if args else kwargs.get("tabsize", 8)
+            tabs = text.count("\t" if isinstance(text, str) else b"\t")
+            _refuse_over(what, len(text) + tabs * max(tabsize, 0))
+        elif name == "translate" and args and isinstance(args[0], Mapping):
+            longest = max((len(v) for v in args[0].values() if isinstance(v, _TEXTS)), default=1)
+            _refuse_over(what, len(text) * max(longest, 1))
+    except TypeError:
+        pass  # not arguments the method takes: it says so itself
+    return args
+
+
+_LIPSUM = inspect.signature(generate_lorem_ipsum)
+
+
+def _check_lipsum(args: tuple, kwargs: dict) -> None:
+    try:
+        given = _LIPSUM.bind(*args, **kwargs)
+    except TypeError:
+        return
+    given.apply_defaults()
+    paragraphs, words = given.arguments["n"], given.arguments["max"]
+    if isinstance(paragraphs, int) and isinstance(words, int):
+        _refuse_over("lipsum", paragraphs * words * 12)  # about 12 characters a word
+
+
+# Filters that pick, count or reorder what they are given; every other filter makes text of it.
+_PICKING_FILTERS = frozenset({
+    "abs", "attr", "batch", "count", "d", "default", "dictsort", "first", "float", "groupby", "int", "items", "last",
+    "length", "list", "map", "max", "min", "random", "reject", "rejectattr", "reverse", "round", "select",
+    "selectattr", "slice", "sort", "unique", "join", "sum",  # (join and sum: measured below)
+})
+
+
+def _check_filter(name: str, signature: inspect.Signature | None, args: tuple, kwargs: dict) -> tuple:
+    """Refuse a filter whose result would pass MAX_OUTPUT, before it runs. The sequence given to
+    `join` or `sum` is made a list first (to be measured), and that list is what the filter gets."""
+    what = f"the filter '{name}'"
+    lead = 1 if args and isinstance(args[0], _CONTEXTS) else 0  # jinja's context, eval context or environment
+    if name in ("join", "sum") and len(args) > lead:
+        try:
+            args = (*args[:lead], list(args[lead]), *args[lead + 1:])
+        except TypeError:
+            return args
+    if name not in _PICKING_FILTERS:
+        for value in (*args[lead:], *kwargs.values()):
+            if not isinstance(value, (str, int, float, type(None))):
+                _refuse_over(what, _size(value))
+    try:
+        given = signature.bind(*args, **kwargs) if signature is not None else None
+    except TypeError:
+        return args  # the filter says what is wrong
+    if given is None:
+        return args
+    given.apply_defaults()
+    a = given.arguments
+    if name == "join":
+        _refuse_over(what, _size(a["d"]))
+        size = len(str(a["d"])) * max(len(a["value"]) - 1, 0)
+        for item in a["value"]:
+            size += _size(item)
+            if size > MAX_OUTPUT:
+                break
+        _refuse_over(what, size)
+    elif name == "sum":
+        size = _size(a["start"], text=False)
+        for item in a["iterable"]:
+            size += _size(item, text=False)
+            if size > MAX_OUTPUT:
+                break
+        _refuse_over(what, size)
+    elif name == "tojson" and isinstance(a["indent"], int):
+        _refuse_over(what, _size(a["value"]) * (1 + max(a["indent"], 0)))
+    elif name in ("replace", "indent", "wordwrap", "urlize", "format"):
+        text = str(next(iter(v for k, v in a.items() if k not in ("eval_ctx", "environment"))))  # measured above
+        if name == "replace":
+            old, new, count = str(a["old"]), str(a["new"]), a["count"]
+            found = text.count(old) if old else len(text) + 1
+            if isinstance(count, int) and count >= 0:
+                found = min(found, count)
+            _refuse_over(what, len(text) + found * (len(new) - len(old)))
+        elif name == "indent" and isinstance(a["width"], (int, str)):
+            pad = len(a["width"]) if isinstance(a["width"], str) else a["width"]
+            _refuse_over(what, len(text) + (text.count("\n") + 1) * pad)
+        elif name == "wordwrap" and isinstance(a["width"], int):
+            wrap = len(str(a["wrapstring"])) if a["wrapstring"] is not None else 2
+            lines = 2 * len(text) // max(a["width"], 1) + text.count("\n") + 2
+            _refuse_over(what, len(text) + lines * wrap)
+        elif name == "urlize":
+            per_link = len(str(a["target"] or "")) + len(str(a["rel"] or "")) + 100
+            _refuse_over(what, 3 * len(text) + len(text.split()) * per_link)
+        elif name == "format":
+            _refuse_over(what, _printf_size(text, a["kwargs"] or a["args"]))
+    return args
+
+
 def _guarded_filter(name: str, function):
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        signature = None
+
     @functools.wraps(function)  # keeps jinja's pass_context/pass_eval_context marks
     def guarded(*args, **kwargs):
         _check_arguments(f"the filter '{name}'", args, kwargs)
-        if name == "format" and args and any(isinstance(a, str) and _WIDE_FORMAT.search(a) for a in args[:2]):
-            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+        args = _check_filter(name, signature, args, kwargs)
         return _check_result(f"the filter '{name}'", function(*args, **kwargs))
 
     return guarded
@@ -353,18 +559,81 @@ def _guarded_filters(filters: dict) -> tuple:
     return _guarded_filters_once(tuple(filters.items()))
 
 
-class LimitedEnvironment(SandboxedEnvironment):
-    """Jinja2's sandbox with a budget: time (see _Budget), output size, and operators or calls
-    that would build a huge value in one step ("x" * 10**9, "x"|center(10**9), 9**9**9)."""
+def _measured_output(value):
+    """`{{ value }}`: a value whose text would pass MAX_OUTPUT is refused before it is made."""
+    if not isinstance(value, str):
+        _refuse_over("printing a value", _size(value))
+    return value
+
+
+class _MeasuredFormatter(SandboxedFormatter):
+    """str.format in the sandbox, adding up what its fields make: "{0}{0}{0}...".format(long_text)
+    or many "{:>99999}" fields are refused before the field that would pass MAX_OUTPUT is made."""
+
+    def __init__(self, env, **kwargs):
+        super().__init__(env, **kwargs)
+        self.made = 0
+
+    def convert_field(self, value, conversion):
+        if conversion is not None:  # !r and !a escape: up to 10 characters for one
+            _refuse_over("'format'", self.made + _size(value) * (10 if conversion == "a" else 4))
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value, format_spec):
+        widest = max((MAX_OUTPUT + 1 if len(n) > 6 else int(n) for n in _NUMBER.findall(format_spec)), default=0)
+        self.made += max(_size(value), widest)
+        _refuse_over("'format'", self.made)
+        return super().format_field(value, format_spec)
+
+
+class _MeasuredEscapeFormatter(_MeasuredFormatter, EscapeFormatter):
+    """The same for Markup.format (HTML emails): fields are escaped as jinja's own formatter does."""
+
+
+class _MeasuringCodeGenerator(CodeGenerator):
+    """Jinja's code generator with one change: the parts of `a ~ b` go through
+    environment.measured_parts before they are made text (the same as `{{ }}` output does
+    through environment.finalize)."""
+
+    @optimizeconst
+    def visit_Concat(self, node, frame) -> None:
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"{join}(environment.measured_parts((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write(")))")
+
+
+class LimitedEnvironment(ImmutableSandboxedEnvironment):
+    """Jinja2's sandbox (the immutable one: no list.append or dict.update to grow a value in a
+    loop) with a budget: time (see _Budget), output size, and operators or calls that would build
+    a huge value in one step. What a step would build is measured before it runs, never after:
+    "x" * 10**9, ("a"*20000).replace("a", "a"*20000), a join or a format of a long text many
+    times, "x"|center(10**9), 9**9**9, a list printed that holds the same long list many times."""
 
     template_class = LimitedTemplate
+    code_generator_class = _MeasuringCodeGenerator
     intercepted_binops = frozenset({"*", "**", "%", "//", "+"})
 
     def __init__(self, *args, time_limit: float = RENDER_TIME_LIMIT, **kwargs):
         super().__init__(*args, **kwargs)
         self.time_limit = time_limit
         self.filters = dict(_guarded_filters(self.filters))
+        self.finalize = _measured_output
 
+    @staticmethod
+    def measured_parts(parts: tuple) -> tuple:
+        size = 0
+        for part in parts:
+            size += _size(part)
+            _refuse_over("'~'", size)
+        return parts
 
     def call_binop(self, context, operator: str, left, right):
         if operator == "**":
@@ -373,10 +642,14 @@ class LimitedEnvironment(SandboxedEnvironment):
                 raise RenderLimitExceeded("a power that large is not allowed")
         elif operator == "*":
             for value, times in ((left, right), (right, left)):
-                if isinstance(value, (str, list, tuple)) and isinstance(times, int) and len(value) * times > MAX_OUTPUT:
+                if isinstance(value, (*_TEXTS, list, tuple)) and isinstance(times, int) \
+                        and _size(value, text=False) * times > MAX_OUTPUT:
                     raise RenderLimitExceeded(f"a repetition longer than {MAX_OUTPUT} is not allowed")
-        elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
-            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+            if isinstance(left, int) and isinstance(right, int) \
+                    and left.bit_length() + right.bit_length() > _MAX_INT_BITS:
+                raise RenderLimitExceeded("a number that large is not allowed")
+        elif operator == "%" and isinstance(left, str):
+            _refuse_over("'%'", _printf_size(left, right))
         result = super().call_binop(context, operator, left, right)
         return _check_result(f"'{operator}'", result)
 
@@ -385,10 +658,32 @@ class LimitedEnvironment(SandboxedEnvironment):
         if budget is not None:
             budget.check()  # macros calling themselves need no loop to run for ever
         _check_arguments("a call", args, kwargs)
-        if isinstance(getattr(__obj, "__self__", None), str) and any(
-                isinstance(a, str) and _WIDE_FORMAT.search(a) for a in (__obj.__self__, *args)):
-            raise RenderLimitExceeded("a format with a width over 5 digits is not allowed")
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, _TEXTS):
+            args = _check_text_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
+        elif __obj is generate_lorem_ipsum:
+            _check_lipsum(args, kwargs)
         return _check_result("a call", super().call(__context, __obj, *args, **kwargs))
+
+    def wrap_str_format(self, value):
+        """Jinja's own wrapper of str.format and format_map, with a formatter that measures."""
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) \
+                or value.__name__ not in ("format", "format_map") or not isinstance(value.__self__, str):
+            return None
+        text, is_format_map = value.__self__, value.__name__ == "format_map"
+
+        def wrapper(*args, **kwargs):
+            if is_format_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                args, kwargs = (), args[0]
+            formatter = (_MeasuredEscapeFormatter(self, escape=text.escape) if isinstance(text, Markup)
+                         else _MeasuredFormatter(self))
+            return type(text)(formatter.vformat(text, args, kwargs))
+
+        return functools.update_wrapper(wrapper, value)
 
 
 class _DefaultsOnly:

@@ -79,7 +79,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.web.staff.templates_admin", "reminders.web.staff.today", "reminders.web.staff.users",
         "reminders.web.staff.visits",
         "reminders.web.staff.measures_chart", "reminders.web.staff.measures_view", "reminders.web.staff.report_pdf",
-        "reminders.web.staff.reports",
+        "reminders.web.staff.reports", "reminders.web.staff.downloads",
         "reminders.web.staff.outcomes",
         "reminders.cli", "reminders.demo", "reminders.runner",
     )),

@@ -117,6 +117,8 @@ def test_a_malformed_request_gets_a_4xx_naming_the_field_and_stores_nothing(
     response = send(client, method, path, body, api_headers)
     assert response.status_code == status, (probe, response.status_code, response.get_data(as_text=True)[:300])
     assert response.is_json, probe
+    assert response.headers["X-Content-Type-Options"] == "nosniff", probe
+    assert response.headers["Cache-Control"] == "no-store", probe
     answer = response.json
     assert answer["error"], probe
     if field is not None:
@@ -130,3 +132,50 @@ def test_the_same_record_without_the_fault_is_taken(client, api_headers, booked)
     assert client.post("/api/v1/appointments", json=NEW_VISIT, headers=api_headers).status_code == 201
     assert client.patch("/api/v1/appointments/a1", json={"location": "Suite 300"}, headers=api_headers).status_code == 200
     assert client.get("/api/v1/escalations/1", headers=api_headers).status_code == 200
+
+
+HSTS = "max-age=31536000; includeSubDomains"
+SECURE = "https://clinic.example.org"
+
+
+def test_every_api_answer_is_kept_out_of_caches_and_never_sniffed(client, api_headers, booked):
+    answers = {
+        "a patient": client.get("/api/v1/patients/p1", headers=api_headers),
+        "a patient added": client.post("/api/v1/patients", json=NEW_PATIENT, headers=api_headers),
+        "an escalation": client.get("/api/v1/escalations/1", headers=api_headers),
+        "no token": client.get("/api/v1/patients/p1"),
+        "a wrong token": client.get("/api/v1/patients/p1", headers={"Authorization": "Bearer rem_guess"}),
+        "no such patient": client.get("/api/v1/patients/nobody", headers=api_headers),
+        "no such address": client.get("/api/v1/nothing-here", headers=api_headers),
+        "a method not allowed": client.delete("/api/v1/patients", headers=api_headers),
+    }
+    for what, answer in answers.items():
+        assert answer.status_code < 500, what
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", what
+        assert answer.headers["Cache-Control"] == "no-store", what
+        assert "Strict-Transport-Security" not in answer.headers, what  # plain http: no promise to make
+    assert answers["a patient"].status_code == 200 and answers["no token"].status_code == 401
+
+
+def test_answers_over_https_tell_browsers_to_keep_to_https(client, api_headers, booked):
+    for path, headers in (("/api/v1/escalations/1", api_headers), ("/login", {}), ("/healthz", {})):
+        answer = client.get(path, headers=headers, base_url=SECURE)
+        assert answer.status_code == 200, path
+        assert answer.headers["Strict-Transport-Security"] == HSTS, path
+    page = client.get("/login", base_url=SECURE)  # the staff pages keep their own headers
+    assert page.headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    # Without a trusted proxy, a forwarded scheme is anyone's word: no header on its say-so.
+    spoofed = client.get("/api/v1/escalations/1", headers={**api_headers, "X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in spoofed.headers
+
+
+def test_behind_a_trusted_proxy_the_scheme_it_forwards_decides(configure, api_headers, booked):
+    from reminders.web import create_app
+
+    proxied = create_app(configure(TRUSTED_PROXY_HOPS=1), {"TESTING": True}).test_client()
+    over_https = proxied.get("/api/v1/escalations/1", headers={**api_headers, "X-Forwarded-Proto": "https",
+                                                               "X-Forwarded-For": "203.0.113.5"})
+    assert over_https.status_code == 200 and over_https.headers["Strict-Transport-Security"] == HSTS
+    assert over_https.headers["Cache-Control"] == "no-store"
+    over_http = proxied.get("/api/v1/escalations/1", headers={**api_headers, "X-Forwarded-Proto": "http"})
+    assert "Strict-Transport-Security" not in over_http.headers

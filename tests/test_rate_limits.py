@@ -1,5 +1,6 @@
-"""The fixed-window counters behind the questionnaire pages' rate limits: in this process (with
-threads) and shared through Redis, with the clock injected."""
+"""The fixed-window counters behind the questionnaire pages' rate limits, and the growing delays
+after failed sign-ins: in this process (with threads) and shared through Redis, with the clock
+injected."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,7 @@ import uuid
 
 import pytest
 
-from reminders.web.rate_limits import Limit, Limiter
+from reminders.web.rate_limits import Backoff, Limit, Limiter, Throttle
 from tests.conftest import REDIS_URL
 
 
@@ -94,4 +95,68 @@ def test_a_redis_that_does_not_answer_falls_back_to_counting_here(caplog):
     with caplog.at_level(logging.WARNING, logger="reminders.web.rate_limits"):
         assert limiter.hit(limit, "t") is None
         assert limiter.hit(limit, "t") == 60
+    assert "counting in this process" in caplog.text
+
+
+def backoff() -> Backoff:
+    return Backoff(f"test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.redis)], ids=["here", "redis"])
+def test_failures_past_five_make_the_next_attempt_wait_twice_as_long_each_time(shared):
+    throttle, policy, now = Throttle(REDIS_URL if shared else ""), backoff(), 1_800_000_000.0
+    assert [throttle.take(policy, now, ["k"]).failures for _ in range(5)] == [(1,), (2,), (3,), (4,), (5,)]
+    waits = []
+    for _ in range(8):
+        waits.append(throttle.take(policy, now, ["k"]).wait)
+        assert throttle.take(policy, now + waits[-1] - 0.1, ["k"]).wait == 1  # not counted while waiting
+        now += waits[-1]
+        assert throttle.take(policy, now, ["k"]).wait is None
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60]
+    throttle.forgive(policy, clear=["k"])
+    assert throttle.take(policy, now, ["k"]).failures == (1,)
+
+
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.redis)], ids=["here", "redis"])
+def test_a_key_that_depends_on_another_holds_back_only_while_that_one_has_failures(shared):
+    throttle, policy, now = Throttle(REDIS_URL if shared else ""), backoff(), 1_800_000_000.0
+    for n in range(6):
+        throttle.take(policy, now, [f"address{n}", "account", f"account:address{n}"],
+                      only_after_failures={"account": f"account:address{n}"})
+    fresh = throttle.take(policy, now, ["address9", "account", "account:address9"],
+                          only_after_failures={"account": "account:address9"})
+    assert fresh.wait is None and fresh.failures == (1, 7, 1)
+    again = throttle.take(policy, now, ["address9", "account", "account:address9"],
+                          only_after_failures={"account": "account:address9"})
+    assert again.wait == 4
+    throttle.forgive(policy, ["address9", "account"], clear=["account:address9"])  # it was the right password
+    assert throttle.take(policy, now, ["address9", "account", "account:address9"],
+                         only_after_failures={"account": "account:address9"}).failures == (1, 7, 1)
+
+
+def test_threads_guessing_at_once_get_no_more_tries_than_one_after_another():
+    throttle, policy = Throttle(), backoff()
+    allowed: list[int] = []
+    lock = threading.Lock()
+
+    def guess():
+        for _ in range(50):
+            if throttle.take(policy, 1_800_000_000.0, ["address"]).wait is None:
+                with lock:
+                    allowed.append(1)
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(allowed) == policy.free
+
+
+def test_a_redis_that_does_not_answer_counts_failures_here_instead(caplog):
+    throttle, policy = Throttle("redis://127.0.0.1:1/0"), backoff()
+    with caplog.at_level(logging.WARNING, logger="reminders.web.rate_limits"):
+        for _ in range(5):
+            assert throttle.take(policy, 1_800_000_000.0, ["k"]).wait is None
+        assert throttle.take(policy, 1_800_000_000.0, ["k"]).wait == 1
     assert "counting in this process" in caplog.text

@@ -1,12 +1,16 @@
-"""Sign-in, sessions, lockout, CSRF, and who may open which staff page."""
+"""Sign-in, sessions, throttling of wrong passwords, CSRF, and who may open which staff page."""
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from reminders.models import AuditEntry, StaffUser, utcnow
+from tests.conftest import APP_NOW, REDIS_URL
+from tests.fixtures.twoway import Clock
 from tests.fixtures.staff import (
     PASSWORD, add_escalation, add_inbound, add_patient, add_visit, csrf_token, login, make_user, post_form,
 )
@@ -143,38 +147,151 @@ def test_sign_in_never_redirects_off_site(client, sessions, target):
     assert response.headers["Location"] == "/"
 
 
-def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(client, sessions):
-    user_id = make_user(sessions, "a@clinic.test")
-    for attempt in range(1, 5):
-        response = login(client, "a@clinic.test", "wrong password")
-        assert response.status_code == 401
-        assert f"{5 - attempt} more" in response.text
-    fifth = login(client, "a@clinic.test", "wrong password")
-    assert fifth.status_code == 429
-    assert "locked for 15 more minutes" in fifth.text
-    refused = login(client, "a@clinic.test", PASSWORD)  # even the right password, while locked
-    assert refused.status_code == 429
-    assert client.get("/").status_code == 302
-    with sessions() as session:
-        user = session.get(StaffUser, user_id)
-        assert user.locked_until - utcnow() > timedelta(minutes=14)
-        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
-        assert actions.count("login_failed") == 4
-        assert "account_locked" in actions and "login_refused_locked" in actions
-        user.locked_until = utcnow() - timedelta(seconds=1)  # fifteen minutes later
-        session.commit()
-    assert login(client, "a@clinic.test", PASSWORD).status_code == 302
-    with sessions() as session:
-        user = session.get(StaffUser, user_id)
-        assert user.failed_logins == 0 and user.locked_until is None
+def browser(app, address: str):
+    """A browser at its own address (the throttle counts per address)."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
 
 
-def test_unknown_email_gets_the_same_answer_as_a_wrong_password(client, sessions):
+def said(response) -> str:
+    """The sentence the sign-in page shows."""
+    found = re.search(r'id="login-error">([^<]*)<', response.text)
+    return found.group(1) if found else ""
+
+
+@pytest.fixture
+def clock(app):
+    app.config["CLOCK"] = moving = Clock(APP_NOW)
+    return moving
+
+
+def test_unknown_email_gets_the_same_answer_as_a_wrong_password(app, sessions):
     make_user(sessions, "a@clinic.test")
-    unknown = login(client, "nobody@clinic.test", PASSWORD)
-    wrong = login(client, "a@clinic.test", "nope nope nope")
-    assert unknown.status_code == wrong.status_code == 401
-    assert "do not match an active account" in unknown.text and "do not match an active account" in wrong.text
+    make_user(sessions, "gone@clinic.test")
+    with sessions() as session:
+        session.scalar(select(StaffUser).where(StaffUser.email == "gone@clinic.test")).active = False
+        session.commit()
+    emails = ("a@clinic.test", "nobody@clinic.test", "gone@clinic.test", "")
+    browsers = [browser(app, f"203.0.113.{n}") for n in range(len(emails))]
+    for attempt in range(5):  # the answer does not change as the tries go by
+        answers = [login(each, email, "nope nope nope") for each, email in zip(browsers, emails)]
+        assert {a.status_code for a in answers} == {401}, attempt
+        assert {said(a) for a in answers} == {"That email and password do not match an active account."}
+        assert not any(word in a.text for a in answers for word in ("tries", "try ", "locked"))
+
+
+def test_after_five_wrong_passwords_each_attempt_waits_twice_as_long_up_to_a_minute(app, clock, sessions):
+    make_user(sessions, "a@clinic.test")
+    guesser = browser(app, "203.0.113.9")
+    for _ in range(5):
+        assert login(guesser, "a@clinic.test", "wrong password").status_code == 401
+    waits = []
+    for _ in range(9):
+        refused = login(guesser, "a@clinic.test", PASSWORD)  # even the right password, before the wait is over
+        assert refused.status_code == 429
+        wait = int(refused.headers["Retry-After"])
+        assert said(refused) == f"Too many attempts: try again in {wait} second{'s' if wait > 1 else ''}."
+        waits.append(wait)
+        clock.advance(seconds=wait - 0.5)
+        assert login(guesser, "a@clinic.test", "wrong password").status_code == 429  # not yet
+        clock.advance(seconds=0.5)
+        assert login(guesser, "a@clinic.test", "wrong password").status_code == 401  # heard, and wrong
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    clock.advance(seconds=60)
+    assert login(guesser, "a@clinic.test", PASSWORD).status_code == 302  # a delay, never a lock
+    with sessions() as session:
+        user = session.scalar(select(StaffUser))
+        assert user.locked_until is None
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+        assert actions.count("login_failed") == 14 and actions.count("login_throttled") == 2  # address, account
+        assert actions[-1] == "login"
+
+
+def test_a_throttled_unknown_email_gets_the_same_answer_as_a_throttled_account(app, clock, sessions):
+    make_user(sessions, "a@clinic.test")
+    known, unknown = browser(app, "203.0.113.1"), browser(app, "203.0.113.2")
+    for _ in range(5):
+        assert login(known, "a@clinic.test", "wrong password").status_code == 401
+        assert login(unknown, "nobody@clinic.test", "wrong password").status_code == 401
+    first, second = login(known, "a@clinic.test", "wrong password"), login(unknown, "nobody@clinic.test", "x")
+    assert first.status_code == second.status_code == 429
+    assert said(first) == said(second) == "Too many attempts: try again in 1 second."
+    assert first.headers["Retry-After"] == second.headers["Retry-After"] == "1"
+
+
+def test_hammering_an_admin_from_other_addresses_never_keeps_the_right_password_out(app, clock, sessions):
+    make_user(sessions, "admin@clinic.test", "admin")
+    attackers = [browser(app, f"198.51.100.{n}") for n in range(1, 11)]
+    for round_ in range(3):
+        for attacker in attackers:
+            login(attacker, "admin@clinic.test", f"guess {round_}")
+        clock.advance(seconds=1)
+    assert login(attackers[0], "admin@clinic.test", PASSWORD).status_code == 429  # no more checks for them
+    # The admin at the clinic (an address that has not got the password wrong) signs in at once.
+    assert login(browser(app, "192.0.2.50"), "admin@clinic.test", PASSWORD).status_code == 302
+    assert login(browser(app, "2001:db8:1:2::50"), "admin@clinic.test", PASSWORD).status_code == 302
+    # An address that mistyped once waits with the account, a minute at most, then gets in.
+    typo = browser(app, "192.0.2.60")
+    assert login(typo, "admin@clinic.test", "admin password?").status_code == 401
+    waiting = login(typo, "admin@clinic.test", PASSWORD)
+    assert waiting.status_code == 429 and int(waiting.headers["Retry-After"]) <= 60
+    clock.advance(seconds=int(waiting.headers["Retry-After"]))
+    assert login(typo, "admin@clinic.test", PASSWORD).status_code == 302
+
+
+def test_one_address_guessing_at_many_accounts_is_slowed_down(app, clock, sessions):
+    guesser = browser(app, "203.0.113.77")
+    for n in range(5):
+        assert login(guesser, f"user{n}@clinic.test", "password1").status_code == 401
+    assert login(guesser, "user5@clinic.test", "password1").status_code == 429
+    # Every address of an IPv6 /64 counts as one: a new address there is no way around the wait.
+    for n in range(5):
+        assert login(browser(app, f"2001:db8:aa:bb::{n + 1}"), f"v6-{n}@clinic.test", "x").status_code == 401
+    assert login(browser(app, "2001:db8:aa:bb::ffff"), "v6-9@clinic.test", "x").status_code == 429
+    assert login(browser(app, "2001:db8:aa:cc::1"), "v6-9@clinic.test", "x").status_code == 401  # another /64
+
+
+def test_colleagues_signing_in_behind_one_address_do_not_use_up_its_attempts(app, clock, sessions):
+    for n in range(4):
+        make_user(sessions, f"nurse{n}@clinic.test")
+    clinic = "192.0.2.10"
+    for n in range(4):
+        assert login(browser(app, clinic), f"nurse{n}@clinic.test", "typo typo").status_code == 401
+    for n in range(4):
+        assert login(browser(app, clinic), f"nurse{n}@clinic.test").status_code == 302
+    assert login(browser(app, clinic), "nurse0@clinic.test", "typo again").status_code == 401  # the fifth failure
+    assert login(browser(app, clinic), "nurse1@clinic.test").status_code == 429  # now the address waits
+
+
+def test_the_failures_are_forgotten_fifteen_minutes_after_the_last(app, clock, sessions):
+    make_user(sessions, "a@clinic.test")
+    guesser = browser(app, "203.0.113.9")
+    for _ in range(5):
+        login(guesser, "a@clinic.test", "wrong password")
+    clock.advance(minutes=15, seconds=1)
+    for _ in range(5):
+        assert login(guesser, "a@clinic.test", "wrong password").status_code == 401
+    assert login(guesser, "a@clinic.test", PASSWORD).status_code == 429
+
+
+@pytest.mark.redis
+def test_every_web_process_counts_the_same_failures_through_redis(settings, sessions):
+    from reminders.web import create_app
+    from reminders.web.rate_limits import Throttle
+
+    run = uuid.uuid4()  # the keys stay in Redis for a while: this run's own
+    email, address = f"{run.hex[:12]}@clinic.test", "10.{}.{}.{}".format(*run.bytes[:3])
+    make_user(sessions, email)
+    first, second = (create_app(settings, {"TESTING": True, "CLOCK": lambda: APP_NOW}) for _ in range(2))
+    for app in (first, second):
+        app.extensions["reminders.sign_in_throttle"] = Throttle(REDIS_URL)  # as with REDIS_URL set
+    for n in range(5):
+        assert login(browser(first if n % 2 else second, address), email, "wrong password").status_code == 401
+    assert login(browser(first, address), email, PASSWORD).status_code == 429
+    assert login(browser(second, address), email, PASSWORD).status_code == 429
+    assert first.extensions["reminders.sign_in_throttle"].local._state == {}  # nothing counted in the process
+    assert login(browser(second, "192.0.2.99"), email, PASSWORD).status_code == 302
 
 
 def test_sign_out_ends_the_session(admin_client):

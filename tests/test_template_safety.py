@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import tracemalloc
 
 import pytest
 import requests
@@ -29,6 +30,27 @@ SILENT_LOOPS = ("{% set l = range(100000)|list %}{% for a in l %}{% for b in l %
                 "Hi {{ patient.first_name }}")
 VISIT = "2026-12-10T10:00:00-05:00"
 REMINDERS_DUE = "2026-12-07T10:00:00-05:00"
+
+
+# Each would build, in one step, far more than any message: refused before the step runs (the
+# first grew the web process by 381 MB while its preview ran). (template, what the admin is told)
+HUGE_IN_ONE_STEP = [
+    ("{{ ('a'*20000).replace('a', 'a'*20000)|length }}", "'replace' would make something longer than 100000"),
+    ("{{ ('a'*20000).join('a'*20000)|length }}", "'join' would make something longer than 100000"),
+    ("{{ ('a'*20000)|join('a'*20000)|length }}", "the filter 'join' would make something longer than 100000"),
+    ("{{ ('{0}'*20000).format('a'*20000)|length }}", "'format' would make something longer than 100000"),
+    ("{{ ('{:>99999}'*20).format(*('a'*20))|length }}", "'format' would make something longer than 100000"),
+    ("{{ (('%s'*20000) % (('a'*20000,)*20000))|length }}", "'%' would make something longer than 100000"),
+    ("{{ ('%s'*20000)|format(*(['a'*20000]*20000))|length }}", "the filter 'format' would make something longer"),
+    ("{{ ('a'.ljust(99999) ~ 'b'.rjust(99999) ~ 'c'|center(99999))|length }}", "'~' would make something longer"),
+    ("{% set line = 'x'*1000 %}{{ ([line]*1000)|string|length }}", "the filter 'string' would make something longer"),
+    ("{% set a = 'x'*100000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}{{ [b, b, b, b, b, b, b, b, b, b] }}",
+     "printing a value would make something longer than 100000"),
+    ("{{ ('\t'*50000).expandtabs(99999)|length }}", "'expandtabs' would make something longer than 100000"),
+    ("{{ ('x'.encode() * 10**9)|length }}", "a repetition longer than 100000 is not allowed"),
+    ("{% set l = ['x'*1000] %}{% for i in range(30) %}{{ l.extend(l) }}{% endfor %}",
+     "access to attribute 'extend' of 'list' object is unsafe"),
+]
 
 
 def save(client, source: str, name: str = SMS):
@@ -70,7 +92,7 @@ def test_names_in_other_scripts_and_every_visit_are_tried(settings):
 
 @pytest.mark.parametrize("source", [NESTED_LOOPS, SILENT_LOOPS, "{{ 'x' * 10000000 }}",
                                     "{{ 'x'|center(1000000000) }}", "{{ 9 ** 9 ** 9 }}",
-                                    "{{ '%01000000d'|format(1) }}"])
+                                    "{{ '%01000000d'|format(1) }}", HUGE_IN_ONE_STEP[0][0]])
 def test_a_runaway_template_is_refused_at_save_quickly(admin_client, sessions, source):
     started = time.monotonic()
     response = save(admin_client, source)
@@ -89,6 +111,45 @@ def test_a_render_is_cut_off_after_its_time_limit(settings):
     with pytest.raises(RenderLimitExceeded):
         store.environment.from_string(SILENT_LOOPS).render(**sample_context(settings))
     assert time.monotonic() - started < 2
+
+
+def preview(client, source: str, name: str = SMS):
+    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get(f"/admin/templates/{name}").text).group(1)
+    return client.post(f"/admin/templates/{name}/preview", json={"source": source}, headers={"X-CSRFToken": token})
+
+
+@pytest.mark.parametrize("source, told", HUGE_IN_ONE_STEP, ids=[told.split(" would")[0] for _, told in HUGE_IN_ONE_STEP])
+def test_a_preview_that_would_build_something_huge_answers_at_once_with_a_sentence(admin_client, source, told):
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        response = preview(admin_client, source)
+        took = time.monotonic() - started
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 422, response.get_json()
+    answer = response.get_json()
+    assert answer["ok"] is False and answer["line"] == 1 and told in answer["reason"], answer
+    assert answer["message"].startswith("line 1: ") and "Error" not in answer["message"]  # a sentence, not a class
+    assert peak < 40 * 2**20, f"the preview took {peak / 2**20:.0f} MB"
+    assert took < 5, f"the preview took {took:.1f} s"
+
+
+def test_templates_that_use_the_same_steps_in_moderation_still_render(admin_client, settings):
+    source = ("Hi {{ patient.first_name|upper }} {{ patient.last_name|center(12)|trim }}: "
+              "{{ '{} at {}'.format(visit.date, visit.time) }}, {{ '%s of %s' % (visit.number, visit.series_length) }}"
+              " ({{ [visit.kind, visit.location]|join(', ') }}). {{ clinic.phone.replace(' ', '') }}"
+              " {{ ('-' * 3) ~ visit.number|string ~ ('-' * 3) }} {{ 'ok'.ljust(3) ~ '.' }}"
+              " {{ [patient.first_name] }} {{ '%05d'|format(42) }} {{ 'a\tb'.expandtabs(2) }}")
+    response = preview(admin_client, source)
+    assert response.status_code == 200, response.get_json()
+    text = response.get_json()["text"]
+    assert text.startswith("Hi ALEX Rivera: ") and "3 of 6" in text and "(induction, Suite 200)" in text
+    assert "---3---" in text and "ok ." in text and "['Alex']" in text and "00042" in text
+    shipped = TemplateStore(settings.templates_dir)
+    for name in shipped.all_names():  # and every message the clinic sends, as shipped
+        assert preview(admin_client, shipped.default_source(name), name).status_code == 200, name
 
 
 # ---------------------------------------------------------------- forced into the database

@@ -52,6 +52,8 @@ from reminders.rendering import (TemplateStore, clinic_context, flag_failures, m
 
 log = logging.getLogger(__name__)
 
+# Readings that are plain actions on a visit or on the texts themselves.
+_ACTIONS = ("confirm", "soft_confirm", "reschedule", "stop", "start", "help", "ack")
 # A re-asked check-in the patient has not answered in this long goes to staff with what they wrote.
 REASK_ANSWER_WAIT = timedelta(hours=4)
 OPT_OUT_TEXT_LIMIT = 160  # Patient.opt_out_text's length
@@ -276,7 +278,9 @@ class _Conversation:
         asked = "questionnaire" if answering else "mood" if self._scores_mood() else "pain"
         score = reading.score if reading.kind == "score" and asked == "mood" else None
         asking = self.questionnaire or self.closed_questionnaire
-        answered = reading.kind == "score" or (asking is not None and (
+        # A score, an item's answer, or a plain action ("C", "can't make it thursday", STOP): the
+        # rules read it, the model does not (it takes "won't be able to make it" for a goodbye).
+        answered = reading.kind in ("score", *_ACTIONS) or (asking is not None and (
             is_bare_number(self.text.body)
             or questionnaire_replies.read_answer(asking, self.text.body, reading).value is not None))
         self.read_as_answer = answered

@@ -13,10 +13,17 @@ from reminders.celery_app import dispatcher_for
 from reminders.config import Settings, get_settings
 from reminders.db import session_factory
 from reminders.dispatch import Dispatcher
-from reminders.web.api_requests import json_error
+from reminders.web.api_requests import API_PREFIX, json_error
+from reminders.web.rate_limits import Throttle
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
+
+# Every answer of the JSON API: patient data that no cache keeps and no browser reads as anything else.
+API_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+# Over HTTPS (request.is_secure: the proxy's X-Forwarded-Proto with TRUSTED_PROXY_HOPS), browsers are
+# told to use nothing else for a year.
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def _secret_key(settings: Settings) -> str:
@@ -68,6 +75,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["reminders.settings"] = settings
     app.extensions["reminders.sessions"] = session_factory(settings.effective_database_url)
     app.extensions["reminders.dispatcher"] = dispatcher or dispatcher_for(settings, app.extensions["reminders.sessions"])
+    # Failed sign-ins and password changes (reminders.web.staff.auth), counted alike by every web process.
+    app.extensions["reminders.sign_in_throttle"] = Throttle(settings.redis_url)
     csrf.init_app(app)
 
     from reminders.web.api import api
@@ -98,6 +107,15 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         if request.path.startswith("/q/"):
             return questionnaire_pages.not_found_page()
         return staff_error_page(error)  # a page inside the staff app for a person, the bare error for machines
+
+    @app.after_request
+    def _transport_headers(response):
+        if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
+            for name, value in API_HEADERS.items():
+                response.headers[name] = value
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        return response
 
     @app.teardown_appcontext
     def _close_session(exc):

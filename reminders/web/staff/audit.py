@@ -59,6 +59,7 @@ ACTIONS = {
     "login_failed": "Sign-in refused",
     "login_refused_locked": "Sign-in refused: the account is locked",
     "account_locked": "Account locked after wrong passwords",
+    "login_throttled": "Sign-ins slowed down after wrong passwords",
     "change_password": "Changed their password",
     "create_user": "Added a staff account",
     "activate_user": "Turned a staff account on",
@@ -72,7 +73,7 @@ DETAIL_WORDS = {
     "result": "Outcome", "condition": "Condition", "planned": "Infusions in the course", "filename": "File",
     "rows": "Rows", "created": "Created", "updated": "Updated", "unchanged": "Unchanged", "rejected": "Rejected",
     "email": "Account", "role": "Role", "reason": "Why", "sessions_ended": "Other sign-ins ended",
-    "version_id": "Version", "restored_from": "Restored from version", "note": "Note",
+    "version_id": "Version", "address": "Address", "restored_from": "Restored from version", "note": "Note",
 }
 # Shown as names and links instead (or not at all: an id says nothing to a person).
 DETAIL_HIDDEN = {"patient_id", "appointment_id", "job_id", "escalation_id", "course_id", "message_id"}

@@ -1,9 +1,17 @@
 """Sign-in and sign-out, the session, and the guard every other staff blueprint installs.
 
-Lockout: the fifth wrong password in a row locks the account for 15 minutes; while locked even
-the right password is refused. Each attempt first takes one of the five tries with a single
-conditional UPDATE (see `_take_a_try`), so concurrent guesses cannot get more than five
-passwords checked.
+Wrong passwords slow the guesser down; they never lock an account (five requests from anyone
+would otherwise keep every admin out during a crisis). Failures are counted per client address
+and per account (rate_limits.Throttle: Redis when REDIS_URL is set, so every web process counts
+alike): after 5 within 15 minutes each further attempt from that address, or for that account,
+waits 1, 2, 4 ... at most 60 seconds, and is answered 429 "Too many attempts: try again in N
+seconds." until then. An account's delays hold back only the addresses that have themselves got
+its password wrong, so the right password from anywhere else still signs in while the account
+is being hammered. Every attempt is counted before its password is checked (a right one takes
+the count back), so parallel guesses get no more checks than one after another. An unknown
+email is counted, checked (against a dummy hash) and answered exactly as a wrong password is:
+the answers never tell whether an account exists. Changing one's password is throttled the same
+way, per account.
 
 Sessions live in the database (StaffSession): the signed cookie carries the session's id, and
 signing out, changing the password or deactivating the account ends it on the server, so a
@@ -12,24 +20,30 @@ planted before sign-in is worth nothing afterwards.
 """
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import logging
 import secrets
 from datetime import datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from reminders.accounts import AccountError, hasher, password_matches, set_password
 from reminders.models import Escalation, StaffSession, StaffUser, utcnow
 from reminders.web.context import db, request_now, settings
+from reminders.web.rate_limits import Backoff, Throttle
 from reminders.web.staff import audit
 
+log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
-LOCK_AFTER = 5
-LOCK_FOR = timedelta(minutes=15)
+SIGN_IN = Backoff("sign-in", free=5, window=15 * 60, first_delay=1, max_delay=60)
+PASSWORD_CHANGE = Backoff("password-change", free=5, window=15 * 60, first_delay=1, max_delay=60)
+WRONG = "That email and password do not match an active account."
 SESSION_KEY = "staff_id"
 SESSION_ID_KEY = "staff_session"
 SEEN_EVERY = timedelta(minutes=1)  # how often last_seen_at is written (not on every request)
@@ -141,6 +155,34 @@ def safe_next(target: str | None) -> str:
     return url_for("today.index")
 
 
+def throttle() -> Throttle:
+    """The app's failure counts (made with the app: see reminders.web.create_app)."""
+    return current_app.extensions["reminders.sign_in_throttle"]
+
+
+def client_address() -> str:
+    """The caller's address as the throttle counts it (ProxyFix has read X-Forwarded-For when
+    TRUSTED_PROXY_HOPS is set). An IPv6 caller counts by its /64: one home or server has them all."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _account_key(kind: str, value: str) -> str:
+    """A key for the failure counts that does not put the email itself in Redis."""
+    return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+
+
+def too_many_attempts(wait: int) -> str:
+    return f"Too many attempts: try again in {wait} second{'s' if wait != 1 else ''}."
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "GET":
@@ -152,37 +194,38 @@ def login():
     password = request.form.get("password", "")
     next_target = request.form.get("next", "")
     session_db, now = db(), utcnow()
+
+    def refuse(message: str, status: int, headers: dict | None = None):
+        return render_template("staff/login.html", email=email, error=message, next=next_target), status, headers or {}
+
+    # Before the account is looked up: known and unknown emails take the same path to the same answers.
+    address = client_address()
+    account = _account_key("account", email)
+    keys = (f"address:{address}", account, f"{account}:address:{address}")
+    taken = throttle().take(SIGN_IN, request_now().timestamp(), keys, only_after_failures={account: keys[2]})
+    if taken.wait is not None:
+        log.info("sign-in attempt throttled for %s s", taken.wait)
+        return refuse(too_many_attempts(taken.wait), 429, {"Retry-After": str(taken.wait)})
+
     user = session_db.scalar(select(StaffUser).where(func.lower(StaffUser.email) == email)) if email else None
-
-    def refuse(message: str, status: int):
-        return render_template("staff/login.html", email=email, error=message, next=next_target), status
-
-    if user is None or not user.active:
-        password_matches(StaffUser(password_hash=_dummy_hash()), password)  # same time as a real check
-        audit.record("login_failed", "staff_user", "", actor=email or "(blank)", reason="unknown or inactive account")
+    known = user is not None and user.active
+    if not password_matches(user if known else StaffUser(password_hash=_dummy_hash()), password) or not known:
+        audit.record("login_failed", "staff_user", user.id if known else "", actor=email or "(blank)",
+                     reason="wrong password" if known else "unknown or inactive account")
+        for key, failures, what in zip(keys, taken.failures, ("address", "account")):
+            if failures == SIGN_IN.free:  # the delays start with the next attempt
+                audit.record("login_throttled", "staff_user", user.id if known else "", actor=email or "(blank)",
+                             reason=f"{SIGN_IN.free} wrong passwords in a row for this {what}",
+                             **({"address": address} if what == "address" else {}))
         session_db.commit()
-        return refuse("That email and password do not match an active account.", 401)
-    tries = _take_a_try(session_db, user.id, now)
-    if tries is None:  # locked, or the last tries are being checked right now
-        session_db.refresh(user)
-        audit.record("login_refused_locked", "staff_user", user.id, actor=email)
-        session_db.commit()
-        return refuse(_locked_message(user, now), 429)
-    if not password_matches(user, password):
-        if tries >= LOCK_AFTER:  # the last try: _take_a_try set the lock with it
-            session_db.refresh(user)
-            audit.record("account_locked", "staff_user", user.id, actor=email)
-            session_db.commit()
-            return refuse(_locked_message(user, now), 429)
-        audit.record("login_failed", "staff_user", user.id, actor=email, reason="wrong password")
-        session_db.commit()
-        left = LOCK_AFTER - tries
-        return refuse(f"That email and password do not match an active account. "
-                      f"{left} more {'try' if left == 1 else 'tries'} before the account is locked for "
-                      f"{LOCK_FOR.seconds // 60} minutes.", 401)
+        return refuse(WRONG, 401)
 
+    # The right password: its attempt is no failure (the address's and the account's counts take it
+    # back; this address's own count against the account is forgotten).
+    throttle().forgive(SIGN_IN, keys[:2], clear=keys[2:])
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
+    # (failed_logins and locked_until are left from the lockout this replaced: cleared as before)
     session_db.execute(update(StaffUser).where(StaffUser.id == user.id)
                        .values(failed_logins=0, locked_until=None, last_login_at=now))
     audit.record("login", "staff_user", user.id, actor=user.email)
@@ -190,37 +233,6 @@ def login():
     session_db.refresh(user)
     start_session(user, now)
     return redirect(safe_next(next_target))
-
-
-def _take_a_try(db_session: Session, user_id: int, now: datetime) -> int | None:
-    """Count one more password attempt, atomically; None when no try is left (locked).
-
-    One conditional UPDATE ... RETURNING, committed before the slow password check: concurrent
-    attempts queue on the row, and each sees the count the one before it left, so at most
-    LOCK_AFTER passwords are checked per lockout period however many arrive at once. A lock
-    that has run out starts the count again."""
-    expired = and_(StaffUser.locked_until.is_not(None), StaffUser.locked_until <= now)
-    taken = db_session.execute(
-        update(StaffUser)
-        .where(StaffUser.id == user_id,
-               or_(expired, and_(StaffUser.locked_until.is_(None), StaffUser.failed_logins < LOCK_AFTER)))
-        .values(failed_logins=case((expired, 1), else_=StaffUser.failed_logins + 1),
-                # The last try sets the lock in the same statement (a right password lifts it), so
-                # no crash between the two can leave an account counted out but never unlocked.
-                locked_until=case((and_(~expired, StaffUser.failed_logins + 1 >= LOCK_AFTER), now + LOCK_FOR),
-                                  else_=None))
-        .returning(StaffUser.failed_logins)
-        .execution_options(synchronize_session=False)
-    ).scalar()
-    db_session.commit()
-    return taken
-
-
-def _locked_message(user: StaffUser, now) -> str:
-    until = user.locked_until if user.locked_until is not None and user.locked_until > now else now + LOCK_FOR
-    minutes = max(1, -(-int((until - now).total_seconds()) // 60))
-    return (f"Too many wrong passwords: this account is locked for {minutes} more "
-            f"minute{'s' if minutes != 1 else ''}. Ask an admin if you need in sooner.")
 
 
 @bp.post("/logout")
@@ -243,16 +255,24 @@ def change_password():
     if request.method == "GET":
         return render_template("staff/password.html", error=None)
     current, new = request.form.get("current_password", ""), request.form.get("new_password", "")
+    key = f"user:{user.id}"
+    taken = throttle().take(PASSWORD_CHANGE, request_now().timestamp(), [key])
+    if taken.wait is not None:
+        log.info("password change throttled for %s s", taken.wait)
+        return render_template("staff/password.html", error=too_many_attempts(taken.wait)), 429, \
+            {"Retry-After": str(taken.wait)}
     error = None
     if not password_matches(user, current):
         error = "The current password is not right."
-    elif new != request.form.get("confirm_password", ""):
-        error = "The two new passwords are not the same."
     else:
-        try:
-            set_password(db(), user, new)
-        except AccountError as exc:
-            error = str(exc)
+        throttle().forgive(PASSWORD_CHANGE, clear=[key])  # whoever knows the password is no guesser
+        if new != request.form.get("confirm_password", ""):
+            error = "The two new passwords are not the same."
+        else:
+            try:
+                set_password(db(), user, new)
+            except AccountError as exc:
+                error = str(exc)
     if error:
         db().rollback()
         return render_template("staff/password.html", error=error), 422
