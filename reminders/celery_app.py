@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 
-from celery import Celery
-from celery.signals import setup_logging, worker_before_create_process, worker_process_init, worker_ready
+from celery import Celery, bootsteps
+from celery.signals import (after_task_publish, beat_init, setup_logging, worker_before_create_process,
+                            worker_process_init, worker_ready)
 from sqlalchemy.orm import Session, sessionmaker
 
+from reminders import heartbeats
 from reminders.config import Settings, get_settings
 from reminders.db import forget_inherited_connections, session_factory
 from reminders.dispatch import CeleryDispatcher, Dispatcher, in_process
@@ -48,7 +51,58 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_time_limit=TASK_TIME_LIMIT,
     )
     register_tasks(app)
+    app.steps["consumer"].add(WorkerHeartbeat)
     return app
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """The worker's heartbeat (reminders.heartbeats): marked when the worker starts taking tasks and
+    every HEARTBEAT_SECONDS after, from the timer of the loop that takes them, in the worker's main
+    process. A worker whose connection to the broker is lost restarts this step with its consumer;
+    one that stops or hangs stops marking."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent, **kwargs):
+        self.timer_entry = None
+        super().__init__(parent, **kwargs)
+
+    def start(self, consumer) -> None:
+        url = consumer.app.conf.broker_url
+
+        def beat_once() -> None:
+            heartbeats.mark(url, heartbeats.WORKER)
+
+        beat_once()
+        self.timer_entry = consumer.timer.call_repeatedly(heartbeats.HEARTBEAT_SECONDS, beat_once, priority=10)
+
+    def stop(self, consumer) -> None:
+        if self.timer_entry is not None:
+            self.timer_entry.cancel()
+            self.timer_entry = None
+
+    shutdown = stop
+
+
+# Beat's thread (standalone `celery beat`, or embedded with `worker --beat`): set when beat starts,
+# so that only the passes beat itself hands out mark it seen, not those a worker asks for.
+_beat_thread = threading.local()
+
+
+@beat_init.connect(dispatch_uid="reminders.beat_seen_at_start")
+def _beat_started(sender=None, **_kwargs) -> None:
+    app = getattr(sender, "app", None)
+    url = app.conf.broker_url if app is not None else None
+    _beat_thread.broker_url = url
+    heartbeats.mark(url, heartbeats.BEAT)
+
+
+@after_task_publish.connect(dispatch_uid="reminders.beat_seen_with_each_pass")
+def _beat_handed_out_a_pass(sender=None, **_kwargs) -> None:
+    """Beat handed out its pass (every 60 s): beat is seen, whether or not a worker takes it."""
+    url = getattr(_beat_thread, "broker_url", None)
+    if url and sender == RUN_PASS_TASK:
+        heartbeats.mark(url, heartbeats.BEAT)
 
 
 def dispatcher_for(settings: Settings, sessions: sessionmaker[Session] | None = None) -> Dispatcher:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, validation_alias="REMINDERS_DATA_DIR")
     database_url: str = ""
+    # Every PostgreSQL connection (reminders.db.server_options): a statement running longer is
+    # canceled; a session idle inside a transaction longer is ended, its locks released. 0: the
+    # server's own setting (e.g. behind PgBouncer, which refuses the startup `options`).
+    database_statement_timeout_seconds: float = Field(default=60, ge=0, le=24 * 3600)
+    database_idle_in_transaction_timeout_seconds: float = Field(default=120, ge=0, le=24 * 3600)
     redis_url: str = ""
     secret_key: str = ""
 

@@ -6,15 +6,42 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.config import get_settings
+from reminders.config import Settings, get_settings
 
 _engines: dict[str, Engine] = {}
 
+# The PostgreSQL drivers that pass libpq's `options` (server settings at connection start) through.
+LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")
 
-def make_engine(url: str) -> Engine:
+
+def server_options(url: str | URL, settings: Settings | None = None, *, migrating: bool = False) -> str | None:
+    """libpq `options` for every PostgreSQL connection: DATABASE_STATEMENT_TIMEOUT_SECONDS (a query
+    running longer is canceled, so a pass or a request cannot hang on the database) and
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS (a session left idle inside a transaction, e.g. by
+    a process that hung, is ended and its locks released), then the URL's own `options` (a
+    search_path; set there, a timeout wins over the setting). 0 leaves a setting to the server.
+
+    Migrations run without the statement timeout: a schema change on a large table may take long.
+    None when there is nothing to pass (or the driver cannot pass it)."""
+    url = make_url(url)
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() not in LIBPQ_DRIVERS:
+        return None
+    settings = settings or get_settings()
+    parts = []
+    if settings.database_statement_timeout_seconds and not migrating:
+        parts.append(f"-c statement_timeout={round(settings.database_statement_timeout_seconds * 1000)}")
+    if settings.database_idle_in_transaction_timeout_seconds:
+        parts.append("-c idle_in_transaction_session_timeout="
+                     f"{round(settings.database_idle_in_transaction_timeout_seconds * 1000)}")
+    own = url.query.get("options")
+    parts += [own] if isinstance(own, str) else list(own or ())
+    return " ".join(part for part in parts if part) or None
+
+
+def make_engine(url: str, *, migrating: bool = False) -> Engine:
     # hide_parameters: a database error's text would otherwise quote the row it failed on (names,
     # numbers, message bodies) into the log.
     if url.startswith("sqlite"):
@@ -32,7 +59,10 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
+    options = server_options(url, migrating=migrating)
+    # connect_args replace the URL's own query values: server_options has merged the URL's `options` in.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True,
+                         connect_args={"options": options} if options else {})
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -69,6 +69,9 @@ def run_pass(settings: Settings, now: datetime, *, sessions: sessionmaker[Sessio
         summary = Counter(prepare(session, settings, now))
         for _round in range(MAX_ROUNDS):
             ids = due_ids(session, now)
+            # No transaction stays open while they are sent (in this process that can take minutes):
+            # PostgreSQL ends a session idle in one (DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS).
+            session.commit()
             if not ids:
                 break
             outcomes = dispatcher.hand_off(ids, now)

@@ -12,6 +12,7 @@ import sys
 import threading
 from datetime import datetime, timezone
 
+from reminders import heartbeats
 from reminders.celery_app import dispatcher_for
 from reminders.config import Settings
 from reminders.dispatch import Dispatcher
@@ -22,19 +23,26 @@ log = logging.getLogger(__name__)
 
 
 class MinuteScheduler(threading.Thread):
-    """Runs a pass at the start of every minute until stopped."""
+    """Runs a pass at the start of every minute until stopped.
+
+    It is this process's worker and beat both: each minute marks them seen in `heartbeats` (and
+    `last_pass` once the pass is done), which /healthz reports (reminders.heartbeats)."""
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher):
         super().__init__(name="reminders-scheduler", daemon=True)
         self.settings = settings
         self.dispatcher = dispatcher
         self.stopping = threading.Event()
+        self.heartbeats = heartbeats.LocalHeartbeats()
 
     def run(self) -> None:
         while not self.stopping.is_set():
             now = datetime.now(timezone.utc)
+            self.heartbeats.mark(heartbeats.WORKER)
+            self.heartbeats.mark(heartbeats.BEAT)
             try:
                 summary = run_pass(self.settings, now, dispatcher=self.dispatcher)
+                self.heartbeats.mark(heartbeats.PASS)
                 if any(summary.get(k) for k in ("sent", "failed", "deferred", "skipped")):
                     log.info("pass at %s: %s", now.isoformat(timespec="seconds"), summary)
             except Exception:  # noqa: BLE001 - the scheduler must outlive a bad pass
@@ -74,6 +82,7 @@ def run_service(settings: Settings, host: str, port: int) -> None:
     else:
         print("Worker:       in this process, one pass a minute (set REDIS_URL to use Celery)", flush=True)
         scheduler = MinuteScheduler(settings, dispatcher)
+        app.extensions["reminders.service_watch"].local = scheduler.heartbeats
         scheduler.start()
     try:
         serve(app, host=host, port=port, threads=8, ident="clinic-reminders")

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from celery import Celery
 
-from reminders import pipeline
+from reminders import heartbeats, pipeline
 from reminders.config import get_settings
 from reminders.db import session_factory
 from reminders.dispatch import SEND_BATCH_TASK, CeleryDispatcher, InProcessDispatcher, in_process
@@ -55,7 +55,9 @@ def register_tasks(app: Celery) -> None:
     @app.task(name=RUN_PASS_TASK, bind=True, shared=False)
     def run_pass(task) -> dict:
         """Plan what changed and hand every due row to the workers, in batches."""
-        return pipeline.run_pass(get_settings(), utcnow(), dispatcher=_workers(task.app))
+        summary = pipeline.run_pass(get_settings(), utcnow(), dispatcher=_workers(task.app))
+        heartbeats.mark(task.app.conf.broker_url, heartbeats.PASS)  # /healthz: beat's `last_pass`
+        return summary
 
     @app.task(name=SEND_BATCH_TASK, bind=True, shared=False)
     def send_batch(task, outbox_ids: list[int]) -> list[str]:

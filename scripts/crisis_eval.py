@@ -44,6 +44,7 @@ class Row:
     category: str
     language: str
     context: tuple = ()
+    source: str = ""  # the file it came from
 
     @property
     def context_dict(self) -> dict:
@@ -57,7 +58,7 @@ def load(part: str) -> list[Row]:
             if line.strip():
                 raw = json.loads(line)
                 rows.append(Row(raw["text"], Tier(raw["tier"]), raw["category"], raw["language"],
-                                tuple(sorted(raw.get("context", {}).items()))))
+                                tuple(sorted(raw.get("context", {}).items())), path.stem))
     return rows
 
 
@@ -84,6 +85,8 @@ class Tally:
 @dataclass
 class Result:
     matrix: Counter = field(default_factory=Counter)  # (label tier, assessed tier) -> rows
+    paged: dict = field(default_factory=lambda: defaultdict(Tally))  # tier -> someone paged at all
+    by_file: dict = field(default_factory=lambda: defaultdict(Tally))  # (file, tier) -> caught
     recall: dict = field(default_factory=lambda: defaultdict(Tally))  # (tier, language, category)
     false_alarms: dict = field(default_factory=lambda: defaultdict(Tally))  # language
     misses: list = field(default_factory=list)
@@ -121,6 +124,10 @@ def evaluate(rows: list[Row], use_model: bool = True) -> Result:
         tally = result.recall[(row.tier, row.language, row.category)]
         tally.total += 1
         caught = got.rank >= row.tier.rank
+        result.paged[row.tier].total += 1
+        result.paged[row.tier].hits += got.alerts
+        result.by_file[(row.source, row.tier)].total += 1
+        result.by_file[(row.source, row.tier)].hits += caught
         tally.hits += caught
         if not caught:
             result.misses.append((row, got))
@@ -137,8 +144,13 @@ def report(title: str, result: Result, show_texts: bool) -> str:
         lines.append(f"{tier.value:13} {lang:8} {cat:34} {t.hits:>4}/{t.total:<4}  {t.rate:6.1%}")
     lines.append("")
     for tier in TIERS[:3]:
-        t = result.tier_recall(tier)
-        lines.append(f"{tier.value:13} all: {t.hits}/{t.total} = {t.rate:.1%}")
+        t, p = result.tier_recall(tier), result.paged[tier]
+        lines.append(f"{tier.value:13} all: {t.hits}/{t.total} = {t.rate:.1%}   (someone paged: {p.hits}/{p.total} = "
+                     f"{p.rate:.1%})")
+    for source in sorted({s for s, _ in result.by_file}):
+        cells = [f"{tier.value} {result.by_file[(source, tier)].rate:.1%}" for tier in TIERS[:3]
+                 if (source, tier) in result.by_file]
+        lines.append(f"  {source}: " + ", ".join(cells))
     for lang, t in sorted(result.false_alarms.items()):
         lines.append(f"routine ({lang}) raised to emergency or suicide risk: {t.hits}/{t.total} = {t.rate:.1%}")
     failures = result.failures()

@@ -99,6 +99,107 @@ def test_one_failing_visit_rolls_back_only_its_own_plan(settings, session, monke
     assert "a bug" not in fresh(session, second.id).planning_error  # the details are in the log, not on screen
 
 
+def three_visits(session):
+    first = book(session, starts_at=VISIT)
+    second = book(session, starts_at="2026-12-11T10:00:00-05:00", patient="p2", appointment="a2",
+                  phone="+12025550178")
+    third = book(session, starts_at="2026-12-12T10:00:00-05:00", patient="p3", appointment="a3",
+                 phone="+12025550179")
+    return first, second, third
+
+
+def interrupted_at(monkeypatch, visit_id: int, make_error):
+    """Planning `visit_id` raises make_error() once its rows are written (a half-made plan)."""
+    import reminders.planning.planner as planner
+
+    real = planner.note_duplicate_bookings
+
+    def interrupts(session_, appointment):
+        if appointment.id == visit_id:
+            raise make_error()
+        return real(session_, appointment)
+
+    monkeypatch.setattr(planner, "note_duplicate_bookings", interrupts)
+
+
+def soft_time_limit():
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    return SoftTimeLimitExceeded()
+
+
+@pytest.mark.parametrize("make_error", [soft_time_limit, KeyboardInterrupt, SystemExit],
+                         ids=["celery-soft-time-limit", "ctrl-c", "exit"])
+def test_a_time_limit_or_a_stop_while_planning_is_never_recorded_as_a_bad_record(settings, session, monkeypatch,
+                                                                                    caplog, make_error):
+    first, second, third = three_visits(session)
+    interrupted_at(monkeypatch, second.id, make_error)
+    with caplog.at_level(logging.WARNING, logger="reminders.planning.planner"):
+        with pytest.raises(type(make_error())):  # the pass (the Celery task) ends: it is not swallowed
+            run_pass(settings, at("2026-12-01T10:00:00-05:00"))
+    cut = fresh(session, second.id)
+    assert cut.needs_planning and cut.planning_error is None  # marked for the next pass, nothing for staff
+    assert outbox(session, appointment_id=second.id) == []  # its half-made plan rolled back
+    assert not fresh(session, first.id).needs_planning and outbox(session, appointment_id=first.id)  # kept
+    assert fresh(session, third.id).needs_planning  # not reached: the next pass plans it
+    assert "could not be planned" not in caplog.text and "stays marked for the next pass" in caplog.text
+
+    monkeypatch.undo()
+    run_pass(settings, at("2026-12-01T10:01:00-05:00"))
+    for visit in (first, second, third):
+        assert not fresh(session, visit.id).needs_planning and fresh(session, visit.id).planning_error is None
+        assert outbox(session, appointment_id=visit.id)
+
+
+def test_the_database_not_answering_in_time_leaves_the_visit_for_the_next_pass_and_plans_the_others(
+        settings, session, monkeypatch, caplog):
+    from sqlalchemy.exc import OperationalError
+
+    first, second, third = three_visits(session)
+    interrupted_at(monkeypatch, second.id, lambda: OperationalError(
+        "SELECT ...", {}, Exception("canceling statement due to statement timeout")))
+    with caplog.at_level(logging.WARNING, logger="reminders.planning.planner"):
+        run_pass(settings, at("2026-12-01T10:00:00-05:00"))
+    slow = fresh(session, second.id)
+    assert slow.needs_planning and slow.planning_error is None and outbox(session, appointment_id=second.id) == []
+    assert outbox(session, appointment_id=first.id) and outbox(session, appointment_id=third.id)
+    assert "did not answer" in caplog.text and "could not be planned" not in caplog.text
+
+    monkeypatch.undo()
+    run_pass(settings, at("2026-12-01T10:01:00-05:00"))
+    assert not fresh(session, second.id).needs_planning and outbox(session, appointment_id=second.id)
+
+
+@pytest.mark.postgres
+def test_a_real_statement_timeout_while_planning_one_visit_costs_only_that_visit_this_pass(
+        configure, postgres_url, monkeypatch, caplog):
+    from sqlalchemy import text
+
+    import reminders.planning.planner as planner
+    from reminders.db import dispose_engines, session_factory
+    from reminders.migrations import upgrade
+
+    settings_ = configure(DATABASE_URL=postgres_url, DATABASE_STATEMENT_TIMEOUT_SECONDS="0.2")
+    upgrade(postgres_url)
+    dispose_engines()
+    with session_factory(postgres_url)() as session:
+        first, second, third = three_visits(session)
+        real = planner.note_duplicate_bookings
+
+        def slow_for_the_second(session_, appointment):
+            if appointment.id == second.id:
+                session_.execute(text("SELECT pg_sleep(5)"))  # canceled by the server after 0.2 s
+            return real(session_, appointment)
+
+        monkeypatch.setattr(planner, "note_duplicate_bookings", slow_for_the_second)
+        with caplog.at_level(logging.WARNING, logger="reminders.planning.planner"):
+            run_pass(settings_, at("2026-12-01T10:00:00-05:00"))
+        assert outbox(session, appointment_id=first.id) and outbox(session, appointment_id=third.id)
+        slow = fresh(session, second.id)
+        assert slow.needs_planning and slow.planning_error is None
+        assert "did not answer while planning (QueryCanceled)" in caplog.text
+
+
 def test_staff_and_the_api_see_why_a_visit_has_no_reminders(settings, client, api_headers, sessions, staff_client):
     with sessions() as session:
         bad = stored_far_in_the_future(session)

@@ -324,3 +324,82 @@ def test_a_batch_held_by_a_paused_sender_asks_for_a_pass_when_the_pause_ends(cel
     assert [message["headers"]["task"] for message in queued] == [tasks.RUN_PASS_TASK]
     countdown = (datetime.fromisoformat(queued[0]["headers"]["eta"]) - asked).total_seconds()
     assert 4 <= countdown <= 7, countdown
+
+
+# ---------------------------------------------------------------- heartbeats: /healthz and the staff banner
+
+@pytest.fixture
+def quick_heartbeats(monkeypatch):
+    """The worker's heartbeat every 0.2 s instead of 30 s (set before the worker starts)."""
+    from reminders import heartbeats
+
+    monkeypatch.setattr(heartbeats, "HEARTBEAT_SECONDS", 0.2)
+
+
+def heartbeat(broker, role: str) -> str | None:
+    value = broker.get(f"reminders:heartbeat:{role}")
+    return value.decode() if value else None
+
+
+def test_a_running_worker_marks_itself_seen_and_each_pass_it_runs_marks_the_last_pass(
+        quick_heartbeats, celery_settings, worker, finished, broker):
+    from reminders.tasks import RUN_PASS_TASK
+    from reminders.web import create_app
+
+    app, _running = worker
+    first = wait_until(lambda: heartbeat(broker, "worker"))
+    assert first, "the worker never marked itself seen"
+    assert wait_until(lambda: heartbeat(broker, "worker") not in (None, first)), "the worker marked itself only once"
+    assert heartbeat(broker, "pass") is None
+
+    done = app.send_task(RUN_PASS_TASK)
+    assert wait_until(lambda: done.id in finished)
+    assert heartbeat(broker, "pass")
+    assert heartbeat(broker, "beat") is None  # a pass asked for by anyone but beat does not stand for beat
+
+    body = create_app(celery_settings, {"TESTING": True}).test_client().get("/healthz").json
+    assert body["worker"]["ok"] is True and body["beat"]["last_pass"]
+    assert body["status"] == "degraded" and body["missing"] == ["beat"]  # this test runs no beat
+
+
+def test_a_stopped_worker_stops_marking_itself_seen(quick_heartbeats, celery_settings, broker):
+    from reminders.celery_app import make_celery
+
+    app = make_celery(celery_settings)
+    app.conf.task_default_queue = f"reminders-test-{uuid.uuid4().hex[:8]}"
+    previous_current, previous_default = celery_state._tls.current_app, celery_state.default_app
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            assert wait_until(lambda: heartbeat(broker, "worker")), "the worker never marked itself seen"
+    finally:
+        celery_state._set_current_app(previous_current)
+        celery_state.set_default_app(previous_default)
+    last = heartbeat(broker, "worker")
+    threading.Event().wait(1.0)  # five of its heartbeats
+    assert heartbeat(broker, "worker") == last
+
+
+def test_beat_marks_itself_seen_when_it_starts_and_each_time_it_hands_out_the_pass(celery_settings, broker, tmp_path):
+    from celery.beat import Service
+
+    from reminders.celery_app import make_celery
+    from reminders.tasks import RUN_PASS_TASK
+
+    app = make_celery(celery_settings)
+    queue = app.conf.task_default_queue = f"reminders-test-{uuid.uuid4().hex[:8]}"
+    app.conf.beat_schedule = {"pass-every-minute": {"task": RUN_PASS_TASK, "schedule": 0.5}}  # a minute, shortened
+    beat = Service(app, max_interval=0.1, schedule_filename=str(tmp_path / "celerybeat-schedule"),
+                   remote_control=False)
+    thread = threading.Thread(target=beat.start, name="test-beat", daemon=True)
+    thread.start()
+    try:
+        started = wait_until(lambda: heartbeat(broker, "beat"))
+        assert started, "beat did not mark itself seen when it started"
+        assert wait_until(lambda: broker.llen(queue) >= 1), "beat never handed out its pass"
+        assert wait_until(lambda: heartbeat(broker, "beat") != started), "handing out the pass did not mark beat"
+    finally:
+        beat.stop()
+        thread.join(10)
+    last = heartbeat(broker, "beat")
+    app.send_task(RUN_PASS_TASK)  # as a worker asks for a pass after a pause: not beat
+    assert heartbeat(broker, "beat") == last

@@ -73,7 +73,7 @@ def test_the_set_holds_3000_labelled_texts_in_english_and_spanish(main_rows, hel
     rows = main_rows + heldout_rows
     assert len(rows) >= 3000
     languages = Counter(r.language for r in rows)
-    assert languages["en"] >= 1500 and languages["es"] >= 900
+    assert languages["en"] >= 2500 and languages["es"] >= 1300
     assert {r.tier for r in rows} == set(Tier)
 
 
@@ -118,13 +118,15 @@ def test_the_ordinary_texts_include_the_idioms_that_trip_word_lists(main_rows):
 # ---------------------------------------------------------------- the figures
 # The targets are the script's: 99 % for emergency and suicide risk in every category of every
 # language, 95 % for urgent, at most 2 % of routine texts raised to emergency or suicide risk.
-# The main part (tuned on) meets them. The held-out part does not yet: its floors hold the figures
-# reached so far (rules and model: emergency 94 %, suicide risk 94 %, urgent 92 %, routine raised
-# 5 %; someone is paged for 99 % of its emergencies and 97 % of its suicide-risk texts), so that a
-# change cannot quietly lose ground. The README's Triage section says what is still missed.
+# The main part (tuned on) meets them. The held-out part does not: its floors hold the figures
+# reached so far (rules and model: emergency 88 %, suicide risk 81 %, urgent 90 %, routine raised
+# 7 to 8 %; someone is paged for 98 % of its emergencies and 91 % of its suicide-risk texts), so
+# that a change cannot quietly lose ground. Its later files (voices-*, young-*: older adults,
+# caregivers, young adults' slang, regional Spanish) were written after the reader was tuned and
+# are the hardest. The README's Triage section says what is still missed.
 
-HELDOUT_FLOORS = {Tier.EMERGENCY: 0.93, Tier.SUICIDE_RISK: 0.93, Tier.URGENT: 0.90}
-HELDOUT_FALSE_ALARM_CEILING = 0.06
+HELDOUT_FLOORS = {Tier.EMERGENCY: 0.87, Tier.SUICIDE_RISK: 0.80, Tier.URGENT: 0.88}
+HELDOUT_FALSE_ALARM_CEILING = 0.09
 
 
 def test_the_main_part_meets_every_target_in_every_category_and_language(main_result):

@@ -20,7 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / "reminders"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ground", (
         "reminders", "reminders.config", "reminders.zones", "reminders.logs", "reminders.calendar",
-        "reminders.channels.segments", "reminders.preparation",
+        "reminders.channels.segments", "reminders.preparation", "reminders.interruptions", "reminders.heartbeats",
     )),
     ("models", (
         "reminders.models", "reminders.models.base", "reminders.models.appointments", "reminders.models.imports",

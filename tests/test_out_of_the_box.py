@@ -109,7 +109,10 @@ def test_run_serves_the_ui_and_health_and_says_where_things_are(tmp_path):
         assert f"Staff UI:     http://127.0.0.1:{port}/" in output
         assert f"Local outbox: {tmp_path / 'reminders-data' / 'outbox'}" in output
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-            assert json.loads(response.read())["status"] == "ok"
+            health = json.loads(response.read())
+        assert health["status"] == "ok" and "missing" not in health
+        # Its own scheduler is worker and beat at once (reported, never a reason to fail).
+        assert health["worker"]["in_process"] and health["beat"]["in_process"]
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -287,6 +290,12 @@ def test_reminders_run_with_redis_sends_through_its_celery_worker_and_alerts_sta
         assert "988" in answer and "marca 2" in answer
         alerts = wait_for(lambda: [m for m in outbox_lines(tmp_path) if m["to"] == "oncall@clinic.test"], 60)
         assert len(alerts) == 1, "".join(lines)
+
+        # The Celery worker and its embedded beat leave heartbeats in Redis: /healthz sees both.
+        health = wait_for(lambda: (lambda body: body if body["status"] == "ok" else None)(
+            json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz?strict=1", timeout=5).read())), 60)
+        assert health and health["worker"]["ok"] and health["beat"]["ok"], "".join(lines)
+        assert health["beat"]["last_pass"]  # the pass the worker asked for when it started
     finally:
         stop_run(process)
         broker.flushdb()

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from reminders.interruptions import is_interruption
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Status
@@ -306,6 +308,12 @@ def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int =
     record, a bug) keeps `needs_planning`, gets the reason in `planning_error` for staff, and is
     left out of later passes until it changes; every other appointment is planned as usual.
 
+    Trouble that is not the record's own is never recorded against it. The database not answering
+    in time (statement_timeout, a lock, SQLite busy) leaves the visit marked for the next pass and
+    this pass goes on with the others; a lost connection ends the pass. A time limit (Celery's
+    SoftTimeLimitExceeded), Ctrl-C or an exit ends the pass at once: the visit in hand is rolled
+    back and stays marked, what was planned before it is kept, and the interruption propagates.
+
     Planning one visit can mark another of the patient's visits again (one text a day), which
     settles within a few rounds. A visit marked again more than MAX_PLANS_PER_PASS times in one
     pass is left marked for the next pass, so that visits marking each other (a bug) cannot keep
@@ -314,10 +322,11 @@ def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int =
     created = 0
     plans: Counter[int] = Counter()
     left: set[int] = set()
+    later: set[int] = set()  # the database did not answer for them: the next pass tries again
     while True:
         query = select(Appointment).where(Appointment.needs_planning, Appointment.planning_error.is_(None))
-        if left:
-            query = query.where(Appointment.id.not_in(sorted(left)))
+        if left or later:
+            query = query.where(Appointment.id.not_in(sorted(left | later)))
         appointments = session.scalars(
             query
             .order_by(Appointment.id)
@@ -338,8 +347,15 @@ def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int =
             if plans[appointment.id] > MAX_PLANS_PER_PASS:
                 left.add(appointment.id)
                 continue
-            created += _plan_isolated(session, appointment, rs, now)
+            try:
+                created += _plan_isolated(session, appointment, rs, now)
+            except _NextPass:
+                later.add(appointment.id)
         session.commit()
+
+
+class _NextPass(Exception):
+    """The database did not answer while this visit was planned: it stays marked for the next pass."""
 
 
 def _plan_isolated(session: Session, appointment: Appointment, rs: RuleSettings, now: datetime) -> int:
@@ -349,8 +365,17 @@ def _plan_isolated(session: Session, appointment: Appointment, rs: RuleSettings,
         created = plan_appointment(session, appointment, rs, now)
         savepoint.commit()
         return created
-    except Exception as exc:  # noqa: BLE001 - one visit must not stop the plan for everyone else
+    except BaseException as exc:  # noqa: BLE001 - one visit must not stop the plan for everyone else
+        if is_interruption(exc):
+            _stop_here(session, savepoint, appointment_id, exc)
+            raise
+        if isinstance(exc, InterfaceError) or getattr(exc, "connection_invalidated", False):
+            raise  # the connection is gone: the pass ends, the next one starts on a new connection
         savepoint.rollback()
+        if isinstance(exc, OperationalError):
+            log.warning("appointment %s: the database did not answer while planning (%s); planned at the next pass",
+                        appointment_id, type(getattr(exc, "orig", None) or exc).__name__)
+            raise _NextPass() from exc
         reason = planning_error_text(exc)
         # Logged once: the appointment is not tried again until it changes (mark_for_planning,
         # an edit through intake), which clears the error.
@@ -361,6 +386,21 @@ def _plan_isolated(session: Session, appointment: Appointment, rs: RuleSettings,
             .values(planning_error=reason).execution_options(synchronize_session=False)
         )
         return 0
+
+
+def _stop_here(session: Session, savepoint, appointment_id: int, interruption: BaseException) -> None:
+    """A time limit or a stop while a visit was planned: its work is rolled back (it stays marked,
+    with no `planning_error`), and the visits planned before it in this batch are kept, so that a
+    pass cut short by its time limit still moves the plan on. Whatever fails here (the connection
+    may have gone with the interruption) is logged; the interruption itself is what propagates."""
+    try:
+        savepoint.rollback()
+        session.commit()
+    except Exception:  # noqa: BLE001 - the caller re-raises the interruption
+        log.warning("planning stopped at appointment %s and could not keep the visits planned before it; "
+                    "the next pass plans them again", appointment_id)
+    log.warning("planning stopped at appointment %s (%s); it stays marked for the next pass",
+                appointment_id, type(interruption).__name__)
 
 
 def planning_error_text(exc: Exception) -> str:

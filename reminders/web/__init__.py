@@ -13,6 +13,7 @@ from reminders.celery_app import dispatcher_for
 from reminders.config import Settings, get_settings
 from reminders.db import session_factory
 from reminders.dispatch import Dispatcher
+from reminders.heartbeats import ServiceWatch
 from reminders.web.api_requests import API_PREFIX, json_error
 from reminders.web.rate_limits import Throttle
 
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["reminders.settings"] = settings
     app.extensions["reminders.sessions"] = session_factory(settings.effective_database_url)
     app.extensions["reminders.dispatcher"] = dispatcher or dispatcher_for(settings, app.extensions["reminders.sessions"])
+    # When the worker and beat were last seen (/healthz, the staff banner): reminders.heartbeats.
+    app.extensions["reminders.service_watch"] = ServiceWatch(settings.redis_url)
     # Failed sign-ins and password changes (reminders.web.staff.auth), counted alike by every web process.
     app.extensions["reminders.sign_in_throttle"] = Throttle(settings.redis_url)
     csrf.init_app(app)

@@ -1,8 +1,15 @@
-"""GET /healthz (no login: the database, and each provider's state in a word) and
-GET /api/v1/provider-status (token: the circuit breaker of each channel, with what waits)."""
+"""GET /healthz (no login: the database, each provider's state in a word, and with REDIS_URL the
+worker and beat) and GET /api/v1/provider-status (token: the circuit breaker of each channel, with
+what waits).
+
+/healthz is the web process's liveness: 200 while it answers and reaches the database, whatever
+else is down, so that an orchestrator never restarts the web (which sends crisis alerts itself)
+over a stopped worker. With REDIS_URL set it also says whether the worker (seen within 90 s) and
+beat (within 150 s) run: `status` "ok", or "degraded" with `missing` naming what is not.
+`/healthz?strict=1` answers 503 when degraded, for a monitor that should page someone."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import text
 
 from reminders.provider_health import provider_status
@@ -27,7 +34,16 @@ def healthz():
         db().rollback()
         providers = {}
     # A failing provider is reported, not a 503: the service itself is up and keeps everything.
-    return jsonify(status="ok", database="ok", providers=providers)
+    body = {"status": "ok", "database": "ok", "providers": providers}
+    state = current_app.extensions["reminders.service_watch"].state(fresh=True)
+    if state is None:  # no REDIS_URL and no scheduler in this process: nothing more to say
+        return jsonify(body)
+    body.update(state.as_json())
+    if state.missing:
+        body.update(status="degraded", missing=state.missing)
+        if request.args.get("strict", "").lower() in ("1", "true", "yes"):
+            return jsonify(body), 503
+    return jsonify(body)
 
 
 @health_api.get("/provider-status")

@@ -120,7 +120,15 @@ def page_context() -> dict:
         open_count = db().scalar(select(func.count()).select_from(Escalation).where(Escalation.status == "open")) or 0
     s = settings()
     return {"staff": user, "open_escalations": open_count, "provider_problems": _provider_problems() if user else [],
+            "service_problems": service_problems() if user else [],
             "no_alert_contacts": not (s.staff_alert_phones or s.staff_alert_emails)}
+
+
+def service_problems() -> list[dict]:
+    """With REDIS_URL: the worker, beat or the broker not running (reminders.heartbeats), a banner
+    on every staff page. Read at most every few seconds per process (ServiceWatch)."""
+    state = current_app.extensions["reminders.service_watch"].state()
+    return state.problems() if state is not None else []
 
 
 def _provider_problems() -> list[dict]:

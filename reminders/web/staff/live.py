@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from reminders.models import Appointment, Escalation, InboundMessage
 from reminders.web.context import db
-from reminders.web.staff.auth import current_user
+from reminders.web.staff.auth import current_user, service_problems
 
 bp = Blueprint("live", __name__)
 POLL_SECONDS = 4  # a change shows within ~5 s, well inside the 10 s the clinic asked for
@@ -39,7 +39,8 @@ def counts(session) -> dict:
 def snapshot(session) -> dict:
     """counts() plus the newest escalation and a stamp that changes with anything Today,
     Escalations or the inbox show: a new or acknowledged escalation, a reply in or handled, a
-    visit booked, moved, confirmed or marked."""
+    visit booked, moved, confirmed or marked; and the worker or beat stopping or running again
+    (the banner, see service_problems), so that a page left open shows it."""
     live = counts(session)
     newest_escalation, acknowledged = session.execute(
         select(func.max(Escalation.id), func.count(Escalation.acknowledged_at))).one()
@@ -48,7 +49,8 @@ def snapshot(session) -> dict:
     visits_changed, visits = session.execute(select(func.max(Appointment.updated_at), func.count())
                                              .select_from(Appointment)).one()
     parts = (live["open_escalations"], newest_escalation, acknowledged, live["inbox_waiting"], newest_inbound,
-             done, visits, visits_changed.isoformat() if visits_changed is not None else "")
+             done, visits, visits_changed.isoformat() if visits_changed is not None else "",
+             tuple(problem["role"] for problem in service_problems()))
     stamp = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
     return {**live, "newest_escalation_id": newest_escalation, "stamp": stamp, "poll_seconds": POLL_SECONDS}
 
