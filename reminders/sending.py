@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from reminders.calendar import visit_ics
 from reminders.inbound.escalations import crisis_open
+from reminders.interruptions import is_interruption
 from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
 from reminders.channels.kinds import spec_for, within_free_form_window
 from reminders.channels.segments import sms_length
@@ -90,6 +91,8 @@ class Sender:
             except _AfterHandOver as after:
                 outcome = self._after_hand_over_failed(session, outbox_id, after, now)
             except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
+                if is_interruption(exc):
+                    raise  # a time limit: the row is released (never handed) or shown unknown, never "failed"
                 outcome = self._internal_error(session, outbox_id, exc, now)
             if probe:
                 release_probe(session, row.channel, outbox_id, now)  # unless the provider answered
@@ -206,6 +209,9 @@ class Sender:
                     outcome = self._after_hand_over_failed(session, row.id, after, now)
                     self._record_again(session, unsaved, now)
                 except Exception as exc:  # noqa: BLE001 - recorded on this row; the batch goes on
+                    if is_interruption(exc):
+                        session.commit()  # the sends of the batch so far are kept
+                        raise
                     outcome = self._internal_error(session, row.id, exc, now)
                     self._record_again(session, unsaved, now)
                 if (outcome != "sent" or len(unsaved) >= GROUP_COMMIT_SIZE
