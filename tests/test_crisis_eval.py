@@ -119,13 +119,13 @@ def test_the_ordinary_texts_include_the_idioms_that_trip_word_lists(main_rows):
 # The targets are the script's: 99 % for emergency and suicide risk in every category of every
 # language, 95 % for urgent, at most 2 % of routine texts raised to emergency or suicide risk.
 # The main part (tuned on) meets them. The held-out part does not: its floors hold the figures
-# reached so far (rules and model: emergency 88 %, suicide risk 81 %, urgent 90 %, routine raised
-# 7 to 8 %; someone is paged for 98 % of its emergencies and 91 % of its suicide-risk texts), so
+# reached so far (rules and model: emergency 90 %, suicide risk 83 %, urgent 92 %, routine raised
+# 7 %; someone is paged for 98 % of its emergencies and 92 % of its suicide-risk texts), so
 # that a change cannot quietly lose ground. Its later files (voices-*, young-*: older adults,
 # caregivers, young adults' slang, regional Spanish) were written after the reader was tuned and
 # are the hardest. The README's Triage section says what is still missed.
 
-HELDOUT_FLOORS = {Tier.EMERGENCY: 0.87, Tier.SUICIDE_RISK: 0.80, Tier.URGENT: 0.88}
+HELDOUT_FLOORS = {Tier.EMERGENCY: 0.88, Tier.SUICIDE_RISK: 0.82, Tier.URGENT: 0.90}
 HELDOUT_FALSE_ALARM_CEILING = 0.09
 
 
