@@ -162,6 +162,21 @@ class TestAlerts:
         run_pass(two_way, NOW + timedelta(seconds=36))  # 30 s and its jitter (at most a fifth)
         assert sorted(m["to"] for m in staff_texts(fake_twilio)) == sorted(STAFF_PHONES)
 
+    def test_after_a_two_hour_sms_outage_on_call_gets_the_latest_round_once_not_every_round_at_once(
+            self, twilio, booked, session, two_way, fake_twilio):
+        fake_twilio.outage()
+        answer(twilio.sms("i want to die"))
+        for minutes in range(1, 121):  # beat's pass every minute through the outage
+            run_pass(two_way, NOW + timedelta(minutes=minutes))
+        assert staff_texts(fake_twilio) == []
+        fake_twilio.recover()
+        run_pass(two_way, NOW + timedelta(minutes=125))
+        texts = staff_texts(fake_twilio)
+        assert sorted(m["to"] for m in texts) == sorted(STAFF_PHONES), [m["body"][:40] for m in texts]
+        assert all("not yet acknowledged" in m["body"] for m in texts)  # the latest round's words
+        superseded = [row for row in alerts(session) if row.status == "canceled"]
+        assert superseded and all("newer alert round" in row.status_reason for row in superseded)
+
     def test_smtp_down_does_not_stop_the_texts_and_the_email_is_retried(self, twilio, booked, session, two_way,
                                                                         fake_twilio, smtp_server):
         smtp_server.reject_next("mail", code=451, text="4.3.0 try again later", times=2)
@@ -296,7 +311,7 @@ def test_two_passes_at_once_on_postgresql_send_each_round_once(configure, pg_set
     with sessions() as session:
         book(session, starts_at="2026-12-10T10:00:00-05:00")
         handle_inbound(session, settings, InboundText("SMpg1", PHONE, "+15005550006", "i want to die"), NOW)
-        session.commit()  # round 1 planned, not sent: the passes send it too
+        session.commit()  # round 1 planned, never sent: round 2 takes its place (one alert a phone)
     later = NOW + timedelta(minutes=15)
     start, errors = threading.Barrier(2), []
 
@@ -313,8 +328,9 @@ def test_two_passes_at_once_on_postgresql_send_each_round_once(configure, pg_set
     for thread in threads:
         thread.join(30)
     assert not errors and not any(thread.is_alive() for thread in threads)
-    assert Counter(m["to"] for m in staff_texts(fake_twilio)) == {phone: 2 for phone in STAFF_PHONES}
-    assert Counter(r for m in smtp_server.messages for r in m.rcpt_tos) == {email: 2 for email in STAFF_EMAILS}
+    assert Counter(m["to"] for m in staff_texts(fake_twilio)) == {phone: 1 for phone in STAFF_PHONES}
+    assert Counter(r for m in smtp_server.messages for r in m.rcpt_tos) == {email: 1 for email in STAFF_EMAILS}
+    assert all("alert 2" in m["body"] for m in staff_texts(fake_twilio))
     with sessions() as session:
         [escalation] = session.scalars(select(Escalation)).all()
         assert escalation.alert_round == 2 and escalation.next_alert_at == later + timedelta(minutes=15)

@@ -51,6 +51,8 @@ NEW_TEXT_REALERT_GAP = timedelta(minutes=5)
 # A follow-up that adds something (a new symptom, a means, a time) pages at once: the nurse on her
 # way to the phone needs "now it's going down my left arm" too. Thanks and "who is this?" never page.
 FOLLOW_UP_REALERT_GAP = timedelta(0)
+# A round with nothing sent this long after it was planned is worth an error in the log.
+ROUND_STUCK_AFTER = timedelta(minutes=1)
 _KEY_LIMIT = 200  # OutboxMessage.dedupe_key's length
 
 
@@ -193,7 +195,18 @@ def _plan_round(session: Session, settings, escalation: Escalation, now: datetim
         escalation.next_alert_at = now + interval
         return 0, []
     if round_no > 1:
-        _warn_if_previous_round_failed(session, escalation, round_no - 1)
+        if escalation.last_alerted_at is None or escalation.last_alerted_at <= now - ROUND_STUCK_AFTER:
+            _warn_if_previous_round_failed(session, escalation, round_no - 1)
+        # Earlier rounds still waiting (an SMS outage, a stopped worker) give way to this one: after
+        # two hours on-call gets one alert per phone, the latest, not eight at once.
+        earlier = session.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.escalation_id == escalation.id,
+            OutboxMessage.dedupe_key.not_like(f"esc:{escalation.id}:round:{round_no}:%"))).all()
+        superseded = cancel_pending(session, now, "superseded by a newer alert round", ids=earlier,
+                                    escalation_id=escalation.id) if earlier else 0
+        if superseded:
+            log.warning("escalation %s: %s unsent alert(s) of earlier rounds replaced by round %s",
+                        escalation.id, superseded, round_no)
     inserted = len(plan(session, rows, now))
     keys = [row.dedupe_key for row in rows]
     ids = list(session.scalars(
