@@ -252,3 +252,18 @@ def test_wait_i_still_want_the_reminders_after_stop_is_told_how_to_come_back(twi
     assert reply is not None and "START" in reply
     session.expire_all()
     assert session.scalar(select(Patient)).sms_opted_out  # until they send START
+
+
+def test_an_emergency_answer_rebuilt_from_the_fallback_keeps_poison_control(request, two_way, tmp_path):
+    """A clinic's emergency template that dropped 911 is replaced by the built-in answer, which
+    still names Poison Control for an overdose."""
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(two_way.templates_dir, templates)
+    (templates / "reply_emergency.sms.j2").write_text("Please call us.\n")
+    two_way.templates_dir = templates
+    twilio, session = request.getfixturevalue("twilio"), request.getfixturevalue("session")
+    book(session, starts_at="2026-12-10T10:00:00-05:00")
+    reply = answer(twilio.sms("took a couple extra of my sleeping pills... feel really out of it"))
+    assert reply.startswith("This may be a medical emergency") and POISON_CONTROL in reply and "988" in reply

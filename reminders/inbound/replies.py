@@ -606,7 +606,10 @@ class _Conversation:
         context = self._context()
         text = self._render(template, context)
         if not text or self.settings.crisis_line not in text or self.settings.emergency_number not in text:
-            return fallback_reply(base, self.settings, context, language=self.language)
+            text = fallback_reply(base, self.settings, context, language=self.language)
+            if base == "emergency" and context["answer"]["poison_control"]:
+                text += (" Poison Control: 1-800-222-1222." if self.language != "es"
+                         else " Control de Envenenamientos: 1-800-222-1222.")
         return text
 
     def _template(self, name: str, language: str) -> str:

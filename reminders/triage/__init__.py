@@ -22,6 +22,7 @@ this?") is answered without the script and without paging again.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -121,9 +122,17 @@ def assess(text: str, context: Context = Context()) -> Triage:
                       detect_language(text or ""), follow_up=context.escalation is not None, adds=True)
 
 
-def _assess(text: str, context: Context) -> Triage:
+@functools.lru_cache(maxsize=256)
+def _phrases_in(text: str) -> tuple[engine.Readings, tuple[tuple[str, Tier, str], ...]]:
+    """The text's readings and the phrase categories found in them: the costly, context-free part,
+    done once per text (the reply reader and the conversation both assess the same text)."""
     reading = engine.readings(text)
-    found = [(f.category, Tier(f.tier), f.phrase) for f in engine.find_phrases(reading)]
+    return reading, tuple((f.category, Tier(f.tier), f.phrase) for f in engine.find_phrases(reading))
+
+
+def _assess(text: str, context: Context) -> Triage:
+    reading, phrases_found = _phrases_in(text)
+    found = list(phrases_found)
     found += _numbers(reading, context)
     found = _history(found, reading)
     if context.asked == "mood" and context.score is not None and context.score <= context.crisis_score_max:
@@ -139,7 +148,8 @@ def _assess(text: str, context: Context) -> Triage:
     if tier is Tier.ROUTINE and context.use_model and not context.answered and _worded(reading.folded):
         from reminders.triage import model  # the rules first: the model only reads what they let pass
         risk = model.risk(text)
-        if model.flags(text):
+        shipped = model.shipped_model()
+        if shipped is not None and risk >= shipped.threshold:
             tier, category, reasons = Tier.URGENT, SECOND_OPINION, (SECOND_OPINION,)
     if context.escalation is None:
         return Triage(tier, category, reasons, language, model_risk=risk, phrases=phrases)
