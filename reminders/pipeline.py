@@ -57,6 +57,11 @@ def due_ids(session: Session, now: datetime) -> list[int]:
     ))
 
 
+def alert_ids(session: Session, ids: list[int]) -> list[int]:
+    return list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.id.in_(ids),
+                                                                 OutboxMessage.kind == Kind.ALERT)))
+
+
 def run_pass(settings: Settings, now: datetime, *, sessions: sessionmaker[Session] | None = None,
              channels: dict[str, Channel] | None = None, dispatcher: Dispatcher | None = None) -> dict[str, int]:
     """Plan what changed and hand out everything due at `now` until nothing due is left.
@@ -74,7 +79,13 @@ def run_pass(settings: Settings, now: datetime, *, sessions: sessionmaker[Sessio
             session.commit()
             if not ids:
                 break
-            outcomes = dispatcher.hand_off(ids, now)
+            # Staff alerts go on their own (reminders.alerts): never behind a backlog of reminders.
+            alerts = set(alert_ids(session, ids))
+            session.commit()
+            outcomes = Counter()
+            if alerts:
+                outcomes.update(dispatcher.hand_off([i for i in ids if i in alerts], now, urgent=True))
+            outcomes.update(dispatcher.hand_off([i for i in ids if i not in alerts], now))
             summary.update(outcomes)
             if outcomes.get("handoff_failed"):
                 break  # the broker is down: what was put back waits for the next pass

@@ -64,7 +64,7 @@ def _placeholders(argv: list[str]) -> tuple[str, ...]:
 
 
 def test_compose_runs_the_same_web_worker_and_beat_commands_as_the_process_test():
-    from tests.test_processes import BEAT_COMMAND, REDIS_COMMAND, WEB_COMMAND, WORKER_COMMAND
+    from tests.processes import BEAT_COMMAND, REDIS_COMMAND, WEB_COMMAND, WORKER_COMMAND
 
     services = compose()["services"]
     assert _placeholders(services["web"]["command"]) == WEB_COMMAND

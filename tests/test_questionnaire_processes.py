@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from tests.browser.test_staff_browser import CHROMIUM, browser  # noqa: F401
 from tests.fakes.smtp_server import FakeSMTP, free_port
 from tests.fakes.twilio_server import FakeTwilio
-from tests.test_processes import (CRISIS_WAIT, HOST, START_WAIT, STAFF_EMAIL, STAFF_PHONE, WEB_COMMAND,
+from tests.processes import (CRISIS_WAIT, HOST, START_WAIT, STAFF_EMAIL, STAFF_PHONE, WEB_COMMAND,
                                   WORKER_COMMAND, Process, RedisServer, _healthy, _teardown_on_sigterm,
                                   clinic_environment, command, postgres_schema, run_cli, utcnow, wait_for)
 
