@@ -12,15 +12,16 @@ import threading
 
 from celery import Celery, bootsteps
 from celery.signals import (after_task_publish, beat_init, setup_logging, worker_before_create_process,
-                            worker_process_init, worker_ready)
+                            worker_init, worker_process_init, worker_ready)
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders import heartbeats
+from reminders import clock, heartbeats
+from reminders.alert_queue import AlertConsumerThread
 from reminders.config import Settings, get_settings
-from reminders.db import forget_inherited_connections, session_factory
+from reminders.db import forget_inherited_connections, get_engine, session_factory
 from reminders.dispatch import CeleryDispatcher, Dispatcher, in_process
 from reminders.logs import configure_logging
-from reminders.tasks import RUN_PASS_TASK, hand_out_queued_rows, register_tasks
+from reminders.tasks import RUN_PASS_TASK, hand_out_queued_rows, register_tasks, send_alerts
 
 # A send is a few database round trips and one provider call with its own timeout; a task still
 # running after this long is stuck (a template is cut off far sooner, see reminders.rendering).
@@ -52,7 +53,19 @@ def make_celery(settings: Settings | None = None) -> Celery:
     )
     register_tasks(app)
     app.steps["consumer"].add(WorkerHeartbeat)
+    app.steps["worker"].add(AlertQueue)
     return app
+
+
+class AlertQueue(bootsteps.StartStopStep):
+    """The alert queue's consumer (reminders.alert_queue), in the worker's main process: started
+    once the pool's processes are, stopped (finishing the alerts in hand) before they are, on a
+    warm shutdown and a cold one alike."""
+
+    requires = ("celery.worker.components:Pool",)
+
+    def create(self, worker):
+        return AlertConsumerThread(worker.app.connection_for_read(), send_alerts)
 
 
 class WorkerHeartbeat(bootsteps.StartStopStep):
@@ -89,11 +102,19 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 _beat_thread = threading.local()
 
 
+@worker_init.connect(dispatch_uid="reminders.worker_follows_the_database_clock")
+def _worker_follows_the_database_clock(**_kwargs) -> None:
+    """Due times are compared on the database server's clock (reminders.clock); prefork children
+    inherit the offset and read the clock again themselves (reminders.tasks)."""
+    clock.follow(get_engine())
+
+
 @beat_init.connect(dispatch_uid="reminders.beat_seen_at_start")
 def _beat_started(sender=None, **_kwargs) -> None:
     app = getattr(sender, "app", None)
     url = app.conf.broker_url if app is not None else None
     _beat_thread.broker_url = url
+    clock.follow(get_engine())  # beat's marks are on the database's clock, like everyone's
     heartbeats.mark(url, heartbeats.BEAT)
 
 

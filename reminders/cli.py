@@ -14,7 +14,9 @@ from reminders.config import get_settings
 
 def _now(value: str | None) -> datetime:
     if not value:
-        return datetime.now(timezone.utc)
+        from reminders.models import utcnow
+
+        return utcnow()
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -22,6 +24,14 @@ def _now(value: str | None) -> datetime:
     if parsed.tzinfo is None:
         raise click.BadParameter(f"{value!r} has no UTC offset (like 2026-03-03T09:30:00-05:00)", param_hint="--now")
     return parsed.astimezone(timezone.utc)
+
+
+def _follow_the_database_clock() -> None:
+    """Due times are compared on the database server's clock in every process (reminders.clock)."""
+    from reminders import clock
+    from reminders.db import get_engine
+
+    clock.follow(get_engine())
 
 
 def _ensure_database() -> None:
@@ -58,8 +68,9 @@ def tick(now_text: str | None) -> None:
     """One synchronous pass at an instant: plan, send all that is due, print a JSON summary."""
     from reminders.pipeline import run_pass
 
-    now = _now(now_text)
     _ensure_database()
+    _follow_the_database_clock()
+    now = _now(now_text)
     summary = run_pass(get_settings(), now)
     click.echo(json.dumps({"now": now.isoformat(), **summary}, sort_keys=False))
 
@@ -259,6 +270,7 @@ def web(host: str, port: int, threads: int) -> None:
     from reminders.web import create_app
 
     _ensure_database()
+    _follow_the_database_clock()
     serve(create_app(get_settings()), host=host, port=port, threads=threads, ident="clinic-reminders")
 
 

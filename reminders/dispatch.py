@@ -10,8 +10,10 @@ A hand-off that fails puts its rows back to `planned`, still due, so the next pa
 minute) takes them again, and urgent rows (crisis alerts to staff) are sent in this process at
 once instead of waiting for the broker to come back.
 
-Urgent rows go one to a task, so an SMS alert and an email alert never wait for each other, and
-a live broker is not taken as a live worker: an urgent row no worker has claimed within
+Urgent rows (staff alerts) go one to a task, on a queue of their own that a consumer of their
+own takes (reminders.alert_queue), so an alert never waits behind reminders and an SMS alert and
+an email alert never wait for each other. A live broker is not taken as a live worker: an urgent
+row no worker has claimed within
 ALERT_CLAIM_WAIT is sent by the process that handed it out (the claim is a conditional UPDATE,
 so a worker that wakes up meanwhile and this process never both send it).
 """
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Iterable, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from reminders.alert_queue import ALERT_QUEUE
 from reminders.channels import Channel, channels_for
 from reminders.config import Settings
 from reminders.db import session_factory
@@ -83,8 +86,9 @@ class CeleryDispatcher:
         handed: list[int] = []
         for start in range(0, len(ids), size):
             batch = ids[start:start + size]
+            route = {"queue": ALERT_QUEUE} if urgent else {"priority": 5}
             try:
-                self.app.send_task(SEND_BATCH_TASK, args=[batch], priority=0 if urgent else 5)
+                self.app.send_task(SEND_BATCH_TASK, args=[batch], **route)
             except Exception as error:  # noqa: BLE001 - any broker failure: the rows must not sit queued
                 outcomes.update(self._handed_off_failed(batch, now, error, urgent))
             else:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from reminders import clock
+
 log = logging.getLogger(__name__)
 
 WORKER, BEAT, PASS = "worker", "beat", "pass"
@@ -41,8 +43,9 @@ REDIS_TIMEOUT_SECONDS = 1.0
 
 
 def now() -> datetime:
-    """The marks' clock: real UTC time on every process (never a test's or a request's injected clock)."""
-    return datetime.now(timezone.utc)
+    """The marks' clock: real UTC time, on the database's clock like every process's (never a
+    test's or a request's injected clock)."""
+    return clock.now()
 
 
 class Heartbeats(Protocol):

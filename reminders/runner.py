@@ -10,12 +10,13 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
 
-from reminders import heartbeats
+from reminders import clock, heartbeats
 from reminders.celery_app import dispatcher_for
 from reminders.config import Settings
+from reminders.db import get_engine
 from reminders.dispatch import Dispatcher
+from reminders.models import utcnow
 from reminders.pipeline import run_pass
 from reminders.web import create_app
 
@@ -37,7 +38,7 @@ class MinuteScheduler(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            now = datetime.now(timezone.utc)
+            now = utcnow()
             self.heartbeats.mark(heartbeats.WORKER)
             self.heartbeats.mark(heartbeats.BEAT)
             try:
@@ -47,7 +48,7 @@ class MinuteScheduler(threading.Thread):
                     log.info("pass at %s: %s", now.isoformat(timespec="seconds"), summary)
             except Exception:  # noqa: BLE001 - the scheduler must outlive a bad pass
                 log.exception("pass at %s failed; the next one will try again", now.isoformat(timespec="seconds"))
-            self.stopping.wait(60 - datetime.now(timezone.utc).second)
+            self.stopping.wait(60 - utcnow().second)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -69,6 +70,7 @@ def start_celery(settings: Settings) -> subprocess.Popen:
 def run_service(settings: Settings, host: str, port: int) -> None:
     from waitress import serve
 
+    clock.follow(get_engine(settings.effective_database_url))
     dispatcher = dispatcher_for(settings)  # builds the channels: logs whether Twilio/SMTP or the local outbox is used
     app = create_app(settings, dispatcher=dispatcher)
     url = f"http://{host}:{port}/"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import timedelta
 
 from celery import Celery
 
-from reminders import heartbeats, pipeline
+from reminders import clock, heartbeats, pipeline
 from reminders.config import get_settings
 from reminders.db import session_factory
 from reminders.dispatch import SEND_BATCH_TASK, CeleryDispatcher, InProcessDispatcher, in_process
@@ -40,6 +41,23 @@ def _local() -> InProcessDispatcher:
     return _senders[pid]
 
 
+def _now():
+    clock.keep_in_step()  # a prefork child has no clock-reading thread of its own (reminders.clock)
+    return utcnow()
+
+
+# The alert queue's senders (reminders.alert_queue): threads of the worker's main process, each
+# with its own sender, so that no provider client is shared between two threads.
+_alert_senders = threading.local()
+
+
+def send_alerts(outbox_ids: list[int]) -> list[str]:
+    """Send staff alerts taken from the alert queue, in the calling thread."""
+    if getattr(_alert_senders, "pid", None) != os.getpid():
+        _alert_senders.pid, _alert_senders.dispatcher = os.getpid(), in_process(get_settings())
+    return _alert_senders.dispatcher.sender.send_batch(outbox_ids, _now())
+
+
 def _workers(app: Celery) -> CeleryDispatcher:
     key = ("_reminders_dispatcher", os.getpid())
     dispatcher = app.__dict__.get(key)
@@ -55,7 +73,7 @@ def register_tasks(app: Celery) -> None:
     @app.task(name=RUN_PASS_TASK, bind=True, shared=False)
     def run_pass(task) -> dict:
         """Plan what changed and hand every due row to the workers, in batches."""
-        summary = pipeline.run_pass(get_settings(), utcnow(), dispatcher=_workers(task.app))
+        summary = pipeline.run_pass(get_settings(), _now(), dispatcher=_workers(task.app))
         heartbeats.mark(task.app.conf.broker_url, heartbeats.PASS)  # /healthz: beat's `last_pass`
         return summary
 
@@ -63,7 +81,7 @@ def register_tasks(app: Celery) -> None:
     def send_batch(task, outbox_ids: list[int]) -> list[str]:
         sender = _local().sender
         sender.provider_recovered = False
-        outcomes = sender.send_batch(outbox_ids, utcnow())
+        outcomes = sender.send_batch(outbox_ids, _now())
         if sender.provider_recovered:
             _pass_now(task.app)  # the probe went: what waited for the paused channel goes now
         elif "held" in outcomes:
@@ -72,7 +90,7 @@ def register_tasks(app: Celery) -> None:
 
     @app.task(name=SEND_MESSAGE_TASK, shared=False)
     def send_message(outbox_id: int) -> str:
-        return _local().sender.send(outbox_id, utcnow())
+        return _local().sender.send(outbox_id, _now())
 
 
 # A batch that put rows back because its sender was paused (a 429's Retry-After, the sending
@@ -114,10 +132,12 @@ def hand_out_queued_rows(app: Celery) -> int:
 
     Hand them all out again: claiming is a conditional UPDATE, so a row whose original task is
     still alive somewhere is sent once all the same."""
-    now = utcnow()
+    now = _now()
     with session_factory(get_settings().effective_database_url)() as session:
         ids = requeue_lost(session, now, after=timedelta(0), alert_after=timedelta(0))
+        alerts = set(pipeline.alert_ids(session, ids))
     if ids:
         log.info("worker start: handing out %s queued row(s) again", len(ids))
-        _workers(app).hand_off(ids, now)
+        _workers(app).hand_off([i for i in ids if i in alerts], now, urgent=True)
+        _workers(app).hand_off([i for i in ids if i not in alerts], now)
     return len(ids)

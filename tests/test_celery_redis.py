@@ -22,6 +22,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun, worker_ready
 from sqlalchemy import select
 
+from reminders.alert_queue import ALERT_QUEUE
 from reminders.channels.local_outbox import read_outbox
 from reminders.db import session_factory
 from reminders.models import Appointment, OutboxMessage, Patient
@@ -212,7 +213,8 @@ def test_the_web_app_with_redis_url_hands_crisis_alerts_to_that_broker(celery_se
     post = two_way_poster(REDIS_URL=BROKER_URL, STAFF_ALERT_EMAILS="oncall@clinic.example")
     answer = post("i want to end my life")
     assert "988" in answer
-    queued = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    assert broker.llen("celery") == 0  # on the alert queue (reminders.alert_queue), never behind reminders
+    queued = [json.loads(raw) for raw in broker.lrange(ALERT_QUEUE, 0, -1)]
     assert [message["headers"]["task"] for message in queued] == ["reminders.tasks.send_batch"]
     with session_factory(celery_settings.effective_database_url)() as session:
         alert = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "alert")).one()
@@ -235,7 +237,7 @@ def test_an_alert_no_worker_claims_is_sent_by_the_web_process_within_seconds(cel
     assert sorted(m["to"] for m in read_outbox(celery_settings.effective_outbox_dir)) == [
         "director@clinic.example", "oncall@clinic.example"]
     assert "not claimed by any worker" in caplog.text
-    assert len(broker.lrange("celery", 0, -1)) == 2  # one task an alert: an email never waits for a text
+    assert len(broker.lrange(ALERT_QUEUE, 0, -1)) == 2  # one task an alert: an email never waits for a text
 
 
 def test_with_the_broker_down_crisis_alerts_go_from_the_web_process_at_once(celery_settings, two_way_poster, caplog):
