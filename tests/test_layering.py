@@ -20,7 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / "reminders"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ground", (
         "reminders", "reminders.config", "reminders.zones", "reminders.logs", "reminders.calendar",
-        "reminders.channels.segments", "reminders.preparation", "reminders.interruptions", "reminders.heartbeats",
+        "reminders.channels.segments", "reminders.preparation", "reminders.interruptions", "reminders.heartbeats", "reminders.clock",
     )),
     ("models", (
         "reminders.models", "reminders.models.base", "reminders.models.appointments", "reminders.models.imports",
@@ -65,7 +65,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.followup", "reminders.accounts",
     )),
     ("pipeline", (
-        "reminders.dispatch", "reminders.pipeline", "reminders.tasks", "reminders.celery_app",
+        "reminders.dispatch", "reminders.alert_queue", "reminders.pipeline", "reminders.tasks", "reminders.celery_app",
     )),
     ("web and cli", (
         "reminders.web", "reminders.web.context", "reminders.web.api", "reminders.web.api_auth",
