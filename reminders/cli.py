@@ -267,11 +267,13 @@ def web(host: str, port: int, threads: int) -> None:
     """Only the web app (API, webhooks, staff UI); workers run apart, as in docker-compose."""
     from waitress import serve
 
-    from reminders.web import create_app
+    from reminders.web import create_app, server_options
 
     _ensure_database()
     _follow_the_database_clock()
-    serve(create_app(get_settings()), host=host, port=port, threads=threads, ident="clinic-reminders")
+    settings = get_settings()
+    serve(create_app(settings), host=host, port=port, threads=threads, ident="clinic-reminders",
+          **server_options(settings))
 
 
 @main.group()

@@ -18,7 +18,7 @@ from reminders.db import get_engine
 from reminders.dispatch import Dispatcher
 from reminders.models import utcnow
 from reminders.pipeline import run_pass
-from reminders.web import create_app
+from reminders.web import create_app, server_options
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def run_service(settings: Settings, host: str, port: int) -> None:
         app.extensions["reminders.service_watch"].local = scheduler.heartbeats
         scheduler.start()
     try:
-        serve(app, host=host, port=port, threads=8, ident="clinic-reminders")
+        serve(app, host=host, port=port, threads=8, ident="clinic-reminders", **server_options(settings))
     finally:
         if scheduler:
             scheduler.stop()

@@ -516,3 +516,10 @@ def signed_text(service, body: str, phone: str) -> requests.Response:
                            headers={"X-Twilio-Signature": signature})
     assert answer.status_code == 200, answer.text
     return answer
+
+
+def cli_result(env: dict[str, str], *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """`reminders ARGS` as an operator runs it, whatever its exit code (an import with rejected rows
+    exits 1), with `input` on its standard input (a password for `reminders user create`)."""
+    return subprocess.run([executable("reminders"), *args], cwd=ROOT, env=env, input=input if input is not None else "",
+                          capture_output=True, text=True, timeout=120)

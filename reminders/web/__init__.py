@@ -49,6 +49,18 @@ class DatabaseId(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+def server_options(settings: Settings) -> dict:
+    """What waitress must be told to serve this app (`reminders web`, `reminders run`):
+    `serve(app, host=..., port=..., **server_options(settings))`.
+
+    Waitress (2.0 and later) deletes X-Forwarded-For, -Proto, -Host and the like from every request
+    before the app sees them, unless told to trust a proxy (clear_untrusted_proxy_headers). With
+    TRUSTED_PROXY_HOPS set, the app's own ProxyFix reads them (the caller's address for the sign-in
+    delays and the questionnaire limits, HTTPS for HSTS and Twilio's signature), so waitress must
+    leave them be; without it they are dropped as before (the app would not read them anyway)."""
+    return {"clear_untrusted_proxy_headers": not settings.trusted_proxy_hops}
+
+
 def create_app(settings: Settings | None = None, test_config: dict | None = None,
                dispatcher: Dispatcher | None = None) -> Flask:
     """The web app. `dispatcher` hands rows to the senders (crisis alerts); by default it is chosen
