@@ -164,6 +164,9 @@ class Settings(BaseSettings):
         "depression": ["phq9", "gad7"], "anxiety": ["gad7", "phq9"], "ptsd": ["pcl5", "phq9"],
         "pain": ["pain", "phq9"], "other": ["phq9"],
     }
+    # PCL-5 response: a drop of at least this many points from baseline (National Center for PTSD:
+    # a change of 10 to 20 points is clinically meaningful).
+    pcl5_response_points: int = Field(default=10, ge=1, le=80)
 
     @field_validator("measures_infusions", mode="before")
     @classmethod

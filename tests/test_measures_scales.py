@@ -242,8 +242,8 @@ def test_gad2_screens_the_gad7_and_scales_without_a_screener_ask_everything():
 def test_response_at_exactly_half_and_not_short_of_it():
     assert response(PHQ9, baseline=20, score=10)          # 50 %
     assert not response(PHQ9, baseline=20, score=11)      # 45 %
-    assert response(PCL5, baseline=50, score=25)          # 50 %
-    assert not response(PCL5, baseline=49, score=25)      # 49 %
+    assert response(GAD7, baseline=14, score=7)           # 50 %
+    assert not response(GAD7, baseline=13, score=7)       # 46 %
     assert response(PHQ9, baseline=9, score=4)            # 55 %: a half of an odd baseline rounds no way
     assert not response(PHQ9, baseline=9, score=5)
     assert not response(PHQ9, baseline=0, score=0)        # nothing to fall from

@@ -88,14 +88,22 @@ def answer(client, token: str, item: int, value, **headers):
     return client.post(f"/q/{token}/{item}", data={"answer": str(value)}, headers=headers)
 
 
-def answer_all(client, token: str, values, first: int = 1, progress: str = "Question {} of"):
-    """Tap through, following each redirect as the browser does; the last page."""
+def answer_all(client, token: str, values, first: int = 1, progress: str = "Question {} of",
+               difficulty: int | None = 1):
+    """Tap through, following each redirect as the browser does; the last page. After the PHQ-9's
+    items its unscored difficulty question comes when a problem was checked off: answered with
+    `difficulty` (None: the page that asks it is returned)."""
     response = client.get(f"/q/{token}/{first}")
     for item, value in enumerate(values, start=first):
         assert progress.format(item) in page_text(response)
         response = answer(client, token, item, value)
         assert response.status_code == 303, page_text(response)
-        response = client.get(response.headers["Location"])
+        location = response.headers["Location"]
+        response = client.get(location)
+        if location.endswith("/extra") and difficulty is not None:
+            response = client.post(location, data={"answer": str(difficulty)})
+            assert response.status_code == 303, page_text(response)
+            response = client.get(response.headers["Location"])
     return response
 
 

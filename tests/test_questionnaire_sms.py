@@ -83,7 +83,7 @@ def assert_fits(reply: str) -> None:
 
 # ---------------------------------------------------------------- whole questionnaires
 
-def test_a_negative_phq2_asks_item_9_and_is_scored_screened_out(asked, twilio, session):
+def test_a_negative_phq2_asks_item_9_and_is_stored_screen_negative_not_as_a_total(asked, twilio, session):
     assert "Little interest or pleasure in doing things" in asked and OPTIONS[6:] in asked
     second = say(twilio, "0")
     assert second == f"2 of 9: Feeling down, depressed, or hopeless. {OPTIONS}"
@@ -92,8 +92,9 @@ def test_a_negative_phq2_asks_item_9_and_is_scored_screened_out(asked, twilio, s
     done = say(twilio, "0")
     assert done.startswith("Thank you, Maya! That's all the questions") and "988" in done
     [q] = questionnaires(session)
+    # Screen negative: no PHQ-9 total (the items not asked were not answered 0).
     assert (q.status, q.answered(), q.score, q.band, q.screened_out) == (
-        "completed", {1: 0, 2: 1, 9: 0}, 1, "minimal", True)
+        "completed", {1: 0, 2: 1, 9: 0}, None, "screen_negative", True)
     assert q.asked_item is None and escalations(session) == []
     assert [(m.classification, m.needs_staff) for m in inbound(session)] == [("questionnaire_answer", False)] * 3
     for reply in (second, ninth, done):

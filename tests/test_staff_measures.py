@@ -169,7 +169,7 @@ def test_the_report_page_reads_for_a_referrer(staff_client, maya, sessions):
         assert words in page, words
     assert len(charts(page)) == 2
     summary = page[page.index("PHQ-9: Patient"):page.index("GAD-7: ")]
-    assert "<dt>Response</dt><dd>Yes</dd>" in summary and "<dt>Remission</dt><dd>Yes</dd>" in summary
+    assert "<dt>Response</dt><dd>Yes (at least 50 % below baseline)</dd>" in summary and "<dt>Remission</dt><dd>Yes</dd>" in summary
     assert "@media print" in (Path(__file__).resolve().parents[1] / "reminders/web/static/staff.css").read_text()
     assert len(audited(sessions, "view_report")) == 1
 

@@ -93,7 +93,7 @@ def test_the_demo_clinic_has_outcomes_to_show(staff_client, settings, sessions):
     rows = list(csv.DictReader(io.StringIO(staff_client.get("/outcomes.csv").text)))
     assert sorted((r["patient_external_id"], r["scale"], r["baseline"], r["post_induction"], r["response"],
                    r["remission"]) for r in rows) == [
-        ("demo-p4", "PCL-5", "52", "30", "no", "yes"),
+        ("demo-p4", "PCL-5", "52", "30", "yes", "yes"),  # 22 points lower: a response (10 points or more)
         ("demo-p6", "GAD-7", "15", "4", "yes", "yes"),
         ("demo-p6", "PHQ-9", "18", "4", "yes", "yes"),
     ]

@@ -7,7 +7,10 @@ How each number is counted (shown to staff on the outcomes page too):
 - The baseline is the course's baseline questionnaire (reminders.measures.progress). The
   post-induction score is the first of the course's later scores taken for the series' last
   infusion (or a later one), or within POST_INDUCTION_DAYS after induction ended.
-- Response: at least 50 % below baseline, counted among courses with a baseline above 0.
+- A screen negative (a PHQ-2 by SMS that stopped the PHQ-9) has no total: it is never a baseline
+  or a post-induction score, so it never counts toward response or remission.
+- Response: at least 50 % below baseline (PCL-5: at least PCL5_RESPONSE_POINTS points below),
+  counted among courses with a baseline above 0.
   Remission: below the scale's threshold, counted among courses whose baseline was at or above it
   (a patient who started below it did not remit). Median change: post-induction minus baseline.
 """
@@ -17,6 +20,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -174,7 +178,8 @@ def finished_courses(session: Session, filters: Filters) -> list[tuple[Course, d
     return found
 
 
-def course_rows(session: Session, filters: Filters) -> tuple[list[tuple[Course, datetime]], list[CourseOutcome]]:
+def course_rows(session: Session, filters: Filters, response_points: Mapping[str, int] | None = None
+                ) -> tuple[list[tuple[Course, datetime]], list[CourseOutcome]]:
     courses = finished_courses(session, filters)
     by_course: dict[int, list[Questionnaire]] = defaultdict(list)
     if courses:
@@ -184,7 +189,7 @@ def course_rows(session: Session, filters: Filters) -> tuple[list[tuple[Course, 
     zone = ZoneInfo(filters.zone)
     rows = []
     for course, ended in courses:
-        for key, found in progress(by_course[course.id]).items():
+        for key, found in progress(by_course[course.id], response_points).items():
             after = post_induction(found, course.induction_sessions_planned, ended)
             rows.append(CourseOutcome(
                 course.patient_id, course.patient.external_id, course.id, course.condition, ended,
@@ -193,9 +198,10 @@ def course_rows(session: Session, filters: Filters) -> tuple[list[tuple[Course, 
     return courses, rows
 
 
-def summarize(label: str, courses: list[tuple[Course, datetime]], rows: list[CourseOutcome]) -> Group:
+def summarize(label: str, courses: list[tuple[Course, datetime]], rows: list[CourseOutcome],
+              response_points: Mapping[str, int] | None = None) -> Group:
     scales = []
-    for key, scale in catalogue.all_scales().items():
+    for key, scale in catalogue.clinic_scales(response_points).items():
         mine = [r for r in rows if r.scale.key == key]
         if mine:
             scales.append(_scale_summary(scale, mine))
@@ -215,15 +221,19 @@ def _scale_summary(scale: catalogue.Scale, rows: list[CourseOutcome]) -> ScaleSu
         statistics.median(points) if points else None, statistics.median(percents) if percents else None)
 
 
-def outcomes(session: Session, filters: Filters) -> Outcomes:
-    courses, rows = course_rows(session, filters)
+def outcomes(session: Session, filters: Filters, response_points: Mapping[str, int] | None = None) -> Outcomes:
+    """`response_points`: the clinic's response rules ({"pcl5": PCL5_RESPONSE_POINTS})."""
+    courses, rows = course_rows(session, filters, response_points)
     conditions = [c for c in (*CONDITIONS, None) if any(course.condition == c for course, _ in courses)]
     by_condition = tuple(
-        summarize(condition_label(c), [x for x in courses if x[0].condition == c], [r for r in rows if r.condition == c])
+        summarize(condition_label(c), [x for x in courses if x[0].condition == c], [r for r in rows if r.condition == c],
+                  response_points)
         for c in conditions)
     zone = ZoneInfo(filters.zone)
     months = sorted({ended.astimezone(zone).strftime("%Y-%m") for _, ended in courses})
     by_month = tuple(
-        summarize(m, [x for x in courses if x[1].astimezone(zone).strftime("%Y-%m") == m], [r for r in rows if r.month == m])
+        summarize(m, [x for x in courses if x[1].astimezone(zone).strftime("%Y-%m") == m], [r for r in rows if r.month == m],
+                  response_points)
         for m in months)
-    return Outcomes(filters, summarize("All courses", courses, rows), by_condition, by_month, tuple(rows))
+    return Outcomes(filters, summarize("All courses", courses, rows, response_points), by_condition, by_month,
+                    tuple(rows))

@@ -170,17 +170,52 @@ def record_answer(session: Session, settings, questionnaire: Questionnaire, item
 
 
 def _complete(questionnaire: Questionnaire, scale, now: datetime) -> None:
+    """Score it; one stopped by SMS after a negative screener is screen negative instead: no total
+    (the items not asked were not answered 0), band "screen_negative"."""
     answers = questionnaire.answered()
-    by_sms_screened = questionnaire.channel == BY_SMS and catalogue.screen_positive(scale, answers) is False
-    if by_sms_screened:
-        answers = {i.number: answers.get(i.number, 0) for i in scale.items}
-    total = catalogue.score(scale, answers)
-    questionnaire.score = total
-    questionnaire.band = catalogue.band(scale, total).key
-    questionnaire.screened_out = by_sms_screened
+    screen_negative = questionnaire.channel == BY_SMS and catalogue.screen_positive(scale, answers) is False
+    if screen_negative:
+        questionnaire.score, questionnaire.band = None, catalogue.SCREEN_NEGATIVE
+    else:
+        total = catalogue.score(scale, answers)
+        questionnaire.score = total
+        questionnaire.band = catalogue.band(scale, total).key
+    questionnaire.screened_out = screen_negative
     questionnaire.status, questionnaire.completed_at = COMPLETED, now
     questionnaire.asked_item = None
-    log.info("questionnaire %s (%s) completed", questionnaire.id, scale.key)
+    log.info("questionnaire %s (%s) completed%s", questionnaire.id, scale.key,
+             ", screen negative" if screen_negative else "")
+
+
+def wants_extra(questionnaire: Questionnaire) -> bool:
+    """The scale's unscored question after its items (the PHQ-9's difficulty question) is still to
+    ask: the questionnaire is complete, was answered in full (not screen negative), has one, and a
+    problem was checked off."""
+    scale = catalogue.get_scale(questionnaire.scale)
+    # "If you checked off any problems": asked when an item was answered above 0.
+    return (scale.extra is not None and questionnaire.status == COMPLETED and not questionnaire.screened_out
+            and questionnaire.extra_answer is None and any(v > 0 for v in questionnaire.answered().values()))
+
+
+def record_extra(questionnaire: Questionnaire, value: int) -> None:
+    """Store the answer to the unscored question after the items; the score does not change."""
+    scale = catalogue.get_scale(questionnaire.scale)
+    if scale.extra is None:
+        raise AnswerRefused(f"{scale.short_name} has no question after its items")
+    if questionnaire.status != COMPLETED:
+        raise AnswerRefused("the items come first")
+    if value not in {option.value for option in scale.extra.options}:
+        raise AnswerRefused(f"{value} is not an answer to the {scale.short_name} {scale.extra.key} question")
+    questionnaire.extra_answer = value
+
+
+def extra_words(questionnaire: Questionnaire, language: str = "en") -> str | None:
+    """The unscored answer in words ("Somewhat difficult"); None when not answered."""
+    scale = catalogue.get_scale(questionnaire.scale)
+    value = questionnaire.extra_answer
+    if scale.extra is None or value is None:
+        return None
+    return next((o.text(language) for o in scale.extra.options if o.value == value), str(value))
 
 
 def _escalate(session: Session, settings, questionnaire: Questionnaire, scale, item: int, value: int,

@@ -6,14 +6,19 @@ only input/output is reading those files once.
 Answers are a mapping of item number (1..n) to the chosen option's value.
 
 Going by SMS, one item at a time, a scale with a screener (PHQ-2 for the PHQ-9, GAD-2 for the
-GAD-7) asks its screener items first; when the screener is negative the questionnaire stops there.
-Such a result is *screened out*: the screener's own answers count and every item not asked counts
-as 0, so a PHQ-9 stopped after a PHQ-2 of 2 scores 2. On the web every item is asked.
+GAD-7) asks its screener items first; when the screener is negative the questionnaire stops there
+(after the safety item). Such a result is *screen negative*: it is stored and shown as "PHQ-2
+screen negative (score N)", never as a PHQ-9 total, and it never counts toward a baseline, a
+response or a remission (CLINICAL.md, "Measures, honestly"). On the web every item is asked.
+
+Response is a drop of at least `response_drop` (a half) from baseline, or, for a scale with
+`response_points` (the PCL-5: a change of 10 to 20 points is clinically meaningful, National Center
+for PTSD), a drop of at least that many points; the clinic sets the PCL-5's (PCL5_RESPONSE_POINTS).
 """
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
@@ -23,6 +28,8 @@ DEFINITIONS = Path(__file__).resolve().parent / "definitions"
 LANGUAGES = ("en", "es")
 # The scales a clinic knows first, in the order staff see them; any other file follows by name.
 FIRST = ("phq9", "gad7", "pcl5", "pain")
+# The band key a questionnaire stopped by a negative screener is stored with (its score is None).
+SCREEN_NEGATIVE = "screen_negative"
 
 DEFAULT_SCALES_FOR: dict[str, tuple[str, ...]] = {
     "depression": ("phq9", "gad7"),
@@ -121,6 +128,11 @@ class Scale:
     conditions: tuple[str, ...]
     source: str
     extra: Extra | None = None
+    # Response as a drop of at least this many points (None: a drop of response_drop from baseline).
+    response_points: int | None = None
+    screen_name: str = ""  # "PHQ-2": what the screener is called when it screens a patient out
+    # Said once before the items (the PCL-5's instruction naming the worst event); None: none.
+    preamble: Wording | None = None
 
     def item(self, number: int) -> Item:
         for item in self.items:
@@ -148,12 +160,23 @@ class Scale:
     def has_screener(self) -> bool:
         return bool(self.screen_items)
 
+    @property
+    def screener_name(self) -> str:
+        return self.screen_name or f"{self.short_name} screener"
+
+    def response_words(self) -> str:
+        """"at least 50 % below baseline" or "at least 10 points below baseline"."""
+        if self.response_points is not None:
+            return f"at least {self.response_points} points below baseline"
+        return f"at least {round(self.response_drop * 100)} % below baseline"
+
 
 @dataclass(frozen=True)
 class Result:
-    score: int
+    score: int  # the total; for a screened-out result only the answers given, NOT a total of the scale
     band: Band
-    screened_out: bool  # stopped by SMS after a negative screener; unasked items counted as 0
+    screened_out: bool  # stopped by SMS after a negative screener: screen negative, not a total
+    screen_score: int | None = None  # the screener's own score (PHQ-2), when there is a screener
 
 
 # ---------------------------------------------------------------- loading and checking
@@ -251,6 +274,10 @@ def _build(raw: Mapping[str, Any]) -> Scale:
         source=raw["source"],
         extra=None if extra is None else Extra(
             key=extra["key"], wording=_wording(extra, "extra"), options=_options(extra["options"], "extra option")),
+        response_points=(None if raw.get("response_points") is None
+                         else _whole(raw["response_points"], "response_points")),
+        screen_name=str(raw.get("screen_name", "")),
+        preamble=None if raw.get("preamble") is None else _wording(raw["preamble"], "preamble"),
     )
 
 
@@ -277,6 +304,8 @@ def _problems(scale: Scale, stem: str) -> list[str]:
         problems.append(f"remission_below {scale.remission_below} is outside 1..{scale.max_score}")
     if not 0 < scale.response_drop < 1:
         problems.append(f"response_drop {scale.response_drop} must be between 0 and 1")
+    if scale.response_points is not None and not 0 < scale.response_points <= scale.max_score:
+        problems.append(f"response_points {scale.response_points} is outside 1..{scale.max_score}")
     problems += _screener_problems(scale, values)
     return problems
 
@@ -365,9 +394,17 @@ def score(scale: Scale, answers: Mapping[int, int], by_sms: bool = False) -> int
     return sum(answers.values())
 
 
+def screen_score(scale: Scale, answers: Mapping[int, int]) -> int | None:
+    """The screener's own score (PHQ-2: items 1 and 2); None without a screener or before it is answered."""
+    if not scale.has_screener or any(n not in answers for n in scale.screen_items):
+        return None
+    return sum(answers[n] for n in scale.screen_items)
+
+
 def result(scale: Scale, answers: Mapping[int, int], by_sms: bool = False) -> Result:
     total = score(scale, answers, by_sms)
-    return Result(score=total, band=band(scale, total), screened_out=_screened_out(scale, answers, by_sms))
+    return Result(score=total, band=band(scale, total), screened_out=_screened_out(scale, answers, by_sms),
+                  screen_score=screen_score(scale, _checked(scale, answers)))
 
 
 def band(scale: Scale, score: int) -> Band:
@@ -389,11 +426,38 @@ def _in_range(scale: Scale, *scores: int) -> None:
             raise ValueError(f"{scale.short_name} scores run 0 to {scale.max_score}, not {value}")
 
 
+def with_response_points(scale: Scale, points: int | None) -> Scale:
+    """The scale with the clinic's response rule (PCL5_RESPONSE_POINTS); unchanged for None."""
+    if points is None or points == scale.response_points:
+        return scale
+    if not 0 < points <= scale.max_score:
+        raise ValueError(f"{scale.short_name} response points run 1 to {scale.max_score}, not {points}")
+    return replace(scale, response_points=points)
+
+
+def clinic_scales(response_points: Mapping[str, int] | None = None) -> dict[str, Scale]:
+    """Every scale, with the clinic's response rules (scale key -> points) applied."""
+    found = all_scales()
+    for key, points in (response_points or {}).items():
+        if key in found:
+            found[key] = with_response_points(found[key], points)
+    return found
+
+
+def response_points_of(settings) -> dict[str, int]:
+    """The clinic's response rules from its settings: {"pcl5": PCL5_RESPONSE_POINTS}."""
+    points = getattr(settings, "pcl5_response_points", None)
+    return {} if points is None else {"pcl5": int(points)}
+
+
 def response(scale: Scale, baseline: int, score: int) -> bool:
-    """A drop of at least response_drop (a half) from a baseline above 0."""
+    """A drop of at least response_drop (a half) from a baseline above 0; for a scale with
+    response_points, a drop of at least that many points."""
     _in_range(scale, baseline, score)
     if baseline <= 0:
         return False
+    if scale.response_points is not None:
+        return baseline - score >= scale.response_points
     # Fractions, so that exactly half is a response whatever the float rounding.
     return score <= baseline * (1 - Fraction(str(scale.response_drop)))
 

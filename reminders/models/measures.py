@@ -45,8 +45,11 @@ class Questionnaire(Base):
     asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     score: Mapped[int | None] = mapped_column(Integer)
     band: Mapped[str | None] = mapped_column(String(30))
-    # By SMS a negative screener (PHQ-2, GAD-2) ends it early: the items not asked count as 0.
+    # By SMS a negative screener (PHQ-2, GAD-2) ends it early: "screen negative", stored with no
+    # score and band "screen_negative"; the screener's score is read from its answers.
     screened_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The answer to the scale's unscored question after its items (the PHQ-9's difficulty question).
+    extra_answer: Mapped[int | None] = mapped_column(Integer)
     safety_raised: Mapped[bool] = mapped_column(Boolean, default=False)
     escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id", ondelete="SET NULL"))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,6 +4,9 @@ GET  /q/<token>            the intro the first time (how many questions, minutes
                            the current question
 GET  /q/<token>/<item>     one question: the current one, or one already answered (to change it)
 POST /q/<token>/<item>     the answer (a button `answer=<value>`), stored at once, then a redirect
+GET  /q/<token>/extra      after the last item, the scale's unscored question (the PHQ-9's "how
+POST /q/<token>/extra      difficult have these problems made it..."), when a problem was checked off;
+                           the questionnaire is already scored, the answer is stored beside it
 GET  /q/<token>/done       thank you, the crisis panel after a self-harm answer, "one more" set
 
 The token in the URL is the patient's key, so the pages show only the first name and the clinic.
@@ -21,7 +24,8 @@ from flask import Blueprint, Flask, Response, current_app, redirect, render_temp
 
 from reminders.measures import scales as catalogue
 from reminders.measures.questionnaires import (AnswerRefused, find_by_token, is_expired, items_left,
-                                               next_of_occasion, pending, record_answer, visit_set, workload)
+                                               next_of_occasion, pending, record_answer, record_extra, visit_set,
+                                               wants_extra, workload)
 from reminders.models import Patient, Questionnaire
 from reminders.models.measures import COMPLETED, SENT
 from reminders.web.context import db, request_now, send_alerts_now, settings
@@ -128,8 +132,49 @@ def answer(token: str, item: int):
     if recorded.alert_ids:
         send_alerts_now(recorded.alert_ids, request_now(), "questionnaire alerts")
     if recorded.next_item is None:
-        return _to_thanks(q)
+        return _to_extra(q) if wants_extra(q) else _to_thanks(q)
     return redirect(url_for(".question", token=token, item=recorded.next_item), 303)
+
+
+@questionnaire_pages.get("/<token>/extra")
+def extra(token: str):
+    q, refused = _open(token)
+    if refused:
+        return refused
+    if q.status != COMPLETED:
+        return redirect(url_for(".question", token=token, item=items_left(q)[0]), 303)
+    if not _thanks_still_shown(q):
+        return _reused(q)
+    if not wants_extra(q):
+        return _to_thanks(q)
+    return _extra_page(q)
+
+
+@questionnaire_pages.post("/<token>/extra")
+def extra_answer(token: str):
+    q, refused = _open(token)
+    if refused:
+        return refused
+    if _foreign_origin():
+        log.warning("questionnaire answer refused: posted from another site")
+        return _refusal(q.language, "forbidden", 403)
+    db().refresh(q, with_for_update=True)
+    if q.status != COMPLETED:
+        return redirect(url_for(".question", token=token, item=items_left(q)[0]), 303)
+    if not _thanks_still_shown(q):
+        return _reused(q)
+    if not wants_extra(q):  # a second tap: the first one was kept
+        return _to_thanks(q)
+    value = _whole(request.form.get("answer"))
+    try:
+        if value is None:
+            raise AnswerRefused("no answer")
+        record_extra(q, value)
+    except AnswerRefused:
+        db().rollback()
+        return _extra_page(q, error=True), 400
+    db().commit()
+    return _to_thanks(q)
 
 
 @questionnaire_pages.get("/<token>/done")
@@ -216,9 +261,22 @@ def _question_page(q: Questionnaire, item: int, error: bool = False) -> str:
     answered = q.answered()
     return _page("questionnaire/question.html", q, scale=scale, item=scale.item(item), error=error,
                  instructions=scale.instructions.text(language), item_text=scale.item(item).text(language),
+                 # The PCL-5's instruction naming the worst event opens its first question.
+                 preamble=scale.preamble.text(language) if scale.preamble is not None and item == 1 else None,
                  options=[(o.value, o.text(language)) for o in scale.options_for(item)],
                  chosen=answered.get(item), count=len(scale.items),
                  back=item - 1 if item > 1 else None)
+
+
+def _extra_page(q: Questionnaire, error: bool = False) -> str:
+    scale = catalogue.get_scale(q.scale)
+    language = PageWords(q.language).language
+    return _page("questionnaire/extra.html", q, scale=scale, error=error, question=scale.extra.text(language),
+                 options=[(o.value, o.text(language)) for o in scale.extra.options])
+
+
+def _to_extra(q: Questionnaire) -> Response:
+    return redirect(url_for(".extra", token=q.token), 303)
 
 
 def _to_thanks(q: Questionnaire) -> Response:

@@ -94,6 +94,9 @@ def test_a_full_phq9_on_a_phone_then_the_gad7_in_under_two_minutes(phone, measur
     phone.get_by_role("button", name="Not at all", exact=True).tap()
     for number, choice in enumerate(PHQ9[3:], start=4):
         tap_answer(phone, number, 9, choice)
+    # The PHQ-9's difficulty question, unscored, after item 9 when a problem was checked off.
+    expect(phone.locator(".progress")).to_contain_text("One last question")
+    phone.get_by_role("button", name="Somewhat difficult").tap()
     expect(phone.get_by_role("heading", name="Thank you, Maya")).to_be_visible()
     phq9_took = time.monotonic() - started
     shot(phone, "questionnaire-phone-done")

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from reminders.measures import scales as catalogue
-from reminders.measures.progress import ScaleProgress, progress
+from reminders.measures.progress import ScaleProgress, is_screen_negative, progress, screen_of
+from reminders.measures.questionnaires import extra_words
 from reminders.models import Appointment, Course, Escalation, Patient, Questionnaire
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.models.measures import COMPLETED, STARTED
@@ -24,9 +25,13 @@ from reminders.web.staff.queries import progress as visit_label
 
 STATUS_WORDS = {"sent": "Sent, not started", "started": "Started", "completed": "Completed", "expired": "Expired"}
 CHANNEL_WORDS = {"link": "By link", "sms": "By SMS"}
-RULES = ("Response: a score at least 50 % below the baseline. Remission: PHQ-9 below 5, GAD-7 below 5, "
+RULES = ("Response: a score at least 50 % below the baseline; for the PCL-5, a drop of at least the number "
+         "of points the clinic set (10 by default; National Center for PTSD: 10 to 20 points is a meaningful "
+         "change), given with each scale. Remission: PHQ-9 below 5, GAD-7 below 5, "
          "PCL-5 below 33, claimed only when the baseline was at or above that threshold. The baseline is the "
-         "questionnaire answered before the first infusion, or failing that the course's earliest.")
+         "questionnaire answered before the first infusion, or failing that the course's earliest. "
+         "A PHQ-2 screen negative (a PHQ-9 by text stopped after its first two questions) is not a PHQ-9 "
+         "total: it is never a baseline or a latest score and never counts toward response or remission.")
 
 
 def long_day(value: datetime, zone: str) -> str:
@@ -92,6 +97,29 @@ class QuestionnaireRow:
         return self.questionnaire.safety_raised
 
     @property
+    def screen_negative(self) -> bool:
+        return is_screen_negative(self.questionnaire)
+
+    @property
+    def score_words(self) -> str:
+        """"PHQ-2 screen negative (score 2)" for a screen negative; else the score; "" until scored."""
+        q = self.questionnaire
+        if self.screen_negative and q.status == COMPLETED:
+            return screen_of(q).words
+        return "" if q.score is None else str(q.score)
+
+    @property
+    def extra_words(self) -> str | None:
+        """The PHQ-9's difficulty answer in words, "Difficulty: Somewhat difficult"; None when not answered."""
+        words = extra_words(self.questionnaire)
+        return None if words is None else f"{self.questionnaire_extra_label}: {words}"
+
+    @property
+    def questionnaire_extra_label(self) -> str:
+        extra = catalogue.get_scale(self.questionnaire.scale).extra
+        return extra.key.replace("_", " ").capitalize() if extra else ""
+
+    @property
     def safety_answers(self) -> list[tuple[int, int]]:
         """(item, answer) of the scale's self-harm items answered so far (PHQ-9 item 9)."""
         q = self.questionnaire
@@ -119,6 +147,20 @@ class ScaleView:
         return "Response" if self.progress.response else "No response yet"
 
     @property
+    def response_rule(self) -> str:
+        """"at least 50 % below baseline"; the PCL-5's "at least 10 points below baseline"."""
+        return self.scale.response_words()
+
+    @property
+    def screen_words(self) -> str | None:
+        """A screen negative after the latest score, in words; it is not a score and changes nothing."""
+        screen = self.progress.latest_screen
+        if screen is None:
+            return None
+        return (f"{screen.words}: not a {self.scale.short_name} total, so not counted toward "
+                f"response or remission")
+
+    @property
     def remission_words(self) -> str:
         threshold = self.scale.remission_below
         if threshold is None:
@@ -132,6 +174,19 @@ class ScaleView:
     def rows(self):
         """(point, occasion words, band label), oldest first."""
         return [(p, occasion_words(p.occasion), self.progress.band_label(p)) for p in self.progress.points]
+
+    def table_rows(self) -> list[tuple[datetime, str, str, str]]:
+        """(when, occasion words, score, severity) oldest first: the scores and, between them, the
+        screen negatives ("—", "PHQ-2 screen negative (score 2), not a PHQ-9 total")."""
+        found = []
+        for point, occasion, band in self.rows():
+            if point is self.progress.baseline and point.occasion != "baseline":
+                occasion += " (baseline)"
+            found.append((point.taken_at, occasion, str(point.score), band))
+        for screen in self.progress.screens:
+            found.append((screen.taken_at, occasion_words(screen.occasion), "—",
+                          f"{screen.words}, not a {self.scale.short_name} total"))
+        return sorted(found, key=lambda row: row[0])
 
 
 @dataclass
@@ -156,6 +211,13 @@ class CourseMeasures:
     def self_harm_rows(self) -> list[QuestionnaireRow]:
         return [row for row in self.rows if row.self_harm]
 
+    @property
+    def lone_screen_rows(self) -> list[QuestionnaireRow]:
+        """Screen negatives of a scale with no score in this course (no scale section shows them)."""
+        shown = {view.scale.short_name for view in self.scales}
+        return [row for row in reversed(self.rows)
+                if row.screen_negative and row.status == "completed" and row.scale not in shown]
+
 
 def infusion_days(course: Course | None, now: datetime, series: int) -> list[InfusionDay]:
     """The course's visits that happened (completed, or past and never marked otherwise) or are to come."""
@@ -169,8 +231,26 @@ def infusion_days(course: Course | None, now: datetime, series: int) -> list[Inf
     return days
 
 
-def patient_measures(session: Session, patient: Patient, now: datetime, series: int) -> list[CourseMeasures]:
-    """Per course (newest first, questionnaires outside a course last), only those with questionnaires."""
+def clinic_response_points() -> dict[str, int]:
+    """The clinic's response rules (PCL5_RESPONSE_POINTS) from the running app's settings; the
+    definitions' own outside a Flask app."""
+    try:
+        from flask import current_app, has_app_context
+        if has_app_context():
+            found = current_app.extensions.get("reminders.settings")
+            if found is not None:
+                return catalogue.response_points_of(found)
+    except ImportError:  # pragma: no cover
+        pass
+    return {}
+
+
+def patient_measures(session: Session, patient: Patient, now: datetime, series: int,
+                     response_points: dict[str, int] | None = None) -> list[CourseMeasures]:
+    """Per course (newest first, questionnaires outside a course last), only those with questionnaires.
+    `response_points`: the clinic's response rules; None reads them from the running app."""
+    if response_points is None:
+        response_points = clinic_response_points()
     found = list(session.scalars(select(Questionnaire).where(Questionnaire.patient_id == patient.id)
                                  .order_by(Questionnaire.sent_at, Questionnaire.id)))
     if not found:
@@ -189,7 +269,7 @@ def patient_measures(session: Session, patient: Patient, now: datetime, series: 
         infusions = infusion_days(course, now, series)
         key = course.id if course else "none"
         scales = [ScaleView(p, scale_chart(p, infusions, patient.timezone, chart_id=f"measure-{key}-{scale_key}"))
-                  for scale_key, p in progress(mine).items()]
+                  for scale_key, p in progress(mine, response_points).items()]
         rows = [_row(q, escalations.get(q.escalation_id), now) for q in reversed(mine)]
         result.append(CourseMeasures(course, infusions, scales, rows))
     return result
@@ -197,7 +277,10 @@ def patient_measures(session: Session, patient: Patient, now: datetime, series: 
 
 def _row(q: Questionnaire, escalation: Escalation | None, now: datetime) -> QuestionnaireRow:
     scale = catalogue.get_scale(q.scale)
-    band = catalogue.band(scale, q.score).label("en") if q.score is not None else ""
+    if is_screen_negative(q):
+        band = screen_of(q, scale).words if q.status == COMPLETED else ""
+    else:
+        band = catalogue.band(scale, q.score).label("en") if q.score is not None else ""
     return QuestionnaireRow(q, q.completed_at or q.started_at or q.sent_at, occasion_words(q.occasion),
                             scale.short_name, band, status_of(q, now), escalation)
 

@@ -8,6 +8,7 @@ from datetime import date
 
 from flask import Blueprint, Response, render_template, request
 
+from reminders.measures.scales import response_points_of
 from reminders.measures.outcomes import NOT_RECORDED, POST_INDUCTION_DAYS, Filters, condition_label, outcomes
 from reminders.models.patients import CONDITIONS
 from reminders.web.context import db, settings
@@ -41,8 +42,9 @@ def _filters(problems: list[str]) -> Filters:
 @bp.get("/outcomes")
 def index():
     problems: list[str] = []
-    found = outcomes(db(), _filters(problems))
+    found = outcomes(db(), _filters(problems), response_points_of(settings()))
     return render_template("staff/outcomes.html", found=found, problems=problems, args=request.args,
+                           pcl5_points=settings().pcl5_response_points,
                            conditions=[(c, condition_label(c)) for c in CONDITIONS] + [(NOT_RECORDED, "not recorded")],
                            post_days=POST_INDUCTION_DAYS, condition_label=condition_label)
 
@@ -54,7 +56,7 @@ def _yes_no(value: bool | None) -> str:
 @bp.get("/outcomes.csv")
 def export():
     session = db()
-    found = outcomes(session, _filters([]))
+    found = outcomes(session, _filters([]), response_points_of(settings()))
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)

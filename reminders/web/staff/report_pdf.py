@@ -111,6 +111,13 @@ def _course(pdf: ReportPDF, course: CourseMeasures, tz: ZoneInfo) -> None:
             pdf.text_line("Induction dates: " + ", ".join(day(d, tz) for d in sorted(dates)), 9, colour=MUTED)
     for view in course.scales:
         _scale(pdf, view, course, tz)
+    if course.lone_screen_rows:
+        pdf.keep(20)
+        pdf.ln(2)
+        pdf.text_line("Screen negatives", 11, "B", 6)
+        for row in course.lone_screen_rows:
+            pdf.text_line(f"{day(row.at, tz)}, {row.at.astimezone(tz):%Y}: {row.score_words}, by SMS; "
+                          f"not a {row.scale} total, so no response or remission.")
     if course.self_harm_rows:
         pdf.keep(20)
         pdf.ln(2)
@@ -133,8 +140,10 @@ def _scale(pdf: ReportPDF, view: ScaleView, course: CourseMeasures, tz: ZoneInfo
     pdf.text_line(f"{view.scale.short_name}: {view.scale.title.text('en')}", 11, "B", 6)
     pdf.text_line(f"Baseline {p.baseline.score} ({p.band_label(p.baseline)}) · latest {p.latest.score} "
                   f"({p.band_label(p.latest)}) · change: {view.change_words}")
-    pdf.text_line(f"Response: {'yes' if p.response else view.response_words.lower()} · "
+    pdf.text_line(f"Response: {'yes' if p.response else view.response_words.lower()} ({view.response_rule}) · "
                   f"Remission: {'yes' if p.remission else view.remission_words.lower()}")
+    if view.screen_words:
+        pdf.text_line(f"Since then: {view.screen_words} ({day(p.latest_screen.taken_at, tz)}).")
     _chart(pdf, view, course, tz)
     _table(pdf, view, tz)
 
@@ -148,13 +157,14 @@ def _table(pdf: ReportPDF, view: ScaleView, tz: ZoneInfo) -> None:
         pdf.cell(width, 6, head, border="B", fill=True)
     pdf.ln()
     pdf.set_font(FONT, "", 9)
-    for point, occasion, band in view.rows():
+    for taken_at, occasion, score, band in view.table_rows():
         pdf.keep(6)
-        cells = (f"{day(point.taken_at, tz)}, {point.taken_at.astimezone(tz):%Y}",
-                 occasion + (" (baseline)" if point is view.progress.baseline and point.occasion != "baseline" else ""),
-                 str(point.score), band)
+        cells = (f"{day(taken_at, tz)}, {taken_at.astimezone(tz):%Y}", occasion, score, band)
         for width, text in zip(widths, cells):
+            if pdf.get_string_width(str(text)) > width - 2:
+                pdf.set_font(FONT, "", 7)  # "PHQ-2 screen negative (score 2), not a PHQ-9 total"
             pdf.cell(width, 5.5, str(text), border="B")
+            pdf.set_font(FONT, "", 9)
         pdf.ln()
 
 
