@@ -52,6 +52,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_time_limit=TASK_TIME_LIMIT,
     )
     register_tasks(app)
+    if settings.fhir_base_url:  # beat's FHIR sync, every FHIR_SYNC_MINUTES
+        from reminders.fhir.task import register_fhir_sync
+
+        register_fhir_sync(app, settings)
     app.steps["consumer"].add(WorkerHeartbeat)
     app.steps["worker"].add(AlertQueue)
     return app

@@ -193,6 +193,121 @@ def user_create(email: str, role: str, password_stdin: bool) -> None:
         sys.exit(1)
 
 
+@user.command("reset-mfa")
+@click.option("--email", required=True)
+def user_reset_mfa(email: str) -> None:
+    """Turn a user's two-step sign-in off (a lost phone, a changed SECRET_KEY); audited, and the user's
+    sessions end. Admins (and staff with MFA_REQUIRED) set it up again at their next sign-in."""
+    from sqlalchemy import func, select, update
+
+    from reminders import mfa
+    from reminders.db import session_scope
+    from reminders.models import AuditEntry, StaffSession, StaffUser, utcnow
+
+    _ensure_database()
+    with session_scope() as session:
+        found = session.scalar(select(StaffUser).where(func.lower(StaffUser.email) == email.strip().lower()))
+        if found is None:
+            click.echo(f"error: no staff account {email}", err=True)
+            sys.exit(1)
+        if not mfa.reset(session, found):
+            click.echo(f"{found.email} has no two-step sign-in to reset")
+            return
+        session.execute(update(StaffSession).where(StaffSession.user_id == found.id,
+                                                   StaffSession.revoked_at.is_(None)).values(revoked_at=utcnow()))
+        session.add(AuditEntry(at=utcnow(), actor="(command line)", action="reset_mfa", target_type="staff_user",
+                               target_id=str(found.id), detail={"email": found.email}))
+        click.echo(f"two-step sign-in reset for {found.email}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain; exit 1 naming the first broken row."""
+    from reminders.audit_chain import verify
+    from reminders.db import session_scope
+
+    _ensure_database()
+    with session_scope() as session:
+        verdict = verify(session)
+    click.echo(verdict.describe())
+    if not verdict.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Count what would be blanked; change nothing.")
+@click.option("--now", "now_text", help="The instant to count RETENTION_DAYS back from (ISO-8601); default: now.")
+def purge(dry_run: bool, now_text: str | None) -> None:
+    """Blank message bodies and inbound texts older than RETENTION_DAYS (the rows stay as metadata)."""
+    from reminders.db import session_scope
+    from reminders.retention import purge as run_purge
+
+    settings = get_settings()
+    if not settings.retention_days:
+        click.echo("RETENTION_DAYS is not set (0): everything is kept, nothing to purge")
+        return
+    _ensure_database()
+    with session_scope() as session:
+        report = run_purge(session, _now(now_text), settings.retention_days, dry_run=dry_run)
+    click.echo(json.dumps(report.as_dict(), indent=2))
+
+
+@main.group()
+def patient() -> None:
+    """A patient's rights: everything stored about them, and erasure. ID is the patient's external_id
+    (the clinic system's id, as in the CSV and the API)."""
+
+
+@patient.command("export")
+@click.argument("external_id")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON to this file; default: standard output.")
+def patient_export(external_id: str, out: Path | None) -> None:
+    """Everything stored about the patient, as JSON (audited)."""
+    from reminders.db import session_scope
+    from reminders.retention import PatientNotFound, export_patient
+
+    _ensure_database()
+    try:
+        with session_scope() as session:
+            data = export_patient(session, external_id, actor="(command line)")
+    except PatientNotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+
+
+@patient.command("erase")
+@click.argument("external_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def patient_erase(external_id: str, yes: bool) -> None:
+    """Erase the patient's personal data (name, phone, email, message words); nothing more is sent to them.
+    The rows stay as anonymous metadata, and an audit row records the erasure."""
+    from reminders.db import session_scope
+    from reminders.retention import ErasureRefused, PatientNotFound, erase_patient
+
+    _ensure_database()
+    if not yes:
+        click.confirm(f"Erase the personal data of patient {external_id}? This cannot be undone", abort=True)
+    try:
+        with session_scope() as session:
+            report = erase_patient(session, external_id, actor="(command line)")
+    except (PatientNotFound, ErasureRefused) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(report, indent=2))
+
+
 @main.group()
 def token() -> None:
     """API tokens."""
@@ -274,6 +389,42 @@ def web(host: str, port: int, threads: int) -> None:
     settings = get_settings()
     serve(create_app(settings), host=host, port=port, threads=threads, ident="clinic-reminders",
           **server_options(settings))
+
+
+@main.group()
+def fhir() -> None:
+    """FHIR R4 appointments (FHIR_BASE_URL)."""
+
+
+@fhir.command("sync")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--no-plan", is_flag=True, help="Leave planning the visits' reminders to the next pass.")
+def fhir_sync(as_json: bool, no_plan: bool) -> None:
+    """Take in the appointments changed since the last sync, cancel those the server no longer has,
+    and plan their reminders. Exit 0: all taken; 1: some rejected; 2: the server could not be read."""
+    from reminders.fhir.cli import run_sync
+
+    _ensure_database()
+    _follow_the_database_clock()
+    sys.exit(run_sync(get_settings(), as_json, plan=not no_plan))
+
+
+@main.group(name="hl7")
+def hl7_group() -> None:
+    """HL7 v2 scheduling messages (SIU) from the clinic's scheduling system."""
+
+
+@hl7_group.command("listen")
+@click.option("--host", default=None, help="Address to listen on; default HL7_BIND (127.0.0.1).")
+@click.option("--port", default=None, type=int, help="TCP port; default HL7_PORT (2575).")
+def hl7_listen(host: str | None, port: int | None) -> None:
+    """MLLP listener: SIU^S12/S13/S14/S15/S26 applied as bookings, each answered with an ACK."""
+    from reminders.hl7.listener import run_listener
+
+    _ensure_database()
+    _follow_the_database_clock()
+    settings = get_settings()
+    run_listener(settings, host or settings.hl7_bind, port or settings.hl7_port)
 
 
 @main.group()

@@ -50,6 +50,33 @@ def parse_days(value, setting: str = "OFFICE_DAYS") -> list[str]:
     return [day for day in WEEKDAYS if day in days]
 
 
+def parse_kind_map(value, setting: str) -> dict[str, str]:
+    """"IND=induction, BOOST=maintenance" or a JSON object -> {"ind": "induction", ...} (keys lower case)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            import json
+
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"{setting} is not valid JSON: {exc}") from None
+        else:
+            pairs = [part.partition("=") for part in re.split(r"[,;\n]+", text) if part.strip()]
+            if any(not sep or not key.strip() for key, sep, _ in pairs):
+                raise ValueError(f"{setting} must be pairs like IND=induction,BOOST=maintenance")
+            value = {key: kind for key, _, kind in pairs}
+    if not isinstance(value, dict):
+        raise ValueError(f"{setting} must be pairs like IND=induction,BOOST=maintenance")
+    out = {}
+    for key, kind in value.items():
+        kind = str(kind).strip().lower()
+        if kind not in ("induction", "maintenance"):
+            raise ValueError(f"{setting}: {key!r} must map to induction or maintenance, not {kind!r}")
+        out[str(key).strip().lower()] = kind
+    return out
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
@@ -62,6 +89,16 @@ class Settings(BaseSettings):
     database_idle_in_transaction_timeout_seconds: float = Field(default=120, ge=0, le=24 * 3600)
     redis_url: str = ""
     secret_key: str = ""
+    # Two-step sign-in (reminders.mfa): always for admins; true: for every staff account too.
+    mfa_required: bool = False
+    # Message bodies and inbound texts older than this many days are blanked by `reminders purge`
+    # (the rows stay as metadata); 0: kept for ever (reminders.retention).
+    retention_days: int = Field(default=0, ge=0, le=36500)
+    # GET /metrics (reminders.metrics): a bearer token Prometheus must send; without it only
+    # callers on this machine (loopback) are answered. The folder every process (web, each Celery
+    # worker process, `reminders tick`) writes its counters to; default REMINDERS_DATA_DIR/metrics.
+    metrics_token: str = ""
+    prometheus_multiproc_dir: str = ""
 
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -147,6 +184,25 @@ class Settings(BaseSettings):
     # is off and a patient who prefers it gets SMS. Sent through the same Twilio account.
     twilio_whatsapp_from: str = ""
 
+    # FHIR R4 appointments in (reminders.fhir, `reminders fhir sync`); empty FHIR_BASE_URL: off.
+    fhir_base_url: str = ""
+    fhir_token: str = ""  # a bearer token; or SMART backend services with the client settings below
+    fhir_client_id: str = ""
+    fhir_client_secret: str = ""
+    fhir_private_key_file: Path | None = None  # PEM (RSA: RS384, EC: ES384) for a signed client assertion
+    fhir_key_id: str = ""  # the `kid` of that key in the JWKS the server has
+    fhir_token_url: str = ""  # empty: read from FHIR_BASE_URL/.well-known/smart-configuration
+    fhir_scope: str = "system/Appointment.read system/Patient.read"
+    # Appointment type (a code or text of appointmentType or serviceType, any case) -> visit kind.
+    fhir_appointment_types: Annotated[dict[str, str], NoDecode] = {"induction": "induction", "maintenance": "maintenance"}
+    fhir_default_kind: str = ""  # for a type not in the mapping; empty: such a visit is rejected, named in the report
+    fhir_sync_minutes: int = Field(default=5, ge=1, le=24 * 60)  # beat's sync, when FHIR_BASE_URL is set
+    fhir_reconcile_days: int = Field(default=30, ge=0, le=730)  # visits re-read (deletions found) from now to this far ahead
+    fhir_first_sync_days: int = Field(default=2, ge=0, le=365)  # the first sync reads visits from this many days ago on
+    fhir_page_size: int = Field(default=100, ge=1, le=1000)
+    fhir_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    fhir_id_prefix: str = "fhir:"  # before the server's ids in external_id (patients and visits)
+
     # Validated questionnaires (reminders.measures): which visits get one, when, and for how long
     # the link works. Infusion numbers past the course's series mean its last infusion.
     measures_enabled: bool = True
@@ -168,6 +224,16 @@ class Settings(BaseSettings):
     # a change of 10 to 20 points is clinically meaningful).
     pcl5_response_points: int = Field(default=10, ge=1, le=80)
 
+    # HL7 v2 scheduling messages in (reminders.hl7, `reminders hl7 listen`): MLLP has no sign-in
+    # and no encryption, so it listens on this machine only unless HL7_BIND says otherwise.
+    hl7_port: int = Field(default=2575, ge=1, le=65535)
+    hl7_bind: str = "127.0.0.1"
+    # SIU appointment type (AIS-3, else SCH-8, else SCH-7; its code or text, any case) -> visit kind:
+    # "IND=induction,BOOST=maintenance" or a JSON object.
+    hl7_appointment_types: Annotated[dict[str, str], NoDecode] = {
+        "induction": "induction", "maintenance": "maintenance", "booster": "maintenance"}
+    hl7_default_kind: str = ""  # for a type not in the mapping; empty: such a booking is answered AE
+
     @field_validator("measures_infusions", mode="before")
     @classmethod
     def _infusions(cls, value):
@@ -179,6 +245,34 @@ class Settings(BaseSettings):
         if any(n < 1 for n in numbers):
             raise ValueError("MEASURES_INFUSIONS numbers start at 1 (the first infusion)")
         return numbers
+
+    @field_validator("fhir_appointment_types", mode="before")
+    @classmethod
+    def _fhir_types(cls, value):
+        from reminders.fhir.settings import parse_appointment_types
+
+        return parse_appointment_types(value)
+
+    @field_validator("fhir_default_kind")
+    @classmethod
+    def _fhir_default_kind(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("", "induction", "maintenance"):
+            raise ValueError(f"FHIR_DEFAULT_KIND {value!r} must be induction, maintenance or empty")
+        return value
+
+    @field_validator("hl7_appointment_types", mode="before")
+    @classmethod
+    def _hl7_types(cls, value):
+        return parse_kind_map(value, "HL7_APPOINTMENT_TYPES")
+
+    @field_validator("hl7_default_kind")
+    @classmethod
+    def _hl7_default_kind(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("", "induction", "maintenance"):
+            raise ValueError(f"HL7_DEFAULT_KIND {value!r} must be induction, maintenance or empty")
+        return value
 
     @field_validator("staff_alert_emails", "staff_alert_phones", mode="before")
     @classmethod

@@ -24,7 +24,7 @@ def test_compose_runs_redis_postgres_web_worker_and_beat():
 
 
 def test_the_app_services_point_at_the_compose_database_and_broker():
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "beat", "hl7"):
         env = compose()["services"][name]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"].startswith("redis://redis:6379")
@@ -82,3 +82,20 @@ def test_the_worker_is_given_time_to_finish_the_batch_in_hand_when_stopped():
 
     grace = compose()["services"]["worker"]["stop_grace_period"]
     assert grace.endswith("s") and int(grace[:-1]) > BATCH_SECONDS
+
+
+def test_compose_runs_the_hl7_listener_the_cli_has_as_the_listener_test_runs_it():
+    from reminders.config import Settings
+    from tests.test_hl7_listener import HL7_COMMAND
+
+    service = compose()["services"]["hl7"]
+    command = service["command"]
+    assert _placeholders(command) == HL7_COMMAND
+    result = CliRunner().invoke(main, [*command[1:], "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--port" in result.output and "--host" in result.output
+    # Listening on every address inside the container, on the port the settings default to, published.
+    port = command[command.index("--port") + 1]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert int(port) == Settings.model_fields["hl7_port"].default
+    assert f"{port}:{port}" in service["ports"]

@@ -21,12 +21,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ground", (
         "reminders", "reminders.config", "reminders.zones", "reminders.logs", "reminders.calendar",
         "reminders.channels.segments", "reminders.preparation", "reminders.interruptions", "reminders.heartbeats", "reminders.clock",
+        "reminders.fhir", "reminders.fhir.settings",
     )),
     ("models", (
         "reminders.models", "reminders.models.base", "reminders.models.appointments", "reminders.models.imports",
         "reminders.models.outbox", "reminders.models.patients", "reminders.models.provider_health",
         "reminders.models.replies", "reminders.models.staff", "reminders.models.measures", "reminders.db",
         "reminders.migrations", "reminders.migrations.env", "reminders.migrations.versions.*",
+        "reminders.models.fhir",
     )),
     ("rules", (
         "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
@@ -45,6 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.channels.twilio", "reminders.channels.twilio.client", "reminders.channels.twilio.codes",
         "reminders.channels.twilio.webhooks",
         "reminders.rendering", "reminders.provider_health", "reminders.pacing",
+        "reminders.metrics",
     )),
     # What patients and providers send back: it must not reach into sending or planning.
     ("inbound", (
@@ -63,14 +66,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.planning.planner", "reminders.intake", "reminders.intake.csv_import",
         "reminders.intake.import_jobs", "reminders.intake.records", "reminders.intake.upsert",
         "reminders.followup", "reminders.accounts",
+        "reminders.mfa", "reminders.audit_chain", "reminders.retention",
+        "reminders.hl7", "reminders.hl7.mapping", "reminders.hl7.ack", "reminders.hl7.apply",
+        "reminders.fhir.client", "reminders.fhir.mapping", "reminders.fhir.sync",
     )),
     ("pipeline", (
         "reminders.dispatch", "reminders.alert_queue", "reminders.pipeline", "reminders.tasks", "reminders.celery_app",
+        "reminders.fhir.task",
     )),
     ("web and cli", (
         "reminders.web", "reminders.web.context", "reminders.web.api", "reminders.web.api_auth",
         "reminders.web.api_replies", "reminders.web.api_requests", "reminders.web.api_measures", "reminders.web.health",
-        "reminders.web.serialize", "reminders.web.twilio_hooks",
+        "reminders.web.serialize", "reminders.web.twilio_hooks", "reminders.web.metrics_page", "reminders.web.openapi",
         "reminders.web.questionnaire_pages", "reminders.web.questionnaire_words", "reminders.web.rate_limits",
         "reminders.web.staff", "reminders.web.staff.audit", "reminders.web.staff.auth",
         "reminders.web.staff.charts", "reminders.web.staff.display", "reminders.web.staff.escalations", "reminders.web.staff.forms",
@@ -82,6 +89,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.web.staff.reports", "reminders.web.staff.downloads",
         "reminders.web.staff.outcomes",
         "reminders.cli", "reminders.demo", "reminders.runner",
+        "reminders.hl7.listener",
+        "reminders.fhir.cli",
     )),
 ]
 

@@ -20,7 +20,7 @@ from reminders.pipeline import run_pass
 from reminders.rendering import RenderLimitExceeded, TemplateStore, render, sample_context
 from reminders.web.staff import template_checks
 from tests.conftest import at
-from tests.fixtures.staff import META_TOKEN, PASSWORD, TOKEN, make_user, post_form
+from tests.fixtures.staff import META_TOKEN, PASSWORD, TOKEN, make_user, mfa_code, post_form
 from tests.fixtures.twoway import BASE, PHONE, Twilio, answer
 from tests.helpers import book
 
@@ -247,6 +247,10 @@ def test_heavy_previews_do_not_delay_a_crisis_text(served, two_way, booked, sess
     token = TOKEN.search(browser.get(f"{served}/login").text).group(1)
     signed_in = browser.post(f"{served}/login", data={"email": "admin@clinic.test", "password": PASSWORD,
                                                       "csrf_token": token}, allow_redirects=False)
+    assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/login/code"  # admins: a code too
+    token = TOKEN.search(browser.get(f"{served}/login/code").text).group(1)
+    signed_in = browser.post(f"{served}/login/code", data={"code": mfa_code("admin@clinic.test"), "csrf_token": token},
+                             allow_redirects=False)
     assert signed_in.status_code == 302
     editor = browser.get(f"{served}/admin/templates/{SMS}").text
     csrf = (META_TOKEN.search(editor) or TOKEN.search(editor)).group(1)

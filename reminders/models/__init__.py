@@ -7,10 +7,11 @@ from reminders.models.outbox import OutboxMessage
 from reminders.models.imports import ImportJob, ImportJobRow
 from reminders.models.measures import Questionnaire
 from reminders.models.provider_health import ProviderHealth
-from reminders.models.staff import ApiToken, AuditEntry, StaffSession, StaffUser, TemplateVersion
+from reminders.models.fhir import FhirSyncState
+from reminders.models.staff import ApiToken, AuditEntry, RecoveryCode, StaffSession, StaffUser, TemplateVersion
 
 __all__ = [
     "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "Course", "Escalation", "ImportJob", "ImportJobRow",
-    "InboundMessage", "OutboxMessage", "Patient", "ProviderHealth", "Questionnaire", "StaffSession", "StaffUser", "TemplateVersion",
+    "InboundMessage", "OutboxMessage", "Patient", "ProviderHealth", "Questionnaire", "RecoveryCode", "StaffSession", "StaffUser", "TemplateVersion",
     "UTCDateTime", "utcnow",
 ]

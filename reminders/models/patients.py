@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reminders.models.base import Base, UTCDateTime, utcnow
@@ -46,6 +46,8 @@ class Patient(Base):
     # lamotrigine the morning of"): shown in the preparation email and, if short, the SMS.
     medications_to_hold: Mapped[str] = mapped_column(Text, default="", server_default="")
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Set when the patient's personal data was erased (reminders.retention.erase_patient).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -68,6 +70,22 @@ class Patient(Base):
             reachable.add("email")
         chosen = wanted & reachable
         return chosen or reachable
+
+
+ERASED_NAME = "(erased)"
+
+
+@event.listens_for(Patient, "before_insert")
+@event.listens_for(Patient, "before_update")
+def _erased_stays_erased(mapper, connection, patient: Patient) -> None:
+    """An erased patient (reminders.retention.erase) keeps no personal data, whatever an import or a
+    form writes to the row later: no name, no contact details, nothing sent."""
+    if patient.erased_at is None:
+        return
+    patient.first_name, patient.last_name = ERASED_NAME, ""
+    patient.phone = patient.email = patient.opt_out_text = None
+    patient.notes = patient.medications_to_hold = ""
+    patient.sms_opted_out = True
 
 
 class Course(Base):

@@ -36,6 +36,8 @@ class InboundMessage(Base):
     assigned_to: Mapped[str | None] = mapped_column(String(254))
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # When the words (body, reply_body, done_note) were blanked after RETENTION_DAYS (reminders.retention).
+    body_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped["Patient | None"] = relationship()  # noqa: F821
 

@@ -104,7 +104,9 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
 
     app.register_blueprint(health)
     # Machines call these with a token or a signature, never with a staff form: no CSRF token.
-    for blueprint in (api, api_replies, health_api, twilio_hooks, api_measures):
+    from reminders.web.openapi import openapi  # GET /api/v1/openapi.json and /api/v1/docs: no token
+
+    for blueprint in (api, api_replies, health_api, twilio_hooks, api_measures, openapi):
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)
     register_staff_ui(app)
@@ -113,6 +115,9 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     # the Origin header when a browser sends one.
     questionnaire_pages.register(app, settings)
     csrf.exempt(questionnaire_pages.questionnaire_pages)
+    # GET /metrics for Prometheus: a bearer token (METRICS_TOKEN), else loopback callers only.
+    from reminders.web import metrics_page
+    metrics_page.register(app, settings)
 
     @app.errorhandler(404)
     @app.errorhandler(405)

@@ -23,6 +23,7 @@ from reminders.channels.twilio import webhooks
 from reminders.inbound.delivery import apply_delivery_report
 from reminders.inbound.replies import Handled, fallback_reply, handle_inbound, record_failure
 from reminders.logs import mask_phone, sensitive
+from reminders.metrics import timed
 from reminders.web.context import db, request_now, send_alerts_now, settings
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def twiml(reply: str | None) -> Response:
 
 
 @twilio_hooks.post("/sms")
+@timed("sms")  # reminders_webhook_duration_seconds, the signature check included
 @signed_by_twilio
 def inbound_sms():
     text = webhooks.parse_inbound(request.form)
@@ -104,6 +106,7 @@ def _after_failure(text: InboundText, now: datetime) -> Handled:
 # ---------------------------------------------------------------- delivery reports
 
 @twilio_hooks.post("/status")
+@timed("status")
 @signed_by_twilio
 def delivery_status():
     outbox_id = request.args.get("outbox_id", type=int)

@@ -185,6 +185,9 @@ def test_a_spanish_patient_answers_with_javascript_off(phone, measured, session,
         phone.get_by_role("button", name="Ningún día", exact=True).tap()
     phone.get_by_role("button", name="Varios días", exact=True).tap()
     expect(phone.get_by_role("alert")).to_contain_text("Si está en peligro, llame al 911.")
+    # The difficulty question (unscored) follows item 9 when a problem was checked off.
+    expect(phone.locator(".progress")).to_contain_text("Una última pregunta")
+    phone.get_by_role("button", name="Un poco difícil", exact=True).tap()
     expect(phone.get_by_role("heading", name="Gracias, Maya")).to_be_visible()
     shot(phone, "questionnaire-phone-safety-es")
     session.expire_all()

@@ -68,12 +68,18 @@ ACTIONS = {
     "save_template": "Saved a new version of a message",
     "restore_template": "Restored an earlier version of a message",
     "reset_template": "Went back to the standard message",
+    "mfa_enrolled": "Turned on two-step sign-in",
+    "mfa_new_recovery_codes": "Made new recovery codes",
+    "reset_mfa": "Reset a user's two-step sign-in",
+    "export_patient": "Downloaded everything stored about the patient (JSON)",
+    "erase_patient": "Erased the patient's personal data",
 }
 DETAIL_WORDS = {
     "result": "Outcome", "condition": "Condition", "planned": "Infusions in the course", "filename": "File",
     "rows": "Rows", "created": "Created", "updated": "Updated", "unchanged": "Unchanged", "rejected": "Rejected",
     "email": "Account", "role": "Role", "reason": "Why", "sessions_ended": "Other sign-ins ended",
-    "version_id": "Version", "address": "Address", "restored_from": "Restored from version", "note": "Note",
+    "version_id": "Version", "address": "Address", "second_step": "Second step",
+    "recovery_codes_left": "Recovery codes left", "restored_from": "Restored from version", "note": "Note",
 }
 # Shown as names and links instead (or not at all: an id says nothing to a person).
 DETAIL_HIDDEN = {"patient_id", "appointment_id", "job_id", "escalation_id", "course_id", "message_id"}

@@ -17,6 +17,12 @@ Sessions live in the database (StaffSession): the signed cookie carries the sess
 signing out, changing the password or deactivating the account ends it on the server, so a
 copied cookie stops working at once. The session is cleared on sign-in so that a session
 planted before sign-in is worth nothing afterwards.
+
+Two-step sign-in (reminders.mfa): with it on, the right password leads to a second page that asks
+for the code from the authenticator app, or a one-time recovery code; the session starts only
+then. The code step is throttled per account like the password. Anyone who must have it (every
+admin; every account with MFA_REQUIRED=true) and has not enrolled is sent to the enrolment page
+before any other page.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, re
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from reminders import mfa
 from reminders.accounts import AccountError, hasher, password_matches, set_password
 from reminders.models import Escalation, StaffSession, StaffUser, utcnow
 from reminders.web.context import db, request_now, settings
@@ -47,6 +54,11 @@ WRONG = "That email and password do not match an active account."
 SESSION_KEY = "staff_id"
 SESSION_ID_KEY = "staff_session"
 SEEN_EVERY = timedelta(minutes=1)  # how often last_seen_at is written (not on every request)
+SECOND_STEP = Backoff("second-step", free=5, window=15 * 60, first_delay=1, max_delay=60)
+PENDING_KEY = "mfa_pending"  # the signed cookie between the password and the code: user id, when, next
+PENDING_ENROL_KEY = "mfa_enrol_secret"  # the secret being enrolled (encrypted), until a code proves it
+SECOND_STEP_MINUTES = 5
+WRONG_CODE = "That code is not right. Use the newest code from your app, or one of your recovery codes."
 
 
 def current_user() -> StaffUser | None:
@@ -108,9 +120,22 @@ def guard(blueprint: Blueprint, *, admin: bool = False) -> None:
                 return jsonify({"error": "sign in first"}), 401
             target = request.full_path.rstrip("?") if request.method == "GET" else None
             return redirect(url_for("auth.login", next=target))
+        if must_enrol(user):  # (the sign-in pages, in this module's own blueprint, are not guarded)
+            if request.is_json:
+                return jsonify({"error": "set up two-step sign-in first"}), 403
+            return redirect(url_for("auth.mfa_enrol"))
         if admin and user.role != "admin":
             abort(403)
         return None
+
+
+def must_enrol(user: StaffUser) -> bool:
+    """The user must turn on two-step sign-in before anything else."""
+    return not user.mfa_enabled and mfa.required_for(user, settings())
+
+
+def mfa_key() -> str:
+    return current_app.config["SECRET_KEY"]
 
 
 def page_context() -> dict:
@@ -234,13 +259,126 @@ def login():
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
     # (failed_logins and locked_until are left from the lockout this replaced: cleared as before)
+    if user.mfa_enabled:
+        # The password is right; the session starts only after the code (login_code).
+        session_db.commit()
+        session.clear()
+        session[PENDING_KEY] = {"user_id": user.id, "at": now.timestamp(), "next": next_target}
+        return redirect(url_for("auth.login_code"))
+    return _signed_in(user, now, next_target)
+
+
+def _signed_in(user: StaffUser, now: datetime, next_target: str, **detail):
+    session_db = db()
     session_db.execute(update(StaffUser).where(StaffUser.id == user.id)
                        .values(failed_logins=0, locked_until=None, last_login_at=now))
-    audit.record("login", "staff_user", user.id, actor=user.email)
+    audit.record("login", "staff_user", user.id, actor=user.email, **detail)
     session_db.commit()
     session_db.refresh(user)
     start_session(user, now)
+    if must_enrol(user):
+        return redirect(url_for("auth.mfa_enrol"))
     return redirect(safe_next(next_target))
+
+
+def _pending_user(now: datetime) -> tuple[StaffUser | None, str]:
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict) or not isinstance(pending.get("user_id"), int):
+        return None, ""
+    if now.timestamp() - float(pending.get("at", 0)) > SECOND_STEP_MINUTES * 60:
+        session.pop(PENDING_KEY, None)
+        return None, ""
+    user = db().get(StaffUser, pending["user_id"])
+    if user is None or not user.active or not user.mfa_enabled:
+        return None, ""
+    return user, str(pending.get("next", ""))
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code():
+    """The second step of signing in: a code from the authenticator app, or a recovery code."""
+    now = utcnow()
+    user, next_target = _pending_user(now)
+    if user is None:
+        flash("Sign in again: the code page waits only a few minutes after the password.", "error")
+        return redirect(url_for("auth.login"))
+    if request.method == "GET":
+        return render_template("staff/login_code.html", error=None)
+    key = f"second-step:user:{user.id}"
+    taken = throttle().take(SECOND_STEP, request_now().timestamp(), [key])
+    if taken.wait is not None:
+        log.info("second sign-in step throttled for %s s", taken.wait)
+        return render_template("staff/login_code.html", error=too_many_attempts(taken.wait)), 429, \
+            {"Retry-After": str(taken.wait)}
+    try:
+        method = mfa.check(db(), user, mfa_key(), request.form.get("code", ""), now)
+    except mfa.MfaError:
+        log.warning("a two-step secret could not be read (staff user %s): SECRET_KEY changed?", user.id)
+        method = None
+    if method is None:
+        db().rollback()
+        audit.record("login_failed", "staff_user", user.id, actor=user.email, reason="wrong two-step code")
+        db().commit()
+        return render_template("staff/login_code.html", error=WRONG_CODE), 401
+    throttle().forgive(SECOND_STEP, clear=[key])
+    session.pop(PENDING_KEY, None)
+    left = mfa.recovery_codes_left(db(), user.id) if method == "recovery" else None
+    response = _signed_in(user, now, next_target, second_step=method,
+                          **({"recovery_codes_left": left} if left is not None else {}))
+    if method == "recovery":
+        flash(f"You signed in with a recovery code: {left} left. Each works once; make new ones on the "
+              "two-step sign-in page if you are running out.", "ok")
+    return response
+
+
+@bp.route("/account/mfa", methods=["GET", "POST"])
+def mfa_enrol():
+    """Turn on two-step sign-in: scan the QR code, prove it with a code, note the recovery codes
+    (shown this once). With it on: how many recovery codes are left, and new ones."""
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=url_for("auth.mfa_enrol")))
+    now, key = utcnow(), mfa_key()
+    if user.mfa_enabled:
+        if request.method == "POST" and request.form.get("action") == "new_codes":
+            if mfa.check(db(), user, key, request.form.get("code", ""), now) != "totp":
+                db().rollback()
+                return _enrolled_page(user, error="That code is not right: use the newest code from your app."), 422
+            codes = mfa.replace_recovery_codes(db(), user, now)
+            audit.record("mfa_new_recovery_codes", "staff_user", user.id)
+            db().commit()
+            return render_template("staff/mfa_codes.html", codes=codes)
+        return _enrolled_page(user)
+    secret = None
+    token = session.get(PENDING_ENROL_KEY)
+    if isinstance(token, str):
+        try:
+            secret = mfa.decrypt_secret(key, token)
+        except mfa.MfaError:
+            secret = None
+    if secret is None or request.method == "GET" and request.args.get("fresh"):
+        secret = mfa.new_secret()
+        session[PENDING_ENROL_KEY] = mfa.encrypt_secret(key, secret)
+    error = None
+    if request.method == "POST":
+        try:
+            codes = mfa.enable(db(), user, key, secret, request.form.get("code", ""), now)
+        except mfa.MfaError as exc:
+            db().rollback()
+            error = str(exc)
+        else:
+            audit.record("mfa_enrolled", "staff_user", user.id)
+            db().commit()
+            session.pop(PENDING_ENROL_KEY, None)
+            return render_template("staff/mfa_codes.html", codes=codes)
+    uri = mfa.provisioning_uri(secret, user.email, settings().clinic_name)
+    return render_template("staff/mfa_enrol.html", qr=mfa.qr_svg(uri), secret=secret, error=error,
+                           required=mfa.required_for(user, settings())), 422 if error else 200
+
+
+def _enrolled_page(user: StaffUser, error: str | None = None):
+    return render_template("staff/mfa_status.html", user=user, left=mfa.recovery_codes_left(db(), user.id),
+                           error=error)
 
 
 @bp.post("/logout")

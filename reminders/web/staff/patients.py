@@ -1,10 +1,12 @@
-"""Patients: the list, one patient's page (contact, course, timeline, mood chart, measures) and CSV export."""
+"""Patients: the list, one patient's page (contact, course, timeline, mood chart, measures) and CSV export;
+for admins, everything stored about the patient as JSON, and erasure (reminders.retention)."""
 from __future__ import annotations
 
 import csv
 import io
+import json
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -12,7 +14,8 @@ from reminders.models import Appointment, Course, Patient, utcnow
 from reminders.models.patients import CONDITIONS
 from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
-from reminders.web.staff.auth import guard
+from reminders import retention
+from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.charts import mood_chart
 from reminders.web.staff.downloads import download
 from reminders.web.staff.measures_view import patient_measures
@@ -114,3 +117,45 @@ def export_checkins(patient_id: int):
     audit.record("export_checkins", "patient", patient.id)
     session.commit()
     return download(out.getvalue(), "text/csv", f"checkins-{patient.external_id or patient.id}.csv")
+
+
+# --- Admins: the patient's data, and erasure -------------------------------------------------------
+
+def _admin() -> None:
+    if current_user().role != "admin":
+        abort(403)
+
+
+@bp.get("/<int:patient_id>/export.json")
+def export_data(patient_id: int):
+    """Everything stored about the patient (reminders.retention.patient_data), as a JSON download."""
+    _admin()
+    session = db()
+    patient = get_patient(patient_id)
+    data = retention.patient_data(session, patient)
+    audit.record("export_patient", "patient", patient.id)
+    session.commit()
+    return download(json.dumps(data, indent=2, ensure_ascii=False), "application/json",
+                    f"patient-{patient.external_id or patient.id}.json")
+
+
+@bp.route("/<int:patient_id>/erase", methods=["GET", "POST"])
+def erase(patient_id: int):
+    """Erase the patient's personal data, after a confirmation that names them."""
+    _admin()
+    session = db()
+    patient = get_patient(patient_id)
+    error = None
+    if patient.erased_at is not None:
+        error = "This patient's data is erased already."
+    elif request.method == "POST":
+        try:
+            retention.erase(session, patient, actor=current_user().email, now=utcnow())
+        except retention.ErasureRefused as exc:
+            session.rollback()
+            error = str(exc)
+        else:
+            session.commit()
+            flash("The patient's personal data is erased: nothing more will be sent to them.", "ok")
+            return redirect(url_for(".show", patient_id=patient.id))
+    return render_template("staff/patient_erase.html", patient=patient, error=error), 422 if error else 200

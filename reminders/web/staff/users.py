@@ -1,13 +1,15 @@
-"""Staff accounts (admins): list, create, deactivate or reactivate, and unlock after a lockout."""
+"""Staff accounts (admins): list, create, deactivate or reactivate, unlock after a lockout, and reset
+another user's two-step sign-in (they are signed out and enrol again)."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
+from reminders import mfa
 from reminders.accounts import MIN_PASSWORD_LENGTH, AccountError, create_user
 from reminders.models import StaffUser, utcnow
 from reminders.models.staff import ROLES
-from reminders.web.context import db
+from reminders.web.context import db, settings
 from reminders.web.staff import audit
 from reminders.web.staff.auth import current_user, guard, revoke_sessions
 
@@ -23,7 +25,7 @@ def _users():
 def _page(error: str | None = None, values: dict | None = None, status: int = 200):
     return render_template("staff/users.html", users=_users(), roles=ROLES, error=error,
                            values=values or {"email": "", "role": "staff"}, min_length=MIN_PASSWORD_LENGTH,
-                           now=utcnow()), status
+                           now=utcnow(), mfa_required=settings().mfa_required), status
 
 
 @bp.get("/users")
@@ -77,6 +79,26 @@ def unlock(user_id: int):
     audit.record("unlock_user", "staff_user", user.id, email=user.email)
     db().commit()
     flash(f"{user.email} is unlocked.", "ok")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/users/<int:user_id>/reset-mfa")
+def reset_mfa(user_id: int):
+    """Another user's two-step sign-in off (a lost phone): their sessions end; if it is required for
+    them, they set it up again at their next sign-in."""
+    user = _get(user_id)
+    if user.id == current_user().id:
+        flash("You cannot reset your own two-step sign-in: ask another admin.", "error")
+        return redirect(url_for(".index"))
+    if not mfa.reset(db(), user):
+        db().rollback()
+        flash(f"{user.email} has no two-step sign-in to reset.", "error")
+        return redirect(url_for(".index"))
+    ended = revoke_sessions(db(), user.id, utcnow())
+    audit.record("reset_mfa", "staff_user", user.id, email=user.email, sessions_ended=ended)
+    db().commit()
+    flash(f"Two-step sign-in reset for {user.email}: they are signed out and set it up again at their next "
+          "sign-in.", "ok")
     return redirect(url_for(".index"))
 
 
