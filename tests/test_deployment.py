@@ -99,3 +99,12 @@ def test_compose_runs_the_hl7_listener_the_cli_has_as_the_listener_test_runs_it(
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert int(port) == Settings.model_fields["hl7_port"].default
     assert f"{port}:{port}" in service["ports"]
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from reminders.config import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    names = [str(field.validation_alias or field.alias or name).upper() for name, field in Settings.model_fields.items()]
+    missing = [name for name in names if f"`{name}`" not in readme]
+    assert not missing, f"settings missing from the README's configuration table: {missing}"
