@@ -1,8 +1,11 @@
 """Sending one outbox row: re-check, render, send through its channel, record what happened.
 
 The row is claimed with a conditional UPDATE first, so a redelivered task or a second worker
-finds nothing to do. The rendered text is written before the provider is called; a worker that
-dies after that leaves the row in `sending`, which the sweep turns into `unknown` for staff.
+finds nothing to do. The rendered text is written before the provider is called, and the row is
+marked in flight (`handed_at`) just before its own call: a worker that dies after that leaves the
+row in `sending`, which the sweep turns into `unknown` for staff; one that dies (or loses its
+database) before it, leaves a row that goes back to the schedule. A provider failure that opens the
+breaker, here or in another process, stops the batch in hand: its other rows go back, untried.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -30,11 +34,12 @@ from reminders.outbox.moves import claim_for_sending, claim_many_for_sending
 from reminders.outbox.rows import plan_fallback_twin
 from reminders.planning.welcome import reason_not_to_welcome, send_welcome_first
 from reminders.logs import patient_values, sensitive
+from reminders import metrics
 from reminders.measures.questionnaires import for_message as questionnaire_for_message
 from reminders.planning.rules import (
     REMINDER, UNGATED_KINDS, Rule, RuleSettings, SendFacts, backoff, reason_not_to_send, retry_delay, rules_by_name,
 )
-from reminders.provider_health import breaker, breakers, gate, hold_reason, record_failure, record_success, release_probe
+from reminders.provider_health import breakers, gate, hold_reason, record_failure, record_success, release_probe
 from reminders.rendering import (
     TemplateStore, flag_failures, message_context, message_templates, render, template_language,
 )
@@ -50,6 +55,12 @@ GROUP_COMMIT_SIZE = 25
 GROUP_COMMIT_SECONDS = 0.25
 # The longest a batch hands messages over (pacing makes them wait); well inside a task's limit.
 BATCH_SECONDS = 60.0
+# A batch looks at the breakers this often, so that a pause another process opened stops it too.
+BREAKER_LOOK_SECONDS = 1.0
+# Outcomes of a provider's trouble (a refusal worth retrying; no answer in time, the text perhaps
+# gone): they count toward the breaker, which may have opened with them.
+PROVIDER_TROUBLE = ("retrying", "unknown")
+NOT_HANDED_OVER = "the database failed just before the send; back in the schedule"
 
 
 __all__ = ["Sender", "backoff", "retry_delay"]
@@ -88,6 +99,8 @@ class Sender:
         with sensitive(*patient_values(patient), row.to_address, row.body):
             try:
                 outcome = self._send_claimed(session, row, now, provider_healthy=healthy, store=store)
+            except _NotHandedOver:
+                outcome = self._not_handed_over(session, row, [], now)
             except _AfterHandOver as after:
                 outcome = self._after_hand_over_failed(session, outbox_id, after, now)
             except Exception as exc:  # noqa: BLE001 - recorded on this row; the pass goes on for the others
@@ -127,13 +140,7 @@ class Sender:
             return []
         outcomes: dict[int, str] = {}
         with self.sessions() as session:
-            state = breakers(session)
-            kinds = dict(session.execute(select(OutboxMessage.id, OutboxMessage.channel)
-                                         .where(OutboxMessage.id.in_(outbox_ids))
-                                         .where(OutboxMessage.kind != Kind.ALERT)).all())
-            one_by_one = [i for i in outbox_ids if kinds.get(i) in state and state[kinds[i]].is_open]
-            together = [i for i in outbox_ids if i not in set(one_by_one)]
-            claimed = claim_many_for_sending(session, together, now)
+            state, one_by_one, together, claimed = self._claim_batch(session, outbox_ids, now)
             for outbox_id in together:
                 if outbox_id not in claimed:
                     outcomes[outbox_id] = "not_claimed"
@@ -142,10 +149,104 @@ class Sender:
                 outcomes.update(self._send_claimed_batch(session, claimed, now, healthy))
         for outbox_id in one_by_one:
             outcomes[outbox_id] = self.send(outbox_id, now)
+        metrics.count_sends(self.settings, self.sessions, outcomes)  # GET /metrics: reminders_messages_total
         return [outcomes.get(outbox_id, "not_claimed") for outbox_id in outbox_ids]
+
+    def _claim_batch(self, session: Session, outbox_ids: list[int], now: datetime):
+        """The breakers, the rows of a paused channel (they go one by one), the others, and those of
+        the others this batch won. A lost connection here is tried once more on a fresh one: nothing
+        is claimed before the last statement commits, and rows left `queued` would wait for the
+        dispatcher's ten-minute requeue."""
+        try:
+            return self._read_and_claim(session, outbox_ids, now)
+        except DBAPIError as exc:
+            session.rollback()
+            log.warning("claiming a batch of %s row(s) failed (%s); trying once more", len(outbox_ids),
+                        type(exc).__name__)
+            return self._read_and_claim(session, outbox_ids, now)
+
+    @staticmethod
+    def _read_and_claim(session: Session, outbox_ids: list[int], now: datetime):
+        state = breakers(session)
+        kinds = dict(session.execute(select(OutboxMessage.id, OutboxMessage.channel)
+                                     .where(OutboxMessage.id.in_(outbox_ids))
+                                     .where(OutboxMessage.kind != Kind.ALERT)).all())
+        one_by_one = [i for i in outbox_ids if kinds.get(i) in state and state[kinds[i]].is_open]
+        together = [i for i in outbox_ids if i not in set(one_by_one)]
+        return state, one_by_one, together, claim_many_for_sending(session, together, now)
 
     def _send_claimed_batch(self, session: Session, ids: list[int], now: datetime,
                             healthy: dict[str, bool]) -> dict[int, str]:
+        try:
+            outcomes, ready, later, store = self._prepare_batch(session, ids, now)
+        except Exception as exc:  # noqa: BLE001 - one row's trouble (or the database's) must not cost the others
+            if is_interruption(exc):
+                raise
+            session.rollback()
+            log.exception("a batch of %s row(s) could not be prepared together; sending them one by one", len(ids))
+            return {outbox_id: self._send_one_claimed(session, outbox_id, now, False) for outbox_id in ids}
+
+        paused: set[str] = set()
+        clock = _Clock(now)
+        # Paced at a long code's 1 a second, a batch could outlast its task's time limit: what is
+        # left after BATCH_SECONDS goes back, due, to the next round (or the next pass).
+        deadline, handed = time.monotonic() + BATCH_SECONDS, 0
+        # Sends are committed in groups: a worker killed before a group's commit leaves its rows in
+        # `sending`, which the sweep shows staff as unknown; none is ever sent twice.
+        unsaved: list[tuple[OutboxMessage, Patient | None, Receipt]] = []
+        last_commit = time.monotonic()
+        look_again = last_commit + BREAKER_LOOK_SECONDS  # the batch began with the breakers as they were
+        for row, patient, message in ready:
+            if row.channel in paused and row.kind != Kind.ALERT:
+                outcomes[row.id] = _hold(session, row, now, hold_reason(row.channel))  # commits
+                unsaved.clear()
+                continue
+            if handed and time.monotonic() > deadline and row.kind != Kind.ALERT:
+                outcomes[row.id] = _hold(session, row, now, "waiting for the sending number's pace")
+                unsaved.clear()
+                continue
+            at = clock.now()
+            with sensitive(*patient_values(patient), message.to, message.body, message.subject):
+                try:
+                    outcome = self._hand_over(session, row, patient, message, at,
+                                              healthy.get(row.channel, False), sent=unsaved)
+                except _NotHandedOver:
+                    outcome = self._not_handed_over(session, row, unsaved, at)
+                except _AfterHandOver as after:
+                    outcome = self._after_hand_over_failed(session, row.id, after, at)
+                    self._record_again(session, unsaved, at)
+                except Exception as exc:  # noqa: BLE001 - recorded on this row; the batch goes on
+                    if is_interruption(exc):
+                        session.commit()  # the sends of the batch so far are kept
+                        raise
+                    outcome = self._internal_error(session, row.id, exc, at)
+                    self._record_again(session, unsaved, at)
+                if (outcome != "sent" or len(unsaved) >= GROUP_COMMIT_SIZE
+                        or time.monotonic() - last_commit >= GROUP_COMMIT_SECONDS):
+                    self._commit_sends(session, unsaved, at)
+                    last_commit = time.monotonic()
+            outcomes[row.id] = outcome
+            handed += 1
+            if outcome == "sent":
+                healthy[row.channel] = True
+            elif outcome in PROVIDER_TROUBLE:
+                healthy[row.channel] = False
+                look_again = 0.0  # this failure may have opened the breaker: look at once
+            if time.monotonic() >= look_again:
+                self._commit_sends(session, unsaved, at)
+                # A breaker opened here or by another process: the rest of the batch waits with the others.
+                paused |= _open_breakers(self.sessions)
+                look_again = time.monotonic() + BREAKER_LOOK_SECONDS
+        self._commit_sends(session, unsaved, clock.now())
+        for outbox_id in later:
+            outcomes[outbox_id] = self._send_one_claimed(session, outbox_id, now, False, store=store)
+        return outcomes
+
+    def _prepare_batch(self, session: Session, ids: list[int], now: datetime):
+        """Read the batch in a few set-based queries, re-check and render each row, and write every
+        rendered text in one commit before the first provider call. Returns the outcomes so far
+        (skipped, deferred, ...), the messages ready to go, the rows to send after the batch (their
+        patient's welcome first) and the batch's template store."""
         rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)).all()
         order = {outbox_id: n for n, outbox_id in enumerate(ids)}
         # A patient's welcome goes before their other texts of the batch (reminders.planning.welcome).
@@ -161,77 +262,57 @@ class Sender:
         # A text to a patient not yet welcomed whose welcome is not in this batch goes on its own
         # after the batch, where the welcome is sent first (send_welcome_first, in its own session).
         later: list[int] = []
-        try:
-            for row in rows:
-                patient, appointment = patients.get(row.patient_id), appointments.get(row.appointment_id)
-                if self._needs_introduction(row, patient) and patient.id not in welcomed_here:
-                    later.append(row.id)
-                    continue
-                with sensitive(*patient_values(patient), row.to_address, row.body):
-                    try:
-                        prepared = self._prepare(session, store, row, patient, appointment, now, facts)
-                    except DeliveryError as error:
-                        outcomes[row.id] = self._delivery_failed(session, row, patient, error, now)
-                        continue
-                    if isinstance(prepared, str):
-                        outcomes[row.id] = prepared
-                    else:
-                        ready.append((row, patient, prepared))
-            flag_failures(session, store, now)
-            session.commit()  # every row says what is going out before the provider is asked
-        except Exception:  # noqa: BLE001 - one row's trouble must not cost the others: one by one
-            session.rollback()
-            log.exception("a batch of %s row(s) could not be prepared together; sending them one by one", len(rows))
-            return {outbox_id: self._send_one_claimed(session, outbox_id, now, False) for outbox_id in ids}
-
-        paused: set[str] = set()
-        # Paced at a long code's 1 a second, a batch could outlast its task's time limit: what is
-        # left after BATCH_SECONDS goes back, due, to the next round (or the next pass).
-        deadline, handed = time.monotonic() + BATCH_SECONDS, 0
-        # Sends are committed in groups: a worker killed before a group's commit leaves its rows in
-        # `sending`, which the sweep shows staff as unknown; none is ever sent twice.
-        unsaved: list[tuple[OutboxMessage, Patient | None, Receipt]] = []
-        last_commit = time.monotonic()
-        for row, patient, message in ready:
-            if row.channel in paused and row.kind != Kind.ALERT:
-                outcomes[row.id] = _hold(session, row, now, hold_reason(row.channel))  # commits
-                unsaved.clear()
+        for row in rows:
+            patient, appointment = patients.get(row.patient_id), appointments.get(row.appointment_id)
+            if self._needs_introduction(row, patient) and patient.id not in welcomed_here:
+                later.append(row.id)
                 continue
-            if handed and time.monotonic() > deadline and row.kind != Kind.ALERT:
-                outcomes[row.id] = _hold(session, row, now, "waiting for the sending number's pace")
-                unsaved.clear()
-                continue
-            with sensitive(*patient_values(patient), message.to, message.body, message.subject):
+            with sensitive(*patient_values(patient), row.to_address, row.body):
                 try:
-                    outcome = self._hand_over(session, row, patient, message, now,
-                                              healthy.get(row.channel, False), sent=unsaved)
-                except _AfterHandOver as after:
-                    outcome = self._after_hand_over_failed(session, row.id, after, now)
-                    self._record_again(session, unsaved, now)
-                except Exception as exc:  # noqa: BLE001 - recorded on this row; the batch goes on
-                    if is_interruption(exc):
-                        session.commit()  # the sends of the batch so far are kept
-                        raise
-                    outcome = self._internal_error(session, row.id, exc, now)
-                    self._record_again(session, unsaved, now)
-                if (outcome != "sent" or len(unsaved) >= GROUP_COMMIT_SIZE
-                        or time.monotonic() - last_commit >= GROUP_COMMIT_SECONDS):
-                    session.commit()
-                    unsaved.clear()
-                    last_commit = time.monotonic()
-            outcomes[row.id] = outcome
-            handed += 1
-            if outcome == "sent":
-                healthy[row.channel] = True
-            elif outcome == "retrying":
-                healthy[row.channel] = False
-                state = breaker(session, row.channel)
-                if state is not None and state.is_open:
-                    paused.add(row.channel)  # the rest of the batch waits with the others
-        session.commit()
-        for outbox_id in later:
-            outcomes[outbox_id] = self._send_one_claimed(session, outbox_id, now, False, store=store)
-        return outcomes
+                    prepared = self._prepare(session, store, row, patient, appointment, now, facts)
+                except DeliveryError as error:
+                    outcomes[row.id] = self._delivery_failed(session, row, patient, error, now)
+                    continue
+                if isinstance(prepared, str):
+                    outcomes[row.id] = prepared
+                else:
+                    ready.append((row, patient, prepared))
+        flag_failures(session, store, now)
+        session.commit()  # every row says what is going out before the provider is asked
+        return outcomes, ready, later, store
+
+    def _commit_sends(self, session: Session, unsaved: list, now: datetime) -> None:
+        """Commit the sends recorded since the last commit. A commit that fails (the database
+        ended the session) is tried once more on a fresh connection, the sends recorded again: each
+        went to the provider, and a send left unrecorded would be shown to staff as unknown."""
+        try:
+            session.commit()
+        except Exception as exc:  # noqa: BLE001
+            if is_interruption(exc):
+                raise
+            log.warning("committing %s send(s) failed (%s); trying once more", len(unsaved), type(exc).__name__)
+            session.rollback()
+            self._record_again(session, unsaved, now)
+            session.commit()
+        unsaved.clear()
+
+    def _not_handed_over(self, session: Session, row: OutboxMessage, unsaved: list, now: datetime) -> str:
+        """The database failed just before the provider call: nothing went. The row goes back to
+        the schedule, still due; if even that fails, the sweep puts it back (never `unknown`)."""
+        session.rollback()
+        log.warning("outbox %s: not handed to the provider (the database failed just before); back in the "
+                    "schedule", row.id)
+        self._record_again(session, unsaved, now)
+        try:
+            outcome = _hold(session, row, now, NOT_HANDED_OVER)  # commits the sends recorded again too
+        except Exception as exc:  # noqa: BLE001 - the sweep releases it (release_unhanded)
+            if is_interruption(exc):
+                raise
+            session.rollback()
+            log.warning("outbox %s: could not be put back (%s); the sweep will", row.id, type(exc).__name__)
+            outcome = "not_handed"
+        unsaved.clear()
+        return outcome
 
     def _record_again(self, session: Session, unsaved: list, now: datetime) -> None:
         """Sends recorded since the last commit went with the rollback of a failed one: record
@@ -339,7 +420,7 @@ class Sender:
                    now: datetime, provider_healthy: bool, sent: list | None = None) -> str:
         if row.kind in UNGATED_KINDS:
             message = replace(message, urgent=True)  # paced ahead of reminders (reminders.pacing)
-        channel = self.channels[row.channel]
+        channel, clock = self.channels[row.channel], _Clock(now)
         try:
             reserve = getattr(channel, "reserve", None)
             if reserve is not None:  # the wait for the sending number's pace comes before the record
@@ -347,19 +428,23 @@ class Sender:
                 message = replace(message, slot_reserved=True)
             # In flight only now, just before its own provider call: a worker stopped before this
             # point leaves the row to go back to the schedule, never to "unknown".
-            if not moves.mark_in_flight(session, row, now):
+            if not self._mark_in_flight(session, row, clock.now()):
                 log.warning("outbox %s: no longer this worker's claim; left to whoever has it", row.id)
                 return "not_claimed"
             receipt = channel.send(message)
         except DeliveryError as error:
             # The provider's trouble, not this message's (a code worth a few tries, such as a phone
             # switched off, is the number's trouble: it must not pause texts for everyone).
+            # Timed from the answer (or the timeout), not from when the send began.
             if not error.permanent and error.max_attempts is None:
-                record_failure(session, self.settings, row.channel, now, str(error),
+                record_failure(session, self.settings, row.channel, clock.now(), str(error),
                                _seconds(error.retry_after))
-            return self._delivery_failed(session, row, patient, error, now)
+            return self._delivery_failed(session, row, patient, error, clock.now())
+        except _NotHandedOver:
+            raise
         except Exception as exc:  # noqa: BLE001 - not a provider answer: it may or may not have gone
             raise _AfterHandOver(None) from exc
+        now = clock.now()
         try:
             if not provider_healthy and record_success(session, row.channel, now):
                 # A paused channel answers again (its probe went): rows held meanwhile can go now.
@@ -371,6 +456,15 @@ class Sender:
             sent.append((row, patient, receipt))
         log.info("outbox %s: sent %s %s via %s", row.id, row.rule, row.kind, row.channel)
         return "sent"
+
+    @staticmethod
+    def _mark_in_flight(session: Session, row: OutboxMessage, now: datetime) -> bool:
+        try:
+            return moves.mark_in_flight(session, row, now)
+        except Exception as exc:  # noqa: BLE001 - the provider was not called: the row can go back
+            if is_interruption(exc):
+                raise
+            raise _NotHandedOver() from exc
 
     def _record_sent(self, session: Session, row: OutboxMessage, patient: Patient | None, receipt: Receipt,
                      now: datetime) -> None:
@@ -494,6 +588,22 @@ def _seconds(value: float | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
 
+class _NotHandedOver(Exception):
+    """The database failed just before the provider call (recording the row in flight): nothing went."""
+
+
+class _Clock:
+    """A batch's (or a send's) `now`, moved on by the whole seconds spent since: a batch paced at
+    a long code's pace, or waiting out provider timeouts, runs for a minute, and a breaker opened
+    from its start time would be over before it opened."""
+
+    def __init__(self, start: datetime):
+        self._start, self._began = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=int(time.monotonic() - self._began))
+
+
 class _AfterHandOver(Exception):
     """Raised once the provider was called: with its receipt when it accepted the message."""
 
@@ -515,6 +625,20 @@ def _by_id(session: Session, model, ids: set, *options) -> dict:
     if not ids:
         return {}
     return {obj.id: obj for obj in session.scalars(select(model).where(model.id.in_(ids)).options(*options))}
+
+
+def _open_breakers(sessions: sessionmaker[Session]) -> set[str]:
+    """The channels paused now, read in a session of its own: a look that fails (the database ended
+    the connection) sees none and leaves the batch's session and rows as they were; the batch goes
+    on, and its next send records a failure of its own if the provider is down."""
+    try:
+        with sessions() as look:
+            return set(breakers(look, only_open=True))
+    except Exception as exc:  # noqa: BLE001 - a look, nothing to record
+        if is_interruption(exc):
+            raise
+        log.warning("could not look at the providers' breakers (%s); the batch goes on", type(exc).__name__)
+        return set()
 
 
 def _hold(session: Session, row: OutboxMessage, now: datetime, reason: str) -> str:

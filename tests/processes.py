@@ -237,26 +237,29 @@ class Service:
         return response.json() if response.content else {}
 
     def book_visits(self, name: str, count: int, area_code: int) -> Scenario:
-        """`count` patients, each with a maintenance visit whose 24 h reminder is due now."""
-        scenario = self.scenarios[name] = Scenario(name)
+        """`count` patients, each with a maintenance visit whose 24 h reminder is due now.
+
+        The patients had their welcome text already (these scenarios count reminders): they are
+        created and marked welcomed before their visits are booked, so that a pass coming
+        meanwhile (beat's minute, a worker's start) plans no welcome for them."""
+        phones = {f"{name}-{i}": f"+1{area_code}555{i:04d}" for i in range(count)}
+        scenario = self.scenarios[name] = Scenario(name, dict(phones))
         starts = (utcnow() + VISIT_AHEAD).replace(microsecond=0).isoformat()
         with requests.Session() as http:
             http.headers["Authorization"] = f"Bearer {self.token}"
-            for i in range(count):
-                external_id, phone = f"{name}-{i}", f"+1{area_code}555{i:04d}"
+            for i, (external_id, phone) in enumerate(phones.items()):
+                response = http.post(self.web_url + "/api/v1/patients", timeout=30, json={
+                    "external_id": external_id, "first_name": f"Pat{i}", "last_name": name.title(), "phone": phone,
+                    "timezone": "America/New_York", "preferred_channel": "sms"})
+                assert response.status_code == 201, response.text
+            with self.engine.begin() as connection:
+                connection.execute(text("UPDATE patients SET welcomed_at = :now WHERE external_id LIKE :prefix"),
+                                   {"now": utcnow(), "prefix": f"{name}-%"})
+            for i, external_id in enumerate(phones):
                 response = http.post(self.web_url + "/api/v1/appointments", timeout=30, json={
                     "external_id": f"{name}-visit-{i}", "patient_external_id": external_id,
-                    "first_name": f"Pat{i}", "last_name": name.title(), "phone": phone,
-                    "timezone": "America/New_York", "preferred_channel": "sms",
-                    "kind": "maintenance", "starts_at": starts, "location": "Suite 200",
-                })
+                    "kind": "maintenance", "starts_at": starts, "location": "Suite 200"})
                 assert response.status_code == 201, response.text
-                scenario.phones[external_id] = phone
-        # Patients who had their welcome text already: these scenarios count reminders. (A welcome
-        # planned in a pass that came first is skipped when its time comes.)
-        with self.engine.begin() as connection:
-            connection.execute(text("UPDATE patients SET welcomed_at = :now WHERE external_id LIKE :prefix"),
-                               {"now": utcnow(), "prefix": f"{name}-%"})
         return scenario
 
     def later_pass(self) -> dict:

@@ -9,10 +9,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from reminders import sending
+from reminders.channels import DeliveryError
 from reminders.channels.twilio.client import TwilioMessaging
-from reminders.models import OutboxMessage, TemplateVersion
+from reminders.models import OutboxMessage, ProviderHealth, TemplateVersion
 from reminders.pipeline import due_ids, run_pass
 from reminders.outbox.moves import queue_now
+from reminders.provider_health import record_failure
 from reminders.sending import Sender
 from tests.conftest import at, both_databases
 from tests.helpers import book, outbox
@@ -153,11 +156,173 @@ def test_a_staff_edit_is_used_by_the_next_batch_and_a_failing_one_falls_back(sms
 
 def test_a_batch_that_runs_out_of_time_hands_the_rest_back_and_the_pass_sends_them(
         sms_settings, session, fake_twilio, monkeypatch):
-    import reminders.sending as sending
-
     monkeypatch.setattr(sending, "BATCH_SECONDS", 0.0)  # as if pacing had used up the batch's time
     book_many(session, 5)
     summary = run_pass(sms_settings, at(DUE), channels=channels(sms_settings))
     assert summary["sent"] == 5 and summary["held"] >= 4  # one per batch, the rest in later rounds
     assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 5
     assert [r.attempts for r in outbox(session, rule="first_induction_24h")] == [1] * 5
+
+
+# ---------------------------------------------------------------- a provider in trouble mid-batch
+
+def planned_and_claimed(sms_settings, session, count: int) -> list[int]:
+    """`count` patients' reminders planned, then claimed at DUE as a pass would hand them out."""
+    book_many(session, count)
+    run_pass(sms_settings, at(DUE) - timedelta(days=3), channels=channels(sms_settings))  # plan only
+    return due_ids(session, at(DUE))
+
+
+def sms_breaker(sessions) -> ProviderHealth | None:
+    with sessions() as session:
+        return session.get(ProviderHealth, "sms")
+
+
+def test_a_provider_that_stops_answering_opens_the_breaker_and_the_rest_of_the_batch_waits(
+        sms_settings, session, sessions, fake_twilio):
+    """Timeouts (Twilio had the request; the answer never came in time) count toward the breaker
+    like any provider failure. Those texts may have gone: unknown, for staff. Once the breaker is
+    open the batch asks nothing more of Twilio; the rest go back untouched and go after the pause."""
+    ids = planned_and_claimed(sms_settings, session, 8)
+    fake_twilio.hang_next(times=5, seconds=1.0, accept=True)
+    sender = Sender(sessions, sms_settings, {"sms": TwilioMessaging(sms_settings, timeout=0.2)})
+    assert Counter(sender.send_batch(ids, at(DUE))) == {"unknown": 5, "held": 3, "skipped": 8}
+    assert len(fake_twilio.requests) == 5  # nothing more was asked once the breaker opened
+    rows = outbox(session, rule="first_induction_24h")
+    assert Counter(r.status for r in rows) == {"unknown": 5, "planned": 3}
+    assert all(r.handed_at is not None for r in rows if r.status == "unknown")
+    assert [r.attempts for r in rows if r.status == "planned"] == [0, 0, 0]  # held, not tried
+    assert sms_breaker(sessions).open_until >= at(DUE) + timedelta(seconds=30)
+
+    run_pass(sms_settings, at(DUE) + timedelta(seconds=40), channels=channels(sms_settings))
+    assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 8
+    assert Counter(r.status for r in outbox(session, rule="first_induction_24h")) == {"unknown": 5, "sent": 3}
+
+
+class TimingOut:
+    """A provider that answers nothing: every send times out after `seconds` of the batch's clock."""
+
+    name = "sms"
+
+    def __init__(self, monotonic: "FakeMonotonic", seconds: float):
+        self.monotonic, self.seconds, self.calls = monotonic, seconds, 0
+
+    def send(self, message):
+        self.calls += 1
+        self.monotonic.now += self.seconds
+        raise DeliveryError("Twilio unreachable: ReadTimeout", permanent=False, code="timeout", maybe_sent=True)
+
+
+class FakeMonotonic:
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_pause_opened_late_in_a_batch_lasts_from_the_failure_not_from_the_batch_start(
+        sms_settings, session, sessions, fake_twilio, monkeypatch):
+    clock = FakeMonotonic()
+    monkeypatch.setattr(sending, "time", clock)
+    ids = planned_and_claimed(sms_settings, session, 8)
+    provider = TimingOut(clock, seconds=10.0)
+    outcomes = Sender(sessions, sms_settings, {"sms": provider}).send_batch(ids, at(DUE))
+    assert provider.calls == 5 and Counter(outcomes)["held"] == 3
+    # The fifth timeout came 50 s into the batch: the first pause (30 s) runs from there.
+    assert sms_breaker(sessions).open_until == at(DUE) + timedelta(seconds=80)
+
+
+class PausedElsewhere:
+    """Twilio through the fake, while another process's send opens the SMS breaker after `after` sends."""
+
+    name = "sms"
+
+    def __init__(self, settings, sessions, after: int):
+        self.twilio, self.settings, self.sessions, self.after = TwilioMessaging(settings), settings, sessions, after
+
+    def send(self, message):
+        receipt = self.twilio.send(message)
+        self.after -= 1
+        if self.after == 0:
+            with self.sessions() as other:
+                record_failure(other, self.settings, "sms", at(DUE), "Twilio error 20429: Too Many Requests",
+                               retry_after=timedelta(seconds=60))
+                other.commit()
+        return receipt
+
+
+def test_a_pause_another_process_opened_stops_a_batch_in_hand(sms_settings, session, sessions, fake_twilio,
+                                                                monkeypatch):
+    monkeypatch.setattr(sending, "BREAKER_LOOK_SECONDS", 0.0)
+    ids = planned_and_claimed(sms_settings, session, 6)
+    sender = Sender(sessions, sms_settings, {"sms": PausedElsewhere(sms_settings, sessions, after=2)})
+    assert Counter(sender.send_batch(ids, at(DUE))) == {"sent": 2, "held": 4, "skipped": 6}
+    assert len(fake_twilio.requests) == 2
+    assert Counter(r.status for r in outbox(session, rule="first_induction_24h")) == {"sent": 2, "planned": 4}
+
+
+def test_the_database_failing_just_before_a_provider_call_puts_the_row_back_not_unknown(
+        sms_settings, session, sessions, fake_twilio, monkeypatch):
+    """Nothing was sent, so nobody need check it: the row goes back to the schedule, still due, and
+    the sends recorded before it are kept."""
+    from sqlalchemy.exc import OperationalError
+
+    from reminders.outbox import moves
+
+    ids = planned_and_claimed(sms_settings, session, 4)
+    real, calls = moves.mark_in_flight, []
+
+    def connection_ended_on_the_second(session_, row, now):
+        calls.append(row.id)
+        if len(calls) == 2:
+            raise OperationalError("UPDATE outbox", {}, Exception("terminating connection"))
+        return real(session_, row, now)
+
+    monkeypatch.setattr(moves, "mark_in_flight", connection_ended_on_the_second)
+    outcomes = Sender(sessions, sms_settings, channels(sms_settings)).send_batch(ids, at(DUE))
+    assert Counter(outcomes) == {"sent": 3, "held": 1, "skipped": 4}
+    put_back = [r for r in outbox(session, rule="first_induction_24h") if r.id == calls[1]][0]
+    assert (put_back.status, put_back.attempts, put_back.status_reason) == ("planned", 0, sending.NOT_HANDED_OVER)
+    assert len(fake_twilio.requests) == 3
+
+    monkeypatch.setattr(moves, "mark_in_flight", real)
+    run_pass(sms_settings, at(DUE) + timedelta(minutes=1), channels=channels(sms_settings))
+    assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 4
+
+
+def test_the_database_failing_while_a_batch_is_read_sends_its_rows_one_by_one(
+        sms_settings, session, sessions, fake_twilio, monkeypatch):
+    """The rows are claimed; a read after the claim fails (the session ended): they go one by one,
+    not left claimed for the sweep to put back minutes later."""
+    from sqlalchemy.exc import OperationalError
+
+    ids = planned_and_claimed(sms_settings, session, 3)
+
+    def session_ended(*args):
+        raise OperationalError("SELECT patients", {}, Exception("terminating connection due to administrator command"))
+
+    monkeypatch.setattr(sending, "_by_id", session_ended)  # the batch's set-based reads only
+    outcomes = Sender(sessions, sms_settings, channels(sms_settings)).send_batch(ids, at(DUE))
+    assert Counter(outcomes) == {"sent": 3, "skipped": 3}
+    assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 3
+
+
+def test_the_database_failing_before_a_batch_is_claimed_is_tried_once_more(
+        sms_settings, session, sessions, fake_twilio, monkeypatch):
+    """Rows left `queued` by a task that failed would wait for the ten-minute requeue."""
+    from sqlalchemy.exc import OperationalError
+
+    ids = planned_and_claimed(sms_settings, session, 3)
+    real, calls = sending.breakers, []
+
+    def ended_once(session_, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT provider_health", {}, Exception("terminating connection"))
+        return real(session_, **kwargs)
+
+    monkeypatch.setattr(sending, "breakers", ended_once)
+    outcomes = Sender(sessions, sms_settings, channels(sms_settings)).send_batch(ids, at(DUE))
+    assert Counter(outcomes) == {"sent": 3, "skipped": 3}
+    assert len(fake_twilio.messages) == 3

@@ -19,6 +19,14 @@ from werkzeug.wrappers import Request, Response
 
 API_VERSION = "2010-04-01"
 HANG_LIMIT_SECONDS = 5.0  # a hung request never outlives a test by more than this
+# A hang asked to outlast a client's timeout (the service's is 10 s) ends by this all the same.
+LONG_HANG_LIMIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Hang:
+    seconds: float
+    accept: bool  # taken as Twilio would take it (the text reaches the patient), answered late
 
 
 @dataclass
@@ -51,7 +59,7 @@ class FakeTwilio:
         self._next_failures: list[_Failure] = []
         self._per_number: dict[str, _Failure] = {}
         self._outage: _Failure | None = None
-        self._hang = 0
+        self._hangs: list[_Hang] = []
         self._delay = 0.0
         self._rate: float | None = None
         self._last_accepted: dict[str, float] = {}  # sender -> when its bucket was last drawn on
@@ -108,10 +116,21 @@ class FakeTwilio:
         with self._lock:
             self._per_number[to_number] = _Failure(status, code, message, times=-1)
 
-    def hang_next(self) -> None:
-        """Hold the next request without answering, so the client's timeout fires."""
+    def hang_next(self, times: int = 1, seconds: float = HANG_LIMIT_SECONDS, accept: bool = False) -> None:
+        """Hold the next `times` requests without answering for `seconds` (at most
+        LONG_HANG_LIMIT_SECONDS; reset() or stop() cut it short), so the client's timeout fires.
+
+        With `accept`, each is taken first as Twilio would take it (the text reaches the patient,
+        in `messages`) and the answer is what never comes in time; without, nothing is taken and
+        the late answer is a 503. Hung requests are marked `hung` in `requests`."""
+        hang = _Hang(max(0.0, min(seconds, LONG_HANG_LIMIT_SECONDS)), accept)
         with self._lock:
-            self._hang += 1
+            self._hangs.extend([hang] * times)
+
+    @property
+    def hung(self) -> list[dict]:
+        """The requests held without a timely answer (hang_next)."""
+        return [request for request in list(self.requests) if request.get("hung")]
 
     def slow_down(self, seconds: float) -> None:
         """Answer every request after this long (0 for at once), like a slow provider."""
@@ -149,7 +168,7 @@ class FakeTwilio:
             self._next_failures.clear()
             self._per_number.clear()
             self._outage = None
-            self._hang = 0
+            self._hangs.clear()
             self._delay = 0.0
             self._rate = None
             self.rate_limited = 0
@@ -164,16 +183,21 @@ class FakeTwilio:
         parts = request.path.strip("/").split("/")
         form = request.form.to_dict()
         with self._lock:
+            hang = self._hangs.pop(0) if self._hangs else None
             self.requests.append({"method": request.method, "path": request.path, "form": form,
-                                  "received_at": datetime.now(timezone.utc)})
-            hang, release, delay, outage = self._hang > 0, self._release, self._delay, self._outage
-            if hang:
-                self._hang -= 1
+                                  "received_at": datetime.now(timezone.utc), "hung": hang is not None})
+            release, delay, outage = self._release, self._delay, self._outage
         if delay:
             release.wait(delay)  # reset() or stop() cuts it short
-        if hang:
-            release.wait(HANG_LIMIT_SECONDS)
+        if hang is not None and not hang.accept:
+            release.wait(hang.seconds)
             return twilio_error(503, 20503, "Service unavailable")
+        response = self._answer(request, parts, form, outage)
+        if hang is not None:
+            release.wait(hang.seconds)  # taken; the answer comes after the client gave up
+        return response
+
+    def _answer(self, request: Request, parts: list[str], form: dict, outage: _Failure | None) -> Response:
         if outage is not None:
             return twilio_error(outage.status, outage.code, outage.message, outage.headers)
 
