@@ -1,14 +1,22 @@
-"""How fast `reminders import` takes a clinic-sized CSV file on PostgreSQL (a script, not a timed test).
+"""How fast `reminders import` takes a clinic-sized CSV file on PostgreSQL, and how long the
+passes after it take to plan what it brought (a script, not a timed test).
 
     python benchmarks/csv_import.py [--database-url URL] [--rows 50000] [--patients 20000]
-                                    [--bad 50] [--batch-size 500] [--keep]
+                                    [--bad 50] [--batch-size 500] [--no-passes] [--keep]
 
 Writes a realistic file (about --patients patients, some with several visits, a few rows of
 every kind of mistake), creates a fresh PostgreSQL schema, migrates it with
 `reminders.migrations.upgrade`, and imports the file twice through the same code as the command
 line (`import_csv_text`, one transaction per batch): the first run creates everything, the
-second is all no-ops. Prints rows, seconds, rows/s and refused rows for each run. The schema is
-dropped at the end unless --keep.
+second is all no-ops. Prints rows, seconds, rows/s and refused rows for each run.
+
+Then the passes (unless --no-passes), each through a channel that returns a receipt at once
+(provider latency is not measured) and with quiet hours off (the figures do not depend on the
+hour it runs): beat's scheduled pass, which plans for at most its planning budget
+(`reminders.pipeline.SCHEDULED_PLANNING_SECONDS`) before it hands out what is due, timed on a copy
+of the imported visits' marks; and `reminders tick`'s pass, which plans every imported visit and
+sends all that is due. Prints each pass's seconds, the planning part of them, the visits planned
+and the planning rate. The schema is dropped at the end unless --keep.
 
 The URL comes from --database-url, else BENCH_DATABASE_URL, else
 postgresql+psycopg://postgres@127.0.0.1:5432/test.
@@ -102,6 +110,96 @@ def server_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class NoopChannel:
+    """A provider that answers at once: the passes' own work is measured, not the network's."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def send(self, message):
+        from reminders.channels import Receipt
+
+        return Receipt(provider_id=f"noop-{message.reference}", status="sent")
+
+
+def timed_pass(url: str, schema: str, now: datetime, **options) -> dict:
+    """One pass of `reminders.pipeline.run_pass` at `now`: its seconds, the planner's share, the
+    visits it planned and its summary."""
+    import reminders.pipeline as pipeline
+    from reminders.config import Settings
+
+    settings = Settings(database_url=url, data_dir=Path(tempfile.gettempdir()) / schema,
+                        quiet_hours_start="00:00", quiet_hours_end="00:00")
+    planning = {"seconds": 0.0}
+    real_plan_pending = pipeline.plan_pending
+
+    def timed_plan_pending(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real_plan_pending(*args, **kwargs)
+        finally:
+            planning["seconds"] += time.perf_counter() - started
+
+    marked_before = marked(url)
+    pipeline.plan_pending = timed_plan_pending
+    try:
+        started = time.perf_counter()
+        summary = pipeline.run_pass(settings, now, channels={"sms": NoopChannel("sms"), "email": NoopChannel("email")},
+                                    **options)
+        seconds = time.perf_counter() - started
+    finally:
+        pipeline.plan_pending = real_plan_pending
+    return {"seconds": seconds, "planning": planning["seconds"], "visits": marked_before - marked(url),
+            "left": marked(url), "summary": summary}
+
+
+def marked(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.scalar(text("SELECT count(*) FROM appointments WHERE needs_planning "
+                                          "AND planning_error IS NULL"))
+    finally:
+        engine.dispose()
+
+
+def timed_passes(url: str, schema: str, now: datetime) -> list[tuple[str, dict]]:
+    """Beat's scheduled pass, then `reminders tick`'s pass at the same instant."""
+    import reminders.pipeline as pipeline
+
+    passes = []
+    budget = getattr(pipeline, "SCHEDULED_PLANNING_SECONDS", None)  # None: code from before issue 25
+    if budget is not None:
+        # The scheduled pass is timed in a copy of the schema's marks: the tick after it plans
+        # every imported visit as if the scheduled pass had not run.
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE bench_marked AS SELECT id FROM appointments WHERE needs_planning"))
+        passes.append((f"scheduled pass ({budget:.0f} s budget)", timed_pass(url, schema, now, scheduled=True)))
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM outbox"))
+            connection.execute(text("UPDATE patients SET welcomed_at = NULL"))
+            connection.execute(text("UPDATE appointments SET needs_planning = true, planning_error = NULL "
+                                    "WHERE id IN (SELECT id FROM bench_marked)"))
+            connection.execute(text("DROP TABLE bench_marked"))
+        engine.dispose()
+    passes.append(("reminders tick", timed_pass(url, schema, now)))
+    return passes
+
+
+def print_passes(passes: list[tuple[str, dict]]) -> None:
+    print(f"\nPasses after the import (no-op provider, quiet hours off), load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'pass':<34}{'seconds':>9}{'planning s':>12}{'visits planned':>16}{'visits/s':>10}"
+          f"{'rows planned':>14}{'sent':>7}{'left':>8}")
+    for name, result in passes:
+        rate = result["visits"] / result["planning"] if result["planning"] else 0
+        summary = result["summary"]
+        print(f"{name:<34}{result['seconds']:>9.1f}{result['planning']:>12.1f}{result['visits']:>16,}{rate:>10,.0f}"
+              f"{summary.get('planned', 0):>14,}{summary.get('sent', 0):>7,}{result['left']:>8,}")
+    print("(left: visits still marked for planning after the pass, for the next passes)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
@@ -109,6 +207,8 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=20_000)
     parser.add_argument("--bad", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--no-passes", dest="passes", action="store_false",
+                        help="only the imports, not the passes after them")
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     args = parser.parse_args()
 
@@ -158,6 +258,8 @@ def main() -> None:
         print("refused rows by reason (first run):")
         for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:8]:
             print(f"  {count:>4}  {reason}")
+        if args.passes:
+            print_passes(timed_passes(url, schema, now))
     finally:
         dispose_engines()
         if not args.keep:

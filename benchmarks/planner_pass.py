@@ -381,6 +381,8 @@ def explain_slowest(engine, timer: StatementTimer, passes: list[PassResult], top
         if not statement.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT", "DELETE")):
             continue
         params = timer.params.get(statement)
+        if isinstance(params, (list, tuple)) and params and isinstance(params[0], (dict, list, tuple)):
+            continue  # an executemany: EXPLAIN takes one set of parameters
         with engine.connect() as connection:
             transaction = connection.begin()
             try:

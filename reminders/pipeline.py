@@ -21,7 +21,7 @@ from reminders.models.outbox import Kind
 from reminders.inbound.replies import unanswered_reasks_to_staff
 from reminders.outbox.moves import mark_unknown_sends, release_unhanded, requeue_lost
 from reminders.provider_health import claim_due
-from reminders.planning.planner import plan_pending
+from reminders.planning.planner import plan_pending, planning_budget
 from reminders.planning.rules import RuleSettings
 from reminders.sending import BATCH_SECONDS
 
@@ -31,18 +31,27 @@ UNHANDED_AFTER = timedelta(seconds=BATCH_SECONDS + 60)
 # A round hands out up to claim_due's limit; sending can plan more (an email in place of a
 # refused text), so a pass repeats until nothing due is left, up to this many rounds.
 MAX_ROUNDS = 50
+# A scheduled pass (beat's every minute, `reminders run`'s) plans for at most this long, then hands
+# out what is due: a large import is planned over several passes, soonest visits first, and never
+# holds up reminders already planned or a re-alert to staff. The summary's `planning_unfinished`
+# says visits are still marked. `reminders tick` plans everything.
+SCHEDULED_PLANNING_SECONDS = 20.0
 
 
-def prepare(session: Session, settings: Settings, now: datetime) -> dict[str, int]:
-    """Everything before sending: plan changed appointments, escalation re-alerts, sweeps."""
-    planned = plan_pending(session, RuleSettings.from_settings(settings), now)
+def prepare(session: Session, settings: Settings, now: datetime,
+            planning_seconds: float | None = None) -> dict[str, int]:
+    """Everything before sending: escalation re-alerts, changed appointments planned (for at most
+    `planning_seconds`; None: all of them), sweeps."""
     alerts = plan_due_alerts(session, settings, now)
     to_staff = unanswered_reasks_to_staff(session, now)
+    session.commit()  # a re-alert is never held up by the visits' planning
+    with planning_budget(planning_seconds) as budget:
+        planned = plan_pending(session, RuleSettings.from_settings(settings), now)
     session.commit()
     unknown = mark_unknown_sends(session, now, timedelta(minutes=settings.stale_send_minutes))
     released = release_unhanded(session, now, UNHANDED_AFTER)
-    return {"planned": planned, "alerts_planned": alerts, "unknown": unknown, "checkins_to_staff": to_staff,
-            "released_unsent": released}
+    return {"planned": planned, "visits_planned": budget.visits, "planning_unfinished": int(budget.stopped),
+            "alerts_planned": alerts, "unknown": unknown, "checkins_to_staff": to_staff, "released_unsent": released}
 
 
 def due_ids(session: Session, now: datetime) -> list[int]:
@@ -63,15 +72,19 @@ def alert_ids(session: Session, ids: list[int]) -> list[int]:
 
 
 def run_pass(settings: Settings, now: datetime, *, sessions: sessionmaker[Session] | None = None,
-             channels: dict[str, Channel] | None = None, dispatcher: Dispatcher | None = None) -> dict[str, int]:
+             channels: dict[str, Channel] | None = None, dispatcher: Dispatcher | None = None,
+             scheduled: bool | None = None) -> dict[str, int]:
     """Plan what changed and hand out everything due at `now` until nothing due is left.
 
     With no dispatcher the rows are sent in this process (`reminders tick`); the Celery beat task
-    passes the workers' dispatcher. Returns counts by outcome."""
+    passes the workers' dispatcher. A scheduled pass (by default, one given a dispatcher: beat's,
+    `reminders run`'s) plans for at most SCHEDULED_PLANNING_SECONDS; otherwise every visit marked
+    is planned first. Returns counts by outcome."""
+    scheduled = dispatcher is not None if scheduled is None else scheduled
     sessions = sessions or session_factory(settings.effective_database_url)
     dispatcher = dispatcher or in_process(settings, sessions, channels)
     with sessions() as session:
-        summary = Counter(prepare(session, settings, now))
+        summary = Counter(prepare(session, settings, now, SCHEDULED_PLANNING_SECONDS if scheduled else None))
         for _round in range(MAX_ROUNDS):
             ids = due_ids(session, now)
             # No transaction stays open while they are sent (in this process that can take minutes):

@@ -548,3 +548,103 @@ class TestSpanish:
         run_pass(english, at("2026-12-07T10:00:00-05:00"))
         [sms] = phone_received(settings)
         assert "your first infusion at" in sms and "Thursday, December 10 at 10:00 AM" in sms
+
+
+def marked(session) -> list[str]:
+    session.expire_all()
+    return sorted(a.external_id for a in session.scalars(select(Appointment).where(Appointment.needs_planning)))
+
+
+class TestPlanningBudget:
+    """A scheduled pass (beat's) plans for at most pipeline.SCHEDULED_PLANNING_SECONDS, soonest visits
+    first, then hands out what is due; `reminders tick` plans everything first."""
+
+    @pytest.fixture
+    def spent_at_once(self, monkeypatch):
+        import reminders.pipeline as pipeline
+
+        monkeypatch.setattr(pipeline, "SCHEDULED_PLANNING_SECONDS", 0.0)  # no run starts after the first
+
+    def far_visits_of_one_patient(self, session) -> None:
+        # Two visits of one patient are never in one run: the second starts a run of its own.
+        book(session, starts_at="2026-12-20T10:00:00-05:00", patient="p2", appointment="x1", phone="+12025550178")
+        book(session, starts_at="2026-12-22T10:00:00-05:00", patient="p2", appointment="x2", phone="+12025550178")
+
+    def test_a_scheduled_pass_plans_the_soonest_first_sends_what_is_due_and_leaves_the_rest(
+            self, settings, session, spent_at_once):
+        self.far_visits_of_one_patient(session)
+        soon = book(session, starts_at=VISIT)  # booked last, starts first
+        summary = run_pass(settings, at("2026-12-07T10:00:00-05:00"), scheduled=True)
+        assert sent(session, appointment_id=soon.id) == [("first_induction_72h", "sms")]
+        assert marked(session) == ["x2"]
+        assert summary["visits_planned"] == 2 and summary["planning_unfinished"] == 1
+
+        summary = run_pass(settings, at("2026-12-07T10:01:00-05:00"), scheduled=True)
+        assert marked(session) == [] and summary["visits_planned"] == 1 and "planning_unfinished" not in summary
+
+    def test_tick_plans_every_marked_visit_before_it_sends(self, settings, session, spent_at_once):
+        self.far_visits_of_one_patient(session)
+        book(session, starts_at=VISIT)
+        summary = tick(settings, "2026-12-07T10:00:00-05:00")
+        assert marked(session) == [] and summary["visits_planned"] == 3 and "planning_unfinished" not in summary
+
+    def test_a_visit_moved_away_from_a_reminder_due_now_is_planned_before_any_backlog(
+            self, settings, session, spent_at_once):
+        """Its old reminder is due: planned later, the pass would hand it out for a visit weeks away
+        (and the slot, once used, would leave the real visit without its reminder)."""
+        visit = book(session, starts_at=VISIT)
+        tick(settings, "2026-12-01T10:00:00-05:00")  # its 72 h reminder is due on the 7th at 10:00
+        self.far_visits_of_one_patient(session)  # a backlog that starts before the moved visit
+        book(session, starts_at="2026-12-08T10:00:00-05:00", patient="p3", appointment="b1", phone="+12025550179")
+        move(session, visit, starts_at="2026-12-30T10:00:00-05:00")
+        run_pass(settings, at("2026-12-07T10:00:00-05:00"), scheduled=True)
+        assert "a1" not in marked(session) and "x2" in marked(session)  # planned first; the backlog waits
+        assert sent(session, appointment_id=visit.id) == []
+        [reminder] = outbox(session, appointment_id=visit.id, rule="first_induction_72h")
+        assert (reminder.status, reminder.due_at) == ("planned", at("2026-12-27T10:00:00-05:00"))
+
+    def test_a_visit_canceled_while_its_planning_waits_gets_nothing_sent(self, settings, session, spent_at_once):
+        """The sender checks the visit again before each send: a canceled visit whose planning waits
+        for a later pass (the budget went on sooner visits with rows due too) is never texted."""
+        visit = book(session, starts_at=VISIT)
+        sooner = [book(session, starts_at=f"2026-12-07T1{n}:00:00-05:00", patient="p2", appointment=f"q{n}",
+                       phone="+12025550178") for n in (2, 3)]
+        tick(settings, "2026-12-01T10:00:00-05:00")  # all planned, nothing due yet
+        move(session, visit, status="canceled")
+        for n, other in zip((2, 3), sooner):
+            move(session, other, starts_at=f"2026-12-07T1{n}:05:00-05:00")
+        summary = run_pass(settings, at("2026-12-07T10:00:00-05:00"), scheduled=True)  # every one has a row due
+        assert marked(session) == ["a1", "q3"]  # not planned again in this pass: the sender stopped it
+        assert summary["skipped"] >= 1 and sent(session, appointment_id=visit.id) == []
+        [reminder] = outbox(session, appointment_id=visit.id, rule="first_induction_72h")
+        assert (reminder.status, reminder.status_reason) == ("canceled", "visit canceled")
+        tick(settings, "2026-12-07T10:01:00-05:00")
+        assert marked(session) == [] and sent(session, appointment_id=visit.id) == []
+
+
+def test_rows_the_database_refuses_for_one_visit_cost_only_that_visit(settings, session, monkeypatch):
+    """The visits of a run are written together; when the database refuses that, each is planned
+    again on its own, and only the visit at fault is left for staff."""
+    from sqlalchemy.exc import IntegrityError
+
+    import reminders.planning.planner as planner
+
+    first = book(session, starts_at=VISIT)
+    second = book(session, starts_at="2026-12-11T10:00:00-05:00", patient="p2", appointment="a2",
+                  phone="+12025550178")
+    third = book(session, starts_at="2026-12-12T10:00:00-05:00", patient="p3", appointment="a3",
+                 phone="+12025550179")
+    real = planner.plan
+
+    def refuses_the_seconds_rows(session_, rows, now):
+        if any(row.appointment_id == second.id for row in rows):
+            raise IntegrityError("INSERT INTO outbox ...", {}, Exception("a row the database refuses"))
+        return real(session_, rows, now)
+
+    monkeypatch.setattr(planner, "plan", refuses_the_seconds_rows)
+    tick(settings, "2026-12-01T10:00:00-05:00")
+    assert outbox(session, appointment_id=first.id) and outbox(session, appointment_id=third.id)
+    assert outbox(session, appointment_id=second.id) == []
+    assert marked(session) == ["a2"]
+    session.expire_all()
+    assert "IntegrityError" in session.get(Appointment, second.id).planning_error

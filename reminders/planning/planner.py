@@ -2,17 +2,27 @@
 
 Each row's `dedupe_key` is unique, and rows are inserted with ON CONFLICT DO NOTHING, so two
 planners racing on the same appointment still leave one row per appointment, rule and channel.
+
+Visits are planned soonest first, in runs of visits of different patients (PlanningRun): what
+planning them reads is read once for the run, and their new rows are written together at its
+end, so that a pass after a large import plans thousands of visits a minute. A pass may be given
+a time budget (`planning_budget`): it then stops between runs and leaves the rest to the next.
 """
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import time
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from reminders.interruptions import is_interruption
 from reminders.models import Appointment, OutboxMessage, Patient
@@ -20,7 +30,7 @@ from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Status
 from reminders.outbox import OutboxRow, appointment_key, plan
 from reminders.outbox.moves import cancel_pending, reschedule_pending, revive_canceled
-from reminders.planning.welcome import plan_welcome
+from reminders.planning.welcome import plan_welcomes
 from reminders.planning.rules import (
     MISSED_VISIT, MISSED_VISIT_MARKED_WITHIN, NON_URGENT_KINDS, REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage,
     RuleSettings, Visit, default_rules, due_time, is_non_urgent, local_day, moved_to_day, plan_visit, spread_day,
@@ -33,6 +43,8 @@ log = logging.getLogger(__name__)
 PLANNING_ERROR_LIMIT = 300  # the width of appointments.planning_error
 # Planned more often than this in one pass, a visit waits for the next pass (see plan_pending).
 MAX_PLANS_PER_PASS = 10
+# A visit with a row due this soon is planned before any other (see _marked).
+DUE_SOON = timedelta(minutes=5)
 
 
 # A reminder that went counts for its slot (24 h, 72 h, 7 d before) whatever the series number
@@ -108,17 +120,7 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
     if not movable:
         return wanted
     zone = appointment.patient.timezone
-    others = session.execute(
-        select(OutboxMessage.appointment_id, OutboxMessage.rule, OutboxMessage.status, OutboxMessage.due_at,
-               OutboxMessage.sent_at, Appointment.starts_at)
-        .outerjoin(Appointment, Appointment.id == OutboxMessage.appointment_id)
-        .where(
-            OutboxMessage.patient_id == appointment.patient_id,
-            (OutboxMessage.appointment_id != appointment.id) | OutboxMessage.appointment_id.is_(None),
-            OutboxMessage.channel.in_(TEXT_CHANNELS), OutboxMessage.kind.in_(NON_URGENT_KINDS),
-            OutboxMessage.status.not_in(NOT_GOING),
-        )
-    ).all()
+    others = [row for row in run_of(session).texts_of(appointment.patient_id) if row.appointment_id != appointment.id]
     held: dict = {}  # day -> [Holder]
     for row in others:
         pending = row.status in PENDING_STATUSES
@@ -177,11 +179,28 @@ class Holder:
 
 
 def plan_appointment(session: Session, appointment: Appointment, rs: RuleSettings, now: datetime) -> int:
-    """Bring one appointment's pending outbox rows in line with its current facts."""
-    patient = appointment.patient
+    """Bring one appointment's pending outbox rows in line with its current facts.
+
+    Within a run (plan_pending) its new rows are written with the run's, and counted there (0 is
+    returned); called on its own, it is a run of one: its facts are read and its rows written now.
+    """
+    run = session.info.get(RUN_KEY)
+    if run is not None and appointment.id in run.ids:
+        _plan_into(run, appointment, rs, now)
+        return 0
+    with PlanningRun(session, [appointment]).open() as run:
+        _plan_into(run, appointment, rs, now)
+        return run.write(rs, now)
+
+
+def _plan_into(run: "PlanningRun", appointment: Appointment, rs: RuleSettings, now: datetime) -> None:
+    """Work out the visit's plan. Rows that are to go no longer or at another time are changed now;
+    the new rows and the visit's own update are left to the run (PlanningRun.write)."""
+    session = run.session
     # Every row of this visit, read once: what is pending, what went, what was withdrawn.
-    own = session.scalars(select(OutboxMessage).where(OutboxMessage.appointment_id == appointment.id)).all()
-    wanted = {appointment_key(appointment.id, m.rule.name, m.channel): m for m in wanted_messages(appointment, patient, rs, now)}
+    own = run.rows_of(appointment.id)
+    wanted = {appointment_key(appointment.id, m.rule.name, m.channel): m
+              for m in wanted_messages(appointment, appointment.patient, rs, now)}
     wanted = without_slots_already_sent(own, wanted)
     wanted = spread_non_urgent(session, appointment, own, wanted, rs)
     wanted.update(moved_notices(own, appointment, wanted, rs, now))
@@ -196,15 +215,14 @@ def plan_appointment(session: Session, appointment: Appointment, rs: RuleSetting
             # broker, finds nothing to claim, and the row leaves again at the new time. (When the
             # time is unchanged the row keeps its due time: it may carry a retry backoff.)
             reschedule_pending(session, row.id, message.planned_for, message.due_at, now)
+    stored = {row.dedupe_key for row in own}
     new_rows = [
         OutboxRow(dedupe_key=key, kind=m.rule.kind, rule=m.rule.name, channel=m.channel, planned_for=m.planned_for,
-                  due_at=m.due_at, patient_id=patient.id, appointment_id=appointment.id)
-        for key, m in wanted.items()
+                  due_at=m.due_at, patient_id=appointment.patient_id, appointment_id=appointment.id)
+        for key, m in wanted.items() if key not in stored
     ]
-    appointment.needs_planning = False
     note_duplicate_bookings(session, appointment)
-    welcome = plan_welcome(session, patient, rs.quiet, now, new_rows)
-    return welcome + len(plan(session, new_rows, now))
+    run.planned(appointment, new_rows)
 
 
 DUPLICATE_BOOKING = "{count} visits of this patient start at the same time (ids {ids}): check for a duplicate booking"
@@ -223,13 +241,11 @@ def note_duplicate_bookings(session: Session, appointment: Appointment) -> None:
     the note until it is canceled or moved, or its twin is. On a planned visit (`needs_planning`
     false) `planning_error` is only ever this note: a visit that could not be planned keeps
     `needs_planning` with its reason, and that reason is never overwritten here. Every way of
-    marking a visit for planning clears the field, and planning it writes the note again.
+    marking a visit for planning clears the field, and planning it writes the note again (the
+    visit's own note with the run's writes, the other visits' at once).
     """
-    rows = session.execute(
-        select(Appointment.id, Appointment.starts_at, Appointment.status, Appointment.needs_planning,
-               Appointment.planning_error)
-        .where(Appointment.patient_id == appointment.patient_id, Appointment.id != appointment.id)
-    ).all()
+    run = run_of(session)
+    rows = [row for row in run.visits_of(appointment.patient_id) if row.id != appointment.id]
     at_instant: dict[datetime, list[int]] = {}
     for visit_id, starts_at, status in [(appointment.id, appointment.starts_at, appointment.status),
                                         *((row.id, row.starts_at, row.status) for row in rows)]:
@@ -240,7 +256,7 @@ def note_duplicate_bookings(session: Session, appointment: Appointment) -> None:
         twins = sorted(at_instant.get(starts_at, [])) if status in ACTIVE_STATUSES else []
         return duplicate_booking_note(twins) if len(twins) > 1 else None
 
-    appointment.planning_error = note(appointment.id, appointment.starts_at, appointment.status)
+    run.notes[appointment.id] = note(appointment.id, appointment.starts_at, appointment.status)
     for row in rows:
         if row.needs_planning:
             continue  # noted when it is planned in its turn; a reason it could not be planned stays
@@ -302,7 +318,8 @@ def moved_notices(own: list[OutboxMessage], appointment: Appointment, wanted: di
 
 
 def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int = 500) -> int:
-    """Plan every appointment marked as changed. Cost follows what changed, not the table's size.
+    """Plan every appointment marked as changed, soonest first. Cost follows what changed, not the
+    table's size. Returns the outbox rows created.
 
     Each appointment is planned in a savepoint of its own: one that cannot be planned (a bad
     record, a bug) keeps `needs_planning`, gets the reason in `planning_error` for staff, and is
@@ -318,40 +335,175 @@ def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int =
     settles within a few rounds. A visit marked again more than MAX_PLANS_PER_PASS times in one
     pass is left marked for the next pass, so that visits marking each other (a bug) cannot keep
     the pass from sending everyone else's messages.
+
+    Within a `planning_budget`, no new run of visits starts once the budget is spent (the first
+    always does: every pass moves the plan on); the visits still marked are planned by the next
+    passes, soonest first.
     """
+    budget = _budget.get()
     created = 0
     plans: Counter[int] = Counter()
     left: set[int] = set()
     later: set[int] = set()  # the database did not answer for them: the next pass tries again
     while True:
-        query = select(Appointment).where(Appointment.needs_planning, Appointment.planning_error.is_(None))
-        if left or later:
-            query = query.where(Appointment.id.not_in(sorted(left | later)))
-        appointments = session.scalars(
-            query
-            .order_by(Appointment.id)
-            .limit(batch)
-            .with_for_update(skip_locked=True, of=Appointment)
-            # Planning one visit can mark another for planning with a plain UPDATE (one text a
-            # day): reload what the session holds, or a visit marked after it was planned in this
-            # pass would look already planned, never be cleared, and be selected forever.
-            .execution_options(populate_existing=True)
-        ).all()
+        appointments = _marked(session, batch, left | later, now)
         if not appointments:
-            if left:
-                log.error("planning did not settle in one pass: appointments %s, each planned %d times and marked "
-                          "again, wait for the next pass", ", ".join(map(str, sorted(left))), MAX_PLANS_PER_PASS)
+            _log_unsettled(left)
             return created
-        for appointment in appointments:
-            plans[appointment.id] += 1
-            if plans[appointment.id] > MAX_PLANS_PER_PASS:
-                left.add(appointment.id)
-                continue
+        for visits in runs_of_different_patients(appointments):
+            to_plan = []
+            for appointment in visits:
+                plans[appointment.id] += 1
+                if plans[appointment.id] > MAX_PLANS_PER_PASS:
+                    left.add(appointment.id)
+                else:
+                    to_plan.append(appointment)
+            created += _plan_run(session, to_plan, rs, now, later, budget)
+            if budget is not None and budget.spent():
+                break  # the rest of the batch stays marked
+        session.commit()
+        if budget is not None and budget.spent():
+            budget.stopped = _still_marked(session, left | later)
+            session.commit()
+            if budget.stopped:
+                log.info("planning stopped after %.0f s (%d visits planned this pass); the next pass plans the rest, "
+                         "soonest first", budget.seconds, budget.visits)
+            _log_unsettled(left)
+            return created
+
+
+def _log_unsettled(left: set[int]) -> None:
+    if left:
+        log.error("planning did not settle in one pass: appointments %s, each planned %d times and marked again, "
+                  "wait for the next pass", ", ".join(map(str, sorted(left))), MAX_PLANS_PER_PASS)
+
+
+def _marked(session: Session, batch: int, skipped: set[int], now: datetime) -> list[Appointment]:
+    """The next visits to plan. First those with a row due (or nearly): a visit moved away from a
+    reminder due now must be planned before the pass hands that reminder out. Then the others,
+    soonest first: a visit starting soon has the most to send soon."""
+    due_soon = select(OutboxMessage.appointment_id).where(
+        OutboxMessage.status.in_(PENDING_STATUSES), OutboxMessage.due_at <= now + DUE_SOON)
+    visits = _marked_where(session, batch, skipped, Appointment.id.in_(due_soon))
+    if len(visits) < batch:
+        visits += _marked_where(session, batch - len(visits), skipped | {visit.id for visit in visits})
+    return visits
+
+
+def _marked_where(session: Session, batch: int, skipped: set[int], *which) -> list[Appointment]:
+    query = select(Appointment).where(Appointment.needs_planning, Appointment.planning_error.is_(None), *which)
+    if skipped:
+        query = query.where(Appointment.id.not_in(sorted(skipped)))
+    return list(session.scalars(
+        query
+        .order_by(Appointment.starts_at, Appointment.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True, of=Appointment)
+        .options(selectinload(Appointment.patient), selectinload(Appointment.course))
+        # Planning one visit can mark another for planning with a plain UPDATE (one text a
+        # day): reload what the session holds, or a visit marked after it was planned in this
+        # pass would look already planned, never be cleared, and be selected forever.
+        .execution_options(populate_existing=True)
+    ).all())
+
+
+def _still_marked(session: Session, skipped: set[int]) -> bool:
+    query = select(Appointment.id).where(Appointment.needs_planning, Appointment.planning_error.is_(None))
+    if skipped:
+        query = query.where(Appointment.id.not_in(sorted(skipped)))
+    return session.scalar(query.limit(1)) is not None
+
+
+def runs_of_different_patients(appointments: Sequence[Appointment]) -> Iterator[list[Appointment]]:
+    """The visits in their order, cut where a patient comes again: no run holds two visits of one
+    patient, since planning one changes what planning the other must read."""
+    run: list[Appointment] = []
+    patients: set[int] = set()
+    for appointment in appointments:
+        if appointment.patient_id in patients:
+            yield run
+            run, patients = [], set()
+        run.append(appointment)
+        patients.add(appointment.patient_id)
+    if run:
+        yield run
+
+
+def _plan_run(session: Session, visits: list[Appointment], rs: RuleSettings, now: datetime, later: set[int],
+              budget: "PlanningBudget | None") -> int:
+    """Plan a run's visits, each in a savepoint of its own, and write their rows together."""
+    if not visits:
+        return 0
+    run = PlanningRun(session, visits)
+    with run.open():
+        for appointment in visits:
             try:
-                created += _plan_isolated(session, appointment, rs, now)
+                _plan_isolated(session, appointment, rs, now)
             except _NextPass:
                 later.add(appointment.id)
+            except BaseException as exc:
+                if is_interruption(exc):
+                    _keep_what_was_planned(session, run, rs, now, appointment.id, exc)
+                raise
+        created = _write_run(session, run, rs, now, later)
+    if budget is not None:
+        budget.visits += run.written
+    return created
+
+
+def _write_run(session: Session, run: "PlanningRun", rs: RuleSettings, now: datetime, later: set[int]) -> int:
+    """Write the run's rows in one savepoint. Should the database refuse them, each of its visits
+    is planned again on its own (so that one visit's bad row costs only that visit)."""
+    savepoint = session.begin_nested()
+    try:
+        created = run.write(rs, now)
+        savepoint.commit()
+        return created
+    except BaseException as exc:  # noqa: BLE001 - one visit must not stop the plan for everyone else
+        if is_interruption(exc):
+            _stop_here(session, savepoint, run.planned_ids[0] if run.planned_ids else 0, exc)
+            raise
+        if isinstance(exc, InterfaceError) or getattr(exc, "connection_invalidated", False):
+            raise
+        savepoint.rollback()
+        log.warning("the rows of %d visits could not be written together (%s); each is planned on its own",
+                    len(run.planned_ids), type(getattr(exc, "orig", None) or exc).__name__)
+    created = 0
+    run.written = 0
+    with run.closed():
+        for appointment in run.planned_appointments:
+            try:
+                created += _plan_isolated(session, appointment, rs, now)
+                run.written += 1
+            except _NextPass:
+                later.add(appointment.id)
+            except BaseException as exc:
+                if is_interruption(exc):
+                    _keep_what_was_planned(session, None, rs, now, appointment.id, exc)
+                raise
+    return created
+
+
+def _keep_what_was_planned(session: Session, run: "PlanningRun | None", rs: RuleSettings, now: datetime,
+                           appointment_id: int, interruption: BaseException) -> None:
+    """A time limit or a stop while a visit was planned (its own savepoint is rolled back already):
+    the visits planned before it (in its run, and in the runs before) are written and kept, so
+    that a pass cut short still moves the plan on. Whatever fails here is logged; the interruption
+    is what propagates."""
+    try:
+        if run is not None:
+            with session.begin_nested():
+                run.write(rs, now)
+    except BaseException:  # noqa: BLE001 - the caller re-raises the interruption
+        log.warning("planning stopped at appointment %s and could not write the visits planned before it in its "
+                    "run; the next pass plans them again", appointment_id)
+    try:
         session.commit()
+    except BaseException:  # noqa: BLE001 - the caller re-raises the interruption
+        log.warning("planning stopped at appointment %s and could not keep the visits planned before it; "
+                    "the next pass plans them again", appointment_id)
+    log.warning("planning stopped at appointment %s (%s); it stays marked for the next pass",
+                appointment_id, type(interruption).__name__)
 
 
 class _NextPass(Exception):
@@ -366,8 +518,11 @@ def _plan_isolated(session: Session, appointment: Appointment, rs: RuleSettings,
         savepoint.commit()
         return created
     except BaseException as exc:  # noqa: BLE001 - one visit must not stop the plan for everyone else
+        run = session.info.get(RUN_KEY)
+        if run is not None:
+            run.forget(appointment)  # what it planned is rolled back: none of it is written
         if is_interruption(exc):
-            _stop_here(session, savepoint, appointment_id, exc)
+            _roll_back(savepoint)  # the caller keeps what was planned before it
             raise
         if isinstance(exc, InterfaceError) or getattr(exc, "connection_invalidated", False):
             raise  # the connection is gone: the pass ends, the next one starts on a new connection
@@ -388,11 +543,18 @@ def _plan_isolated(session: Session, appointment: Appointment, rs: RuleSettings,
         return 0
 
 
+def _roll_back(savepoint) -> None:
+    try:
+        savepoint.rollback()
+    except Exception:  # noqa: BLE001 - the connection may have gone with the interruption
+        log.warning("could not roll back the visit in hand; its transaction ends with the pass")
+
+
 def _stop_here(session: Session, savepoint, appointment_id: int, interruption: BaseException) -> None:
-    """A time limit or a stop while a visit was planned: its work is rolled back (it stays marked,
-    with no `planning_error`), and the visits planned before it in this batch are kept, so that a
-    pass cut short by its time limit still moves the plan on. Whatever fails here (the connection
-    may have gone with the interruption) is logged; the interruption itself is what propagates."""
+    """A time limit or a stop while a run's rows were written: they are rolled back (its visits
+    stay marked, with no `planning_error`), and the runs written before it are kept. Whatever fails
+    here (the connection may have gone with the interruption) is logged; the interruption itself is
+    what propagates."""
     try:
         savepoint.rollback()
         session.commit()
@@ -401,6 +563,185 @@ def _stop_here(session: Session, savepoint, appointment_id: int, interruption: B
                     "the next pass plans them again", appointment_id)
     log.warning("planning stopped at appointment %s (%s); it stays marked for the next pass",
                 appointment_id, type(interruption).__name__)
+
+
+# -- what planning a run of visits reads and writes ------------------------------------------
+
+RUN_KEY = "reminders.planning.run"  # in Session.info: the run whose visits are being planned
+# Outbox rows are written this many to a statement (PostgreSQL takes at most 65,535 parameters
+# in one, and a row has 17).
+ROWS_PER_INSERT = 500
+# A visit's own rows: what the planner reads of each.
+OWN_COLUMNS = (OutboxMessage.id, OutboxMessage.appointment_id, OutboxMessage.dedupe_key, OutboxMessage.kind,
+               OutboxMessage.rule, OutboxMessage.channel, OutboxMessage.status, OutboxMessage.status_reason,
+               OutboxMessage.planned_for, OutboxMessage.due_at, OutboxMessage.sent_at)
+
+
+class PlanningRun:
+    """Visits of different patients planned together (plan_appointment plans each into the run).
+
+    What planning them reads is read here, once for the run: each visit's own rows, its patient's
+    non-urgent texts (one text a day) and visits (duplicate bookings). Rows to cancel or move are
+    changed as each visit is planned, in its savepoint; the new rows, welcome texts and the visits'
+    own updates wait for `write`, which makes a few statements of them for the whole run instead of
+    a dozen a visit.
+    """
+
+    def __init__(self, session: Session, appointments: Sequence[Appointment]):
+        self.session = session
+        self.ids = {appointment.id for appointment in appointments}
+        patients = sorted({appointment.patient_id for appointment in appointments})
+        self.notes: dict[int, str | None] = {}  # note_duplicate_bookings, by visit
+        self.planned_appointments: list[Appointment] = []
+        self.written = 0
+        self._new_rows: dict[int, list[OutboxRow]] = {}
+        self._own = _grouped(session.execute(
+            select(*OWN_COLUMNS).where(OutboxMessage.appointment_id.in_(sorted(self.ids))).order_by(OutboxMessage.id)
+        ), "appointment_id")
+        self._visits = _grouped(session.execute(
+            select(Appointment.id, Appointment.patient_id, Appointment.starts_at, Appointment.status,
+                   Appointment.needs_planning, Appointment.planning_error)
+            .where(Appointment.patient_id.in_(patients))
+        ), "patient_id")
+        starts = {visit.id: visit.starts_at for visits in self._visits.values() for visit in visits}
+        self._texts: dict[int, list[HeldText]] = defaultdict(list)
+        for row in session.execute(
+            select(OutboxMessage.patient_id, OutboxMessage.appointment_id, OutboxMessage.rule, OutboxMessage.status,
+                   OutboxMessage.due_at, OutboxMessage.sent_at)
+            .where(OutboxMessage.patient_id.in_(patients), OutboxMessage.channel.in_(TEXT_CHANNELS),
+                   OutboxMessage.kind.in_(NON_URGENT_KINDS), OutboxMessage.status.not_in(NOT_GOING))
+        ):
+            self._texts[row.patient_id].append(HeldText(row.appointment_id, row.rule, row.status, row.due_at,
+                                                        row.sent_at, starts.get(row.appointment_id)))
+
+    @contextmanager
+    def open(self) -> Iterator["PlanningRun"]:
+        """plan_appointment plans into this run while it is open."""
+        previous = self.session.info.get(RUN_KEY)
+        self.session.info[RUN_KEY] = self
+        try:
+            yield self
+        finally:
+            self._restore(previous)
+
+    @contextmanager
+    def closed(self) -> Iterator[None]:
+        previous = self.session.info.pop(RUN_KEY, None)
+        try:
+            yield
+        finally:
+            self._restore(previous)
+
+    def _restore(self, previous: "PlanningRun | None") -> None:
+        if previous is None:
+            self.session.info.pop(RUN_KEY, None)
+        else:
+            self.session.info[RUN_KEY] = previous
+
+    def rows_of(self, appointment_id: int) -> list:
+        return self._own.get(appointment_id, [])
+
+    def texts_of(self, patient_id: int) -> list["HeldText"]:
+        """The patient's non-urgent texts that went or will go (one text a day)."""
+        return self._texts.get(patient_id, [])
+
+    def visits_of(self, patient_id: int) -> list:
+        return self._visits.get(patient_id, [])
+
+    def planned(self, appointment: Appointment, new_rows: list[OutboxRow]) -> None:
+        self.planned_appointments.append(appointment)
+        self._new_rows[appointment.id] = new_rows
+
+    def forget(self, appointment: Appointment) -> None:
+        if self._new_rows.pop(appointment.id, None) is not None:
+            self.planned_appointments.remove(appointment)
+
+    @property
+    def planned_ids(self) -> list[int]:
+        return [appointment.id for appointment in self.planned_appointments]
+
+    def write(self, rs: RuleSettings, now: datetime) -> int:
+        """Write what the run's visits planned: the welcome texts first (each is older than the texts
+        it introduces), then the new rows, then the visits themselves as planned. The rows created."""
+        visits = self.planned_appointments
+        if not visits:
+            return 0
+        welcomes = plan_welcomes(self.session, [(a.patient, self._new_rows[a.id]) for a in visits], rs.quiet, now)
+        created = _insert(self.session, welcomes, now)
+        created += _insert(self.session, [row for a in visits for row in self._new_rows[a.id]], now)
+        table = Appointment.__table__
+        self.session.execute(
+            update(table).where(table.c.id == bindparam("visit_id"))
+            .values(needs_planning=False, planning_error=bindparam("note")),
+            [{"visit_id": a.id, "note": self.notes.get(a.id)} for a in visits],
+        )
+        for appointment in visits:  # what this session holds agrees with what was written
+            set_committed_value(appointment, "needs_planning", False)
+            set_committed_value(appointment, "planning_error", self.notes.get(appointment.id))
+        self.written = len(visits)
+        return created
+
+
+@dataclass(frozen=True)
+class HeldText:
+    """A non-urgent text of the patient, as spread_non_urgent weighs it against a new one."""
+
+    appointment_id: int | None
+    rule: str
+    status: str
+    due_at: datetime
+    sent_at: datetime | None
+    starts_at: datetime | None  # of its visit
+
+
+def _insert(session: Session, rows: list[OutboxRow], now: datetime) -> int:
+    return sum(len(plan(session, rows[start:start + ROWS_PER_INSERT], now))
+               for start in range(0, len(rows), ROWS_PER_INSERT))
+
+
+def _grouped(result, key: str) -> dict[int, list]:
+    groups: dict[int, list] = defaultdict(list)
+    for row in result:
+        groups[getattr(row, key)].append(row)
+    return groups
+
+
+def run_of(session: Session) -> PlanningRun:
+    """The run the visit in hand is planned into (plan_appointment opens one)."""
+    return session.info[RUN_KEY]
+
+
+# -- a time budget for one pass ---------------------------------------------------------------
+
+@dataclass
+class PlanningBudget:
+    """How long one pass may plan (None: until nothing is marked); planning stops between runs of
+    visits once it is spent. It counts the visits planned under it."""
+
+    seconds: float | None
+    clock: Callable[[], float] = time.monotonic
+    visits: int = 0
+    stopped: bool = False  # it stopped with visits still marked: the next pass goes on
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def spent(self) -> bool:
+        return self.seconds is not None and self.clock() - self.started >= self.seconds
+
+
+_budget: ContextVar[PlanningBudget | None] = ContextVar("planning_budget", default=None)
+
+
+@contextmanager
+def planning_budget(seconds: float | None, clock: Callable[[], float] = time.monotonic) -> Iterator[PlanningBudget]:
+    """`plan_pending` within this block plans for at most `seconds` (None: until nothing is marked)."""
+    budget = PlanningBudget(seconds, clock)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
 
 
 def planning_error_text(exc: Exception) -> str:

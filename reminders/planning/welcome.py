@@ -1,9 +1,9 @@
 """The welcome text: its own outbox row, once per patient and phone number, before the first text.
 
-Planned with a patient's appointments: one row (`patient:<id>:welcome:sms:<number digest>`, unique,
-so a restart or a racing planner plans it once) due a minute before the earliest text planned for
-the patient, and moved with it. When that earliest text goes in the same pass, or the two rows
-meet in quiet hours, the sender sends the welcome first (`send_welcome_first`). A patient
+Planned with a patient's appointments (plan_welcomes): one row (`patient:<id>:welcome:sms:<number
+digest>`, unique, so a restart or a racing planner plans it once) due a minute before the earliest
+text planned for the patient, and moved with it. When that earliest text goes in the same pass, or
+the two rows meet in quiet hours, the sender sends the welcome first (`send_welcome_first`). A patient
 welcomed already (by this row, or in the answer to a text of their own) gets no row, and a row
 still pending then is skipped at send time. A new number resets `welcomed_at`, so the new number
 is introduced too.
@@ -14,12 +14,12 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reminders.models import OutboxMessage, Patient
-from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, ChannelName, Kind, Status
-from reminders.outbox import OutboxRow, plan
+from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Kind, Status
+from reminders.outbox import OutboxRow
 from reminders.outbox.moves import cancel_pending, queue_now, reschedule_pending, revive_canceled
 from reminders.planning.quiet_hours import QuietHours
 
@@ -45,42 +45,60 @@ def _scheduled_text(channel: str, kind: str) -> bool:
     return channel in TEXT_CHANNELS and kind not in NOT_SCHEDULED
 
 
-def plan_welcome(session: Session, patient: Patient, quiet: QuietHours, now: datetime,
-                 new_rows: Sequence[OutboxRow] = ()) -> int:
-    """Keep the patient's welcome row a minute ahead of their earliest pending text, counting the
-    rows the planner is about to insert (`new_rows`): called before they are, the welcome row is
-    older than they are, so it goes first even when both wait for the end of quiet hours. It
-    goes on the channel of that first text. Returns 1 when a row was created."""
-    if not needs_welcome(patient):
-        return 0
-    pending = session.execute(
-        select(OutboxMessage.due_at, OutboxMessage.channel).where(
-            OutboxMessage.patient_id == patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
+def plan_welcomes(session: Session, planned: Sequence[tuple[Patient, Sequence[OutboxRow]]], quiet: QuietHours,
+                  now: datetime) -> list[OutboxRow]:
+    """Keep each patient's welcome row a minute ahead of their earliest pending text, counting the
+    rows the planner is about to insert for them (`planned`: patient and new rows, not stored yet,
+    one entry per patient). It goes on the channel of that first text. A welcome row already
+    stored is moved (or withdrawn) here; the rows to create are returned, for the caller to insert
+    before the texts they introduce: older than those, a welcome goes first even when both wait
+    for the end of quiet hours."""
+    patients = {patient.id: (patient, new_rows) for patient, new_rows in planned if needs_welcome(patient)}
+    if not patients:
+        return []
+    pending: dict[int, list[tuple[datetime, str]]] = {}  # each patient's first pending text, by channel
+    for row in session.execute(
+        select(OutboxMessage.patient_id, func.min(OutboxMessage.due_at).label("due_at"), OutboxMessage.channel).where(
+            OutboxMessage.patient_id.in_(sorted(patients)), OutboxMessage.channel.in_(TEXT_CHANNELS),
             OutboxMessage.status.in_(PENDING_STATUSES), OutboxMessage.kind.not_in(NOT_SCHEDULED),
-        ).order_by(OutboxMessage.due_at).limit(1)
-    ).first()
-    texts = [tuple(pending)] if pending else []
-    candidates = {r.dedupe_key: (r.due_at, r.channel) for r in new_rows if _scheduled_text(r.channel, r.kind)}
-    if candidates:
-        known = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(candidates))))
-        texts += [text for key, text in candidates.items() if key not in known]
-    first, channel = min(texts) if texts else (None, ChannelName.SMS)
-    key = welcome_key(patient)
-    row = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
+        ).group_by(OutboxMessage.patient_id, OutboxMessage.channel)
+    ):
+        pending.setdefault(row.patient_id, []).append((row.due_at, row.channel))
+    keys = {welcome_key(patient): patient_id for patient_id, (patient, _) in patients.items()}
+    stored = {row.patient_id: row for row in session.execute(
+        select(OutboxMessage.id, OutboxMessage.patient_id, OutboxMessage.status, OutboxMessage.status_reason,
+               OutboxMessage.due_at, OutboxMessage.channel)
+        .where(OutboxMessage.dedupe_key.in_(sorted(keys)))
+    )}
+    to_create = []
+    for patient_id, (patient, new_rows) in patients.items():
+        texts = pending.get(patient_id, []) + [(r.due_at, r.channel) for r in new_rows
+                                                if _scheduled_text(r.channel, r.kind)]
+        row = _welcome(session, patient, stored.get(patient_id), min(texts) if texts else None, quiet, now)
+        if row is not None:
+            to_create.append(row)
+    return to_create
+
+
+def _welcome(session: Session, patient: Patient, stored, first: tuple[datetime, str] | None, quiet: QuietHours,
+             now: datetime) -> OutboxRow | None:
+    """The patient's welcome kept ahead of their `first` text (due time, channel): the stored row
+    moved or withdrawn, else the row to create."""
     if first is None:
-        if row is not None and row.status in PENDING_STATUSES:
-            cancel_pending(session, now, NOTHING_TO_INTRODUCE, ids=[row.id])
-        return 0
-    at = first - AHEAD
+        if stored is not None and stored.status in PENDING_STATUSES:
+            cancel_pending(session, now, NOTHING_TO_INTRODUCE, ids=[stored.id])
+        return None
+    text_due, channel = first
+    at = text_due - AHEAD
     due = quiet.next_allowed(at, patient.timezone)
-    if row is None:
-        return len(plan(session, [OutboxRow(dedupe_key=key, kind=Kind.WELCOME, rule=WELCOME_RULE, channel=channel,
-                                            planned_for=at, due_at=due, patient_id=patient.id)], now))
-    if row.status in PENDING_STATUSES and (row.due_at != due or row.channel != channel):
-        reschedule_pending(session, row.id, at, due, now, channel=channel)
-    elif row.status == Status.CANCELED and row.status_reason == NOTHING_TO_INTRODUCE:
-        revive_canceled(session, row.id, at, due, now, channel=channel)
-    return 0
+    if stored is None:
+        return OutboxRow(dedupe_key=welcome_key(patient), kind=Kind.WELCOME, rule=WELCOME_RULE, channel=channel,
+                         planned_for=at, due_at=due, patient_id=patient.id)
+    if stored.status in PENDING_STATUSES and (stored.due_at != due or stored.channel != channel):
+        reschedule_pending(session, stored.id, at, due, now, channel=channel)
+    elif stored.status == Status.CANCELED and stored.status_reason == NOTHING_TO_INTRODUCE:
+        revive_canceled(session, stored.id, at, due, now, channel=channel)
+    return None
 
 
 def pending_welcome(session: Session, patient: Patient) -> int | None:
