@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from pathlib import Path
 
 from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
@@ -14,6 +12,7 @@ from reminders.config import Settings, get_settings
 from reminders.db import session_factory
 from reminders.dispatch import Dispatcher
 from reminders.heartbeats import ServiceWatch
+from reminders.mfa import secret_key_of
 from reminders.web.api_requests import API_PREFIX, json_error
 from reminders.web.rate_limits import Throttle
 
@@ -25,18 +24,6 @@ API_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 # Over HTTPS (request.is_secure: the proxy's X-Forwarded-Proto with TRUSTED_PROXY_HOPS), browsers are
 # told to use nothing else for a year.
 HSTS = "max-age=31536000; includeSubDomains"
-
-
-def _secret_key(settings: Settings) -> str:
-    if settings.secret_key:
-        return settings.secret_key
-    # Kept on disk so staff sessions survive a restart of an unconfigured install.
-    path = Path(settings.data_dir) / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 class DatabaseId(IntegerConverter):
@@ -69,7 +56,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app = Flask(__name__)
     app.url_map.converters["int"] = DatabaseId
     app.config.update(
-        SECRET_KEY=_secret_key(settings),
+        SECRET_KEY=secret_key_of(settings),  # kept on disk when unset: sessions survive a restart
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
