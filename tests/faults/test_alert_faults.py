@@ -77,7 +77,7 @@ def test_a_worker_whose_clock_runs_11_minutes_behind_sends_alerts_and_reminders_
             assert "behind the database server's" in service.worker.log()[mark:]
 
             phone = "+16175550202"
-            add_patient(service, "skew-1", phone)
+            add_patient(service, "clock-crisis-1", phone)
             texts_before, mails_before = len(service.staff_texts()), len(service.staff_mails())
             posted = utcnow()
             assert "988" in signed_text(service, CRISIS, phone).text
