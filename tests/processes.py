@@ -237,14 +237,16 @@ class Service:
         return response.json() if response.content else {}
 
     def book_visits(self, name: str, count: int, area_code: int) -> Scenario:
-        """`count` patients, each with a maintenance visit whose 24 h reminder is due now.
+        """`count` patients, each with a maintenance visit whose 24 h reminder is due now."""
+        scenario = self.welcomed_patients(name, {f"{name}-{i}": f"+1{area_code}555{i:04d}" for i in range(count)})
+        self.book_maintenance([(patient, f"{name}-visit-{i}") for i, patient in enumerate(scenario.phones)])
+        return scenario
 
-        The patients had their welcome text already (these scenarios count reminders): they are
-        created and marked welcomed before their visits are booked, so that a pass coming
+    def welcomed_patients(self, name: str, phones: dict[str, str]) -> Scenario:
+        """Patients (external id -> phone) who had their welcome text already: these scenarios count
+        reminders. They are marked welcomed before any visit is booked, so that a pass coming
         meanwhile (beat's minute, a worker's start) plans no welcome for them."""
-        phones = {f"{name}-{i}": f"+1{area_code}555{i:04d}" for i in range(count)}
         scenario = self.scenarios[name] = Scenario(name, dict(phones))
-        starts = (utcnow() + VISIT_AHEAD).replace(microsecond=0).isoformat()
         with requests.Session() as http:
             http.headers["Authorization"] = f"Bearer {self.token}"
             for i, (external_id, phone) in enumerate(phones.items()):
@@ -252,15 +254,21 @@ class Service:
                     "external_id": external_id, "first_name": f"Pat{i}", "last_name": name.title(), "phone": phone,
                     "timezone": "America/New_York", "preferred_channel": "sms"})
                 assert response.status_code == 201, response.text
-            with self.engine.begin() as connection:
-                connection.execute(text("UPDATE patients SET welcomed_at = :now WHERE external_id LIKE :prefix"),
-                                   {"now": utcnow(), "prefix": f"{name}-%"})
-            for i, external_id in enumerate(phones):
-                response = http.post(self.web_url + "/api/v1/appointments", timeout=30, json={
-                    "external_id": f"{name}-visit-{i}", "patient_external_id": external_id,
-                    "kind": "maintenance", "starts_at": starts, "location": "Suite 200"})
-                assert response.status_code == 201, response.text
+        with self.engine.begin() as connection:
+            connection.execute(text("UPDATE patients SET welcomed_at = :now WHERE external_id LIKE :prefix"),
+                               {"now": utcnow(), "prefix": f"{name}-%"})
         return scenario
+
+    def book_maintenance(self, visits: list[tuple[str, str]]) -> None:
+        """(patient, visit) external ids: maintenance visits starting VISIT_AHEAD from now."""
+        starts = (utcnow() + VISIT_AHEAD).replace(microsecond=0).isoformat()
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Bearer {self.token}"
+            for patient, visit in visits:
+                response = http.post(self.web_url + "/api/v1/appointments", timeout=30, json={
+                    "external_id": visit, "patient_external_id": patient, "kind": "maintenance",
+                    "starts_at": starts, "location": "Suite 200"})
+                assert response.status_code == 201, response.text
 
     def later_pass(self) -> dict:
         """`reminders tick` eleven minutes from now: the pass that requeues a hand-off lost over

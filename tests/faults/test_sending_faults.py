@@ -22,13 +22,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-import requests
 from sqlalchemy import create_engine, text
 
 from reminders.channels.twilio.client import DEFAULT_TIMEOUT_SECONDS
 from reminders.config import Settings
 from tests.conftest import POSTGRES_URL
-from tests.processes import (BEAT_WAIT, CONCURRENCY, DUE_RULE, SETTLE_WAIT, VISIT_AHEAD, Scenario, one_text_each,
+from tests.processes import (BEAT_WAIT, CONCURRENCY, DUE_RULE, SETTLE_WAIT, Scenario, one_text_each,
                              running_service, utcnow, wait_for)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.processes]
@@ -170,43 +169,9 @@ def book_due(service, name: str, count: int, area_code: int) -> Scenario:
 def book_same_time(service, name: str, count: int, phone: str) -> Scenario:
     """One patient with `count` maintenance visits starting at the same instant (a duplicate
     booking, an import run twice under new ids), each with its 24 h reminder due now."""
-    scenario = welcomed_patients(service, name, {f"{name}-0": phone})
-    book_visits(service, [(f"{name}-0", f"{name}-visit-{i}") for i in range(count)])
+    scenario = service.welcomed_patients(name, {f"{name}-0": phone})
+    service.book_maintenance([(f"{name}-0", f"{name}-visit-{i}") for i in range(count)])
     return scenario
-
-
-def welcomed_patients(service, name: str, phones: dict[str, str]) -> Scenario:
-    """Patients (external id -> phone) who had their welcome text already: these scenarios count
-    reminders. Welcomed before their visits are booked, so that a pass coming meanwhile (beat's
-    minute, a worker's start) plans no welcome (as `Service.book_visits`)."""
-    scenario = service.scenarios[name] = Scenario(name, dict(phones))
-    with _api_session(service) as http:
-        for i, (patient, phone) in enumerate(phones.items()):
-            response = http.post(service.web_url + "/api/v1/patients", timeout=30, json={
-                "external_id": patient, "first_name": f"Pat{i}", "last_name": name.title(), "phone": phone,
-                "timezone": "America/New_York", "preferred_channel": "sms"})
-            assert response.status_code == 201, response.text
-    with service.engine.begin() as connection:
-        connection.execute(text("UPDATE patients SET welcomed_at = :now WHERE external_id LIKE :prefix"),
-                           {"now": utcnow(), "prefix": f"{name}-%"})
-    return scenario
-
-
-def book_visits(service, visits: list[tuple[str, str]]) -> None:
-    """(patient, visit) external ids: maintenance visits starting VISIT_AHEAD from now."""
-    starts = (utcnow() + VISIT_AHEAD).replace(microsecond=0).isoformat()
-    with _api_session(service) as http:
-        for patient, visit in visits:
-            response = http.post(service.web_url + "/api/v1/appointments", timeout=30, json={
-                "external_id": visit, "patient_external_id": patient, "kind": "maintenance", "starts_at": starts,
-                "location": "Suite 200"})
-            assert response.status_code == 201, response.text
-
-
-def _api_session(service) -> requests.Session:
-    http = requests.Session()
-    http.headers["Authorization"] = f"Bearer {service.token}"
-    return http
 
 
 def still_to_plan(service, name: str) -> int:
