@@ -6,6 +6,17 @@ from datetime import datetime, timedelta, timezone
 from icalendar import Alarm, Calendar, Event, vCalAddress
 
 PRODID = "-//Clinic reminders//Visit//EN"
+# The entry's title and description, in the language of the email it is attached to.
+WORDS = {
+    "en": ("Visit at {clinic}", "Questions or changes: {phone}"),
+    "es": ("Cita en {clinic}", "Preguntas o cambios: {phone}"),
+}
+
+
+def visit_words(clinic_name: str, clinic_phone: str, language: str | None) -> tuple[str, str]:
+    """(title, description) of a visit's calendar entry; English for a language without words here."""
+    title, description = WORDS.get(language or "en", WORDS["en"])
+    return title.format(clinic=clinic_name), description.format(phone=clinic_phone)
 
 
 def _utc(value: datetime, name: str) -> datetime:

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     maintenance_interval_days: int = 42
     # The maintenance booking nudge goes this many days before the interval ends.
     maintenance_nudge_days_before: int = Field(default=7, ge=0, le=60)
+    # Caring contacts: a short weekly note after the induction series, until a next visit is
+    # booked, for at most this many weeks (0: none).
+    caring_contact_weeks: int = Field(default=8, ge=0, le=52)
+    # At most this many texts around one visit (its reminders, check-ins, nudges, questionnaire),
+    # as the welcome promises; lower-priority texts give way, never safety ones (reminders.planning.budget).
+    texts_per_visit: int = Field(default=7, ge=3, le=30)
     # A visit still scheduled or confirmed this many hours after it ended counts as attended
     # (its check-in goes); empty or 0: never, the check-in waits for staff to mark the visit.
     unmarked_visits_count_as_attended_after_hours: int | None = Field(default=2, ge=0, le=24 * 14)

@@ -69,6 +69,9 @@ class InProcessDispatcher:
         outcomes: Counter = Counter()
         for start in range(0, len(ids), IN_PROCESS_BATCH_SIZE):
             outcomes.update(self.sender.send_batch(ids[start:start + IN_PROCESS_BATCH_SIZE], now))
+        # The texts that went right after the one before them (the rest of a long text) count too.
+        outcomes.update(self.sender.following_outcomes)
+        self.sender.following_outcomes.clear()
         return outcomes
 
 

@@ -24,7 +24,7 @@ import traceback
 import types
 from collections.abc import ItemsView, KeysView, Mapping, Set as AbstractSet, ValuesView
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from reminders.channels.base import ChannelSpec
 from reminders.channels.segments import gsm_safe, sms_length
 from reminders.models import Appointment, Patient, TemplateVersion
+from reminders.models.outbox import TEXT_CHANNELS
 from reminders.models.patients import DEFAULT_LANGUAGE
 from reminders.models.replies import checkin_kind
 from reminders.preparation import Preparation, clock, date_words, visit_times
@@ -797,8 +798,11 @@ def text_template(store: TemplateStore, template: str, spec, language: str | Non
     return next((name for name in names if store.exists(name)), names[-1])
 
 
-def render(store: TemplateStore, name: str, context: dict) -> str:
-    """Render a template; when the clinic's own version fails, the default file is used instead."""
+def render(store: TemplateStore, name: str, context: dict, keep_break: bool = False) -> str:
+    """Render a template; when the clinic's own version fails, the default file is used instead.
+
+    A text template's PART_BREAK line is taken out, or with `keep_break` left in for `text_parts`
+    to split the text there when it does not fit one text."""
     try:
         text = store.environment.get_template(name).render(**context)
     except Exception as exc:  # noqa: BLE001 - any failure of a staff version falls back
@@ -810,30 +814,76 @@ def render(store: TemplateStore, name: str, context: dict) -> str:
         text = store.default_environment.get_template(name).render(**context)
     text = _CLOCK_THEN_STOP.sub(r"\1", text)  # "a las 9:30 a. m.." -> "a las 9:30 a. m."
     if name.endswith((".subject.j2", ".whatsapp.j2")):
-        # An email's subject, and a text not billed by GSM-7 segments: every accent kept.
-        return _tidy_sms(text, fold_accents=False)
+        return _tidy_sms(text)  # an email's subject, a WhatsApp text
     if name.endswith(".sms.j2"):
         text = _tidy_sms(text)
-        if _medications_crowd_out(text, context):
-            # The medications note is what makes the text long: it points to the email (or a
-            # call) instead; if even that is too long, the email alone carries it.
-            patient = context["patient"]
-            shorter = ({**patient, "medications_fit_sms": False} if patient["medications_fit_sms"]
-                       else {**patient, "medications_pointer": False})
-            return render(store, name, {**context, "patient": shorter})
-        return text
+        return text if keep_break else without_break(text)
     return text.strip() + "\n"
 
 
 _CLOCK_THEN_STOP = re.compile(r"\b([ap]\. m\.)\.")
-SMS_SEGMENTS = 2  # what a default text may cost (tests/test_sms_length.py renders every one)
+SMS_SEGMENTS = 2  # GSM-7 segments a default text may cost, or the UCS-2 ones that hold as much (SmsLength.fits)
 
 
-def _medications_crowd_out(text: str, context: dict) -> bool:
-    patient = context.get("patient")
-    return (isinstance(patient, dict) and bool(patient.get("medications_to_hold"))
-            and bool(patient.get("medications_fit_sms") or patient.get("medications_pointer"))
-            and sms_length(text).segments > SMS_SEGMENTS)
+# A line of its own in a text template: what comes before it is what the first text must say
+# (when, where, arrive, fasting, the ride home); what follows it (the medications note, the
+# after-visit cautions) goes as the next text when the whole does not fit one. Nothing is cut.
+PART_BREAK = "---"
+
+
+def without_break(text: str) -> str:
+    """The text as one message: the break line taken out."""
+    return "\n".join(line for line in text.split("\n") if line.strip() != PART_BREAK)
+
+
+def text_parts(text: str, segments: int = SMS_SEGMENTS) -> list[str]:
+    """The texts one rendered text goes as, in order, each within `segments` (SmsLength.fits).
+
+    Whole when it fits. Otherwise the lines before the break line, then those after it, each
+    group packed line by line into as few texts as hold it; a line longer than a text on its own
+    is cut between words, never dropped."""
+    whole = without_break(text)
+    if sms_length(whole).fits(segments):
+        return [whole] if whole else []
+    groups: list[list[str]] = [[]]
+    for line in text.split("\n"):
+        if line.strip() == PART_BREAK:
+            groups.append([])
+        elif line:
+            groups[-1].append(line)
+    first, rest = groups[0], [line for group in groups[1:] for line in group]
+    # The first text keeps its opening lines; those at its end that do not fit go first in the next.
+    while len(first) > 1 and not sms_length("\n".join(first)).fits(segments):
+        rest.insert(0, first.pop())
+    return _packed(first, segments) + _packed(rest, segments)
+
+
+def _packed(lines: list[str], segments: int) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        for piece in _pieces(line, segments):
+            if current and not sms_length("\n".join([*current, piece])).fits(segments):
+                parts.append("\n".join(current))
+                current = []
+            current.append(piece)
+    if current:
+        parts.append("\n".join(current))
+    return parts
+
+
+def _pieces(line: str, segments: int) -> list[str]:
+    """A line as it fits in texts: whole, or cut between words."""
+    if sms_length(line).fits(segments):
+        return [line]
+    pieces, current = [], ""
+    for word in line.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if current and not sms_length(candidate).fits(segments):
+            pieces.append(current)
+            candidate = word
+        current = candidate
+    return pieces + [current] if current else pieces
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -855,9 +905,10 @@ def flag_failures(session: Session, store: TemplateStore, now: datetime) -> None
     store.failures.clear()
 
 
-def _tidy_sms(text: str, fold_accents: bool = True) -> str:
+def _tidy_sms(text: str) -> str:
+    """One space between words, no empty lines, GSM-7 punctuation; accents stay (README "Language")."""
     lines = [" ".join(line.split()) for line in text.strip().splitlines()]
-    return gsm_safe("\n".join(line for line in lines if line), fold_accents)
+    return gsm_safe("\n".join(line for line in lines if line))
 
 
 def validate(store: TemplateStore, name: str, source: str, context: dict,
@@ -933,9 +984,9 @@ def clinic_context(settings) -> dict:
         "address": settings.clinic_address,
         "crisis_line": settings.crisis_line,
         "emergency_number": settings.emergency_number,
-        # How many texts a visit brings, as the welcome promises: questionnaires add one or two.
-        "messages_per_visit": "3 to 5" if settings.measures_enabled else "3",
-        "messages_per_visit_es": "de 3 a 5 por cita" if settings.measures_enabled else "unos 3 mensajes por cita",
+        # How many texts a visit brings at most, as the welcome promises: TEXTS_PER_VISIT, which the
+        # planner keeps to (reminders.planning.budget).
+        "messages_per_visit": settings.texts_per_visit,
     }
 
 
@@ -970,12 +1021,16 @@ def patient_context(patient, prep: Preparation) -> dict:
         "language": getattr(patient, "language", None) or DEFAULT_LANGUAGE,
         # Whether the patient's messages go by email too ("see your email" would be false otherwise).
         "has_email": "email" in patient.channels() if hasattr(patient, "channels") else bool(getattr(patient, "email", None)),
-        # In the prescriber's words; `medications_fit_sms` says whether the text may carry it
-        # (a longer note is left to the email and a call).
+        # Whether they get our texts (SMS or WhatsApp): "reply C to our text" would be false otherwise.
+        "has_text": not getattr(patient, "sms_opted_out", False) and (
+            bool(set(patient.channels()) & set(TEXT_CHANNELS)) if hasattr(patient, "channels")
+            else bool(getattr(patient, "phone", None))),
+        # In the prescriber's words; `medications_fit_sms` says whether it is short enough for the
+        # first text (a lock screen shows it); a longer one goes after the template's break line:
+        # "see your email" for a patient who gets email, in full for one who does not.
         "medications_to_hold": medications,
         "medications_fit_sms": bool(medications) and len(medications) <= prep.sms_medications_max_chars,
-        # "see your email / call us about your medications" when the note itself does not fit
-        "medications_pointer": True,
+        "medications_pointer": True,  # kept for clinics' own template versions that ask for it
     }
 
 
@@ -995,6 +1050,8 @@ def message_context(settings, patient: Patient, appointment: Appointment | None,
         "clinic": clinic_context(settings),
         "prep": prep.context(),
         "visit": None,
+        # "We missed you": the patient's next visit still on, when one is booked (reminders.sending).
+        "next_visit": None,
     }
     if appointment is not None:
         context["visit"] = visit_context(appointment, patient.timezone, series_length, language, prep)
@@ -1010,7 +1067,7 @@ def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
     prep = Preparation.from_settings(settings)
     local = SAMPLE_START.astimezone(ZoneInfo(SAMPLE_ZONE))
     return {
-        "patient": {"first_name": "Alex", "last_name": "Rivera", "language": language, "has_email": True,
+        "patient": {"first_name": "Alex", "last_name": "Rivera", "language": language, "has_email": True, "has_text": True,
                     "medications_to_hold": "No lamotrigine the morning of the visit",
                     "medications_fit_sms": True, "medications_pointer": True},
         "clinic": clinic_context(settings),
@@ -1022,15 +1079,23 @@ def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
             "is_first": False, "duration_minutes": 60, "checkin_asks": "mood",
             **visit_times(SAMPLE_START, 60, SAMPLE_ZONE, prep, language),
         },
+        # After a missed visit: the next one booked (None when there is none).
+        "next_visit": {"date": date_words(local + timedelta(days=2), language),
+                       "time": clock(local + timedelta(days=2), language), "kind": "induction", "number": 3,
+                       "series_length": 6, "location": "Suite 200"},
         # Answers to a patient's text: when a nurse reads it ("today", "Monday at 8 AM").
-        "answer": {"read_when": "Monday at 8 AM", "in_office_hours": False, "score": 7, "asks": "mood",
+        "answer": {"read_when": "el lunes a las 8:00" if language == "es" else "Monday at 8 AM", "in_office_hours": False, "score": 7, "asks": "mood", "period": "day",
                    "symptoms": True, "poison_control": True, "callback_minutes": 30},
+        # A check-in by email (reminders.inbound.checkin_links): the page it is answered on.
+        "checkin": {"link": "https://clinic.example.org/c/Xb3kP9qLm2VwR7tYz5nJaQ", "expires": date_words(local, language)},
         # A questionnaire before the visit (reminders.measures): by link, or by SMS one item at a time.
         "questionnaire": {
             "link": "https://clinic.example.org/q/h7Gq2LmXv9RkTz0bYw4sNa", "by_sms": False, "questions": 16,
             "minutes": 3, "expires": date_words(local, language), "started": False,
             # An answer by SMS that also goes to staff (a question with the number): the reply says so.
             "passed_on": False,
+            # The answer the next question's text confirms first ("2 for question 1, thank you.").
+            "answered": {"value": 2, "number": 1},
             "question": {"stem": "Over the last 2 weeks, how often have you been bothered by any of the following problems?",
                          "text": "Little interest or pleasure in doing things", "number": 1, "of": 9,
                          "options": "0 Not at all, 1 Several days, 2 More than half the days, 3 Nearly every day",

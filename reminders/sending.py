@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -19,7 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from reminders.calendar import visit_ics
+from reminders.inbound import checkin_links
+from reminders.calendar import visit_ics, visit_words
 from reminders.inbound.escalations import crisis_open
 from reminders.interruptions import is_interruption
 from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
@@ -30,8 +32,8 @@ from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
 from reminders.models.outbox import Kind, Status
 from reminders.models.replies import checkin_kind, last_inbound_at
 from reminders.outbox import moves
-from reminders.outbox.moves import claim_for_sending, claim_many_for_sending
-from reminders.outbox.rows import plan_fallback_twin
+from reminders.outbox.moves import claim_for_sending, claim_many_for_sending, queue_now
+from reminders.outbox.rows import following_parts, plan_fallback_twin, plan_following_parts, previous_part_key
 from reminders.planning.welcome import reason_not_to_welcome, send_welcome_first
 from reminders.logs import patient_values, sensitive
 from reminders import metrics
@@ -39,9 +41,15 @@ from reminders.measures.questionnaires import for_message as questionnaire_for_m
 from reminders.planning.rules import (
     REMINDER, UNGATED_KINDS, Rule, RuleSettings, SendFacts, backoff, reason_not_to_send, retry_delay, rules_by_name,
 )
+from reminders.planning.rules import asks_for_a_score
+from reminders.inbound import open_questions
+from reminders.planning.budget import OVER_BUDGET
+from reminders.planning.visit_texts import gives_way
+from reminders.missed_visits import next_visit_context
+from reminders.planning.rules import MISSED_VISIT
 from reminders.provider_health import breakers, gate, hold_reason, record_failure, record_success, release_probe
 from reminders.rendering import (
-    TemplateStore, flag_failures, message_context, message_templates, render, template_language,
+    TemplateStore, flag_failures, message_context, message_templates, render, template_language, text_parts,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,15 @@ BREAKER_LOOK_SECONDS = 1.0
 # gone): they count toward the breaker, which may have opened with them.
 PROVIDER_TROUBLE = ("retrying", "unknown")
 NOT_HANDED_OVER = "the database failed just before the send; back in the schedule"
+# Messages whose text may go as several texts when it does not fit one (reminders.rendering.
+# text_parts). A question (a check-in, a questionnaire) stays one text: its answer refers to it.
+SPLIT_KINDS = (Kind.REMINDER, Kind.NUDGE)
+# A following text whose text before it has not gone yet looks again this often.
+FOLLOWING_RECHECK = timedelta(minutes=1)
+# What a text before a following one may end as, for the following one to go: it was handed over.
+# (One left `unknown` may not have gone: the text after it waits for no one and is skipped, for
+# staff to see with it.)
+HANDED_OVER = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
 
 
 __all__ = ["Sender", "backoff", "retry_delay"]
@@ -73,6 +90,9 @@ class Sender:
     channels: dict[str, Channel]
 
     provider_recovered: bool = False
+    # Outcomes of the texts sent right after the one before them (send_batch answers for the ids
+    # it was given): the in-process dispatcher adds them to its pass's summary.
+    following_outcomes: Counter = field(default_factory=Counter)
 
     @property
     def rule_settings(self) -> RuleSettings:
@@ -150,7 +170,22 @@ class Sender:
         for outbox_id in one_by_one:
             outcomes[outbox_id] = self.send(outbox_id, now)
         metrics.count_sends(self.settings, self.sessions, outcomes)  # GET /metrics: reminders_messages_total
+        self._send_following(outbox_ids, outcomes, now)
         return [outcomes.get(outbox_id, "not_claimed") for outbox_id in outbox_ids]
+
+    def _send_following(self, outbox_ids: list[int], outcomes: dict[int, str], now: datetime) -> None:
+        """The texts that follow those just sent go at once, each its own row claimed on its own
+        (a crash between two texts leaves the next one planned and due: the next pass sends it,
+        and never the first again)."""
+        sent = [outbox_id for outbox_id in outbox_ids if outcomes.get(outbox_id) == "sent"]
+        if not sent:
+            return
+        with self.sessions() as session:
+            rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(sent))).all()
+            following = following_parts(session, sorted(rows, key=lambda r: sent.index(r.id)))
+            queued = queue_now(session, following, now) if following else []
+        if queued:
+            self.following_outcomes.update(self.send_batch(queued, now))
 
     def _claim_batch(self, session: Session, outbox_ids: list[int], now: datetime):
         """The breakers, the rows of a paused channel (they go one by one), the others, and those of
@@ -196,6 +231,9 @@ class Sender:
         unsaved: list[tuple[OutboxMessage, Patient | None, Receipt]] = []
         last_commit = time.monotonic()
         look_again = last_commit + BREAKER_LOOK_SECONDS  # the batch began with the breakers as they were
+        # A text that may have a following one goes after the patient's other texts of the batch,
+        # so that nothing of theirs comes between it and its rest (sent once the batch is done).
+        ready = sorted(ready, key=lambda item: item[0].kind in SPLIT_KINDS and item[0].kind != Kind.ALERT)
         for row, patient, message in ready:
             if row.channel in paused and row.kind != Kind.ALERT:
                 outcomes[row.id] = _hold(session, row, now, hold_reason(row.channel))  # commits
@@ -330,6 +368,8 @@ class Sender:
         """Decide whether a claimed row still goes, and render it: an outcome (skipped, deferred)
         or the message."""
         spec = spec_for(row.channel)
+        if row.part > 1:
+            return self._prepare_following(session, row, patient, appointment, now)
         reason = self._reason_for_another_channel(session, row, spec, patient, now)
         if reason:
             plan_fallback_twin(session, row, patient, now)
@@ -344,15 +384,18 @@ class Sender:
             if spec.is_text and patient is not None and patient.sms_opted_out:
                 plan_fallback_twin(session, row, patient, now)
                 return self._finish_unsent(row, "patient opted out of texts", now)
-            zone = patient.timezone if patient else self.settings.clinic_timezone
-            quiet = self.rule_settings.quiet
-            if quiet.contains(now, zone):
-                moves.defer(row, quiet.next_allowed(now, zone), "waiting for the end of quiet hours")
+            if self._held_for_quiet_hours(row, patient, now):
                 return "deferred"
             if row.kind in PAUSED_IN_A_CRISIS and patient is not None and crisis_open(session, patient.id):
                 # No "how is your mood 0 to 10?" to a patient a nurse is reaching out to now.
                 moves.defer(row, now + CRISIS_PAUSE_RECHECK, "paused while a crisis escalation is open")
                 return "deferred"
+            waiting = open_questions.waits_until(session, self.settings, row, now)  # one number asked at a time
+            if waiting is not None:
+                moves.defer(row, waiting, open_questions.WAITING)
+                return "deferred"
+            if gives_way(session, row, self.rule_settings.texts_per_visit):
+                return self._finish_unsent(row, OVER_BUDGET, now)
             reason = self._introduce(session, row, patient, now)
             if reason:
                 return self._finish_unsent(row, reason, now)
@@ -361,10 +404,57 @@ class Sender:
             extra = questionnaire_for_message(session, self.settings, row.rule, patient, appointment, spec, now)
             if isinstance(extra, str):
                 return self._finish_unsent(row, extra, now)
+        if row.kind == Kind.CHECKIN and not spec.is_text and patient is not None:
+            extra = checkin_links.for_message(session, self.settings, row, patient, now)  # its answer page
         message = self._render_row(store, row, patient, appointment, extra)
+        parts = [message.body]
+        if self._may_split(row, spec):
+            parts = text_parts(message.body) or [message.body]
+            message = replace(message, body=parts[0])
         moves.write_rendered(row, to=message.to, subject=message.subject, body=message.body,
                              segments=sms_length(message.body).segments if spec.counts_segments else row.segments)
+        if self._may_split(row, spec):
+            # The texts after this one are planned now, with its own words, before the provider is asked.
+            plan_following_parts(session, row, parts[1:], [sms_length(part).segments for part in parts[1:]], now)
         return message
+
+    def _held_for_quiet_hours(self, row: OutboxMessage, patient: Patient | None, now: datetime) -> bool:
+        """Deferred to the end of the patient's quiet hours when `now` is in them."""
+        zone = patient.timezone if patient else self.settings.clinic_timezone
+        quiet = self.rule_settings.quiet
+        if not quiet.contains(now, zone):
+            return False
+        moves.defer(row, quiet.next_allowed(now, zone), "waiting for the end of quiet hours")
+        return True
+
+    def _may_split(self, row: OutboxMessage, spec) -> bool:
+        """Whether this row's text goes as several when it does not fit one: a rule's text (never
+        a written one) of a kind that may, on a channel billed by segments."""
+        return spec.counts_segments and row.kind in SPLIT_KINDS and row.rule in rules_by_name(self.rule_settings)
+
+    def _prepare_following(self, session: Session, row: OutboxMessage, patient: Patient | None,
+                           appointment: Appointment | None, now: datetime):
+        """A text that follows another (the rest of a message too long for one): it goes once the
+        one before it went, with the words written when that one was rendered; it is canceled or
+        skipped with it, and waits while it waits."""
+        before = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == previous_part_key(row)))
+        if before is None or before.status in (Status.CANCELED, Status.SKIPPED, Status.FAILED, Status.UNKNOWN):
+            moves.mark_unsent_with(row, before)
+            return "skipped"
+        if before.status not in HANDED_OVER:
+            moves.defer(row, max(now + FOLLOWING_RECHECK, before.due_at), f"waiting for text {before.id} to go first")
+            return "deferred"
+        if appointment is not None and appointment.status == "canceled":
+            return self._finish_unsent(row, moves.VISIT_CANCELED, now)
+        if patient is not None and patient.sms_opted_out:
+            return self._finish_unsent(row, "patient opted out of texts", now)
+        if self._held_for_quiet_hours(row, patient, now):
+            return "deferred"
+        callback = None
+        if spec_for(row.channel).reports_delivery and self.settings.public_base_url:
+            callback = f"{self.settings.public_base_url.rstrip('/')}/twilio/status?outbox_id={row.id}"
+        return OutgoingMessage(to=row.to_address or before.to_address, body=row.body, status_callback=callback,
+                               reference=str(row.id))
 
     def _reason_for_another_channel(self, session: Session, row: OutboxMessage, spec, patient: Patient | None,
                                     now: datetime) -> str | None:
@@ -471,7 +561,7 @@ class Sender:
         moves.mark_sent(session, row, receipt.provider_id, receipt.status, now)
         if row.kind == Kind.WELCOME and patient is not None:
             _record(session, patient, Patient, welcomed_at=now)
-        if row.kind == Kind.CHECKIN and patient is not None:
+        if asks_for_a_score(row.kind, row.rule, row.channel) and patient is not None:
             appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
             session.add(CheckIn(patient_id=patient.id, appointment_id=row.appointment_id,
                                 prompt_outbox_id=row.id, status="awaiting", prompted_at=now,
@@ -525,12 +615,14 @@ class Sender:
         names = message_templates(store, rule.template, patient.language if patient else None, spec)
         language = template_language(names["text"] if spec.has_subject else names["body"])
         context = message_context(self.settings, patient, appointment, series, language) | (extra or {})
+        if rule.name == MISSED_VISIT and appointment is not None and patient is not None:
+            context["next_visit"] = next_visit_context(self.settings, patient, appointment, language)
         if not spec.has_subject:
-            return OutgoingMessage(to=to, body=render(store, names["body"], context),
+            return OutgoingMessage(to=to, body=render(store, names["body"], context, keep_break=self._may_split(row, spec)),
                                    status_callback=callback, reference=str(row.id))
         attachments = ()
         if appointment is not None and rule.kind == REMINDER and spec.carries_calendar:
-            attachments = (self._calendar_entry(appointment, patient),)
+            attachments = (self._calendar_entry(appointment, language),)
         return OutgoingMessage(
             to=to,
             subject=render(store, names["subject"], context),
@@ -540,14 +632,15 @@ class Sender:
             reference=str(row.id),
         )
 
-    def _calendar_entry(self, appointment: Appointment, patient: Patient) -> Attachment:
+    def _calendar_entry(self, appointment: Appointment, language: str) -> Attachment:
+        title, description = visit_words(self.settings.clinic_name, self.settings.clinic_phone, language)
         data = visit_ics(
             uid=f"appointment-{appointment.id}@clinic-reminders",
             starts_at=appointment.starts_at,
             ends_at=appointment.ends_at,
-            summary=f"Visit at {self.settings.clinic_name}",
+            summary=title,
             location=appointment.location or self.settings.clinic_address,
-            description=f"Questions or changes: {self.settings.clinic_phone}",
+            description=description,
         )
         return Attachment("visit.ics", "text/calendar", data)
 

@@ -406,6 +406,16 @@ def postgres_schema():
         admin.dispose()
 
 
+def one_text_templates(copy: Path) -> Path:
+    """The shipped templates with each text cut to its first text (what comes after a `---` line
+    goes as a following text: reminders.rendering.text_parts), for tests that count texts."""
+    if not copy.exists():
+        shutil.copytree(ROOT / "templates", copy)
+        for template in copy.rglob("*.sms.j2"):
+            template.write_text(template.read_text().split("\n---\n")[0] + "\n")
+    return copy
+
+
 def clinic_environment(base: Path, database_url: str, redis_url: str, web_url: str,
                        twilio: FakeTwilio, smtp: FakeSMTP) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
@@ -434,6 +444,9 @@ def clinic_environment(base: Path, database_url: str, redis_url: str, web_url: s
         # These scenarios count each patient's reminders; questionnaires in this same shape are
         # checked by tests/test_questionnaire_processes.py.
         "MEASURES_ENABLED": "false",
+        # And they count one text per reminder: its following text (the cautions) is left out here
+        # and checked in this shape by tests/test_out_of_the_box.py and tests/test_text_parts.py.
+        "TEMPLATES_DIR": str(one_text_templates(base / "templates")),
         # The office is open on one day only, never today or tomorrow in the clinic's zone: every
         # text of these scenarios arrives after hours, whatever the hour the suite runs.
         "OFFICE_DAYS": CLOSED_TODAY_AND_TOMORROW,

@@ -19,6 +19,7 @@ from reminders.provider_health import record_failure
 from reminders.sending import Sender
 from tests.conftest import at, both_databases
 from tests.helpers import book, outbox
+from tests.processes import one_text_templates
 
 settings = both_databases()
 
@@ -27,8 +28,15 @@ DUE = "2026-12-09T10:00:00-05:00"  # the first-visit 24 h reminders of VISIT are
 
 
 @pytest.fixture
-def sms_settings(settings, configure, twilio_settings):
-    return configure(DATABASE_URL=settings.database_url, **twilio_settings)
+def sms_settings(settings, configure, twilio_settings, tmp_path):
+    return configure(DATABASE_URL=settings.database_url, TEMPLATES_DIR=one_text_reminders(tmp_path),
+                     **twilio_settings)
+
+
+def one_text_reminders(tmp_path):
+    """The templates with each reminder cut to its first text: these tests count batches of one
+    text per reminder (a reminder's second text: tests/test_text_parts.py)."""
+    return one_text_templates(tmp_path / "templates")
 
 
 def book_many(session, count: int, starts_at: str = VISIT, welcomed: bool = True):

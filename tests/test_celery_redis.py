@@ -27,6 +27,7 @@ from reminders.channels.local_outbox import read_outbox
 from reminders.db import session_factory
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import Status
+from tests.processes import one_text_templates
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -62,11 +63,12 @@ def broker():
 
 
 @pytest.fixture
-def celery_settings(pg_settings, configure, broker, monkeypatch):
-    """PostgreSQL, the Redis broker, no providers (the local outbox), the clock at NOW."""
+def celery_settings(pg_settings, configure, broker, monkeypatch, tmp_path):
+    """PostgreSQL, the Redis broker, no providers (the local outbox), the clock at NOW; one text
+    per reminder (these tests count hand-offs; a reminder's following text: tests/test_text_parts.py)."""
     import reminders.tasks as tasks
 
-    settings = configure(REDIS_URL=BROKER_URL)
+    settings = configure(REDIS_URL=BROKER_URL, TEMPLATES_DIR=str(one_text_templates(tmp_path / "templates")))
     monkeypatch.setattr(tasks, "utcnow", lambda: NOW)
     tasks._senders.clear()
     yield settings

@@ -7,6 +7,8 @@ row per appointment, rule and channel. Time is injected; threads are joined with
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -147,6 +149,15 @@ def assert_one_row_per_appointment_rule_channel(sessions, want: set[str]) -> Non
     assert len(rows) == len(want)
 
 
+@pytest.fixture(autouse=True)
+def one_text_per_reminder(monkeypatch, tmp_path):
+    """These tests count sends of one text per reminder (a reminder's second text:
+    tests/test_text_parts.py)."""
+    from tests.test_batched_sending import one_text_reminders
+
+    monkeypatch.setenv("TEMPLATES_DIR", str(one_text_reminders(tmp_path)))
+
+
 @pytest.fixture
 def pg_sessions(pg_settings):
     return session_factory(pg_settings.effective_database_url)
@@ -154,7 +165,9 @@ def pg_sessions(pg_settings):
 
 @pytest.fixture
 def rs(pg_settings) -> RuleSettings:
-    return RuleSettings.from_settings(pg_settings)
+    """No texts-per-visit budget: these tests compare what racing planners made with what the
+    rules want (the budget's choices: tests/test_text_budget.py)."""
+    return replace(RuleSettings.from_settings(pg_settings), texts_per_visit=None)
 
 
 def one_due_row(pg_sessions, rs, *, email: bool = False) -> int:

@@ -48,9 +48,9 @@ def test_suicidal_words_with_a_medical_emergency_lead_with_the_emergency_number_
 
 def test_a_spanish_crisis_text_is_answered_in_spanish_with_988s_spanish_option(twilio, booked, session):
     reply = answer(twilio.sms("ya no puedo mas, quiero suicidarme"))
-    # Texts are sent in GSM-7: í becomes i (é and ñ are in the alphabet), see README "Preparation and language".
-    assert "Llama o escribe al 988 ahora" in reply and "marca 2 para español" in reply and "911" in reply
-    assert "AYUDA" in reply and "no se atiende las 24 horas" in reply
+    # *Usted*, with every accent (the text goes as UCS-2), see README "Preparation and language".
+    assert "Llame o mande un texto al 988 ahora" in reply and "marque 2 para español" in reply and "911" in reply
+    assert "AYUDA" in reply and "no se revisa las 24 horas" in reply
     assert escalations(session)[0].status == "open"
 
 

@@ -21,8 +21,8 @@ def texted(session, two_way, fake_twilio, clock):
     """Maya's 24-hour reminder went out through Twilio; she also has an email address."""
     book(session, starts_at="2026-12-10T10:00:00-05:00", email="maya@example.org", channel="sms")
     run_pass(two_way, REMINDER_AT)
-    [sms] = fake_twilio.messages
-    [row] = outbox(session, rule="first_induction_24h", channel="sms")
+    sms, _cautions = fake_twilio.messages  # the reminder, then its second text (the after-visit cautions)
+    row = outbox(session, rule="first_induction_24h", channel="sms", part=1)[0]
     assert sms["status_callback"] == f"{BASE}/twilio/status?outbox_id={row.id}"
     assert (row.status, row.provider_id, row.provider_status) == ("sent", sms["sid"], "queued")
     clock.now = REMINDER_AT + timedelta(minutes=1)
@@ -112,7 +112,7 @@ class TestFailures:
                                                                            fake_twilio, smtp_server, api, clock):
         book(session, starts_at="2026-12-10T10:00:00-05:00")
         run_pass(two_way, REMINDER_AT)
-        [row] = outbox(session, channel="sms", status="sent")
+        row = outbox(session, channel="sms", status="sent")[0]
         clock.now = REMINDER_AT + timedelta(minutes=1)
         twilio.status(row.id, row.provider_id, "undelivered", "30006")
         run_pass(two_way, REMINDER_AT + timedelta(minutes=2))

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("rules", (
         "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
-        "reminders.planning.course_dates",
+        "reminders.planning.course_dates", "reminders.planning.budget",
         "reminders.measures", "reminders.measures.scales",
         "reminders.triage", "reminders.triage.engine", "reminders.triage.numbers", "reminders.triage.languages",
         "reminders.triage.model", "reminders.triage.training",
@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # planning.welcome (the welcome text's own row) is outbox code.
     ("outbox, channels, rendering", (
         "reminders.outbox", "reminders.outbox.rows", "reminders.outbox.moves", "reminders.outbox.delivery",
-        "reminders.planning.welcome",
+        "reminders.planning.welcome", "reminders.planning.visit_texts",
         "reminders.channels", "reminders.channels.base", "reminders.channels.kinds",
         "reminders.channels.local_outbox", "reminders.channels.smtp_email",
         "reminders.channels.twilio", "reminders.channels.twilio.client", "reminders.channels.twilio.codes",
@@ -56,6 +56,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.inbound.symptoms", "reminders.measures.questionnaires", "reminders.measures.progress",
         "reminders.measures.outcomes", "reminders.inbound.item_answers", "reminders.inbound.questionnaire_replies",
         "reminders.inbound.answers", "reminders.inbound.consent_words", "reminders.inbound.phrases",
+        "reminders.inbound.checkin_links", "reminders.inbound.open_questions",
+        "reminders.missed_visits",  # a missed visit's staff task (an inbox item) and the visit its text names
     )),
     ("sending", (
         "reminders.sending",
@@ -79,6 +81,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.web.api_replies", "reminders.web.api_requests", "reminders.web.api_measures", "reminders.web.health",
         "reminders.web.serialize", "reminders.web.twilio_hooks", "reminders.web.metrics_page", "reminders.web.openapi",
         "reminders.web.questionnaire_pages", "reminders.web.questionnaire_words", "reminders.web.rate_limits",
+        "reminders.web.checkin_pages",
         "reminders.web.staff", "reminders.web.staff.audit", "reminders.web.staff.auth",
         "reminders.web.staff.charts", "reminders.web.staff.display", "reminders.web.staff.escalations", "reminders.web.staff.forms",
         "reminders.web.staff.headers", "reminders.web.staff.inbox", "reminders.web.staff.live", "reminders.web.staff.patients",

@@ -283,11 +283,14 @@ def test_reminders_run_with_redis_sends_through_its_celery_worker_and_alerts_sta
         assert wait_for(lambda: any("Serving on" in line for line in lines), 120), "".join(lines)
         assert any("Celery with beat" in line for line in lines)
         # The worker asks for a pass as soon as it is ready: no minute's wait for beat.
-        sent = wait_for(lambda: patient_texts(tmp_path, at_least=2), 120)
-        assert sorted(m["to"] for m in sent) == ["+12025550000", "+12025550001"], "".join(lines)
+        # Each patient's day-before reminder, then its following text (the after-visit cautions).
+        sent = wait_for(lambda: patient_texts(tmp_path, at_least=4), 120)
+        for phone in ("+12025550000", "+12025550001"):
+            theirs = [m["body"] for m in sent if m["to"] == phone]
+            assert len(theirs) == 2 and "Reply C" in theirs[0] and "After your infusion" in theirs[1], theirs
 
         answer = post_signed_text(port, "run-test-token", "me quiero suicidar")
-        assert "988" in answer and "marca 2" in answer
+        assert "988" in answer and "marque 2" in answer
         alerts = wait_for(lambda: [m for m in outbox_lines(tmp_path) if m["to"] == "oncall@clinic.test"], 60)
         assert len(alerts) == 1, "".join(lines)
 

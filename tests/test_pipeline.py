@@ -43,8 +43,8 @@ class TestFirstInduction:
         assert sorted(sent(session)) == [("first_induction_72h", "email"), ("first_induction_72h", "sms")]
         assert tick(settings, "2026-12-07T10:00:00-05:00")["sent"] == 0  # the same instant again
         assert tick(settings, "2026-12-08T10:00:00-05:00")["sent"] == 0
-        assert tick(settings, "2026-12-09T10:01:00-05:00")["sent"] == 1
-        assert sent(session)[-1] == ("first_induction_24h", "sms")
+        assert tick(settings, "2026-12-09T10:01:00-05:00")["sent"] == 2  # the after-visit cautions follow
+        assert sent(session)[-2:] == [("first_induction_24h", "sms")] * 2
         for later in ("2026-12-09T12:00:00-05:00", "2026-12-10T09:00:00-05:00"):
             assert tick(settings, later)["sent"] == 0
 
@@ -83,7 +83,7 @@ class TestWelcome:
         [reminder] = outbox(session, rule="first_induction_72h", status="sent")
         assert phone_received(settings) == [welcome.body, reminder.body]
         assert "Reply HELP for help, STOP to opt out" in welcome.body and "Msg & data rates may apply" in welcome.body
-        assert "about 3 per visit" in welcome.body and "988" in welcome.body
+        assert "up to 7 texts per visit" in welcome.body and "988" in welcome.body
         assert "STOP" not in reminder.body and welcome.segments <= 2 and reminder.segments <= 2
         assert patient(session).welcomed_at == at("2026-12-07T09:59:00-05:00")
 
@@ -159,8 +159,8 @@ class TestLaterVisits:
     def test_maintenance_reminded_a_week_and_a_day_before(self, settings, session):
         book(session, starts_at=VISIT, kind="maintenance")
         assert tick(settings, "2026-12-03T10:00:00-05:00")["sent"] == 1
-        assert tick(settings, "2026-12-09T10:00:00-05:00")["sent"] == 1
-        assert sent(session) == [("maintenance_7d", "sms"), ("maintenance_24h", "sms")]
+        assert tick(settings, "2026-12-09T10:00:00-05:00")["sent"] == 2  # the reminder, then the cautions
+        assert sent(session) == [("maintenance_7d", "sms"), ("maintenance_24h", "sms"), ("maintenance_24h", "sms")]
 
 
 class TestChanges:
@@ -170,10 +170,12 @@ class TestChanges:
         move(session, visit, starts_at="2026-12-14T15:00:00-05:00")
         assert tick(settings, "2026-12-04T10:00:00-05:00")["sent"] == 1  # the patient hears of the move
         assert tick(settings, "2026-12-09T10:00:00-05:00")["sent"] == 0  # the old 24 h time
-        assert tick(settings, "2026-12-13T15:00:00-05:00")["sent"] == 1
+        assert tick(settings, "2026-12-13T15:00:00-05:00")["sent"] == 2  # with its second text
         row = outbox(session, rule="maintenance_24h")[0]
         assert "Monday, December 14 at 3:00 PM" in row.body
-        assert sent(session) == [("maintenance_7d", "sms"), ("maintenance_24h", "sms"), ("visit_moved", "sms")]
+        # (the 24 h reminder's second text is planned when the first goes: the last row)
+        assert sent(session) == [("maintenance_7d", "sms"), ("maintenance_24h", "sms"), ("visit_moved", "sms"),
+                                 ("maintenance_24h", "sms")]
 
     def test_a_visit_moved_after_its_reminder_went_gets_one_notice_of_the_new_time(self, settings, session):
         visit = book(session, starts_at=VISIT, kind="maintenance", email="maya@example.org", channel="both")
@@ -187,8 +189,8 @@ class TestChanges:
         assert tick(settings, "2026-12-04T12:00:00-05:00")["sent"] == 0
         # The rule that went for the old time does not go again; the 24 h one goes at the new time.
         tick(settings, "2026-12-10T10:00:00-05:00")
-        assert tick(settings, "2026-12-16T15:00:00-05:00")["sent"] == 1  # the 24 h text
-        assert sorted(sent(session)) == [("maintenance_24h", "sms"), ("maintenance_7d", "email"), ("maintenance_7d", "sms"),
+        assert tick(settings, "2026-12-16T15:00:00-05:00")["sent"] == 2  # the 24 h text and its second
+        assert sorted(sent(session)) == [("maintenance_24h", "sms")] * 2 + [("maintenance_7d", "email"), ("maintenance_7d", "sms"),
                                          ("visit_moved", "email"), ("visit_moved", "sms")]
 
     def test_a_visit_moved_before_any_reminder_went_needs_no_notice(self, settings, session):
@@ -242,7 +244,7 @@ class TestOverdue:
         book(session, starts_at=VISIT, email="maya@example.org", channel="both",
              now=at("2026-12-09T20:00:00-05:00"))
         summary = tick(settings, "2026-12-09T20:00:00-05:00")
-        assert sorted(sent(session)) == [("first_induction_24h", "sms"), ("first_induction_72h", "email")]
+        assert sorted(sent(session)) == [("first_induction_24h", "sms")] * 2 + [("first_induction_72h", "email")]
         assert outbox(session, rule="first_induction_72h", channel="sms")[0].status_reason == "superseded by a later reminder"
         assert summary["skipped"] == 1
 
@@ -253,7 +255,7 @@ class TestOverdue:
         assert tick(settings, "2026-12-01T12:00:00-05:00")["sent"] == 1  # b1's 7-day reminder, late but ahead
         # The service is down from here until 9 December, noon.
         summary = tick(settings, "2026-12-09T12:00:00-05:00")
-        assert summary["sent"] == 1
+        assert summary["sent"] == 2  # a1's 24 h reminder and its second text
         went = {(r.appointment.external_id, r.rule, r.sent_at) for r in outbox(session, status="sent")}
         assert went == {("b1", "maintenance_7d", at("2026-12-01T12:00:00-05:00")),
                         ("a1", "maintenance_24h", at("2026-12-09T12:00:00-05:00"))}
@@ -276,7 +278,7 @@ class TestQuietHours:
         summary = tick(settings, "2026-12-09T22:00:00-08:00")
         assert summary["sent"] == 0
         assert tick(settings, "2026-12-10T07:59:00-08:00")["sent"] == 0
-        assert tick(settings, "2026-12-10T08:00:00-08:00")["sent"] == 1
+        assert tick(settings, "2026-12-10T08:00:00-08:00")["sent"] == 2  # with its second text
 
     def test_catching_up_at_three_in_the_morning_defers_instead_of_texting(self, settings, session):
         book(session, starts_at="2026-12-10T15:00:00-05:00", now=at("2026-12-09T02:00:00-05:00"))
@@ -284,7 +286,7 @@ class TestQuietHours:
         assert summary == {**summary, "sent": 0, "deferred": 1}
         row = outbox(session, rule="first_induction_24h")[0]
         assert row.status == "planned" and row.due_at == at("2026-12-10T08:00:00-05:00")
-        assert tick(settings, "2026-12-10T08:00:00-05:00")["sent"] == 1
+        assert tick(settings, "2026-12-10T08:00:00-05:00")["sent"] == 2  # with its second text
 
 
 class TestOptOut:
@@ -523,11 +525,11 @@ class TestSpanish:
         visit.patient.medications_to_hold = "Sin lamotrigina la mañana de la cita"
         session.commit()
         tick(settings, "2026-12-07T10:00:00-05:00")
-        welcome, sms = phone_received(settings)
+        welcome, sms, *more = phone_received(settings)
         assert "PARAR" in welcome and "AYUDA" in welcome and "tarifas de mensajes y datos" in welcome
         assert "jueves 10 de diciembre a las 10:00 a. m." in sms
-        assert "No coma después de las 4:00 a. m.; liquidos claros hasta las 8:00 a. m." in sms  # GSM-7: no í
-        assert "Medicamentos: vea su correo." in sms  # the note would make this text three segments
+        assert "No coma después de las 4:00 a. m.; líquidos claros hasta las 8:00 a. m." in sms  # every accent kept
+        assert "Medicamentos: Sin lamotrigina la mañana de la cita." in "\n".join([sms, *more])
         [email] = outbox(session, channel="email", status="sent")
         assert email.subject == "Cómo prepararse para su primera cita del jueves 10 de diciembre"
         assert "no coma nada después de las 4:00 a. m." in email.body

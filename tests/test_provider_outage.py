@@ -34,12 +34,15 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
-def sms(configure, db_url, twilio_settings):
-    """Settings that text through the fake Twilio, on SQLite and on PostgreSQL."""
+def sms(configure, db_url, twilio_settings, tmp_path):
+    """Settings that text through the fake Twilio, on SQLite and on PostgreSQL; each reminder one
+    text (these tests count texts per number; a reminder's second text: tests/test_text_parts.py)."""
+    from reminders.config import Settings
     from reminders.migrations import upgrade
+    from tests.test_batched_sending import one_text_reminders
 
     upgrade(db_url)
-    return configure(DATABASE_URL=db_url, **twilio_settings)
+    return configure(DATABASE_URL=db_url, TEMPLATES_DIR=one_text_reminders(tmp_path), **twilio_settings)
 
 
 @pytest.fixture

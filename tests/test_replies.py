@@ -36,7 +36,8 @@ def prompted(session, two_way, fake_twilio):
     [prompt] = [m for m in fake_twilio.messages if "from 0 (worst) to 10 (best)" in m["body"]]
     assert prompt["to"] == PHONE
     [checkin] = checkins(session)
-    assert checkin.status == "awaiting" and checkin.prompted_at == PROMPT_AT
+    # The batch clock moves on by the seconds a loaded machine spends sending.
+    assert checkin.status == "awaiting" and PROMPT_AT <= checkin.prompted_at < PROMPT_AT + timedelta(minutes=1)
     return visit
 
 

@@ -48,11 +48,13 @@ def test_email_only_patient_gets_sms_rules_by_email():
     assert set(planned) == {("induction_24h", "email")}
 
 
-def test_checkins_go_by_text_only_the_day_after_at_ten_local():
+def test_checkins_go_by_text_the_day_after_at_ten_local_and_by_email_only_without_a_text_channel():
     planned = plan("induction", 2, "2026-12-10T16:00:00-05:00")
     assert planned["checkin_day_after", "sms"].due_at == at("2026-12-11T10:00:00-05:00")
     assert ("checkin_day_after", "email") not in planned
-    assert not any(name == "checkin_day_after" for name, _ in plan("induction", 2, "2026-12-10T16:00:00-05:00", reachable=("email",)))
+    by_email = plan("induction", 2, "2026-12-10T16:00:00-05:00", reachable=("email",))
+    assert [key for key in by_email if key[0] == "checkin_day_after"] == [("checkin_day_after", "email")]
+    assert by_email["checkin_day_after", "email"].due_at == at("2026-12-11T10:00:00-05:00")
 
 
 def test_maintenance_has_weekly_checkins_until_the_interval_and_a_rebooking_nudge_a_week_before_it_ends():
@@ -152,7 +154,7 @@ def test_reasons_not_to_send(kind, rule, facts, reason):
 from datetime import date  # noqa: E402
 
 from reminders.planning.rules import (  # noqa: E402
-    counts_as_attended_at, is_unmarked, moved_to_day, spread_day, spread_rank, weekly_checkin_template,
+    counts_as_attended_at, is_non_urgent, is_unmarked, moved_to_day, spread_day, spread_rank, weekly_checkin_template,
 )
 
 
@@ -220,8 +222,8 @@ class TestUnmarkedVisits:
 
 @pytest.mark.parametrize("kind, rule, facts, reason", [
     ("nudge", "missed_visit", SendFacts("no_show", NOW - timedelta(hours=3), None), None),
-    ("nudge", "missed_visit", SendFacts("no_show", NOW - timedelta(hours=3), NOW + timedelta(days=2)),
-     "next visit already booked"),
+    # A later visit booked: the text names it (tests/test_missed_and_moved.py).
+    ("nudge", "missed_visit", SendFacts("no_show", NOW - timedelta(hours=3), NOW + timedelta(days=2)), None),
     ("nudge", "missed_visit", SendFacts("completed", NOW - timedelta(hours=3), None), "visit no longer marked missed"),
     ("nudge", "missed_visit", SendFacts("canceled", NOW - timedelta(hours=3), None), "visit canceled"),
     ("nudge", "plan_maintenance", SendFacts("no_show", NOW - timedelta(days=1), None), "visit not attended"),
@@ -242,8 +244,12 @@ class TestOneNonUrgentTextADay:
         assert spread_day(date(2027, 1, 21), week) == date(2027, 1, 21)
 
     def test_the_day_after_checkin_keeps_its_day_and_a_weekly_checkin_yields(self):
-        order = ["checkin_day_after", "missed_visit", "rebook_nudge", "plan_maintenance", "checkin_weekly_6"]
+        order = ["checkin_day_after", "rebook_nudge", "plan_maintenance", "checkin_weekly_6", "caring_contact_2"]
         assert sorted(order, key=spread_rank) == order
+
+    def test_we_missed_you_is_never_moved_to_another_day(self):
+        assert not is_non_urgent("nudge", "sms", "missed_visit")
+        assert is_non_urgent("nudge", "sms", "rebook_nudge") and is_non_urgent("checkin", "sms", "checkin_day_after")
 
     def test_moved_keeps_the_local_clock_time_across_a_clock_change(self):
         assert moved_to_day(at("2026-10-31T10:00:00-04:00"), date(2026, 11, 1), NY) == at("2026-11-01T10:00:00-05:00")

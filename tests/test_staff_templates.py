@@ -46,7 +46,8 @@ def test_editor_shows_the_source_a_preview_and_the_sms_meter(admin_client, setti
     page = admin_client.get(EDIT).text
     assert "infusion {{ visit.number }} of {{ visit.series_length }}" in page
     assert "infusion 3 of 6 is Tuesday, March 3 at 9:30 AM" in page
-    assert 'id="sms-meter"' in page and re.search(r"\d+ characters · GSM-7 · [12] segments?", page)
+    # (the meter counts the whole message; past two segments it goes as two texts: tests/test_text_parts.py)
+    assert 'id="sms-meter"' in page and re.search(r"\d+ characters · GSM-7 · [123] segments?", page)
     assert admin_client.get("/admin/templates/../secret_key").status_code == 404
     assert admin_client.get("/admin/templates/nope.sms.j2").status_code == 404
 
@@ -109,9 +110,15 @@ def test_preview_returns_the_text_and_its_sms_length(admin_client):
     data = response.get_json()
     assert data["ok"] is True and data["part"] == "sms"
     assert data["text"] == "Hi Alex ' 988"  # the curly quote is swapped as it would be at send time
-    assert data["sms"] == {"encoding": "GSM-7", "units": 13, "segments": 1, "per_segment": 160, "characters": 13}
+    assert data["sms"] == {"encoding": "GSM-7", "units": 13, "segments": 1, "per_segment": 160, "characters": 13,
+                           "allowed": 2}
     emoji = preview(admin_client, "Hi {{ patient.first_name }} 🙂 " + "x" * 70).get_json()
     assert emoji["sms"]["encoding"] == "UCS-2" and emoji["sms"]["segments"] == 2 and emoji["sms"]["units"] == 81
+    assert emoji["sms"]["allowed"] == 5  # the UCS-2 segments that hold as much as two GSM-7 ones
+    # Accents stay in the preview as they do at send time, and are counted the same (UCS-2).
+    accents = preview(admin_client, "Hola, su infusión es el {{ visit.date }}. Llámenos.").get_json()
+    assert "infusión" in accents["text"] and "Llámenos" in accents["text"]
+    assert accents["sms"]["encoding"] == "UCS-2" and accents["sms"]["units"] == len(accents["text"])
     broken = preview(admin_client, "ok\n{{ visit.nope }}")
     assert broken.status_code == 422
     assert broken.get_json() == {"ok": False, "line": 2, "reason": "'dict object' has no attribute 'nope'",

@@ -290,8 +290,8 @@ def test_a_visit_over_and_unmarked_is_listed_with_one_click_completed_and_no_sho
         due = session.scalar(select(OutboxMessage.due_at).where(OutboxMessage.appointment_id == first.id,
                                                                 OutboxMessage.rule == "missed_visit"))
     run_pass(settings, max(utcnow(), due))
-    # Her next visit is booked, so no "we missed you, reply R to rebook".
-    assert outbox(sessions, first.id)[("missed_visit", "sms")] == "skipped"
+    # "We missed you" goes, naming her next visit (booked) instead of asking her to rebook.
+    assert outbox(sessions, first.id)[("missed_visit", "sms")] == "sent"
 
 
 def test_when_the_clinic_waits_for_staff_the_list_says_the_checkin_waits(configure, settings, sessions):

@@ -169,7 +169,7 @@ class TestKeywords:
         person = patient(session)
         assert not person.sms_opted_out and person.opted_in_at == clock.now
         run_pass(two_way, at("2026-12-09T10:00:00-05:00"))
-        assert [m["to"] for m in fake_twilio.messages] == [PHONE]
+        assert [m["to"] for m in fake_twilio.messages] == [PHONE, PHONE]  # the reminder and its second text
 
     def test_yes_from_a_subscribed_patient_explains_how_to_confirm(self, twilio, booked, session):
         reply = answer(twilio.sms("Yes"))

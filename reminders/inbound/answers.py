@@ -13,8 +13,8 @@
 
 and answers with the patient's own clock times, in their zone and language, from the same
 functions the reminders use (reminders.preparation.visit_times), so the answer and the reminder
-can never disagree. The answer is at most two GSM-7 segments (Spanish accents folded as in every
-text, reminders.channels.segments.gsm_safe) and ends with when a nurse can be reached, and the
+can never disagree. The answer fits two GSM-7 segments, or the UCS-2 ones that hold as much when
+it carries an accent GSM-7 lacks (reminders.channels.segments.SmsLength.fits), and ends with when a nurse can be reached, and the
 clinic's number.
 
 It answers None, so that the caller passes the text to staff, for:
@@ -454,7 +454,7 @@ def _answer(text, language, visit, settings, now) -> str | None:
         answer = _compose(found, words, prep, language, settings, with_location, with_hours, with_pickup)
         if answer is None:
             return None
-        if sms_length(answer).segments <= MAX_SEGMENTS:
+        if sms_length(answer).fits(MAX_SEGMENTS):
             return answer
     return None  # too long (several questions at once, a very long number): staff answer
 

@@ -2,7 +2,9 @@
 
 The questionnaire is the conversation's when its question is the latest thing we asked (a
 check-in prompted later takes the number instead), it is not expired, and the patient has not
-opted out. Crisis words, STOP, HELP, START, C and R are handled before it, as always; the
+opted out. A check-in and a questionnaire by text are never open together (the later one waits:
+reminders.inbound.open_questions), and each answer's reply says what the number was taken as
+("2 for question 1, thank you. 2 of 9: ..."). Crisis words, STOP, HELP, START, C and R are handled before it, as always; the
 questionnaire then waits. Otherwise the text is read as the answer (reminders.inbound.item_answers):
 
 - an answer is recorded and answered with the next item, or a thank-you when it is complete (with
@@ -60,13 +62,17 @@ FALLBACKS = {
                   "{options}."),
         "done": "Gracias, esas eran todas las preguntas. Su equipo de atención verá sus respuestas.",
         "more": "Gracias. {questions} más: {stem} {text} Responda {options}.",
-        "crisis": ("Gracias por contarnos. Llama o escribe al {crisis} ahora (marca 2 para español), a cualquier "
-                   "hora. En una emergencia llama al {emergency}. Avisamos al equipo de {clinic}, pero este número "
-                   "no se atiende las 24 horas."),
+        "crisis": ("Gracias por contarnos. Llame o mande un texto al {crisis} ahora, a cualquier hora (marque 2 para "
+                   "español). En una emergencia, llame al {emergency}. Ya avisamos al equipo de {clinic}, pero este "
+                   "número no se revisa las 24 horas."),
         "closed": ("Gracias. Esas preguntas ya cerraron, así que esta respuesta no se guardó; se la pasamos a su "
                    "equipo de atención. En una crisis llame o escriba al {crisis}."),
     },
 }
+
+
+# What the next question's fallback text says first: the answer it took.
+NOTED = {"en": "{value} for question {number}, thank you. ", "es": "Anotamos {value} en la pregunta {number}, gracias. "}
 
 
 def current(facts, open_checkin_asked_at: datetime | None, now: datetime) -> Questionnaire | None:
@@ -161,7 +167,8 @@ def take(conversation, reading: Reading) -> tuple[str, bool, str | None]:
         return ANSWERED, True, reply
     if recorded.next_item is not None:
         words = _ask(conversation, questionnaire, recorded.next_item)
-        return ANSWERED, passed_on, _say(conversation, questionnaire, "next", words, passed_on=passed_on)
+        return ANSWERED, passed_on, _say(conversation, questionnaire, "next", words, passed_on=passed_on,
+                                         answered={"value": found.value, "number": item})
     return ANSWERED, passed_on, _finished(conversation, questionnaire, passed_on)
 
 
@@ -244,19 +251,26 @@ def _asked_again_before(conversation, questionnaire: Questionnaire) -> bool:
 
 
 def _say(conversation, questionnaire: Questionnaire, name: str, words: dict | None, *, questions: int = 0,
-         passed_on: bool = False) -> str:
+         passed_on: bool = False, answered: dict | None = None) -> str:
+    """`answered`: the answer just recorded ({"value", "number"}), which the next question's text
+    confirms first ("2 for question 1, thank you."): a bare number is read as the answer to the
+    question asked last, and the patient sees which one it was taken for."""
     language = questionnaire.language or conversation.language
     context = conversation._context()
-    context["questionnaire"] = {"question": words or {}, "questions": questions, "passed_on": passed_on}
+    context["questionnaire"] = {"question": words or {}, "questions": questions, "passed_on": passed_on,
+                                "answered": answered}
     template = conversation._template(f"reply_questionnaire_{name}", language)
-    return conversation._render(template, context) or _fallback(conversation, questionnaire, name, words, questions)
+    return conversation._render(template, context) or _fallback(conversation, questionnaire, name, words, questions,
+                                                                 answered)
 
 
-def _fallback(conversation, questionnaire: Questionnaire, name: str, words: dict | None, questions: int = 0) -> str:
+def _fallback(conversation, questionnaire: Questionnaire, name: str, words: dict | None, questions: int = 0,
+              answered: dict | None = None) -> str:
     settings = conversation.settings
     language = "es" if (questionnaire.language or "").startswith("es") else "en"
     words = words or {}
-    return FALLBACKS[language][name].format(
+    noted = NOTED[language].format(**answered) if answered and name == "next" else ""
+    return noted + FALLBACKS[language][name].format(
         crisis=settings.crisis_line, emergency=settings.emergency_number, clinic=settings.clinic_name,
         team=team_name(settings.clinic_name), questions=questions, **{
             key: words.get(key, "") for key in ("number", "of", "text", "options", "lowest", "highest", "stem")})

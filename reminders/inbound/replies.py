@@ -16,7 +16,9 @@ returns the answer to send back in the same request. Every text ends in one of t
   and every crisis (``crisis``, ``low_score``), which also opens an escalation.
 
 A check-in expects its number until CHECKIN_ANSWER_HOURS have passed or a newer text went to the
-patient; a second text after the score (details) is added to it. Crisis detection runs on every
+patient; a second text after the score (details) is added to it. A check-in and a questionnaire by
+text are never open together (reminders.inbound.open_questions), and the answer to a score says
+what the number was taken as ("Thank you, Maya: 7 for your mood today, glad to hear it!"). Crisis detection runs on every
 text, keywords and unknown senders included. Answers are in the patient's language.
 """
 from __future__ import annotations
@@ -173,12 +175,17 @@ class _Conversation:
     """One inbound text from start to answer: who sent it, what it says, what it does."""
 
     crisis_priority = PRIORITY_CRISIS
+    # Our first text to a patient carries the welcome; an answer on the check-in page
+    # (reminders.inbound.checkin_links) is no text, and its patient may have no phone.
+    welcomes_first = True
 
-    def __init__(self, session: Session, settings, inbound: InboundMessage, text: InboundText, now: datetime):
+    def __init__(self, session: Session, settings, inbound: InboundMessage, text: InboundText, now: datetime,
+                 facts: list[SenderFacts] | None = None):
         self.session, self.settings, self.inbound, self.text, self.now = session, settings, inbound, text, now
         # The sender's records, and for the one the number talks for its check-in, open
-        # escalation, next visit and latest text from us: one query.
-        self.facts = sender_facts(session, text.from_number, now, settings)
+        # escalation, next visit and latest text from us: one query. `facts`: already known (the
+        # check-in page knows its patient and check-in).
+        self.facts = facts if facts is not None else sender_facts(session, text.from_number, now, settings)
         self.patients = [facts.patient for facts in self.facts]
         self.patient = _primary(session, self.patients, {f.patient.id: f.last_texted_at for f in self.facts})
         self.known = next((f for f in self.facts if f.patient is self.patient), None)
@@ -253,7 +260,8 @@ class _Conversation:
             # No texts to a number that opted out, except what carriers require; "wait, I still want
             # the reminders" is told how to come back.
             reply = self._reply("wants_back_in") if wants_back_in(self.text.body) else None
-        elif reply and self.patient and self.patient.welcomed_at is None and reading.kind not in ("stop", "help"):
+        elif (reply and self.patient and self.patient.welcomed_at is None and reading.kind not in ("stop", "help")
+              and self.welcomes_first):
             # Our first text to this patient: it says who we are, HELP/STOP and the crisis line.
             welcome = self._render(self._template("welcome", self.language),
                                    message_context(self.settings, self.patient, None, 0))
@@ -325,7 +333,7 @@ class _Conversation:
         answer = self._alert_reply(triage, Tier(self.open_tier or triage.tier))
         # The action's own answer still matters after an opt-out or a visit change.
         acted = reply and reading.kind in ("stop", "start", "confirm", "reschedule")
-        return classification, (f"{answer}\n\n{reply}" if acted else answer)
+        return classification, (f"{answer}\n\n{reply}" if acted else self._with_score_noted(answer))
 
     def _alert_reply(self, triage: Triage, open_tier: Tier) -> str:
         """911 first for an emergency, 988 first for suicide risk, the on-call promise for urgent; a
@@ -490,6 +498,12 @@ class _Conversation:
 
     # -- check-ins
 
+    def _period_asked(self, checkin: CheckIn) -> str:
+        """"week" when the question was about the week (a weekly check-in, a caring contact), else "day"."""
+        prompt = self.session.get(OutboxMessage, checkin.prompt_outbox_id) if checkin.prompt_outbox_id else None
+        weekly = prompt is not None and prompt.rule.startswith(("checkin_weekly", "caring_contact"))
+        return "week" if weekly else "day"
+
     def _checkin_answer(self, reading: Reading) -> tuple[str, bool, str | None]:
         checkin = self.checkin
         checkin.score = reading.score
@@ -499,15 +513,23 @@ class _Conversation:
         checkin.inbound_message_id = self._stored()
         checkin.status, checkin.answered_at = ANSWERED, self.now
         self.appointment = checkin.appointment
-        self.answer = {"score": reading.score, "kind": checkin.kind}
+        self.answer = {"score": reading.score, "kind": checkin.kind, "period": self._period_asked(checkin)}
         flagged = self._flag(questions=True)
         if checkin.kind == "pain" and reading.score >= HIGH_PAIN:
             self.reasons.append(f"pain {reading.score}/10")
             self.priority, flagged = PRIORITY_FLAGGED, True
         self._add_details(checkin)
-        if flagged:
-            return "checkin_answer", True, self._reply("flagged")
+        if flagged:  # the number is still confirmed: "We noted 7 for your mood today."
+            return "checkin_answer", True, self._with_score_noted(self._reply("flagged"))
         return "checkin_answer", False, self._reply(self._band(checkin.kind, reading.score))
+
+    def _with_score_noted(self, reply: str) -> str:
+        """The answer, then a line saying what the number was taken as (a check-in's score); after
+        it, so that a crisis answer still opens with the crisis line."""
+        if self.answer.get("score") is None:
+            return reply
+        noted = self._render(self._template("reply_checkin_noted", self.language), self._context())
+        return f"{reply} {noted}" if noted else reply
 
     def _band(self, kind: str, score: int) -> str:
         if kind == "pain":
@@ -588,6 +610,7 @@ class _Conversation:
                              "in_office_hours": hours.is_open(self.now),
                              "score": self.answer.get("score"),
                              "asks": "hurt" if self.answer.get("kind") == "pain" else "mood",
+                             "period": self.answer.get("period", "day"),
                              # side effects or a blood pressure (not only a question): "if you feel worse"
                              "symptoms": any(r != "a question" for r in self.reasons),
                              "poison_control": bool(self.triage and self.triage.poison_control),
@@ -701,14 +724,12 @@ FALLBACKS = {
     },
     "es": {
         # The crisis answers keep the wording of the shipped templates es/reply_crisis|emergency.
-        "crisis": ("Sentimos mucho que estés pasando por esto. Llama o envía un texto al {crisis} ahora (marca 2 "
-                   "para español, o escribe AYUDA al {crisis}), de día o de noche. Si estás en peligro inmediato, "
-                   "llama al {emergency}. Avisamos al equipo de {clinic}, pero este número no se atiende las 24 "
-                   "horas."),
-        "emergency": ("Esto puede ser una emergencia médica: llama al {emergency} ahora. Si piensas en hacerte daño, "
-                      "llama o envía un texto al {crisis} (marca 2 para español). Avisamos al equipo de {clinic}, "
-                      "pero este "
-                      "número no se atiende las 24 horas."),
+        "crisis": ("Lamentamos mucho que esté pasando por esto. Llame o mande un texto al {crisis} ahora, a cualquier "
+                   "hora (marque 2 para español, o envíe AYUDA por texto). Si está en peligro inmediato, llame al "
+                   "{emergency}. Ya avisamos al equipo de {clinic}, pero este número no se revisa las 24 horas."),
+        "emergency": ("Esto puede ser una emergencia médica: llame al {emergency} ahora. Si piensa en hacerse daño, "
+                      "llame o mande un texto al {crisis} (marque 2 para español), a cualquier hora. Ya avisamos al "
+                      "equipo de {clinic}, pero este número no se revisa las 24 horas."),
         "stop": ("{clinic}: ya no le enviaremos mensajes. Para volver a recibirlos, responda START. En una crisis llame o "
                  "escriba al {crisis}."),
         "urgent": ("Gracias por contarnos. Avisamos a la enfermera de guardia, que le va a llamar en unos {callback} "
@@ -735,13 +756,13 @@ FALLBACKS = {
         "help": ("{clinic}: recordatorios de citas. Preguntas: llame al {phone}. Responda PARAR para no recibir "
                  "mensajes. En una crisis llame o escriba al {crisis}; en una emergencia, al {emergency}."),
         "confirmed": "¡Gracias! Su cita queda confirmada. Lo esperamos. Si necesita cambiarla, responda R.",
-        "no_visit": "Gracias. No encontramos su siguiente cita, asi que alguien de {clinic} le va a llamar.",
+        "no_visit": "Gracias. No encontramos su próxima cita, así que alguien de {clinic} le llamará.",
         "reschedule": "Gracias. Alguien de {clinic} le va a llamar para buscar otra hora. O llame al {phone}.",
         "checkin_thanks": "¡Gracias, nos alegra mucho!",
         "checkin_middling": ("Gracias por contarnos. Si algo cambia o tiene preguntas, llame al {phone} o mande un "
                              "mensaje. En una crisis llame o escriba al {crisis}."),
         "checkin_low": ("Gracias por contarnos. Sentimos que hoy sea un mal momento. Si quiere hablar, llame al "
-                        "{phone}. De dia o de noche puede llamar o escribir al {crisis}."),
+                        "{phone}. A cualquier hora del día o de la noche puede llamar o mandar un texto al {crisis}."),
         "checkin_details": "Gracias, lo añadimos a su respuesta.",
         "checkin_reask": ("Perdone, no logramos leer la respuesta. Del 0 (muy mal) al 10 (muy bien), ¿qué tal se "
                           "siente hoy?"),

@@ -2,7 +2,7 @@
 from reminders.models.base import Base, UTCDateTime, utcnow
 from reminders.models.patients import Course, Patient
 from reminders.models.appointments import Appointment
-from reminders.models.replies import CheckIn, Escalation, InboundMessage
+from reminders.models.replies import CheckIn, CheckInLink, Escalation, InboundMessage
 from reminders.models.outbox import OutboxMessage
 from reminders.models.imports import ImportJob, ImportJobRow
 from reminders.models.measures import Questionnaire
@@ -11,7 +11,7 @@ from reminders.models.fhir import FhirSyncState
 from reminders.models.staff import ApiToken, AuditEntry, RecoveryCode, StaffSession, StaffUser, TemplateVersion
 
 __all__ = [
-    "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "Course", "Escalation", "ImportJob", "ImportJobRow",
+    "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "CheckInLink", "Course", "Escalation", "ImportJob", "ImportJobRow",
     "InboundMessage", "OutboxMessage", "Patient", "ProviderHealth", "Questionnaire", "RecoveryCode", "StaffSession", "StaffUser", "TemplateVersion",
     "UTCDateTime", "utcnow",
 ]

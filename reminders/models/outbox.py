@@ -81,6 +81,9 @@ class OutboxMessage(Base):
     subject: Mapped[str | None] = mapped_column(String(300))
     body: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int | None] = mapped_column(Integer)
+    # 1, or the place of a text that follows the one before it: a text too long for its budget
+    # goes as several, each its own row ("appt:12:induction_24h:sms:part2"), sent after the last.
+    part: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     provider_id: Mapped[str | None] = mapped_column(String(100), index=True)
     provider_status: Mapped[str | None] = mapped_column(String(30))
     error_code: Mapped[str | None] = mapped_column(String(30))

@@ -69,6 +69,25 @@ class CheckIn(Base):
     appointment: Mapped["Appointment | None"] = relationship()  # noqa: F821
 
 
+class CheckInLink(Base):
+    """The one-tap link of a check-in that went by email: PUBLIC_BASE_URL/c/<token>, no login.
+
+    Made when the email is written (before its CheckIn exists, which the send creates), so it
+    points at the email's outbox row; the page finds the check-in through that row. Random,
+    single-patient, refused once answered or expired."""
+
+    __tablename__ = "checkin_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Escalation(Base):
     """A possible crisis: open until a person acknowledges it; staff are re-alerted until then."""
 

@@ -29,6 +29,7 @@ REQUEUE_ALERT_AFTER = timedelta(minutes=1)
 # A worker's clock may run a little behind the process that queued the row (another host).
 CLOCK_SKEW = timedelta(minutes=1)
 ERROR_MESSAGE_LIMIT = 500  # the width of outbox.error_message
+STATUS_REASON_LIMIT = 200  # the width of outbox.status_reason
 RETRYING = "retrying after a temporary error"  # how a row waiting out a backoff begins its reason
 UNKNOWN_AFTER_CRASH = "the worker stopped during the send; check before resending"
 RELEASED_UNSENT = "the worker stopped before sending it; back in the schedule"
@@ -316,6 +317,20 @@ def mark_unsent(row: OutboxMessage, reason: str) -> None:
     row.status = Status.CANCELED if reason == VISIT_CANCELED else Status.SKIPPED
     row.status_reason = reason
     log.info("outbox %s: not sent (%s)", row.id, reason)
+
+
+def mark_unsent_with(row: OutboxMessage, before: OutboxMessage | None) -> None:
+    """A following text whose text before it will not go: canceled with it (a canceled visit),
+    otherwise skipped, never sent on its own."""
+    if before is not None and before.status == Status.CANCELED:
+        row.status, row.status_reason = Status.CANCELED, f"canceled with text {before.id}: {before.status_reason or 'canceled'}"
+    else:
+        why = ("the text before it is gone" if before is None
+               else f"text {before.id} before it may not have gone: check it first" if before.status == Status.UNKNOWN
+               else f"text {before.id} before it was not sent")
+        row.status, row.status_reason = Status.SKIPPED, why
+    row.status_reason = row.status_reason[:STATUS_REASON_LIMIT]
+    log.info("outbox %s: not sent (%s)", row.id, row.status_reason)
 
 
 def mark_unknown(row: OutboxMessage, reason: str, code: str | None, error: str | None = None) -> None:

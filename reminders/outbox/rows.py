@@ -5,12 +5,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Iterable
 
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reminders.channels.kinds import reachable, spec_for
 from reminders.models import OutboxMessage
-from reminders.models.outbox import Kind, Status
+from reminders.models.outbox import PENDING_STATUSES, Kind, Status
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class OutboxRow:
     subject: str | None = None
     body: str | None = None
     status_reason: str | None = None
+    part: int = 1  # a text that follows the one before it (plan_following_parts)
+    segments: int | None = None
 
     def values(self, now: datetime) -> dict:
         return {**asdict(self), "status": Status.PLANNED, "attempts": 0, "created_at": now, "updated_at": now}
@@ -37,6 +40,68 @@ class OutboxRow:
 
 def appointment_key(appointment_id: int, rule: str, channel: str) -> str:
     return f"appt:{appointment_id}:{rule}:{channel}"
+
+
+def part_key(first_key: str, part: int) -> str:
+    """The key of a following text: "appt:12:induction_24h:sms:part2"."""
+    return f"{first_key}:part{part}"
+
+
+def first_part_key(key: str) -> str:
+    """The key of the message a part belongs to (the key itself for a first part)."""
+    head, _, tail = key.rpartition(":part")
+    return head if head and tail.isdigit() else key
+
+
+def previous_part_key(row: OutboxMessage) -> str:
+    first = first_part_key(row.dedupe_key)
+    return first if row.part <= 2 else part_key(first, row.part - 1)
+
+
+def plan_following_parts(session: Session, first: OutboxMessage, texts: list[str], segments: list[int],
+                         now: datetime) -> list[int]:
+    """The texts that follow `first` (already rendered, in order), one row each, due now: each
+    goes once the one before it went (reminders.sending). A part already sent is left as it went;
+    one still waiting (or canceled with a moved visit) takes the new words; parts the text no
+    longer needs are canceled. The ids planned or taken up again."""
+    existing = {row.part: row for row in session.scalars(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key.startswith(f"{first.dedupe_key}:part", autoescape=True)))
+        if row.dedupe_key == part_key(first.dedupe_key, row.part)}
+    wanted = dict(enumerate(texts, start=2))
+    ids: list[int] = []
+    for part, row in existing.items():
+        if part in wanted and row.status in (*PENDING_STATUSES, Status.CANCELED):
+            session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
+                status=Status.PLANNED, status_reason=_part_reason(part, first), body=wanted[part],
+                segments=segments[part - 2], to_address=first.to_address, planned_for=first.planned_for,
+                due_at=now, queued_at=None,
+                updated_at=now).execution_options(synchronize_session=False))
+            ids.append(row.id)
+        elif part not in wanted and row.status in PENDING_STATUSES:
+            session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
+                status=Status.CANCELED, status_reason="no longer needed: the text is shorter now",
+                updated_at=now).execution_options(synchronize_session=False))
+    new = [OutboxRow(
+        dedupe_key=part_key(first.dedupe_key, part), kind=Kind(first.kind), rule=first.rule, channel=first.channel,
+        planned_for=first.planned_for, due_at=now, patient_id=first.patient_id,
+        appointment_id=first.appointment_id, to_address=first.to_address, body=text,
+        status_reason=_part_reason(part, first), part=part, segments=segments[part - 2],
+    ) for part, text in wanted.items() if part not in existing]
+    return ids + plan(session, new, now)
+
+
+def _part_reason(part: int, first: OutboxMessage) -> str:
+    return f"text {part}: the rest of message {first.id}, sent after it"
+
+
+def following_parts(session: Session, sent: list[OutboxMessage]) -> list[int]:
+    """The planned texts that follow these rows, which just went (in their order)."""
+    keys = [part_key(first_part_key(row.dedupe_key), row.part + 1) for row in sent]
+    if not keys:
+        return []
+    found = dict(session.execute(select(OutboxMessage.dedupe_key, OutboxMessage.id).where(
+        OutboxMessage.dedupe_key.in_(keys), OutboxMessage.status == Status.PLANNED)).all())
+    return [found[key] for key in keys if key in found]
 
 
 def plan(session: Session, rows: Iterable[OutboxRow], now: datetime) -> list[int]:
@@ -57,8 +122,9 @@ def plan(session: Session, rows: Iterable[OutboxRow], now: datetime) -> list[int
 # Never sent in place of another: a staff alert has its own row per channel, a welcome belongs
 # to the channel it introduces.
 NO_TWIN = (Kind.ALERT, Kind.WELCOME)
-# Only a channel the patient texts back on can carry these (a check-in is answered by text).
-TEXT_ONLY = (Kind.CHECKIN, Kind.REPLY)
+# Only a channel the patient texts back on can carry these: a reply to a text. (A check-in that
+# cannot go by text goes by email, answered on its page: reminders.inbound.checkin_links.)
+TEXT_ONLY = (Kind.REPLY,)
 
 
 def plan_fallback_twin(session: Session, row: OutboxMessage, patient, now: datetime) -> bool:

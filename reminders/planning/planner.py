@@ -25,16 +25,19 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from reminders.interruptions import is_interruption
+from reminders.missed_visits import keep_task_in_line
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Status
 from reminders.outbox import OutboxRow, appointment_key, plan
+from reminders.outbox.rows import first_part_key
 from reminders.outbox.moves import cancel_pending, reschedule_pending, revive_canceled
+from reminders.planning.budget import OVER_BUDGET, VisitText, is_safety, texts_to_keep
 from reminders.planning.welcome import plan_welcomes
 from reminders.planning.rules import (
-    MISSED_VISIT, MISSED_VISIT_MARKED_WITHIN, NON_URGENT_KINDS, REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage,
-    RuleSettings, Visit, default_rules, due_time, is_non_urgent, local_day, moved_to_day, plan_visit, spread_day,
-    spread_rank,
+    BEFORE_VISIT_KINDS, MIN_NOTICE, MISSED_VISIT, MISSED_VISIT_MARKED_WITHIN, NON_URGENT_KINDS,
+    REMINDED_AGAIN_AFTER_MOVE, REMINDER, TOO_LATE, VISIT_MOVED, PlannedMessage, RuleSettings, Visit, default_rules,
+    due_time, is_non_urgent, local_day, moved_to_day, plan_visit, spread_day, spread_rank,
 )
 
 
@@ -116,11 +119,12 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
     free), and planning it again would only give the same result: siblings that kept marking each
     other for that reason never let the planner finish.
     """
-    movable = {key: m for key, m in wanted.items() if is_non_urgent(m.rule.kind, m.channel)}
+    movable = {key: m for key, m in wanted.items() if is_non_urgent(m.rule.kind, m.channel, m.rule.name)}
     if not movable:
         return wanted
     zone = appointment.patient.timezone
-    others = [row for row in run_of(session).texts_of(appointment.patient_id) if row.appointment_id != appointment.id]
+    others = [row for row in run_of(session).texts_of(appointment.patient_id)
+              if row.appointment_id != appointment.id and row.rule != MISSED_VISIT]  # it holds no day
     held: dict = {}  # day -> [Holder]
     for row in others:
         pending = row.status in PENDING_STATUSES
@@ -133,11 +137,11 @@ def spread_non_urgent(session: Session, appointment: Appointment, own: list[Outb
         ))
     # The days this visit's pending texts hold now: what the other visits were planned around.
     holding = {row.dedupe_key: local_day(row.due_at, zone) for row in own
-               if is_non_urgent(row.kind, row.channel) and row.status in PENDING_STATUSES}
+               if is_non_urgent(row.kind, row.channel, row.rule) and row.status in PENDING_STATUSES}
     # This visit's own texts that already went hold their day too (a check-in sent, then the
     # visit planned again after it is too late to be wanted).
     went_own = {row.dedupe_key: local_day(row.sent_at or row.due_at, zone) for row in own
-                if is_non_urgent(row.kind, row.channel) and row.status in WENT}
+                if is_non_urgent(row.kind, row.channel, row.rule) and row.status in WENT}
     to_replan: set[int] = set()
     taken: set = set()
     result = dict(wanted)
@@ -201,21 +205,34 @@ def _plan_into(run: "PlanningRun", appointment: Appointment, rs: RuleSettings, n
     own = run.rows_of(appointment.id)
     wanted = {appointment_key(appointment.id, m.rule.name, m.channel): m
               for m in wanted_messages(appointment, appointment.patient, rs, now)}
+    again = reminders_again_after_move(own, appointment, wanted, now)
     wanted = without_slots_already_sent(own, wanted)
+    wanted, over_budget = within_text_budget(own, wanted, rs)
     wanted = spread_non_urgent(session, appointment, own, wanted, rs)
     wanted.update(moved_notices(own, appointment, wanted, rs, now))
+    wanted.update(again)
+    wanted, held = after_missed_visit_outreach(run, appointment, wanted, rs, now)
     pending = [row for row in own if row.status in PENDING_STATUSES]
     revive_withdrawn(session, own, wanted, now)
     for row in pending:
+        if first_part_key(row.dedupe_key) != row.dedupe_key:
+            _keep_or_cancel_following(session, appointment, row, wanted, rs, now)
+            continue
         message = wanted.get(row.dedupe_key)
         if message is None:
-            cancel_pending(session, now, no_longer_wanted_reason(appointment, row, rs), ids=[row.id])
+            reason = OVER_BUDGET if row.dedupe_key in over_budget else no_longer_wanted_reason(appointment, row, rs)
+            cancel_pending(session, now, reason, ids=[row.id])
         elif row.planned_for != message.planned_for and message.rule.name != VISIT_MOVED.name:
             # The visit moved. A queued row goes back to planned: its task, if still in the
             # broker, finds nothing to claim, and the row leaves again at the new time. (When the
             # time is unchanged the row keeps its due time: it may carry a retry backoff.)
             reschedule_pending(session, row.id, message.planned_for, message.due_at, now)
+        elif row.dedupe_key in held and row.due_at < message.due_at:
+            reschedule_pending(session, row.id, message.planned_for, message.due_at, now)  # after "we missed you"
     stored = {row.dedupe_key for row in own}
+    if any(m.rule.name == MISSED_VISIT and key not in stored for key, m in wanted.items()):
+        plan_later_visits_again(session, run, appointment)
+    keep_task_in_line(session, appointment, visit_facts(appointment, appointment.patient, rs).series_length, now)
     new_rows = [
         OutboxRow(dedupe_key=key, kind=m.rule.kind, rule=m.rule.name, channel=m.channel, planned_for=m.planned_for,
                   due_at=m.due_at, patient_id=appointment.patient_id, appointment_id=appointment.id)
@@ -282,6 +299,34 @@ def revive_withdrawn(session: Session, own: list[OutboxMessage], wanted: dict[st
             revive_canceled(session, row.id, message.planned_for, message.due_at, now)
 
 
+def within_text_budget(own: list[OutboxMessage], wanted: dict[str, PlannedMessage],
+                       rs: RuleSettings) -> tuple[dict[str, PlannedMessage], set[str]]:
+    """The visit's wanted texts within TEXTS_PER_VISIT (reminders.planning.budget), and the keys of
+    those that give way. Its texts that went, and its safety texts the rules do not plan (a "visit
+    moved" notice, a text's second part), count against it."""
+    if rs.texts_per_visit is None:
+        return wanted, set()
+    went = {row.dedupe_key for row in own if row.status in WENT}
+    texts = [VisitText(key, m.rule.name, m.rule.kind, m.channel, went=key in went) for key, m in wanted.items()]
+    texts += [VisitText(row.dedupe_key, row.rule, row.kind, row.channel, went=True) for row in own
+              if row.dedupe_key not in wanted and (row.status in WENT or row.status in PENDING_STATUSES and is_safety(
+                  VisitText(row.dedupe_key, row.rule, row.kind, row.channel)))]
+    keep = texts_to_keep(texts, rs.texts_per_visit) | went
+    return {key: m for key, m in wanted.items() if key in keep}, set(wanted) - keep
+
+
+def _keep_or_cancel_following(session: Session, appointment: Appointment, row: OutboxMessage,
+                              wanted: dict[str, PlannedMessage], rs: RuleSettings, now: datetime) -> None:
+    """A text that follows another (the rest of a long one, reminders.sending) stays while its
+    message is wanted at the same time; it is canceled with a canceled or moved visit (its first
+    text, sent again for the new time, brings its own)."""
+    message = wanted.get(first_part_key(row.dedupe_key))
+    if message is None:
+        cancel_pending(session, now, no_longer_wanted_reason(appointment, row, rs), ids=[row.id])
+    elif row.planned_for != message.planned_for:
+        cancel_pending(session, now, "visit moved", ids=[row.id])
+
+
 def no_longer_wanted_reason(appointment: Appointment, row: OutboxMessage, rs: RuleSettings) -> str:
     """Why a planned row will not go, in words staff can read on the visit."""
     if appointment.status == "canceled":
@@ -315,6 +360,66 @@ def moved_notices(own: list[OutboxMessage], appointment: Appointment, wanted: di
         f"{appointment_key(appointment.id, VISIT_MOVED.name, channel)}:{stamp}": PlannedMessage(VISIT_MOVED, channel, now, due)
         for channel in channels
     }
+
+
+def reminders_again_after_move(own: list[OutboxMessage], appointment: Appointment, wanted: dict[str, PlannedMessage],
+                               now: datetime) -> dict[str, PlannedMessage]:
+    """A 24 h reminder that went for an earlier time of the visit goes again before its new time.
+
+    Only when its new moment is still ahead (the new time is more than 24 h after the notice of
+    the move): nearer than that, the notice, which carries the whole preparation, is its reminder.
+    Keyed by the new time like the notice, so each time the visit moves to is reminded once.
+    """
+    if appointment.status not in ("scheduled", "confirmed") or appointment.starts_at <= now:
+        return {}
+    went = [row for row in own if row.kind == REMINDER and row.status in WENT]
+    stamp = appointment.starts_at.strftime("%Y%m%dT%H%MZ")
+    again = {}
+    for m in wanted.values():
+        slot = reminder_slot(m.rule.name)
+        if m.rule.kind != REMINDER or slot not in REMINDED_AGAIN_AFTER_MOVE or m.planned_for <= now:
+            continue
+        same_slot = [row for row in went if reminder_slot(row.rule) == slot and row.channel == m.channel]
+        if same_slot and all(row.planned_for != m.planned_for for row in same_slot):
+            again[f"{appointment_key(appointment.id, m.rule.name, m.channel)}:{stamp}"] = m
+    return again
+
+
+# "We missed you" goes before the preparation of the patient's next visit: that comes at least
+# this long after it (the next pass), so that it never arrives first or alone.
+OUTREACH_FIRST = timedelta(minutes=1)
+
+
+def after_missed_visit_outreach(run: "PlanningRun", appointment: Appointment, wanted: dict[str, PlannedMessage],
+                                rs: RuleSettings, now: datetime) -> tuple[dict[str, PlannedMessage], set[str]]:
+    """Hold this visit's pre-visit texts until the "we missed you" text of an earlier visit still
+    to go has gone. Returns the messages and the keys held. A hold that would leave less than
+    MIN_NOTICE before the visit is not made (the preparation matters more than the order)."""
+    outreach = [text.due_at for text in run.texts_of(appointment.patient_id)
+                if text.rule == MISSED_VISIT and text.status in PENDING_STATUSES and text.starts_at is not None
+                and text.starts_at < appointment.starts_at]
+    if not outreach:
+        return wanted, set()
+    # It goes at the next pass, or at the end of the patient's quiet hours.
+    hold = rs.quiet.next_allowed(max(max(outreach), now), appointment.patient.timezone) + OUTREACH_FIRST
+    if hold > appointment.starts_at - MIN_NOTICE:
+        return wanted, set()
+    result, held = dict(wanted), set()
+    for key, m in wanted.items():
+        if m.rule.kind in BEFORE_VISIT_KINDS and m.due_at < hold:
+            result[key] = PlannedMessage(m.rule, m.channel, m.planned_for, hold)
+            held.add(key)
+    return result, held
+
+
+def plan_later_visits_again(session: Session, run: "PlanningRun", appointment: Appointment) -> None:
+    """A new "we missed you" text: the patient's later visits are planned again (in this pass) so
+    that their preparation waits for it (after_missed_visit_outreach)."""
+    later = [row.id for row in run.visits_of(appointment.patient_id)
+             if row.id != appointment.id and row.starts_at > appointment.starts_at and row.status in ACTIVE_STATUSES
+             and not row.needs_planning]
+    if later:
+        mark_for_planning(session, appointment_ids=later)
 
 
 def plan_pending(session: Session, rs: RuleSettings, now: datetime, batch: int = 500) -> int:

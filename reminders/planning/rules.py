@@ -33,6 +33,7 @@ SPREAD_DAYS_LIMIT = 7
 
 MISSED_VISIT, PLAN_MAINTENANCE, REBOOK_NUDGE = "missed_visit", "plan_maintenance", "rebook_nudge"
 MEASURES, MEASURES_REMINDER = "measures", "measures_reminder"
+CARING_CONTACT = "caring_contact"  # caring_contact_1 .. _N: one a week after the induction series
 HELD, NOT_HELD = ("completed",), ("canceled", "no_show")
 
 
@@ -55,6 +56,10 @@ class RuleSettings:
     measures_before_maintenance: bool = True
     measures_before: timedelta = timedelta(hours=48)
     measures_reminder_before: timedelta = timedelta(hours=30)
+    # Caring contacts after the induction series: this many weeks at most (0: none).
+    caring_contact_weeks: int = 8
+    # At most this many texts per visit (reminders.planning.budget); None: no budget.
+    texts_per_visit: int | None = None
 
     @classmethod
     def from_settings(cls, settings) -> "RuleSettings":
@@ -73,6 +78,8 @@ class RuleSettings:
             measures_before_maintenance=settings.measures_before_maintenance,
             measures_before=timedelta(hours=settings.measures_hours_before),
             measures_reminder_before=timedelta(hours=settings.measures_reminder_hours_before),
+            caring_contact_weeks=settings.caring_contact_weeks,
+            texts_per_visit=settings.texts_per_visit,
         )
 
     @property
@@ -115,9 +122,12 @@ class Rule:
     channels: frozenset[str]
     applies: Callable[[Visit, RuleSettings], bool]
     time_for: Callable[[Visit, RuleSettings], datetime]
-    # A check-in is answered by text, so it only goes by SMS; other rules fall back to what the
-    # patient can receive.
+    # A check-in goes only by the channels it names; other rules fall back to what the patient
+    # can receive.
     strict_channels: bool = False
+    # By text to a patient who has a text channel, by email only to one who has none (a check-in:
+    # its email links to the page it is answered on, reminders.inbound.checkin_links).
+    email_without_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,9 +213,15 @@ def default_rules(rs: RuleSettings) -> tuple[Rule, ...]:
     always = lambda _v, _rs: True  # noqa: E731
     weeks = max(rs.maintenance_interval_days // 7, 1)
     weekly = tuple(
-        Rule(f"checkin_weekly_{week}", CHECKIN, weekly_checkin_template(week), SMS, _is_maintenance,
-             _local_days_after(7 * week), strict_channels=True)
+        Rule(f"checkin_weekly_{week}", CHECKIN, weekly_checkin_template(week), BOTH, _is_maintenance,
+             _local_days_after(7 * week), strict_channels=True, email_without_text=True)
         for week in range(1, weeks + 1)
+    )
+    # Nudges in kind: each stops once any next visit is booked (reason_not_to_send).
+    caring = tuple(
+        Rule(f"{CARING_CONTACT}_{week}", NUDGE, caring_contact_template(week), SMS, _ends_induction,
+             _local_days_after(7 * week))
+        for week in range(1, rs.caring_contact_weeks + 1)
     )
     return (
         Rule("first_induction_72h", REMINDER, "first_induction_72h", BOTH, _is_first_induction, _before(timedelta(hours=72))),
@@ -213,12 +229,14 @@ def default_rules(rs: RuleSettings) -> tuple[Rule, ...]:
         Rule("induction_24h", REMINDER, "induction_24h", SMS, _is_later_induction, _before(timedelta(hours=24))),
         Rule("maintenance_7d", REMINDER, "maintenance_7d", BOTH, _is_maintenance, _before(timedelta(days=7))),
         Rule("maintenance_24h", REMINDER, "maintenance_24h", SMS, _is_maintenance, _before(timedelta(hours=24))),
-        Rule("checkin_day_after", CHECKIN, "checkin_day_after", SMS, always, _local_days_after(1), strict_channels=True),
+        Rule("checkin_day_after", CHECKIN, "checkin_day_after", BOTH, always, _local_days_after(1), strict_channels=True,
+             email_without_text=True),
         *weekly,
         Rule(REBOOK_NUDGE, NUDGE, "rebook_nudge", SMS, _needs_rebooking_nudge, _rebook_time),
         # The day after the check-in's day: spread_day moves it off the check-in's day.
         Rule(PLAN_MAINTENANCE, NUDGE, "plan_maintenance", SMS, _ends_induction, _local_days_after(1)),
         Rule(MISSED_VISIT, NUDGE, "missed_visit", SMS, _was_missed, _missed_visit_time),
+        *caring,
         Rule(MEASURES, QUESTIONNAIRE, "questionnaire", BOTH, takes_questionnaire, _measures_time),
         Rule(MEASURES_REMINDER, QUESTIONNAIRE, "questionnaire_reminder", SMS, takes_questionnaire,
              _measures_reminder_time),
@@ -234,9 +252,31 @@ def weekly_checkin_template(week: int) -> str:
     return WEEKLY_CHECKIN_TEMPLATES[(week - 1) % len(WEEKLY_CHECKIN_TEMPLATES)]
 
 
+# Caring contacts take turns with these wordings, so that each week reads as a person's note.
+CARING_CONTACT_TEMPLATES = ("caring_contact", "caring_contact_b", "caring_contact_c", "caring_contact_d")
+
+
+def caring_contact_template(week: int) -> str:
+    return CARING_CONTACT_TEMPLATES[(week - 1) % len(CARING_CONTACT_TEMPLATES)]
+
+
+def is_caring_contact(rule_name: str) -> bool:
+    return rule_name.startswith(CARING_CONTACT)
+
+
+def asks_for_a_score(kind: str, rule_name: str, channel: str) -> bool:
+    """A text whose number in answer is a check-in score: a check-in, or a caring contact by text
+    (its mood question is optional, but a number sent back is that week's mood)."""
+    return kind == CHECKIN or (is_caring_contact(rule_name) and channel in TEXT_CHANNELS)
+
+
 # Not planned by time: sent once per new time when a visit moves after a reminder already went
-# for the old one (that reminder's rule cannot go twice, so the patient must hear of the move).
+# for the old one. It carries the full preparation for the visit as it is now. A 24 h reminder
+# that went for the old time goes again for the new one when the new 24 h moment is still ahead
+# of the notice (reminders.planning.planner.reminders_again_after_move); within 24 h of the
+# visit the notice is its reminder.
 VISIT_MOVED = Rule("visit_moved", REMINDER, "visit_moved", BOTH, lambda _v, _rs: False, lambda v, _rs: v.starts_at)
+REMINDED_AGAIN_AFTER_MOVE = ("24h",)  # the reminder slots (reminder_slot) that go again at a visit's new time
 
 
 # Not planned by visit: once per patient and number, before their first text (reminders.planning.welcome).
@@ -262,6 +302,8 @@ def choose_channels(rule: Rule, reachable: set[str]) -> set[str]:
     wanted = set(rule.channels)
     if texts and wanted & set(TEXT_CHANNELS):
         wanted = (wanted - set(TEXT_CHANNELS)) | texts
+    if texts and rule.email_without_text:
+        wanted.discard(ChannelName.EMAIL)
     chosen = wanted & reachable
     if chosen or rule.strict_channels:
         return chosen
@@ -277,8 +319,8 @@ def due_time(rule: Rule, planned_for: datetime, visit: Visit, quiet: QuietHours)
 
 
 def follows_attendance(rule: Rule) -> bool:
-    """A check-in or the end-of-induction prompt assumes the patient came."""
-    return rule.kind == CHECKIN or rule.name == PLAN_MAINTENANCE
+    """A check-in, the end-of-induction prompt or a caring contact assumes the patient came."""
+    return rule.kind == CHECKIN or rule.name == PLAN_MAINTENANCE or is_caring_contact(rule.name)
 
 
 def counts_as_attended_at(status: str, ends_at: datetime, rs: RuleSettings) -> datetime | None:
@@ -341,10 +383,9 @@ def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetim
             return "superseded by a later reminder"
         return None
     if rule_name == MISSED_VISIT:
+        # It goes whether or not a later visit is booked: the text names that visit, or asks them to rebook.
         if facts.status != "no_show":
             return "visit no longer marked missed"
-        if facts.next_visit_starts_at is not None:
-            return "next visit already booked"  # "reply R to find a new time" would only confuse
         return "too late to be useful" if facts.overdue_by > TOO_LATE else None
     if facts.status == "no_show" and rule_name != REBOOK_NUDGE:
         return "visit not attended"
@@ -367,8 +408,10 @@ def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetim
 NON_URGENT_KINDS = (CHECKIN, NUDGE)
 
 
-def is_non_urgent(kind: str, channel: str) -> bool:
-    return kind in NON_URGENT_KINDS and channel in TEXT_CHANNELS
+def is_non_urgent(kind: str, channel: str, rule_name: str = "") -> bool:
+    """A text that can wait a day for another to have it. "We missed you" cannot: it goes the
+    same day, whatever else that day holds."""
+    return kind in NON_URGENT_KINDS and channel in TEXT_CHANNELS and rule_name != MISSED_VISIT
 
 
 def spread_rank(rule_name: str) -> int:
@@ -377,8 +420,9 @@ def spread_rank(rule_name: str) -> int:
 
 
 # First keeps the day. The day-after check-in asks about side effects while they matter; a
-# routine weekly check-in is the one that can wait a day.
-SPREAD_ORDER = ("checkin_day_after", MISSED_VISIT, REBOOK_NUDGE, PLAN_MAINTENANCE, "checkin_weekly")
+# routine weekly check-in is the one that can wait a day; a caring contact waits for anything (a
+# pending one that booking will skip must not move a real text).
+SPREAD_ORDER = ("checkin_day_after", REBOOK_NUDGE, PLAN_MAINTENANCE, "checkin_weekly", CARING_CONTACT)
 
 
 def spread_day(wanted: date, taken: set[date], limit: int = SPREAD_DAYS_LIMIT) -> date:

@@ -102,6 +102,10 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     # the Origin header when a browser sends one.
     questionnaire_pages.register(app, settings)
     csrf.exempt(questionnaire_pages.questionnaire_pages)
+    # The check-in page of a patient with no text channel: the same terms (/c/<token>).
+    from reminders.web import checkin_pages
+    checkin_pages.register(app)
+    csrf.exempt(checkin_pages.checkin_pages)
     # GET /metrics for Prometheus: a bearer token (METRICS_TOKEN), else loopback callers only.
     from reminders.web import metrics_page
     metrics_page.register(app, settings)
@@ -113,6 +117,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
             return json_error(error.code, error.description)
         if request.path.startswith("/q/"):
             return questionnaire_pages.not_found_page()
+        if request.path.startswith("/c/"):
+            return checkin_pages.not_found_page()
         return staff_error_page(error)  # a page inside the staff app for a person, the bare error for machines
 
     @app.after_request

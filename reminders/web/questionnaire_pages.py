@@ -115,7 +115,7 @@ def answer(token: str, item: int):
         return refused
     if _foreign_origin():
         log.warning("questionnaire answer refused: posted from another site")
-        return _refusal(q.language, "forbidden", 403)
+        return refusal(q.language, "forbidden", 403)
     # Two taps racing (two tabs, a double tap) each read the answers and write them back: on
     # PostgreSQL the row is locked until this answer is committed, so neither is lost.
     db().refresh(q, with_for_update=True)
@@ -157,7 +157,7 @@ def extra_answer(token: str):
         return refused
     if _foreign_origin():
         log.warning("questionnaire answer refused: posted from another site")
-        return _refusal(q.language, "forbidden", 403)
+        return refusal(q.language, "forbidden", 403)
     db().refresh(q, with_for_update=True)
     if q.status != COMPLETED:
         return redirect(url_for(".question", token=token, item=items_left(q)[0]), 303)
@@ -198,17 +198,17 @@ def _open(token: str) -> tuple[Questionnaire | None, Response | None]:
     address = request.remote_addr or "unknown"
     wait = limiter().waiting(UNKNOWN_PER_IP, address)
     if wait:
-        return None, _too_many(None, wait)
+        return None, too_many(None, wait)
     q = find_by_token(db(), token)
     if q is None:
         wait = limiter().hit(UNKNOWN_PER_IP, address)
         log.info("questionnaire link not found (%s)", "now limited" if wait else "counted")
-        return None, _too_many(None, wait) if wait else _refusal(None, "not_found", 404)
+        return None, too_many(None, wait) if wait else refusal(None, "not_found", 404)
     wait = limiter().hit(PER_TOKEN, token)
     if wait:
-        return None, _too_many(q.language, wait)
+        return None, too_many(q.language, wait)
     if is_expired(q, request_now()):
-        return None, _refusal(q.language, "expired", 410)
+        return None, refusal(q.language, "expired", 410)
     return q, None
 
 
@@ -285,11 +285,13 @@ def _to_thanks(q: Questionnaire) -> Response:
 
 def _reused(q: Questionnaire):
     following = next_of_occasion(db(), q, request_now())
-    return _refusal(q.language, "reused", 410, following=following,
+    return refusal(q.language, "reused", 410, following=following,
                     following_questions=len(items_left(following)) if following else 0)
 
 
-def _refusal(language: str | None, what: str, status: int, **context):
+def refusal(language: str | None, what: str, status: int, **context):
+    """A page that says why a link cannot be used (forbidden, expired, too many tries, unknown): the
+    questionnaire and check-in pages share it."""
     s = settings()
     say = PageWords(language)
     return render_template("questionnaire/refused.html", say=say, lang=say.language, what=what,
@@ -297,14 +299,14 @@ def _refusal(language: str | None, what: str, status: int, **context):
                            emergency=s.emergency_number, **context), status
 
 
-def _too_many(language: str | None, seconds: int) -> Response:
-    body, status = _refusal(language, "too_many", 429, seconds=seconds)
+def too_many(language: str | None, seconds: int) -> Response:
+    body, status = refusal(language, "too_many", 429, seconds=seconds)
     return Response(body, status=status, headers={"Retry-After": str(seconds)}, mimetype="text/html")
 
 
 def not_found_page():
     """The app's 404 for any other /q/... address: no detail."""
-    return _refusal(None, "not_found", 404)
+    return refusal(None, "not_found", 404)
 
 
 # ---------------------------------------------------------------- staff alerts

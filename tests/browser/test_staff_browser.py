@@ -173,8 +173,8 @@ def test_template_editing_with_live_preview_and_a_refused_save(page, clinic, ses
                  "é" * 200, "Ω" + "y" * 69, "curly ’ quote"):
         in_browser = page.evaluate("text => window.smsLength(text)", text)
         python = sms_length(text)
-        assert (in_browser["encoding"], in_browser["units"], in_browser["segments"]) == \
-            (python.encoding, python.units, python.segments), text
+        assert (in_browser["encoding"], in_browser["units"], in_browser["segments"], in_browser["allowed"]) == \
+            (python.encoding, python.units, python.segments, python.allowed()), text
 
     source.fill("Hi {{ patient.first_name }},\nsee you {{ visit.dat }}")
     expect(error).to_have_text("line 2: 'dict object' has no attribute 'dat'")

@@ -50,6 +50,7 @@ INBOUND_LABELS = {
     "questionnaire_answer": "Questionnaire answer",
     "questionnaire_unreadable": "Questionnaire answer we could not read",
     "questionnaire_closed": "Answer after the questions closed",
+    "missed_visit": "Missed visit: call the patient",  # a staff task (reminders.missed_visits), not a text
 }
 
 

@@ -195,7 +195,8 @@ class Preview:
         if self.part == "sms":
             length = sms_length(self.text)
             data["sms"] = {"encoding": length.encoding, "units": length.units, "segments": length.segments,
-                           "per_segment": length.per_segment, "characters": len(self.text)}
+                           "per_segment": length.per_segment, "characters": len(self.text),
+                           "allowed": length.allowed()}
         return data
 
 

@@ -37,6 +37,10 @@ RULE_TITLES = {
     "rebook_nudge": "Nudge to book the next visit",
     "missed_visit": "We missed you (a visit marked no-show)",
     "plan_maintenance": "Plan your maintenance (after the last induction infusion)",
+    "caring_contact": "Caring contact after the series (weeks 1 and 5)",
+    "caring_contact_b": "Caring contact, second wording (weeks 2 and 6)",
+    "caring_contact_c": "Caring contact, third wording (weeks 3 and 7)",
+    "caring_contact_d": "Caring contact, fourth wording (weeks 4 and 8)",
 }
 PART_ORDER = ("sms", "whatsapp", "subject", "text", "html")
 OTHER_TITLES = {

@@ -28,7 +28,10 @@
       single = 70; multi = 67; encoding = "UCS-2";
     }
     var segments = units <= single ? (units ? 1 : 0) : Math.ceil(units / multi);
-    return {encoding: encoding, units: units, segments: segments, characters: chars.length,
+    // The budget of a default text (segments.py `segments_allowed`): 2 GSM-7 segments, or the UCS-2 ones
+    // that hold as many characters (5).
+    var allowed = encoding === "GSM-7" ? 2 : Math.ceil(2 * 153 / 67);
+    return {encoding: encoding, units: units, segments: segments, characters: chars.length, allowed: allowed,
             perSegment: units <= single ? single : multi,
             offenders: Array.from(new Set(chars.filter(function (ch) { return !isGsm(ch); })))};
   }
@@ -60,6 +63,9 @@
     }
     if (length.segments > 1) {
       notes.push("Sent as " + length.segments + " parts of up to " + length.perSegment + " and billed per part.");
+    }
+    if (length.segments > length.allowed) {
+      notes.push("Over the " + length.allowed + " " + length.encoding + " segments a text keeps to.");
     }
     warning.textContent = notes.join(" ");
     warning.hidden = notes.length === 0;
