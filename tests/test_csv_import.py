@@ -67,7 +67,9 @@ def test_changed_start_reschedules_and_canceled_status_cancels(settings, tmp_pat
     assert sent(session) == []
     run_pass(settings, at("2026-12-14T10:00:00-05:00"))
     # A new patient: the welcome goes first, as its own text.
-    assert sorted(sent(session)) == [("first_induction_24h", "sms"), ("first_induction_72h", "email"), ("welcome", "sms")]
+    # (The 24 h reminder goes as two texts: its following one carries the after-visit cautions.)
+    assert sorted(sent(session)) == [("first_induction_24h", "sms"), ("first_induction_24h", "sms"),
+                                     ("first_induction_72h", "email"), ("welcome", "sms")]
     assert {r.status for r in outbox(session) if r.appointment and r.appointment.external_id == "a2"} == {"canceled"}
 
 

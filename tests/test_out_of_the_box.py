@@ -58,8 +58,9 @@ def test_tick_at_a_given_instant_and_twice_at_the_same_instant(tmp_path):
     second = json.loads(reminders(tmp_path, "tick", "--now", "2026-12-09T10:00:00-05:00").stdout.splitlines()[-1])
     # The welcome (its own text, before the first), the 24 h reminder and the baseline questionnaire
     # (its first question by text: no PUBLIC_BASE_URL); the overdue 72 h reminder is skipped, and
-    # so is the questionnaire's reminder (the questionnaire has only just gone).
-    assert (first["sent"], first["skipped"], second["sent"]) == (3, 2, 0)
+    # so is the questionnaire's reminder (the questionnaire has only just gone). The 24 h reminder
+    # goes as two texts (the second: the after-visit cautions).
+    assert (first["sent"], first["skipped"], second["sent"]) == (4, 2, 0)
 
 
 def test_tick_refuses_a_time_without_offset(tmp_path):
@@ -245,8 +246,12 @@ def test_reminders_run_alone_sends_due_reminders_once_and_alerts_staff_about_a_c
     import_visits_due_now(tmp_path, env, 3)
     process, lines = start_run(tmp_path, env, port)
     try:
-        reminders_sent = wait_for(lambda: patient_texts(tmp_path, at_least=3), 120)
-        assert sorted(m["to"] for m in reminders_sent) == ["+12025550000", "+12025550001", "+12025550002"], "".join(lines)
+        # Each patient's day-before reminder and its following text (the after-visit cautions).
+        reminders_sent = wait_for(lambda: patient_texts(tmp_path, at_least=6), 120)
+        phones = ["+12025550000", "+12025550001", "+12025550002"]
+        assert {m["to"] for m in reminders_sent} == set(phones), "".join(lines)
+        for phone in phones:  # one reminder each, never twice
+            assert sum("Reply C" in m["body"] for m in patient_texts(tmp_path) if m["to"] == phone) == 1
 
         answer = post_signed_text(port, "run-test-token", "i want to end my life")
         assert "988" in answer and "911" in answer
@@ -257,7 +262,8 @@ def test_reminders_run_alone_sends_due_reminders_once_and_alerts_staff_about_a_c
         assert post_signed_text(port, "run-test-token", "2", from_="+12025550000").count("2 of 9: ") == 1
     finally:
         stop_run(process)
-    assert sorted(m["to"] for m in patient_texts(tmp_path)) == ["+12025550000", "+12025550001", "+12025550002"]
+    # Each patient's reminder and its following text (the after-visit cautions), once each.
+    assert sorted(m["to"] for m in patient_texts(tmp_path)) == sorted(["+12025550000", "+12025550001", "+12025550002"] * 2)
     assert welcomes(tmp_path) == ["+12025550000", "+12025550001", "+12025550002"]  # once each
     # Each visit is the patient's first infusion: its baseline questionnaire went too, once, by text.
     assert questionnaires(tmp_path) == ["+12025550000", "+12025550001", "+12025550002"]

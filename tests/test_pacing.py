@@ -164,4 +164,5 @@ def test_alerts_and_replies_reach_the_channel_marked_urgent(settings, sessions, 
     run_pass(settings, now, sessions=sessions, channels={"sms": channel, "email": channel})
     assert channel.sent[0] == ("URGENT:", True)  # the alert first
     assert ("Thanks,", True) in channel.sent
-    assert [urgent for word, urgent in channel.sent if word not in ("URGENT:", "Thanks,")] == [False]
+    # The reminder and its following text (the after-visit cautions): neither is urgent.
+    assert [urgent for word, urgent in channel.sent if word not in ("URGENT:", "Thanks,")] == [False, False]

@@ -51,10 +51,10 @@ def test_a_questionnaire_answer_adds_only_the_questionnaires_update(twilio, book
     from tests.conftest import at
 
     run_pass(configure(MEASURES_ENABLED="true", MEASURES_BY_SMS="true"), at("2026-12-08T10:00:00-05:00"))
-    assert answer(twilio.sms("0")).startswith("2 of 9: ")  # warm-up: the reply templates compiled
+    assert "2 of 9: " in answer(twilio.sms("0"))  # warm-up: the reply templates compiled
     replies = []
     statements = _statements(settings_of(twilio), lambda: replies.append(answer(twilio.sms("1"))))
-    assert replies[0].startswith("9 of 9: ")  # the sender's questionnaire is read with the sender
+    assert "9 of 9: " in replies[0]  # the sender's questionnaire is read with the sender
     assert statements.count("INSERT") == 1 and statements.count("UPDATE") == 1  # the text; the questionnaire
     assert statements.count("SELECT") <= 2  # the sender; the template versions at most
     session.expire_all()
