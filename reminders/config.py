@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +33,20 @@ def _split_list(value):
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_holidays(value) -> list[date]:
+    """CLINIC_HOLIDAYS: "2026-12-25,2027-01-01" -> sorted dates."""
+    days: set[date] = set()
+    for part in _split_list(value):
+        if isinstance(part, date):
+            days.add(part)
+            continue
+        try:
+            days.add(date.fromisoformat(str(part)))
+        except ValueError:
+            raise ValueError(f"CLINIC_HOLIDAYS: {part!r} is not a date like 2026-12-25") from None
+    return sorted(days)
 
 
 def parse_days(value, setting: str = "OFFICE_DAYS") -> list[str]:
@@ -151,6 +165,8 @@ class Settings(BaseSettings):
     # A visit still scheduled or confirmed this many hours after it ended counts as attended
     # (its check-in goes); empty or 0: never, the check-in waits for staff to mark the visit.
     unmarked_visits_count_as_attended_after_hours: int | None = Field(default=2, ge=0, le=24 * 14)
+    # Staff can undo a no-show or completed mark this many minutes; "we missed you" waits for it.
+    no_show_undo_minutes: int = Field(default=5, ge=0, le=60)
     crisis_score_max: int = 2
     # A home blood pressure at or above either number puts a check-in answer at the top of the
     # staff inbox (the crisis reader's own, higher threshold is a medical emergency).
@@ -162,6 +178,9 @@ class Settings(BaseSettings):
     office_days: Annotated[list[str], NoDecode] = ["mon", "tue", "wed", "thu", "fri"]
     # Days no visit is booked on when a whole induction course is booked at once ("sat,sun").
     clinic_closed_days: Annotated[list[str], NoDecode] = ["sat", "sun"]
+    # Holidays (YYYY-MM-DD, comma-separated): no course visit or suggested visit falls on one;
+    # a visit booked by hand on one is allowed with a warning (reminders.calendar).
+    clinic_holidays: Annotated[list[date], NoDecode] = []
     # A check-in expects a number for this long, unless a newer text went to the patient first.
     checkin_answer_hours: int = Field(default=24, ge=1, le=24 * 7)
     escalation_realert_minutes: int = 15
@@ -294,6 +313,11 @@ class Settings(BaseSettings):
     @classmethod
     def _days(cls, value, info):
         return parse_days(value, info.field_name.upper())
+
+    @field_validator("clinic_holidays", mode="before")
+    @classmethod
+    def _holidays(cls, value):
+        return parse_holidays(value)
 
     @field_validator("clinic_timezone")
     @classmethod

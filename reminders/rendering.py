@@ -858,6 +858,14 @@ def text_parts(text: str, segments: int = SMS_SEGMENTS) -> list[str]:
     return _packed(first, segments) + _packed(rest, segments)
 
 
+def texts_as_sent(store: "TemplateStore", name: str, context: dict, may_split: bool) -> list[str]:
+    """The texts a text template goes as, the way reminders.sending sends it: split at its break
+    line (`text_parts`) when its kind may go as several texts, else whole. The template editor's
+    preview uses this, so an admin sees exactly the texts a patient gets."""
+    text = render(store, name, context, keep_break=may_split)
+    return (text_parts(text) or [text]) if may_split else [text]
+
+
 def _packed(lines: list[str], segments: int) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
@@ -1010,6 +1018,8 @@ def visit_context(appointment: Appointment, zone: str, series_length: int, langu
         # What a check-in after this visit asks: "mood", or "hurt" for a course treating pain (the
         # word itself stays off lock screens).
         "checkin_asks": "hurt" if checkin_kind(appointment) == "pain" else "mood",
+        # Nobody marked it completed (or no-show): a check-in must not say "after your visit".
+        "unmarked": getattr(appointment, "status", None) in ("scheduled", "confirmed"),
     }
 
 
@@ -1076,7 +1086,7 @@ def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
             "date": date_words(local, language), "time": clock(local, language),
             "starts_at": local.isoformat(),
             "location": "Suite 200", "kind": "induction", "number": 3, "series_length": 6,
-            "is_first": False, "duration_minutes": 60, "checkin_asks": "mood",
+            "is_first": False, "duration_minutes": 60, "checkin_asks": "mood", "unmarked": False,
             **visit_times(SAMPLE_START, 60, SAMPLE_ZONE, prep, language),
         },
         # After a missed visit: the next one booked (None when there is none).

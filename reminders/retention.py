@@ -57,11 +57,12 @@ class PurgeReport:
 
 
 def _open_escalation_of_inbound():
-    return exists().where(Escalation.inbound_message_id == InboundMessage.id, Escalation.status == "open")
+    # Open or claimed: not resolved yet ("acknowledged" is resolved).
+    return exists().where(Escalation.inbound_message_id == InboundMessage.id, Escalation.status != "acknowledged")
 
 
 def _purge_conditions(cutoff: datetime) -> dict:
-    open_alert = exists().where(Escalation.id == OutboxMessage.escalation_id, Escalation.status == "open")
+    open_alert = exists().where(Escalation.id == OutboxMessage.escalation_id, Escalation.status != "acknowledged")
     return {
         OutboxMessage: and_(
             OutboxMessage.body_purged_at.is_(None),
@@ -84,7 +85,7 @@ def _purge_conditions(cutoff: datetime) -> dict:
             func.coalesce(CheckIn.answered_at, CheckIn.created_at) < cutoff,
         ),
         Escalation: and_(
-            Escalation.status != "open",
+            Escalation.status == "acknowledged",
             Escalation.text != "",
             Escalation.opened_at < cutoff,
             func.coalesce(Escalation.acknowledged_at, Escalation.opened_at) < cutoff,
@@ -174,8 +175,8 @@ def erase(session: Session, patient: Patient, actor: str, now: datetime | None =
     now = now or utcnow()
     pid = patient.id
     if session.scalar(select(func.count()).select_from(Escalation)
-                      .where(Escalation.patient_id == pid, Escalation.status == "open")):
-        raise ErasureRefused("This patient has an open escalation: acknowledge it first, then erase.")
+                      .where(Escalation.patient_id == pid, Escalation.status != "acknowledged")):
+        raise ErasureRefused("This patient has an open escalation: resolve it first, then erase.")
     if patient.erased_at is not None:
         raise ErasureRefused("This patient's data is erased already.")
     pending = session.scalars(select(OutboxMessage.id).where(OutboxMessage.patient_id == pid,

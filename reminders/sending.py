@@ -34,7 +34,9 @@ from reminders.models.replies import checkin_kind, last_inbound_at
 from reminders.outbox import moves
 from reminders.outbox.moves import claim_for_sending, claim_many_for_sending, queue_now
 from reminders.outbox.rows import following_parts, plan_fallback_twin, plan_following_parts, previous_part_key
-from reminders.planning.welcome import reason_not_to_welcome, send_welcome_first
+from reminders.planning.welcome import (
+    WAITING_FOR_WELCOME, reason_not_to_welcome, send_welcome_first, waits_for_welcome, welcome_wait_until,
+)
 from reminders.logs import patient_values, sensitive
 from reminders import metrics
 from reminders.measures.questionnaires import for_message as questionnaire_for_message
@@ -235,6 +237,12 @@ class Sender:
         # so that nothing of theirs comes between it and its rest (sent once the batch is done).
         ready = sorted(ready, key=lambda item: item[0].kind in SPLIT_KINDS and item[0].kind != Kind.ALERT)
         for row, patient, message in ready:
+            if self._needs_introduction(row, patient) and waits_for_welcome(session, patient):
+                # Its welcome, earlier in this batch, did not go: the text waits for it (never without HELP/STOP).
+                outcomes[row.id] = _hold(session, row, now, WAITING_FOR_WELCOME,
+                                         due_at=welcome_wait_until(session, patient, now))
+                unsaved.clear()
+                continue
             if row.channel in paused and row.kind != Kind.ALERT:
                 outcomes[row.id] = _hold(session, row, now, hold_reason(row.channel))  # commits
                 unsaved.clear()
@@ -397,6 +405,10 @@ class Sender:
             if gives_way(session, row, self.rule_settings.texts_per_visit):
                 return self._finish_unsent(row, OVER_BUDGET, now)
             reason = self._introduce(session, row, patient, now)
+            if reason == WAITING_FOR_WELCOME:  # held, not tried: its try is not counted
+                moves.defer(row, welcome_wait_until(session, patient, now), reason)
+                row.attempts = max(row.attempts - 1, 0)
+                return "deferred"
             if reason:
                 return self._finish_unsent(row, reason, now)
         extra = {}
@@ -490,6 +502,8 @@ class Sender:
             return reason_not_to_welcome(patient)
         if self._needs_introduction(row, patient):
             send_welcome_first(session, patient, now, self.send)
+            if waits_for_welcome(session, patient):  # it could not go (an outage): this text waits, held
+                return WAITING_FOR_WELCOME
         return None
 
     def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime, *,
@@ -734,8 +748,8 @@ def _open_breakers(sessions: sessionmaker[Session]) -> set[str]:
         return set()
 
 
-def _hold(session: Session, row: OutboxMessage, now: datetime, reason: str) -> str:
-    moves.hold(session, row, now, reason)
+def _hold(session: Session, row: OutboxMessage, now: datetime, reason: str, due_at: datetime | None = None) -> str:
+    moves.hold(session, row, now, reason, due_at=due_at)
     return "held"
 
 

@@ -313,7 +313,8 @@ def test_the_staff_form_lets_an_old_visit_be_closed_without_moving_it(staff_clie
     from tests.fixtures.staff import post_form
 
     with sessions() as session:
-        when = utcnow().replace(second=0, microsecond=0) - timedelta(days=400)
+        # Noon in New York, 400 days back: never the repeated hour of a clock change.
+        when = (utcnow() - timedelta(days=400)).replace(hour=17, minute=0, second=0, microsecond=0)
         visit = book(session, starts_at=when, patient="p1", appointment="old")
     form = staff_client.get(f"/visits/{visit.id}/edit")
     assert form.status_code == 200

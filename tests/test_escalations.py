@@ -136,7 +136,7 @@ class TestAlerts:
         run_pass(two_way, NOW + timedelta(minutes=15))
         run_pass(two_way, NOW + timedelta(minutes=15))  # the same instant again
         assert (len(staff_texts(fake_twilio)), len(smtp_server.messages)) == (4, 4)
-        assert all("(alert 2, not yet acknowledged)" in m["body"] for m in staff_texts(fake_twilio)[2:])
+        assert all("(alert 2, not yet claimed)" in m["body"] for m in staff_texts(fake_twilio)[2:])
         assert escalations(session)[0].alert_round == 2
 
         run_pass(two_way, NOW + timedelta(minutes=30))
@@ -173,7 +173,7 @@ class TestAlerts:
         run_pass(two_way, NOW + timedelta(minutes=125))
         texts = staff_texts(fake_twilio)
         assert sorted(m["to"] for m in texts) == sorted(STAFF_PHONES), [m["body"][:40] for m in texts]
-        assert all("not yet acknowledged" in m["body"] for m in texts)  # the latest round's words
+        assert all("not yet claimed" in m["body"] for m in texts)  # the latest round's words
         superseded = [row for row in alerts(session) if row.status == "canceled"]
         assert superseded and all("newer alert round" in row.status_reason for row in superseded)
 

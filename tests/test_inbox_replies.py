@@ -178,7 +178,7 @@ def test_patient_page_pins_crises_and_red_flags_and_folds_planned_messages(twili
     text = client.get(f"/patients/{patient.id}").text
     pinned = text.index("Crises and red flags")
     assert pinned < text.index("i cant do this anymore") < text.index("Check-in answers and side effects")
-    assert "Acknowledged by nurse@clinic.test" in text and "Called her, safe at home." in text
+    assert "Resolved by nurse@clinic.test" in text and "Called her, safe at home." in text
     assert pinned < text.index("my BP is 170/105") < text.index("Check-in answers and side effects")
     assert text.index("Hi Maya, a reminder") < text.index("<details class=\"planned-messages\"")
     assert text.index("<details class=\"planned-messages\"") < text.index("Weekly check-in (week 1)")

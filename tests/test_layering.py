@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.models.replies", "reminders.models.staff", "reminders.models.measures", "reminders.db",
         "reminders.migrations", "reminders.migrations.env", "reminders.migrations.versions.*",
         "reminders.models.fhir",
+        "reminders.models.saved_replies",
     )),
     ("rules", (
         "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
@@ -41,6 +42,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # planning.welcome (the welcome text's own row) is outbox code.
     ("outbox, channels, rendering", (
         "reminders.outbox", "reminders.outbox.rows", "reminders.outbox.moves", "reminders.outbox.delivery",
+        "reminders.outbox.resend",  # a failed or expired message put back in the schedule
+        "reminders.no_show_undo",
         "reminders.planning.welcome", "reminders.planning.visit_texts",
         "reminders.channels", "reminders.channels.base", "reminders.channels.kinds",
         "reminders.channels.local_outbox", "reminders.channels.smtp_email",
@@ -87,10 +90,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.web.staff.headers", "reminders.web.staff.inbox", "reminders.web.staff.live", "reminders.web.staff.patients",
         "reminders.web.staff.queries", "reminders.web.staff.template_checks",
         "reminders.web.staff.templates_admin", "reminders.web.staff.today", "reminders.web.staff.users",
-        "reminders.web.staff.visits",
+        "reminders.web.staff.visits", "reminders.web.staff.door_checks",
         "reminders.web.staff.measures_chart", "reminders.web.staff.measures_view", "reminders.web.staff.report_pdf",
         "reminders.web.staff.reports", "reminders.web.staff.downloads",
         "reminders.web.staff.outcomes",
+        "reminders.web.staff.resend", "reminders.web.staff.provider_banner", "reminders.web.staff.message_state",
+        "reminders.web.staff.saved_replies", "reminders.web.staff.broadcast",
         "reminders.cli", "reminders.demo", "reminders.runner",
         "reminders.hl7.listener",
         "reminders.fhir.cli",

@@ -19,7 +19,7 @@ def dana(settings, sessions) -> int:
 
 def test_the_demo_patient_course_shows_phq9_and_gad7_with_response_and_remission(staff_client, settings, sessions):
     page = staff_client.get(f"/patients/{dana(settings, sessions)}").text
-    section = page[page.index('id="measures"'):page.index('id="visits-head"')]
+    section = page[page.index('id="measures"'):page.index('id="contact-head"')]
     titles = [chart.find(f"{SVG}title").text for chart in charts(section)]
     assert titles == ["PHQ-9 scores over the course", "GAD-7 scores over the course"]
     phq9 = section[section.index('-phq9"'):section.index('-gad7"')]

@@ -132,12 +132,21 @@ CSV_HEADER = ("external_id,patient_external_id,first_name,last_name,phone,email,
               "starts_at,duration_minutes,location,status\n")
 
 
-def daytime_zone() -> str:
-    """A real IANA zone where it is about noon now, so quiet hours never hold a message back."""
-    from datetime import datetime, timezone
+# Region zones around the world (fixed offsets like Etc/GMT+5 are refused as patients' zones).
+WORLD_ZONES = ("Pacific/Pago_Pago", "Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles", "America/Denver",
+               "America/Chicago", "America/New_York", "America/Halifax", "America/Sao_Paulo", "Atlantic/South_Georgia",
+               "Atlantic/Azores", "Europe/London", "Europe/Paris", "Europe/Athens", "Europe/Moscow", "Asia/Dubai",
+               "Asia/Karachi", "Asia/Dhaka", "Asia/Bangkok", "Asia/Singapore", "Asia/Tokyo", "Australia/Brisbane",
+               "Pacific/Noumea", "Pacific/Auckland", "Pacific/Kiritimati")
 
-    offset = 12 - datetime.now(timezone.utc).hour  # -11 .. +12
-    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")  # Etc/GMT-3 is UTC+3
+
+def daytime_zone() -> str:
+    """A real IANA region zone where it is about noon now, so quiet hours never hold a message back."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(timezone.utc)
+    return min(WORLD_ZONES, key=lambda zone: abs(now.astimezone(ZoneInfo(zone)).hour - 12))
 
 
 def visits_due_now(count: int) -> str:

@@ -233,8 +233,8 @@ def test_a_staff_crisis_alert_is_retried_through_a_long_outage_and_goes_once_aft
     staff = app.test_client()
     assert login(staff, "staff@clinic.test").status_code == 302
     page = staff.get("/").get_data(as_text=True)
-    assert "SMS provider failing since Dec 8 09:00" in page
-    assert "1 crisis alert to staff could not go out yet" in page
+    assert "Text messages have not gone out since Dec 8, 9:00 AM." in page
+    assert "Crisis alerts to staff are also waiting: keep the Escalations page open." in page
     fake_twilio.recover()
     run_pass(sms, now + timedelta(hours=49))
     run_pass(sms, now + timedelta(hours=50))
@@ -255,14 +255,16 @@ def test_staff_see_a_banner_and_the_api_a_paused_channel_until_the_provider_is_b
     api = app.test_client()
 
     run_pass(sms, at(f"{DAY}T09:04:00-05:00"))  # five go; five more fall due in the outage
-    assert "failing since" not in staff.get("/").get_data(as_text=True)
+    assert "have not gone out" not in staff.get("/").get_data(as_text=True)
     fake_twilio.outage(status=503, code=20503)
     run_pass(sms, at(f"{DAY}T09:12:00-05:00"))
     assert health(sessions).open_until is not None
 
     for path in ("/", "/patients", "/escalations", "/inbox"):
         page = staff.get(path, follow_redirects=True).get_data(as_text=True)
-        assert "SMS provider failing since 09:12, 5 messages waiting" in page, path
+        assert "Text messages have not gone out since 9:12 AM." in page, path
+        assert "5 are waiting and will go automatically when Twilio answers again" in page, path
+        assert "Service unavailable" not in page, path  # the raw error is for admins only
     status = api.get("/api/v1/provider-status", headers=api_headers).json
     assert status["paused"] == ["sms"]
     [sms_status] = status["providers"]
@@ -275,7 +277,7 @@ def test_staff_see_a_banner_and_the_api_a_paused_channel_until_the_provider_is_b
     for now in minutes(at(f"{DAY}T09:13:00-05:00"), at(f"{DAY}T09:20:00-05:00")):
         run_pass(sms, now)
     clock.now = at(f"{DAY}T09:20:00-05:00")
-    assert "failing since" not in staff.get("/").get_data(as_text=True)
+    assert "have not gone out" not in staff.get("/").get_data(as_text=True)
     assert api.get("/healthz").json["providers"] == {"sms": "ok"}
     assert len(fake_twilio.messages) == 10
 

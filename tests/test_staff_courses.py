@@ -114,7 +114,7 @@ def test_a_completed_infusion_proposes_the_next_visit(staff_client, sessions):
         second = add_visit(session, patient, "v2", _at(last_monday + timedelta(days=2), 9))
     response = post_form(staff_client, f"/visits/{second.id}/status", {"status": "completed"}, follow_redirects=True)
     friday = last_monday + timedelta(days=4)
-    assert "Visit marked completed." in response.text
+    assert "visit marked completed." in response.text
     link = re.search(r'<a class="suggest-link" href="([^"]+)">Book the next visit: ([^<]+)</a>', response.text)
     assert link and link.group(2) == f"{friday:%a} {friday.day} {friday:%b} 9:00"
     form = staff_client.get(link.group(1).replace("&amp;", "&"))

@@ -43,8 +43,9 @@ def test_live_json_counts_open_escalations_and_waiting_inbox_items(staff_client,
     assert data["inbox_waiting"] == 1
     assert re.fullmatch(r"[0-9a-f]{16}", data["stamp"])
     assert 1 <= data["poll_seconds"] <= 5  # a change shows well within 10 seconds
-    assert set(data) == {"open_escalations", "newest_open_escalation_id", "newest_escalation_id", "inbox_waiting",
-                         "stamp", "poll_seconds"}
+    assert data["newest_open_escalation_kind"] == "Suicide risk"  # the banner names the kind
+    assert {"open_escalations", "newest_open_escalation_id", "newest_open_escalation_kind", "newest_escalation_id",
+            "inbox_waiting", "stamp", "poll_seconds"} <= set(data)
 
 
 def test_live_json_carries_no_patient_data(staff_client, sessions, maya):
@@ -122,7 +123,7 @@ def test_badges_are_not_read_inside_headings_on_the_escalations_page(staff_clien
     with sessions() as session:
         add_escalation(session, maya, "crisis")
     text = staff_client.get("/escalations/").text
-    assert '<h2 id="open-head">Open</h2>' in text
+    assert '<h2 id="open-head">Waiting for someone</h2>' in text
     for heading in re.findall(r"<h[1-6][^>]*>.*?</h[1-6]>", text, re.S):
         assert 'class="count' not in heading, heading
 
@@ -232,7 +233,7 @@ def test_the_audit_log_names_patients_and_visits_and_hides_internal_fields(admin
         session.commit()
     maya_id, sam_id, visit_id, escalation_id = ids
     text = admin_client.get("/admin/audit").text
-    for words in ("Opened the visit form", "Booked a visit", "Acknowledged an escalation", "Maya Lopez",
+    for words in ("Opened the visit form", "Booked a visit", "Resolved an escalation", "Maya Lopez",
                   "Sam Okafor", "Outcome: created", f"/escalations/#escalation-{escalation_id}", "no longer on file"):
         assert words in text, words
     for internal in ("appointment_id", "patient_id", "=None", "None", "patient 9999", f"patient {maya_id}<",
@@ -240,12 +241,12 @@ def test_the_audit_log_names_patients_and_visits_and_hides_internal_fields(admin
         assert internal not in text, internal
 
     only_desk = admin_client.get("/admin/audit?who=desk@clinic.test").text
-    assert "Acknowledged an escalation" in only_desk and "Booked a visit" not in only_desk
+    assert "Resolved an escalation" in only_desk and "Booked a visit" not in only_desk
     only_sam = admin_client.get(f"/admin/audit?patient={sam_id}").text
-    assert "Booked a visit" in only_sam and "Acknowledged an escalation" in only_sam
+    assert "Booked a visit" in only_sam and "Resolved an escalation" in only_sam
     assert "Opened the visit form" not in only_sam and "Patient: <strong>Sam Okafor</strong>" in only_sam
     both = admin_client.get(f"/admin/audit?patient={sam_id}&who=nurse@clinic.test").text
-    assert "Booked a visit" in both and "Acknowledged an escalation" not in both
+    assert "Booked a visit" in both and "Resolved an escalation" not in both
     assert "Nothing matches." in admin_client.get("/admin/audit?patient=123456").text
     assert "only this patient" in text and f"/admin/audit?patient={maya_id}" in text
 

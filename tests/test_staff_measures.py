@@ -91,7 +91,7 @@ def audited(sessions, action: str) -> list[AuditEntry]:
 
 def test_the_patient_page_shows_both_charts_the_change_response_and_remission(staff_client, maya, sessions):
     page = staff_client.get(f"/patients/{maya['patient']}").text
-    section = page[page.index('id="measures"'):page.index('id="visits-head"')]
+    section = page[page.index('id="measures"'):page.index('id="contact-head"')]
     phq9, gad7 = charts(section)
     assert phq9.find(f"{SVG}title").text == "PHQ-9 scores over the course"
     assert gad7.find(f"{SVG}title").text == "GAD-7 scores over the course"
@@ -137,7 +137,7 @@ def test_a_patient_without_questionnaires_gets_one_line(staff_client, sessions):
         sam = add_patient(session, "p-sam", "Sam", "Okafor", "+12025550178", None, channel="sms")
         add_visit(session, sam, "s1", utcnow() - timedelta(days=3), status="completed")
     page = staff_client.get(f"/patients/{sam.id}").text
-    section = page[page.index('id="measures"'):page.index('id="visits-head"')]
+    section = page[page.index('id="measures"'):page.index('id="contact-head"')]
     assert "No questionnaires have been sent to this patient." in section
     assert "measure-chart" not in section and "measure-table" not in section and "/report" not in section
 

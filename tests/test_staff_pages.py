@@ -100,7 +100,7 @@ def test_maintenance_due_list(staff_client, sessions, settings):
 
 # --- Escalations --------------------------------------------------------------------------------
 
-def test_escalation_queue_open_first_newest_first_and_acknowledge(staff_client, sessions):
+def test_escalation_queue_open_first_oldest_first_within_a_kind_and_acknowledge(staff_client, sessions):
     with sessions() as session:
         patient = add_patient(session)
         older = add_escalation(session, patient, "older open", minutes_ago=60)
@@ -108,7 +108,8 @@ def test_escalation_queue_open_first_newest_first_and_acknowledge(staff_client, 
         add_escalation(session, patient, "done long ago", minutes_ago=300, status="acknowledged",
                        acknowledged_at=utcnow(), acknowledged_by="x@clinic.test", ack_note="called")
     text = staff_client.get("/escalations/").text
-    assert text.index("newer open") < text.index("older open") < text.index("done long ago")
+    # Same kind: the one waiting longest comes first; resolved ones after all open ones.
+    assert text.index("older open") < text.index("newer open") < text.index("done long ago")
     assert "Staff alerted" in text and "1 time, last" in text
 
     empty = post_form(staff_client, f"/escalations/{newer.id}/acknowledge", {"note": "  "})
@@ -118,7 +119,7 @@ def test_escalation_queue_open_first_newest_first_and_acknowledge(staff_client, 
 
     response = post_form(staff_client, f"/escalations/{newer.id}/acknowledge", {"note": "Called her; safe at home"},
                          follow_redirects=True)
-    assert "Escalation acknowledged" in response.text
+    assert "Resolved: " in response.text and "Staff will not be alerted about it again." in response.text
     with sessions() as session:
         escalation = session.get(Escalation, newer.id)
         assert escalation.status == "acknowledged"

@@ -69,12 +69,12 @@ def test_a_good_save_adds_a_version_that_is_sent(admin_client, settings, session
 def test_a_template_that_fails_is_refused_with_its_line(admin_client, sessions):
     response = save(admin_client, "Hi {{ patient.first_name }},\nyour visit is {{ visit.dat }}.")
     assert response.status_code == 422
-    assert "line 2: &#39;dict object&#39; has no attribute &#39;dat&#39;" in response.text
+    assert "Line 2: `visit.dat` is not something this message can use. Did you mean `visit.date`?" in response.text
     assert "your visit is {{ visit.dat }}." in response.text  # what they typed is kept
     syntax = save(admin_client, "Hi\n\n{% if visit.is_first %}first")
-    assert syntax.status_code == 422 and "line 3:" in syntax.text
+    assert syntax.status_code == 422 and "Line 3: a `{% if %}` is never closed" in syntax.text
     unknown = save(admin_client, "Hi {{ patient.first_name }}\n{{ patient.ssn }}")
-    assert unknown.status_code == 422 and "line 2:" in unknown.text
+    assert unknown.status_code == 422 and "Line 2: `patient.ssn` is not something" in unknown.text
     assert save(admin_client, "   \n").status_code == 422
     assert versions(sessions) == []
 
@@ -82,7 +82,7 @@ def test_a_template_that_fails_is_refused_with_its_line(admin_client, sessions):
 def test_a_typo_in_a_branch_the_sample_skips_is_still_refused(admin_client, sessions):
     source = "Hi {{ patient.first_name }}\n{% if visit.kind == 'maintenance' %}\n{{ visit.nmber }}\n{% endif %}"
     response = save(admin_client, source)
-    assert response.status_code == 422 and "line 3:" in response.text
+    assert response.status_code == 422 and "Line 3:" in response.text
     assert versions(sessions) == []
 
 
@@ -97,7 +97,7 @@ def test_the_sandbox_holds(admin_client, sessions):
     ):
         response = save(admin_client, source)
         assert response.status_code == 422, source
-        assert "line 1:" in response.text, source
+        assert "Line 1:" in response.text, source
         result = preview(admin_client, source).get_json()
         assert result["ok"] is False and result["line"] == 1, source
         assert "<class" not in response.text and "object" not in result.get("text", "")
@@ -121,8 +121,9 @@ def test_preview_returns_the_text_and_its_sms_length(admin_client):
     assert accents["sms"]["encoding"] == "UCS-2" and accents["sms"]["units"] == len(accents["text"])
     broken = preview(admin_client, "ok\n{{ visit.nope }}")
     assert broken.status_code == 422
-    assert broken.get_json() == {"ok": False, "line": 2, "reason": "'dict object' has no attribute 'nope'",
-                                 "message": "line 2: 'dict object' has no attribute 'nope'"}
+    # In plain words, naming the line and the variable meant (not Jinja's "'dict object' has no attribute").
+    told = "`visit.nope` is not something this message can use. Did you mean `visit.number`?"
+    assert broken.get_json() == {"ok": False, "line": 2, "reason": told, "message": f"Line 2: {told}"}
     html = preview(admin_client, "<p>{{ patient.first_name }} <b>{{ '<i>' }}</b></p>",
                    name="maintenance_7d.email.html.j2").get_json()
     assert html["text"].strip() == "<p>Alex <b>&lt;i&gt;</b></p>" and html["sms"] is None
@@ -148,7 +149,7 @@ def test_a_message_sent_without_a_visit_must_not_need_one(admin_client, settings
     names = TemplateStore(settings.templates_dir).default_names()
     if "reply_reschedule.sms.j2" in names:
         refused = save(admin_client, "We will call you about {{ visit.date }}.", name="reply_reschedule.sms.j2")
-        assert refused.status_code == 422 and "line 1:" in refused.text
+        assert refused.status_code == 422 and "Line 1:" in refused.text
         kept = save(admin_client, "We will call you{% if visit %} about {{ visit.date }}{% endif %}.",
                     name="reply_reschedule.sms.j2")
         assert kept.status_code == 302

@@ -1,8 +1,12 @@
-"""Crisis escalations: opened from a reply, alerted to staff until a person acknowledges.
+"""Crisis escalations: opened from a reply, alerted to staff until a person claims it.
+
+An escalation is open (staff are alerted), then claimed ("I'm on it": who and when; the alerts
+stop), then resolved with an outcome note (status "acknowledged", the word the API has always
+used). A claimed escalation still gathers the sender's texts and still holds automated asks.
 
 Staff are alerted in rounds. Round 1 is planned the moment the escalation opens (the webhook
 sends it at once); `plan_due_alerts`, run by every pass, plans the next round each
-ESCALATION_REALERT_MINUTES until someone acknowledges. A round is one outbox row per staff
+ESCALATION_REALERT_MINUTES until someone claims it. A round is one outbox row per staff
 phone (SMS) and per staff email, keyed ``esc:{id}:round:{n}:{channel}:{address}``: two passes
 racing on the same escalation insert each alert once, and a row that fails transiently is
 retried by the outbox's normal backoff.
@@ -28,7 +32,10 @@ from reminders.outbox import OutboxRow, cancel_pending, plan
 
 log = logging.getLogger(__name__)
 
-OPEN, ACKNOWLEDGED = "open", "acknowledged"
+OPEN, CLAIMED, ACKNOWLEDGED = "open", "claimed", "acknowledged"
+RESOLVED = ACKNOWLEDGED  # the stored word for a resolved escalation (the API's "acknowledged")
+# Not resolved yet: texts still join it and automated asks still wait for it.
+ACTIVE = (OPEN, CLAIMED)
 REASON_CRISIS, REASON_EMERGENCY, REASON_LOW_SCORE = "crisis_language", "medical_emergency", "low_score"
 # An answer above 0 to a questionnaire's self-harm item (PHQ-9 item 9): no text, the same urgency.
 REASON_SELF_HARM = "self_harm_answer"
@@ -42,6 +49,9 @@ REASON_WORDS = {REASON_CRISIS: "possible suicide risk", REASON_EMERGENCY: "possi
                 REASON_LOW_SCORE: "very low mood score", REASON_SELF_HARM: "self-harm answer",
                 REASON_URGENT: "needs a nurse now"}
 _TIER_OF_REASON = {REASON_EMERGENCY: "emergency", REASON_URGENT: "urgent"}
+# The kind staff see everywhere (the list, the banner, the patient's page), gravest first.
+KIND_WORDS = {"emergency": "Medical emergency", "suicide_risk": "Suicide risk", "urgent": "Urgent"}
+_KIND_ORDER = {"emergency": 0, "suicide_risk": 1, "urgent": 2}
 ALERT_RULE = "escalation_alert"
 # Inbound classifications that belong to an escalation (see reminders.inbound.replies).
 CRISIS_CLASSIFICATIONS = ("crisis", "low_score", "urgent", "follow_up")
@@ -65,6 +75,17 @@ class EscalationNotFound(LookupError):
 def tier_of(reason: str) -> str:
     """The triage tier an escalation of this reason answers as (emergency, suicide_risk, urgent)."""
     return _TIER_OF_REASON.get(reason, "suicide_risk")
+
+
+def kind_of(escalation: Escalation) -> str:
+    """The escalation's kind in words: "Medical emergency", "Suicide risk" or "Urgent"."""
+    return KIND_WORDS.get(tier_of(escalation.reason), "Needs a nurse")
+
+
+def severity_order(escalation: Escalation) -> tuple:
+    """Sort key: medical emergencies, then suicide risk, then urgent, then anything else; the
+    oldest first within each (it has waited longest)."""
+    return (_KIND_ORDER.get(tier_of(escalation.reason), len(_KIND_ORDER)), escalation.opened_at, escalation.id)
 
 
 def reason_for(tier: str, category: str) -> str:
@@ -142,7 +163,8 @@ def _open(session: Session, settings, *, patient: Patient | None, from_number: s
 
 
 def open_for(session: Session, patient: Patient | None, from_number: str) -> Escalation | None:
-    query = select(Escalation).where(Escalation.status == OPEN)
+    """The sender's escalation not yet resolved (open or claimed), the newest."""
+    query = select(Escalation).where(Escalation.status.in_(ACTIVE))
     if patient is not None:
         query = query.where(Escalation.patient_id == patient.id)
     else:
@@ -154,7 +176,7 @@ def crisis_open(session: Session, patient_id: int) -> bool:
     """Whether a crisis escalation (suicide risk, a medical emergency: not an urgent page) of this
     patient's is open: automated asks (check-ins, questionnaires, nudges) wait meanwhile."""
     return session.scalar(
-        select(Escalation.id).where(Escalation.patient_id == patient_id, Escalation.status == OPEN,
+        select(Escalation.id).where(Escalation.patient_id == patient_id, Escalation.status.in_(ACTIVE),
                                     Escalation.reason != REASON_URGENT).limit(1)) is not None
 
 
@@ -166,10 +188,11 @@ def _appended(text: str, body: str, now: datetime, settings) -> str:
 # ---------------------------------------------------------------- alert rounds
 
 def plan_due_alerts(session: Session, settings, now: datetime) -> int:
-    """Plan staff alerts for open escalations whose next alert is due. Returns rows planned."""
+    """Plan staff alerts for escalations whose next alert is due (open ones every round; a claimed
+    one only for a new text that said more). Returns rows planned."""
     due = session.scalars(
         select(Escalation)
-        .where(Escalation.status == OPEN, Escalation.next_alert_at <= now)
+        .where(Escalation.status.in_(ACTIVE), Escalation.next_alert_at <= now)
         .order_by(Escalation.next_alert_at, Escalation.id)
         .with_for_update(skip_locked=True)
     ).all()
@@ -189,10 +212,10 @@ def _plan_round(session: Session, settings, escalation: Escalation, now: datetim
     rows = alert_rows(settings, escalation, patient, round_no, now)
     if not rows:
         # Never dropped silently: the escalation stays open in the staff UI and the API, and
-        # this is logged again every round until someone acknowledges it.
+        # this is logged again every round until someone claims it.
         log.error("escalation %s is open and NOBODY WAS ALERTED: no STAFF_ALERT_PHONES or STAFF_ALERT_EMAILS "
                   "are configured. Set them; until then watch the escalations page.", escalation.id)
-        escalation.next_alert_at = now + interval
+        escalation.next_alert_at = now + interval if escalation.status == OPEN else None
         return 0, []
     if round_no > 1:
         if escalation.last_alerted_at is None or escalation.last_alerted_at <= now - ROUND_STUCK_AFTER:
@@ -215,7 +238,8 @@ def _plan_round(session: Session, settings, escalation: Escalation, now: datetim
     ))
     escalation.alert_round = round_no
     escalation.last_alerted_at = now
-    escalation.next_alert_at = now + interval
+    # Once claimed, rounds stop: a new text that says more pages once (the patient is told so).
+    escalation.next_alert_at = now + interval if escalation.status == OPEN else None
     log.warning("escalation %s: alert round %s planned (%s rows)", escalation.id, round_no, len(rows))
     return inserted, ids
 
@@ -287,20 +311,28 @@ def _local(settings, moment: datetime) -> datetime:
     return moment.astimezone(ZoneInfo(settings.clinic_timezone))
 
 
+def _again(escalation: Escalation, round_no: int) -> str:
+    if round_no == 1:
+        return ""
+    if escalation.status == CLAIMED:
+        return f" (alert {round_no}: a new text on an escalation a colleague has claimed)"
+    return f" (alert {round_no}, not yet claimed)"
+
+
 def alert_sms(settings, escalation: Escalation, patient: Patient | None, round_no: int) -> str:
     """What a lock screen may show: no name, no message text, no diagnosis."""
     who = "a patient" if patient is not None else "an unknown number"
     number = escalation.from_number or (patient.phone if patient else "")
-    again = "" if round_no == 1 else f" (alert {round_no}, not yet acknowledged)"
+    again = _again(escalation, round_no)
     opened = _local(settings, escalation.opened_at)
     what = REASON_WORDS.get(escalation.reason, "possible crisis")
     return (f"URGENT{again}: {what} {_carried_by(escalation)} to {settings.clinic_name} from {who} (phone ending "
-            f"{_ending(number)}) at {opened:%H:%M}. Open {_escalations_url(settings)} and acknowledge it "
-            f"when someone has reached out.")
+            f"{_ending(number)}) at {opened:%H:%M}. Open {_escalations_url(settings)} and press "
+            f"I'm on it when you take it.")
 
 
 def alert_email(settings, escalation: Escalation, patient: Patient | None, round_no: int) -> tuple[str, str]:
-    again = "" if round_no == 1 else f" (alert {round_no}, not yet acknowledged)"
+    again = _again(escalation, round_no)
     what = REASON_WORDS.get(escalation.reason, "possible crisis")
     subject = f"URGENT{again}: {what} {_carried_by(escalation)} from a patient, escalation #{escalation.id}"
     if patient is not None:
@@ -331,7 +363,7 @@ def alert_email(settings, escalation: Escalation, patient: Patient | None, round
     opening = ("A patient may be having a medical emergency." if escalation.reason == REASON_EMERGENCY
                else "A patient's text needs a nurse now." if escalation.reason == REASON_URGENT
                else "A patient may be in crisis.")
-    body = f"""{opening} Please reach out now, then acknowledge the escalation.
+    body = f"""{opening} Please reach out now: press "I'm on it" on the escalation when you take it.
 
 From:     {who}
 Phone:    {phone}
@@ -342,41 +374,79 @@ Received: {opened:%A %Y-%m-%d %H:%M %Z}
 
 The sender was answered at once with {answered}.
 
-Acknowledge: {_escalations_url(settings)}
-(or POST /api/v1/escalations/{escalation.id}/ack)
+Claim it: {_escalations_url(settings)}
+(or resolve it: POST /api/v1/escalations/{escalation.id}/ack)
 
-This is alert {round_no}. Staff are alerted again every {settings.escalation_realert_minutes} minutes until someone acknowledges it.
+This is alert {round_no}. Staff are alerted again every {settings.escalation_realert_minutes} minutes until someone claims it.
 """
     return subject, body
 
 
-# ---------------------------------------------------------------- acknowledging
+# ---------------------------------------------------------------- claiming and resolving
 
-def acknowledge(session: Session, escalation_id: int, by: str, note: str, now: datetime) -> Escalation:
-    """A person has seen it: stop re-alerting. Acknowledging twice keeps the first record.
+def claim(session: Session, escalation_id: int, by: str, now: datetime) -> Escalation:
+    """"I'm on it": the re-alerts stop and unsent alerts are canceled; the escalation stays until
+    resolved. Claiming twice, or a resolved one, keeps the first record."""
+    escalation = _get(session, escalation_id)
+    if escalation.status == OPEN:
+        escalation.status, escalation.claimed_at, escalation.claimed_by = CLAIMED, now, by
+        escalation.next_alert_at = None
+        cancel_pending(session, now, "escalation claimed", escalation_id=escalation.id)
+        log.info("escalation %s claimed", escalation.id)
+    return escalation
 
-    Alerts of this escalation not yet sent are canceled, and its crisis texts leave the staff
-    inbox (marked done by the same person)."""
-    escalation = session.get(Escalation, escalation_id)
-    if escalation is None:
-        raise EscalationNotFound(f"no escalation {escalation_id}")
-    if escalation.status != ACKNOWLEDGED:
-        escalation.status = ACKNOWLEDGED
+
+def resolve(session: Session, escalation_id: int, by: str, note: str, now: datetime) -> Escalation:
+    """Resolved, with what was done: alerts stop (if no one had claimed it) and its crisis texts
+    leave the staff inbox, marked done by the same person. A question the sender asked meanwhile
+    is an inbox item of its own and stays until someone answers it. Resolving twice keeps the
+    first record."""
+    escalation = _get(session, escalation_id)
+    if escalation.status != RESOLVED:
+        escalation.status = RESOLVED
         escalation.acknowledged_at = now
         escalation.acknowledged_by = by
         escalation.ack_note = note or ""
         escalation.next_alert_at = None
-        cancel_pending(session, now, "escalation acknowledged", escalation_id=escalation.id)
-        texts = select(InboundMessage).where(
-            InboundMessage.classification.in_(CRISIS_CLASSIFICATIONS),
-            InboundMessage.needs_staff, InboundMessage.done_at.is_(None),
-            InboundMessage.received_at >= escalation.opened_at, InboundMessage.received_at <= now,
-        )
-        if escalation.patient_id is not None:
-            texts = texts.where(InboundMessage.patient_id == escalation.patient_id)
-        else:
-            texts = texts.where(InboundMessage.patient_id.is_(None), InboundMessage.from_number == escalation.from_number)
-        for message in session.scalars(texts):
+        cancel_pending(session, now, "escalation resolved", escalation_id=escalation.id)
+        for message in session.scalars(_its_crisis_texts(escalation, now)):
             message.done_at, message.done_by = now, by
-        log.info("escalation %s acknowledged", escalation.id)
+        log.info("escalation %s resolved", escalation.id)
     return escalation
+
+
+# The API's word (POST /api/v1/escalations/<id>/ack): acknowledging is resolving.
+acknowledge = resolve
+
+
+def _get(session: Session, escalation_id: int) -> Escalation:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None:
+        raise EscalationNotFound(f"no escalation {escalation_id}")
+    return escalation
+
+
+def _its_crisis_texts(escalation: Escalation, now: datetime):
+    texts = select(InboundMessage).where(
+        InboundMessage.classification.in_(CRISIS_CLASSIFICATIONS),
+        InboundMessage.needs_staff, InboundMessage.done_at.is_(None),
+        InboundMessage.received_at >= escalation.opened_at, InboundMessage.received_at <= now,
+    )
+    return texts.where(*_from_its_sender(escalation))
+
+
+def _from_its_sender(escalation: Escalation) -> tuple:
+    if escalation.patient_id is not None:
+        return (InboundMessage.patient_id == escalation.patient_id,)
+    return (InboundMessage.patient_id.is_(None), InboundMessage.from_number == escalation.from_number)
+
+
+def texts_after(session: Session, escalation: Escalation, limit: int = 5) -> list[InboundMessage]:
+    """The sender's texts since the escalation was resolved, newest first: on its card, so a
+    resolved escalation never hides what the patient wrote next."""
+    if escalation.acknowledged_at is None:
+        return []
+    return list(session.scalars(
+        select(InboundMessage).where(InboundMessage.received_at > escalation.acknowledged_at,
+                                     *_from_its_sender(escalation))
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(limit)))

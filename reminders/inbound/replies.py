@@ -255,6 +255,10 @@ class _Conversation:
                 reason=escalations.REASON_CRISIS, now=self.now, realert=False)
             self.escalation_id = escalation.id
             classification, needs_staff = "follow_up", self.patient is None  # a stranger's text: staff read all
+            if self.flags.question:
+                # "who is this?": answered, and still a question a person closes (no page).
+                classification, needs_staff = "question", True
+                self._question_while_escalated()
             reply = None if was_opted_out else self._reply("follow_up_ack")
         elif was_opted_out and reading.kind not in ("stop", "start", "help"):
             # No texts to a number that opted out, except what carriers require; "wait, I still want
@@ -323,7 +327,9 @@ class _Conversation:
         self.priority = PRIORITY_CRISIS
         self.reasons.insert(0, escalations.staff_words(triage))
         if triage.follow_up and self.flags.question:
-            classification = "question"  # its own inbox item: claiming the escalation does not close it
+            # Its own inbox item: neither claiming nor resolving the escalation closes it.
+            classification = "question"
+            self._question_while_escalated()
         elif reason == escalations.REASON_LOW_SCORE:
             classification = "low_score"
         elif reason == escalations.REASON_URGENT:
@@ -334,6 +340,11 @@ class _Conversation:
         # The action's own answer still matters after an opt-out or a visit change.
         acted = reply and reading.kind in ("stop", "start", "confirm", "reschedule")
         return classification, (f"{answer}\n\n{reply}" if acted else self._with_score_noted(answer))
+
+    def _question_while_escalated(self) -> None:
+        """A question asked while an escalation is open: ranked with the crises and said to be one."""
+        self.priority = max(self.priority, PRIORITY_CRISIS)
+        self.reasons.append("a question asked while an escalation is open: answer it too")
 
     def _alert_reply(self, triage: Triage, open_tier: Tier) -> str:
         """911 first for an emergency, 988 first for suicide risk, the on-call promise for urgent; a
@@ -904,7 +915,7 @@ def _sender_facts_query(dialect: str):
 
     opened = aliased(Escalation)
     escalation_id = (
-        select(opened.id).where(opened.status == escalations.OPEN, opened.patient_id == Patient.id)
+        select(opened.id).where(opened.status.in_(escalations.ACTIVE), opened.patient_id == Patient.id)
         .order_by(opened.opened_at.desc(), opened.id.desc()).limit(1)
         .correlate(Patient).scalar_subquery())
 

@@ -68,7 +68,8 @@ _GONE_AFTER = re.compile(r"^\W*(?:\w+\W+){0,2}(?:is|are|was|were|has|have|went|s
 
 _BP_RE = re.compile(r"(?<![\d/.:,])(\d{2,3})\s*(?:/|over|sobre|x|-|\\)\s*(\d{2,3})(?![\d/.:%])")
 _QUESTION_WORDS = re.compile(
-    r"(?:^|[.!,;]\s*)(?:can i|can you|could i|could you|should i|is it|is that|is this|are you|do i|do you|"
+    r"(?:^|[.!,;]\s*)(?:can i|can you|can my|can we|could i|could you|could my|may i|should i|should my|is it|is that|"
+    r"is this|is my|are you|do i|do you|do we|"
     r"does|when|what|how|why|where|who|will i|will it|am i|i was wondering|wondering if|question|"
     r"puedo|puede|debo|deberia|es normal|tengo que|una pregunta|pregunta)\b"
 )

@@ -50,6 +50,10 @@ class Appointment(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reschedule_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When staff last marked it completed or no-show, and the status an undo puts back
+    # (migration 0021_no_show_undo; reminders.no_show_undo).
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_before_change: Mapped[str | None] = mapped_column(String(20))
     needs_planning: Mapped[bool] = mapped_column(Boolean, default=True)
     # Why the planner could not plan this visit (shown to staff); the planner leaves it alone
     # until the visit changes, which clears this. On a visit that was planned (needs_planning

@@ -89,7 +89,7 @@ class CheckInLink(Base):
 
 
 class Escalation(Base):
-    """A possible crisis: open until a person acknowledges it; staff are re-alerted until then."""
+    """A possible crisis: re-alerted to staff until a person claims it, open until resolved."""
 
     __tablename__ = "escalations"
     __table_args__ = (Index("ix_escalations_status_opened", "status", "opened_at"),)
@@ -102,7 +102,8 @@ class Escalation(Base):
     # A self-harm answer on a questionnaire (PHQ-9 item 9) opens one without a text.
     questionnaire_id: Mapped[int | None] = mapped_column(ForeignKey("questionnaires.id", ondelete="SET NULL", use_alter=True))
     text: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | acknowledged
+    # open (alerting) | claimed (a person is on it: alerts stop) | acknowledged (resolved, with a note)
+    status: Mapped[str] = mapped_column(String(20), default="open")
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     alert_round: Mapped[int] = mapped_column(Integer, default=0)
     last_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -110,6 +111,9 @@ class Escalation(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(254))
     ack_note: Mapped[str] = mapped_column(Text, default="")
+    # "I'm on it" (migration 0017_escalation_claims); acknowledged_* above record the resolution.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(254))
 
     patient: Mapped["Patient | None"] = relationship()  # noqa: F821
 

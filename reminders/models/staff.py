@@ -4,7 +4,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, event, select, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, event, false, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import instance_state
 
@@ -31,6 +31,8 @@ class StaffUser(Base):
     mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The TOTP time step last accepted: the same code (or an older one) is not taken twice.
     mfa_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Set by a password reset (an admin's, or the CLI's): the user chooses a new one at next sign-in.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def mfa_enabled(self) -> bool:

@@ -300,11 +300,12 @@ def defer(row: OutboxMessage, due_at: datetime, reason: str) -> None:
     row.status, row.due_at, row.status_reason = Status.PLANNED, due_at, reason
 
 
-def hold(session: Session, row: OutboxMessage, now: datetime, reason: str) -> None:
-    """A claimed row goes back, still due, its try not counted: the provider paused mid-batch, or
-    the batch ran out of time. Commits."""
+def hold(session: Session, row: OutboxMessage, now: datetime, reason: str, *, due_at: datetime | None = None) -> None:
+    """A claimed row goes back, still due (or due at `due_at`), its try not counted: the provider
+    paused mid-batch, the batch ran out of time, or the patient's welcome has not gone. Commits."""
+    later = {"due_at": due_at} if due_at is not None else {}
     _update(session, (OutboxMessage.id == row.id, OutboxMessage.status == Status.SENDING),
-            status=Status.PLANNED, status_reason=reason, attempts=OutboxMessage.attempts - 1, updated_at=now)
+            status=Status.PLANNED, status_reason=reason, attempts=OutboxMessage.attempts - 1, updated_at=now, **later)
     session.commit()
     session.expire(row)
 

@@ -37,6 +37,7 @@ class CoursePlan:
     pattern: str = DEFAULT_PATTERN
     length: int = 6
     closed_days: frozenset[str] = frozenset({"sat", "sun"})
+    holidays: frozenset[date] = frozenset()  # CLINIC_HOLIDAYS: skipped like a closed day
 
 
 def open_days(pattern: str, closed_days) -> frozenset[str]:
@@ -65,11 +66,14 @@ def course_days(plan: CoursePlan) -> list[date]:
             raise CourseDatesError(f"The first date is a {name}, when the clinic is closed. Choose an open day.")
         raise CourseDatesError(f"The first date is a {name}; the pattern \"{PATTERNS[plan.pattern][0]}\" "
                                f"has no {name}. Choose another first date or another pattern.")
+    if plan.first_day in plan.holidays:
+        raise CourseDatesError(f"The first date, {plan.first_day:%A %B} {plan.first_day.day}, is a clinic holiday. "
+                               "Choose an open day.")
     step = PATTERNS[plan.pattern][2]
     days = [plan.first_day]
     while len(days) < plan.length:
         candidate = days[-1] + timedelta(days=step or 1)
-        while weekday(candidate) not in allowed:
+        while weekday(candidate) not in allowed or candidate in plan.holidays:
             candidate += timedelta(days=1)
         days.append(candidate)
     return days
@@ -91,11 +95,12 @@ def course_starts(plan: CoursePlan) -> list[datetime]:
     return [local_start(day, plan.at, plan.zone) for day in course_days(plan)]
 
 
-def next_day(after: date, pattern: str, closed_days) -> date:
-    """The next date of the pattern after a visit on `after` (for suggesting the next visit)."""
+def next_day(after: date, pattern: str, closed_days, holidays=frozenset()) -> date:
+    """The next date of the pattern after a visit on `after` (for suggesting the next visit), past
+    closed days and holidays."""
     allowed = open_days(pattern, closed_days)
     candidate = after + timedelta(days=PATTERNS[pattern][2] or 1)
-    while weekday(candidate) not in allowed:
+    while weekday(candidate) not in allowed or candidate in holidays:
         candidate += timedelta(days=1)
     return candidate
 

@@ -60,7 +60,7 @@ NOT_GOING = (Status.CANCELED, Status.SKIPPED, Status.FAILED)
 def visit_facts(appointment: Appointment, patient: Patient, rs: RuleSettings) -> Visit:
     series = appointment.course.induction_sessions_planned if appointment.course else rs.series_length
     return Visit(appointment.kind, appointment.number_in_course, series, appointment.starts_at, patient.timezone,
-                 appointment.status, appointment.duration_minutes)
+                 appointment.status, appointment.duration_minutes, appointment.status_changed_at)
 
 
 def wanted_messages(appointment: Appointment, patient: Patient, rs: RuleSettings, now: datetime) -> list[PlannedMessage]:

@@ -60,6 +60,8 @@ class RuleSettings:
     caring_contact_weeks: int = 8
     # At most this many texts per visit (reminders.planning.budget); None: no budget.
     texts_per_visit: int | None = None
+    # Staff may undo a no-show this long after marking it: "we missed you" waits for it.
+    no_show_undo: timedelta = timedelta(minutes=5)
 
     @classmethod
     def from_settings(cls, settings) -> "RuleSettings":
@@ -80,6 +82,7 @@ class RuleSettings:
             measures_reminder_before=timedelta(hours=settings.measures_reminder_hours_before),
             caring_contact_weeks=settings.caring_contact_weeks,
             texts_per_visit=settings.texts_per_visit,
+            no_show_undo=timedelta(minutes=settings.no_show_undo_minutes),
         )
 
     @property
@@ -104,6 +107,7 @@ class Visit:
     zone: str  # the patient's IANA time zone
     status: str = "scheduled"
     duration_minutes: int = 60
+    status_changed_at: datetime | None = None  # when staff marked it (None: not by staff)
 
     @property
     def ends_at(self) -> datetime:
@@ -158,8 +162,11 @@ def _rebook_time(visit: Visit, rs: RuleSettings) -> datetime:
     return _local_days_after(rs.maintenance_nudge_after_days)(visit, rs)
 
 
-def _missed_visit_time(visit: Visit, _rs: RuleSettings) -> datetime:
-    return visit.ends_at
+def _missed_visit_time(visit: Visit, rs: RuleSettings) -> datetime:
+    """The visit's end, or once the undo window of staff's no-show mark has closed."""
+    if visit.status_changed_at is None:
+        return visit.ends_at
+    return max(visit.ends_at, visit.status_changed_at + rs.no_show_undo)
 
 
 def _is_first_induction(visit: Visit, _rs) -> bool:
@@ -462,8 +469,9 @@ def delivery_deadline(kind: str, planned_for: datetime, visit_starts_at: datetim
     The same limits `reason_not_to_send` applies to a late message: a reminder is no use once its
     visit has started, a check-in or nudge (or a reply) TOO_LATE after its own time only confuses.
     A staff crisis alert is retried until someone acknowledges the escalation (which cancels it).
+    A welcome (HELP/STOP) is never too late: the patient's other texts wait for it.
     """
-    if kind == ALERT:
+    if kind in (ALERT, Kind.WELCOME):
         return None
     if kind in BEFORE_VISIT_KINDS and visit_starts_at is not None:
         return visit_starts_at

@@ -109,6 +109,37 @@ def pending_welcome(session: Session, patient: Patient) -> int | None:
         OutboxMessage.dedupe_key == welcome_key(patient), OutboxMessage.status.in_(PENDING_STATUSES)))
 
 
+WAITING_FOR_WELCOME = "waiting for the welcome text to go first"
+# A welcome that failed (refused, or the number unreachable) is for staff to resend: the texts
+# after it look again this seldom meanwhile.
+AFTER_A_FAILED_WELCOME = timedelta(minutes=30)
+# Looking again for a welcome still to go: at its own time, at the earliest a minute from now.
+WELCOME_RECHECK = timedelta(minutes=1)
+
+
+def _welcome_row(session: Session, patient: Patient):
+    return session.execute(select(OutboxMessage.status, OutboxMessage.due_at).where(
+        OutboxMessage.dedupe_key == welcome_key(patient))).first()
+
+
+def waits_for_welcome(session: Session, patient: Patient | None) -> bool:
+    """A patient's other texts wait while their welcome (the HELP/STOP text) is still to go or
+    failed: they are held, never sent without it. No row (none was needed) or one that was
+    skipped (already welcomed) or may have gone (unknown) keeps nobody waiting."""
+    if patient is None or not needs_welcome(patient):
+        return False
+    row = _welcome_row(session, patient)
+    return row is not None and (row.status in PENDING_STATUSES or row.status == Status.FAILED)
+
+
+def welcome_wait_until(session: Session, patient: Patient, now: datetime) -> datetime:
+    """When a text held for the patient's welcome looks again."""
+    row = _welcome_row(session, patient)
+    if row is None or row.status == Status.FAILED:
+        return now + AFTER_A_FAILED_WELCOME
+    return max(row.due_at, now + WELCOME_RECHECK)
+
+
 def reason_not_to_welcome(patient: Patient | None) -> str | None:
     """At send time: a welcome goes only to a patient not yet introduced on this number."""
     if patient is None or not patient.phone:

@@ -3,9 +3,9 @@
 GET  /api/v1/checkins?patient_external_id=...     a patient's mood check-ins, oldest first
 GET  /api/v1/replies?patient_external_id=...      a patient's inbound texts, oldest first
 GET  /api/v1/replies?needs_staff=true             the staff inbox (not done yet), red flags first, then newest
-GET  /api/v1/escalations[?status=open|acknowledged]   open first, newest first
+GET  /api/v1/escalations[?status=open|claimed|acknowledged]   open first, newest first
 GET  /api/v1/escalations/<id>
-POST /api/v1/escalations/<id>/ack  {"by": "...", "note": "..."}   200 with the escalation; 404 unknown
+POST /api/v1/escalations/<id>/ack  {"by": "...", "note": "..."}   resolves it: 200 with the escalation; 404 unknown
 GET  /api/v1/followups                            patients who should be booked and are not
 GET  /api/v1/delivery-problems                    texts and emails that did not arrive, newest first
 """
@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from reminders.followup import Followup, patients_needing_booking
 from reminders.inbound.delivery import delivery_problems
-from reminders.inbound.escalations import ACKNOWLEDGED, OPEN, EscalationNotFound, acknowledge
+from reminders.inbound.escalations import ACKNOWLEDGED, CLAIMED, OPEN, EscalationNotFound, acknowledge
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage
 from reminders.web.api_auth import require_token
 from reminders.web.api_requests import BadRequest, api_blueprint, json_body, patient_by_external_id, patient_from_query
@@ -106,6 +106,8 @@ def escalation_json(escalation: Escalation, alerts: list[OutboxMessage] | None =
         "acknowledged_at": iso(escalation.acknowledged_at),
         "acknowledged_by": escalation.acknowledged_by,
         "ack_note": escalation.ack_note,
+        "claimed_at": iso(escalation.claimed_at),
+        "claimed_by": escalation.claimed_by,
     }
     if alerts is not None:
         data["alerts"] = [
@@ -196,8 +198,8 @@ def list_replies():
 @require_token
 def list_escalations():
     status = request.args.get("status")
-    if status is not None and status not in (OPEN, ACKNOWLEDGED):
-        raise BadRequest(f"status must be {OPEN} or {ACKNOWLEDGED}", status=422, field="status")
+    if status is not None and status not in (OPEN, CLAIMED, ACKNOWLEDGED):
+        raise BadRequest(f"status must be {OPEN}, {CLAIMED} or {ACKNOWLEDGED}", status=422, field="status")
     open_first = case((Escalation.status == OPEN, 0), else_=1)
     query = (select(Escalation).options(selectinload(Escalation.patient))
              .order_by(open_first, Escalation.opened_at.desc(), Escalation.id.desc()).limit(MAX_LIST))

@@ -237,10 +237,13 @@ def response_schemas() -> dict[str, dict]:
     alert = obj({"id": INT, "channel": s, "to": ns, "status": s, "error_code": ns, "sent_at": nt,
                  "delivered_at": nt})
     escalation = obj({
-        "id": INT, "status": {**s, "enum": ["open", "acknowledged"]}, "reason": s, "opened_at": TIME,
+        "id": INT, "status": {**s, "enum": ["open", "claimed", "acknowledged"],
+                              "description": "open: staff are alerted; claimed: a person is on it, alerts "
+                                             "stopped; acknowledged: resolved with a note"},
+        "reason": s, "opened_at": TIME,
         "patient_external_id": ns, "patient_name": ns, "from": ns, "text": ns, "inbound_message_id": ni,
         "alert_round": INT, "last_alerted_at": nt, "next_alert_at": nt, "acknowledged_at": nt,
-        "acknowledged_by": ns, "ack_note": ns, "alerts": array(ref("Alert")),
+        "acknowledged_by": ns, "ack_note": ns, "claimed_at": nt, "claimed_by": ns, "alerts": array(ref("Alert")),
     }, description="A possible crisis, with the alerts sent about it.")
     nudge = obj({"channel": s, "status": s, "due_at": nt, "sent_at": nt})
     followup = obj({
@@ -378,12 +381,12 @@ ROUTES: dict[str, RouteDoc] = {
               404: "no patient with that external_id"}),
     "api_replies.list_escalations": RouteDoc(
         "GET", "Possible crises, open first, newest first, with their alerts", REPLIES, "EscalationList",
-        query=(Param("status", "only these", {**STR, "enum": ["open", "acknowledged"]}),),
-        also={422: "status is not open or acknowledged"}),
+        query=(Param("status", "only these", {**STR, "enum": ["open", "claimed", "acknowledged"]}),),
+        also={422: "status is not open, claimed or acknowledged"}),
     "api_replies.get_escalation": RouteDoc(
         "GET", "A possible crisis, with its alerts", REPLIES, "Escalation", also={404: "no such escalation"}),
     "api_replies.acknowledge_escalation": RouteDoc(
-        "POST", "Acknowledge a possible crisis: a person has it, re-alerts stop", REPLIES, "EscalationResult",
+        "POST", "Acknowledge (resolve) a possible crisis: re-alerts stop", REPLIES, "EscalationResult",
         body="EscalationAck", body_required=False,
         also={**BODY_ERRORS, 422: "by or note is not text, or holds a NUL", 404: "no such escalation"}),
     "api_replies.list_followups": RouteDoc(

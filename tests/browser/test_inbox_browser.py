@@ -72,7 +72,7 @@ def test_a_reply_typed_in_the_inbox_reaches_the_patient_once(page, clinic, sessi
     expect(page.locator("#reply-meter")).to_contain_text(f"{len(TYPED)} characters · 1 text")
     shot(page, "inbox")  # the README's inbox: an item beside its conversation, a reply typed
     page.get_by_role("button", name="Send reply").click()
-    expect(page.locator(".notice-ok")).to_contain_text("Reply to Maya sent")
+    expect(page.locator(".reply-state")).to_have_text("Reply to Maya sent.")  # its true state
     expect(page.locator(".thread .tl-out").last).to_contain_text(TYPED)
     assert page.locator(".thread").evaluate(  # the thread opens on its newest messages
         "t => t.scrollHeight <= t.clientHeight || t.scrollTop + t.clientHeight >= t.scrollHeight - 2")
@@ -125,8 +125,8 @@ def test_the_patient_page_shows_the_crisis_text_first(page, clinic):
     pinned = page.locator("#pinned")
     expect(pinned).to_contain_text("i cant do this anymore. i just want it all to stop")
     expect(pinned).to_contain_text("Open escalation")
-    # The crisis is the first thing under the name, before the check-ins, messages and visits.
-    order = page.evaluate("""() => ['#pinned', '#answers-head', '#visits-head', '#timeline-head']
+    # The crisis is the first thing under the name, before the visits, the conversation and the check-ins.
+    order = page.evaluate("""() => ['#pinned', '#visits-head', '#timeline-head', '#answers-head']
         .map(s => document.querySelector(s).getBoundingClientRect().top)""")
     assert order == sorted(order)
     first_quote = page.locator("main blockquote:visible").first

@@ -127,7 +127,9 @@ def test_a_page_being_typed_in_is_not_reloaded_under_the_typist(page, clinic, te
 
     sign_in(page)
     page.goto("/escalations/")
-    note = page.locator(f"#escalation-{clinic['escalation']}").get_by_label("What was done")
+    card = page.locator(f"#escalation-{clinic['escalation']}")
+    card.get_by_text("Already done? Resolve it now").click()
+    note = card.get_by_label("What was done")
     note.fill("Called Sam, he is")
     page.evaluate("window.__stillHere = true")
     text_in("Is parking free at the clinic?")

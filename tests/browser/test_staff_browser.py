@@ -135,9 +135,10 @@ def test_acknowledging_an_escalation(page, clinic, sessions):
     expect(card).to_contain_text("i cant do this anymore")
     expect(card).to_contain_text("Staff alerted")
     shot(page, "escalations")
+    card.get_by_text("Already done? Resolve it now").click()  # resolved at once, without claiming first
     card.get_by_label("What was done").fill("Called Sam at once; safe at home with his partner. Seeing him today.")
-    card.get_by_role("button", name="Acknowledge").click()
-    expect(page.locator(".notice-ok")).to_contain_text("Escalation acknowledged")
+    card.get_by_role("button", name="Resolve").click()
+    expect(page.locator(".notice-ok")).to_contain_text("Resolved: suicide risk from Sam Okafor")
     expect(page.locator(".alert-banner")).to_have_count(0)
     expect(page.locator(f"#escalation-{clinic['escalation']}.is-done")).to_contain_text("safe at home with his partner")
     with sessions() as session:
@@ -159,7 +160,9 @@ def test_template_editing_with_live_preview_and_a_refused_save(page, clinic, ses
 
     source.fill("Hi {{ patient.first_name }}, infusion {{ visit.number }} is {{ visit.date }} at {{ visit.time }}. "
                 "Reply C to confirm.")
-    expect(preview).to_have_text("Hi Alex, infusion 3 is Tuesday, March 3 at 9:30 AM. Reply C to confirm.")
+    # Each text as sent, in a bubble of its own (its meter above it).
+    expect(preview.locator(".preview-sms")).to_have_text(["Hi Alex, infusion 3 is Tuesday, March 3 at 9:30 AM. "
+                                                          "Reply C to confirm."])
     expect(meter).to_have_text("71 characters · GSM-7 · 1 segment")
     expect(meter).to_have_attribute("data-server-units", "71")  # the server counts the same
     source.press("Control+End")
@@ -177,9 +180,10 @@ def test_template_editing_with_live_preview_and_a_refused_save(page, clinic, ses
             (python.encoding, python.units, python.segments, python.allowed()), text
 
     source.fill("Hi {{ patient.first_name }},\nsee you {{ visit.dat }}")
-    expect(error).to_have_text("line 2: 'dict object' has no attribute 'dat'")
+    plain = "Line 2: `visit.dat` is not something this message can use. Did you mean `visit.date`?"
+    expect(error).to_have_text(plain)
     page.get_by_role("button", name="Save new version").click()
-    expect(page.locator("#template-error")).to_have_text("line 2: 'dict object' has no attribute 'dat'")
+    expect(page.locator("#template-error")).to_have_text(plain)
     expect(page.locator("#source")).to_have_value("Hi {{ patient.first_name }},\nsee you {{ visit.dat }}")
     with sessions() as session:
         assert session.scalars(select(TemplateVersion)).all() == []

@@ -20,7 +20,7 @@ from reminders.web.staff.headers import SECURITY_HEADERS
 
 STAFF_SESSION_LIFETIME = timedelta(hours=12)
 STAFF_BLUEPRINTS = ("auth", "today", "escalations", "patients", "inbox", "visits", "templates_admin", "users",
-                    "live", "reports", "outcomes")
+                    "live", "reports", "outcomes", "saved_replies", "broadcast", "resend")
 # Pages that reload their content by themselves when /live.json says something changed.
 LIVE_PAGES = ("today.index", "escalations.index", "inbox.index")
 # Paths machines call: their errors stay theirs (JSON for the API, plain for the webhooks).
@@ -38,10 +38,13 @@ ERRORS = {
 def register_staff_ui(app: Flask) -> None:
     from reminders.web.staff import (auth, escalations, inbox, live, outcomes, patients, reports, templates_admin, today,
                                      users, visits)
+    from reminders.web.staff import broadcast, saved_replies
+    from reminders.web.staff import resend
 
     if app.config["PERMANENT_SESSION_LIFETIME"] == Flask.default_config["PERMANENT_SESSION_LIFETIME"]:
         app.config["PERMANENT_SESSION_LIFETIME"] = STAFF_SESSION_LIFETIME  # a shift, not Flask's 31 days
-    for module in (auth, today, escalations, patients, inbox, visits, templates_admin, users, live, reports, outcomes):
+    for module in (auth, today, escalations, patients, inbox, visits, templates_admin, users, live, reports, outcomes,
+                   saved_replies, broadcast, resend):
         app.register_blueprint(module.bp)
 
     display.install(app)
@@ -72,6 +75,8 @@ def register_staff_ui(app: Flask) -> None:
     def _csrf_error(error: CSRFError):
         if request.blueprint not in STAFF_BLUEPRINTS:
             return error
+        if auth.current_user() is None and request.blueprint != "auth":  # the session ended mid-form
+            return auth.form_after_session_ended()
         return render_template("staff/error.html", title="Form expired", code=400,
                                message="The form was missing its security token or it had expired. "
                                        "Go back, reload the page and try again."), 400

@@ -1,6 +1,8 @@
 """The audit log: who looked at which patient, and who changed what. Committed with the change."""
 from __future__ import annotations
 
+import re
+
 from flask import g
 
 from reminders.models import AuditEntry, utcnow
@@ -42,9 +44,11 @@ ACTIONS = {
     "visit_scheduled": "Put a visit back on the schedule",
     "change_condition": "Changed the condition treated",
     "change_series": "Changed the number of infusions",
-    "acknowledge_escalation": "Acknowledged an escalation",
+    "acknowledge_escalation": "Resolved an escalation",
+    "claim_escalation": "Claimed an escalation (I'm on it)",
     "inbox_done": "Marked an inbox message done",
     "inbox_reply": "Replied to a patient by text",
+    "resend_messages": "Resent messages that had not gone",
     "inbox_assign": "Took an inbox message",
     "inbox_release": "Let an inbox message go",
     "inbox_note": "Wrote what was done on an inbox message",
@@ -73,15 +77,23 @@ ACTIONS = {
     "reset_mfa": "Reset a user's two-step sign-in",
     "export_patient": "Downloaded everything stored about the patient (JSON)",
     "erase_patient": "Erased the patient's personal data",
+    "duplicate_patient_shown": "Was shown a possible duplicate patient",
+    "overlap_refused": "Was refused a visit overlapping another",
+    "change_role": "Changed a staff account's role",
+    "reset_password": "Reset a staff account's password",
+    "forced_password_change": "Chose a new password after a reset",
 }
 DETAIL_WORDS = {
     "result": "Outcome", "condition": "Condition", "planned": "Infusions in the course", "filename": "File",
     "rows": "Rows", "created": "Created", "updated": "Updated", "unchanged": "Unchanged", "rejected": "Rejected",
     "email": "Account", "role": "Role", "reason": "Why", "sessions_ended": "Other sign-ins ended",
     "version_id": "Version", "address": "Address", "second_step": "Second step",
-    "recovery_codes_left": "Recovery codes left", "restored_from": "Restored from version", "note": "Note",
+    "recovery_codes_left": "Recovery codes left", "possible_duplicates": "Possible duplicates",
+    "created_despite_possible_duplicates": "Created despite possible duplicates", "from_role": "Role before",
+    "how": "How", "messages": "Messages", "restored_from": "Restored from version", "note": "Note",
 }
 # Shown as names and links instead (or not at all: an id says nothing to a person).
+PATIENT_ID = re.compile(r"[0-9]{1,18}")
 DETAIL_HIDDEN = {"patient_id", "appointment_id", "job_id", "escalation_id", "course_id", "message_id"}
 VALUE_WORDS = {"crisis_language": "crisis language", "no_show": "no-show"}
 
@@ -179,9 +191,10 @@ def log_page(limit: int):
     from reminders.models import Patient, StaffUser
 
     session = db()
-    who = request.args.get("who", "").strip()
-    patient_param = request.args.get("patient", "").strip()
-    patient = session.get(Patient, int(patient_param)) if patient_param.isdigit() else None
+    who = request.args.get("who", "").replace("\x00", "").strip()[:254]
+    patient_param = request.args.get("patient", "").replace("\x00", "").strip()[:40]
+    # A database id fits in 18 digits; anything else (a huge number, "abc", "²") matches no patient.
+    patient = session.get(Patient, int(patient_param)) if PATIENT_ID.fullmatch(patient_param) else None
     query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
     if who:
         query = query.where(func.lower(AuditEntry.actor) == who.lower())
@@ -192,4 +205,5 @@ def log_page(limit: int):
     entries = session.scalars(query.limit(limit)).all()
     staff = session.scalars(select(StaffUser.email).order_by(func.lower(StaffUser.email))).all()
     return render_template("staff/audit.html", rows=describe(session, entries), limit=limit, who=who,
-                           staff_emails=staff, patient=patient, patient_param=patient_param)
+                           staff_emails=staff, patient=patient, patient_param=patient_param,
+                           patient_unknown=bool(patient_param) and not PATIENT_ID.fullmatch(patient_param))

@@ -118,8 +118,13 @@ def guard(blueprint: Blueprint, *, admin: bool = False) -> None:
         if user is None:
             if request.is_json:
                 return jsonify({"error": "sign in first"}), 401
-            target = request.full_path.rstrip("?") if request.method == "GET" else None
-            return redirect(url_for("auth.login", next=target))
+            if request.method != "GET":
+                return form_after_session_ended()
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if user.must_change_password:  # an admin reset the password: the user chooses their own first
+            if request.is_json:
+                return jsonify({"error": "choose a new password first"}), 403
+            return redirect(url_for("auth.change_password"))
         if must_enrol(user):  # (the sign-in pages, in this module's own blueprint, are not guarded)
             if request.is_json:
                 return jsonify({"error": "set up two-step sign-in first"}), 403
@@ -127,6 +132,23 @@ def guard(blueprint: Blueprint, *, admin: bool = False) -> None:
         if admin and user.role != "admin":
             abort(403)
         return None
+
+
+def form_after_session_ended():
+    """A form sent after its session ended (signed out elsewhere, run out, the cookie gone): nothing
+    is done; the sign-in page leads back to the form's page, where staff.js puts back what was
+    typed (kept in the browser tab, never on the server and never a password)."""
+    flash("Your session ended before this was sent, so nothing was saved. Sign in again to go back to "
+          "the form: what you typed will be put back.", "warn")
+    return redirect(url_for("auth.login", next=_same_site_referrer()))
+
+
+def _same_site_referrer() -> str | None:
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc != request.host or not referrer.path.startswith("/"):
+        return None
+    target = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return target if safe_next(target) == target else None
 
 
 def must_enrol(user: StaffUser) -> bool:
@@ -157,20 +179,10 @@ def service_problems() -> list[dict]:
 
 
 def _provider_problems() -> list[dict]:
-    """Channels whose provider is failing and paused: a banner on every staff page."""
-    from reminders.provider_health import provider_status
-    from reminders.web.staff.display import localize
+    """Channels whose provider is failing and paused: a banner on every staff page (provider_banner)."""
+    from reminders.web.staff.provider_banner import provider_banners
 
-    now = request_now()
-    problems = []
-    for status in provider_status(db(), now):
-        if status["state"] != "paused":
-            continue
-        since = localize(status["failing_since"] or now)
-        today = localize(now).date()
-        since_text = f"{since:%H:%M}" if since.date() == today else f"{since:%b} {since.day} {since:%H:%M}"
-        problems.append({**status, "since_text": since_text})
-    return problems
+    return provider_banners(db(), request_now())
 
 
 @lru_cache(maxsize=1)
@@ -276,6 +288,8 @@ def _signed_in(user: StaffUser, now: datetime, next_target: str, **detail):
     session_db.commit()
     session_db.refresh(user)
     start_session(user, now)
+    if user.must_change_password:
+        return redirect(url_for("auth.change_password", next=next_target or None))
     if must_enrol(user):
         return redirect(url_for("auth.mfa_enrol"))
     return redirect(safe_next(next_target))
@@ -398,15 +412,17 @@ def change_password():
     user = current_user()
     if user is None:
         return redirect(url_for("auth.login", next=url_for("auth.change_password")))
+    forced = user.must_change_password
+    next_target = request.values.get("next", "")
     if request.method == "GET":
-        return render_template("staff/password.html", error=None)
+        return render_template("staff/password.html", error=None, forced=forced, next=next_target)
     current, new = request.form.get("current_password", ""), request.form.get("new_password", "")
     key = f"user:{user.id}"
     taken = throttle().take(PASSWORD_CHANGE, request_now().timestamp(), [key])
     if taken.wait is not None:
         log.info("password change throttled for %s s", taken.wait)
-        return render_template("staff/password.html", error=too_many_attempts(taken.wait)), 429, \
-            {"Retry-After": str(taken.wait)}
+        return render_template("staff/password.html", error=too_many_attempts(taken.wait), forced=forced,
+                               next=next_target), 429, {"Retry-After": str(taken.wait)}
     error = None
     if not password_matches(user, current):
         error = "The current password is not right."
@@ -414,6 +430,8 @@ def change_password():
         throttle().forgive(PASSWORD_CHANGE, clear=[key])  # whoever knows the password is no guesser
         if new != request.form.get("confirm_password", ""):
             error = "The two new passwords are not the same."
+        elif forced and new == current:
+            error = "Choose a password of your own, not the one you were given."
         else:
             try:
                 set_password(db(), user, new)
@@ -421,11 +439,17 @@ def change_password():
                 error = str(exc)
     if error:
         db().rollback()
-        return render_template("staff/password.html", error=error), 422
+        return render_template("staff/password.html", error=error, forced=forced, next=next_target), 422
     now = utcnow()
     ended = revoke_sessions(db(), user.id, now)
-    audit.record("change_password", "staff_user", user.id, actor=user.email, sessions_ended=ended)
+    audit.record("forced_password_change" if forced else "change_password", "staff_user", user.id,
+                 actor=user.email, sessions_ended=ended)
     db().commit()
     start_session(user, now)
+    if forced:
+        flash("Password changed: from now on, sign in with the one you chose.", "ok")
+        if must_enrol(user):
+            return redirect(url_for("auth.mfa_enrol"))
+        return redirect(safe_next(next_target))
     flash("Password changed. Every other browser signed in as you has been signed out.", "ok")
     return redirect(url_for("today.index"))

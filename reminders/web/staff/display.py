@@ -23,12 +23,15 @@ RULE_LABELS = {
     "plan_maintenance": "Plan maintenance",
     "welcome": "Welcome text",
     "staff_reply": "Reply from the clinic",
+    "staff_text": "Text from the clinic",
+    "staff_broadcast": "Text to the day's patients",
 }
 CHECKIN_STATES = {"awaiting": "No answer yet", "reasked": "Asked again", "answered": "Answered",
                   "to_staff": "Passed to staff"}
 ESCALATION_REASONS = {"crisis_language": "Crisis words in a text", "medical_emergency": "A medical emergency",
                       "low_score": "A very low check-in score",
-                      "self_harm_answer": "A self-harm answer on a questionnaire"}
+                      "self_harm_answer": "A self-harm answer on a questionnaire",
+                      "urgent": "A text a nurse must read now"}
 KIND_LABELS = {Kind.ALERT: "Staff alert", Kind.REPLY: "Reply"}
 STATUS_TONES = {
     Status.PLANNED: "pending", Status.QUEUED: "pending", Status.SENDING: "pending",

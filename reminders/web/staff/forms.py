@@ -36,6 +36,8 @@ def _patient_sentence(field: str, message: str) -> str:
     if field == "timezone":
         if "missing" in lowered:
             return "Choose the patient's time zone, e.g. America/New_York."
+        if "; use " in message and "not an IANA" not in message:  # a fixed offset: the region to use instead
+            return _sentence(message.removeprefix("timezone "))
         return "Choose a time zone from the list, e.g. America/Chicago."
     if field == "preferred_channel":
         return "Choose how reminders are sent."

@@ -26,7 +26,7 @@ from reminders.models.outbox import TEXT_CHANNELS, ChannelName, Kind
 from reminders.outbox import OutboxRow, plan
 from reminders.planning.quiet_hours import QuietHours
 from reminders.web.context import db, request_now, settings
-from reminders.web.staff import audit, queries
+from reminders.web.staff import audit, message_state, queries
 from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.display import date_time, time_only
 
@@ -39,15 +39,6 @@ SHOW_PROBLEMS = 50
 REPLY_LIMIT = 1000  # characters: about seven text segments
 NOTE_LIMIT = 2000
 STAFF_REPLY_RULE = "staff_reply"
-# Answers staff give again and again: a starting point, edited before sending.
-SAVED_REPLIES = (
-    ("Ride home", "Yes, someone else can drive you. Please do not drive yourself for the rest of the day after "
-                  "your infusion. Your driver can wait in the lobby."),
-    ("Fasting", "Please have no food for 6 hours and no drinks for 2 hours before your infusion. Your usual "
-                "medicines are fine with a small sip of water unless we told you otherwise."),
-    ("Reschedule", "Thanks for letting us know. We will call you today to find a new time."),
-    ("Call us", "Thanks for your message. Please call the clinic when you can so we can talk it through."),
-)
 TOKEN = re.compile(r"^[0-9a-f]{16,64}$")
 
 
@@ -151,10 +142,11 @@ def _item_page(message: InboundMessage, error: str | None = None, body: str = ""
     return render_template(
         "staff/inbox_item.html", m=message, patient=patient, zone=zone,
         thread=queries.thread(db(), message.patient_id, message.from_number),
-        refusal=why_no_reply(message), saved_replies=SAVED_REPLIES, token=secrets.token_hex(16),
+        refusal=why_no_reply(message), token=secrets.token_hex(16),
         channel=reply_channel(message), in_quiet=in_quiet,
         quiet_ends=time_only(quiet.next_allowed(now, zone), zone) if in_quiet else "",
         local_now=time_only(now, zone), me=current_user().email, limit=REPLY_LIMIT, error=error, body=body,
+        reply_notice=message_state.reply_notice(db(), request.args.get("reply"), patient),
     ), status
 
 
@@ -180,10 +172,10 @@ def reply(message_id: int):
     name = message.patient.first_name
     if planned.now:
         _send_now([planned.outbox_id], now)
-        flash(f"Reply to {name} sent.", "ok")
-    else:
-        zone = message.patient.timezone
-        flash(f"It is quiet hours for {name}: the reply goes at {date_time(planned.due_at, zone)}.", "ok")
+        # Its true state (waiting, sent, failed) is on the page, updated live (message_state).
+        return redirect(url_for(".item", message_id=message.id, reply=planned.outbox_id))
+    zone = message.patient.timezone
+    flash(f"It is quiet hours for {name}: the reply goes at {date_time(planned.due_at, zone)}.", "ok")
     return redirect(url_for(".item", message_id=message.id))
 
 

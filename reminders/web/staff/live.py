@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
 
+from reminders.inbound.escalations import OPEN, kind_of
 from reminders.models import Appointment, Escalation, InboundMessage
 from reminders.web.context import db
 from reminders.web.staff.auth import current_user, service_problems
@@ -27,28 +28,31 @@ def _require_session():
 
 
 def counts(session) -> dict:
-    """The menu badges and the banner: open escalations, inbox items waiting for staff."""
+    """The menu badges and the banner: escalations nobody has claimed yet (and the newest one's
+    kind in words: "Medical emergency", "Suicide risk", "Urgent"), inbox items waiting for staff."""
     open_count, newest_open = session.execute(
-        select(func.count(), func.max(Escalation.id)).where(Escalation.status == "open")).one()
+        select(func.count(), func.max(Escalation.id)).where(Escalation.status == OPEN)).one()
+    newest = session.get(Escalation, newest_open) if newest_open is not None else None
     waiting = session.scalar(select(func.count()).select_from(InboundMessage)
                              .where(InboundMessage.needs_staff, InboundMessage.done_at.is_(None))) or 0
     return {"open_escalations": open_count or 0, "newest_open_escalation_id": newest_open,
+            "newest_open_escalation_kind": kind_of(newest) if newest is not None else None,
             "inbox_waiting": waiting}
 
 
 def snapshot(session) -> dict:
     """counts() plus the newest escalation and a stamp that changes with anything Today,
-    Escalations or the inbox show: a new or acknowledged escalation, a reply in or handled, a
+    Escalations or the inbox show: a new, claimed or resolved escalation, a reply in or handled, a
     visit booked, moved, confirmed or marked; and the worker or beat stopping or running again
     (the banner, see service_problems), so that a page left open shows it."""
     live = counts(session)
-    newest_escalation, acknowledged = session.execute(
-        select(func.max(Escalation.id), func.count(Escalation.acknowledged_at))).one()
+    newest_escalation, acknowledged, claimed = session.execute(
+        select(func.max(Escalation.id), func.count(Escalation.acknowledged_at), func.count(Escalation.claimed_at))).one()
     newest_inbound, done = session.execute(
         select(func.max(InboundMessage.id), func.count(InboundMessage.done_at))).one()
     visits_changed, visits = session.execute(select(func.max(Appointment.updated_at), func.count())
                                              .select_from(Appointment)).one()
-    parts = (live["open_escalations"], newest_escalation, acknowledged, live["inbox_waiting"], newest_inbound,
+    parts = (live["open_escalations"], newest_escalation, acknowledged, claimed, live["inbox_waiting"], newest_inbound,
              done, visits, visits_changed.isoformat() if visits_changed is not None else "",
              tuple(problem["role"] for problem in service_problems()))
     stamp = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
@@ -57,4 +61,16 @@ def snapshot(session) -> dict:
 
 @bp.get("/live.json")
 def live_json():
-    return jsonify(snapshot(db()))
+    session = db()
+    return jsonify({**snapshot(session), **provider_part(session)})
+
+
+def provider_part(session) -> dict:
+    """the provider banners' words (no raw error) and, for the ids a page asks about
+    (?outbox=1,2), each message's state: an open page shows an outage and a reply's fate live."""
+    from reminders.web.context import request_now
+    from reminders.web.staff import message_state
+    from reminders.web.staff.provider_banner import for_the_poll, provider_banners
+
+    return {"providers": for_the_poll(provider_banners(session, request_now())),
+            "outbox": message_state.states(session, message_state.parse_ids(request.args.get("outbox")))}

@@ -14,7 +14,7 @@ from reminders.models import Appointment, Course, Patient, utcnow
 from reminders.models.patients import CONDITIONS
 from reminders.web.context import db, settings
 from reminders.web.staff import audit, queries
-from reminders import retention
+from reminders import no_show_undo, retention
 from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.charts import mood_chart
 from reminders.web.staff.downloads import download
@@ -76,6 +76,7 @@ def show(patient_id: int):
     timeline = queries.timeline(session, patient.id)
     escalations = queries.patient_escalations(session, patient.id)
     crisis_texts = {e.inbound_message_id for e in escalations if e.inbound_message_id}
+    undo_window = no_show_undo.undo_window(settings())
     return render_template(
         "staff/patient.html", patient=patient, courses=courses, appointments=appointments,
         no_course=[a for a in appointments if a.course_id is None], checkins=rows,
@@ -85,9 +86,11 @@ def show(patient_id: int):
         past=[item for item in timeline if not item.planned], recent=RECENT_MESSAGES,
         planned=sorted((item for item in timeline if item.planned), key=lambda item: item.at),
         # Crises (open first) and red flags (texts ranked above routine that opened no escalation).
-        escalations=sorted(escalations, key=lambda e: e.status != "open"),
+        escalations=sorted(escalations, key=lambda e: e.status == "acknowledged"),
         red_flags=[m for m in queries.red_flags(session, patient.id) if m.id not in crisis_texts],
         progress=lambda a: queries.progress(a, series), closable=lambda a: queries.day_has_come(a, now),
+        undo_until=lambda a: no_show_undo.undo_until(a, undo_window) if no_show_undo.can_undo(a, undo_window, now)
+        else None,
         conditions=CONDITIONS, measures=measures,
     )
 

@@ -50,12 +50,14 @@ def local_day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
 
 
-def upcoming_by_day(session: Session, settings, now: datetime, days: int = 7) -> list[DayGroup]:
-    """Visits from the start of today (clinic time) for `days` days, grouped by clinic-local day."""
+def upcoming_by_day(session: Session, settings, now: datetime, days: int = 7, first_day: date | None = None
+                    ) -> list[DayGroup]:
+    """Visits from the start of `first_day` (today by default, clinic time) for `days` days,
+    grouped by clinic-local day."""
     zone = ZoneInfo(settings.clinic_timezone)
-    today = now.astimezone(zone).date()
-    start = local_day_start(today, zone)
-    end = local_day_start(today + timedelta(days=days), zone)
+    first_day = first_day or now.astimezone(zone).date()
+    start = local_day_start(first_day, zone)
+    end = local_day_start(first_day + timedelta(days=days), zone)
     appointments = session.scalars(
         select(Appointment)
         .where(Appointment.starts_at >= start, Appointment.starts_at < end)

@@ -125,7 +125,7 @@ def _course(pdf: ReportPDF, course: CourseMeasures, tz: ZoneInfo) -> None:
         for row in course.self_harm_rows:
             answers = ", ".join(f"item {n} answered {v}" for n, v in row.safety_answers if v > 0)
             e = row.escalation
-            if e is not None and e.status != "open":
+            if e is not None and e.status == "acknowledged":  # resolved (open or claimed: not yet)
                 handled = f"acknowledged by {e.acknowledged_by or 'staff'}" + (
                     f" on {day(e.acknowledged_at, tz)}" if e.acknowledged_at else "")
             else:

@@ -1,7 +1,9 @@
 """Templates (admins): every message by rule and channel, an editor with a live preview, versions.
 
 The files in templates/ stay the defaults. A save adds a TemplateVersion row; the newest active
-row is what is sent. Restoring copies an old version into a new row; "reset to default"
+row is what is sent. A save is refused (template_checks) when the text would fail for some patient,
+when a crisis or emergency answer leaves out its lifeline, or when a text is over its segment
+budget; that last one only until an admin ticks "Send it anyway as N segments" (audit-logged). Restoring copies an old version into a new row; "reset to default"
 deactivates every version of that template.
 """
 from __future__ import annotations
@@ -80,6 +82,15 @@ class TemplateFile:
         return self.name.split("/", 1)[0] if "/" in self.name else None
 
     @property
+    def lifelines(self) -> str:
+        """"988 and 911" for a crisis answer: what it must give (template_checks.LIFELINES)."""
+        needed = template_checks.lifelines_of(self.name)
+        if needed is None:
+            return ""
+        numbers = [lifeline.number(settings()) for lifeline in needed[1]]
+        return ", ".join(numbers[:-1]) + " and " + numbers[-1] if len(numbers) > 1 else numbers[0]
+
+    @property
     def label(self) -> str:
         if self.language:
             return f"{PART_LABELS[self.part]} · {LANGUAGE_LABELS.get(self.language, self.language)}"
@@ -138,9 +149,28 @@ def editable(name: str) -> str:
 @bp.get("/")
 def index():
     used, replies, others = catalogue()
-    failing = [v for v in current_versions().values() if v.failed_at is not None]
+    versions = current_versions()
+    failing = [v for v in versions.values() if v.failed_at is not None]
     return render_template("staff/templates_list.html", groups=used, replies=replies, others=others,
-                           failing=sorted(failing, key=lambda v: v.failed_at, reverse=True))
+                           failing=sorted(failing, key=lambda v: v.failed_at, reverse=True),
+                           without_lifeline=_without_lifeline(versions))
+
+
+def _without_lifeline(versions: dict[str, TemplateVersion]) -> list[TemplateVersion]:
+    """Edited crisis and emergency answers saved before their lifelines were checked, that lack
+    one: reminders.inbound sends its built-in answer in their place, so admins are told."""
+    the_store = store()
+    lacking = []
+    for name, version in sorted(versions.items()):
+        if template_checks.lifelines_of(name) is None or version.failed_at is not None:
+            continue
+        try:
+            problem = _limited(template_checks.check, the_store, name, version.source)
+        except template_checks.PreviewBusy:
+            continue  # told on a later look
+        if isinstance(problem, template_checks.MissingLifeline):
+            lacking.append(version)
+    return lacking
 
 
 def _editor_policy() -> str:
@@ -152,10 +182,10 @@ def _editor_policy() -> str:
 BUSY = "Other template previews are running: try again in a moment."
 
 
-def _limited(function, the_store: TemplateStore, name: str, source: str):
+def _limited(function, the_store: TemplateStore, name: str, source: str, *more):
     """A check or preview on the checks' own threads (see template_checks.run_limited)."""
     the_store.overrides()  # read here, on the request's session; the check itself needs no database
-    return template_checks.run_limited(function, the_store, settings(), name, source)
+    return template_checks.run_limited(function, the_store, settings(), name, source, *more)
 
 
 def _busy_response():
@@ -168,6 +198,7 @@ def _busy_response():
 
 def _editor(name: str, source: str, problem: TemplateProblem | None = None, status: int = 200):
     the_store = store()
+    the_settings = settings()
     versions = db().scalars(select(TemplateVersion).where(TemplateVersion.name == name)
                             .order_by(TemplateVersion.created_at.desc(), TemplateVersion.id.desc())).all()
     current = current_versions().get(name)
@@ -178,10 +209,24 @@ def _editor(name: str, source: str, problem: TemplateProblem | None = None, stat
     page = render_template(
         "staff/template_edit.html", name=name, part=template_checks.part_of(name), part_label=PART_LABELS,
         source=source, default_source=the_store.default_source(name) or "", versions=versions, current=current,
-        problem=problem, preview=first_preview if not isinstance(first_preview, TemplateProblem) else None,
+        problem=problem, problem_message=template_checks.problem_message(problem) if problem else "",
+        over_budget=problem if isinstance(problem, template_checks.OverBudget) else None,
+        preview=first_preview if not isinstance(first_preview, TemplateProblem) else None,
         preview_problem=first_preview if isinstance(first_preview, TemplateProblem) else None,
+        variables=template_checks.variable_groups(the_store, the_settings, name),
+        lifelines=_lifeline_words(name), splits=template_checks.may_split(the_settings, name),
     )
     return page, status, {"Content-Security-Policy": _editor_policy()}
+
+
+def _lifeline_words(name: str) -> list[str]:
+    """"the crisis line (988)", ...: what this answer must give, told before the admin types."""
+    needed = template_checks.lifelines_of(name)
+    if needed is None:
+        return []
+    return [f"{lifeline.what} ({lifeline.number(settings())})"
+            + (" when the text is about an overdose or a poisoning" if lifeline.only_for_overdose else "")
+            for lifeline in needed[1]]
 
 
 @bp.get("/<path:name>")
@@ -195,9 +240,10 @@ def edit(name: str):
 def save(name: str):
     editable(name)
     source = request.form.get("source", "").replace("\r\n", "\n")
+    send_anyway = request.form.get("send_anyway", type=int)  # the box appears only after a refusal
     the_store = store()
     try:
-        problem = _limited(template_checks.check, the_store, name, source)
+        problem, over = _limited(template_checks.assess, the_store, name, source, send_anyway)
     except template_checks.PreviewBusy:
         return _busy_response()
     if problem is not None:
@@ -206,9 +252,15 @@ def save(name: str):
         flash("Nothing changed: no new version saved.", "info")
         return redirect(url_for(".edit", name=name))
     version = _add_version(name, source)
-    audit.record("save_template", "template", name, version_id=version.id)
+    if over is not None:
+        audit.record("save_template", "template", name, version_id=version.id, over_budget_segments=over.segments,
+                     over_budget=over.reason)
+        flash(f"Saved over the budget: it goes as {over.segments} segments. Messages sent from now on use this "
+              "version.", "ok")
+    else:
+        audit.record("save_template", "template", name, version_id=version.id)
+        flash("Saved. Messages sent from now on use this version.", "ok")
     db().commit()
-    flash("Saved. Messages sent from now on use this version.", "ok")
     return redirect(url_for(".edit", name=name))
 
 
@@ -231,9 +283,8 @@ def preview(name: str):
     except template_checks.PreviewBusy:
         return _busy_response()
     if isinstance(result, TemplateProblem):
-        where = f"line {result.line}" if result.line else "template"
         return jsonify({"ok": False, "line": result.line, "reason": result.reason,
-                        "message": f"{where}: {result.reason}"}), 422
+                        "message": template_checks.problem_message(result)}), 422
     return jsonify(result.as_json())
 
 

@@ -1,18 +1,20 @@
-"""Today: the week's visits by day, one line each with what needs action in front; who needs
-booking; visits to mark. Message states are one click away (a <details> per visit)."""
+"""Today: the day's visits first (?day=YYYY-MM-DD for another day), then the rest of its week, one
+line each with what needs action in front; who needs booking; earlier visits still to mark.
+Message states are one click away (a <details> per visit)."""
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request, url_for
 from sqlalchemy import select
 
+from reminders import no_show_undo
 from reminders.followup import patients_needing_booking, visits_to_mark
 from reminders.models import Appointment, utcnow
 from reminders.models.appointments import ACTIVE_STATUSES
-from reminders.planning.rules import is_unmarked
+from reminders.planning.rules import RuleSettings, counts_as_attended_at, is_unmarked
 from reminders.web.context import db, settings
 from reminders.web.staff import display, queries
 from reminders.web.staff.auth import guard
@@ -58,6 +60,17 @@ def actions_for(row: queries.VisitRow, now: datetime) -> list[Action]:
     return found
 
 
+def checkin_note(attended_at: datetime | None, now: datetime) -> str:
+    """What happens to an unmarked visit's check-in: it waits, or goes without assuming the visit
+    happened (it asks how the patient is today)."""
+    if attended_at is None:
+        return "Check-in waits until the visit is marked completed."
+    if attended_at <= now:
+        return (f"Counted as attended since {display.time_only(attended_at)}: its check-in asks how the patient "
+                "is today, not about the visit, until you mark it.")
+    return f"Counts as attended at {display.time_only(attended_at)} unless you mark it."
+
+
 def message_summary(messages) -> str:
     counts = Counter(display.status_label(m.status) for m in messages)
     return ", ".join(f"{n} {label.lower()}" for label, n in counts.most_common())
@@ -79,23 +92,60 @@ def _booked_later(rows: list[queries.VisitRow]) -> set[int]:
             > row.appointment.starts_at}
 
 
+# The days Today can show: far enough for any booking, near enough that dates stay dates.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def chosen_day(value: str | None, today: date) -> tuple[date, bool]:
+    """The day asked for by ?day=YYYY-MM-DD, and whether the value could be read (else today)."""
+    if not value:
+        return today, True
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        return today, False
+    return (day, True) if FIRST_DAY <= day <= LAST_DAY else (today, False)
+
+
+def day_link(day: date, today: date) -> str:
+    return url_for("today.index") if day == today else url_for("today.index", day=day.isoformat())
+
+
+def earlier_to_mark(unmarked: list, zone, shown: set[date]) -> list:
+    """Visits to mark whose day is not on the page already (those are marked in their day's list)."""
+    return [row for row in unmarked if row.appointment.starts_at.astimezone(zone).date() not in shown]
+
+
 @bp.get("/")
 def index():
     now = utcnow()
     zone = display.clinic_zone()
-    groups = queries.upcoming_by_day(db(), settings(), now)
+    today = now.astimezone(zone).date()
+    day, readable = chosen_day(request.args.get("day"), today)
+    groups = queries.upcoming_by_day(db(), settings(), now, first_day=day)
+    if not groups or groups[0].day != day:
+        groups.insert(0, queries.DayGroup(day, []))  # the chosen day is shown even when empty
     rows = [row for group in groups for row in group.visits]
     booked_later = _booked_later(rows)
     for row in rows:
         if row.appointment.id in booked_later:
             row.messages = [m for m in row.messages if m.rule not in BOOKING_NUDGES]
     due = patients_needing_booking(db(), settings(), now)
-    unmarked = visits_to_mark(db(), settings(), now)
+    unmarked = earlier_to_mark(visits_to_mark(db(), settings(), now), zone, {today, day})
+    window = no_show_undo.undo_window(settings())
+    rs = RuleSettings.from_settings(settings())
     return render_template(
-        "staff/today.html", groups=groups, due=due, unmarked=unmarked, now=now, today=now.astimezone(zone).date(),
+        "staff/today.html", groups=groups, due=due, unmarked=unmarked, now=now, today=today, day=day,
+        unreadable_day=None if readable else request.args.get("day", "")[:40],
+        this_day_url=day_link(day, today), previous_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
+        previous_link=day_link(day - timedelta(days=1), today), next_link=day_link(day + timedelta(days=1), today),
         day_heading=display.day_heading, zone_name=settings().clinic_timezone,
         closable=lambda appointment: queries.day_has_come(appointment, now),
+        undo_until=lambda appointment: (no_show_undo.undo_until(appointment, window)
+                                        if no_show_undo.can_undo(appointment, window, now) else None),
         progress=lambda appointment: queries.progress(appointment, settings().induction_series_length),
         actions=lambda row: actions_for(row, now),
+        checkin_note=lambda appointment: checkin_note(counts_as_attended_at(appointment.status, appointment.ends_at, rs),
+                                                     now),
         message_summary=message_summary,
     )

@@ -1,12 +1,13 @@
-"""Staff accounts (admins): list, create, deactivate or reactivate, unlock after a lockout, and reset
-another user's two-step sign-in (they are signed out and enrol again)."""
+"""Staff accounts (admins): list, create, deactivate or reactivate, unlock after a lockout, reset
+another user's two-step sign-in (they are signed out and enrol again), change a role, and reset a
+password (a temporary one shown once, or one typed; the user chooses their own at next sign-in)."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from reminders import mfa
-from reminders.accounts import MIN_PASSWORD_LENGTH, AccountError, create_user
+from reminders.accounts import MIN_PASSWORD_LENGTH, AccountError, change_role, create_user, reset_password
 from reminders.models import StaffUser, utcnow
 from reminders.models.staff import ROLES
 from reminders.web.context import db, settings
@@ -22,10 +23,12 @@ def _users():
     return db().scalars(select(StaffUser).order_by(StaffUser.active.desc(), func.lower(StaffUser.email))).all()
 
 
-def _page(error: str | None = None, values: dict | None = None, status: int = 200):
-    return render_template("staff/users.html", users=_users(), roles=ROLES, error=error,
+def _page(error: str | None = None, values: dict | None = None, status: int = 200, handed_over: dict | None = None):
+    page = render_template("staff/users.html", users=_users(), roles=ROLES, error=error,
                            values=values or {"email": "", "role": "staff"}, min_length=MIN_PASSWORD_LENGTH,
-                           now=utcnow(), mfa_required=settings().mfa_required), status
+                           now=utcnow(), mfa_required=settings().mfa_required, handed_over=handed_over)
+    # A temporary password is shown once: never kept by the browser's cache.
+    return page, status, {"Cache-Control": "no-store"} if handed_over else {}
 
 
 @bp.get("/users")
@@ -100,6 +103,47 @@ def reset_mfa(user_id: int):
     flash(f"Two-step sign-in reset for {user.email}: they are signed out and set it up again at their next "
           "sign-in.", "ok")
     return redirect(url_for(".index"))
+
+
+@bp.post("/users/<int:user_id>/role")
+def set_role(user_id: int):
+    user = _get(user_id)
+    before, wanted = user.role, request.form.get("role", "")
+    try:
+        changed = change_role(db(), user, wanted)
+    except AccountError as exc:
+        db().rollback()
+        flash(f"Role not changed: {exc}.", "error")
+        return redirect(url_for(".index"))
+    if changed:
+        audit.record("change_role", "staff_user", user.id, email=user.email, role=user.role, from_role=before)
+        db().commit()
+        flash(f"{user.email} is now {user.role}.", "ok")
+    if user.id == current_user().id and user.role != "admin":
+        return redirect(url_for("today.index"))
+    return redirect(url_for(".index"))
+
+
+@bp.post("/users/<int:user_id>/password")
+def reset_user_password(user_id: int):
+    """A new password for someone who forgot theirs: typed by the admin, or generated and shown
+    once. Their sessions end; at their next sign-in they must choose their own."""
+    user = _get(user_id)
+    if user.id == current_user().id:
+        flash("Change your own password from “Change password”.", "error")
+        return redirect(url_for(".index"))
+    typed = request.form.get("password", "")
+    try:
+        given = reset_password(db(), user, typed or None)
+    except AccountError as exc:
+        db().rollback()
+        flash(f"Password not reset: {exc}.", "error")
+        return redirect(url_for(".index"))
+    ended = revoke_sessions(db(), user.id, utcnow())
+    audit.record("reset_password", "staff_user", user.id, email=user.email, sessions_ended=ended,
+                 how="typed by the admin" if typed else "temporary password generated")
+    db().commit()
+    return _page(handed_over={"email": user.email, "password": None if typed else given})
 
 
 @bp.get("/audit")

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, get_template_attribute, redirect, render_template, request, url_for
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from reminders import no_show_undo
 from reminders.intake import import_jobs
 from reminders.intake.csv_import import MAX_FILE_BYTES, UnusableFile
 from reminders.intake.records import APPOINTMENT_STATUSES, AppointmentRecord, PatientRecord, VisitWindow, reasons
@@ -23,12 +24,14 @@ from reminders.models.patients import CONDITIONS, DEFAULT_LANGUAGE, LANGUAGES
 from reminders.planning import course_dates
 from reminders.planning.planner import mark_for_planning
 from reminders.web.context import db, settings
-from reminders.web.staff import audit, queries
+from reminders.web.staff import audit, display, queries
+from reminders.web.staff import door_checks
 from reminders.web.staff.auth import guard, safe_next
 from reminders.web.staff.forms import (
     PATIENT_LABELS, VISIT_LABELS, patient_field_errors, visit_field_errors, visit_time_error,
 )
 from reminders.web.staff.patients import get_patient
+from reminders.zones import iana_zones, is_region
 
 bp = Blueprint("visits", __name__)
 guard(bp)
@@ -74,7 +77,8 @@ def new_external_id(prefix: str) -> str:
 
 
 def zone_names() -> list[str]:
-    return sorted(available_timezones())
+    """The zones the form offers: regions only (reminders.zones refuses "EST" and the like)."""
+    return sorted(zone for zone in iana_zones() if is_region(zone))
 
 
 # --- Patients ------------------------------------------------------------------------------------
@@ -89,9 +93,10 @@ def _patient_values(patient: Patient | None) -> dict:
     return values
 
 
-def _render_patient_form(patient: Patient | None, values: dict, errors: dict[str, str], status: int = 200):
+def _render_patient_form(patient: Patient | None, values: dict, errors: dict[str, str], status: int = 200,
+                         duplicates=()):
     return render_template("staff/patient_form.html", patient=patient, values=values, errors=errors,
-                           labels=PATIENT_LABELS,
+                           labels=PATIENT_LABELS, duplicates=duplicates, describe=door_checks.describe_duplicate,
                            zones=zone_names(), languages=[(code, LANGUAGE_NAMES.get(code, code)) for code in LANGUAGES],
                            sms_medications_max=settings().sms_medications_max_chars), status
 
@@ -126,6 +131,12 @@ def _patient_form(patient: Patient | None):
         record = PatientRecord(external_id=external_id, phone_region=settings().default_phone_region, **given)
     except ValidationError as exc:
         return _render_patient_form(patient, values, patient_field_errors(exc), 422)
+    duplicates = [] if patient is not None else door_checks.possible_duplicates(
+        session, record.first_name, record.last_name or "", record.phone)
+    if duplicates and request.form.get("create_anyway") != "1":
+        audit.record("duplicate_patient_shown", "patient", "", possible_duplicates=[d.patient.id for d in duplicates])
+        session.commit()
+        return _render_patient_form(None, values, {}, 409, duplicates=duplicates)
     if patient is not None and patient.external_id is None:
         patient.external_id = external_id
     outcome = upsert_patient(session, record, utcnow())
@@ -134,7 +145,8 @@ def _patient_form(patient: Patient | None):
         saved.notes = values["notes"]
     session.flush()
     audit.record("create_patient" if patient is None else "edit_patient", "patient", saved.id,
-                 result=outcome.result)
+                 result=outcome.result,
+                 **({"created_despite_possible_duplicates": [d.patient.id for d in duplicates]} if duplicates else {}))
     session.commit()
     flash(f"{saved.full_name} saved.", "ok")
     return redirect(url_for("patients.show", patient_id=saved.id))
@@ -243,6 +255,13 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
     except ValidationError as exc:
         for field, sentence in visit_field_errors(exc).items():
             errors.setdefault(field, sentence)
+    if not errors and moved and record.status in door_checks.HOLDS_TIME:
+        other = door_checks.overlapping_visit(patient, starts_at, record.duration_minutes, leave_out=appointment)
+        if other is not None:
+            errors["time"] = door_checks.overlap_message(patient, other)
+            audit.record("overlap_refused", "appointment", other.id, patient_id=patient.id)
+            session.commit()
+            return _render_visit_form(patient, appointment, values, errors, 409)
     if errors:
         return _render_visit_form(patient, appointment, values, errors, 422)
     if appointment is not None and appointment.external_id is None:
@@ -257,6 +276,10 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
     set_course_condition(outcome.appointment.course, condition)
     session.commit()
     flash(f"Visit {'booked' if appointment is None else 'saved'}: the reminders will follow the change.", "ok")
+    holiday = door_checks.holiday_warning(starts_at.astimezone(ZoneInfo(patient.timezone)).date(),
+                                          settings().clinic_holidays) if moved else None
+    if holiday:
+        flash(holiday, "warn")
     return redirect(url_for("patients.show", patient_id=patient.id))
 
 
@@ -272,6 +295,10 @@ def change_status(appointment_id: int):
     if wanted in ("completed", "no_show") and not queries.day_has_come(appointment, utcnow()):
         flash("A visit can be marked completed or no-show on its day or later.", "error")
         return redirect(back)
+    if wanted == "no_show" and request.form.get("confirmed") != "yes":
+        return _confirm_no_show(appointment, back)
+    if wanted in no_show_undo.UNDOABLE and appointment.status != wanted:
+        no_show_undo.note_mark(appointment, utcnow())
     record = AppointmentRecord(
         external_id=appointment.external_id or new_external_id("v"), kind=appointment.kind,
         starts_at=appointment.starts_at, duration_minutes=appointment.duration_minutes,
@@ -282,7 +309,49 @@ def change_status(appointment_id: int):
     outcome = upsert_appointment(session, patient, record, utcnow(), settings().induction_series_length)
     audit.record(f"visit_{wanted}", "appointment", appointment.id, patient_id=patient.id, result=outcome.result)
     session.commit()
-    flash(_status_message(appointment, wanted), "ok")
+    flash(_status_message(appointment, wanted, back), "ok")
+    return redirect(back)
+
+
+def _confirm_no_show(appointment: Appointment, back: str):
+    """The no-show's confirmation (a page, so it works without JavaScript): it names the patient
+    and the visit, and says when "we missed you" goes."""
+    window = no_show_undo.undo_window(settings())
+    return render_template("staff/no_show_confirm.html", appointment=appointment, patient=appointment.patient,
+                           back=back, undo_minutes=int(window.total_seconds() // 60),
+                           progress=queries.progress(appointment, settings().induction_series_length))
+
+
+@bp.post("/visits/<int:appointment_id>/undo")
+def undo_status(appointment_id: int):
+    """Put a visit marked completed or no-show back as it was, within NO_SHOW_UNDO_MINUTES."""
+    session = db()
+    appointment = _get_appointment(appointment_id)
+    patient = appointment.patient
+    back = safe_next(request.form.get("next") or url_for("patients.show", patient_id=patient.id))
+    now = utcnow()
+    if no_show_undo.undo_until(appointment, no_show_undo.undo_window(settings())) is None:
+        flash(f"Nothing to undo: {patient.full_name}'s visit is {appointment.status.replace('_', ' ')}.", "error")
+        return redirect(back)
+    if not no_show_undo.can_undo(appointment, no_show_undo.undo_window(settings()), now):
+        flash(f"Too late to undo: {patient.full_name}'s visit stays marked {appointment.status.replace('_', ' ')}. "
+              "Change it from the visit's Edit page if it is wrong.", "error")
+        return redirect(back)
+    undone, restored = appointment.status, no_show_undo.status_to_restore(appointment)
+    record = AppointmentRecord(
+        external_id=appointment.external_id or new_external_id("v"), kind=appointment.kind,
+        starts_at=appointment.starts_at, duration_minutes=appointment.duration_minutes,
+        location=appointment.location, status=restored,
+    )
+    if appointment.external_id is None:
+        appointment.external_id = record.external_id
+    no_show_undo.note_undone(appointment, now)
+    outcome = upsert_appointment(session, patient, record, now, settings().induction_series_length)
+    audit.record(f"visit_undo_{undone}", "appointment", appointment.id, patient_id=patient.id, result=outcome.result)
+    session.commit()
+    sent_nothing = " Nothing was sent to the patient." if undone == "no_show" else ""
+    flash(f"Undone: {patient.full_name}'s visit at {display.time_only(appointment.starts_at)} is "
+          f"{restored} again.{sent_nothing}", "ok")
     return redirect(back)
 
 
@@ -302,10 +371,26 @@ def _suggestion_link(patient: Patient, like: Appointment, day: date, text: str) 
     return Markup('<a class="suggest-link" href="{}">{}: {}</a>').format(href, text, label)
 
 
-def _status_message(appointment: Appointment, wanted: str) -> Markup | str:
+def _marked_message(appointment: Appointment, wanted: str, back: str | None = None) -> Markup | str:
+    """"Marcus Lee's 8:00 AM EST visit marked no-show." with its Undo button in the notice itself, so
+    the undo is at hand wherever the mark was made (an earlier visit leaves Today once marked)."""
+    done = (f"{appointment.patient.full_name}'s {display.time_only(appointment.starts_at)} visit "
+            f"{STATUS_ACTIONS[wanted]}.")
+    until = no_show_undo.undo_until(appointment, no_show_undo.undo_window(settings()))
+    if until is None:
+        return done
+    if wanted == "no_show":
+        done += " The \"we missed you\" text waits until the undo time is over."
+    undo_button = get_template_attribute("staff/_visit_marks.html", "undo_button")
+    return Markup("{} {}").format(done, undo_button(appointment, until, next=back))
+
+
+def _status_message(appointment: Appointment, wanted: str, back: str | None = None) -> Markup | str:
     """The flash after a status change; after a completed infusion it proposes the next visit, after
     a cancellation a replacement at the end of the series (prefilled links to the visit form)."""
     done = f"Visit {STATUS_ACTIONS[wanted]}."
+    if wanted in no_show_undo.UNDOABLE:
+        done = _marked_message(appointment, wanted, back)
     if appointment.kind != "induction" or wanted not in ("completed", "canceled"):
         return done
     patient = appointment.patient
@@ -313,19 +398,19 @@ def _status_message(appointment: Appointment, wanted: str) -> Markup | str:
     held = _held_in_course(appointment)
     days = [a.starts_at.astimezone(zone).date() for a in held]
     pattern = course_dates.guess_pattern(days)
-    closed = settings().clinic_closed_days
+    closed, holidays = settings().clinic_closed_days, frozenset(settings().clinic_holidays)
     planned = appointment.course.induction_sessions_planned if appointment.course else settings().induction_series_length
     try:
         if wanted == "completed":
             later = [a for a in held if a.starts_at > appointment.starts_at]
             if later or appointment.number_in_course >= planned:
                 return done
-            day = course_dates.next_day(appointment.starts_at.astimezone(zone).date(), pattern, closed)
+            day = course_dates.next_day(appointment.starts_at.astimezone(zone).date(), pattern, closed, holidays)
             return Markup("{} {}").format(done, _suggestion_link(patient, appointment, day, "Book the next visit"))
         if not held:
             return done
         last = held[-1]
-        day = course_dates.next_day(last.starts_at.astimezone(zone).date(), pattern, closed)
+        day = course_dates.next_day(last.starts_at.astimezone(zone).date(), pattern, closed, holidays)
         return Markup("{} {}").format(done, _suggestion_link(patient, last, day,
                                                                "Add a replacement at the end of the series"))
     except course_dates.CourseDatesError:
@@ -353,6 +438,7 @@ def _render_course_form(patient: Patient, values: dict, errors: dict, preview=No
         previewed=",".join(start.isoformat() for start in preview or []),
         patterns=[(key, label) for key, (label, _, _) in course_dates.PATTERNS.items()],
         closed_names=[course_dates.DAY_NAMES[d] for d in closed], max_length=course_dates.MAX_LENGTH,
+        holidays=[day for day in settings().clinic_holidays if day >= utcnow().date()],
         conditions=CONDITION_CHOICES,
     ), status
 
@@ -378,7 +464,7 @@ def _course_starts(patient: Patient, values: dict, errors: dict) -> list[datetim
     if errors:
         return []
     plan = course_dates.CoursePlan(first, at, patient.timezone, values["pattern"], length,
-                                   frozenset(settings().clinic_closed_days))
+                                   frozenset(settings().clinic_closed_days), frozenset(settings().clinic_holidays))
     try:
         return course_dates.course_starts(plan)
     except course_dates.CourseDatesError as exc:
@@ -436,8 +522,11 @@ def new_course(patient_id: int):
     condition = form_condition(errors)
     starts = _course_starts(patient, values, errors)
     records = _course_records(values, starts, errors) if starts else []
+    overlap = door_checks.first_overlap(patient, starts, records[0].duration_minutes) if records else None
+    if overlap:
+        errors["first_date"] = overlap
     if errors:
-        return _render_course_form(patient, values, errors, status=422)
+        return _render_course_form(patient, values, errors, status=409 if overlap else 422)
     shown = ",".join(start.isoformat() for start in starts)
     if request.form.get("action") != "book":
         return _render_course_form(patient, values, {}, preview=starts)

@@ -1,4 +1,4 @@
-/* Staff UI: confirmations, and the template editor's live preview and SMS meter. No framework. */
+/* Staff UI: confirmations, and the SMS length the template editor and the reply box count. No framework. */
 (function () {
   "use strict";
 
@@ -37,79 +37,7 @@
   }
   window.smsLength = smsLength;
 
-  var editor = document.querySelector(".editor");
-  if (!editor) { return; }
-  var source = document.getElementById("source");
-  var errorBox = document.getElementById("template-error");
-  var preview = document.getElementById("preview");
-  var frame = document.getElementById("preview-frame");
-  var meter = document.getElementById("sms-meter");
-  var warning = document.getElementById("sms-warning");
-  var token = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
-  var url = editor.getAttribute("data-preview-url");
-  var timer = null;
-  var sequence = 0;
-
-  function showMeter(text, server) {
-    if (!meter) { return; }
-    var length = smsLength(text);
-    meter.textContent = length.characters + " characters · " + length.encoding + " · " +
-      length.segments + " segment" + (length.segments === 1 ? "" : "s");
-    meter.className = "meter" + (length.segments > 1 || length.encoding !== "GSM-7" ? " meter-warn" : "");
-    if (server) { meter.setAttribute("data-server-units", String(server.units)); }
-    var notes = [];
-    if (length.encoding !== "GSM-7") {
-      notes.push("UCS-2 because of " + length.offenders.join(" ") + ": each segment holds 70 characters, not 160.");
-    }
-    if (length.segments > 1) {
-      notes.push("Sent as " + length.segments + " parts of up to " + length.perSegment + " and billed per part.");
-    }
-    if (length.segments > length.allowed) {
-      notes.push("Over the " + length.allowed + " " + length.encoding + " segments a text keeps to.");
-    }
-    warning.textContent = notes.join(" ");
-    warning.hidden = notes.length === 0;
-  }
-
-  function showResult(data) {
-    if (data.ok) {
-      errorBox.hidden = true;
-      errorBox.textContent = "";
-      source.removeAttribute("aria-invalid");
-      editor.classList.remove("is-stale");
-      if (frame) { frame.srcdoc = data.text; } else { preview.textContent = data.text; }
-      showMeter(data.text, data.sms);
-    } else {
-      errorBox.textContent = data.message || "This template cannot be used.";
-      errorBox.hidden = false;
-      source.setAttribute("aria-invalid", "true");
-      editor.classList.add("is-stale");
-    }
-  }
-
-  function refresh() {
-    var mine = ++sequence;
-    fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-CSRFToken": token, "Accept": "application/json"},
-      body: JSON.stringify({source: source.value})
-    }).then(function (response) {
-      return response.json();
-    }).then(function (data) {
-      if (mine === sequence) { showResult(data); }
-      // Previews run a few at a time; a busy answer is tried again shortly.
-      if (data.busy && mine === sequence) { window.setTimeout(function () { if (mine === sequence) { refresh(); } }, 2000); }
-    }).catch(function () {
-      if (mine === sequence) { showResult({ok: false, message: "The preview is unavailable (is the connection down?)"}); }
-    });
-  }
-
-  source.addEventListener("input", function () {
-    window.clearTimeout(timer);
-    timer = window.setTimeout(refresh, 200);
-  });
-  if (meter && preview && errorBox.hidden) { showMeter(preview.textContent); }
+  // The template editor's live preview: template_editor.js (loaded by its page).
 }());
 
 /* --- Inbox: the reply box (segment counter, saved replies) --------------------------------- */
@@ -271,7 +199,7 @@
       banner.className = "alert-banner";
       banner.appendChild(document.createElement("strong"));
       var span = document.createElement("span");
-      span.textContent = "A patient may be in crisis. Open the queue and acknowledge once someone has acted.";
+      span.textContent = "Nobody has taken it yet: open the queue and press \u201cI'm on it\u201d.";
       banner.appendChild(span);
       region.textContent = "";
       region.appendChild(banner);
@@ -281,7 +209,9 @@
     var shown = Number(banner.getAttribute("data-count") || 0);
     // "New" stays until the count goes down (someone is on it) or the page is left.
     var fresh = isNew || (banner.classList.contains("is-new") && count >= shown);
-    var text = (fresh ? "New escalation: " : "") + count + " open escalation" + (count === 1 ? "" : "s");
+    var kind = data.newest_open_escalation_kind;  // "Medical emergency", "Suicide risk", "Urgent"
+    var text = (fresh ? "New escalation: " : "") + count + " open escalation" + (count === 1 ? "" : "s") +
+      (kind ? " (" + (count === 1 ? "" : "newest: ") + kind.toLowerCase() + ")" : "");
     if (strong.textContent !== text) { strong.textContent = text; }  // unchanged text: nothing re-announced
     banner.setAttribute("data-count", String(count));
     banner.classList.toggle("is-new", fresh);
@@ -332,6 +262,79 @@
     window.location.reload();  // the browser keeps the scroll position on a reload
   }
 
+  // --- the provider banner and messages' states, updated in place -------------------------
+  // The banner region (base.html #provider-status) is a polite status: a banner that appears,
+  // changes or clears is read out once; one that stays the same is left alone.
+  var providerRegion = document.getElementById("provider-status");
+
+  function providerBanner(item) {
+    var el = document.createElement("div");
+    el.className = "provider-banner";
+    el.setAttribute("data-provider", item.channel);
+    var strong = document.createElement("strong");
+    strong.textContent = item.headline;
+    var span = document.createElement("span");
+    span.appendChild(document.createTextNode(item.detail + " "));
+    if (item.alerts) {
+      var link = document.createElement("a");
+      link.href = escalationsUrl;
+      link.textContent = item.alerts;
+      span.appendChild(link);
+      span.appendChild(document.createTextNode(" "));
+    }
+    span.appendChild(document.createTextNode(item.advice));
+    el.appendChild(strong);
+    el.appendChild(span);
+    return el;
+  }
+
+  function setProviders(list) {
+    if (!providerRegion || !list) { return; }
+    var wanted = {};
+    list.forEach(function (item) { wanted[item.channel] = item; });
+    Array.prototype.forEach.call(providerRegion.querySelectorAll("[data-provider]"), function (el) {
+      var channel = el.getAttribute("data-provider");
+      if (wanted[channel] || el.classList.contains("provider-recovered")) { return; }
+      var done = document.createElement("div");
+      done.className = "provider-banner provider-recovered";
+      done.setAttribute("data-provider", channel);
+      done.textContent = el.getAttribute("data-recovered") || "Messages are going out again.";
+      providerRegion.replaceChild(done, el);
+      window.setTimeout(function () { if (done.parentNode) { done.parentNode.removeChild(done); } }, 30000);
+    });
+    list.forEach(function (item) {
+      var el = providerRegion.querySelector('[data-provider="' + item.channel + '"]');
+      if (el && el.getAttribute("data-key") === item.key) { return; }  // unchanged: nothing re-announced
+      var fresh = providerBanner(item);
+      fresh.setAttribute("data-key", item.key);
+      fresh.setAttribute("data-recovered", item.recovered || "");
+      var details = el && el.querySelector("details");
+      if (details) { fresh.appendChild(details); }  // the admins' raw error, as the page had it
+      if (el) { providerRegion.replaceChild(fresh, el); } else { providerRegion.appendChild(fresh); }
+    });
+  }
+
+  // Elements showing a message's state (data-outbox-id, data-state, the words for each state in
+  // data-words-<state>): those still waiting are asked about in each poll.
+  function waitingIds() {
+    var ids = [];
+    Array.prototype.forEach.call(document.querySelectorAll('[data-outbox-id][data-state="waiting"]'), function (el) {
+      ids.push(el.getAttribute("data-outbox-id"));
+    });
+    return ids;
+  }
+
+  function setStates(states) {
+    if (!states) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll("[data-outbox-id][data-state]"), function (el) {
+      var state = states[el.getAttribute("data-outbox-id")];
+      if (!state || state === el.getAttribute("data-state")) { return; }
+      el.setAttribute("data-state", state);
+      var words = el.getAttribute("data-words-" + state.replace(" ", "-"));
+      if (words) { el.textContent = words; }
+    });
+  }
+
   // --- The poll ---------------------------------------------------------------------------------
   var pending = false;
   var seen = Number(storage("getItem", SEEN_KEY));
@@ -343,12 +346,15 @@
   if (announced && region) {
     // The page was reloaded for a new escalation: say it again, now that the region is in place.
     window.setTimeout(function () {
-      setBanner({open_escalations: Number(announced.split(":")[0]),
-                 newest_open_escalation_id: Number(announced.split(":")[1])}, true);
+      var said = announced.split(":");
+      setBanner({open_escalations: Number(said[0]), newest_open_escalation_id: Number(said[1]),
+                 newest_open_escalation_kind: said[2] || null}, true);
     }, 300);
   }
 
   function handle(data) {
+    setProviders(data.providers);
+    setStates(data.outbox);
     setBadge("open_escalations", data.open_escalations);
     setBadge("inbox_waiting", data.inbox_waiting);
     var newest = Number(data.newest_escalation_id || 0);
@@ -362,7 +368,7 @@
       if (reloads) {
         pending = true;
         if (isNew) {
-          try { window.sessionStorage.setItem(ANNOUNCE_KEY, data.open_escalations + ":" + (data.newest_open_escalation_id || "")); } catch (e) { /* private mode */ }
+          try { window.sessionStorage.setItem(ANNOUNCE_KEY, data.open_escalations + ":" + (data.newest_open_escalation_id || "") + ":" + (data.newest_open_escalation_kind || "")); } catch (e) { /* private mode */ }
         }
       }
     }
@@ -371,7 +377,8 @@
   }
 
   function poll() {
-    fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}, cache: "no-store"})
+    var ids = waitingIds();
+    fetch(ids.length ? url + "?outbox=" + ids.join(",") : url, {credentials: "same-origin", headers: {"Accept": "application/json"}, cache: "no-store"})
       .then(function (response) {
         if (response.status === 401) { throw new Error("signed out"); }
         return response.ok ? response.json() : null;
@@ -386,4 +393,120 @@
       });
   }
   window.setTimeout(poll, pollMs);
+}());
+
+/* --- accessibility: a refused form's errors take the focus; boxes that scroll take the keyboard. */
+(function () {
+  "use strict";
+  // The page is a form sent back with errors: a screen reader and the keyboard start at what to fix.
+  var summary = document.querySelector(".error-summary");
+  if (summary) { summary.focus(); }
+
+  // A box that scrolls on its own must be reachable by keyboard, or keyboard users cannot scroll it
+  // (WCAG 2.1.1). Whether it scrolls depends on the window's size, so this is checked again on resize.
+  var SCROLLERS = ".table-wrap, .chart-table-wrap, .thread, .code-view";
+  function scrolls(el) { return el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1; }
+  function named(el) {
+    var caption = el.querySelector("caption, h2, h3");
+    return caption ? caption.textContent.replace(/\s+/g, " ").trim() : "Scrolling content";
+  }
+  function reachable() {
+    Array.prototype.forEach.call(document.querySelectorAll(SCROLLERS), function (el) {
+      var added = el.hasAttribute("data-scroll-focus");
+      if (scrolls(el) && !added && !el.hasAttribute("tabindex")) {
+        el.setAttribute("tabindex", "0");
+        el.setAttribute("data-scroll-focus", "");
+        if (!el.hasAttribute("role")) { el.setAttribute("role", "region"); el.setAttribute("data-scroll-role", ""); }
+        if (!el.hasAttribute("aria-label") && !el.hasAttribute("aria-labelledby")) {
+          el.setAttribute("aria-label", named(el));
+          el.setAttribute("data-scroll-label", "");
+        }
+      } else if (!scrolls(el) && added) {
+        el.removeAttribute("tabindex");
+        el.removeAttribute("data-scroll-focus");
+        if (el.hasAttribute("data-scroll-role")) { el.removeAttribute("role"); el.removeAttribute("data-scroll-role"); }
+        if (el.hasAttribute("data-scroll-label")) { el.removeAttribute("aria-label"); el.removeAttribute("data-scroll-label"); }
+      }
+    });
+  }
+  reachable();
+  window.addEventListener("resize", function () { window.requestAnimationFrame(reachable); });
+  window.addEventListener("load", reachable);  // charts and fonts change sizes once loaded
+}());
+
+/* what was typed survives a session that ended mid-form. A form is remembered (in this tab's
+   sessionStorage, never a password or a hidden field) as it is sent. If the next page is the
+   sign-in page, the session had ended and the server saw nothing: after signing in, the same
+   form gets the words back, with a notice. Any other next page means the server had it: forgotten. */
+(function () {
+  "use strict";
+  var KEY = "reminders.unsentForm";
+  var KEEP_MS = 2 * 60 * 60 * 1000;
+  var TEXTUAL = /^(text|email|tel|number|date|time|search|url|datetime-local)$/;
+
+  function read() {
+    try { return JSON.parse(window.sessionStorage.getItem(KEY) || "null"); } catch (e) { return null; }
+  }
+  function write(value) {
+    try {
+      if (value) { window.sessionStorage.setItem(KEY, JSON.stringify(value)); } else { window.sessionStorage.removeItem(KEY); }
+    } catch (e) { /* private mode or full: nothing kept */ }
+  }
+  function kept(field) {
+    if (!field.name || field.disabled || field.name === "csrf_token") { return false; }
+    if (field.tagName === "TEXTAREA" || field.tagName === "SELECT") { return true; }
+    return field.tagName === "INPUT" && (TEXTUAL.test(field.type) || field.type === "radio" || field.type === "checkbox");
+  }
+  function snapshot(form) {
+    var values = [], typed = false;
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (!kept(field)) { return; }
+      if ((field.type === "radio" || field.type === "checkbox") && !field.checked) { return; }
+      values.push([field.name, field.value]);
+      if (field.tagName !== "SELECT" && field.type !== "radio" && field.type !== "checkbox" && field.value.trim()) {
+        typed = true;
+      }
+    });
+    return typed ? values : null;
+  }
+  function putBack(form, values) {
+    var first = null;
+    values.forEach(function (pair) {
+      Array.prototype.forEach.call(form.elements, function (field) {
+        if (field.name !== pair[0] || !kept(field)) { return; }
+        if (field.type === "radio" || field.type === "checkbox") {
+          field.checked = field.value === pair[1];
+        } else {
+          field.value = pair[1];
+          if (!first && pair[1]) { first = field; }
+        }
+      });
+    });
+    var note = document.createElement("p");
+    note.className = "notice notice-warn unsent-restored";
+    note.setAttribute("role", "status");
+    note.textContent = "Your session had ended, so this was not sent. What you typed is back in the form: check it, then send it again.";
+    form.parentNode.insertBefore(note, form);
+    if (first) { first.focus(); }
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || (form.method || "").toLowerCase() !== "post" || form.querySelector("input[type=password]")) {
+      return;
+    }
+    var values = snapshot(form);
+    write(values ? {action: form.action, values: values, at: Date.now(), state: "sent"} : null);
+  });
+
+  var draft = read();
+  if (!draft || Date.now() - draft.at > KEEP_MS) { write(null); return; }
+  var signInPage = document.body.classList.contains("login-page");
+  if (draft.state === "sent") {
+    if (signInPage) { draft.state = "interrupted"; write(draft); } else { write(null); }
+    return;
+  }
+  if (signInPage) { return; }
+  var form = Array.prototype.find.call(document.forms, function (f) { return f.action === draft.action; });
+  if (form) { putBack(form, draft.values); write(null); }
 }());
