@@ -290,7 +290,7 @@ def test_a_visit_over_and_unmarked_is_listed_with_one_click_completed_and_no_sho
     section = unmarked_section(before)
     assert "Ana Missed" in section and "Ben Came" in section
     assert "Cy Running" not in section and "Di Done" not in section
-    assert "Counted as attended since" in section  # ended more than 2 hours ago (the default)
+    assert "Not marked: its check-in, due since" in section  # ended more than 2 hours ago (the default)
     assert section.count('value="no_show"') == 2 and section.count('value="completed"') == 2
 
     post_form(staff_client, f"/visits/{first.id}/status", {"status": "no_show", "next": "/", "confirmed": "yes"})

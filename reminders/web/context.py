@@ -8,7 +8,7 @@ import logging
 import threading
 from datetime import datetime
 
-from flask import current_app, g
+from flask import abort, current_app, g
 from sqlalchemy.orm import Session
 
 from reminders.config import Settings
@@ -27,6 +27,14 @@ def db() -> Session:
     if "db" not in g:
         g.db = current_app.extensions["reminders.sessions"]()
     return g.db
+
+
+def found(model, row_id: int):
+    """The row with this id, or the request ends in a 404 page."""
+    row = db().get(model, row_id)
+    if row is None:
+        abort(404)
+    return row
 
 
 def settings() -> Settings:

@@ -263,6 +263,23 @@ def test_a_refused_form_puts_the_focus_on_what_to_fix(page, clinic):
     expect(first_problem).to_be_focused()
 
 
+def test_a_refused_sign_in_and_password_change_put_the_focus_on_the_error(page, clinic):
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.get_by_label("Email").fill(STAFF)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".error-summary")).to_be_focused()  # not the email field's autofocus
+    sign_in_plain(page, STAFF)
+    page.goto("/account/password")
+    page.get_by_label("Current password").fill("not the password")
+    page.get_by_label("New password", exact=True).fill("a new long password")
+    page.get_by_label("New password again").fill("a new long password")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator(".error-summary")).to_be_focused()
+
+
 def test_every_control_on_today_is_at_least_24_px(page, clinic):
     from playwright.sync_api import expect
 

@@ -270,7 +270,7 @@ def test_a_template_preview_that_would_build_gigabytes_is_refused_with_the_web_p
             assert answer.status_code == 422, (label, answer.status_code, answer.text[:500])
             data = answer.json()
             assert data["ok"] is False and "would make something longer than 100000" in data["reason"], data
-            assert data["message"].startswith("line 1: "), data
+            assert data["message"].startswith("Line 1: "), data
         # The same source saved (the editor's form) is refused by the same check.
         saved = admin.post_form(f"/admin/templates/{PREVIEW}", {"source": BOMBS[-1][1]})
         assert saved.status_code == 422 and "longer than 100000" in saved.text

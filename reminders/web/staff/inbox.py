@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -25,7 +25,7 @@ from reminders.models import InboundMessage, utcnow
 from reminders.models.outbox import TEXT_CHANNELS, ChannelName, Kind
 from reminders.outbox import OutboxRow, plan
 from reminders.planning.quiet_hours import QuietHours
-from reminders.web.context import db, request_now, settings
+from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit, message_state, queries
 from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.display import date_time, time_only
@@ -122,10 +122,7 @@ def index():
 
 
 def _message(message_id: int) -> InboundMessage:
-    message = db().get(InboundMessage, message_id)
-    if message is None:
-        abort(404)
-    return message
+    return found(InboundMessage, message_id)
 
 
 @bp.get("/<int:message_id>")

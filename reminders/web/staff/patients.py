@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from reminders.models import Appointment, Course, Patient, utcnow
 from reminders.models.patients import CONDITIONS
-from reminders.web.context import db, settings
+from reminders.web.context import db, found, settings
 from reminders.web.staff import audit, queries
 from reminders import no_show_undo, retention
 from reminders.web.staff.auth import current_user, guard
@@ -29,10 +29,7 @@ CSV_COLUMNS = ("patient_external_id", "prompted_at", "answered_at", "score", "si
 
 
 def get_patient(patient_id: int) -> Patient:
-    patient = db().get(Patient, patient_id)
-    if patient is None:
-        abort(404)
-    return patient
+    return found(Patient, patient_id)
 
 
 @bp.get("/")

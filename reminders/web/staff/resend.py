@@ -12,13 +12,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask import Blueprint, current_app, flash, redirect, request, url_for
 
 from reminders.dispatch import send_soon
 from reminders.models import Patient
 from reminders.outbox import resend as outbox_resend
 from reminders.planning.quiet_hours import QuietHours
-from reminders.web.context import db, request_now, settings
+from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit
 from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.display import date_time, rule_label, time_only
@@ -88,9 +88,7 @@ def naming(items: list[ResendItem]) -> str:
 @bp.post("/<int:patient_id>/resend")
 def resend(patient_id: int):
     session, now = db(), request_now()
-    patient = session.get(Patient, patient_id)
-    if patient is None:
-        abort(404)
+    patient = found(Patient, patient_id)
     wanted = [int(value) for value in request.form.getlist("outbox_id") if value.isdigit() and len(value) <= 18]
     card = {item.outbox_id: item for item in messages_to_resend(patient)["items"]}
     resent = outbox_resend.resend(session, patient, wanted, _quiet(settings()), now, current_user().email)

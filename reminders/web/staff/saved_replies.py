@@ -31,7 +31,7 @@ from reminders.models.patients import DEFAULT_LANGUAGE
 from reminders.models.saved_replies import SAVED_REPLY_LANGUAGES
 from reminders.planning.welcome import pending_welcome
 from reminders.rendering import LimitedEnvironment, message_context, sample_context
-from reminders.web.context import db, request_now, settings
+from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit, message_state
 from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.display import date_time, time_only
@@ -152,10 +152,7 @@ def _admin_only() -> None:
 
 
 def _reply(reply_id: int) -> SavedReply:
-    reply = db().get(SavedReply, reply_id)
-    if reply is None:
-        abort(404)
-    return reply
+    return found(SavedReply, reply_id)
 
 
 @bp.get("/saved-replies/")
@@ -352,9 +349,7 @@ def _text_problem(body: str) -> str | None:
 @bp.post("/patients/<int:patient_id>/text")
 def start_text(patient_id: int):
     session, now = db(), request_now()
-    patient = session.get(Patient, patient_id)
-    if patient is None:
-        abort(404)
+    patient = found(Patient, patient_id)
     back = url_for("patients.show", patient_id=patient.id) + "#send-text"
     body, urgent = request.form.get("body", "").strip(), request.form.get("send_now") == "yes"
     browser_session.pop("text_draft", None)

@@ -66,9 +66,10 @@ def checkin_note(attended_at: datetime | None, now: datetime) -> str:
     if attended_at is None:
         return "Check-in waits until the visit is marked completed."
     if attended_at <= now:
-        return (f"Counted as attended since {display.time_only(attended_at)}: its check-in asks how the patient "
-                "is today, not about the visit, until you mark it.")
-    return f"Counts as attended at {display.time_only(attended_at)} unless you mark it."
+        return (f"Not marked: its check-in, due since {display.time_only(attended_at)}, asks how the patient "
+                "is today, not about the visit.")
+    return (f"If still not marked at {display.time_only(attended_at)}, its check-in asks how the patient is "
+            "today, not about the visit.")
 
 
 def message_summary(messages) -> str:

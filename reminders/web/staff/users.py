@@ -3,14 +3,14 @@ another user's two-step sign-in (they are signed out and enrol again), change a 
 password (a temporary one shown once, or one typed; the user chooses their own at next sign-in)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from reminders import mfa
 from reminders.accounts import MIN_PASSWORD_LENGTH, AccountError, change_role, create_user, reset_password
 from reminders.models import StaffUser, utcnow
 from reminders.models.staff import ROLES
-from reminders.web.context import db, settings
+from reminders.web.context import db, found, settings
 from reminders.web.staff import audit
 from reminders.web.staff.auth import current_user, guard, revoke_sessions
 
@@ -51,10 +51,7 @@ def create():
 
 
 def _get(user_id: int) -> StaffUser:
-    user = db().get(StaffUser, user_id)
-    if user is None:
-        abort(404)
-    return user
+    return found(StaffUser, user_id)
 
 
 @bp.post("/users/<int:user_id>/active")

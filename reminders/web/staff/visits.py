@@ -23,7 +23,7 @@ from reminders.models import Appointment, Course, ImportJob, ImportJobRow, Patie
 from reminders.models.patients import CONDITIONS, DEFAULT_LANGUAGE, LANGUAGES
 from reminders.planning import course_dates
 from reminders.planning.planner import mark_for_planning
-from reminders.web.context import db, settings
+from reminders.web.context import db, found, settings
 from reminders.web.staff import audit, display, queries
 from reminders.web.staff import door_checks
 from reminders.web.staff.auth import guard, safe_next
@@ -215,10 +215,7 @@ def edit_visit(appointment_id: int):
 
 
 def _get_appointment(appointment_id: int) -> Appointment:
-    appointment = db().get(Appointment, appointment_id)
-    if appointment is None:
-        abort(404)
-    return appointment
+    return found(Appointment, appointment_id)
 
 
 def _visit_form(patient: Patient, appointment: Appointment | None):
@@ -299,18 +296,23 @@ def change_status(appointment_id: int):
         return _confirm_no_show(appointment, back)
     if wanted in no_show_undo.UNDOABLE and appointment.status != wanted:
         no_show_undo.note_mark(appointment, utcnow())
-    record = AppointmentRecord(
-        external_id=appointment.external_id or new_external_id("v"), kind=appointment.kind,
-        starts_at=appointment.starts_at, duration_minutes=appointment.duration_minutes,
-        location=appointment.location, status=wanted,
-    )
-    if appointment.external_id is None:
-        appointment.external_id = record.external_id
-    outcome = upsert_appointment(session, patient, record, utcnow(), settings().induction_series_length)
+    outcome = _save_status(session, appointment, wanted, utcnow())
     audit.record(f"visit_{wanted}", "appointment", appointment.id, patient_id=patient.id, result=outcome.result)
     session.commit()
     flash(_status_message(appointment, wanted, back), "ok")
     return redirect(back)
+
+
+def _save_status(session, appointment: Appointment, status: str, now: datetime):
+    """The visit with a new status, through intake as any booking change (the planner follows)."""
+    record = AppointmentRecord(
+        external_id=appointment.external_id or new_external_id("v"), kind=appointment.kind,
+        starts_at=appointment.starts_at, duration_minutes=appointment.duration_minutes,
+        location=appointment.location, status=status,
+    )
+    if appointment.external_id is None:
+        appointment.external_id = record.external_id
+    return upsert_appointment(session, appointment.patient, record, now, settings().induction_series_length)
 
 
 def _confirm_no_show(appointment: Appointment, back: str):
@@ -338,15 +340,8 @@ def undo_status(appointment_id: int):
               "Change it from the visit's Edit page if it is wrong.", "error")
         return redirect(back)
     undone, restored = appointment.status, no_show_undo.status_to_restore(appointment)
-    record = AppointmentRecord(
-        external_id=appointment.external_id or new_external_id("v"), kind=appointment.kind,
-        starts_at=appointment.starts_at, duration_minutes=appointment.duration_minutes,
-        location=appointment.location, status=restored,
-    )
-    if appointment.external_id is None:
-        appointment.external_id = record.external_id
     no_show_undo.note_undone(appointment, now)
-    outcome = upsert_appointment(session, patient, record, now, settings().induction_series_length)
+    outcome = _save_status(session, appointment, restored, now)
     audit.record(f"visit_undo_{undone}", "appointment", appointment.id, patient_id=patient.id, result=outcome.result)
     session.commit()
     sent_nothing = " Nothing was sent to the patient." if undone == "no_show" else ""
