@@ -11,32 +11,16 @@ from sqlalchemy import select
 
 from reminders.models import AuditEntry, OutboxMessage
 from reminders.models.outbox import Kind
-from tests.fixtures.staff import add_patient, add_visit, csrf_token, login, make_user
+from tests.fixtures.staff import add_patient, add_visit, csrf_token, signed_in
+from tests.test_saved_replies import LATE_NY, NOON_NY, app, clock  # noqa: F401 - the same clinic clock and app
 
-NOON_NY = datetime(2026, 11, 2, 17, 0, tzinfo=timezone.utc)  # Monday 12:00 PM in New York
-LATE_NY = datetime(2026, 11, 3, 3, 30, tzinfo=timezone.utc)  # Monday 10:30 PM in New York
 TUESDAY = "2026-11-03"
 SNOW = "The clinic is closed tomorrow because of snow; we will call you to rebook."
 
 
 @pytest.fixture
-def clock():
-    return {"now": NOON_NY}
-
-
-@pytest.fixture
-def app(settings, clock):
-    from reminders.web import create_app
-
-    return create_app(settings, {"TESTING": True, "CLOCK": lambda: clock["now"]})
-
-
-@pytest.fixture
 def nurse(app, sessions):
-    make_user(sessions, "nurse@clinic.test", "staff")
-    client = app.test_client()
-    assert login(client, "nurse@clinic.test").status_code == 302
-    return client
+    return signed_in(app, sessions, "nurse@clinic.test", "staff")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from reminders.models import AuditEntry, OutboxMessage, SavedReply
 from reminders.models.outbox import Kind
 from reminders.web.staff.saved_replies import offered_replies
-from tests.fixtures.staff import add_inbound, add_patient, add_visit, csrf_token, login, make_user, post_form
+from tests.fixtures.staff import add_inbound, add_patient, add_visit, csrf_token, post_form, signed_in
 
 NOON_NY = datetime(2026, 11, 2, 17, 0, tzinfo=timezone.utc)  # Monday 12:00 PM in New York
 LATE_NY = datetime(2026, 11, 3, 3, 30, tzinfo=timezone.utc)  # 10:30 PM in New York
@@ -43,18 +43,12 @@ def ana(session):
 
 @pytest.fixture
 def admin(app, sessions):
-    make_user(sessions, "admin@clinic.test", "admin")
-    client = app.test_client()
-    assert login(client, "admin@clinic.test").status_code == 302
-    return client
+    return signed_in(app, sessions, "admin@clinic.test", "admin")
 
 
 @pytest.fixture
 def nurse(app, sessions):
-    make_user(sessions, "nurse@clinic.test", "staff")
-    client = app.test_client()
-    assert login(client, "nurse@clinic.test").status_code == 302
-    return client
+    return signed_in(app, sessions, "nurse@clinic.test", "staff")
 
 
 def outbox(session) -> list[OutboxMessage]:

@@ -43,3 +43,25 @@ def watched_page(browser, **context_options):
     finally:
         context.close()
     assert errors == [], errors
+
+
+def signed_sms_sender(base_url: str, settings, default_from: str):
+    """send(body, from_) posts an SMS to the running app's webhook over HTTP, signed as Twilio signs
+    it; it returns the TwiML answer."""
+    import urllib.parse
+    import urllib.request
+
+    from twilio.request_validator import RequestValidator
+
+    from tests.fixtures.twoway import BASE, Twilio
+
+    def send(body: str, from_: str = default_from) -> str:
+        form = {**Twilio.sms_form(body, from_), "AccountSid": settings.twilio_account_sid}
+        signature = RequestValidator(settings.twilio_auth_token).compute_signature(BASE + "/twilio/sms", form)
+        request = urllib.request.Request(base_url + "/twilio/sms", data=urllib.parse.urlencode(form).encode(),
+                                         headers={"X-Twilio-Signature": signature})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+            return response.read().decode()
+
+    return send

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from reminders.models import InboundMessage, Patient, StaffSession, utcnow
 from tests.browser.seed import ADMIN, STAFF, daytime_zone
-from tests.browser.serving import serving, watched_page
-from tests.browser.test_staff_browser import CHROMIUM, TABLET, browser, sign_in  # noqa: F401 - fixtures
+from tests.browser.serving import watched_page
+from tests.browser.test_staff_browser import CHROMIUM, TABLET, base_url, browser, clinic, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import PASSWORD
 
 pytestmark = [
@@ -40,21 +40,6 @@ def settings(configure, tmp_path):
                        CLINIC_HOLIDAYS=HOLIDAY.isoformat())
     upgrade(result.effective_database_url)
     return result
-
-
-@pytest.fixture
-def clinic(settings, sessions):
-    from tests.browser.seed import seed_clinic
-
-    return seed_clinic(settings, sessions)
-
-
-@pytest.fixture
-def base_url(settings, clinic):
-    from reminders.web import create_app
-
-    with serving(create_app(settings)) as url:
-        yield url
 
 
 @pytest.fixture(params=[LAPTOP, TABLET], ids=["laptop", "tablet"])

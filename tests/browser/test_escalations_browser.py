@@ -10,8 +10,6 @@ the fake Twilio, and runs on an injected clock that the passes share.
 from __future__ import annotations
 
 import time
-import urllib.parse
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -19,9 +17,9 @@ from sqlalchemy import func, select
 
 from reminders.models import Escalation, OutboxMessage, utcnow
 from reminders.pipeline import run_pass
-from tests.browser.serving import serving
+from tests.browser.serving import serving, signed_sms_sender
 from tests.browser.test_staff_browser import CHROMIUM, browser, clinic, page, settings, shot, sign_in  # noqa: F401
-from tests.fixtures.twoway import BASE, Clock, Twilio
+from tests.fixtures.twoway import BASE, Clock
 
 pytestmark = [
     pytest.mark.browser,
@@ -53,18 +51,7 @@ def base_url(alerting_settings, clinic, app_clock):  # noqa: F811 - this module'
 @pytest.fixture
 def text_in(base_url, alerting_settings):
     """Posts an SMS to the running app's webhook over HTTP, signed as Twilio signs it."""
-    from twilio.request_validator import RequestValidator
-
-    def send(body: str, from_: str = MAYA_PHONE) -> str:
-        form = {**Twilio.sms_form(body, from_), "AccountSid": alerting_settings.twilio_account_sid}
-        signature = RequestValidator(alerting_settings.twilio_auth_token).compute_signature(BASE + "/twilio/sms", form)
-        request = urllib.request.Request(base_url + "/twilio/sms", data=urllib.parse.urlencode(form).encode(),
-                                         headers={"X-Twilio-Signature": signature})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
-            return response.read().decode()
-
-    return send
+    return signed_sms_sender(base_url, alerting_settings, MAYA_PHONE)
 
 
 def alert_rows(sessions, escalation_id: int) -> int:

@@ -9,17 +9,14 @@ webhook takes signed texts, and no staff alert contacts.
 from __future__ import annotations
 
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 from sqlalchemy import select
-from twilio.request_validator import RequestValidator
 
 from reminders.models import Escalation, InboundMessage
-from tests.browser.serving import serving
+from tests.browser.serving import serving, signed_sms_sender
 from tests.browser.test_staff_browser import CHROMIUM, browser, clinic, page, settings, shot, sign_in  # noqa: F401
-from tests.fixtures.twoway import BASE, Twilio
+from tests.fixtures.twoway import BASE
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,17 +41,7 @@ def base_url(live_settings, clinic):  # noqa: F811 - this module's app takes sig
 @pytest.fixture
 def text_in(base_url, live_settings):
     """Posts an SMS to the running app's webhook over HTTP, signed as Twilio signs it."""
-
-    def send(body: str, from_: str = MAYA_PHONE) -> str:
-        form = {**Twilio.sms_form(body, from_), "AccountSid": live_settings.twilio_account_sid}
-        signature = RequestValidator(live_settings.twilio_auth_token).compute_signature(BASE + "/twilio/sms", form)
-        request = urllib.request.Request(base_url + "/twilio/sms", data=urllib.parse.urlencode(form).encode(),
-                                         headers={"X-Twilio-Signature": signature})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
-            return response.read().decode()
-
-    return send
+    return signed_sms_sender(base_url, live_settings, MAYA_PHONE)
 
 
 def test_a_crisis_text_while_today_is_open_shows_the_banner_within_10_seconds(page, clinic, text_in, sessions):

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import Appointment, OutboxMessage
-from tests.browser.serving import serving, watched_page
-from tests.browser.test_staff_browser import CHROMIUM, browser, shot, sign_in  # noqa: F401 - fixtures
+from tests.browser.serving import watched_page
+from tests.browser.test_staff_browser import CHROMIUM, base_url, browser, shot, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_inbound, add_outbox, add_patient, add_visit, make_user
 
 pytestmark = [
@@ -91,14 +91,6 @@ def clinic(settings, sessions, clock):
         session.commit()
     run_pass(settings, clock.now.astimezone(ZoneInfo("UTC")))
     return people
-
-
-@pytest.fixture
-def base_url(settings, clinic):
-    from reminders.web import create_app
-
-    with serving(create_app(settings)) as url:
-        yield url
 
 
 @pytest.fixture
