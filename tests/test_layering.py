@@ -30,6 +30,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.migrations", "reminders.migrations.env", "reminders.migrations.versions.*",
         "reminders.models.fhir",
         "reminders.models.saved_replies",
+        "reminders.models.locations",
+        "reminders.locations",  # a visit's location read over the settings; the one writer of locations
     )),
     ("rules", (
         "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",

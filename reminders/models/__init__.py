@@ -9,10 +9,11 @@ from reminders.models.measures import Questionnaire
 from reminders.models.provider_health import ProviderHealth
 from reminders.models.fhir import FhirSyncState
 from reminders.models.saved_replies import SavedReply
+from reminders.models.locations import Location, staff_user_locations
 from reminders.models.staff import ApiToken, AuditEntry, RecoveryCode, StaffSession, StaffUser, TemplateVersion
 
 __all__ = [
     "ApiToken", "Appointment", "AuditEntry", "Base", "CheckIn", "CheckInLink", "Course", "Escalation", "ImportJob", "ImportJobRow",
-    "InboundMessage", "OutboxMessage", "Patient", "ProviderHealth", "Questionnaire", "RecoveryCode", "SavedReply", "StaffSession", "StaffUser", "TemplateVersion",
-    "UTCDateTime", "utcnow",
+    "InboundMessage", "Location", "OutboxMessage", "Patient", "ProviderHealth", "Questionnaire", "RecoveryCode", "SavedReply", "StaffSession", "StaffUser", "TemplateVersion",
+    "UTCDateTime", "staff_user_locations", "utcnow",
 ]

@@ -45,7 +45,9 @@ class Appointment(Base):
     number_in_course: Mapped[int] = mapped_column(Integer, default=1)
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     duration_minutes: Mapped[int] = mapped_column(Integer, default=60)
-    location: Mapped[str] = mapped_column(String(200), default="")
+    location: Mapped[str] = mapped_column(String(200), default="")  # as booked: a room, or the location's name
+    # The clinic location (reminders.locations); None: the default location, the settings.
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"), index=True)
     status: Mapped[str] = mapped_column(String(20), default="scheduled")
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reschedule_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

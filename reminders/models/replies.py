@@ -114,6 +114,9 @@ class Escalation(Base):
     # "I'm on it" (migration 0017_escalation_claims); acknowledged_* above record the resolution.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(254))
+    # Whose on-call hears about it (migration 0022_locations): the patient's location when it opened;
+    # None: the default location's (STAFF_ALERT_PHONES / STAFF_ALERT_EMAILS).
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id", ondelete="SET NULL"), index=True)
 
     patient: Mapped["Patient | None"] = relationship()  # noqa: F821
 
