@@ -69,6 +69,9 @@ class OutboxMessage(Base):
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"))
     escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id", ondelete="CASCADE"))
+    # The location it goes out for (its sender, words, on-call); None: the default location.
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id", ondelete="SET NULL"))
+    from_address: Mapped[str | None] = mapped_column(String(64))  # the sender it went from
     kind: Mapped[str] = mapped_column(String(20))
     rule: Mapped[str] = mapped_column(String(60))
     channel: Mapped[str] = mapped_column(String(10))

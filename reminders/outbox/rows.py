@@ -33,6 +33,7 @@ class OutboxRow:
     status_reason: str | None = None
     part: int = 1  # a text that follows the one before it (plan_following_parts)
     segments: int | None = None
+    location_id: int | None = None  # the visit's or the patient's location (reminders.locations)
 
     def values(self, now: datetime) -> dict:
         return {**asdict(self), "status": Status.PLANNED, "attempts": 0, "created_at": now, "updated_at": now}

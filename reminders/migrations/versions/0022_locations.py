@@ -6,6 +6,7 @@ Revises: 0021_no_show_undo
 - locations: one row per location beyond what the settings say (each empty field is the setting's).
 - appointments.location_id: where the visit is (NULL: the default location, the settings).
 - escalations.location_id: whose on-call hears about it.
+- outbox.location_id: the location a message goes out for; outbox.from_address: the sender it used.
 - staff_user_locations: the locations a staff user works at (none: all).
 """
 from alembic import op
@@ -65,9 +66,18 @@ def upgrade() -> None:
         batch_op.create_index(op.f('ix_escalations_location_id'), ['location_id'])
         batch_op.create_foreign_key(op.f('fk_escalations_location_id_locations'), 'locations', ['location_id'], ['id'],
                                     ondelete='SET NULL')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('location_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('from_address', sa.String(length=64), nullable=True))
+        batch_op.create_foreign_key(op.f('fk_outbox_location_id_locations'), 'locations', ['location_id'], ['id'],
+                                    ondelete='SET NULL')
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('fk_outbox_location_id_locations'), type_='foreignkey')
+        batch_op.drop_column('from_address')
+        batch_op.drop_column('location_id')
     with op.batch_alter_table('escalations', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('fk_escalations_location_id_locations'), type_='foreignkey')
         batch_op.drop_index('ix_escalations_location_id')
