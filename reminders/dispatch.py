@@ -66,9 +66,8 @@ class InProcessDispatcher:
         self.sender = sender
 
     def hand_off(self, ids: list[int], now: datetime, *, urgent: bool = False) -> Counter:
-        outcomes: Counter = Counter()
-        for start in range(0, len(ids), IN_PROCESS_BATCH_SIZE):
-            outcomes.update(self.sender.send_batch(ids[start:start + IN_PROCESS_BATCH_SIZE], now))
+        # Each sending number's rows in batches of their own, the numbers side by side.
+        outcomes = self.sender.send_backlog(ids, now, IN_PROCESS_BATCH_SIZE) if ids else Counter()
         # The texts that went right after the one before them (the rest of a long text) count too.
         outcomes.update(self.sender.following_outcomes)
         self.sender.following_outcomes.clear()
@@ -85,10 +84,8 @@ class CeleryDispatcher:
 
     def hand_off(self, ids: list[int], now: datetime, *, urgent: bool = False) -> Counter:
         outcomes: Counter = Counter()
-        size = 1 if urgent else BATCH_SIZE
         handed: list[int] = []
-        for start in range(0, len(ids), size):
-            batch = ids[start:start + size]
+        for batch in self._batches(ids, urgent):
             route = {"queue": ALERT_QUEUE} if urgent else {"priority": 5}
             try:
                 self.app.send_task(SEND_BATCH_TASK, args=[batch], **route)
@@ -100,6 +97,22 @@ class CeleryDispatcher:
         if urgent and handed:
             self._watch(handed, now)
         return outcomes
+
+    def _batches(self, ids: list[int], urgent: bool) -> list[list[int]]:
+        """One urgent row to a task. Others: each task one sending number's rows, the numbers taking
+        turns, so that the workers pace different numbers at once rather than all queue behind one."""
+        if urgent:
+            return [[outbox_id] for outbox_id in ids]
+        try:
+            groups = self.fallback.sender.by_sender(ids) if ids else []
+        except Exception as error:  # noqa: BLE001 - the rows still go, in the order given
+            log.warning("could not group %s row(s) by sending number (%s); handing them out as they come",
+                        len(ids), type(error).__name__)
+            groups = [ids]
+        per_sender = [[group[start:start + BATCH_SIZE] for start in range(0, len(group), BATCH_SIZE)]
+                      for group in groups]
+        return [batches[turn] for turn in range(max(map(len, per_sender), default=0))
+                for batches in per_sender if turn < len(batches)]
 
     def _watch(self, ids: list[int], now: datetime) -> None:
         # The hand-off's clock moved on by the wait (an injected clock in tests stays consistent).

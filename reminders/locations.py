@@ -153,10 +153,10 @@ class LocationBook:
     def by_sender(self, number: str | None) -> int | None:
         """The location whose sending number a text was sent to (None: the default, or not known)."""
         number = (number or "").strip().removeprefix("whatsapp:")
-        for place in self.places.values():
-            if place.settings.twilio_from == number and number:
-                return place.id
-        return None
+        if not number or number == self.settings.twilio_from:
+            return None  # the clinic's own number is every location's that has none of its own
+        owners = [place.id for place in self.places.values() if place.settings.twilio_from == number]
+        return owners[0] if len(owners) == 1 else None  # a number shared by several says nothing
 
     def senders(self) -> dict[str, Settings]:
         """Each distinct sending number, with the settings of a location that sends from it."""

@@ -2,7 +2,9 @@
 
 US carriers and Twilio queue (and in the end refuse, with 429) what a sender sends above its
 rate: about 1 message a second for a long code, 3 for a toll-free number, 100 for a short code
-or a Messaging Service. `SMS_PER_SECOND` overrides what is read from `TWILIO_FROM`.
+or a Messaging Service. `SMS_PER_SECOND` overrides what is read from `TWILIO_FROM`; a location's own
+number goes at the location's texts a second, else at its kind's rate. Each number has its own
+bucket, and the numbers of several locations are sent side by side (reminders.sending).
 
 The rate holds for every worker and process together: the bucket lives in Redis (one Lua script,
 so taking a slot is atomic), or in this process when there is no Redis. It is strict spacing (a

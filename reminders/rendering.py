@@ -1008,7 +1008,7 @@ def visit_context(appointment: Appointment, zone: str, series_length: int, langu
         "date": date_words(local, language),
         "time": clock(local, language),
         "starts_at": local.isoformat(),
-        "location": appointment.location or "",
+        "location": room_words(appointment),
         "kind": appointment.kind,
         "number": appointment.number_in_course,
         "series_length": max(series_length, appointment.number_in_course),
@@ -1021,6 +1021,16 @@ def visit_context(appointment: Appointment, zone: str, series_length: int, langu
         # Nobody marked it completed (or no-show): a check-in must not say "after your visit".
         "unmarked": getattr(appointment, "status", None) in ("scheduled", "confirmed"),
     }
+
+
+def room_words(appointment: Appointment) -> str:
+    """Where in the clinic, as booked ("Suite 200"); nothing when the booking only named the
+    location (the texts already say which one)."""
+    text = " ".join((appointment.location or "").split())
+    place = getattr(appointment, "place", None) if getattr(appointment, "location_id", None) else None
+    if place is not None and text.casefold() in (place.code.casefold(), place.name.casefold()):
+        return ""
+    return text
 
 
 def patient_context(patient, prep: Preparation) -> dict:
@@ -1065,6 +1075,8 @@ def message_context(settings, patient: Patient, appointment: Appointment | None,
     }
     if appointment is not None:
         context["visit"] = visit_context(appointment, patient.timezone, series_length, language, prep)
+        # A clinic with several locations says which one's door to come to (its address).
+        context["visit"]["address"] = settings.clinic_address if getattr(appointment, "location_id", None) else ""
     return context
 
 
@@ -1085,7 +1097,8 @@ def sample_context(settings, language: str = DEFAULT_LANGUAGE) -> dict:
         "visit": {
             "date": date_words(local, language), "time": clock(local, language),
             "starts_at": local.isoformat(),
-            "location": "Suite 200", "kind": "induction", "number": 3, "series_length": 6,
+            "location": "Suite 200", "address": "500 Congress Ave, Austin", "kind": "induction", "number": 3,
+            "series_length": 6,
             "is_first": False, "duration_minutes": 60, "checkin_asks": "mood", "unmarked": False,
             **visit_times(SAMPLE_START, 60, SAMPLE_ZONE, prep, language),
         },

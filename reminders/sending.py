@@ -10,8 +10,10 @@ breaker, here or in another process, stops the batch in hand: its other rows go 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -24,11 +26,12 @@ from reminders.inbound import checkin_links
 from reminders.calendar import visit_ics, visit_words
 from reminders.inbound.escalations import crisis_open
 from reminders.interruptions import is_interruption
-from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt
+from reminders.channels import Attachment, Channel, DeliveryError, OutgoingMessage, Receipt, channels_for
 from reminders.channels.kinds import spec_for, within_free_form_window
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
-from reminders.models import Appointment, CheckIn, OutboxMessage, Patient
+from reminders.locations import LocationBook
+from reminders.models import Appointment, CheckIn, Location, OutboxMessage, Patient
 from reminders.models.outbox import Kind, Status
 from reminders.models.replies import checkin_kind, last_inbound_at
 from reminders.outbox import moves
@@ -80,6 +83,9 @@ FOLLOWING_RECHECK = timedelta(minutes=1)
 # (One left `unknown` may not have gone: the text after it waits for no one and is skipped, for
 # staff to see with it.)
 HANDED_OVER = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
+# Rows of different sending numbers go side by side, each at its own pace, at most this many at
+# once: each keeps a database connection busy now and then (the pool holds 15).
+SENDER_THREADS = 12
 
 
 __all__ = ["Sender", "backoff", "retry_delay"]
@@ -95,6 +101,9 @@ class Sender:
     # Outcomes of the texts sent right after the one before them (send_batch answers for the ids
     # it was given): the in-process dispatcher adds them to its pass's summary.
     following_outcomes: Counter = field(default_factory=Counter)
+    # The channels of each location's sending number, built once (a Twilio client is not free).
+    _channels_by_sender: dict[tuple, dict[str, Channel]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def rule_settings(self) -> RuleSettings:
@@ -114,13 +123,13 @@ class Sender:
             return self._send_one_claimed(session, outbox_id, now, healthy, probe=passage == "probe")
 
     def _send_one_claimed(self, session: Session, outbox_id: int, now: datetime, healthy: bool,
-                          probe: bool = False, store: TemplateStore | None = None) -> str:
+                          probe: bool = False, store: TemplateStore | None = None, book: "_Book | None" = None) -> str:
         row = session.get(OutboxMessage, outbox_id)
         patient = session.get(Patient, row.patient_id) if row.patient_id else None
         # Whatever fails below, the log shows none of this patient's details or the text.
         with sensitive(*patient_values(patient), row.to_address, row.body):
             try:
-                outcome = self._send_claimed(session, row, now, provider_healthy=healthy, store=store)
+                outcome = self._send_claimed(session, row, now, provider_healthy=healthy, store=store, book=book)
             except _NotHandedOver:
                 outcome = self._not_handed_over(session, row, [], now)
             except _AfterHandOver as after:
@@ -157,9 +166,35 @@ class Sender:
         One claim for the batch, a few set-based reads, every rendered text written in one
         commit before the first provider call, then one commit per message sent. A row whose
         channel is paused (its provider failing) goes through `send`, one by one, where the
-        breaker decides (probe, hold, give up)."""
+        breaker decides (probe, hold, give up).
+
+        Rows of different sending numbers (a clinic's locations) go side by side, each number at
+        its own pace: one waiting for its slot keeps none of the others waiting."""
         if not outbox_ids:
             return []
+        book, groups = self._grouped_by_sender(outbox_ids)
+        outcomes = self._side_by_side(groups, lambda ids: self._send_from_one_sender(ids, now, book))
+        return [outcomes.get(outbox_id, "not_claimed") for outbox_id in outbox_ids]
+
+    def send_backlog(self, outbox_ids: list[int], now: datetime, batch_size: int) -> Counter:
+        """Send many queued rows, `batch_size` at a time: each sending number's rows in batches of
+        their own, the numbers side by side. The outcomes counted."""
+        book, groups = self._grouped_by_sender(outbox_ids)
+
+        def one_sender(ids: list[int]) -> dict[int, str]:
+            outcomes: dict[int, str] = {}
+            for start in range(0, len(ids), batch_size):
+                outcomes.update(self._send_from_one_sender(ids[start:start + batch_size], now, book))
+            return outcomes
+
+        outcomes = self._side_by_side(groups, one_sender)
+        return Counter(outcomes.get(outbox_id, "not_claimed") for outbox_id in outbox_ids)
+
+    def by_sender(self, outbox_ids: list[int]) -> list[list[int]]:
+        """The rows grouped by the number (or channel) they go from, each group in the order given."""
+        return self._grouped_by_sender(outbox_ids)[1]
+
+    def _send_from_one_sender(self, outbox_ids: list[int], now: datetime, book: "_Book") -> dict[int, str]:
         outcomes: dict[int, str] = {}
         with self.sessions() as session:
             state, one_by_one, together, claimed = self._claim_batch(session, outbox_ids, now)
@@ -168,12 +203,75 @@ class Sender:
                     outcomes[outbox_id] = "not_claimed"
             if claimed:
                 healthy = {channel: not (b.is_open or b.consecutive_failures) for channel, b in state.items()}
-                outcomes.update(self._send_claimed_batch(session, claimed, now, healthy))
+                outcomes.update(self._send_claimed_batch(session, claimed, now, healthy, book))
         for outbox_id in one_by_one:
             outcomes[outbox_id] = self.send(outbox_id, now)
         metrics.count_sends(self.settings, self.sessions, outcomes)  # GET /metrics: reminders_messages_total
         self._send_following(outbox_ids, outcomes, now)
-        return [outcomes.get(outbox_id, "not_claimed") for outbox_id in outbox_ids]
+        return outcomes
+
+    def _grouped_by_sender(self, outbox_ids: list[int]) -> tuple["_Book", list[list[int]]]:
+        """The batch's locations, and its rows grouped by sending number (one group while the
+        clinic has no locations)."""
+        with self.sessions() as session:
+            book = self._book(session)
+            if not book.several or len(outbox_ids) < 2:
+                return book, [list(outbox_ids)]
+            senders = self._senders(session, book, outbox_ids)
+        groups: dict[str, list[int]] = {}
+        for outbox_id in outbox_ids:
+            groups.setdefault(senders.get(outbox_id, ""), []).append(outbox_id)
+        return book, list(groups.values())
+
+    @staticmethod
+    def _senders(session: Session, book: "_Book", outbox_ids: list[int]) -> dict[int, str]:
+        """What paces each row: its location's number for a text, else its channel's one sender."""
+        rows = session.execute(
+            select(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.location_id,
+                   Appointment.id.label("visit_id"), Appointment.location_id.label("visit_location"))
+            .outerjoin(Appointment, Appointment.id == OutboxMessage.appointment_id)
+            .where(OutboxMessage.id.in_(outbox_ids)))
+        return {row.id: book.settings_for(row.visit_location if row.visit_id is not None else row.location_id)
+                .twilio_from if row.channel == "sms" else row.channel for row in rows}
+
+    def _side_by_side(self, groups: list[list[int]], send) -> dict[int, str]:
+        """`send` each group, in threads of their own when there are several (each its own
+        session); an error in one is raised once every group is done. On SQLite, one writer at a
+        time, the groups go one after the other."""
+        outcomes: dict[int, str] = {}
+        bind = self.sessions.kw.get("bind")
+        if len(groups) == 1 or (bind is not None and bind.dialect.name == "sqlite"):
+            for group in groups:
+                outcomes.update(send(group))
+            return outcomes
+        with ThreadPoolExecutor(max_workers=min(len(groups), SENDER_THREADS),
+                                thread_name_prefix="reminders-sender") as pool:
+            done = [pool.submit(send, group) for group in groups]
+        for future in done:
+            outcomes.update(future.result())
+        return outcomes
+
+    def _book(self, session: Session) -> "_Book":
+        locations = session.scalars(select(Location).order_by(Location.name)).all()
+        return _Book(LocationBook(self.settings, locations),
+                     {location.id: location.sms_per_second for location in locations})
+
+    def _channels_at(self, book: "_Book", location_id: int | None) -> dict[str, Channel]:
+        """The channels a location's messages go by: its texts from its own number (built once for
+        the Sender's life), its emails as every location's."""
+        place = book.settings_for(location_id)
+        if place.twilio_from == self.settings.twilio_from or "sms" not in self.channels:
+            return self.channels
+        # SMS_PER_SECOND is TWILIO_FROM's pace: a location's own number goes at its own rate, else
+        # at the rate of its kind (reminders.pacing.rate_for).
+        rate = book.own_rates.get(location_id) or 0.0
+        key = (place.twilio_from, rate)
+        with self._lock:
+            channels = self._channels_by_sender.get(key)
+            if channels is None:
+                built = channels_for(place.model_copy(update={"sms_per_second": rate}))
+                channels = self._channels_by_sender[key] = {**self.channels, "sms": built["sms"]}
+        return channels
 
     def _send_following(self, outbox_ids: list[int], outcomes: dict[int, str], now: datetime) -> None:
         """The texts that follow those just sent go at once, each its own row claimed on its own
@@ -187,7 +285,9 @@ class Sender:
             following = following_parts(session, sorted(rows, key=lambda r: sent.index(r.id)))
             queued = queue_now(session, following, now) if following else []
         if queued:
-            self.following_outcomes.update(self.send_batch(queued, now))
+            outcomes = self.send_batch(queued, now)
+            with self._lock:  # senders side by side may both have texts that follow
+                self.following_outcomes.update(outcomes)
 
     def _claim_batch(self, session: Session, outbox_ids: list[int], now: datetime):
         """The breakers, the rows of a paused channel (they go one by one), the others, and those of
@@ -213,15 +313,15 @@ class Sender:
         return state, one_by_one, together, claim_many_for_sending(session, together, now)
 
     def _send_claimed_batch(self, session: Session, ids: list[int], now: datetime,
-                            healthy: dict[str, bool]) -> dict[int, str]:
+                            healthy: dict[str, bool], book: "_Book") -> dict[int, str]:
         try:
-            outcomes, ready, later, store = self._prepare_batch(session, ids, now)
+            outcomes, ready, later, store = self._prepare_batch(session, ids, now, book)
         except Exception as exc:  # noqa: BLE001 - one row's trouble (or the database's) must not cost the others
             if is_interruption(exc):
                 raise
             session.rollback()
             log.exception("a batch of %s row(s) could not be prepared together; sending them one by one", len(ids))
-            return {outbox_id: self._send_one_claimed(session, outbox_id, now, False) for outbox_id in ids}
+            return {outbox_id: self._send_one_claimed(session, outbox_id, now, False, book=book) for outbox_id in ids}
 
         paused: set[str] = set()
         clock = _Clock(now)
@@ -255,7 +355,7 @@ class Sender:
             with sensitive(*patient_values(patient), message.to, message.body, message.subject):
                 try:
                     outcome = self._hand_over(session, row, patient, message, at,
-                                              healthy.get(row.channel, False), sent=unsaved)
+                                              healthy.get(row.channel, False), sent=unsaved, book=book)
                 except _NotHandedOver:
                     outcome = self._not_handed_over(session, row, unsaved, at)
                 except _AfterHandOver as after:
@@ -285,10 +385,10 @@ class Sender:
                 look_again = time.monotonic() + BREAKER_LOOK_SECONDS
         self._commit_sends(session, unsaved, clock.now())
         for outbox_id in later:
-            outcomes[outbox_id] = self._send_one_claimed(session, outbox_id, now, False, store=store)
+            outcomes[outbox_id] = self._send_one_claimed(session, outbox_id, now, False, store=store, book=book)
         return outcomes
 
-    def _prepare_batch(self, session: Session, ids: list[int], now: datetime):
+    def _prepare_batch(self, session: Session, ids: list[int], now: datetime, book: "_Book"):
         """Read the batch in a few set-based queries, re-check and render each row, and write every
         rendered text in one commit before the first provider call. Returns the outcomes so far
         (skipped, deferred, ...), the messages ready to go, the rows to send after the batch (their
@@ -315,7 +415,7 @@ class Sender:
                 continue
             with sensitive(*patient_values(patient), row.to_address, row.body):
                 try:
-                    prepared = self._prepare(session, store, row, patient, appointment, now, facts)
+                    prepared = self._prepare(session, store, row, patient, appointment, now, book, facts)
                 except DeliveryError as error:
                     outcomes[row.id] = self._delivery_failed(session, row, patient, error, now)
                     continue
@@ -372,12 +472,22 @@ class Sender:
             log.exception("sends of this batch could not be recorded; they will show as unknown")
 
     def _prepare(self, session: Session, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
-                 appointment: Appointment | None, now: datetime, facts: "_BatchFacts | None" = None):
+                 appointment: Appointment | None, now: datetime, book: "_Book", facts: "_BatchFacts | None" = None):
         """Decide whether a claimed row still goes, and render it: an outcome (skipped, deferred)
-        or the message."""
+        or the message. Its words and its sender are those of its location: its visit's, now (the
+        visit may have moved to another location since the row was planned), else its own. The
+        row records both, with what it says, before the provider is asked."""
+        location = _location_of(row, appointment)
+        sender = getattr(self._channels_at(book, location).get(row.channel), "from_address", None)
+        return self._prepare_at(session, store, row, patient, appointment, now, book.settings_for(location),
+                                _From(location, (sender or "")[:64]), facts)
+
+    def _prepare_at(self, session: Session, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
+                    appointment: Appointment | None, now: datetime, where: Settings, sender: "_From",
+                    facts: "_BatchFacts | None" = None):
         spec = spec_for(row.channel)
         if row.part > 1:
-            return self._prepare_following(session, row, patient, appointment, now)
+            return self._prepare_following(session, row, patient, appointment, now, where, sender)
         reason = self._reason_for_another_channel(session, row, spec, patient, now)
         if reason:
             plan_fallback_twin(session, row, patient, now)
@@ -392,7 +502,7 @@ class Sender:
             if spec.is_text and patient is not None and patient.sms_opted_out:
                 plan_fallback_twin(session, row, patient, now)
                 return self._finish_unsent(row, "patient opted out of texts", now)
-            if self._held_for_quiet_hours(row, patient, now):
+            if self._held_for_quiet_hours(row, patient, now, where):
                 return "deferred"
             if row.kind in PAUSED_IN_A_CRISIS and patient is not None and crisis_open(session, patient.id):
                 # No "how is your mood 0 to 10?" to a patient a nurse is reaching out to now.
@@ -413,16 +523,17 @@ class Sender:
                 return self._finish_unsent(row, reason, now)
         extra = {}
         if row.kind == Kind.QUESTIONNAIRE and patient is not None:
-            extra = questionnaire_for_message(session, self.settings, row.rule, patient, appointment, spec, now)
+            extra = questionnaire_for_message(session, where, row.rule, patient, appointment, spec, now)
             if isinstance(extra, str):
                 return self._finish_unsent(row, extra, now)
         if row.kind == Kind.CHECKIN and not spec.is_text and patient is not None:
-            extra = checkin_links.for_message(session, self.settings, row, patient, now)  # its answer page
-        message = self._render_row(store, row, patient, appointment, extra)
+            extra = checkin_links.for_message(session, where, row, patient, now)  # its answer page
+        message = self._render_row(store, row, patient, appointment, where, extra)
         parts = [message.body]
         if self._may_split(row, spec):
             parts = text_parts(message.body) or [message.body]
             message = replace(message, body=parts[0])
+        sender.write_on(row)  # with the words: one UPDATE of the row, not a second
         moves.write_rendered(row, to=message.to, subject=message.subject, body=message.body,
                              segments=sms_length(message.body).segments if spec.counts_segments else row.segments)
         if self._may_split(row, spec):
@@ -430,9 +541,10 @@ class Sender:
             plan_following_parts(session, row, parts[1:], [sms_length(part).segments for part in parts[1:]], now)
         return message
 
-    def _held_for_quiet_hours(self, row: OutboxMessage, patient: Patient | None, now: datetime) -> bool:
-        """Deferred to the end of the patient's quiet hours when `now` is in them."""
-        zone = patient.timezone if patient else self.settings.clinic_timezone
+    def _held_for_quiet_hours(self, row: OutboxMessage, patient: Patient | None, now: datetime,
+                              where: Settings) -> bool:
+        """Deferred to the end of the patient's quiet hours, in their own zone, when `now` is in them."""
+        zone = patient.timezone if patient else where.clinic_timezone
         quiet = self.rule_settings.quiet
         if not quiet.contains(now, zone):
             return False
@@ -445,7 +557,7 @@ class Sender:
         return spec.counts_segments and row.kind in SPLIT_KINDS and row.rule in rules_by_name(self.rule_settings)
 
     def _prepare_following(self, session: Session, row: OutboxMessage, patient: Patient | None,
-                           appointment: Appointment | None, now: datetime):
+                           appointment: Appointment | None, now: datetime, where: Settings, sender: "_From"):
         """A text that follows another (the rest of a message too long for one): it goes once the
         one before it went, with the words written when that one was rendered; it is canceled or
         skipped with it, and waits while it waits."""
@@ -460,11 +572,12 @@ class Sender:
             return self._finish_unsent(row, moves.VISIT_CANCELED, now)
         if patient is not None and patient.sms_opted_out:
             return self._finish_unsent(row, "patient opted out of texts", now)
-        if self._held_for_quiet_hours(row, patient, now):
+        if self._held_for_quiet_hours(row, patient, now, where):
             return "deferred"
         callback = None
         if spec_for(row.channel).reports_delivery and self.settings.public_base_url:
             callback = f"{self.settings.public_base_url.rstrip('/')}/twilio/status?outbox_id={row.id}"
+        sender.write_on(row)
         return OutgoingMessage(to=row.to_address or before.to_address, body=row.body, status_callback=callback,
                                reference=str(row.id))
 
@@ -484,10 +597,11 @@ class Sender:
         return None
 
     def _render_row(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
-                    appointment: Appointment | None, extra: dict | None = None) -> OutgoingMessage:
-        """The message one row sends. `extra`: context of the row's own kind (a questionnaire's link)."""
+                    appointment: Appointment | None, where: Settings, extra: dict | None = None) -> OutgoingMessage:
+        """The message one row sends, in its location's words (`where`: its settings). `extra`:
+        context of the row's own kind (a questionnaire's link)."""
         rules = rules_by_name(self.rule_settings)
-        return self._compose(store, row, patient, appointment, rules.get(row.rule), extra or {})
+        return self._compose(store, row, patient, appointment, rules.get(row.rule), where, extra or {})
 
     @staticmethod
     def _needs_introduction(row: OutboxMessage, patient: Patient | None) -> bool:
@@ -506,25 +620,27 @@ class Sender:
                 return WAITING_FOR_WELCOME
         return None
 
-    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime, *,
-                      provider_healthy: bool = False, store: TemplateStore | None = None) -> str:
+    def _send_claimed(self, session: Session, row: OutboxMessage, now: datetime, *, provider_healthy: bool = False,
+                      store: TemplateStore | None = None, book: "_Book | None" = None) -> str:
         patient = session.get(Patient, row.patient_id) if row.patient_id else None
         appointment = session.get(Appointment, row.appointment_id) if row.appointment_id else None
         store = store or TemplateStore(self.settings.templates_dir, session)
-        message = self._prepare(session, store, row, patient, appointment, now)
+        book = book or self._book(session)
+        message = self._prepare(session, store, row, patient, appointment, now, book)
         if isinstance(message, str):
             return message
         flag_failures(session, store, now)  # a staff template that failed: the default went, admins see it
         session.commit()  # the row says what is going out before the provider is asked
 
         with sensitive(message.to, message.body, message.subject):
-            return self._hand_over(session, row, patient, message, now, provider_healthy)
+            return self._hand_over(session, row, patient, message, now, provider_healthy, book=book)
 
     def _hand_over(self, session: Session, row: OutboxMessage, patient: Patient | None, message: OutgoingMessage,
-                   now: datetime, provider_healthy: bool, sent: list | None = None) -> str:
+                   now: datetime, provider_healthy: bool, sent: list | None = None, book: "_Book | None" = None) -> str:
         if row.kind in UNGATED_KINDS:
             message = replace(message, urgent=True)  # paced ahead of reminders (reminders.pacing)
-        channel, clock = self.channels[row.channel], _Clock(now)
+        channels = self._channels_at(book, row.location_id) if book is not None else self.channels
+        channel, clock = channels[row.channel], _Clock(now)
         try:
             reserve = getattr(channel, "reserve", None)
             if reserve is not None:  # the wait for the sending number's pace comes before the record
@@ -611,7 +727,8 @@ class Sender:
         return reason_not_to_send(row.kind, row.rule, facts_now, now)
 
     def _compose(self, store: TemplateStore, row: OutboxMessage, patient: Patient | None,
-                 appointment: Appointment | None, rule: Rule | None, extra: dict | None = None) -> OutgoingMessage:
+                 appointment: Appointment | None, rule: Rule | None, where: Settings,
+                 extra: dict | None = None) -> OutgoingMessage:
         spec = spec_for(row.channel)
         callback = None
         if spec.reports_delivery and self.settings.public_base_url:
@@ -625,18 +742,18 @@ class Sender:
             return OutgoingMessage(to=to, body=row.body, subject=row.subject, status_callback=callback, reference=str(row.id))
         if rule is None:
             raise DeliveryError(f"no rule named {row.rule!r}", permanent=True, code="unknown_rule")
-        series = appointment.course.induction_sessions_planned if appointment and appointment.course else self.settings.induction_series_length
+        series = appointment.course.induction_sessions_planned if appointment and appointment.course else where.induction_series_length
         names = message_templates(store, rule.template, patient.language if patient else None, spec)
         language = template_language(names["text"] if spec.has_subject else names["body"])
-        context = message_context(self.settings, patient, appointment, series, language) | (extra or {})
+        context = message_context(where, patient, appointment, series, language) | (extra or {})
         if rule.name == MISSED_VISIT and appointment is not None and patient is not None:
-            context["next_visit"] = next_visit_context(self.settings, patient, appointment, language)
+            context["next_visit"] = next_visit_context(where, patient, appointment, language)
         if not spec.has_subject:
             return OutgoingMessage(to=to, body=render(store, names["body"], context, keep_break=self._may_split(row, spec)),
                                    status_callback=callback, reference=str(row.id))
         attachments = ()
         if appointment is not None and rule.kind == REMINDER and spec.carries_calendar:
-            attachments = (self._calendar_entry(appointment, language),)
+            attachments = (self._calendar_entry(appointment, language, where),)
         return OutgoingMessage(
             to=to,
             subject=render(store, names["subject"], context),
@@ -646,14 +763,15 @@ class Sender:
             reference=str(row.id),
         )
 
-    def _calendar_entry(self, appointment: Appointment, language: str) -> Attachment:
-        title, description = visit_words(self.settings.clinic_name, self.settings.clinic_phone, language)
+    @staticmethod
+    def _calendar_entry(appointment: Appointment, language: str, where: Settings) -> Attachment:
+        title, description = visit_words(where.clinic_name, where.clinic_phone, language)
         data = visit_ics(
             uid=f"appointment-{appointment.id}@clinic-reminders",
             starts_at=appointment.starts_at,
             ends_at=appointment.ends_at,
             summary=title,
-            location=appointment.location or self.settings.clinic_address,
+            location=appointment.location or where.clinic_address,
             description=description,
         )
         return Attachment("visit.ics", "text/calendar", data)
@@ -689,6 +807,39 @@ class Sender:
         visit = session.get(Appointment, row.appointment_id) if row.appointment_id else None
         return moves.retry_or_fail(row, now, reason, code, visit_starts_at=visit.starts_at if visit else None,
                                    retry_after=retry_after, max_attempts=max_attempts)
+
+
+@dataclass(frozen=True)
+class _Book:
+    """A batch's locations (reminders.locations), and the pace each location set for its number."""
+
+    book: LocationBook
+    own_rates: dict[int, float | None]
+
+    @property
+    def several(self) -> bool:
+        return self.book.several
+
+    def settings_for(self, location_id: int | None) -> Settings:
+        return self.book.settings_for(location_id)
+
+
+@dataclass(frozen=True)
+class _From:
+    """Where a message goes out for and from: its location and that location's sender."""
+
+    location_id: int | None
+    address: str
+
+    def write_on(self, row: OutboxMessage) -> None:
+        if row.location_id != self.location_id:
+            row.location_id = self.location_id
+        row.from_address = self.address
+
+
+def _location_of(row: OutboxMessage, appointment: Appointment | None) -> int | None:
+    """A row's location: its visit's when it has one, else its own (a welcome, a staff alert)."""
+    return appointment.location_id if appointment is not None else row.location_id
 
 
 def _seconds(value: float | None) -> timedelta | None:

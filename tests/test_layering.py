@@ -98,6 +98,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.web.staff.outcomes",
         "reminders.web.staff.resend", "reminders.web.staff.provider_banner", "reminders.web.staff.message_state",
         "reminders.web.staff.saved_replies", "reminders.web.staff.broadcast",
+        "reminders.web.staff.locations", "reminders.web.staff.location_filter",
         "reminders.cli", "reminders.demo", "reminders.runner",
         "reminders.hl7.listener",
         "reminders.fhir.cli",

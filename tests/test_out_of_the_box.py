@@ -224,14 +224,15 @@ def strict_health(port: int) -> dict:
         return json.loads(refused.read())
 
 
-def post_signed_text(port: int, auth_token: str, body: str, from_: str = "+12025550188") -> str:
+def post_signed_text(port: int, auth_token: str, body: str, from_: str = "+12025550188",
+                     to: str = "+15005550006", account_sid: str = "AC" + "0" * 32) -> str:
     from urllib.parse import urlencode
 
     from twilio.request_validator import RequestValidator
 
     url = f"http://127.0.0.1:{port}/twilio/sms"
-    form = {"MessageSid": "SM" + os.urandom(16).hex(), "AccountSid": "AC" + "0" * 32, "From": from_,
-            "To": "+15005550006", "Body": body, "NumMedia": "0"}
+    form = {"MessageSid": "SM" + os.urandom(16).hex(), "AccountSid": account_sid, "From": from_,
+            "To": to, "Body": body, "NumMedia": "0"}
     request = urllib.request.Request(url, data=urlencode(form).encode(), headers={
         "X-Twilio-Signature": RequestValidator(auth_token).compute_signature(url, form)})
     with urllib.request.urlopen(request, timeout=30) as response:

@@ -34,7 +34,7 @@ def channels_for(settings: Settings) -> dict[str, Channel]:
         where = settings.twilio_api_base_url or "https://api.twilio.com"
         _announce(f"SMS goes through Twilio ({where}) from {settings.twilio_from}")
     else:
-        channels["sms"] = LocalOutbox("sms", outbox, mail_from=settings.mail_from)
+        channels["sms"] = LocalOutbox("sms", outbox, mail_from=settings.mail_from, sender=settings.twilio_from)
         _announce(f"No Twilio settings: SMS goes to the local outbox at {outbox}", logging.WARNING)
     if settings.whatsapp_enabled:
         channels["whatsapp"] = _whatsapp(settings, outbox)
@@ -55,7 +55,7 @@ def _whatsapp(settings: Settings, outbox) -> Channel:
 
     if not settings.twilio_configured:
         _announce(f"No Twilio settings: WhatsApp goes to the local outbox at {outbox}", logging.WARNING)
-        return LocalOutbox(WHATSAPP.name, outbox, mail_from=settings.mail_from)
+        return LocalOutbox(WHATSAPP.name, outbox, mail_from=settings.mail_from, sender=settings.twilio_whatsapp_from)
     _announce(f"WhatsApp goes through Twilio from {settings.twilio_whatsapp_from}")
     return TwilioMessaging(settings, name=WHATSAPP.name, sender=settings.twilio_whatsapp_from,
                            address_prefix=ADDRESS_PREFIXES[WHATSAPP.name])

@@ -19,10 +19,14 @@ DEFAULT_MAIL_FROM = "Clinic reminders <reminders@localhost>"
 
 
 class LocalOutbox:
-    def __init__(self, channel_name: str, directory: Path | str, *, mail_from: str = DEFAULT_MAIL_FROM):
+    def __init__(self, channel_name: str, directory: Path | str, *, mail_from: str = DEFAULT_MAIL_FROM,
+                 sender: str = ""):
         self.name = channel_name
         self.directory = Path(directory)
         self._mail_from = mail_from
+        # What a message would have gone from: MAIL_FROM for email, the sending number for a text
+        # (empty when none is set).
+        self.from_address = mail_from if channel_name == "email" else sender
 
     def send(self, message: OutgoingMessage) -> Receipt:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -32,6 +36,7 @@ class LocalOutbox:
         record = {
             "id": message_id,
             "channel": self.name,
+            "from": self.from_address,
             "to": message.to,
             "subject": message.subject,
             "body": message.body,

@@ -57,6 +57,7 @@ class SMTPEmail:
         if not settings.smtp_configured:
             raise ValueError("SMTPEmail needs SMTP_HOST")
         self._settings = settings
+        self.from_address = settings.mail_from
 
     def send(self, message: OutgoingMessage) -> Receipt:
         where = (message.reference, address_domain(message.to))

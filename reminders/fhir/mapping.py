@@ -19,7 +19,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from reminders.intake.records import AppointmentRecord, PatientRecord, check_language, reasons
+from reminders.intake.records import AppointmentRecord, PatientRecord, check_language, locate, reasons
 
 STATUS_MAP = {
     "booked": "scheduled", "arrived": "scheduled", "checked-in": "scheduled",
@@ -201,8 +201,10 @@ def map_patient(patient, ms: MappingSettings) -> PatientRecord | Rejected:
         return Rejected(tuple(f"Patient/{patient.id}: {reason}" for reason in reasons(exc)))
 
 
-def map_appointment(appointment, resolver: Resolver, ms: MappingSettings, known: bool) -> Mapped | Skipped | Rejected:
-    """`known`: the visit is already here (an entry made in error then cancels it; else it is skipped)."""
+def map_appointment(appointment, resolver: Resolver, ms: MappingSettings, known: bool,
+                    locations=None) -> Mapped | Skipped | Rejected:
+    """`known`: the visit is already here (an entry made in error then cancels it; else it is skipped).
+    `locations` (a reminders.locations.LocationBook): the clinic's, which a Location participant names."""
     status = appointment.status
     if status in NOT_BOOKED_YET:
         return Skipped(f"status {status!r}: not booked yet")
@@ -234,8 +236,12 @@ def map_appointment(appointment, resolver: Resolver, ms: MappingSettings, known:
             duration_minutes=duration(appointment), location=location(appointment),
             status=STATUS_MAP[status],
         )
+        if locations is not None:
+            record.location_id = locate(locations, *location_names(appointment))
     except ValidationError as exc:
         return Rejected(tuple(reasons(exc)))
+    except ValueError as exc:  # LocationError
+        return Rejected((f"the Location participant: {exc}",))
     return Mapped(patient_record, record, status)
 
 
@@ -249,13 +255,30 @@ def duration(appointment) -> int:
     return 60
 
 
-def location(appointment) -> str:
-    """The Location participant's name, if the server gives one (the default location otherwise)."""
+def _location_actor(appointment):
     for participant in appointment.participant or []:
         actor = participant.actor
-        if actor is not None and (actor.type == "Location" or (actor.reference or "").startswith("Location/")):
-            return (actor.display or "").strip()
-    return ""
+        if actor is not None and (actor.type == "Location" or (actor.reference or "").startswith("Location/")
+                                  or "/Location/" in (actor.reference or "")):
+            return actor
+    return None
+
+
+def location(appointment) -> str:
+    """The Location participant's name, if the server gives one (the default location otherwise)."""
+    actor = _location_actor(appointment)
+    return (actor.display or "").strip() if actor is not None else ""
+
+
+def location_names(appointment) -> tuple[str, ...]:
+    """What may name the clinic location: the Location participant's display (a location's name),
+    then its id ("Location/austin": a location's code)."""
+    actor = _location_actor(appointment)
+    if actor is None:
+        return ()
+    reference = (actor.reference or "").split("/_history/")[0].rstrip("/")
+    location_id = reference.rsplit("/", 1)[-1] if "Location/" in reference else ""
+    return tuple(name for name in ((actor.display or "").strip(), location_id) if name)
 
 
 def last_updated(resource) -> datetime | None:

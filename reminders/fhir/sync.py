@@ -28,6 +28,7 @@ from reminders.fhir import mapping
 from reminders.fhir.client import FhirClient, FhirError
 from reminders.intake.records import AppointmentRecord, VisitWindow, visit_window
 from reminders.intake.upsert import IntakeError, apply_changes, renumber_course, upsert_batch, upsert_patient
+from reminders.locations import LocationBook
 from reminders.models import Appointment, FhirSyncState, Patient, utcnow
 from reminders.models.appointments import ACTIVE_STATUSES
 
@@ -125,10 +126,12 @@ def sync(settings, *, sessions: sessionmaker[Session] | None = None, now: dateti
             params.insert(0, ("date", f"ge{_instant(now - timedelta(days=settings.fhir_first_sync_days))}"))
         newest = high_water
         resolver = mapping.Resolver()
+        locations = LocationBook.load(session, settings)
         with visit_window(VisitWindow.from_settings(settings, now)):
             for page in client.search("Appointment", params):
                 report.pages += 1
-                newest = _later(newest, _take_page(session, client, page, resolver, ms, settings, now, report))
+                newest = _later(newest, _take_page(session, client, page, resolver, ms, settings, now, report,
+                                                   locations))
             # Patients whose contact details or language changed with no change to their visits.
             patients_newest = state.patient_high_water
             if patients_newest is not None:
@@ -166,7 +169,7 @@ def _state(session: Session, base_url: str) -> FhirSyncState:
 
 
 def _take_page(session: Session, client: FhirClient, page, resolver: mapping.Resolver, ms: mapping.MappingSettings,
-               settings, now: datetime, report: SyncReport) -> datetime | None:
+               settings, now: datetime, report: SyncReport, locations: LocationBook | None = None) -> datetime | None:
     """Map and upsert one page in one transaction; the newest meta.lastUpdated among its appointments."""
     for patient, full_url in page.included:
         resolver.add(patient, full_url)
@@ -193,7 +196,7 @@ def _take_page(session: Session, client: FhirClient, page, resolver: mapping.Res
     for appointment in appointments:
         name = f"Appointment/{appointment.id}"
         external_id = f"{ms.id_prefix}{appointment.id}"
-        outcome = mapping.map_appointment(appointment, resolver, ms, known=external_id in known)
+        outcome = mapping.map_appointment(appointment, resolver, ms, known=external_id in known, locations=locations)
         if isinstance(outcome, mapping.Skipped):
             report.items.append(Item(name, "skipped", (outcome.reason,)))
         elif isinstance(outcome, mapping.Rejected):

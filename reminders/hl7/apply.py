@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from reminders.hl7.mapping import (
     DUPLICATE_KEY, FIELD_SOURCES, REQUIRED_MISSING, TABLE_VALUE, UNKNOWN_KEY, DATA_TYPE, Action, Refusal,
 )
-from reminders.intake.records import AppointmentRecord, PatientRecord, VisitWindow, reasons
-from reminders.intake.upsert import IntakeError, fresh, upsert_appointment, upsert_patient
+from reminders.intake.records import AppointmentRecord, PatientRecord, VisitWindow, locate, reasons
+from reminders.intake.upsert import ClosedLocation, IntakeError, fresh, upsert_appointment, upsert_patient
+from reminders.locations import LocationBook, LocationError
 from reminders.models import Appointment, Patient
 
 DONE = {"book": "booked", "reschedule": "rescheduled", "modify": "modified", "cancel": "canceled",
@@ -125,10 +126,18 @@ def _book(session, action: Action, patient, visit, settings, now) -> Applied:
         visit_record = AppointmentRecord.model_validate(visit_data, context=context)
     except ValidationError as exc:
         raise _refused(exc, patient=False) from None
+    where = (wanted.location_field.partition("-")[0], 1, 3)
+    if wanted.location_names:  # else a visit stays where it is (a new one: the default location)
+        try:
+            visit_record.location_id = locate(LocationBook.load(session, settings), *wanted.location_names)
+        except LocationError as exc:
+            raise Refusal("AE", TABLE_VALUE, f"{wanted.location_field}: {exc}", where) from None
 
     patient = upsert_patient(session, patient_record, now).patient
     try:
         outcome = upsert_appointment(session, patient, visit_record, now, settings.induction_series_length)
+    except ClosedLocation as exc:
+        raise Refusal("AE", TABLE_VALUE, f"{wanted.location_field}: {exc}", where) from None
     except IntakeError as exc:
         raise Refusal("AE", DUPLICATE_KEY, str(exc), ("SCH", 1, 2)) from None
     return Applied(action.verb, outcome.result)

@@ -105,6 +105,9 @@ class VisitFields:
     starts_at: datetime | None = None
     duration_minutes: int | None = None
     location: str | None = None
+    # What may name the clinic location (a code or a name), and the field it came from ("AIL-3").
+    location_names: tuple[str, ...] = ()
+    location_field: str = ""
     status: str | None = None
 
 
@@ -311,13 +314,16 @@ def _duration(message: hl7.Message, sch) -> int | None:
     return None
 
 
-def _location(message: hl7.Message) -> str | None:
-    """AIL-3, else PV1-3: the facility (PL.4), else the point of care (PL.1)."""
-    for segment, field in [*((ail, 3) for ail in _segments(message, "AIL")), *((pv1, 3) for pv1 in _segments(message, "PV1"))]:
-        value = _get(segment, field, 1, 4) or _get(segment, field, 1, 1)
-        if value:
-            return value
-    return None
+def _location(message: hl7.Message) -> tuple[str | None, tuple[str, ...], str]:
+    """AIL-3, else PV1-3: (the location as booked: the facility (PL.4), else the point of care
+    (PL.1); what may name the clinic location: that, the identifier (.1) and its text (.2); the field)."""
+    for name in ("AIL", "PV1"):
+        for segment in _segments(message, name):
+            value = _get(segment, 3, 1, 4) or _get(segment, 3, 1, 1)
+            if value:
+                names = [value, _get(segment, 3, 1, 1), _get(segment, 3, 1, 2)]
+                return value, tuple(dict.fromkeys(n for n in names if n)), f"{name}-3"
+    return None, (), ""
 
 
 def _kind(message: hl7.Message, sch, types: dict[str, str]) -> tuple[str | None, str]:
@@ -363,8 +369,10 @@ def to_action(message: hl7.Message, verb: str, rules: MappingRules) -> Action:
     status = FILLER_STATUS.get(filler)
     if status is None and verb in ("book", "reschedule"):
         status = "scheduled"
+    location, location_names, location_field = _location(message)
     visit = VisitFields(visit_id, kind=kind, type_text=type_text, starts_at=starts_at,
-                        duration_minutes=_duration(message, sch), location=_location(message), status=status)
+                        duration_minutes=_duration(message, sch), location=location, location_names=location_names,
+                        location_field=location_field, status=status)
     return Action(verb, patient, visit)
 
 

@@ -25,6 +25,7 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reminders.locations import LocationBook, Place, patient_location
 from reminders.logs import mask_phone
 from reminders.models import Escalation, InboundMessage, OutboxMessage, Patient
 from reminders.models.outbox import ChannelName, Kind, Status
@@ -109,10 +110,11 @@ def staff_words(triage) -> str:
 
 
 def open_escalation(session: Session, settings, *, patient: Patient | None, inbound: InboundMessage,
-                    reason: str, now: datetime, realert: bool = True,
-                    at_once: bool = False) -> tuple[Escalation, list[int]]:
+                    reason: str, now: datetime, realert: bool = True, at_once: bool = False,
+                    location_id: int | None = None) -> tuple[Escalation, list[int]]:
     """Open an escalation for this text, or add the text to the one already open for the same
-    patient (or, for an unknown sender, the same number).
+    patient (or, for an unknown sender, the same number). `settings`: the clinic's (the book's
+    base); `location_id`: the location the text is for, whose on-call is alerted.
 
     `realert`: whether a text added to an open escalation brings its next round forward (crisis
     words do; a plain "ok thanks" after the crisis answer is only added); `at_once`: a follow-up
@@ -120,14 +122,17 @@ def open_escalation(session: Session, settings, *, patient: Patient | None, inbo
     Returns the escalation and the ids of the alert rows planned now, to be sent at once after
     the caller commits (pipeline.send_soon)."""
     return _open(session, settings, patient=patient, from_number=inbound.from_number, text=inbound.body or "",
-                 inbound_id=inbound.id, reason=reason, now=now, realert=realert, at_once=at_once)
+                 inbound_id=inbound.id, reason=reason, now=now, realert=realert, at_once=at_once,
+                 location_id=location_id)
 
 
 def open_for_answer(session: Session, settings, *, patient: Patient, questionnaire_id: int, text: str,
                     now: datetime) -> tuple[Escalation, list[int]]:
-    """A self-harm answer on a questionnaire: alerted to staff exactly like a crisis text."""
+    """A self-harm answer on a questionnaire: alerted to staff exactly like a crisis text, at the
+    patient's location."""
     escalation, ids = _open(session, settings, patient=patient, from_number=patient.phone or "", text=text,
-                            inbound_id=None, reason=REASON_SELF_HARM, now=now, realert=True)
+                            inbound_id=None, reason=REASON_SELF_HARM, now=now, realert=True,
+                            location_id=patient_location(session, patient.id, now))
     if escalation.questionnaire_id is None:
         escalation.questionnaire_id = questionnaire_id
     return escalation, ids
@@ -135,21 +140,24 @@ def open_for_answer(session: Session, settings, *, patient: Patient, questionnai
 
 def _open(session: Session, settings, *, patient: Patient | None, from_number: str, text: str,
           inbound_id: int | None, reason: str, now: datetime, realert: bool,
-          at_once: bool = False) -> tuple[Escalation, list[int]]:
+          at_once: bool = False, location_id: int | None = None) -> tuple[Escalation, list[int]]:
     # Texts with no sender at all are each their own escalation: nothing says they are one person.
     escalation = open_for(session, patient, from_number) if patient is not None or from_number else None
+    book = LocationBook.load(session, settings)
     if escalation is None:
         escalation = Escalation(
             patient_id=patient.id if patient else None, inbound_message_id=inbound_id,
             from_number=from_number, reason=reason, text=text, status=OPEN,
-            opened_at=now, alert_round=0, next_alert_at=now,
+            opened_at=now, alert_round=0, next_alert_at=now, location_id=location_id,
         )
         session.add(escalation)
         session.flush()
         log.warning("escalation %s opened (%s) for %s", escalation.id, reason,
                     f"patient {patient.id}" if patient else f"unknown number {mask_phone(from_number)}")
     else:
-        escalation.text = _appended(escalation.text, text, now, settings)
+        if escalation.location_id is None:
+            escalation.location_id = location_id  # opened at the default location: now known where
+        escalation.text = _appended(escalation.text, text, now, book.settings_for(escalation.location_id))
         if realert and _REASON_RANK.get(reason, 2) > _REASON_RANK.get(escalation.reason, 2):
             escalation.reason = reason
         gap = FOLLOW_UP_REALERT_GAP if at_once else NEW_TEXT_REALERT_GAP
@@ -158,7 +166,7 @@ def _open(session: Session, settings, *, patient: Patient | None, from_number: s
             escalation.next_alert_at = soonest
         log.warning("escalation %s: another text added (%s)", escalation.id, reason if realert else "follow-up")
     due = escalation.next_alert_at is not None and escalation.next_alert_at <= now
-    ids = plan_round(session, settings, escalation, now) if due else []
+    ids = _plan_round(session, settings, escalation, now, book)[1] if due else []
     return escalation, ids
 
 
@@ -196,7 +204,8 @@ def plan_due_alerts(session: Session, settings, now: datetime) -> int:
         .order_by(Escalation.next_alert_at, Escalation.id)
         .with_for_update(skip_locked=True)
     ).all()
-    return sum(_plan_round(session, settings, escalation, now)[0] for escalation in due)
+    book = LocationBook.load(session, settings) if due else None
+    return sum(_plan_round(session, settings, escalation, now, book)[0] for escalation in due)
 
 
 def plan_round(session: Session, settings, escalation: Escalation, now: datetime) -> list[int]:
@@ -205,16 +214,21 @@ def plan_round(session: Session, settings, escalation: Escalation, now: datetime
     return _plan_round(session, settings, escalation, now)[1]
 
 
-def _plan_round(session: Session, settings, escalation: Escalation, now: datetime) -> tuple[int, list[int]]:
+def _plan_round(session: Session, settings, escalation: Escalation, now: datetime,
+                book: LocationBook | None = None) -> tuple[int, list[int]]:
+    """`settings`: the clinic's; the round goes to the on-call of the escalation's location."""
     interval = timedelta(minutes=settings.escalation_realert_minutes)
     round_no = escalation.alert_round + 1
     patient = session.get(Patient, escalation.patient_id) if escalation.patient_id else None
-    rows = alert_rows(settings, escalation, patient, round_no, now)
+    book = book or LocationBook.load(session, settings)
+    place = book.place(escalation.location_id)
+    rows = alert_rows(place.settings, escalation, patient, round_no, now, place=place if book.several else None)
     if not rows:
         # Never dropped silently: the escalation stays open in the staff UI and the API, and
         # this is logged again every round until someone claims it.
         log.error("escalation %s is open and NOBODY WAS ALERTED: no STAFF_ALERT_PHONES or STAFF_ALERT_EMAILS "
-                  "are configured. Set them; until then watch the escalations page.", escalation.id)
+                  "are configured%s. Set them; until then watch the escalations page.", escalation.id,
+                  f" (nor on-call for {place.name})" if place.id is not None else "")
         escalation.next_alert_at = now + interval if escalation.status == OPEN else None
         return 0, []
     if round_no > 1:
@@ -280,15 +294,18 @@ def alert_key(escalation_id: int, round_no: int, channel: str, address: str) -> 
     return key
 
 
-def alert_rows(settings, escalation: Escalation, patient: Patient | None, round_no: int, now: datetime) -> list[OutboxRow]:
-    sms = alert_sms(settings, escalation, patient, round_no)
-    subject, email = alert_email(settings, escalation, patient, round_no)
+def alert_rows(settings, escalation: Escalation, patient: Patient | None, round_no: int, now: datetime,
+               place: Place | None = None) -> list[OutboxRow]:
+    """One round's rows, to `settings`' on-call (the escalation's location's), from its sender.
+    `place`: the location, named in the alert when the clinic has several."""
+    sms = alert_sms(settings, escalation, patient, round_no, place)
+    subject, email = alert_email(settings, escalation, patient, round_no, place)
     wanted = [(ChannelName.SMS, phone, None, sms) for phone in staff_phones(settings)]
     wanted += [(ChannelName.EMAIL, address, subject, email) for address in staff_emails(settings)]
     return [
         OutboxRow(dedupe_key=alert_key(escalation.id, round_no, channel, address), kind=Kind.ALERT,
                   rule=ALERT_RULE, channel=channel, planned_for=now, due_at=now, escalation_id=escalation.id,
-                  to_address=address, subject=subject_line, body=body)
+                  to_address=address, subject=subject_line, body=body, location_id=escalation.location_id)
         for channel, address, subject_line, body in wanted
     ]
 
@@ -319,22 +336,31 @@ def _again(escalation: Escalation, round_no: int) -> str:
     return f" (alert {round_no}, not yet claimed)"
 
 
-def alert_sms(settings, escalation: Escalation, patient: Patient | None, round_no: int) -> str:
+def _named(place: Place | None) -> str:
+    """"Bright Minds Austin: " leading an alert when the clinic has several locations."""
+    return f"{place.name}: " if place is not None else ""
+
+
+def alert_sms(settings, escalation: Escalation, patient: Patient | None, round_no: int,
+              place: Place | None = None) -> str:
     """What a lock screen may show: no name, no message text, no diagnosis."""
     who = "a patient" if patient is not None else "an unknown number"
     number = escalation.from_number or (patient.phone if patient else "")
     again = _again(escalation, round_no)
     opened = _local(settings, escalation.opened_at)
     what = REASON_WORDS.get(escalation.reason, "possible crisis")
-    return (f"URGENT{again}: {what} {_carried_by(escalation)} to {settings.clinic_name} from {who} (phone ending "
+    to_clinic = "" if place is not None else f" to {settings.clinic_name}"
+    return (f"{_named(place)}URGENT{again}: {what} {_carried_by(escalation)}{to_clinic} from {who} (phone ending "
             f"{_ending(number)}) at {opened:%H:%M}. Open {_escalations_url(settings)} and press "
             f"I'm on it when you take it.")
 
 
-def alert_email(settings, escalation: Escalation, patient: Patient | None, round_no: int) -> tuple[str, str]:
+def alert_email(settings, escalation: Escalation, patient: Patient | None, round_no: int,
+                place: Place | None = None) -> tuple[str, str]:
     again = _again(escalation, round_no)
     what = REASON_WORDS.get(escalation.reason, "possible crisis")
-    subject = f"URGENT{again}: {what} {_carried_by(escalation)} from a patient, escalation #{escalation.id}"
+    subject = (f"{_named(place)}URGENT{again}: {what} {_carried_by(escalation)} from a patient, "
+               f"escalation #{escalation.id}")
     if patient is not None:
         who = f"{patient.full_name} (record {patient.external_id or patient.id})"
         phone = patient.phone or escalation.from_number
@@ -360,13 +386,14 @@ def alert_email(settings, escalation: Escalation, patient: Patient | None, round
     if escalation.reason == REASON_SELF_HARM:
         answered += " on the questionnaire's page"
     quoted = "\n".join(f"> {line}" for line in (escalation.text or "(no text)").splitlines())
+    where = f"\nLocation: {place.name}" if place is not None else ""
     opening = ("A patient may be having a medical emergency." if escalation.reason == REASON_EMERGENCY
                else "A patient's text needs a nurse now." if escalation.reason == REASON_URGENT
                else "A patient may be in crisis.")
     body = f"""{opening} Please reach out now: press "I'm on it" on the escalation when you take it.
 
 From:     {who}
-Phone:    {phone}
+Phone:    {phone}{where}
 Why:      {reason}
 Received: {opened:%A %Y-%m-%d %H:%M %Z}
 

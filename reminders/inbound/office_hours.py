@@ -1,4 +1,5 @@
-"""When a nurse will read the inbox: office hours in the clinic's zone. Pure.
+"""When a nurse will read the inbox: office hours in the clinic's zone (a location's, for a text
+sent to it), with its holidays closed. Pure.
 
 `when_read(now, ...)` says "today" inside office hours, else when the office next opens, in words a
 patient reads on a lock screen ("tomorrow at 8 AM", "Monday at 8 AM"), in English or Spanish.
@@ -6,7 +7,7 @@ patient reads on a lock screen ("tomorrow at 8 AM", "Monday at 8 AM"), in Englis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -24,23 +25,27 @@ class OfficeHours:
     end: time
     days: tuple[str, ...]  # "mon".."sun"
     zone: str
+    holidays: frozenset[date] = frozenset()
 
     @classmethod
     def from_settings(cls, settings) -> "OfficeHours":
         return cls(settings.office_hours_start, settings.office_hours_end, tuple(settings.office_days),
-                   settings.clinic_timezone)
+                   settings.clinic_timezone, frozenset(settings.clinic_holidays))
+
+    def is_office_day(self, day: date) -> bool:
+        return WEEKDAYS[day.weekday()] in self.days and day not in self.holidays
 
     def is_open(self, now: datetime) -> bool:
         local = now.astimezone(ZoneInfo(self.zone))
-        return WEEKDAYS[local.weekday()] in self.days and self.start <= local.time() < self.end
+        return self.is_office_day(local.date()) and self.start <= local.time() < self.end
 
     def next_opening(self, now: datetime) -> datetime | None:
         """The next time the office opens after `now` (local), or None with no office days."""
         local = now.astimezone(ZoneInfo(self.zone))
-        for ahead in range(0, 8):
+        for ahead in range(0, 8 + len(self.holidays)):
             day = (local + timedelta(days=ahead)).date()
             opening = datetime.combine(day, self.start, ZoneInfo(self.zone))
-            if WEEKDAYS[day.weekday()] in self.days and opening > local:
+            if self.is_office_day(day) and opening > local:
                 return opening
         return None
 

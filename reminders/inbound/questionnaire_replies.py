@@ -157,8 +157,8 @@ def take(conversation, reading: Reading) -> tuple[str, bool, str | None]:
         return _ask_again(conversation, questionnaire)
     item = questionnaire.asked_item
     try:
-        recorded = record_answer(conversation.session, conversation.settings, questionnaire, item, found.value,
-                                 conversation.now)
+        recorded = record_answer(conversation.session, conversation.clinic_settings, questionnaire, item,
+                                 found.value, conversation.now)
     except AnswerRefused:  # an item the questionnaire no longer asks: ask what it does ask
         return _ask_again(conversation, questionnaire)
     passed_on = _pass_on(conversation, found.note)

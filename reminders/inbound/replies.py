@@ -20,6 +20,10 @@ patient; a second text after the score (details) is added to it. A check-in and 
 text are never open together (reminders.inbound.open_questions), and the answer to a score says
 what the number was taken as ("Thank you, Maya: 7 for your mood today, glad to hear it!"). Crisis detection runs on every
 text, keywords and unknown senders included. Answers are in the patient's language.
+
+A clinic with several locations (reminders.locations): a text is for the location whose own number
+it was sent to, else the patient's (location_of_text); it is answered in that location's name,
+phone and office hours, and its escalation alerts that location's on-call.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ from reminders.inbound.office_hours import OfficeHours, when_read
 from reminders.inbound.parsing import CANCEL_WORDS, Reading, read_reply
 from reminders.inbound.symptoms import Flags, read_flags, sounds_well
 from reminders.triage import FOLLOW_UP, Context, Tier, Triage, assess, detect_language
+from reminders.locations import LocationBook, patient_location
 from reminders.logs import mask_phone
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient, Questionnaire
 from reminders.models.outbox import TEXT_CHANNELS, Kind
@@ -124,7 +129,9 @@ def record_failure(session: Session, settings, text: InboundText, now: datetime)
         if earlier is not None:
             return _replayed(earlier)
     patient = _primary(session, _patients_for(session, text.from_number))
-    reply = fallback_reply("crisis" if crisis else "received", settings)
+    book = LocationBook.load(session, settings)
+    location_id = location_of_text(session, book, text.to_number, patient.id if patient else None, now)
+    reply = fallback_reply("crisis" if crisis else "received", book.settings_for(location_id))
     inbound = InboundMessage(
         message_sid=text.message_sid or None, from_number=text.from_number, to_number=text.to_number,
         channel=text.channel, body=stored_body(text), received_at=now, patient_id=patient.id if patient else None,
@@ -137,9 +144,21 @@ def record_failure(session: Session, settings, text: InboundText, now: datetime)
     handled = Handled(inbound.id, inbound.classification, True, reply)
     if crisis:
         escalation, ids = escalations.open_escalation(
-            session, settings, patient=patient, inbound=inbound, reason=escalations.REASON_CRISIS, now=now)
+            session, settings, patient=patient, inbound=inbound, reason=escalations.REASON_CRISIS, now=now,
+            location_id=location_id)
         handled.alert_ids, handled.escalation_id = ids, escalation.id
     return handled
+
+
+def location_of_text(session: Session, book: LocationBook, to_number: str | None, patient_id: int | None,
+                     now: datetime) -> int | None:
+    """The location a text is for: the one whose own sending number it was sent to, else the
+    patient's, else the default (None). A number shared by several locations (the clinic's own
+    number is that of every location without one) says nothing by itself."""
+    if not book.several:
+        return None
+    by_number = book.by_sender(to_number)
+    return by_number if by_number is not None else patient_location(session, patient_id, now)
 
 
 def stored_body(text: InboundText) -> str:
@@ -191,6 +210,13 @@ class _Conversation:
         self.known = next((f for f in self.facts if f.patient is self.patient), None)
         for patient in self.patients:
             also_sensitive(*patient_values(patient))
+        # Answered in the words and hours of the location the text is for; its escalation is
+        # planned over the clinic's settings (`clinic_settings`), which know every location.
+        self.clinic_settings = settings
+        book = LocationBook.load(session, settings)
+        self.location_id = location_of_text(session, book, text.to_number,
+                                            self.patient.id if self.patient else None, now)
+        self.settings = settings = book.settings_for(self.location_id)
         session.add(inbound)  # inserted at the first flush: see handle_inbound
         self.checkin = current_checkin(session, self.patient, now, settings, self.known) if self.patient else None
         # A questionnaire by SMS whose question is the latest we asked takes the answer (see
@@ -251,8 +277,8 @@ class _Conversation:
             # "thanks", "who is this?": kept with the escalation, no page, no script again.
             self._stored()
             escalation, _ = escalations.open_escalation(
-                self.session, self.settings, patient=self.patient, inbound=inbound,
-                reason=escalations.REASON_CRISIS, now=self.now, realert=False)
+                self.session, self.clinic_settings, patient=self.patient, inbound=inbound,
+                reason=escalations.REASON_CRISIS, now=self.now, realert=False, location_id=self.location_id)
             self.escalation_id = escalation.id
             classification, needs_staff = "follow_up", self.patient is None  # a stranger's text: staff read all
             if self.flags.question:
@@ -321,8 +347,9 @@ class _Conversation:
         reason = escalations.reason_for(triage.tier, triage.category) if triage.alerts else escalations.REASON_CRISIS
         self._stored()  # the escalation points at the text
         escalation, self.alert_ids = escalations.open_escalation(
-            self.session, self.settings, patient=self.patient, inbound=self.inbound, reason=reason, now=self.now,
-            realert=triage.adds or not triage.follow_up or self.late_self_harm, at_once=triage.follow_up)
+            self.session, self.clinic_settings, patient=self.patient, inbound=self.inbound, reason=reason,
+            now=self.now, realert=triage.adds or not triage.follow_up or self.late_self_harm, at_once=triage.follow_up,
+            location_id=self.location_id)
         self.escalation_id = escalation.id
         self.priority = PRIORITY_CRISIS
         self.reasons.insert(0, escalations.staff_words(triage))

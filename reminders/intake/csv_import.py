@@ -22,8 +22,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
-from reminders.intake.records import AppointmentRecord, PatientRecord, normalize_phone, reasons
+from reminders.config import get_settings
+from reminders.intake.records import AppointmentRecord, PatientRecord, locate, normalize_phone, reasons
 from reminders.intake.upsert import IntakeError, upsert_batch
+from reminders.locations import LocationBook
 
 COLUMNS = (
     "external_id", "patient_external_id", "first_name", "last_name", "phone", "email", "timezone",
@@ -166,16 +168,20 @@ class _Pending:
 
 def import_csv_text(session: Session, text: str, now: datetime, *, phone_region: str = "US",
                     series_length: int = 6, batch_size: int = BATCH_SIZE,
-                    on_batch: Callable[[list[RowResult], int], None] | None = None) -> ImportReport:
+                    on_batch: Callable[[list[RowResult], int], None] | None = None,
+                    locations: LocationBook | None = None) -> ImportReport:
     """Import every row; commits every `batch_size` rows, so a stopped import keeps what came before.
 
     on_batch(results, lines_read) is called for each batch before its commit (the caller may add
     its own rows to the same transaction, e.g. an import job's progress); lines_read counts the
-    lines after the header, as count_lines does."""
+    lines after the header, as count_lines does. `locations`: the clinic's locations, which the
+    `location` column names (read from the database when not given)."""
     columns, lines = _read_header(text)
     header_lines = lines.position
     report = ImportReport()
-    validator = RowValidator(columns, phone_region)
+    if locations is None:
+        locations = LocationBook.load(session, get_settings())
+    validator = RowValidator(columns, phone_region, locations)
     pending: list[_Pending] = []
     reader = csv.reader(lines)
     while True:
@@ -215,9 +221,10 @@ class RowValidator:
     A patient with several visits repeats the same cells on each row: the patient record (and
     its phone number parsing) is worked out once per distinct set of cells."""
 
-    def __init__(self, columns: list[str], phone_region: str):
+    def __init__(self, columns: list[str], phone_region: str, locations: LocationBook | None = None):
         self.columns = columns
         self.phone_region = phone_region
+        self.locations = locations
         self.patients: dict[tuple, PatientRecord | list[str]] = {}
 
     def patient(self, values: dict) -> PatientRecord | list[str]:
@@ -301,8 +308,12 @@ class RowValidator:
                 duration_minutes=values.get("duration_minutes"), location=values.get("location"),
                 status=values.get("status"), condition=values.get("condition"),
             )
+            if self.locations is not None:
+                appointment_record.location_id = locate(self.locations, appointment_record.location)
         except ValidationError as exc:
             errors += reasons(exc)
+        except ValueError as exc:  # LocationError: a location the clinic does not have
+            errors.append(str(exc))
         if errors:
             return _Pending(line, external_id, result=RowResult(line, external_id, "rejected", tuple(errors)))
         return _Pending(line, external_id, records=(patient_record, appointment_record))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.intake.csv_import import UnusableFile, count_lines, decode, import_csv_text, read_header
 from reminders.intake.records import VisitWindow, visit_window
+from reminders.locations import LocationBook
 from reminders.models import AuditEntry, ImportJob, ImportJobRow
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,11 @@ def queue_again(session: Session, job: ImportJob, now: datetime) -> bool:
 
 
 def run_job(sessions: sessionmaker, job_id: int, clock: Callable[[], datetime], *, phone_region: str = "US",
-            series_length: int = 6, window: Callable[[datetime], VisitWindow] | None = None) -> str:
+            series_length: int = 6, window: Callable[[datetime], VisitWindow] | None = None,
+            settings=None) -> str:
     """Import a queued job's file; returns the job's final status (or "skipped" if it was not
-    queued, e.g. another thread took it). `window` gives the booking window at the run's time."""
+    queued, e.g. another thread took it). `window` gives the booking window at the run's time;
+    `settings`, the clinic's (its locations are read over them, once per run)."""
     with sessions() as session:
         now = clock()
         claimed = session.execute(
@@ -98,8 +101,9 @@ def run_job(sessions: sessionmaker, job_id: int, clock: Callable[[], datetime], 
 
         try:
             with visit_window(window(now)) if window else nullcontext():
+                locations = LocationBook.load(session, settings) if settings is not None else None
                 report = import_csv_text(session, decode(job.content), now, phone_region=phone_region,
-                                         series_length=series_length, on_batch=on_batch)
+                                         series_length=series_length, on_batch=on_batch, locations=locations)
         except UnusableFile as exc:
             session.rollback()
             return _finish(session, job_id, clock(), "failed", str(exc))

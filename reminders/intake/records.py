@@ -11,7 +11,7 @@ import phonenumbers
 
 from reminders.models.patients import CONDITIONS, LANGUAGES
 from reminders.zones import check_time_zone
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 STATUS_ALIASES = {"cancelled": "canceled", "no-show": "no_show", "noshow": "no_show", "booked": "scheduled"}
@@ -19,6 +19,8 @@ APPOINTMENT_STATUSES = ("scheduled", "confirmed", "canceled", "completed", "no_s
 APPOINTMENT_KINDS = ("induction", "maintenance")
 CHANNEL_PREFERENCES = ("sms", "email", "both", "whatsapp")
 DURATION_RANGE = (5, 600)
+# A record whose door named no location: a stored visit keeps its own (a new one: the default).
+KEEP_LOCATION = "keep"
 
 # The longest text each field may hold: the width of its database column (a longer value would
 # fail at the database, for every row in the same transaction, instead of being refused here).
@@ -235,6 +237,18 @@ class AppointmentRecord(BaseModel):
     status: str | None = None  # None keeps what is stored (or scheduled for a new visit)
     # What the visit's course treats (CONDITIONS); None keeps what is stored.
     condition: str | None = None
+    _location_id: int | None | str = PrivateAttr(default=KEEP_LOCATION)
+
+    @property
+    def location_id(self) -> int | None | str:
+        """The clinic location (reminders.locations) the door found the visit's fields to name: an
+        id, None for the default location, or KEEP_LOCATION. Set by the door (see `locate`), never
+        taken from a request's data; the `location` text stays as given."""
+        return self._location_id
+
+    @location_id.setter
+    def location_id(self, value: int | None | str) -> None:
+        self._location_id = value
 
     @field_validator("condition", mode="before")
     @classmethod
@@ -304,6 +318,23 @@ class AppointmentRecord(BaseModel):
         if value not in APPOINTMENT_STATUSES:
             raise ValueError(f"status {value!r} must be one of {', '.join(APPOINTMENT_STATUSES)}")
         return value
+
+
+def locate(book, *names: str | None) -> int | None:
+    """The location a visit's fields name (reminders.locations.LocationBook.match): the first of
+    `names` that is a location's code or name. None (the default location) when none is given or
+    while the clinic stores no location; LocationError, naming the first value, when none is one."""
+    refused = None
+    for name in names:
+        if name is None or not str(name).strip():
+            continue
+        try:
+            return book.match(name)
+        except ValueError as exc:  # LocationError
+            refused = refused or exc
+    if refused is not None:
+        raise refused
+    return None
 
 
 def error_fields(error: ValidationError) -> list[str]:

@@ -1,7 +1,7 @@
 """Create or update patients and appointments by `external_id`, and keep the plan in step.
 
 Only real changes are written, so importing the same file twice changes nothing. A change that
-affects what or when a patient is sent (time, status, kind, contact details) marks the affected
+affects what or when a patient is sent (time, place, status, kind, contact details) marks the affected
 appointments for planning; the next pass moves or cancels their pending messages.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
-from reminders.intake.records import AppointmentRecord, PatientRecord
-from reminders.models import Appointment, Course, Patient
+from reminders.intake.records import KEEP_LOCATION, AppointmentRecord, PatientRecord
+from reminders.models import Appointment, Course, Location, Patient
 from reminders.models.patients import DEFAULT_LANGUAGE
 from reminders.planning.planner import mark_for_planning
 
@@ -33,6 +33,26 @@ NEW_PATIENT_DEFAULTS = {"language": DEFAULT_LANGUAGE, "medications_to_hold": ""}
 
 class IntakeError(ValueError):
     """A record that cannot be applied, with a reason a person can act on."""
+
+
+class ClosedLocation(IntakeError):
+    """A new visit (or a visit moved) at a location that no longer takes visits."""
+
+
+def closed_locations(session: Session, records: Iterable[AppointmentRecord]) -> dict[int, str]:
+    """The locations these records name that are closed (inactive), with their codes."""
+    ids = {r.location_id for r in records if isinstance(r.location_id, int)}
+    if not ids:
+        return {}
+    return dict(session.execute(select(Location.id, Location.code)
+                                .where(Location.id.in_(ids), Location.active.is_(False))).all())
+
+
+def check_open(record: AppointmentRecord, stored_location_id: int | None, new: bool, closed: dict[int, str]) -> None:
+    """An inactive location takes no new visits; the visits already there stay (and may change)."""
+    wanted = record.location_id
+    if wanted in closed and (new or stored_location_id != wanted):
+        raise ClosedLocation(f"location {closed[wanted]!r} is closed: it takes no new visits")
 
 
 def fresh(query):
@@ -108,13 +128,16 @@ def upsert_appointment(session: Session, patient: Patient, record: AppointmentRe
         raise IntakeError(
             f"appointment {record.external_id!r} belongs to another patient; cancel it and book a new one"
         )
+    check_open(record, appointment.location_id if appointment is not None else None, appointment is None,
+               closed_locations(session, [record]))
     if appointment is None:
         course = current_course(session, patient, now, series_length)
         set_condition(course, record.condition)
         appointment = Appointment(
             external_id=record.external_id, patient_id=patient.id, course_id=course.id, kind=record.kind,
             starts_at=record.starts_at, duration_minutes=record.duration_minutes, location=record.location,
-            status=record.status or "scheduled", needs_planning=True, created_at=now, updated_at=now,
+            location_id=new_location_id(record), status=record.status or "scheduled", needs_planning=True,
+            created_at=now, updated_at=now,
         )
         if appointment.status == "canceled":
             appointment.canceled_at = now
@@ -137,6 +160,8 @@ def apply_changes(appointment: Appointment, record: AppointmentRecord, now: date
         "kind": record.kind, "starts_at": record.starts_at,
         "duration_minutes": record.duration_minutes, "location": record.location,
     }
+    if record.location_id != KEEP_LOCATION:  # a visit moved to another location is planned again
+        wanted["location_id"] = record.location_id
     status = record.status
     # A feed that says "scheduled" must not undo the patient's own confirmation.
     if status == "scheduled" and appointment.status == "confirmed":
@@ -158,6 +183,10 @@ def apply_changes(appointment: Appointment, record: AppointmentRecord, now: date
         appointment.planning_error = None  # changed: worth trying to plan again
         appointment.updated_at = now
     return changed
+
+
+def new_location_id(record: AppointmentRecord) -> int | None:
+    return None if record.location_id == KEEP_LOCATION else record.location_id
 
 
 def renumber_course(session: Session, course_id: int | None) -> None:
@@ -207,7 +236,7 @@ def course_numbers(visits: Iterable) -> list[tuple]:
 
 APPOINTMENT_COLUMNS = (
     "id", "external_id", "patient_id", "course_id", "kind", "number_in_course", "starts_at", "duration_minutes",
-    "location", "status", "confirmed_at", "reschedule_requested_at", "canceled_at", "needs_planning",
+    "location", "location_id", "status", "confirmed_at", "reschedule_requested_at", "canceled_at", "needs_planning",
     "planning_error", "created_at", "updated_at",
 )
 PATIENT_COLUMNS = ("id", "external_id", *PATIENT_FIELDS, *OPTIONAL_PATIENT_FIELDS, "welcomed_at", "updated_at")
@@ -258,6 +287,7 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
                 conditions[row.id] = stored_conditions[row.id] = row.condition
     new_courses: dict[str, str] = {}  # patient key -> course key ("new:<patient key>")
     touched_courses: set = set()
+    closed = closed_locations(session, [record for _, record in items])
 
     results: list[str | IntakeError] = []
     for patient_record, record in items:
@@ -272,6 +302,11 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
             results.append(IntakeError(
                 f"appointment {record.external_id!r} belongs to another patient; cancel it and book a new one"
             ))
+            continue
+        try:
+            check_open(record, visit.location_id if visit is not None else None, visit is None, closed)
+        except ClosedLocation as exc:
+            results.append(exc)
             continue
         if patient is None:
             patient = SimpleNamespace(id=_NEW, external_id=key, welcomed_at=None, updated_at=now, plan_changed=False,
@@ -297,7 +332,8 @@ def upsert_batch(session: Session, items: Sequence[tuple[PatientRecord, Appointm
             visit = SimpleNamespace(
                 id=_NEW, external_id=record.external_id, owner=key, course_id=course, kind=record.kind,
                 number_in_course=1, starts_at=record.starts_at, duration_minutes=record.duration_minutes,
-                location=record.location, status=record.status or "scheduled", confirmed_at=None,
+                location=record.location, location_id=new_location_id(record),
+                status=record.status or "scheduled", confirmed_at=None,
                 reschedule_requested_at=None, canceled_at=None, needs_planning=True, planning_error=None,
                 created_at=now, updated_at=now,
             )

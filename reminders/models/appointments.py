@@ -67,6 +67,7 @@ class Appointment(Base):
 
     patient: Mapped["Patient"] = relationship(back_populates="appointments")  # noqa: F821
     course: Mapped["Course | None"] = relationship(back_populates="appointments")  # noqa: F821
+    place: Mapped["Location | None"] = relationship()  # noqa: F821  (the stored location, when not the default)
 
     @property
     def ends_at(self) -> datetime:

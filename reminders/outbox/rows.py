@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -65,9 +65,8 @@ def plan_following_parts(session: Session, first: OutboxMessage, texts: list[str
     goes once the one before it went (reminders.sending). A part already sent is left as it went;
     one still waiting (or canceled with a moved visit) takes the new words; parts the text no
     longer needs are canceled. The ids planned or taken up again."""
-    existing = {row.part: row for row in session.scalars(
-        select(OutboxMessage).where(OutboxMessage.dedupe_key.startswith(f"{first.dedupe_key}:part", autoescape=True)))
-        if row.dedupe_key == part_key(first.dedupe_key, row.part)}
+    existing = {row.part: row for row in _parts_of(session, first)
+                if row.dedupe_key == part_key(first.dedupe_key, row.part)}
     wanted = dict(enumerate(texts, start=2))
     ids: list[int] = []
     for part, row in existing.items():
@@ -87,8 +86,27 @@ def plan_following_parts(session: Session, first: OutboxMessage, texts: list[str
         planned_for=first.planned_for, due_at=now, patient_id=first.patient_id,
         appointment_id=first.appointment_id, to_address=first.to_address, body=text,
         status_reason=_part_reason(part, first), part=part, segments=segments[part - 2],
+        location_id=first.location_id,
     ) for part, text in wanted.items() if part not in existing]
     return ids + plan(session, new, now)
+
+
+# Built once (this runs for every long text sent): the rows whose key starts with a prefix, found
+# through the visit's (or the patient's) index their parts share with the first text: a LIKE alone
+# is a scan of the whole table under SQLite (its LIKE ignores case, the key's index does not) and
+# under a PostgreSQL database whose collation is not "C".
+_PARTS = select(OutboxMessage).where(OutboxMessage.dedupe_key.like(bindparam("pattern"), escape="/"))
+_PARTS_OF_VISIT = _PARTS.where(OutboxMessage.appointment_id == bindparam("owner"))
+_PARTS_OF_PATIENT = _PARTS.where(OutboxMessage.patient_id == bindparam("owner"))
+
+
+def _parts_of(session: Session, first: OutboxMessage):
+    pattern = f"{first.dedupe_key}:part".replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+    if first.appointment_id is not None:
+        return session.scalars(_PARTS_OF_VISIT, {"pattern": pattern, "owner": first.appointment_id})
+    if first.patient_id is not None:
+        return session.scalars(_PARTS_OF_PATIENT, {"pattern": pattern, "owner": first.patient_id})
+    return session.scalars(_PARTS, {"pattern": pattern})
 
 
 def _part_reason(part: int, first: OutboxMessage) -> str:
@@ -110,14 +128,21 @@ def plan(session: Session, rows: Iterable[OutboxRow], now: datetime) -> list[int
     values = [row.values(now) for row in rows]
     if not values:
         return []
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(OutboxMessage).values(values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboxMessage.id)
-    )
-    return list(session.scalars(stmt).all())
+    return list(session.execute(_plan_statement(session.get_bind().dialect.name), values).scalars())
+
+
+_PLAN_STATEMENTS: dict = {}
+
+
+def _plan_statement(dialect: str):
+    """The insert, built once per dialect (the rows go as parameters: building the statement with
+    them cost several times running it)."""
+    if dialect not in _PLAN_STATEMENTS:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        _PLAN_STATEMENTS[dialect] = (insert(OutboxMessage.__table__)
+                                     .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                                     .returning(OutboxMessage.__table__.c.id))
+    return _PLAN_STATEMENTS[dialect]
 
 
 # Never sent in place of another: a staff alert has its own row per channel, a welcome belongs
@@ -147,6 +172,7 @@ def plan_fallback_twin(session: Session, row: OutboxMessage, patient, now: datet
         due_at=now, patient_id=patient.id, appointment_id=row.appointment_id,
         subject=row.subject if written else None, body=row.body if written else None,
         status_reason=f"{spec.words} in place of {spec_for(row.channel).words} {row.id}",
+        location_id=row.location_id,
     )
     return bool(plan(session, [twin], now))
 

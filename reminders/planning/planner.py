@@ -229,17 +229,27 @@ def _plan_into(run: "PlanningRun", appointment: Appointment, rs: RuleSettings, n
             reschedule_pending(session, row.id, message.planned_for, message.due_at, now)
         elif row.dedupe_key in held and row.due_at < message.due_at:
             reschedule_pending(session, row.id, message.planned_for, message.due_at, now)  # after "we missed you"
+    follow_the_visits_location(session, appointment, pending)
     stored = {row.dedupe_key for row in own}
     if any(m.rule.name == MISSED_VISIT and key not in stored for key, m in wanted.items()):
         plan_later_visits_again(session, run, appointment)
     keep_task_in_line(session, appointment, visit_facts(appointment, appointment.patient, rs).series_length, now)
     new_rows = [
         OutboxRow(dedupe_key=key, kind=m.rule.kind, rule=m.rule.name, channel=m.channel, planned_for=m.planned_for,
-                  due_at=m.due_at, patient_id=appointment.patient_id, appointment_id=appointment.id)
+                  due_at=m.due_at, patient_id=appointment.patient_id, appointment_id=appointment.id,
+                  location_id=appointment.location_id)
         for key, m in wanted.items() if key not in stored
     ]
     note_duplicate_bookings(session, appointment)
     run.planned(appointment, new_rows)
+
+
+def follow_the_visits_location(session: Session, appointment: Appointment, pending: list) -> None:
+    """The texts still to go of a visit moved to another location go out for the new one."""
+    moved = [row.id for row in pending if row.location_id != appointment.location_id]
+    if moved:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(moved))
+                        .values(location_id=appointment.location_id).execution_options(synchronize_session=False))
 
 
 DUPLICATE_BOOKING = "{count} visits of this patient start at the same time (ids {ids}): check for a duplicate booking"
@@ -679,7 +689,7 @@ ROWS_PER_INSERT = 500
 # A visit's own rows: what the planner reads of each.
 OWN_COLUMNS = (OutboxMessage.id, OutboxMessage.appointment_id, OutboxMessage.dedupe_key, OutboxMessage.kind,
                OutboxMessage.rule, OutboxMessage.channel, OutboxMessage.status, OutboxMessage.status_reason,
-               OutboxMessage.planned_for, OutboxMessage.due_at, OutboxMessage.sent_at)
+               OutboxMessage.planned_for, OutboxMessage.due_at, OutboxMessage.sent_at, OutboxMessage.location_id)
 
 
 class PlanningRun:

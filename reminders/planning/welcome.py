@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reminders.locations import patient_location
 from reminders.models import OutboxMessage, Patient
 from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Kind, Status
 from reminders.outbox import OutboxRow
@@ -74,14 +75,22 @@ def plan_welcomes(session: Session, planned: Sequence[tuple[Patient, Sequence[Ou
     for patient_id, (patient, new_rows) in patients.items():
         texts = pending.get(patient_id, []) + [(r.due_at, r.channel) for r in new_rows
                                                 if _scheduled_text(r.channel, r.kind)]
-        row = _welcome(session, patient, stored.get(patient_id), min(texts) if texts else None, quiet, now)
+        row = _welcome(session, patient, stored.get(patient_id), min(texts) if texts else None, quiet, now,
+                       new_rows)
         if row is not None:
             to_create.append(row)
     return to_create
 
 
+def _location(session: Session, patient: Patient, new_rows: Sequence[OutboxRow], now: datetime) -> int | None:
+    """The location a welcome goes out for: that of the first text planned now, whose number it
+    introduces, else the patient's (reminders.locations.patient_location)."""
+    texts = sorted((r for r in new_rows if _scheduled_text(r.channel, r.kind)), key=lambda r: r.due_at)
+    return texts[0].location_id if texts else patient_location(session, patient.id, now)
+
+
 def _welcome(session: Session, patient: Patient, stored, first: tuple[datetime, str] | None, quiet: QuietHours,
-             now: datetime) -> OutboxRow | None:
+             now: datetime, new_rows: Sequence[OutboxRow] = ()) -> OutboxRow | None:
     """The patient's welcome kept ahead of their `first` text (due time, channel): the stored row
     moved or withdrawn, else the row to create."""
     if first is None:
@@ -93,7 +102,8 @@ def _welcome(session: Session, patient: Patient, stored, first: tuple[datetime, 
     due = quiet.next_allowed(at, patient.timezone)
     if stored is None:
         return OutboxRow(dedupe_key=welcome_key(patient), kind=Kind.WELCOME, rule=WELCOME_RULE, channel=channel,
-                         planned_for=at, due_at=due, patient_id=patient.id)
+                         planned_for=at, due_at=due, patient_id=patient.id,
+                         location_id=_location(session, patient, new_rows, now))
     if stored.status in PENDING_STATUSES and (stored.due_at != due or stored.channel != channel):
         reschedule_pending(session, stored.id, at, due, now, channel=channel)
     elif stored.status == Status.CANCELED and stored.status_reason == NOTHING_TO_INTRODUCE:

@@ -6,9 +6,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from reminders.intake.records import (
-    AppointmentRecord, PatientRecord, VisitWindow, check_condition, error_fields, reasons,
+    AppointmentRecord, PatientRecord, VisitWindow, check_condition, error_fields, locate, reasons,
 )
-from reminders.intake.upsert import IntakeError, current_course, set_condition, upsert_appointment, upsert_patient
+from reminders.intake.upsert import (
+    ClosedLocation, IntakeError, current_course, set_condition, upsert_appointment, upsert_patient,
+)
+from reminders.locations import LocationBook, LocationError, describe
 from reminders.models import Appointment, OutboxMessage, utcnow
 from reminders.web.api_auth import require_token
 from reminders.web.api_requests import (
@@ -33,6 +36,26 @@ def _validated(model, data: dict, context: dict | None = None):
 
 def _visit_window() -> dict:
     return {"visit_window": VisitWindow.from_settings(settings(), request_now())}
+
+
+def _located(record: AppointmentRecord) -> AppointmentRecord:
+    """The record with the location its `location` names (by code or name), or a 422 saying so."""
+    try:
+        record.location_id = locate(LocationBook.load(db(), settings()), record.location)
+    except LocationError as exc:
+        raise BadRequest(str(exc), status=422, errors=[str(exc)], field="location") from None
+    return record
+
+
+def _upsert_visit(session, patient, record: AppointmentRecord, now):
+    try:
+        return upsert_appointment(session, patient, record, now, settings().induction_series_length)
+    except ClosedLocation as exc:
+        session.rollback()
+        raise BadRequest(str(exc), status=422, errors=[str(exc)], field="location") from None
+    except IntakeError as exc:
+        session.rollback()
+        raise BadRequest(str(exc), status=409) from None
 
 
 def _appointment_by_external_id(external_id: str) -> Appointment:
@@ -98,17 +121,15 @@ def create_or_update_appointment():
                          field="patient_external_id")
     patient_external_id = key_text(patient_external_id, "patient_external_id", "patient")
     # Both records are checked before anything is written: a bad visit leaves the patient as it was.
-    record = _validated(AppointmentRecord, {k: data.get(k) for k in ("external_id", "kind", "starts_at", "duration_minutes", "location", "status", "condition")},
-                        _visit_window())
+    record = _located(_validated(
+        AppointmentRecord, {k: data.get(k) for k in ("external_id", "kind", "starts_at", "duration_minutes", "location",
+                                                     "status", "condition")},
+        _visit_window()))
     if patient_data is not None:
         patient = upsert_patient(session, _patient_record({**patient_data, "external_id": patient_external_id}), now).patient
     else:
         patient = patient_by_external_id(patient_external_id)
-    try:
-        outcome = upsert_appointment(session, patient, record, now, settings().induction_series_length)
-    except IntakeError as exc:
-        session.rollback()
-        raise BadRequest(str(exc), status=409) from None
+    outcome = _upsert_visit(session, patient, record, now)
     session.commit()
     status = 201 if outcome.result == "created" else 200
     return jsonify({**appointment_json(outcome.appointment), "result": outcome.result}), status
@@ -137,10 +158,22 @@ def change_appointment(external_id: str):
     }
     # The booking window applies to a new time, not to a visit already on the books being closed.
     record = _validated(AppointmentRecord, {**current, **data}, _visit_window() if "starts_at" in data else None)
+    if "location" in data:  # else the visit stays where it is
+        _located(record)
     session = db()
-    outcome = upsert_appointment(session, appointment.patient, record, utcnow(), settings().induction_series_length)
+    outcome = _upsert_visit(session, appointment.patient, record, utcnow())
     session.commit()
     return jsonify({**appointment_json(outcome.appointment), "result": outcome.result})
+
+
+@api.get("/locations")
+@require_token
+def list_locations():
+    """The clinic's locations, the default (the settings themselves) first."""
+    book = LocationBook.load(db(), settings())
+    open_ids = {None, *(place.id for place in book.choices())}
+    return jsonify({"locations": [{**describe(place), "active": place.id in open_ids}
+                                  for place in [book.default, *book.places.values()]]})
 
 
 @api.get("/messages")

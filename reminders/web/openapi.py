@@ -95,7 +95,8 @@ FIELD_NOTES = {
     "starts_at": "ISO-8601 with a UTC offset (2026-03-03T09:30:00-05:00), inside the booking window "
                  "(VISIT_WINDOW_PAST_DAYS back, VISIT_WINDOW_FUTURE_DAYS ahead)",
     "duration_minutes": f"whole minutes, {DURATION_RANGE[0]} to {DURATION_RANGE[1]} (default 60)",
-    "location": "a location's code or name; empty: the default location",
+    "location": "a location's code or name (GET /api/v1/locations), kept as given; empty: the default location. "
+                "While the clinic has no locations, any text (a room) is taken",
     "status": f"one of {', '.join(APPOINTMENT_STATUSES)} (also {', '.join(STATUS_ALIASES)}); "
               "left out: what is stored stays (scheduled for a new visit)",
     "condition": "what the course treats; empty or left out: what is stored stays",
@@ -207,7 +208,11 @@ def response_schemas() -> dict[str, dict]:
     }, description="A patient, with opt-out state.")
     appointment = obj({
         "external_id": s, "patient_external_id": s, "kind": s, "number_in_course": ni, "series_length": ni,
-        "condition": ns, "starts_at": TIME, "duration_minutes": INT, "location": ns, "status": s,
+        "condition": ns, "starts_at": TIME, "duration_minutes": INT,
+        "location": {**ns, "description": "the location (or room) as booked"},
+        "location_code": {**ns, "description": "the code of the clinic location the visit is at (GET /locations); "
+                                               "null: the default location"},
+        "status": s,
         "confirmed_at": nt, "reschedule_requested_at": nt, "canceled_at": nt, "needs_planning": BOOL,
         "planning_error": {**ns, "description": "why no reminders could be planned, if so"},
     }, description="An appointment, with confirmation and reschedule request.")
@@ -269,6 +274,15 @@ def response_schemas() -> dict[str, dict]:
         "change_percent": nullable({"type": "number"}), "response": nullable(BOOL), "response_rule": ns,
         "remission": nullable(BOOL), "screen_negatives": array(ref("ScreenNegative")),
     }, description="A scale's progress over the current course (null without a threshold or a second score).")
+    location = obj({
+        "id": {**ni, "description": "null: the default location (the clinic's settings)"},
+        "code": {**s, "description": "what `location` names in a CSV row or an appointment; \"\" for the default"},
+        "name": {**s, "description": "as patients read it"}, "address": s, "phone": s, "timezone": s,
+        "sender": {**s, "description": "the number (or Messaging Service) its texts go from"},
+        "office_hours": {**s, "description": "HH:MM-HH:MM"}, "office_days": array(STR), "holidays": array(STR),
+        "oncall_phones": array(STR), "oncall_emails": array(STR), "arrive_minutes_before": INT,
+        "rideshare_allowed": BOOL, "active": {**BOOL, "description": "false: closed to new visits"},
+    }, description="A clinic location: its own settings, each the clinic's unless the location sets it.")
     provider = obj({
         "channel": s, "provider": ns, "state": {**s, "enum": ["ok", "failing", "paused"]},
         "failing_since": nt, "consecutive_failures": INT, "paused_until": nt, "last_error": ns,
@@ -301,6 +315,8 @@ def response_schemas() -> dict[str, dict]:
                         "description": "scale key -> progress over the current course"},
         }),
         "ProviderStatusList": obj({"providers": array(ref("ProviderStatus")), "paused": array(STR)}),
+        "Location": location,
+        "LocationList": obj({"locations": array(ref("Location"))}, description="The default location first."),
         "OpenAPI": {"type": "object", "description": "this document"},
     }
 
@@ -359,6 +375,9 @@ ROUTES: dict[str, RouteDoc] = {
         description="CSV fields as JSON; the patient's fields inline or as `patient: {...}`.",
         also={200: "updated or unchanged", **BODY_ERRORS, 404: "no patient with that patient_external_id "
               "(and none given inline)", 409: "that appointment belongs to another patient"}),
+    "api.list_locations": RouteDoc(
+        "GET", "The clinic's locations (the default first), with the settings each one uses", VISITS,
+        "LocationList"),
     "api.get_appointment": RouteDoc(
         "GET", "An appointment", VISITS, "Appointment", also={404: "no appointment with that external_id"}),
     "api.change_appointment": RouteDoc(

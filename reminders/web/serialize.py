@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from reminders.models import Appointment, OutboxMessage, Patient
+from sqlalchemy.orm import object_session
+
+from reminders.models import Appointment, Location, OutboxMessage, Patient
 
 
 def iso(value: datetime | None) -> str | None:
@@ -47,6 +49,7 @@ def appointment_json(appointment: Appointment) -> dict:
         "starts_at": iso(appointment.starts_at),
         "duration_minutes": appointment.duration_minutes,
         "location": appointment.location,
+        "location_code": location_code(appointment),
         "status": appointment.status,
         "confirmed_at": iso(appointment.confirmed_at),
         "reschedule_requested_at": iso(appointment.reschedule_requested_at),
@@ -54,6 +57,14 @@ def appointment_json(appointment: Appointment) -> dict:
         "needs_planning": appointment.needs_planning,
         "planning_error": appointment.planning_error,  # why no reminders could be planned, if so
     }
+
+
+def location_code(appointment: Appointment) -> str | None:
+    """The code of the clinic location the visit is at; None for the default location."""
+    if appointment.location_id is None:
+        return None
+    location = object_session(appointment).get(Location, appointment.location_id)
+    return location.code if location is not None else None
 
 
 def message_json(row: OutboxMessage) -> dict:

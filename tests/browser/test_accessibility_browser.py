@@ -49,6 +49,8 @@ PAGES = [
     ("Templates", "/admin/templates/"),
     ("A template editor", "/admin/templates/first_induction_24h.sms.j2"),
     ("Users", "/admin/users"),
+    ("Locations", "/admin/locations"),
+    ("New location form", "/admin/locations/new"),
     ("Audit", "/admin/audit"),
     ("Password change", "/account/password"),
     ("Two-step sign-in status", "/account/mfa"),
@@ -66,6 +68,7 @@ AFTER_A_CLICK = [
     ("No-show confirmation", "/", "No-show"),
     ("Saved reply form, refused", "/saved-replies/new", "Save reply"),
     ("Broadcast preview", "/broadcast/", "Preview who gets it"),
+    ("Location form, refused", "/admin/locations/new", "Add the location"),
 ]
 # Also walked by the test itself: the sign-in page, the two-step code page, new recovery codes, and
 # two-step enrolment (as a user without it).

@@ -80,6 +80,7 @@ class TwilioMessaging:
             raise ValueError("Twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and a sender (TWILIO_FROM)")
         self.name = name
         self._prefix = address_prefix
+        self.from_address = sender  # the number or Messaging Service SID every message goes from
         self._sender = (
             {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": address_prefix + sender}
         )

@@ -20,7 +20,7 @@ from reminders.web.staff.headers import SECURITY_HEADERS
 
 STAFF_SESSION_LIFETIME = timedelta(hours=12)
 STAFF_BLUEPRINTS = ("auth", "today", "escalations", "patients", "inbox", "visits", "templates_admin", "users",
-                    "live", "reports", "outcomes", "saved_replies", "broadcast", "resend")
+                    "live", "reports", "outcomes", "saved_replies", "broadcast", "resend", "locations")
 # Pages that reload their content by themselves when /live.json says something changed.
 LIVE_PAGES = ("today.index", "escalations.index", "inbox.index")
 # Paths machines call: their errors stay theirs (JSON for the API, plain for the webhooks).
@@ -39,12 +39,12 @@ def register_staff_ui(app: Flask) -> None:
     from reminders.web.staff import (auth, escalations, inbox, live, outcomes, patients, reports, templates_admin, today,
                                      users, visits)
     from reminders.web.staff import broadcast, saved_replies
-    from reminders.web.staff import resend
+    from reminders.web.staff import locations, resend
 
     if app.config["PERMANENT_SESSION_LIFETIME"] == Flask.default_config["PERMANENT_SESSION_LIFETIME"]:
         app.config["PERMANENT_SESSION_LIFETIME"] = STAFF_SESSION_LIFETIME  # a shift, not Flask's 31 days
     for module in (auth, today, escalations, patients, inbox, visits, templates_admin, users, live, reports, outcomes,
-                   saved_replies, broadcast, resend):
+                   saved_replies, broadcast, resend, locations):
         app.register_blueprint(module.bp)
 
     display.install(app)
@@ -56,8 +56,10 @@ def register_staff_ui(app: Flask) -> None:
         context = auth.page_context()
         if context.get("staff") is not None:
             from reminders.web.context import db
+            from reminders.web.staff.location_filter import user_scope
 
-            context["live"] = live.snapshot(db())
+            context["live"] = live.snapshot(db(), user_scope())
+            context["open_escalations"] = context["live"]["open_escalations"]
             context["live_page"] = request.endpoint in LIVE_PAGES
         return context
 

@@ -82,6 +82,9 @@ ACTIONS = {
     "change_role": "Changed a staff account's role",
     "reset_password": "Reset a staff account's password",
     "forced_password_change": "Chose a new password after a reset",
+    "create_location": "Added a location",
+    "edit_location": "Changed a location",
+    "set_staff_locations": "Changed the locations a staff account works at",
 }
 DETAIL_WORDS = {
     "result": "Outcome", "condition": "Condition", "planned": "Infusions in the course", "filename": "File",
@@ -91,6 +94,7 @@ DETAIL_WORDS = {
     "recovery_codes_left": "Recovery codes left", "possible_duplicates": "Possible duplicates",
     "created_despite_possible_duplicates": "Created despite possible duplicates", "from_role": "Role before",
     "how": "How", "messages": "Messages", "restored_from": "Restored from version", "note": "Note",
+    "code": "Code", "name": "Name", "changed": "Changed", "locations": "Locations",
 }
 # Shown as names and links instead (or not at all: an id says nothing to a person).
 PATIENT_ID = re.compile(r"[0-9]{1,18}")
@@ -164,6 +168,8 @@ def describe(session, entries) -> list[dict]:
             what = f"Account {user.email}" if user is not None and user.email != entry.actor else ""
         elif target == "template":
             what = f"Message {target_id}"
+        elif target == "location":
+            what, link = "Location", "/admin/locations"
         elif target == "import_job":
             what, link = "Visits file", f"/visits/imports/{target_id}"
         elif target == "appointments" and _detail_id(entry, "job_id"):

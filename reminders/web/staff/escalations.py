@@ -14,7 +14,7 @@ from reminders.inbound.escalations import (CLAIMED, OPEN, EscalationNotFound, cl
                                            severity_order, texts_after)
 from reminders.models import Escalation
 from reminders.web.context import db, request_now
-from reminders.web.staff import audit
+from reminders.web.staff import audit, location_filter
 from reminders.web.staff.auth import current_user, guard
 
 bp = Blueprint("escalations", __name__, url_prefix="/escalations")
@@ -38,12 +38,14 @@ def texts_after_escalation(escalation: Escalation, limit: int = 5) -> list:
 @bp.get("/")
 def index():
     active_first = case((Escalation.status.in_((OPEN, CLAIMED)), 0), else_=1)
+    places = location_filter.page_filter()
     rows = db().scalars(
-        select(Escalation).order_by(active_first, Escalation.opened_at.desc(), Escalation.id.desc())
+        location_filter.narrowed(select(Escalation), Escalation.location_id, places.scope)
+        .order_by(active_first, Escalation.opened_at.desc(), Escalation.id.desc())
         .options(selectinload(Escalation.patient)).limit(500)
     ).all()
     return render_template(
-        "staff/escalations.html",
+        "staff/escalations.html", places=places, place_name=location_filter.place_name,
         open_rows=sorted((row for row in rows if row.status == OPEN), key=severity_order),
         claimed_rows=sorted((row for row in rows if row.status == CLAIMED), key=severity_order),
         done_rows=[row for row in rows if row.status not in (OPEN, CLAIMED)][:SHOW_RESOLVED])

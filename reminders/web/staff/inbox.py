@@ -21,12 +21,14 @@ from sqlalchemy.orm import Session, selectinload
 from reminders.config import Settings
 from reminders.dispatch import send_soon
 from reminders.inbound.delivery import delivery_problems
+from reminders.inbound.replies import location_of_text
+from reminders.locations import LocationBook
 from reminders.models import InboundMessage, utcnow
 from reminders.models.outbox import TEXT_CHANNELS, ChannelName, Kind
 from reminders.outbox import OutboxRow, plan
 from reminders.planning.quiet_hours import QuietHours
 from reminders.web.context import db, found, request_now, settings
-from reminders.web.staff import audit, message_state, queries
+from reminders.web.staff import audit, location_filter, message_state, queries
 from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.display import date_time, time_only
 
@@ -98,27 +100,38 @@ def plan_staff_reply(session: Session, s: Settings, message: InboundMessage, bod
     ids = plan(session, [OutboxRow(
         dedupe_key=f"reply:{message.id}:{token}", kind=Kind.REPLY, rule=STAFF_REPLY_RULE, channel=channel,
         planned_for=now, due_at=due, patient_id=patient.id, to_address=None, body=body,
+        location_id=location_of_text(session, LocationBook.load(session, s), getattr(message, "to_number", None),
+                                     patient.id, now),
     )], now)
     return PlannedReply(ids[0] if ids else None, channel, due, due <= now)
 
 
-def _waiting():
-    return db().scalars(
-        select(InboundMessage).where(InboundMessage.needs_staff, InboundMessage.done_at.is_(None))
-        .order_by(InboundMessage.priority.desc(), InboundMessage.received_at.desc())
-        .options(selectinload(InboundMessage.patient))
-    ).all()
+def items_with_location(scope: location_filter.Scope, now: datetime, *conditions):
+    """Inbox items and each one's location (its patient's), kept to the scope's locations."""
+    location = queries.patient_location_of(InboundMessage.patient_id, now)
+    query = select(InboundMessage, location.label("location_id")).where(InboundMessage.needs_staff, *conditions)
+    return location_filter.narrowed(query, location, scope).options(selectinload(InboundMessage.patient))
+
+
+def _listed(query) -> tuple[list[InboundMessage], dict[int, str]]:
+    """The items, and the name of each one's location (when the clinic has several)."""
+    rows = db().execute(query).all()
+    return [m for m, _ in rows], {m.id: location_filter.place_name(location_id) for m, location_id in rows}
 
 
 @bp.get("/")
 def index():
-    done = db().scalars(
-        select(InboundMessage).where(InboundMessage.needs_staff, InboundMessage.done_at.is_not(None))
-        .order_by(InboundMessage.done_at.desc()).limit(SHOW_DONE).options(selectinload(InboundMessage.patient))
-    ).all()
-    problems = delivery_problems(db(), limit=SHOW_PROBLEMS)
-    return render_template("staff/inbox.html", waiting=_waiting(), done=done, problems=problems,
-                           me=current_user().email)
+    places, now = location_filter.page_filter(), request_now()
+    waiting, waiting_places = _listed(
+        items_with_location(places.scope, now, InboundMessage.done_at.is_(None))
+        .order_by(InboundMessage.priority.desc(), InboundMessage.received_at.desc()))
+    done, done_places = _listed(
+        items_with_location(places.scope, now, InboundMessage.done_at.is_not(None))
+        .order_by(InboundMessage.done_at.desc()).limit(SHOW_DONE))
+    problems = [m for m in delivery_problems(db(), limit=SHOW_PROBLEMS) if places.scope.admits(m.location_id)]
+    return render_template("staff/inbox.html", waiting=waiting, done=done, problems=problems,
+                           me=current_user().email, places=places,
+                           place_of={**waiting_places, **done_places})
 
 
 def _message(message_id: int) -> InboundMessage:

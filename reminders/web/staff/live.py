@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from reminders.inbound.escalations import OPEN, kind_of
 from reminders.models import Appointment, Escalation, InboundMessage
-from reminders.web.context import db
+from reminders.web.context import db, request_now
+from reminders.web.staff import location_filter, queries
 from reminders.web.staff.auth import current_user, service_problems
 
 bp = Blueprint("live", __name__)
@@ -27,27 +28,34 @@ def _require_session():
     return None
 
 
-def counts(session) -> dict:
+def counts(session, scope: location_filter.Scope = location_filter.EVERYTHING) -> dict:
     """The menu badges and the banner: escalations nobody has claimed yet (and the newest one's
-    kind in words: "Medical emergency", "Suicide risk", "Urgent"), inbox items waiting for staff."""
-    open_count, newest_open = session.execute(
-        select(func.count(), func.max(Escalation.id)).where(Escalation.status == OPEN)).one()
+    kind in words: "Medical emergency", "Suicide risk", "Urgent"), inbox items waiting for staff;
+    those of the user's locations (`scope`)."""
+    open_count, newest_open = session.execute(location_filter.narrowed(
+        select(func.count(), func.max(Escalation.id)).where(Escalation.status == OPEN),
+        Escalation.location_id, scope)).one()
     newest = session.get(Escalation, newest_open) if newest_open is not None else None
-    waiting = session.scalar(select(func.count()).select_from(InboundMessage)
-                             .where(InboundMessage.needs_staff, InboundMessage.done_at.is_(None))) or 0
+    waiting_query = select(func.count()).select_from(InboundMessage).where(InboundMessage.needs_staff,
+                                                                           InboundMessage.done_at.is_(None))
+    if not scope.everything:
+        waiting_query = location_filter.narrowed(
+            waiting_query, queries.patient_location_of(InboundMessage.patient_id, request_now()), scope)
+    waiting = session.scalar(waiting_query) or 0
     return {"open_escalations": open_count or 0, "newest_open_escalation_id": newest_open,
             "newest_open_escalation_kind": kind_of(newest) if newest is not None else None,
             "inbox_waiting": waiting}
 
 
-def snapshot(session) -> dict:
+def snapshot(session, scope: location_filter.Scope = location_filter.EVERYTHING) -> dict:
     """counts() plus the newest escalation and a stamp that changes with anything Today,
     Escalations or the inbox show: a new, claimed or resolved escalation, a reply in or handled, a
     visit booked, moved, confirmed or marked; and the worker or beat stopping or running again
     (the banner, see service_problems), so that a page left open shows it."""
-    live = counts(session)
-    newest_escalation, acknowledged, claimed = session.execute(
-        select(func.max(Escalation.id), func.count(Escalation.acknowledged_at), func.count(Escalation.claimed_at))).one()
+    live = counts(session, scope)
+    newest_escalation, acknowledged, claimed = session.execute(location_filter.narrowed(
+        select(func.max(Escalation.id), func.count(Escalation.acknowledged_at), func.count(Escalation.claimed_at)),
+        Escalation.location_id, scope)).one()
     newest_inbound, done = session.execute(
         select(func.max(InboundMessage.id), func.count(InboundMessage.done_at))).one()
     visits_changed, visits = session.execute(select(func.max(Appointment.updated_at), func.count())
@@ -62,7 +70,7 @@ def snapshot(session) -> dict:
 @bp.get("/live.json")
 def live_json():
     session = db()
-    return jsonify({**snapshot(session), **provider_part(session)})
+    return jsonify({**snapshot(session, location_filter.user_scope()), **provider_part(session)})
 
 
 def provider_part(session) -> dict:

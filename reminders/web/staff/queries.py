@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient
@@ -50,18 +50,19 @@ def local_day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
 
 
-def upcoming_by_day(session: Session, settings, now: datetime, days: int = 7, first_day: date | None = None
-                    ) -> list[DayGroup]:
+def upcoming_by_day(session: Session, settings, now: datetime, days: int = 7, first_day: date | None = None,
+                    where=None) -> list[DayGroup]:
     """Visits from the start of `first_day` (today by default, clinic time) for `days` days,
-    grouped by clinic-local day."""
+    grouped by clinic-local day; `where`: a condition on the visit (its location)."""
     zone = ZoneInfo(settings.clinic_timezone)
     first_day = first_day or now.astimezone(zone).date()
     start = local_day_start(first_day, zone)
     end = local_day_start(first_day + timedelta(days=days), zone)
+    query = select(Appointment).where(Appointment.starts_at >= start, Appointment.starts_at < end)
+    if where is not None:
+        query = query.where(where)
     appointments = session.scalars(
-        select(Appointment)
-        .where(Appointment.starts_at >= start, Appointment.starts_at < end)
-        .order_by(Appointment.starts_at, Appointment.id)
+        query.order_by(Appointment.starts_at, Appointment.id)
         .options(selectinload(Appointment.patient), selectinload(Appointment.course))
     ).all()
     messages: dict[int, list[OutboxMessage]] = defaultdict(list)
@@ -81,6 +82,16 @@ def upcoming_by_day(session: Session, settings, now: datetime, days: int = 7, fi
                                      progress(appointment, settings.induction_series_length),
                                      messages.get(appointment.id, [])))
     return [groups[day] for day in sorted(groups)]
+
+
+def patient_location_of(patient_id, now: datetime):
+    """reminders.locations.patient_location as a column beside each row of a list (one query for
+    the list): the patient's next active visit's location, else their latest visit's."""
+    upcoming = and_(Appointment.status.in_(ACTIVE_STATUSES), Appointment.starts_at >= now)
+    return (select(Appointment.location_id).where(Appointment.patient_id == patient_id)
+            .order_by(case((upcoming, 0), else_=1), case((upcoming, Appointment.starts_at)),
+                      Appointment.starts_at.desc())
+            .limit(1).correlate_except(Appointment).scalar_subquery())
 
 
 # --- Patient ------------------------------------------------------------------------------------

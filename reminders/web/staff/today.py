@@ -16,7 +16,7 @@ from reminders.models import Appointment, utcnow
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.planning.rules import RuleSettings, counts_as_attended_at, is_unmarked
 from reminders.web.context import db, settings
-from reminders.web.staff import display, queries
+from reminders.web.staff import display, location_filter, queries
 from reminders.web.staff.auth import guard
 
 bp = Blueprint("today", __name__)
@@ -108,8 +108,14 @@ def chosen_day(value: str | None, today: date) -> tuple[date, bool]:
     return (day, True) if FIRST_DAY <= day <= LAST_DAY else (today, False)
 
 
-def day_link(day: date, today: date) -> str:
-    return url_for("today.index") if day == today else url_for("today.index", day=day.isoformat())
+def day_link(day: date, today: date, location: str = "") -> str:
+    place = {"location": location} if location else {}
+    return url_for("today.index", **place) if day == today else url_for("today.index", day=day.isoformat(), **place)
+
+
+def patient_location(row) -> int | None:
+    """A patient to book belongs where their next visit is, else where their last one was."""
+    return (row.next_visit or row.last_visit).location_id
 
 
 def earlier_to_mark(unmarked: list, zone, shown: set[date]) -> list:
@@ -123,7 +129,10 @@ def index():
     zone = display.clinic_zone()
     today = now.astimezone(zone).date()
     day, readable = chosen_day(request.args.get("day"), today)
-    groups = queries.upcoming_by_day(db(), settings(), now, first_day=day)
+    places = location_filter.page_filter()
+    scope, here = places.scope, places.chosen
+    groups = queries.upcoming_by_day(db(), settings(), now, first_day=day,
+                                     where=scope.clause(Appointment.location_id))
     if not groups or groups[0].day != day:
         groups.insert(0, queries.DayGroup(day, []))  # the chosen day is shown even when empty
     rows = [row for group in groups for row in group.visits]
@@ -131,15 +140,18 @@ def index():
     for row in rows:
         if row.appointment.id in booked_later:
             row.messages = [m for m in row.messages if m.rule not in BOOKING_NUDGES]
-    due = patients_needing_booking(db(), settings(), now)
-    unmarked = earlier_to_mark(visits_to_mark(db(), settings(), now), zone, {today, day})
+    due = [row for row in patients_needing_booking(db(), settings(), now) if scope.admits(patient_location(row))]
+    unmarked = earlier_to_mark([row for row in visits_to_mark(db(), settings(), now)
+                                if scope.admits(row.appointment.location_id)], zone, {today, day})
     window = no_show_undo.undo_window(settings())
     rs = RuleSettings.from_settings(settings())
     return render_template(
         "staff/today.html", groups=groups, due=due, unmarked=unmarked, now=now, today=today, day=day,
         unreadable_day=None if readable else request.args.get("day", "")[:40],
-        this_day_url=day_link(day, today), previous_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
-        previous_link=day_link(day - timedelta(days=1), today), next_link=day_link(day + timedelta(days=1), today),
+        this_day_url=day_link(day, today, here), previous_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
+        previous_link=day_link(day - timedelta(days=1), today, here),
+        next_link=day_link(day + timedelta(days=1), today, here), today_link=day_link(today, today, here),
+        places=places, place_name=location_filter.place_name,
         day_heading=display.day_heading, zone_name=settings().clinic_timezone,
         closable=lambda appointment: queries.day_has_come(appointment, now),
         undo_until=lambda appointment: (no_show_undo.undo_until(appointment, window)

@@ -8,10 +8,11 @@ from sqlalchemy import func, select
 
 from reminders import mfa
 from reminders.accounts import MIN_PASSWORD_LENGTH, AccountError, change_role, create_user, reset_password
-from reminders.models import StaffUser, utcnow
+from reminders.locations import set_staff_locations
+from reminders.models import StaffUser, staff_user_locations, utcnow
 from reminders.models.staff import ROLES
 from reminders.web.context import db, found, settings
-from reminders.web.staff import audit
+from reminders.web.staff import audit, location_filter
 from reminders.web.staff.auth import current_user, guard, revoke_sessions
 
 bp = Blueprint("users", __name__, url_prefix="/admin")
@@ -23,10 +24,22 @@ def _users():
     return db().scalars(select(StaffUser).order_by(StaffUser.active.desc(), func.lower(StaffUser.email))).all()
 
 
+def _works_at() -> dict[int, set[int]]:
+    """Each user's locations (a user not listed works at every location)."""
+    found: dict[int, set[int]] = {}
+    for user_id, location_id in db().execute(select(staff_user_locations.c.user_id,
+                                                    staff_user_locations.c.location_id)):
+        found.setdefault(user_id, set()).add(location_id)
+    return found
+
+
 def _page(error: str | None = None, values: dict | None = None, status: int = 200, handed_over: dict | None = None):
+    book = location_filter.book()
     page = render_template("staff/users.html", users=_users(), roles=ROLES, error=error,
                            values=values or {"email": "", "role": "staff"}, min_length=MIN_PASSWORD_LENGTH,
-                           now=utcnow(), mfa_required=settings().mfa_required, handed_over=handed_over)
+                           now=utcnow(), mfa_required=settings().mfa_required, handed_over=handed_over,
+                           places=book.choices(active_only=False) if book.several else [],
+                           works_at=_works_at() if book.several else {})
     # A temporary password is shown once: never kept by the browser's cache.
     return page, status, {"Cache-Control": "no-store"} if handed_over else {}
 
@@ -141,6 +154,21 @@ def reset_user_password(user_id: int):
                  how="typed by the admin" if typed else "temporary password generated")
     db().commit()
     return _page(handed_over={"email": user.email, "password": None if typed else given})
+
+
+@bp.post("/users/<int:user_id>/locations")
+def set_locations(user_id: int):
+    """The locations a user works at: they see those locations' visits, inbox and escalations (and
+    the default location's); none ticked: every location."""
+    user = _get(user_id)
+    places = {place.id: place for place in location_filter.book().choices(active_only=False)}
+    chosen = sorted({int(v) for v in request.form.getlist("location") if v.isdigit() and int(v) in places})
+    set_staff_locations(db(), user.id, chosen)
+    names = ", ".join(places[i].name for i in chosen) or "every location"
+    audit.record("set_staff_locations", "staff_user", user.id, email=user.email, locations=names)
+    db().commit()
+    flash(f"{user.email} works at {names}." if chosen else f"{user.email} works at every location.", "ok")
+    return redirect(url_for(".index") + f"#user-{user.id}")
 
 
 @bp.get("/audit")

@@ -17,15 +17,18 @@ from sqlalchemy import select
 from reminders import no_show_undo
 from reminders.intake import import_jobs
 from reminders.intake.csv_import import MAX_FILE_BYTES, UnusableFile
-from reminders.intake.records import APPOINTMENT_STATUSES, AppointmentRecord, PatientRecord, VisitWindow, reasons
-from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
+from reminders.intake.records import (
+    APPOINTMENT_STATUSES, KEEP_LOCATION, AppointmentRecord, PatientRecord, VisitWindow, reasons,
+)
+from reminders.intake.upsert import ClosedLocation, IntakeError, upsert_appointment, upsert_patient
+from reminders.locations import LocationBook, LocationError
 from reminders.models import Appointment, Course, ImportJob, ImportJobRow, Patient, utcnow
 from reminders.models.patients import CONDITIONS, DEFAULT_LANGUAGE, LANGUAGES
 from reminders.planning import course_dates
 from reminders.planning.planner import mark_for_planning
 from reminders.web.context import db, found, settings
 from reminders.web.staff import audit, display, queries
-from reminders.web.staff import door_checks
+from reminders.web.staff import door_checks, location_filter
 from reminders.web.staff.auth import guard, safe_next
 from reminders.web.staff.forms import (
     PATIENT_LABELS, VISIT_LABELS, patient_field_errors, visit_field_errors, visit_time_error,
@@ -35,6 +38,8 @@ from reminders.zones import iana_zones, is_region
 
 bp = Blueprint("visits", __name__)
 guard(bp)
+# A visit's clinic location by name, on any staff page (nothing while the clinic has one location).
+bp.add_app_template_global(location_filter.place_name, "place_name")
 
 PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "timezone", "preferred_channel")
 # Optional in a post (a form without them keeps what is stored), checked by PatientRecord too.
@@ -158,12 +163,59 @@ def _visit_values(appointment: Appointment | None, patient: Patient) -> dict:
     if appointment is None:
         course = open_course(patient)
         return {"kind": _likely_kind(patient), "date": "", "time": "", "duration_minutes": "60", "location": "",
-                "status": "scheduled", "condition": (course.condition if course else None) or ""}
+                "place": _usual_place(patient), "status": "scheduled",
+                "condition": (course.condition if course else None) or ""}
     local = appointment.starts_at.astimezone(ZoneInfo(patient.timezone))
     return {"kind": appointment.kind, "date": local.date().isoformat(), "time": local.strftime("%H:%M"),
             "duration_minutes": str(appointment.duration_minutes), "location": appointment.location,
-            "status": appointment.status,
+            "place": _book().place(appointment.location_id).code, "status": appointment.status,
             "condition": (appointment.course.condition if appointment.course else None) or ""}
+
+
+def _book() -> LocationBook:
+    return location_filter.book()
+
+
+def _open(location_id: int) -> bool:
+    """Whether the location takes new visits (an inactive one keeps only the visits it has)."""
+    return any(place.id == location_id for place in _book().choices())
+
+
+def _usual_place(patient: Patient) -> str:
+    """A new visit's location as the form first offers it: the patient's latest visit's, if still open."""
+    held = [a for a in patient.appointments if a.status != "canceled" and a.location_id is not None]
+    if not held:
+        return ""
+    location_id = held[-1].location_id
+    return _book().place(location_id).code if _open(location_id) else ""
+
+
+def _place_choices(appointment: Appointment | None) -> list:
+    """The locations the form offers (the default first, as ""): the open ones, and the visit's own."""
+    book = _book()
+    if not book.several:
+        return []
+    places = book.choices()
+    if appointment is not None and appointment.location_id is not None and not _open(appointment.location_id):
+        places = [*places, book.place(appointment.location_id)]
+    return [("", book.default.name), *((place.code, place.name) for place in places)]
+
+
+def _form_place(appointment: Appointment | None, errors: dict[str, str]):
+    """The location the posted form chose: an id, None (the default), or KEEP_LOCATION when the form
+    has no location select (a clinic with one location)."""
+    if "place" not in request.form or not _book().several:
+        return KEEP_LOCATION
+    try:
+        location_id = _book().match(request.form["place"])
+    except LocationError:
+        errors["place"] = "Choose a location from the list."
+        return KEEP_LOCATION
+    stored = appointment.location_id if appointment is not None else None
+    if location_id is not None and location_id != stored and not _open(location_id):
+        errors["place"] = "That location is closed to new visits: choose another."
+        return KEEP_LOCATION
+    return location_id
 
 
 def _likely_kind(patient: Patient) -> str:
@@ -198,9 +250,11 @@ def local_instant(day: str, clock: str, zone: str) -> datetime:
 
 
 def _render_visit_form(patient, appointment, values, errors: dict[str, str], status: int = 200):
+    places = _place_choices(appointment)
+    labels = {**VISIT_LABELS, "place": "Location", "location": "Room"} if places else VISIT_LABELS
     return render_template("staff/visit_form.html", patient=patient, appointment=appointment, values=values,
-                           errors=errors, labels=VISIT_LABELS, statuses=APPOINTMENT_STATUSES,
-                           conditions=CONDITION_CHOICES), status
+                           errors=errors, labels=labels, statuses=APPOINTMENT_STATUSES,
+                           conditions=CONDITION_CHOICES, places=places), status
 
 
 @bp.route("/patients/<int:patient_id>/visits/new", methods=["GET", "POST"])
@@ -226,12 +280,13 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
         values = _visit_values(appointment, patient)
         if appointment is None:  # a suggested next visit or replacement comes prefilled
             values.update({name: request.args[name].strip() for name in ("kind", "date", "time", "duration_minutes",
-                                                                            "location") if request.args.get(name)})
+                                                                            "location", "place") if request.args.get(name)})
         return _render_visit_form(patient, appointment, values, {})
     values = {name: request.form.get(name, "").strip()
-              for name in ("kind", "date", "time", "duration_minutes", "location", "status", "condition")}
+              for name in ("kind", "date", "time", "duration_minutes", "location", "place", "status", "condition")}
     errors: dict[str, str] = {}
     condition = form_condition(errors)
+    location_id = _form_place(appointment, errors)
     try:
         starts_at = local_instant(values["date"], values["time"], patient.timezone)
     except ValueError as exc:
@@ -252,6 +307,8 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
     except ValidationError as exc:
         for field, sentence in visit_field_errors(exc).items():
             errors.setdefault(field, sentence)
+    if record is not None:
+        record.location_id = location_id
     if not errors and moved and record.status in door_checks.HOLDS_TIME:
         other = door_checks.overlapping_visit(patient, starts_at, record.duration_minutes, leave_out=appointment)
         if other is not None:
@@ -265,6 +322,10 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
         appointment.external_id = external_id
     try:
         outcome = upsert_appointment(session, patient, record, utcnow(), settings().induction_series_length)
+    except ClosedLocation:
+        session.rollback()
+        return _render_visit_form(patient, appointment, values,
+                                  {"place": "That location is closed to new visits: choose another."}, 422)
     except IntakeError as exc:
         session.rollback()
         return _render_visit_form(patient, appointment, values, {"date": str(exc)}, 409)
@@ -273,8 +334,9 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
     set_course_condition(outcome.appointment.course, condition)
     session.commit()
     flash(f"Visit {'booked' if appointment is None else 'saved'}: the reminders will follow the change.", "ok")
+    holidays = _book().settings_for(outcome.appointment.location_id).clinic_holidays  # the location's own
     holiday = door_checks.holiday_warning(starts_at.astimezone(ZoneInfo(patient.timezone)).date(),
-                                          settings().clinic_holidays) if moved else None
+                                          holidays) if moved else None
     if holiday:
         flash(holiday, "warn")
     return redirect(url_for("patients.show", patient_id=patient.id))
@@ -361,7 +423,8 @@ def _suggestion_link(patient: Patient, like: Appointment, day: date, text: str) 
     local = like.starts_at.astimezone(ZoneInfo(patient.timezone))
     href = url_for("visits.new_visit", patient_id=patient.id, kind=like.kind, date=day.isoformat(),
                    time=local.strftime("%H:%M"), location=like.location or "",
-                   duration_minutes=str(like.duration_minutes))
+                   duration_minutes=str(like.duration_minutes),
+                   **({"place": _book().place(like.location_id).code} if like.location_id is not None else {}))
     label = f"{day:%a} {day.day} {day:%b} {local.hour}:{local:%M}"
     return Markup('<a class="suggest-link" href="{}">{}: {}</a>').format(href, text, label)
 
@@ -414,7 +477,7 @@ def _status_message(appointment: Appointment, wanted: str, back: str | None = No
 
 # --- A whole induction course -------------------------------------------------------------------
 
-COURSE_FIELDS = ("first_date", "time", "pattern", "length", "duration_minutes", "location", "condition")
+COURSE_FIELDS = ("first_date", "time", "pattern", "length", "duration_minutes", "location", "place", "condition")
 
 
 def _course_values(patient: Patient) -> dict:
@@ -422,7 +485,7 @@ def _course_values(patient: Patient) -> dict:
     last = patient.courses[-1].condition if patient.courses else None
     return {"first_date": "", "time": "", "pattern": course_dates.DEFAULT_PATTERN,
             "length": str(settings().induction_series_length), "duration_minutes": "60", "location": "",
-            "condition": last or ""}
+            "place": _usual_place(patient), "condition": last or ""}
 
 
 def _render_course_form(patient: Patient, values: dict, errors: dict, preview=None, status: int = 200,
@@ -434,7 +497,7 @@ def _render_course_form(patient: Patient, values: dict, errors: dict, preview=No
         patterns=[(key, label) for key, (label, _, _) in course_dates.PATTERNS.items()],
         closed_names=[course_dates.DAY_NAMES[d] for d in closed], max_length=course_dates.MAX_LENGTH,
         holidays=[day for day in settings().clinic_holidays if day >= utcnow().date()],
-        conditions=CONDITION_CHOICES,
+        conditions=CONDITION_CHOICES, places=_place_choices(None),
     ), status
 
 
@@ -515,8 +578,11 @@ def new_course(patient_id: int):
     values = {name: request.form.get(name, "").strip() for name in COURSE_FIELDS}
     errors: dict[str, str] = {}
     condition = form_condition(errors)
+    location_id = _form_place(None, errors)
     starts = _course_starts(patient, values, errors)
     records = _course_records(values, starts, errors) if starts else []
+    for record in records:
+        record.location_id = location_id
     overlap = door_checks.first_overlap(patient, starts, records[0].duration_minutes) if records else None
     if overlap:
         errors["first_date"] = overlap
@@ -602,7 +668,7 @@ def _start_job(job_id: int) -> None:
     s = settings()
     import_jobs.run_in_thread(current_app.extensions["reminders.sessions"], job_id, _clock(),
                               phone_region=s.default_phone_region, series_length=s.induction_series_length,
-                              window=lambda now: VisitWindow.from_settings(s, now))
+                              window=lambda now: VisitWindow.from_settings(s, now), settings=s)
 
 
 def _recent_jobs() -> list[ImportJob]:
