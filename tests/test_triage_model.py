@@ -115,15 +115,10 @@ def test_the_threshold_keeps_routine_false_alarms_to_two_percent(training):
     assert 0.97 < threshold <= 0.98
 
 
-# At its threshold (at most 2% of routine rows flagged, out of fold) the model catches about half
-# the paging rows of the set: decoys such as "i wrote a letter to my landlord" or "haven't had
-# suicidal thoughts in weeks" score as high as real crises. Strict: when a retrained model flags
-# the text, this fails, and the mark is to be taken off.
-MISSED = pytest.mark.xfail(strict=True, reason="the model trained on the main set of 2026-12-06 scores it 0.90, "
-                                               "under its threshold of 0.93")
-
-
-@pytest.mark.parametrize("text", [pytest.param("i swallowed all my pills", marks=MISSED), "no quiero vivir",
+# At its threshold (at most 2% of routine rows flagged, out of fold) the model catches about 70 %
+# of the paging rows of the set (cross-validated, 2026-12-07); decoys such as "i wrote a letter to my
+# landlord" still score as high as some real crises.
+@pytest.mark.parametrize("text", ["i swallowed all my pills", "no quiero vivir",
                                   "I want to kill myself", "me voy a matar esta noche"])
 def test_the_shipped_model_flags_clear_crises(text):
     assert model.shipped_model() is not None, f"{model.MODEL_PATH} did not load"

@@ -6,10 +6,15 @@ searched in every text, so a Spanish phrase is found in a mostly English text). 
 - ``[words]``: named alternations, used in phrases as ``{NAME}``;
 - ``[shorthand]``: a texting spelling and what it stands for (``dont = "do not"``, ``q = "que"``);
 - ``[masks] idioms``: idioms blanked out before the search ("dying to know", "me muero de
-  hambre"), narrow on purpose (a mask must never hide a crisis);
+  hambre") and statements that a crisis is absent ("no thoughts of hurting myself", "not
+  suicidal"), narrow on purpose (a mask must never hide a crisis);
+- ``[masks] past``: a crisis told as long past ("tried to kill myself back in college",
+  "overdosed in 2019"), blanked when a ``[masks] well`` phrase says the sender is well now ("doing
+  great", "stable") unless a ``[masks] relapse`` phrase says it is back ("again", "going to");
 - ``[away]``: saying one will not be here (a goodbye), unless the text speaks of a ``trips`` word;
 - ``[history]``: words that put a medical emergency in the past, unless a ``now`` word is there;
-- ``[squeezed]``: stems searched with every space and mark removed ("s u i c i d e");
+- ``[squeezed]``: stems searched with every space and mark removed ("s u i c i d e"), except
+  where a mask hid them;
 - ``[emoji]``: an emoji and the word it stands for when used as one ("🔫" = "gun");
 - ``[acknowledgements] patterns``: regular expressions (Python's) for a whole text that only
   acknowledges ("thanks", "who is this"), matched on its words joined by single spaces;
@@ -146,6 +151,9 @@ class Phrasebook:
     categories: tuple[Category, ...]
     shorthand: dict[str, str]
     idioms: re.Pattern[str]
+    past: re.Pattern[str]
+    well: re.Pattern[str]
+    relapse: re.Pattern[str]
     away: re.Pattern[str]
     trips: re.Pattern[str]
     history: re.Pattern[str]
@@ -175,7 +183,7 @@ def load_phrasebook(folder: Path = PHRASES_DIR) -> Phrasebook:
         data.append((path.name, table))
     categories: list[Category] = []
     shorthand: dict[str, str] = {}
-    lists: dict[str, list[str]] = {k: [] for k in ("idioms", "away", "trips", "history", "now")}
+    lists: dict[str, list[str]] = {k: [] for k in ("idioms", "past", "well", "relapse", "away", "trips", "history", "now")}
     squeezed: dict[str, list[str]] = {}
     emoji: dict[str, str] = {}
     thanks: list[str] = []
@@ -185,6 +193,9 @@ def load_phrasebook(folder: Path = PHRASES_DIR) -> Phrasebook:
         emoji.update({unicodedata.normalize("NFKC", k).casefold(): f" {v} " for k, v in table.get("emoji", {}).items()})
         thanks += table.get("acknowledgements", {}).get("patterns", [])
         lists["idioms"] += table.get("masks", {}).get("idioms", [])
+        lists["past"] += table.get("masks", {}).get("past", [])
+        lists["well"] += table.get("masks", {}).get("well", [])
+        lists["relapse"] += table.get("masks", {}).get("relapse", [])
         lists["away"] += table.get("away", {}).get("phrases", [])
         lists["trips"] += table.get("away", {}).get("trips", [])
         lists["history"] += table.get("history", {}).get("phrases", [])
@@ -209,7 +220,8 @@ def load_phrasebook(folder: Path = PHRASES_DIR) -> Phrasebook:
             raise PhraseError(f"[squeezed] names an unknown category {category!r}")
     return Phrasebook(
         categories=tuple(categories), shorthand=shorthand,
-        idioms=one_pattern(expanded["idioms"]), away=one_pattern(expanded["away"]),
+        idioms=one_pattern(expanded["idioms"]), past=one_pattern(expanded["past"]),
+        well=one_pattern(expanded["well"]), relapse=one_pattern(expanded["relapse"]), away=one_pattern(expanded["away"]),
         trips=one_pattern(expanded["trips"]), history=one_pattern(expanded["history"]),
         now=one_pattern(expanded["now"]), squeezed={k: tuple(v) for k, v in squeezed.items()}, emoji=emoji,
         acknowledgement=_whole_text(thanks),
@@ -264,6 +276,13 @@ class Readings:
     plain: tuple[str, ...]  # folded, punctuation gone, shorthand expanded: as written and two leetspeak spellings
     squashed: tuple[str, ...]  # the same, repeated letters once, idioms masked
     squeezed: str  # no spaces or marks at all
+    expanded: str = ""  # squeezed from the text with shorthand expanded
+    masked: str = ""  # squeezed from the text with shorthand expanded and masks applied
+
+    def squeezed_stem(self, stem: str) -> bool:
+        """A stem found with spaces and marks removed, unless a mask hid it ("not suicidal",
+        "overdosed on netflix"): a stem that only shorthand breaks up ("s u i c i d e") counts."""
+        return stem in self.squeezed and not (stem in self.expanded and stem not in self.masked)
 
 
 def readings(text: str) -> Readings:
@@ -276,8 +295,21 @@ def readings(text: str) -> Readings:
     base = re.sub(r"\bw/o\b", "without", base)
     spellings = (base, _leet(base, _LEET_I), _leet(base, _LEET_L))
     plain = tuple(dict.fromkeys(" ".join(_words(v, book.shorthand)) for v in spellings))
-    squashed = tuple(dict.fromkeys(" ".join(book.idioms.sub(" ", squash(v)).split()) for v in plain))
-    return Readings(folded, plain, squashed, squash(re.sub(r"[\W_]+", "", base)))
+    squashed = tuple(dict.fromkeys(_masked(squash(v), book) for v in plain))
+    return Readings(folded, plain, squashed, _squeeze(base), _squeeze(plain[0]), _squeeze(squashed[0]))
+
+
+def _masked(text: str, book: Phrasebook) -> str:
+    """Idioms blanked out; a crisis told as long past blanked too when the text says the sender is
+    well now, unless it says it is back."""
+    text = book.idioms.sub(" ", text)
+    if book.well.search(text) and not book.relapse.search(text):
+        text = book.past.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _squeeze(text: str) -> str:
+    return squash(re.sub(r"[\W_]+", "", text))
 
 
 def find_phrases(reading: Readings) -> list[Found]:
@@ -293,7 +325,7 @@ def find_phrases(reading: Readings) -> list[Found]:
     if any(book.away.search(v) for v in reading.squashed) and not any(book.trips.search(v) for v in reading.squashed):
         found.append(Found("preparation and goodbyes", "suicide_risk", "(not being here)"))
     for category, stems in book.squeezed.items():
-        stem = next((s for s in stems if s in reading.squeezed), None)
+        stem = next((s for s in stems if reading.squeezed_stem(s)), None)
         if stem:
             found.append(Found(category, book.tier_of(category), stem))
     return found

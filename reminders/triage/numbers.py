@@ -70,7 +70,7 @@ NOOSE_RE = re.compile(r"\bno{2,}s(?:e|es|ing)?\b")  # squashed, "noose" would re
 # "OD" as a word, "o.d.", "ODing"; not squashed; not "OD'd on christmas cookies" (a treat or a show)
 OD_RE = re.compile(r"\bo ?d(?:s|ed|ing)?\b(?! on (?:the |my |all the )?(?:christmas|holiday|halloween|cookies|cookie|candy|"
                    r"sugar|chocolate|cake|pizza|carbs|netflix|tv|tiktok|youtube|anime|memes|shows|reality|coffee|caffeine|"
-                   r"sweets|snacks|junk food|fries|true crime)\b)")
+                   r"sweets|snacks|junk food|fries|true crime|pumpkin spice|espresso|podcasts|telenovelas|k dramas|pie|tacos|cheese)\b)")
 # A counted dose ("took 20 of my pills") without flagging the daily "I took my pills".
 COUNTED_DOSE_RE = re.compile(
     r"\b(?:took|taken|take|swallowed|swallow)\b(?: \w+){0,2} (?:\d+|ten|twenty|thirty|fifty|hundred)"
@@ -99,7 +99,7 @@ LOW_SCORE_ES = re.compile(
     "|^\\W*(?:between|entre)\\s+[012]\\s+(?:and|y|or|o)\\s+[0123]\\W*$"
     "|^\\W*menos\\s+(?:que|q|de)\\s+cero+\\W*$"
     "|^\\W*(?:un\\s+)?(?:cero+|uno+|un\\s+[012]|un\\s+dos)\\s*(?:$|[,.;:!¡?¿\\-]|\\s+(?:pelado|pelao|nomas|apenas|hoy|todo|muy|mal|"
-    "fatal|horrible|pesimo|ya|no)\\b)",
+    "fatal|horrible|pesimo|ya|no|la verdad|la neta|sinceramente|honestamente)\\b)",
 )
 
 
