@@ -834,7 +834,8 @@ class _From:
     def write_on(self, row: OutboxMessage) -> None:
         if row.location_id != self.location_id:
             row.location_id = self.location_id
-        row.from_address = self.address
+        if row.from_address != self.address:  # a following text was planned with its sender
+            row.from_address = self.address
 
 
 def _location_of(row: OutboxMessage, appointment: Appointment | None) -> int | None:

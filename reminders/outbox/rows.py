@@ -34,6 +34,7 @@ class OutboxRow:
     part: int = 1  # a text that follows the one before it (plan_following_parts)
     segments: int | None = None
     location_id: int | None = None  # the visit's or the patient's location (reminders.locations)
+    from_address: str | None = None  # the sender, when known at planning (a text that follows another)
 
     def values(self, now: datetime) -> dict:
         return {**asdict(self), "status": Status.PLANNED, "attempts": 0, "created_at": now, "updated_at": now}
@@ -74,6 +75,7 @@ def plan_following_parts(session: Session, first: OutboxMessage, texts: list[str
             session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
                 status=Status.PLANNED, status_reason=_part_reason(part, first), body=wanted[part],
                 segments=segments[part - 2], to_address=first.to_address, planned_for=first.planned_for,
+                from_address=first.from_address,
                 due_at=now, queued_at=None,
                 updated_at=now).execution_options(synchronize_session=False))
             ids.append(row.id)
@@ -86,7 +88,7 @@ def plan_following_parts(session: Session, first: OutboxMessage, texts: list[str
         planned_for=first.planned_for, due_at=now, patient_id=first.patient_id,
         appointment_id=first.appointment_id, to_address=first.to_address, body=text,
         status_reason=_part_reason(part, first), part=part, segments=segments[part - 2],
-        location_id=first.location_id,
+        location_id=first.location_id, from_address=first.from_address,
     ) for part, text in wanted.items() if part not in existing]
     return ids + plan(session, new, now)
 
