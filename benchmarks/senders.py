@@ -33,16 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from benchmarks.dispatch import DEFAULT_URL, drop, libpq_url, schema_url  # noqa: E402
+
 # 15:00 UTC = 10:00 in New York in March: outside quiet hours.
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=timezone.utc)
 ZONE = "America/New_York"
 CLINIC_FROM = "+14155550100"
 TIME_LIMIT = 30.0
-
-
-def libpq_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def location_number(n: int) -> str:
@@ -60,7 +57,7 @@ def load(base_url: str, locations: int, due: int, rate: float) -> str:
     schema = f"bench_senders_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(libpq_url(base_url), autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = f"{base_url}{'&' if '?' in base_url else '?'}options=-csearch_path%3D{schema}"
+    url = schema_url(base_url, schema)
     upgrade(url)
     with session_factory(url)() as session:
         ids = [save_location(session, {"code": f"site-{n}", "name": f"Site {n}", "sender": location_number(n),
@@ -93,14 +90,6 @@ def load(base_url: str, locations: int, due: int, rate: float) -> str:
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.commit()
     return url
-
-
-def drop(base_url: str, url: str) -> None:
-    from reminders.db import dispose_engines
-
-    dispose_engines()
-    with psycopg.connect(libpq_url(base_url), autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA "{url.rsplit("%3D", 1)[1]}" CASCADE')
 
 
 def send_backlog(url: str, twilio, redis_url: str, data_dir: Path) -> tuple[float, dict]:

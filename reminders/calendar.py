@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from icalendar import Alarm, Calendar, Event, vCalAddress
 
 PRODID = "-//Clinic reminders//Visit//EN"
 # The entry's title and description, in the language of the email it is attached to.
@@ -39,6 +38,8 @@ def visit_ics(
     start, end = _utc(starts_at, "starts_at"), _utc(ends_at, "ends_at")
     if end <= start:
         raise ValueError("ends_at must be after starts_at")
+
+    from icalendar import Alarm, Calendar, Event, vCalAddress  # only an email's calendar file needs it
 
     cal = Calendar()
     cal.add("prodid", PRODID)

@@ -7,6 +7,7 @@ app built here (never on Celery's default app), so a process that hands work to 
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import threading
 
@@ -27,6 +28,9 @@ from reminders.tasks import RUN_PASS_TASK, hand_out_queued_rows, register_tasks,
 # running after this long is stuck (a template is cut off far sooner, see reminders.rendering).
 TASK_SOFT_TIME_LIMIT = 120
 TASK_TIME_LIMIT = 180
+# Imported by a pool process at its first send (the channels are built there, never before the fork).
+SEND_MODULES = ("reminders.channels.twilio.client", "reminders.channels.smtp_email", "reminders.channels.local_outbox",
+                "twilio.rest.api.v2010.account.message", "prometheus_client")
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -158,9 +162,13 @@ def _same_logging_as_the_cli(loglevel=None, **_kwargs) -> None:
 
 @worker_before_create_process.connect(dispatch_uid="reminders.freeze_before_fork")
 def _freeze_before_fork(**_kwargs) -> None:
-    """In the worker's main process, just before a prefork child is forked: what the app imported
-    is moved out of the collector's reach, so a collection in a child does not write to (and so
-    copy) every page of objects it shares with the main process (benchmarks/worker.py: memory)."""
+    """In the worker's main process, just before a prefork child is forked: what a send imports
+    is imported once here, so the children share it instead of each importing its own copy at
+    its first send; then what the app imported is moved out of the collector's reach, so a
+    collection in a child does not write to (and so copy) every page of objects it shares with
+    the main process (benchmarks/ratios.py: worker PSS)."""
+    for name in SEND_MODULES:
+        importlib.import_module(name)
     gc.freeze()
 
 

@@ -78,23 +78,24 @@ def _typed_override(column: str, value):
         except ValueError as exc:
             raise LocationError(str(exc)) from None
     if column == "oncall_phones":
-        phones = [p for p in re.split(r"[,;\s]+", str(value)) if p]
-        bad = [p for p in phones if not E164.match(p)]
-        if bad:
-            raise LocationError(f"The on-call phone {bad[0][:40]!r} must be in the form +15550100100")
-        return phones
+        return _addresses(value, E164, "The on-call phone {!r} must be in the form +15550100100")
     if column == "oncall_emails":
-        emails = [e for e in re.split(r"[,;\s]+", str(value)) if e]
-        bad = [e for e in emails if not EMAIL.match(e)]
-        if bad:
-            raise LocationError(f"The on-call email {bad[0][:60]!r} is not an email address")
-        return emails
+        return _addresses(value, EMAIL, "The on-call email {!r} is not an email address")
     try:
         checked = Settings.model_validate({setting: value})
     except ValidationError as exc:
         problem = exc.errors()[0].get("msg", "is not valid").removeprefix("Value error, ")
         raise LocationError(f"The {words} {str(value)[:60]!r}: {problem}") from None
     return getattr(checked, setting)
+
+
+def _addresses(value, pattern: re.Pattern, refusal: str) -> list[str]:
+    """A comma- or space-separated list, each one checked."""
+    addresses = [a for a in re.split(r"[,;\s]+", str(value)) if a]
+    bad = [a for a in addresses if not pattern.match(a)]
+    if bad:
+        raise LocationError(refusal.format(bad[0][:60]))
+    return addresses
 
 
 def overrides_of(location: Location) -> dict:

@@ -88,10 +88,18 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     """Phones, emails and the registered values masked."""
     if not text:
         return text
-    for value in sorted({*(_sensitive.get() or ()), *extra}, key=len, reverse=True):
+    for value in sorted(_present({*(_sensitive.get() or ()), *extra}, text), key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", MASK, text, flags=re.IGNORECASE)
     text = EMAIL.sub(lambda m: "…@" + m.group().rpartition("@")[2], text)
     return PHONE.sub(_mask_if_phone, text)
+
+
+def _present(values: Iterable[str], text: str) -> list[str]:
+    """The values that may occur in the text. A line rarely names anyone, and each value's pattern
+    is new to the regex cache with every patient: the plain look comes first. ASCII only, where
+    lower() is exactly the regex's case-insensitive match."""
+    lowered = text.lower() if text.isascii() else None
+    return [v for v in values if lowered is None or not v.isascii() or v.lower() in lowered]
 
 
 def _mask_if_phone(match: re.Match) -> str:

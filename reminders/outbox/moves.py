@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, case, event, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, event, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -152,13 +152,31 @@ def release_unhanded(session: Session, now: datetime, after: timedelta) -> int:
     return result.rowcount or 0
 
 
+def _bound(name: str, column: str):
+    return bindparam(name, type_=OutboxMessage.__table__.c[column].type)
+
+
+# The statements run once per message, built once: building one costs several times running it.
+_outbox = OutboxMessage.__table__
+_IN_FLIGHT = update(_outbox).where(
+    _outbox.c.id == bindparam("row_id"), _outbox.c.status == Status.SENDING,
+    _outbox.c.claimed_at == _bound("claimed", "claimed_at"),
+).values(handed_at=_bound("handed", "handed_at"), updated_at=_bound("updated", "updated_at"))
+_WRITE_SENT: dict = {}  # by the columns mark_sent records
+
+
+def _write_sent_statement(columns: tuple[str, ...]):
+    if columns not in _WRITE_SENT:
+        _WRITE_SENT[columns] = update(_outbox).where(_outbox.c.id == bindparam("sent_id")).values(
+            {name: _bound(name, name) for name in columns})
+    return _WRITE_SENT[columns]
+
+
 def mark_in_flight(session: Session, row: OutboxMessage, now: datetime) -> bool:
     """Just before this row's own provider call: record that the call begins. Only while the row is
     still this caller's claim (`sending`, its claim time unchanged); False when it is not (the sweep
     released it meanwhile). Commits (and with it any sends recorded earlier)."""
-    result = _update(session, (OutboxMessage.id == row.id, OutboxMessage.status == Status.SENDING,
-                               OutboxMessage.claimed_at == row.claimed_at),
-                     handed_at=now, updated_at=now)
+    result = session.execute(_IN_FLIGHT, {"row_id": row.id, "claimed": row.claimed_at, "handed": now, "updated": now})
     session.commit()
     return result.rowcount == 1
 
@@ -273,8 +291,8 @@ def write_sent(session: Session) -> int:
     sent = session.info.pop(_SENT, None)
     if not sent:
         return 0
-    session.execute(update(OutboxMessage).execution_options(synchronize_session=False),
-                    [{"id": outbox_id, **values} for outbox_id, values in sent.items()])
+    columns = tuple(next(iter(sent.values())))
+    session.execute(_write_sent_statement(columns), [{"sent_id": outbox_id, **values} for outbox_id, values in sent.items()])
     return len(sent)
 
 

@@ -124,7 +124,7 @@ class TwilioMessaging:
             code = "timeout" if isinstance(exc, requests.Timeout) else "connection"
             raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}",
                                 permanent=False, code=code, maybe_sent=_after_request(exc)) from exc
-        log.info("%s %s to %s accepted by Twilio as %s (%s)",
+        log.debug("%s %s to %s accepted by Twilio as %s (%s)",
                  self.name, message.reference, mask_phone(message.to), sent.sid, sent.status)
         return Receipt(provider_id=sent.sid, status=sent.status or "queued")
 

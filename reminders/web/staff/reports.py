@@ -16,7 +16,6 @@ from reminders.web.staff.auth import guard
 from reminders.web.staff.downloads import download
 from reminders.web.staff.measures_view import RULES, instruments, long_day, patient_measures, status_of
 from reminders.web.staff.patients import _cell, get_patient
-from reminders.web.staff.report_pdf import ReportFacts, report_pdf
 
 bp = Blueprint("reports", __name__, url_prefix="/patients")
 guard(bp)
@@ -25,7 +24,9 @@ CSV_COLUMNS = ("patient_external_id", "course_id", "condition", "scale", "occasi
                "escalation_id")
 
 
-def _facts(patient: Patient) -> ReportFacts:
+def _facts(patient: Patient) -> "ReportFacts":  # noqa: F821
+    from reminders.web.staff.report_pdf import ReportFacts  # fpdf2 loads only for a report
+
     now, config = utcnow(), settings()
     courses = patient_measures(db(), patient, now, config.induction_series_length)
     return ReportFacts(config.clinic_name, patient, courses, now, config.clinic_timezone)
@@ -49,6 +50,8 @@ def report(patient_id: int):
 @bp.get("/<int:patient_id>/report.pdf")
 def report_pdf_download(patient_id: int):
     patient = get_patient(patient_id)
+    from reminders.web.staff.report_pdf import report_pdf
+
     body = report_pdf(_facts(patient))
     audit.record("download_report_pdf", "patient", patient.id)
     db().commit()
