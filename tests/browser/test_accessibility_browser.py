@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from reminders.models import Appointment, utcnow
 from tests.browser.seed import ADMIN, STAFF, settings  # noqa: F401 - the seeded clinic's settings
-from tests.browser.serving import serving, watched_page
-from tests.browser.test_staff_browser import CHROMIUM, browser, shot  # noqa: F401 - fixtures
+from tests.browser.serving import watched_page
+from tests.browser.test_staff_browser import CHROMIUM, base_url, browser, shot  # noqa: F401 - fixtures (base_url serves this file's clinic)
 from tests.fixtures.staff import PASSWORD, mfa_code
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -116,14 +116,6 @@ def _an_inbox_item(session) -> int:
     from reminders.models import InboundMessage
 
     return session.scalar(select(InboundMessage.id).where(InboundMessage.body.like("Can my husband%")))
-
-
-@pytest.fixture
-def base_url(settings, clinic):
-    from reminders.web import create_app
-
-    with serving(create_app(settings)) as url:
-        yield url
 
 
 @pytest.fixture

@@ -18,18 +18,13 @@ from tests.browser.serving import watched_page
 from tests.browser.test_staff_browser import (  # noqa: F401 - fixtures
     CHROMIUM, DESKTOP, base_url, browser, clinic, page, shot, sign_in,
 )
+from tests.test_template_editor_refusals import LONG_REMINDER
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
 ]
 CRISIS_SENTENCE = "Please call or text {{ clinic.crisis_line }} now to talk with someone, day or night."
-LONG_REMINDER = ("Hi {{ patient.first_name }}, this is {{ clinic.name }}. Your infusion {{ visit.number }} of "
-                 "{{ visit.series_length }} is {{ visit.date }} at {{ visit.time }}. Please stop eating at "
-                 "{{ visit.eat_until }} and stop clear liquids at {{ visit.clear_liquids_until }}. Arrive "
-                 "{{ visit.arrive_at }}, bring a list of your medications and someone to drive you home: no "
-                 "driving, cycling or machinery until the next morning, and no big decisions, alcohol or cannabis "
-                 "for 24 hours. Reply C to confirm or R to reschedule. Questions: {{ clinic.phone }}.")
 
 
 @pytest.fixture
