@@ -86,7 +86,8 @@ def make_file(path: Path, rows: int, patients: int, bad: int, now: datetime, see
 
 def timed_import(url: str, path: Path, now: datetime, batch_size: int) -> tuple[int, float, int, dict]:
     from reminders.db import session_factory
-    from reminders.intake.csv_import import import_csv_text, read_text
+    from reminders.intake.csv_file import read_text
+    from reminders.intake.csv_import import import_csv_text
 
     with session_factory(url)() as session:
         backend = session.scalar(text("SELECT pg_backend_pid()"))

@@ -261,12 +261,12 @@ def noop_channels(settings) -> dict[str, NoopChannel]:
 
 def timed_pass(settings, sessions, now: datetime, timer: StatementTimer) -> PassResult:
     import reminders.pipeline as pipeline
-    import reminders.sending as sending
+    import reminders.sending.numbers as sending_numbers
     from reminders.dispatch import InProcessDispatcher
 
     phases: dict[str, float] = defaultdict(float)
     real_prepare, real_due_ids, real_send = pipeline.prepare, pipeline.due_ids, InProcessDispatcher.hand_off
-    real_channels_for = sending.channels_for
+    real_channels_for = sending_numbers.channels_for
 
     def wrap(name, fn):
         def wrapped(*args, **kwargs):
@@ -280,7 +280,7 @@ def timed_pass(settings, sessions, now: datetime, timer: StatementTimer) -> Pass
     pipeline.prepare = wrap("plan", real_prepare)
     pipeline.due_ids = wrap("dispatch", real_due_ids)
     InProcessDispatcher.hand_off = wrap("send", real_send)
-    sending.channels_for = noop_channels  # each location's own number
+    sending_numbers.channels_for = noop_channels  # each location's own number
     channels = noop_channels(settings)
     timer.take()
     timer.active = True
@@ -291,7 +291,7 @@ def timed_pass(settings, sessions, now: datetime, timer: StatementTimer) -> Pass
     finally:
         timer.active = False
         pipeline.prepare, pipeline.due_ids, InProcessDispatcher.hand_off = real_prepare, real_due_ids, real_send
-        sending.channels_for = real_channels_for
+        sending_numbers.channels_for = real_channels_for
     return PassResult(seconds, dict(phases), summary, timer.take())
 
 

@@ -85,8 +85,13 @@ def forget_inherited_connections() -> None:
         engine.dispose(close=False)
 
 
-def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+class ClinicSession(Session):
+    """The service's sessions: what is done before each commit (the sends recorded in it, written
+    together: reminders.outbox.moves) listens on this class alone, not on every Session."""
+
+
+def session_factory(url: str | None = None) -> sessionmaker[ClinicSession]:
+    return sessionmaker(bind=get_engine(url), class_=ClinicSession, expire_on_commit=False)
 
 
 @contextmanager

@@ -22,9 +22,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.appointments import ACTIVE_STATUSES, ATTENDED_OR_PENDING
+from reminders.models.appointments import ACTIVE_STATUSES, ATTENDED_OR_PENDING, AppointmentStatus
 from reminders.models.outbox import TEXT_CHANNELS
 from reminders.planning.rules import PLAN_MAINTENANCE, RuleSettings, counts_as_attended_at, is_unmarked
+from reminders.visits.series import is_last_induction, series_position
 
 NUDGE_RULE = "rebook_nudge"
 FINISHED_INDUCTION = "Induction finished: plan maintenance"
@@ -44,8 +45,7 @@ class Followup:
 
 
 def series_length(appointment: Appointment, default: int) -> int:
-    planned = appointment.course.induction_sessions_planned if appointment.course else default
-    return max(planned or default, appointment.number_in_course)
+    return series_position(appointment, default)[1]
 
 
 def patients_needing_booking(session: Session, settings, now: datetime) -> list[Followup]:
@@ -69,7 +69,7 @@ def patients_needing_booking(session: Session, settings, now: datetime) -> list[
         series = series_length(visit, settings.induction_series_length)
         no_show = missed.get(patient_id)
         no_show = no_show if no_show is not None and no_show.starts_at > visit.starts_at else None
-        if visit.kind == "induction" and visit.number_in_course < series:
+        if visit.kind == "induction" and not is_last_induction(visit, settings):
             due_by = visit.starts_at + rebook
             if following is not None and following.starts_at <= due_by:
                 continue
@@ -150,7 +150,8 @@ def _visit_per_patient(session: Session, pick, *where, tie_to_later_id: bool = F
 def _latest_no_shows(session: Session, now: datetime, patient_ids: list[int]) -> dict[int, Appointment]:
     rows = session.scalars(
         select(Appointment)
-        .where(Appointment.status == "no_show", Appointment.starts_at <= now, Appointment.patient_id.in_(patient_ids))
+        .where(Appointment.status == AppointmentStatus.NO_SHOW, Appointment.starts_at <= now,
+               Appointment.patient_id.in_(patient_ids))
         .order_by(Appointment.starts_at, Appointment.id)
     ).all()
     return {row.patient_id: row for row in rows}  # the latest wins

@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from reminders.models import Appointment, InboundMessage, Patient
-from reminders.models.appointments import ACTIVE_STATUSES
+from reminders.models.appointments import ACTIVE_STATUSES, AppointmentStatus
 from reminders.preparation import clock, date_words
+from reminders.visits.series import planned_length
 
 TASK = "missed_visit"  # the inbox item's classification
 # Who closes a task the visit no longer needs (done_by); a task closed by anyone else stays closed.
@@ -51,7 +52,7 @@ def task_text(appointment: Appointment, patient: Patient, series_length: int) ->
 
 def keep_task_in_line(session: Session, appointment: Appointment, series_length: int, now: datetime) -> None:
     """Open the visit's task when it is a no-show; withdraw it when it no longer is."""
-    missed = appointment.status == "no_show"
+    missed = appointment.status == AppointmentStatus.NO_SHOW
     if not missed and appointment.ends_at > now:
         return  # a visit still to come was never missed: nothing to look up
     task = session.scalar(select(InboundMessage).where(InboundMessage.message_sid == task_sid(appointment.id)))
@@ -101,5 +102,5 @@ def next_visit_context(settings, patient: Patient, appointment: Appointment, lan
     upcoming = next_booked_visit(appointment)
     if upcoming is None:
         return None
-    series = upcoming.course.induction_sessions_planned if upcoming.course else settings.induction_series_length
-    return visit_context(upcoming, patient.timezone, series, language, Preparation.from_settings(settings))
+    return visit_context(upcoming, patient.timezone, planned_length(upcoming.course, settings), language,
+                         Preparation.from_settings(settings))

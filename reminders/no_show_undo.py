@@ -10,18 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from reminders.models import Appointment
-
-UNDOABLE = ("completed", "no_show")
+from reminders.models.appointments import AppointmentStatus
+from reminders.visits.moves import UNDOABLE, note_mark  # noqa: F401  (the marks are made by visits.moves)
 
 
 def undo_window(settings) -> timedelta:
     return timedelta(minutes=settings.no_show_undo_minutes)
-
-
-def note_mark(appointment: Appointment, now: datetime) -> None:
-    """Remember, before the status changes, what an undo puts back."""
-    appointment.status_before_change = appointment.status
-    appointment.status_changed_at = now
 
 
 def undo_until(appointment: Appointment, window: timedelta) -> datetime | None:
@@ -40,10 +34,4 @@ def can_undo(appointment: Appointment, window: timedelta, now: datetime) -> bool
 
 
 def status_to_restore(appointment: Appointment) -> str:
-    return appointment.status_before_change or "scheduled"
-
-
-def note_undone(appointment: Appointment, now: datetime) -> None:
-    """After an undo there is nothing left to undo."""
-    appointment.status_before_change = None
-    appointment.status_changed_at = now
+    return appointment.status_before_change or AppointmentStatus.SCHEDULED

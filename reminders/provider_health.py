@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from reminders.models import Appointment, OutboxMessage, ProviderHealth
 from reminders.models.outbox import PENDING_STATUSES, Kind, Status
 from reminders.outbox import moves
-from reminders.planning.rules import backoff, delivery_deadline, gave_up_reason
+from reminders.planning.retries import backoff, delivery_deadline, gave_up_reason
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,14 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import and_, exists, func, inspect, not_, or_, select, update
 from sqlalchemy.orm import Session
 
+from reminders import checkins, consent
+from reminders.inbound import escalations
 from reminders.models import (Appointment, AuditEntry, CheckIn, Course, Escalation, InboundMessage, OutboxMessage,
                               Patient, Questionnaire, utcnow)
 from reminders.models.outbox import PENDING_STATUSES, Status
 from reminders.models.patients import ERASED_NAME
 from reminders.outbox.moves import cancel_pending
+from reminders.visits.moves import cancel_coming
 
 ERASED_REASON = "patient erased"
 NOT_FINAL = (*PENDING_STATUSES, Status.SENDING)
@@ -182,25 +185,20 @@ def erase(session: Session, patient: Patient, actor: str, now: datetime | None =
     pending = session.scalars(select(OutboxMessage.id).where(OutboxMessage.patient_id == pid,
                                                              OutboxMessage.status.in_(PENDING_STATUSES))).all()
     canceled = cancel_pending(session, now, ERASED_REASON, ids=pending) if pending else 0
-    visits = session.execute(update(Appointment).where(
-        Appointment.patient_id == pid, Appointment.status.in_(("scheduled", "confirmed")), Appointment.starts_at > now)
-        .values(status="canceled", canceled_at=now, needs_planning=False, updated_at=now)
-        .execution_options(synchronize_session=False)).rowcount or 0
+    visits = cancel_coming(session, pid, now)
     session.execute(update(OutboxMessage).where(OutboxMessage.patient_id == pid).values(
         body=None, subject=None, to_address=None, error_message=None, body_purged_at=now)
         .execution_options(synchronize_session=False))
     session.execute(update(InboundMessage).where(InboundMessage.patient_id == pid).values(
         body="", reply_body=None, done_note="", from_number="", body_purged_at=now)
         .execution_options(synchronize_session=False))
-    session.execute(update(CheckIn).where(CheckIn.patient_id == pid).values(raw_text="", note="", details="")
-                    .execution_options(synchronize_session=False))
-    session.execute(update(Escalation).where(Escalation.patient_id == pid).values(text="", from_number="", ack_note="")
-                    .execution_options(synchronize_session=False))
+    checkins.erase_words(session, pid)
+    escalations.erase_words(session, pid)
     session.execute(update(Questionnaire).where(Questionnaire.patient_id == pid, Questionnaire.expires_at > now)
                     .values(expires_at=now).execution_options(synchronize_session=False))
     patient.erased_at = now  # the Patient model blanks the personal fields of an erased row (models.patients)
     patient.first_name, patient.last_name = ERASED_NAME, ""
-    patient.sms_opted_out, patient.opted_out_at = True, patient.opted_out_at or now
+    consent.opt_out_erased(patient, now)
     session.add(AuditEntry(at=now, actor=actor, action="erase_patient", target_type="patient", target_id=str(pid),
                            detail={"messages_canceled": canceled, "visits_canceled": visits}))
     session.flush()

@@ -24,7 +24,6 @@ from reminders.provider_health import breakers
 log = logging.getLogger(__name__)
 
 RUN_PASS_TASK = "reminders.tasks.run_pass"
-SEND_MESSAGE_TASK = "reminders.tasks.send_message"
 
 
 # Built once per process, keyed by its pid: a prefork child must not use the sender (its HTTP
@@ -87,10 +86,6 @@ def register_tasks(app: Celery) -> None:
         elif "held" in outcomes:
             _pass_when_the_pause_ends(task.app)
         return outcomes
-
-    @app.task(name=SEND_MESSAGE_TASK, shared=False)
-    def send_message(outbox_id: int) -> str:
-        return _local().sender.send(outbox_id, _now())
 
 
 # A batch that put rows back because its sender was paused (a 429's Retry-After, the sending

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -119,13 +119,53 @@ def session(sessions):
         yield db_session
 
 
+class Clock:
+    """The web app's clock (app.config["CLOCK"], read by request_now), set and moved by the test."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, when: datetime | str) -> datetime:
+        self.now = at(when) if isinstance(when, str) else when
+        return self.now
+
+    def advance(self, **delta) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+_test_clocks: list[Clock] = []
+
+
+def clock_now() -> datetime:
+    """Now for the rows tests.fixtures.staff builds and the sign-in codes it types: the test's
+    clock when the test has one (the app then runs on it too), else the machine's."""
+    from reminders.models import utcnow
+
+    return _test_clocks[-1]() if _test_clocks else utcnow()
+
+
 @pytest.fixture
-def app(settings):
+def clock(request):
+    """The app's clock, fixed at the time the tests' fixed dates are written for (APP_NOW), so that
+    the booking window does not move under them as the years pass; a test of the two-way webhook
+    (the `two_way` settings) starts at that module's afternoon (tests.fixtures.twoway.NOW)."""
+    from tests.fixtures.twoway import NOW
+
+    fixed = Clock(NOW if "two_way" in request.fixturenames else APP_NOW)
+    _test_clocks.append(fixed)
+    yield fixed
+    _test_clocks.remove(fixed)
+
+
+@pytest.fixture
+def app(settings, clock):
     from reminders.web import create_app
 
-    # The API's clock (request_now) is fixed at the time the tests' fixed dates are written for,
-    # so that the booking window does not move under them as the years pass.
-    flask_app = create_app(settings, {"TESTING": True, "CLOCK": lambda: APP_NOW})
+    flask_app = create_app(settings, {"TESTING": True, "CLOCK": clock})
     yield flask_app
 
 

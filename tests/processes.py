@@ -48,7 +48,7 @@ BEAT_COMMAND = ("celery", "-A", "worker", "beat", "--loglevel", "INFO", "--sched
 REDIS_COMMAND = ("redis-server", "--port", "{port}", "--bind", "{host}", "--save", "", "--appendonly", "yes",
                  "--dir", "{dir}")
 CONCURRENCY = 2  # the machine's cores
-SEND_TASKS = ("reminders.tasks.send_batch", "reminders.tasks.send_message")
+SEND_TASKS = ("reminders.tasks.send_batch",)
 
 STAFF_PHONE = "+12025550101"
 STAFF_EMAIL = "oncall@clinic.test"

@@ -14,7 +14,7 @@ from reminders.intake.records import AppointmentRecord, VisitWindow, visit_windo
 from reminders.intake.upsert import upsert_appointment
 from reminders.models import Appointment, OutboxMessage, utcnow
 from reminders.pipeline import run_pass
-from tests.conftest import at, both_databases
+from tests.conftest import APP_NOW, at, both_databases
 from tests.helpers import book, outbox, sent
 
 VISIT = "2026-12-10T10:00:00-05:00"
@@ -77,21 +77,21 @@ def test_a_visit_that_cannot_be_planned_is_planned_again_once_staff_fix_it(setti
 
 
 def test_one_failing_visit_rolls_back_only_its_own_plan(settings, session, monkeypatch):
-    import reminders.planning.planner as planner
+    import reminders.planning.one_visit as one_visit
 
     first = book(session, starts_at=VISIT)
     second = book(session, starts_at="2026-12-11T10:00:00-05:00", patient="p2", appointment="a2",
                   phone="+12025550178")
     third = book(session, starts_at="2026-12-12T10:00:00-05:00", patient="p3", appointment="a3",
                  phone="+12025550179")
-    real = planner.moved_notices
+    real = one_visit.moved_notices
 
     def fails_for_the_second(session_, appointment, *args):
         if appointment.id == second.id:
             raise RuntimeError("a bug that only this visit meets")
         return real(session_, appointment, *args)
 
-    monkeypatch.setattr(planner, "moved_notices", fails_for_the_second)
+    monkeypatch.setattr(one_visit, "moved_notices", fails_for_the_second)
     run_pass(settings, at("2026-12-01T10:00:00-05:00"))
     assert outbox(session, appointment_id=first.id) and outbox(session, appointment_id=third.id)
     assert outbox(session, appointment_id=second.id) == []
@@ -110,16 +110,16 @@ def three_visits(session):
 
 def interrupted_at(monkeypatch, visit_id: int, make_error):
     """Planning `visit_id` raises make_error() once its rows are written (a half-made plan)."""
-    import reminders.planning.planner as planner
+    import reminders.planning.one_visit as one_visit
 
-    real = planner.note_duplicate_bookings
+    real = one_visit.note_duplicate_bookings
 
     def interrupts(session_, appointment):
         if appointment.id == visit_id:
             raise make_error()
         return real(session_, appointment)
 
-    monkeypatch.setattr(planner, "note_duplicate_bookings", interrupts)
+    monkeypatch.setattr(one_visit, "note_duplicate_bookings", interrupts)
 
 
 def soft_time_limit():
@@ -175,7 +175,7 @@ def test_a_real_statement_timeout_while_planning_one_visit_costs_only_that_visit
         configure, postgres_url, monkeypatch, caplog):
     from sqlalchemy import text
 
-    import reminders.planning.planner as planner
+    import reminders.planning.one_visit as one_visit
     from reminders.db import dispose_engines, session_factory
     from reminders.migrations import upgrade
 
@@ -184,14 +184,14 @@ def test_a_real_statement_timeout_while_planning_one_visit_costs_only_that_visit
     dispose_engines()
     with session_factory(postgres_url)() as session:
         first, second, third = three_visits(session)
-        real = planner.note_duplicate_bookings
+        real = one_visit.note_duplicate_bookings
 
         def slow_for_the_second(session_, appointment):
             if appointment.id == second.id:
                 session_.execute(text("SELECT pg_sleep(5)"))  # canceled by the server after 0.2 s
             return real(session_, appointment)
 
-        monkeypatch.setattr(planner, "note_duplicate_bookings", slow_for_the_second)
+        monkeypatch.setattr(one_visit, "note_duplicate_bookings", slow_for_the_second)
         with caplog.at_level(logging.WARNING, logger="reminders.planning.planner"):
             run_pass(settings_, at("2026-12-01T10:00:00-05:00"))
         assert outbox(session, appointment_id=first.id) and outbox(session, appointment_id=third.id)
@@ -294,8 +294,8 @@ def test_the_import_command_applies_the_booking_window(settings, tmp_path):
 
 @pytest.mark.parametrize("day, reason", [
     ("9999-12-01", "not a plausible visit date"),
-    ((utcnow() + timedelta(days=800)).date().isoformat(), "days ahead"),
-    ((utcnow() - timedelta(days=400)).date().isoformat(), "days in the past"),
+    ((APP_NOW + timedelta(days=800)).date().isoformat(), "days ahead"),  # the staff app's clock
+    ((APP_NOW - timedelta(days=400)).date().isoformat(), "days in the past"),
 ])
 def test_the_staff_form_refuses_a_date_outside_the_booking_window(staff_client, sessions, day, reason):
     from tests.fixtures.staff import add_patient, post_form

@@ -16,7 +16,7 @@ from reminders.models import OutboxMessage, ProviderHealth, TemplateVersion
 from reminders.pipeline import due_ids, run_pass
 from reminders.outbox.moves import queue_now
 from reminders.provider_health import record_failure
-from reminders.sending import Sender
+from reminders.sending import Sender, batch, handover
 from tests.conftest import at, both_databases
 from tests.helpers import book, outbox
 from tests.processes import one_text_templates
@@ -164,7 +164,7 @@ def test_a_staff_edit_is_used_by_the_next_batch_and_a_failing_one_falls_back(sms
 
 def test_a_batch_that_runs_out_of_time_hands_the_rest_back_and_the_pass_sends_them(
         sms_settings, session, fake_twilio, monkeypatch):
-    monkeypatch.setattr(sending, "BATCH_SECONDS", 0.0)  # as if pacing had used up the batch's time
+    monkeypatch.setattr(batch, "BATCH_SECONDS", 0.0)  # as if pacing had used up the batch's time
     book_many(session, 5)
     summary = run_pass(sms_settings, at(DUE), channels=channels(sms_settings))
     assert summary["sent"] == 5 and summary["held"] >= 4  # one per batch, the rest in later rounds
@@ -232,7 +232,8 @@ class FakeMonotonic:
 def test_a_pause_opened_late_in_a_batch_lasts_from_the_failure_not_from_the_batch_start(
         sms_settings, session, sessions, fake_twilio, monkeypatch):
     clock = FakeMonotonic()
-    monkeypatch.setattr(sending, "time", clock)
+    monkeypatch.setattr(batch, "time", clock)
+    monkeypatch.setattr(handover, "time", clock)  # the batch's clock and each send's
     ids = planned_and_claimed(sms_settings, session, 8)
     provider = TimingOut(clock, seconds=10.0)
     outcomes = Sender(sessions, sms_settings, {"sms": provider}).send_batch(ids, at(DUE))
@@ -262,7 +263,7 @@ class PausedElsewhere:
 
 def test_a_pause_another_process_opened_stops_a_batch_in_hand(sms_settings, session, sessions, fake_twilio,
                                                                 monkeypatch):
-    monkeypatch.setattr(sending, "BREAKER_LOOK_SECONDS", 0.0)
+    monkeypatch.setattr(batch, "BREAKER_LOOK_SECONDS", 0.0)
     ids = planned_and_claimed(sms_settings, session, 6)
     sender = Sender(sessions, sms_settings, {"sms": PausedElsewhere(sms_settings, sessions, after=2)})
     assert Counter(sender.send_batch(ids, at(DUE))) == {"sent": 2, "held": 4, "skipped": 6}
@@ -310,7 +311,7 @@ def test_the_database_failing_while_a_batch_is_read_sends_its_rows_one_by_one(
     def session_ended(*args):
         raise OperationalError("SELECT patients", {}, Exception("terminating connection due to administrator command"))
 
-    monkeypatch.setattr(sending, "_by_id", session_ended)  # the batch's set-based reads only
+    monkeypatch.setattr(batch, "_by_id", session_ended)  # the batch's set-based reads only
     outcomes = Sender(sessions, sms_settings, channels(sms_settings)).send_batch(ids, at(DUE))
     assert Counter(outcomes) == {"sent": 3, "skipped": 3}
     assert set(to_numbers(fake_twilio).values()) == {1} and len(to_numbers(fake_twilio)) == 3
@@ -322,7 +323,7 @@ def test_the_database_failing_before_a_batch_is_claimed_is_tried_once_more(
     from sqlalchemy.exc import OperationalError
 
     ids = planned_and_claimed(sms_settings, session, 3)
-    real, calls = sending.breakers, []
+    real, calls = batch.breakers, []
 
     def ended_once(session_, **kwargs):
         calls.append(1)
@@ -330,7 +331,7 @@ def test_the_database_failing_before_a_batch_is_claimed_is_tried_once_more(
             raise OperationalError("SELECT provider_health", {}, Exception("terminating connection"))
         return real(session_, **kwargs)
 
-    monkeypatch.setattr(sending, "breakers", ended_once)
+    monkeypatch.setattr(batch, "breakers", ended_once)
     outcomes = Sender(sessions, sms_settings, channels(sms_settings)).send_batch(ids, at(DUE))
     assert Counter(outcomes) == {"sent": 3, "skipped": 3}
     assert len(fake_twilio.messages) == 3

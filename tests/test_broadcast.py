@@ -12,7 +12,7 @@ from sqlalchemy import select
 from reminders.models import AuditEntry, OutboxMessage
 from reminders.models.outbox import Kind
 from tests.fixtures.staff import add_patient, add_visit, csrf_token, signed_in
-from tests.test_saved_replies import LATE_NY, NOON_NY, app, clock  # noqa: F401 - the same clinic clock and app
+from tests.test_saved_replies import LATE_NY, NOON_NY, clock  # noqa: F401 - the same clinic clock
 
 TUESDAY = "2026-11-03"
 SNOW = "The clinic is closed tomorrow because of snow; we will call you to rebook."
@@ -105,7 +105,7 @@ def test_confirming_texts_each_patient_once_even_when_pressed_twice(nurse, tuesd
 
 
 def test_in_quiet_hours_the_texts_wait_for_their_end(nurse, tuesday, session, clock):
-    clock["now"] = LATE_NY
+    clock.set(LATE_NY)
     page = preview(nurse)
     assert "after their quiet hours" in page.text
     shown = nurse.get(confirm(nurse, page.text).headers["Location"])

@@ -20,7 +20,7 @@ from reminders.channels.segments import sms_length
 from tests.course_simulation import (MEDICATIONS, MISSED, MOVED, PEOPLE, VISITS, Delivery, Simulation, course_settings,
                                      local, visit_start)
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+MESSAGES_PAGE = Path(__file__).resolve().parent.parent / "docs" / "messages.md"
 HELD = [v.ref for v in VISITS if v.ref != MISSED]
 SERIES_END = next(v for v in VISITS if v.ref == "i7")
 MAINTENANCE = next(v for v in VISITS if v.ref == "m1")
@@ -88,11 +88,11 @@ def listing(deliveries) -> str:
 MOVES_CLAUSE = {"en": "more if a visit moves", "es": "más si una cita cambia"}
 
 
-def readme_segment_promise() -> int:
+def documented_segment_promise() -> int:
     """The GSM-7 segments a text may take (in UCS-2: as many characters, SmsLength.fits)."""
-    text = " ".join(README.read_text(encoding="utf-8").split())
+    text = " ".join(MESSAGES_PAGE.read_text(encoding="utf-8").split())
     match = re.search(r"must stay within the same length in either encoding: (\w+) GSM-7 segments", text)
-    assert match, "README: the promise of segments per text ('must stay within ... two GSM-7 segments') is gone"
+    assert match, "docs/messages.md: the promise of segments per text ('must stay within ... two GSM-7 segments') is gone"
     word = match.group(1).lower()
     return NUMBER_WORDS.get(word) or int(word)
 
@@ -257,8 +257,8 @@ class TestChannelsAndLimits:
             f"{key}, budget: more texts than the welcome's {budget} per visit: {over}\n"
             + listing([d for d in texts if d.visit_ref in over]))
 
-    def test_every_text_fits_the_segments_the_readme_promises(self, course, key):
-        promise = readme_segment_promise()
+    def test_every_text_fits_the_segments_the_docs_promise(self, course, key):
+        promise = documented_segment_promise()
         long = [(d, sms_length(d.body)) for d in course.deliveries[key] if d.channel == "sms"]
         long = [(d, size) for d, size in long if not size.fits(promise)]
         assert not long, f"{key}, segments: texts over {promise} segments:\n" + "\n".join(

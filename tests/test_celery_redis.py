@@ -151,7 +151,8 @@ def outbox_references(settings) -> Counter[int]:
 
 
 def test_the_beat_pass_through_redis_sends_each_due_reminder_once(celery_settings, worker, finished, broker):
-    from reminders.tasks import RUN_PASS_TASK, SEND_MESSAGE_TASK
+    from reminders.dispatch import SEND_BATCH_TASK
+    from reminders.tasks import RUN_PASS_TASK
 
     app, _running = worker
     load_visits(celery_settings, due=12, later=5)
@@ -174,12 +175,12 @@ def test_the_beat_pass_through_redis_sends_each_due_reminder_once(celery_setting
     # Beat again at the same instant, and duplicate tasks for rows already sent: nothing changes.
     before = {r.id: (r.status, r.attempts, r.provider_id) for r in rows(celery_settings)}
     again = app.send_task(RUN_PASS_TASK)
-    duplicates = [app.send_task(SEND_MESSAGE_TASK, args=[sent[0]]), app.send_task(SEND_MESSAGE_TASK, args=[sent[-1]]),
-                  app.send_task(SEND_MESSAGE_TASK, args=[sent[0]])]
+    duplicates = [app.send_task(SEND_BATCH_TASK, args=[[sent[0]]]), app.send_task(SEND_BATCH_TASK, args=[[sent[-1]]]),
+                  app.send_task(SEND_BATCH_TASK, args=[[sent[0]]])]
     ids = [again.id] + [d.id for d in duplicates]
     assert wait_until(lambda: all(i in finished for i in ids)), "the duplicate tasks never ran"
     assert finished[again.id].get("queued", 0) == 0
-    assert [finished[d.id] for d in duplicates] == ["not_claimed"] * 3
+    assert [finished[d.id] for d in duplicates] == [["not_claimed"]] * 3
     assert {r.id: (r.status, r.attempts, r.provider_id) for r in rows(celery_settings)} == before
     assert outbox_references(celery_settings) == Counter({i: 1 for i in sent})
     # It really went through this Redis database, and everything given out was acknowledged.

@@ -385,11 +385,11 @@ def test_the_celery_task_redelivered_sends_once(pg_settings, pg_sessions, rs, mo
     monkeypatch.setattr(tasks, "utcnow", lambda: NOW)
     tasks._senders.clear()
     app = make_celery(pg_settings)
-    send_message, send_batch = app.tasks[tasks.SEND_MESSAGE_TASK], app.tasks["reminders.tasks.send_batch"]
+    send_batch = app.tasks["reminders.tasks.send_batch"]
     try:
-        assert send_message(outbox_id) == "sent"
-        assert send_message(outbox_id) == "not_claimed"
-        assert send_message.apply(args=[outbox_id]).get(timeout=JOIN_SECONDS) == "not_claimed"
+        assert send_batch([outbox_id]) == ["sent"]
+        assert send_batch([outbox_id]) == ["not_claimed"]
+        assert send_batch.apply(args=[[outbox_id]]).get(timeout=JOIN_SECONDS) == ["not_claimed"]
         assert send_batch.apply(args=[[outbox_id, outbox_id]]).get(timeout=JOIN_SECONDS) == ["not_claimed"] * 2
     finally:
         tasks._senders.clear()
@@ -465,24 +465,24 @@ def test_a_sender_claiming_between_the_planners_read_and_write_is_not_undone(pg_
     """The planner reads the pending rows, then a worker claims and sends one, then the planner
     writes the new times: its write must not turn the sent row back into a planned one (which
     would send it a second time at the visit's new time)."""
-    import reminders.planning.planner as planner
+    import reminders.planning.one_visit as one_visit
 
     outbox_id = one_due_row(pg_sessions, rs)
     moved_to = NOW + timedelta(days=3)
     move_visit(pg_sessions, moved_to)
     channel = RecordingChannel()
-    real_update = planner.reschedule_pending
+    real_update = one_visit.reschedule_pending
 
     def interleaved(session, row_id, *args):
         if row_id == outbox_id and not channel.sent:  # a worker gets there first
             assert Sender(pg_sessions, pg_settings, channel.channels()).send(outbox_id, NOW) == "sent"
         return real_update(session, row_id, *args)
 
-    monkeypatch.setattr(planner, "reschedule_pending", interleaved)
+    monkeypatch.setattr(one_visit, "reschedule_pending", interleaved)
     with pg_sessions() as session:
         plan_pending(session, rs, NOW + timedelta(seconds=1))
     assert channel.sent == Counter({outbox_id: 1})
-    monkeypatch.setattr(planner, "reschedule_pending", real_update)
+    monkeypatch.setattr(one_visit, "reschedule_pending", real_update)
 
     with pg_sessions() as session:
         row = session.get(OutboxMessage, outbox_id)

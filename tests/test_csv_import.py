@@ -268,7 +268,9 @@ def test_batches_give_the_same_visits_as_one_row_at_a_time(settings, session):
     writes end where the one-record upserts (the API's path) end."""
     from sqlalchemy import text as sql
 
-    from reminders.intake.csv_import import RowValidator, import_csv_text, read_header
+    from reminders.intake.csv_file import read_header
+    from reminders.intake.csv_import import import_csv_text
+    from reminders.intake.csv_rows import RowValidator
     from reminders.intake.upsert import IntakeError, upsert_appointment, upsert_patient
     rows = make_rows(18, patients=3)
     rows.append(rows[4].replace("2026-12-05T09:00:00", "2026-11-30T09:00:00"))  # v4 moves before all others

@@ -1,6 +1,7 @@
 """docker-compose.yml cannot run here (no Docker engine); check that what it names exists."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import yaml
@@ -101,10 +102,32 @@ def test_compose_runs_the_hl7_listener_the_cli_has_as_the_listener_test_runs_it(
     assert f"{port}:{port}" in service["ports"]
 
 
-def test_every_setting_is_documented_in_the_readme():
+def test_every_setting_has_a_group_and_a_description():
+    from reminders.config import SETTING_GROUPS, Settings
+
+    placed = [name for names in SETTING_GROUPS.values() for name in names]
+    unplaced = sorted(set(Settings.model_fields) - set(placed))
+    assert not unplaced, f"settings in no group of SETTING_GROUPS (reminders/config.py): {unplaced}"
+    twice = sorted({name for name in placed if placed.count(name) > 1})
+    assert not twice, f"settings in more than one group: {twice}"
+    assert not set(placed) - set(Settings.model_fields), "SETTING_GROUPS names a setting that does not exist"
+    undescribed = sorted(name for name, field in Settings.model_fields.items() if not (field.description or "").strip())
+    assert not undescribed, f"settings without description= (it is their line in docs/configuration.md): {undescribed}"
+
+
+def settings_reference():
+    """scripts/settings_reference.py, the writer of docs/configuration.md."""
+    spec = importlib.util.spec_from_file_location("settings_reference", ROOT / "scripts" / "settings_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_settings_reference_is_what_the_model_says():
     from reminders.config import Settings
 
-    readme = (ROOT / "README.md").read_text()
-    names = [str(field.validation_alias or field.alias or name).upper() for name, field in Settings.model_fields.items()]
-    missing = [name for name in names if f"`{name}`" not in readme]
-    assert not missing, f"settings missing from the README's configuration table: {missing}"
+    writer = settings_reference()
+    page = writer.PAGE.read_text(encoding="utf-8")
+    assert page == writer.reference(), "docs/configuration.md is stale: run python scripts/settings_reference.py"
+    missing = [name for name in Settings.model_fields if f"| `{writer.environment_variable(name)}` |" not in page]
+    assert not missing, f"settings missing from docs/configuration.md: {missing}"

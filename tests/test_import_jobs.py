@@ -84,17 +84,17 @@ def test_a_running_job_shows_its_progress(staff_client, sessions):
     assert "<strong>2</strong> rows" in page
 
 
-def test_a_job_stopped_by_a_restart_shows_as_interrupted_and_can_run_again(app, staff_client, sessions):
-    now = utcnow()
+def test_a_job_stopped_by_a_restart_shows_as_interrupted_and_can_run_again(staff_client, sessions, clock):
+    now = clock.now
     with sessions() as session:
         job = import_jobs.create_job(session, "visits.csv", csv_text(3).encode(), "staff@clinic.test", now)
         job.status, job.lines_done, job.updated_at = "running", 1, now  # its thread died with the process
         session.commit()
         job_id = job.id
-    app.config["CLOCK"] = lambda: now + timedelta(minutes=4)
+    clock.set(now + timedelta(minutes=4))
     assert "Importing" in staff_client.get(f"/visits/imports/{job_id}").text  # not yet stale
 
-    app.config["CLOCK"] = lambda: now + timedelta(minutes=6)
+    clock.set(now + timedelta(minutes=6))
     page = staff_client.get(f"/visits/imports/{job_id}").text
     assert "This import was interrupted" in page and "Run the import again" in page
     assert 'http-equiv="refresh"' not in page
@@ -110,7 +110,7 @@ def test_a_job_stopped_by_a_restart_shows_as_interrupted_and_can_run_again(app, 
         assert len(session.scalars(select(Appointment)).all()) == 3
 
 
-def test_running_an_interrupted_import_again_is_safe(app, staff_client, sessions):
+def test_running_an_interrupted_import_again_is_safe(staff_client, sessions, clock):
     text = csv_text(3)  # once: the visits' times are taken from the clock
     job_id = job_id_of(upload(staff_client, text))
     assert import_jobs.wait_for(job_id, timeout=60)
@@ -118,7 +118,7 @@ def test_running_an_interrupted_import_again_is_safe(app, staff_client, sessions
         job = session.get(ImportJob, job_id)
         job.status, job.content = "running", text.encode()
         session.commit()
-    app.config["CLOCK"] = lambda: utcnow() + timedelta(minutes=10)
+    clock.advance(minutes=10)
     post_form(staff_client, f"/visits/imports/{job_id}/run", token_from=f"/visits/imports/{job_id}")
     assert import_jobs.wait_for(job_id, timeout=60)
     page = staff_client.get(f"/visits/imports/{job_id}").text

@@ -32,10 +32,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.models.saved_replies",
         "reminders.models.locations",
         "reminders.locations",  # a visit's location read over the settings; the one writer of locations
+        # A visit's status moves (the one writer of Appointment.status) and its place in the series.
+        "reminders.visits", "reminders.visits.moves", "reminders.visits.series",
+    )),
+    # The one writer of a patient's consent and of check-ins (tests/test_owners.py): sending,
+    # inbound and retention go through them; they import only models, config and the clock.
+    ("owners", (
+        "reminders.consent", "reminders.checkins",
     )),
     ("rules", (
         "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
         "reminders.planning.course_dates", "reminders.planning.budget",
+        "reminders.planning.spreading", "reminders.planning.retries", "reminders.planning.send_checks",
         "reminders.measures", "reminders.measures.scales",
         "reminders.triage", "reminders.triage.engine", "reminders.triage.numbers", "reminders.triage.languages",
         "reminders.triage.model", "reminders.triage.training",
@@ -51,7 +59,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.channels.local_outbox", "reminders.channels.smtp_email",
         "reminders.channels.twilio", "reminders.channels.twilio.client", "reminders.channels.twilio.codes",
         "reminders.channels.twilio.webhooks",
-        "reminders.rendering", "reminders.provider_health", "reminders.pacing",
+        "reminders.rendering", "reminders.rendering.budget", "reminders.rendering.sizes",
+        "reminders.rendering.filters", "reminders.rendering.engine", "reminders.rendering.store",
+        "reminders.rendering.messages", "reminders.rendering.splitting", "reminders.rendering.checks",
+        "reminders.rendering.context",
+        "reminders.provider_health", "reminders.pacing",
         "reminders.metrics",
     )),
     # What patients and providers send back: it must not reach into sending or planning.
@@ -62,16 +74,27 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.measures.outcomes", "reminders.inbound.item_answers", "reminders.inbound.questionnaire_replies",
         "reminders.inbound.answers", "reminders.inbound.consent_words", "reminders.inbound.phrases",
         "reminders.inbound.checkin_links", "reminders.inbound.open_questions",
+        "reminders.inbound.conversation", "reminders.inbound.sender_lookup", "reminders.inbound.keywords",
+        "reminders.inbound.checkin_answers", "reminders.inbound.reply_texts", "reminders.inbound.inbox_rank",
+        "reminders.inbound.escalation_kinds", "reminders.inbound.escalation_alerts", "reminders.inbound.reply_keywords",
+        "reminders.inbound.question_topics",
         "reminders.missed_visits",  # a missed visit's staff task (an inbox item) and the visit its text names
     )),
     ("sending", (
-        "reminders.sending",
+        "reminders.sending", "reminders.sending.outcomes", "reminders.sending.gate", "reminders.sending.compose",
+        "reminders.sending.numbers", "reminders.sending.handover", "reminders.sending.records",
+        "reminders.sending.batch", "reminders.sending.sender",
     )),
     # The clinic's records coming in and what they call for: visits planned, patients imported,
     # follow-ups, staff accounts. The planner writes through the outbox, so it sits above it.
     ("planning and intake", (
         "reminders.planning.planner", "reminders.intake", "reminders.intake.csv_import",
+        # the planner's parts: a run's reads and writes, one visit, what it wants, and why not
+        "reminders.planning.planning_run", "reminders.planning.one_visit", "reminders.planning.wanted_texts",
+        "reminders.planning.one_text_a_day", "reminders.planning.withdrawals", "reminders.planning.duplicate_bookings",
+        "reminders.planning.marking",
         "reminders.intake.import_jobs", "reminders.intake.records", "reminders.intake.upsert",
+        "reminders.intake.batch", "reminders.intake.bulk_sql", "reminders.intake.csv_file", "reminders.intake.csv_rows",
         "reminders.followup", "reminders.accounts",
         "reminders.mfa", "reminders.audit_chain", "reminders.retention",
         "reminders.hl7", "reminders.hl7.mapping", "reminders.hl7.ack", "reminders.hl7.apply",
@@ -99,7 +122,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "reminders.web.staff.resend", "reminders.web.staff.provider_banner", "reminders.web.staff.message_state",
         "reminders.web.staff.saved_replies", "reminders.web.staff.broadcast",
         "reminders.web.staff.locations", "reminders.web.staff.location_filter",
-        "reminders.cli", "reminders.demo", "reminders.runner",
+        "reminders.cli", "reminders.cli.__main__", "reminders.cli.common", "reminders.cli.feeds", "reminders.cli.imports",
+        "reminders.cli.locations", "reminders.cli.records", "reminders.cli.service", "reminders.cli.staff_accounts",
+        "reminders.cli.tokens", "reminders.cli.triage_model",
+        "reminders.demo", "reminders.runner",
         "reminders.hl7.listener",
         "reminders.fhir.cli",
     )),
@@ -305,3 +331,61 @@ OLD_ARROWS = [
 def test_the_old_wrong_way_arrows_would_fail(importer, source):
     found = imports_of(importer, source, set(source_files()))
     assert wrong_way(found), f"{importer}: {source.strip()} is not caught"
+
+
+# ---------------------------------------------------------------- third-party libraries stay in their place
+
+# A library that ties the code to one way of running it lives in the modules that run that way:
+# Flask in the web app, Celery (and its kombu) in the modules that hand out and run tasks, the
+# twilio library behind the Twilio channel. Everything else talks to them through those modules.
+TASK_MODULES = ("reminders.celery_app", "reminders.tasks", "reminders.fhir.task", "reminders.dispatch",
+                "reminders.alert_queue")
+LIBRARY_HOMES: dict[str, tuple[str, ...]] = {
+    "flask": ("reminders.web", "reminders.web.*"),
+    "werkzeug": ("reminders.web", "reminders.web.*"),
+    "celery": TASK_MODULES,
+    "kombu": TASK_MODULES,
+    "twilio": ("reminders.channels.twilio", "reminders.channels.twilio.*"),
+}
+
+
+def _at_home(module: str, homes: tuple[str, ...]) -> bool:
+    return any(module == home or (home.endswith(".*") and module.startswith(home[:-1])) for home in homes)
+
+
+def library_imports_of(module: str, source: str, path: str = "") -> list[tuple[str, str, int]]:
+    """(library, path, line) for each import of a library of LIBRARY_HOMES, wherever it stands."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            top = name.partition(".")[0]
+            if top in LIBRARY_HOMES:
+                found.append((top, path, node.lineno))
+    return found
+
+
+def libraries_out_of_place(module: str, source: str, path: str = "") -> list[str]:
+    return [f"{where}:{line}: {module} imports {library} (only {', '.join(LIBRARY_HOMES[library])} may)"
+            for library, where, line in library_imports_of(module, source, path)
+            if not _at_home(module, LIBRARY_HOMES[library])]
+
+
+def test_libraries_stay_in_their_modules():
+    wrong = []
+    for module, path in source_files().items():
+        wrong += libraries_out_of_place(module, path.read_text(), str(path.relative_to(PACKAGE_DIR.parent)))
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_library_out_of_place_is_caught():
+    source = "import flask\nfrom celery import Celery\n\ndef later():\n    from twilio.rest import Client\n"
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in libraries_out_of_place("reminders.sending", source)] == [
+        "reminders.sending imports flask", "reminders.sending imports celery", "reminders.sending imports twilio"]
+    assert libraries_out_of_place("reminders.web.api", "from flask import Blueprint\n") == []
+    assert libraries_out_of_place("reminders.channels.twilio.client", "from twilio.rest import Client\n") == []

@@ -149,7 +149,7 @@ def test_item_9_above_0_opens_an_escalation_with_the_answer_and_alerts_staff(mea
 
 
 def test_progress_reads_baseline_latest_response_and_remission(measured, session):
-    from reminders.measures.progress import course_progress
+    from reminders.measures.progress import progress
 
     first = book(session, starts_at=VISIT)
     book(session, starts_at="2026-12-14T10:00:00-05:00", appointment="a2")
@@ -163,7 +163,7 @@ def test_progress_reads_baseline_latest_response_and_remission(measured, session
         for item, value in enumerate(values, start=1):
             record_answer(session, measured, q, item, value, at(when))
     session.commit()
-    phq9 = course_progress(session, first.patient_id, first.course_id)["phq9"]
+    phq9 = progress([q for q in questionnaires(session) if q.course_id == first.course_id])["phq9"]
     assert (phq9.baseline.score, phq9.latest.score, phq9.change) == (16, 4, (-12, -75.0))
     assert phq9.response and phq9.remission
     assert phq9.band_label(phq9.baseline) == "Moderately severe"

@@ -1,6 +1,6 @@
 """No-shows confirmed and undoable; a visit nobody marked is not assumed attended; Today by day.
 
-Staff mark visits through the real forms on a clock the test sets (reminders.clock.now), and passes
+Staff mark visits through the real forms on the app's clock, set by the test, and passes
 run at chosen instants: the tests read what the patient was sent and what the pages say.
 """
 from __future__ import annotations
@@ -25,21 +25,11 @@ NY = ZoneInfo("America/New_York")
 VISIT = "2026-12-10T10:00:00-05:00"  # a Thursday; the visit lasts an hour
 
 
-class Clock:
-    """The process's clock (reminders.clock.now), moved by the test."""
-
-    def __init__(self, when: str):
-        self.now = at(when)
-
-    def set(self, when: str) -> None:
-        self.now = at(when)
-
-
 @pytest.fixture
-def clock(monkeypatch):
-    moved = Clock("2026-12-10T11:30:00-05:00")
-    monkeypatch.setattr("reminders.clock.now", lambda: moved.now)
-    return moved
+def clock(clock):
+    """Thursday 11:30 in New York: the visit has just ended."""
+    clock.set("2026-12-10T11:30:00-05:00")
+    return clock
 
 
 @pytest.fixture

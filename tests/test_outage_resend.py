@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from reminders.models import AuditEntry, InboundMessage, OutboxMessage, Patient
 from reminders.pipeline import run_pass
-from reminders.planning.rules import delivery_deadline
+from reminders.planning.retries import delivery_deadline
 from reminders.planning.welcome import WAITING_FOR_WELCOME
 from reminders.web import create_app
 from tests.conftest import at, both_databases

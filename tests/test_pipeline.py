@@ -477,15 +477,15 @@ class _AcceptsThenBreaks:
 
 
 def test_an_error_while_recording_a_send_the_provider_accepted_never_sends_it_again(settings, session, monkeypatch):
-    import reminders.sending as sending
+    import reminders.sending.handover as handover
 
     book(session, starts_at="2026-12-07T10:00:00-05:00", status="completed")  # its check-in is due the next day
 
-    def broken_checkin(**_fields):
+    def broken_checkin(*_args, **_fields):
         raise RuntimeError("the check-in could not be recorded")
 
     provider = _AcceptsThenBreaks()
-    monkeypatch.setattr(sending, "CheckIn", broken_checkin)
+    monkeypatch.setattr(handover, "open_checkin", broken_checkin)
     first = run_pass(settings, at("2026-12-08T10:00:00-05:00"), channels={"sms": provider, "email": provider})
     later = run_pass(settings, at("2026-12-08T11:00:00-05:00"), channels={"sms": provider, "email": provider})
     assert len(provider.sent) == len(set(provider.sent)) == first["sent"] >= 1
@@ -629,21 +629,21 @@ def test_rows_the_database_refuses_for_one_visit_cost_only_that_visit(settings, 
     again on its own, and only the visit at fault is left for staff."""
     from sqlalchemy.exc import IntegrityError
 
-    import reminders.planning.planner as planner
+    import reminders.planning.planning_run as planning_run
 
     first = book(session, starts_at=VISIT)
     second = book(session, starts_at="2026-12-11T10:00:00-05:00", patient="p2", appointment="a2",
                   phone="+12025550178")
     third = book(session, starts_at="2026-12-12T10:00:00-05:00", patient="p3", appointment="a3",
                  phone="+12025550179")
-    real = planner.plan
+    real = planning_run.plan
 
     def refuses_the_seconds_rows(session_, rows, now):
         if any(row.appointment_id == second.id for row in rows):
             raise IntegrityError("INSERT INTO outbox ...", {}, Exception("a row the database refuses"))
         return real(session_, rows, now)
 
-    monkeypatch.setattr(planner, "plan", refuses_the_seconds_rows)
+    monkeypatch.setattr(planning_run, "plan", refuses_the_seconds_rows)
     tick(settings, "2026-12-01T10:00:00-05:00")
     assert outbox(session, appointment_id=first.id) and outbox(session, appointment_id=third.id)
     assert outbox(session, appointment_id=second.id) == []

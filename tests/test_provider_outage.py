@@ -13,7 +13,7 @@ from reminders.channels.twilio.client import retry_after_seconds
 from reminders.models import Appointment, OutboxMessage, Patient, ProviderHealth
 from reminders.pipeline import run_pass
 from reminders.planning.quiet_hours import QuietHours
-from reminders.planning.rules import (
+from reminders.planning.retries import (
     BACKOFF_CAP, backoff, delivery_deadline, gave_up_reason, retry_delay, retry_time,
 )
 from reminders.web import create_app

@@ -9,7 +9,7 @@ import pytest
 from reminders.config import Settings, parse_days
 from reminders.inbound.office_hours import OfficeHours, when_read
 from reminders.inbound.parsing import KEYWORDS, read_reply
-from reminders.inbound.replies import flag_reasons
+from reminders.inbound.inbox_rank import flag_reasons
 from reminders.inbound.symptoms import read_flags, sounds_well
 from tests.conftest import at
 

@@ -6,9 +6,8 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 
 from reminders.planning.quiet_hours import QuietHours
-from reminders.planning.rules import (
-    RuleSettings, SendFacts, Visit, default_rules, plan_visit, reason_not_to_send,
-)
+from reminders.planning.rules import RuleSettings, Visit, default_rules, plan_visit
+from reminders.planning.send_checks import SendFacts, reason_not_to_send
 from tests.conftest import at
 
 RS = RuleSettings()
@@ -153,9 +152,8 @@ def test_reasons_not_to_send(kind, rule, facts, reason):
 
 from datetime import date  # noqa: E402
 
-from reminders.planning.rules import (  # noqa: E402
-    counts_as_attended_at, is_non_urgent, is_unmarked, moved_to_day, spread_day, spread_rank, weekly_checkin_template,
-)
+from reminders.planning.rules import counts_as_attended_at, is_unmarked, weekly_checkin_template  # noqa: E402
+from reminders.planning.spreading import is_non_urgent, moved_to_day, spread_day, spread_rank  # noqa: E402
 
 
 def plan_with(rs, kind, number, starts_at, status="scheduled", reachable=("sms",)):

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from reminders.models import Appointment
 from reminders.pipeline import run_pass
-from reminders.planning import planner
+from reminders.planning import one_visit, planner
 from tests.conftest import at, both_databases
 from tests.helpers import book, outbox, sent
 
@@ -96,7 +96,7 @@ def test_the_series_follows_start_time_then_id_and_the_first_keeps_the_wanted_da
 def test_a_file_of_same_time_visits_is_numbered_in_the_order_of_its_rows(settings, session):
     """The batch import numbers as the one-record path does: by start time, then id."""
     from reminders.intake.records import AppointmentRecord, PatientRecord
-    from reminders.intake.upsert import upsert_batch
+    from reminders.intake.batch import upsert_batch
 
     person = PatientRecord(external_id="p1", first_name="Maya", last_name="Lopez", phone="+12025550143", email=None,
                            timezone="America/New_York", preferred_channel="sms")
@@ -174,14 +174,14 @@ class TestDuplicateBookings:
 
     def test_a_visit_that_could_not_be_planned_keeps_its_reason(self, settings, session, monkeypatch):
         first, second = book_same_time(session, 2)
-        real = planner.moved_notices
+        real = one_visit.moved_notices
 
         def fails_for_the_second(session_, appointment, *args):
             if appointment.id == second.id:
                 raise RuntimeError("a bug that only this visit meets")
             return real(session_, appointment, *args)
 
-        monkeypatch.setattr(planner, "moved_notices", fails_for_the_second)
+        monkeypatch.setattr(one_visit, "moved_notices", fails_for_the_second)
         run_pass(settings, at(NOW))
         run_pass(settings, at("2026-12-07T11:01:00-05:00"))
         session.expire_all()
@@ -196,14 +196,14 @@ def test_visits_that_would_mark_each_other_forever_wait_for_the_next_pass(settin
     first, second = book_same_time(session, 2)
     other = book(session, starts_at=OTHER_VISIT, patient="p2", appointment="b1", phone="+12025550178",
                  first_name="Sam")
-    spread = planner.spread_non_urgent
+    spread = one_visit.spread_non_urgent
 
     def marks_its_twin(session_, appointment, *args):
         twin = second.id if appointment.id == first.id else first.id
         planner.mark_for_planning(session_, appointment_ids=[twin])
         return spread(session_, appointment, *args)
 
-    monkeypatch.setattr(planner, "spread_non_urgent", marks_its_twin)
+    monkeypatch.setattr(one_visit, "spread_non_urgent", marks_its_twin)
     with caplog.at_level("ERROR", logger="reminders.planning.planner"):
         run_pass(settings, at(NOW))
     assert sent(session, appointment_id=other.id) == [("first_induction_72h", "sms")]

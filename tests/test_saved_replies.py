@@ -20,15 +20,10 @@ VISIT = datetime(2026, 11, 4, 14, 30, tzinfo=timezone.utc)  # Wednesday 9:30 AM 
 
 
 @pytest.fixture
-def clock():
-    return {"now": NOON_NY}
-
-
-@pytest.fixture
-def app(settings, clock):
-    from reminders.web import create_app
-
-    return create_app(settings, {"TESTING": True, "CLOCK": lambda: clock["now"]})
+def clock(clock):
+    """The app's clock at Monday noon in New York."""
+    clock.set(NOON_NY)
+    return clock
 
 
 @pytest.fixture
@@ -189,7 +184,7 @@ def test_the_same_form_sent_twice_plans_one_text(nurse, session, ana):
 
 
 def test_in_quiet_hours_the_text_waits_and_says_until_when(nurse, session, ana, clock):
-    clock["now"] = LATE_NY
+    clock.set(LATE_NY)
     page = nurse.get(f"/patients/{ana.id}")
     assert "It is quiet hours for Ana" in page.text and "Urgent: send now" in page.text
     answer = send_text(nurse, ana, "Hola Ana")

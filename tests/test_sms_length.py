@@ -1,5 +1,5 @@
 """Every text template, in every language, for short and long real-looking patients: within the
-README's promise (two segments in the text's encoding: 306 characters in GSM-7, or 5 UCS-2 segments,
+promise in docs/messages.md (two segments in the text's encoding: 306 characters in GSM-7, or 5 UCS-2 segments,
 335 characters, when an accent GSM-7 lacks makes it UCS-2), and no leftovers a patient would stumble on ("the The", hour arithmetic, "None").
 
 The templates are found by globbing templates/*.sms.j2 and templates/<language>/*.sms.j2, so a
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -190,9 +191,9 @@ def test_the_promise_is_two_segments_or_the_ucs2_ones_that_hold_as_much(text, fi
     assert sms_length(text).fits(SMS_SEGMENTS) is fits
 
 
-def test_the_readme_states_the_promise_this_file_checks():
-    readme = (TEMPLATES.parent / "README.md").read_text()
-    assert "306" in readme and "335" in readme and "UCS-2" in readme
+def test_the_docs_state_the_promise_this_file_checks():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "messages.md").read_text(encoding="utf-8")
+    assert "306" in page and "335" in page and "UCS-2" in page
 
 
 def test_the_welcome_says_who_how_often_help_stop_and_rates():

@@ -11,7 +11,7 @@ from icalendar import Calendar
 from reminders.calendar import visit_words
 from reminders.channels.segments import sms_length
 from reminders.config import Settings
-from reminders.inbound import questionnaire_replies, replies
+from reminders.inbound import questionnaire_replies, reply_texts
 from reminders.pipeline import run_pass
 from tests.conftest import at
 from tests.helpers import book, outbox, patient
@@ -94,7 +94,7 @@ def test_no_spanish_template_uses_tu(name):
     assert found is None, f"{name}: {found.group(0)!r}"
 
 
-@pytest.mark.parametrize("fallbacks", [replies.FALLBACKS["es"], questionnaire_replies.FALLBACKS["es"]])
+@pytest.mark.parametrize("fallbacks", [reply_texts.FALLBACKS["es"], questionnaire_replies.FALLBACKS["es"]])
 def test_the_built_in_spanish_answers_use_usted_too(fallbacks):
     for key, text in fallbacks.items():
         assert TU_FORMS.search(text) is None, (key, text)

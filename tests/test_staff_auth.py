@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import AuditEntry, StaffUser, utcnow
-from tests.conftest import APP_NOW, REDIS_URL
-from tests.fixtures.twoway import Clock
+from tests.conftest import REDIS_URL
 from tests.fixtures.staff import (
     PASSWORD, add_escalation, add_inbound, add_patient, add_visit, csrf_token, login, make_user, post_form,
 )
@@ -19,11 +18,11 @@ TEMPLATE = "induction_24h.sms.j2"
 
 
 @pytest.fixture
-def seeded(sessions):
+def seeded(sessions, clock):
     """One of everything, so that every page with an id in its path has something to show."""
     with sessions() as session:
         patient = add_patient(session)
-        visit = add_visit(session, patient, "v1", utcnow() + timedelta(days=2))
+        visit = add_visit(session, patient, "v1", clock.now + timedelta(days=2))
         escalation = add_escalation(session, patient)
         message = add_inbound(session, patient, "can we talk about the dose")
         return {"patient": patient.id, "visit": visit.id, "escalation": escalation.id, "message": message.id,
@@ -160,12 +159,6 @@ def said(response) -> str:
     return found.group(1) if found else ""
 
 
-@pytest.fixture
-def clock(app):
-    app.config["CLOCK"] = moving = Clock(APP_NOW)
-    return moving
-
-
 def test_unknown_email_gets_the_same_answer_as_a_wrong_password(app, sessions):
     make_user(sessions, "a@clinic.test")
     make_user(sessions, "gone@clinic.test")
@@ -276,14 +269,14 @@ def test_the_failures_are_forgotten_fifteen_minutes_after_the_last(app, clock, s
 
 
 @pytest.mark.redis
-def test_every_web_process_counts_the_same_failures_through_redis(settings, sessions):
+def test_every_web_process_counts_the_same_failures_through_redis(settings, sessions, clock):
     from reminders.web import create_app
     from reminders.web.rate_limits import Throttle
 
     run = uuid.uuid4()  # the keys stay in Redis for a while: this run's own
     email, address = f"{run.hex[:12]}@clinic.test", "10.{}.{}.{}".format(*run.bytes[:3])
     make_user(sessions, email)
-    first, second = (create_app(settings, {"TESTING": True, "CLOCK": lambda: APP_NOW}) for _ in range(2))
+    first, second = (create_app(settings, {"TESTING": True, "CLOCK": clock}) for _ in range(2))
     for app in (first, second):
         app.extensions["reminders.sign_in_throttle"] = Throttle(REDIS_URL)  # as with REDIS_URL set
     for n in range(5):

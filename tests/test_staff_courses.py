@@ -7,16 +7,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from reminders.models import Appointment, AuditEntry, Course, OutboxMessage, utcnow
+from reminders.models import Appointment, AuditEntry, Course, OutboxMessage
 from reminders.pipeline import run_pass
 from reminders.planning.course_dates import CourseDatesError, CoursePlan, course_starts
+from tests.conftest import clock_now
 from tests.fixtures.staff import add_patient, add_visit, post_form
 
 NY = ZoneInfo("America/New_York")
 
 
 def next_monday(weeks: int = 1) -> date:
-    today = utcnow().astimezone(NY).date()
+    today = clock_now().astimezone(NY).date()
     return today + timedelta(days=(7 - today.weekday()) + 7 * (weeks - 1))
 
 
@@ -82,7 +83,7 @@ def test_one_save_books_the_course_through_intake(staff_client, sessions, settin
         assert session.scalars(select(Course)).one().induction_sessions_planned == 6
         audit = session.scalars(select(AuditEntry.action)).all()
         assert audit.count("create_visit") == 6 and "create_course" in audit
-    run_pass(settings, utcnow())
+    run_pass(settings, clock_now())
     with sessions() as session:
         assert session.scalars(select(OutboxMessage).where(OutboxMessage.status == "planned")).all()
 
@@ -104,7 +105,7 @@ def test_form_errors_are_beside_their_fields(staff_client, sessions):
 
 
 def test_a_completed_infusion_proposes_the_next_visit(staff_client, sessions):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         patient = add_patient(session)
         # Two visits of a Mon/Wed/Fri course in the past; the second is completed.
@@ -143,7 +144,7 @@ def test_a_new_course_closes_a_finished_one_and_refuses_over_visits_to_come(staf
     monday = next_monday()
     with sessions() as session:
         patient = add_patient(session)
-        old = add_visit(session, patient, "old", utcnow() - timedelta(days=60), kind="maintenance", status="completed")
+        old = add_visit(session, patient, "old", clock_now() - timedelta(days=60), kind="maintenance", status="completed")
         old_course = old.course_id
     response = post_form(staff_client, f"/patients/{patient.id}/courses/new", course_form(monday, "book", length="2"))
     assert response.status_code == 302

@@ -12,8 +12,9 @@ import pypdfium2 as pdfium
 import pytest
 from werkzeug.http import parse_options_header
 
-from reminders.models import Patient, utcnow
+from reminders.models import Patient
 from reminders.web.staff.downloads import attachment_name, content_disposition, safe_name
+from tests.conftest import clock_now
 from tests.fixtures.staff import add_checkin, add_patient, add_visit
 from tests.test_staff_measures import seed_course
 
@@ -46,7 +47,7 @@ def with_odd_id(sessions, patient_id: int, external_id: str) -> None:
 
 @pytest.mark.parametrize("external_id", ODD_IDS)
 def test_the_checkins_csv_downloads_for_any_record_id(staff_client, sessions, external_id):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         patient = add_patient(session)
         visit = add_visit(session, patient, "v1", now - timedelta(days=3), status="completed")

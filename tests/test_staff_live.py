@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from reminders.models import Escalation, utcnow
+from reminders.models import Escalation
+from tests.conftest import clock_now
 from tests.fixtures.staff import add_escalation, add_inbound, add_patient, add_visit, login, make_user, post_form
 
 
@@ -27,9 +28,9 @@ def test_live_json_counts_open_escalations_and_waiting_inbox_items(staff_client,
     with sessions() as session:
         add_escalation(session, maya, "i want it all to stop")
         newest = add_escalation(session, maya, "second")
-        add_escalation(session, maya, "old", acknowledged_at=utcnow(), status="acknowledged")
+        add_escalation(session, maya, "old", acknowledged_at=clock_now(), status="acknowledged")
         add_inbound(session, maya, "Can my husband drive me?")
-        add_inbound(session, maya, "done one", done_at=utcnow(), done_by="x@clinic.test")
+        add_inbound(session, maya, "done one", done_at=clock_now(), done_by="x@clinic.test")
         add_inbound(session, maya, "C", needs_staff=False, classification="confirm")
         newest_id = newest.id
         last_id = session.query(Escalation.id).order_by(Escalation.id.desc()).first()[0]
@@ -68,7 +69,7 @@ def test_the_stamp_changes_with_what_the_live_pages_show(staff_client, sessions,
     second = stamp()
     assert second != first
     with sessions() as session:
-        session.get(type(message), message.id).done_at = utcnow()
+        session.get(type(message), message.id).done_at = clock_now()
         session.commit()
     third = stamp()
     assert third != second
@@ -78,12 +79,12 @@ def test_the_stamp_changes_with_what_the_live_pages_show(staff_client, sessions,
     assert fourth != third
     with sessions() as session:
         row = session.get(Escalation, escalation.id)
-        row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", utcnow(), "x@clinic.test"
+        row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", clock_now(), "x@clinic.test"
         session.commit()
     fifth = stamp()
     assert fifth != fourth
     with sessions() as session:
-        add_visit(session, session.merge(maya), "v1", utcnow().replace(microsecond=0))
+        add_visit(session, session.merge(maya), "v1", clock_now().replace(microsecond=0))
     assert stamp() != fifth
 
 
@@ -130,7 +131,7 @@ def test_badges_are_not_read_inside_headings_on_the_escalations_page(staff_clien
 
 def unalerted(escalation, session) -> None:
     """As the webhook leaves a crisis when nobody could be alerted: no round yet, the next one planned."""
-    escalation.alert_round, escalation.last_alerted_at, escalation.next_alert_at = 0, None, utcnow()
+    escalation.alert_round, escalation.last_alerted_at, escalation.next_alert_at = 0, None, clock_now()
     session.commit()
 
 
@@ -217,7 +218,7 @@ def test_the_audit_log_names_patients_and_visits_and_hides_internal_fields(admin
     with sessions() as session:
         maya = add_patient(session)
         sam = add_patient(session, "p2", "Sam", "Okafor", "+12025550178", None, channel="sms")
-        visit = add_visit(session, sam, "s1", utcnow().replace(microsecond=0))
+        visit = add_visit(session, sam, "s1", clock_now().replace(microsecond=0))
         escalation = add_escalation(session, sam, "crisis")
         ids = (maya.id, sam.id, visit.id, escalation.id)
         session.add_all([

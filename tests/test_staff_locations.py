@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from reminders.locations import save_location, set_staff_locations, staff_locations
-from reminders.models import AuditEntry, Location, StaffUser, utcnow
-from tests.conftest import both_databases
+from reminders.models import AuditEntry, Location, StaffUser
+from tests.conftest import both_databases, clock_now
 from tests.fixtures.staff import (add_escalation, add_inbound, add_patient, add_visit, make_user, post_form,
                                   signed_in)
 
@@ -34,7 +34,7 @@ def clinic(sessions):
     """Three patients, each with a visit today and a text waiting in the inbox: one at Austin, one at
     Denver, one at the default location (a visit booked without a location)."""
     austin, denver = add_location(sessions, AUSTIN), add_location(sessions, DENVER)
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         for number, (first, location_id) in enumerate((("Ana", austin), ("Dev", denver), ("Mel", None))):
             patient = add_patient(session, f"p{number}", first, "Place", f"+1202555014{number}")
@@ -125,7 +125,7 @@ def test_locations_are_for_admins(staff_client):
 
 def test_a_clinic_without_locations_shows_no_location_select(staff_client, sessions):
     with sessions() as session:
-        add_visit(session, add_patient(session), "v1", utcnow() + timedelta(minutes=30))
+        add_visit(session, add_patient(session), "v1", clock_now() + timedelta(minutes=30))
     for path in ("/", "/inbox/", "/escalations/"):
         assert "location-pick" not in staff_client.get(path).text
 
@@ -197,7 +197,7 @@ def test_the_select_narrows_an_admins_view(admin_client, clinic):
 
 def test_an_inbox_items_location_is_its_patients_next_visits(admin_client, sessions, clinic):
     """A patient whose last visit was at Austin and whose next is at Denver writes to Denver's inbox."""
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         patient = add_patient(session, "p9", "Zed", "Moved", "+12025550199")
         before = add_visit(session, patient, "z1", now - timedelta(days=7), status="completed")

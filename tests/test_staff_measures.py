@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from reminders.measures.questionnaires import record_answer
-from reminders.models import AuditEntry, Escalation, Questionnaire, utcnow
+from reminders.models import AuditEntry, Escalation, Questionnaire
+from tests.conftest import clock_now
 from tests.fixtures.staff import add_patient, add_visit
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -46,7 +47,7 @@ def seed_course(session, settings, external_id: str = "p-maya", first: str = "Ma
                 phone: str = "+12025550143") -> dict:
     """Maya, treated for depression: five infusions held, the sixth tomorrow, a maintenance visit next month;
     PHQ-9 and GAD-7 answered at baseline, before infusion 3 and before infusion 6."""
-    now = utcnow()
+    now = clock_now()
     maya = add_patient(session, external_id, first, last, phone)
     visits = [add_visit(session, maya, f"{external_id}-v{n}", now - timedelta(days=days), status="completed")
               for n, days in enumerate((20, 18, 16, 13, 11), start=1)]
@@ -135,7 +136,7 @@ def test_the_patient_page_shows_both_charts_the_change_response_and_remission(st
 def test_a_patient_without_questionnaires_gets_one_line(staff_client, sessions):
     with sessions() as session:
         sam = add_patient(session, "p-sam", "Sam", "Okafor", "+12025550178", None, channel="sms")
-        add_visit(session, sam, "s1", utcnow() - timedelta(days=3), status="completed")
+        add_visit(session, sam, "s1", clock_now() - timedelta(days=3), status="completed")
     page = staff_client.get(f"/patients/{sam.id}").text
     section = page[page.index('id="measures"'):page.index('id="contact-head"')]
     assert "No questionnaires have been sent to this patient." in section
@@ -213,7 +214,7 @@ def test_an_acknowledged_self_harm_answer_says_who_acknowledged_it(staff_client,
     with sessions() as session:
         escalation = session.scalars(select(Escalation)).one()
         escalation.status, escalation.acknowledged_by = "acknowledged", "nurse@clinic.test"
-        escalation.acknowledged_at = utcnow()
+        escalation.acknowledged_at = clock_now()
         session.commit()
     assert "acknowledged by nurse@clinic.test" in staff_client.get(f"/patients/{maya['patient']}/report").text
     document = pdfium.PdfDocument(staff_client.get(f"/patients/{maya['patient']}/report.pdf").data)
@@ -256,7 +257,7 @@ def test_a_report_of_another_patient_is_not_found(staff_client, maya):
 # --- The chart and the words, without a database -----------------------------------------------
 
 def taken(scale: str, occasion: str, score: int, days: int, number: int) -> Questionnaire:
-    when = utcnow() - timedelta(days=days)
+    when = clock_now() - timedelta(days=days)
     return Questionnaire(id=number, scale=scale, occasion=occasion, status="completed", score=score, band="",
                          completed_at=when, screened_out=False, safety_raised=False)
 

@@ -9,8 +9,8 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from reminders.models import AuditEntry, StaffUser, utcnow
-from tests.conftest import APP_NOW
+from reminders.models import AuditEntry, StaffUser
+from tests.conftest import clock_now
 from tests.fixtures.staff import csrf_token, login, make_user, mfa_code, mfa_secret, post_form
 
 SECRET_ON_PAGE = re.compile(r'<code id="mfa-secret">([A-Z2-7]+)</code>')
@@ -35,7 +35,7 @@ def enrol_through_the_page(client) -> tuple[str, list[str]]:
     page = client.get("/account/mfa")
     assert page.status_code == 200 and "<svg" in page.text and "Set up two-step sign-in" in page.text
     secret = SECRET_ON_PAGE.search(page.text).group(1)
-    done = post_form(client, "/account/mfa", {"code": pyotp.TOTP(secret).now()}, token_from="/account/mfa")
+    done = post_form(client, "/account/mfa", {"code": pyotp.TOTP(secret).at(clock_now())}, token_from="/account/mfa")
     assert done.status_code == 200, done.text
     codes = RECOVERY_CODES.findall(done.text)
     assert len(codes) == 10 and "shown only now" in done.text
@@ -49,7 +49,7 @@ def test_sign_in_takes_the_password_then_a_code_from_the_authenticator_app(app, 
     assert first.status_code == 302 and first.headers["Location"] == "/login/code"
     assert client.get("/").headers["Location"].startswith("/login")  # no session before the code
     assert "Enter the 6-digit code" in client.get("/login/code").text
-    code = pyotp.TOTP(mfa_secret("admin@clinic.test")).at(utcnow())
+    code = pyotp.TOTP(mfa_secret("admin@clinic.test")).at(clock_now())
     signed_in = code_step(client, code)
     assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/"
     assert client.get("/").status_code == 200
@@ -61,7 +61,7 @@ def test_a_wrong_code_is_refused_and_a_code_is_taken_only_once(app, sessions):
     make_user(sessions, "admin@clinic.test", "admin")
     client = app.test_client()
     password_step(client, "admin@clinic.test")
-    right = pyotp.TOTP(mfa_secret("admin@clinic.test")).at(utcnow())
+    right = pyotp.TOTP(mfa_secret("admin@clinic.test")).at(clock_now())
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
     refused = code_step(client, wrong)
     assert refused.status_code == 401 and "That code is not right" in refused.text
@@ -130,10 +130,10 @@ def test_staff_sign_in_with_a_password_alone_unless_mfa_is_required(app, session
 
 
 @pytest.fixture
-def required_app(configure, settings):
+def required_app(configure, settings, clock):
     from reminders.web import create_app
 
-    return create_app(configure(MFA_REQUIRED="true"), {"TESTING": True, "CLOCK": lambda: APP_NOW})
+    return create_app(configure(MFA_REQUIRED="true"), {"TESTING": True, "CLOCK": clock})
 
 
 def test_mfa_required_sends_staff_to_enrol_before_anything_else(required_app, sessions):

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from reminders.followup import patients_needing_booking
-from reminders.models import AuditEntry, Escalation, InboundMessage, Patient, utcnow
+from reminders.models import AuditEntry, Escalation, InboundMessage, Patient
+from tests.conftest import clock_now
 from tests.fixtures.staff import (
     add_checkin, add_escalation, add_inbound, add_outbox, add_patient, add_visit, post_form,
 )
@@ -18,7 +19,7 @@ CLINIC = ZoneInfo("America/New_York")
 
 
 def clinic_time(days: int, hour: int) -> datetime:
-    day = utcnow().astimezone(CLINIC).date() + timedelta(days=days)
+    day = clock_now().astimezone(CLINIC).date() + timedelta(days=days)
     return datetime.combine(day, time(hour), tzinfo=CLINIC)
 
 
@@ -37,12 +38,12 @@ def test_today_groups_visits_by_day_with_messages_flags_and_progress(staff_clien
             add_visit(session, sam, f"s{number}", clinic_time(-10 + number * 3, 9), status="completed")
         third = add_visit(session, sam, "s3", clinic_time(1, 11))
         first = add_visit(session, maya, "m1", clinic_time(2, 9))
-        third.confirmed_at = utcnow()
-        first.reschedule_requested_at = utcnow()
+        third.confirmed_at = clock_now()
+        first.reschedule_requested_at = clock_now()
         session.commit()
-        add_outbox(session, sam, third, "induction_24h", "sms", "delivered", utcnow(), body="Hi Sam")
-        add_outbox(session, maya, first, "first_induction_72h", "email", "failed", utcnow())
-        add_outbox(session, maya, first, "first_induction_24h", "sms", "planned", utcnow() + timedelta(days=1))
+        add_outbox(session, sam, third, "induction_24h", "sms", "delivered", clock_now(), body="Hi Sam")
+        add_outbox(session, maya, first, "first_induction_72h", "email", "failed", clock_now())
+        add_outbox(session, maya, first, "first_induction_24h", "sms", "planned", clock_now() + timedelta(days=1))
     page = staff_client.get("/")
     assert page.status_code == 200
     text = page.text
@@ -60,14 +61,14 @@ def test_today_shows_the_open_escalation_count_in_red(staff_client, sessions):
         patient = add_patient(session)
         add_escalation(session, patient)
         add_escalation(session, patient, "second one")
-        add_escalation(session, patient, "old", acknowledged_at=utcnow(), status="acknowledged")
+        add_escalation(session, patient, "old", acknowledged_at=clock_now(), status="acknowledged")
     text = staff_client.get("/").text
     assert 'class="alert-banner"' in text
     assert "2 open escalations" in text
 
 
 def test_maintenance_due_list(staff_client, sessions, settings):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         overdue = add_patient(session, "m1", "Old", "Booster", "+12025550101", None, channel="sms")
         add_visit(session, overdue, "m1-v1", now - timedelta(days=50), kind="maintenance", status="completed")
@@ -106,7 +107,7 @@ def test_escalation_queue_open_first_oldest_first_within_a_kind_and_acknowledge(
         older = add_escalation(session, patient, "older open", minutes_ago=60)
         newer = add_escalation(session, patient, "newer open", minutes_ago=5)
         add_escalation(session, patient, "done long ago", minutes_ago=300, status="acknowledged",
-                       acknowledged_at=utcnow(), acknowledged_by="x@clinic.test", ack_note="called")
+                       acknowledged_at=clock_now(), acknowledged_by="x@clinic.test", ack_note="called")
     text = staff_client.get("/escalations/").text
     # Same kind: the one waiting longest comes first; resolved ones after all open ones.
     assert text.index("older open") < text.index("newer open") < text.index("done long ago")
@@ -159,7 +160,7 @@ def test_inbox_lists_what_needs_a_person_and_marks_done(staff_client, sessions):
 
 
 def test_inbox_lists_messages_that_did_not_arrive_or_may_not_have(staff_client, sessions):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         patient = add_patient(session)
         visit = add_visit(session, patient, "v1", now + timedelta(days=1))
@@ -179,7 +180,7 @@ def test_inbox_lists_messages_that_did_not_arrive_or_may_not_have(staff_client, 
 # --- Patient ------------------------------------------------------------------------------------
 
 def test_patient_page_shows_contact_opt_out_visits_timeline_chart_and_is_audited(staff_client, sessions):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         patient = add_patient(session, zone="America/Chicago")
         patient.sms_opted_out, patient.opted_out_at, patient.opt_out_text = True, now - timedelta(days=1), "STOP"
@@ -209,7 +210,7 @@ def test_unknown_patient_is_404(staff_client):
 
 
 def test_checkins_export_to_csv(staff_client, sessions):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         patient = add_patient(session)
         visit = add_visit(session, patient, "v1", now - timedelta(days=3), status="completed")

@@ -10,9 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import AuditEntry, StaffSession, StaffUser
-from tests.conftest import APP_NOW
 from tests.fixtures.staff import PASSWORD, csrf_token, login, make_user, post_form
-from tests.fixtures.twoway import Clock
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -87,8 +85,7 @@ def change(client, current: str, new: str = NEW_PASSWORD):
                                                    "confirm_password": new}, token_from="/account/password")
 
 
-def test_thirty_wrong_current_passwords_get_five_checked_then_each_waits_longer(app, signed_in, monkeypatch):
-    app.config["CLOCK"] = clock = Clock(APP_NOW)
+def test_thirty_wrong_current_passwords_get_five_checked_then_each_waits_longer(signed_in, monkeypatch, clock):
     checked = count_checks(monkeypatch)
     answers = [change(signed_in, f"guess {n}") for n in range(30)]
     assert [a.status_code for a in answers] == [422] * 5 + [429] * 25
@@ -104,7 +101,6 @@ def test_thirty_wrong_current_passwords_get_five_checked_then_each_waits_longer(
 
 
 def test_a_password_change_waits_per_account_not_for_everyone(app, signed_in, sessions, monkeypatch):
-    app.config["CLOCK"] = Clock(APP_NOW)
     for n in range(6):
         change(signed_in, f"guess {n}")
     assert change(signed_in, PASSWORD).status_code == 429
@@ -130,11 +126,11 @@ def count_checks(monkeypatch) -> list[int]:
 
 
 @pytest.mark.postgres
-def test_forty_parallel_guesses_from_one_address_get_only_five_checked(pg_settings, monkeypatch):
+def test_forty_parallel_guesses_from_one_address_get_only_five_checked(pg_settings, monkeypatch, clock):
     from reminders.db import session_factory
     from reminders.web import create_app
 
-    app = create_app(pg_settings, {"TESTING": True, "CLOCK": lambda: APP_NOW})
+    app = create_app(pg_settings, {"TESTING": True, "CLOCK": clock})
     make_user(session_factory(pg_settings.effective_database_url), "a@clinic.test")
     checked = count_checks(monkeypatch)
     clients = [app.test_client() for _ in range(40)]

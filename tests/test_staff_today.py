@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from reminders.models import utcnow
+from tests.conftest import clock_now
 from tests.fixtures.staff import add_outbox, add_patient, add_visit
 
 
@@ -20,7 +20,7 @@ def flags(row: str) -> list[str]:
 
 
 def test_each_visit_shows_what_needs_action(staff_client, sessions):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         first = add_patient(session, "p1", "Nia", "First", "+12025550101")
         add_visit(session, first, "n1", now + timedelta(hours=20))
@@ -39,7 +39,7 @@ def test_each_visit_shows_what_needs_action(staff_client, sessions):
 
 
 def test_no_booking_nudge_for_a_patient_already_booked(staff_client, sessions):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         patient = add_patient(session)
         first = add_visit(session, patient, "v1", now + timedelta(hours=30))

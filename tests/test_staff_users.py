@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from reminders.models import AuditEntry, StaffUser, utcnow
+from reminders.models import AuditEntry, StaffUser
+from tests.conftest import clock_now
 from tests.fixtures.staff import PASSWORD, login, make_user, post_form
 
 
@@ -61,13 +62,13 @@ def test_admin_unlocks_a_lock_left_from_before_and_it_keeps_nobody_out(app, admi
     # Wrong passwords now slow a guesser down (tests/test_staff_auth.py): nothing locks an account.
     locked_id = make_user(sessions, "locked@clinic.test")
     with sessions() as session:
-        session.get(StaffUser, locked_id).locked_until = utcnow() + timedelta(minutes=10)
+        session.get(StaffUser, locked_id).locked_until = clock_now() + timedelta(minutes=10)
         session.commit()
     assert "locked until" in admin_client.get("/admin/users").text
     post_form(admin_client, f"/admin/users/{locked_id}/unlock", token_from="/admin/users")
     assert user(sessions, "locked@clinic.test").locked_until is None
     with sessions() as session:
-        session.get(StaffUser, locked_id).locked_until = utcnow() + timedelta(minutes=10)
+        session.get(StaffUser, locked_id).locked_until = clock_now() + timedelta(minutes=10)
         session.commit()
     assert login(app.test_client(), "locked@clinic.test").status_code == 302
     assert user(sessions, "locked@clinic.test").locked_until is None

@@ -9,15 +9,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from reminders.intake import import_jobs
-from reminders.models import Appointment, AuditEntry, Course, OutboxMessage, Patient, utcnow
+from reminders.models import Appointment, AuditEntry, Course, OutboxMessage, Patient
 from reminders.pipeline import run_pass
+from tests.conftest import clock_now
 from tests.fixtures.staff import add_patient, add_visit, post_form
 
 NY = ZoneInfo("America/New_York")
 
 
 def local_day(days: int) -> str:
-    return (utcnow().astimezone(NY).date() + timedelta(days=days)).isoformat()
+    return (clock_now().astimezone(NY).date() + timedelta(days=days)).isoformat()
 
 
 def outbox(sessions, appointment_id: int) -> dict[tuple[str, str], str]:
@@ -60,7 +61,7 @@ def test_a_patient_and_a_visit_entered_by_hand_are_planned(staff_client, session
     assert visit.starts_at == datetime.combine(datetime.fromisoformat(day).date(), time(10), tzinfo=NY)
     assert visit.needs_planning is True and visit.kind == "induction" and visit.number_in_course == 1
 
-    run_pass(settings, utcnow())
+    run_pass(settings, clock_now())
     assert outbox(sessions, visit.id) == {
         ("first_induction_72h", "sms"): "planned", ("first_induction_72h", "email"): "planned",
         ("first_induction_24h", "sms"): "planned", ("checkin_day_after", "sms"): "planned",
@@ -73,14 +74,14 @@ def test_a_patient_and_a_visit_entered_by_hand_are_planned(staff_client, session
 def test_canceling_by_hand_cancels_the_pending_messages(staff_client, sessions, settings):
     with sessions() as session:
         patient = add_patient(session)
-        visit = add_visit(session, patient, "v1", utcnow() + timedelta(days=5))
-    run_pass(settings, utcnow())
+        visit = add_visit(session, patient, "v1", clock_now() + timedelta(days=5))
+    run_pass(settings, clock_now())
     assert set(outbox(sessions, visit.id).values()) == {"planned"}
     response = post_form(staff_client, f"/visits/{visit.id}/status", {"status": "canceled"}, follow_redirects=True)
     assert "Visit canceled." in response.text
     canceled = only(sessions, Appointment)
     assert canceled.status == "canceled" and canceled.canceled_at is not None and canceled.needs_planning is True
-    run_pass(settings, utcnow())
+    run_pass(settings, clock_now())
     assert set(outbox(sessions, visit.id).values()) == {"canceled"}
     assert "visit_canceled" in actions(sessions)
 
@@ -118,7 +119,7 @@ def test_completed_and_no_show_decide_the_check_ins(staff_client, sessions, sett
 def test_a_future_visit_cannot_be_marked_completed(staff_client, sessions):
     with sessions() as session:
         patient = add_patient(session)
-        visit = add_visit(session, patient, "v1", utcnow() + timedelta(days=3))
+        visit = add_visit(session, patient, "v1", clock_now() + timedelta(days=3))
     response = post_form(staff_client, f"/visits/{visit.id}/status", {"status": "completed"}, follow_redirects=True)
     assert "on its day or later" in response.text
     assert only(sessions, Appointment).status == "scheduled"
@@ -127,11 +128,11 @@ def test_a_future_visit_cannot_be_marked_completed(staff_client, sessions):
 def test_rescheduling_moves_the_reminders(staff_client, sessions, settings):
     with sessions() as session:
         patient = add_patient(session, channel="sms")
-        visit = add_visit(session, patient, "v1", utcnow() + timedelta(days=5))
-        visit.confirmed_at = utcnow()
+        visit = add_visit(session, patient, "v1", clock_now() + timedelta(days=5))
+        visit.confirmed_at = clock_now()
         visit.status = "confirmed"
         session.commit()
-    run_pass(settings, utcnow())
+    run_pass(settings, clock_now())
     page = staff_client.get(f"/visits/{visit.id}/edit").text
     assert 'value="Suite 200"' in page and "America/New_York" in page
     day = local_day(8)
@@ -144,7 +145,7 @@ def test_rescheduling_moves_the_reminders(staff_client, sessions, settings):
     assert moved.starts_at == datetime.combine(datetime.fromisoformat(day).date(), time(14, 30), tzinfo=NY)
     assert moved.status == "scheduled" and moved.confirmed_at is None  # the confirmation was for the old time
     assert moved.needs_planning is True
-    run_pass(settings, utcnow())
+    run_pass(settings, clock_now())
     with sessions() as session:
         reminder = session.scalar(select(OutboxMessage).where(OutboxMessage.rule == "first_induction_24h"))
         assert reminder.planned_for == moved.starts_at - timedelta(hours=24)
@@ -184,7 +185,7 @@ def test_patient_form_shows_what_to_fix(staff_client, sessions):
 def test_editing_contact_details_re_plans_the_patient(staff_client, sessions):
     with sessions() as session:
         patient = add_patient(session, channel="sms")
-        visit = add_visit(session, patient, "v1", utcnow() + timedelta(days=5))
+        visit = add_visit(session, patient, "v1", clock_now() + timedelta(days=5))
         visit.needs_planning = False
         session.commit()
     page = staff_client.get(f"/patients/{patient.id}/edit").text
@@ -202,7 +203,7 @@ def test_editing_contact_details_re_plans_the_patient(staff_client, sessions):
 def test_series_length_per_course(staff_client, sessions):
     with sessions() as session:
         patient = add_patient(session)
-        visit = add_visit(session, patient, "v1", utcnow() + timedelta(days=5))
+        visit = add_visit(session, patient, "v1", clock_now() + timedelta(days=5))
     post_form(staff_client, f"/courses/{visit.course_id}/series", {"induction_sessions_planned": "8"})
     with sessions() as session:
         assert session.get(Course, visit.course_id).induction_sessions_planned == 8
@@ -226,7 +227,7 @@ def upload(client, text: str, name: str = "visits.csv"):
 
 
 def test_csv_upload_shows_the_per_row_report(staff_client, sessions):
-    when = (utcnow() + timedelta(days=10)).astimezone(NY).replace(hour=10, minute=0, second=0, microsecond=0)
+    when = (clock_now() + timedelta(days=10)).astimezone(NY).replace(hour=10, minute=0, second=0, microsecond=0)
     text = CSV_HEADER + (
         f"a1,c1,Ana,Diaz,+12025550143,,America/New_York,sms,induction,{when.isoformat()},60,Suite 1,\n"
         f"a2,c2,Bo,Ng,not-a-phone,,America/New_York,sms,induction,{when.isoformat()},60,,\n"
@@ -274,7 +275,7 @@ def unmarked_section(page: str) -> str:
 
 
 def test_a_visit_over_and_unmarked_is_listed_with_one_click_completed_and_no_show(staff_client, sessions, settings):
-    now = utcnow()
+    now = clock_now()
     with sessions() as session:
         missed = add_patient(session, "p1", first="Ana", last="Missed", phone="+12025550101", email=None, channel="sms")
         first = add_visit(session, missed, "a1", now - timedelta(hours=4))
@@ -297,11 +298,11 @@ def test_a_visit_over_and_unmarked_is_listed_with_one_click_completed_and_no_sho
     page = staff_client.get("/").text
     assert "Ana Missed" not in unmarked_section(page) and "Ben Came" in unmarked_section(page)
     assert "Induction 2 of 6" not in page  # a2, the next visit, is the first infusion again
-    run_pass(settings, utcnow())
+    run_pass(settings, clock_now())
     with sessions() as session:  # in the patient's quiet hours it waits for their end: run the pass then
         due = session.scalar(select(OutboxMessage.due_at).where(OutboxMessage.appointment_id == first.id,
                                                                 OutboxMessage.rule == "missed_visit"))
-    run_pass(settings, max(utcnow(), due))
+    run_pass(settings, max(clock_now(), due))
     # "We missed you" goes, naming her next visit (booked) instead of asking her to rebook.
     assert outbox(sessions, first.id)[("missed_visit", "sms")] == "sent"
 
@@ -316,13 +317,13 @@ def test_when_the_clinic_waits_for_staff_the_list_says_the_checkin_waits(configu
     assert login(client, "nurse@clinic.test").status_code == 302
     with sessions() as session:
         patient = add_patient(session, email=None, channel="sms")
-        visit = add_visit(session, patient, "a1", utcnow() - timedelta(hours=3))
+        visit = add_visit(session, patient, "a1", clock_now() - timedelta(hours=3))
     assert "Check-in waits until the visit is marked completed" in unmarked_section(client.get("/").text)
-    run_pass(configured, utcnow())
+    run_pass(configured, clock_now())
     assert ("checkin_day_after", "sms") not in outbox(sessions, visit.id)
     post_form(client, f"/visits/{visit.id}/status", {"status": "completed", "next": "/"})
     assert unmarked_section(client.get("/").text) == ""
-    run_pass(configured, utcnow())
+    run_pass(configured, clock_now())
     assert outbox(sessions, visit.id)[("checkin_day_after", "sms")] == "planned"
 def test_language_and_medications_to_hold_are_set_on_the_patient_form(staff_client, sessions):
     with sessions() as session:
@@ -354,7 +355,7 @@ def test_a_bad_language_is_refused_on_the_form(staff_client, sessions):
 def test_course_condition_is_set_with_the_series(staff_client, sessions):
     with sessions() as session:
         patient = add_patient(session)
-        visit = add_visit(session, patient, "v1", utcnow() + timedelta(days=5))
+        visit = add_visit(session, patient, "v1", clock_now() + timedelta(days=5))
     post_form(staff_client, f"/courses/{visit.course_id}/series", {"induction_sessions_planned": "6", "condition": "pain"})
     with sessions() as session:
         assert session.get(Course, visit.course_id).condition == "pain"

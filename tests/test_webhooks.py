@@ -302,12 +302,12 @@ class TestUnknownNumber:
 
 def test_when_acting_fails_the_text_is_kept_for_staff_and_the_crisis_line_still_goes(
         twilio, booked, session, monkeypatch, fake_twilio):
-    import reminders.inbound.replies as replies
+    import reminders.inbound.conversation as conversation
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(replies, "current_checkin", broken)  # every text now fails half-way
+    monkeypatch.setattr(conversation, "current_checkin", broken)  # every text now fails half-way
     reply = answer(twilio.sms("C"))
     assert "988" in reply
     [message] = inbound(session)
@@ -347,13 +347,13 @@ def test_on_postgresql_texts_arriving_together_in_a_new_process_are_all_read(con
     import threading
 
     from reminders import db
-    from reminders.inbound import replies
+    from reminders.inbound import sender_lookup
 
     with db.session_factory(pg_settings.effective_database_url)() as session:
         book(session, starts_at=VISIT)
         session.commit()
     for _ in range(15):
-        replies._built_statements.clear()  # as in a new process: nothing built, nothing compiled
+        sender_lookup._built_statements.clear()  # as in a new process: nothing built, nothing compiled
         db.dispose_engines()
         sessions = db.session_factory(pg_settings.effective_database_url)
         found, start = [], threading.Barrier(4)
@@ -361,7 +361,7 @@ def test_on_postgresql_texts_arriving_together_in_a_new_process_are_all_read(con
         def read():
             with sessions() as session:
                 start.wait(60)
-                found.append([facts.patient.phone for facts in replies.sender_facts(session, PHONE, NOW, pg_settings)])
+                found.append([facts.patient.phone for facts in sender_lookup.sender_facts(session, PHONE, NOW, pg_settings)])
 
         threads = [threading.Thread(target=read) for _ in range(4)]
         for thread in threads:

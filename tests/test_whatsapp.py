@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from reminders.channels import channels_for
-from reminders.channels.kinds import SMS, WHATSAPP, spec_for, split_address, within_free_form_window
+from reminders.channels.kinds import SMS, WHATSAPP, spec_for, within_free_form_window
 from reminders.channels.local_outbox import read_outbox
 from reminders.intake.records import PatientRecord
 from reminders.models import CheckIn, Patient
@@ -41,14 +41,10 @@ def whatsapp_on(configure, two_way):
 
 
 @pytest.fixture
-def clock():
-    class Clock:
-        now = PROMPT_AT + timedelta(hours=1)
-
-        def __call__(self):
-            return self.now
-
-    return Clock()
+def clock(clock):
+    """An hour after the check-in prompt went."""
+    clock.set(PROMPT_AT + timedelta(hours=1))
+    return clock
 
 
 @pytest.fixture
@@ -83,10 +79,6 @@ class TestTheChannel:
         assert not within_free_form_window(WHATSAPP, now - timedelta(hours=25), now)
         assert not within_free_form_window(WHATSAPP, None, now)  # never wrote on WhatsApp
         assert within_free_form_window(SMS, None, now)  # SMS has no window
-
-    def test_a_whatsapp_address_names_its_channel_and_its_number(self):
-        assert split_address("whatsapp:+12025550143") == ("whatsapp", "+12025550143")
-        assert split_address("+12025550143") == ("sms", "+12025550143")
 
     def test_every_text_a_rule_sends_goes_on_whatsapp_for_a_patient_who_chose_it(self):
         on, off = RuleSettings(whatsapp_enabled=True), RuleSettings()

@@ -46,12 +46,3 @@ def within_free_form_window(spec: ChannelSpec, last_inbound_at: datetime | None,
     if last_inbound_at is None:
         return False
     return now - last_inbound_at <= spec.free_form_window
-
-
-def split_address(address: str) -> tuple[str, str]:
-    """The channel and the bare number of a provider's address: ("whatsapp", "+15550100100") for
-    "whatsapp:+15550100100", ("sms", number) for a plain number."""
-    for name, prefix in ADDRESS_PREFIXES.items():
-        if address.startswith(prefix):
-            return name, address[len(prefix):]
-    return SMS.name, address

@@ -27,10 +27,11 @@ from reminders.db import session_factory
 from reminders.fhir import mapping
 from reminders.fhir.client import FhirClient, FhirError
 from reminders.intake.records import AppointmentRecord, VisitWindow, visit_window
-from reminders.intake.upsert import IntakeError, apply_changes, renumber_course, upsert_batch, upsert_patient
+from reminders.intake.batch import upsert_batch
+from reminders.intake.upsert import IntakeError, apply_changes, renumber_course, upsert_patient
 from reminders.locations import LocationBook
 from reminders.models import Appointment, FhirSyncState, Patient, utcnow
-from reminders.models.appointments import ACTIVE_STATUSES
+from reminders.models.appointments import ACTIVE_STATUSES, AppointmentStatus
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def _take_page(session: Session, client: FhirClient, page, resolver: mapping.Res
     for (name, mapped), result in zip(to_write, results):
         if isinstance(result, Exception):
             report.items.append(Item(name, "rejected", (_reason(result),)))
-        elif result == "updated" and mapped.appointment.status == "canceled":
+        elif result == "updated" and mapped.appointment.status == AppointmentStatus.CANCELED:
             report.items.append(Item(name, "canceled", (f"{mapped.fhir_status} on the server",)))
         else:
             report.items.append(Item(name, result))
@@ -261,11 +262,11 @@ def cancel_visit(session: Session, external_id: str, now: datetime) -> bool:
     """Cancel a stored visit (the same change a CSV row with status canceled makes); True if it was on."""
     visit = session.scalar(select(Appointment).where(Appointment.external_id == external_id)
                            .execution_options(populate_existing=True))
-    if visit is None or visit.status == "canceled":
+    if visit is None or visit.status == AppointmentStatus.CANCELED:
         return False
     record = AppointmentRecord.model_construct(
         external_id=external_id, kind=visit.kind, starts_at=visit.starts_at, duration_minutes=visit.duration_minutes,
-        location=visit.location, status="canceled", condition=None)
+        location=visit.location, status=AppointmentStatus.CANCELED, condition=None)
     if apply_changes(visit, record, now):
         session.flush()
         renumber_course(session, visit.course_id)

@@ -81,8 +81,29 @@ def _close(session, action: Action, patient, visit, settings, now) -> Applied:
 
 
 def _book(session, action: Action, patient, visit, settings, now) -> Applied:
-    given, wanted = action.patient, action.visit
-    stored = patient
+    patient_record = _patient_record(action, patient, settings)
+    visit_record = _visit_record(action, visit, settings, now)
+    wanted = action.visit
+    where = (wanted.location_field.partition("-")[0], 1, 3)
+    if wanted.location_names:  # else a visit stays where it is (a new one: the default location)
+        try:
+            visit_record.location_id = locate(LocationBook.load(session, settings), *wanted.location_names)
+        except LocationError as exc:
+            raise Refusal("AE", TABLE_VALUE, f"{wanted.location_field}: {exc}", where) from None
+
+    patient = upsert_patient(session, patient_record, now).patient
+    try:
+        outcome = upsert_appointment(session, patient, visit_record, now, settings.induction_series_length)
+    except ClosedLocation as exc:
+        raise Refusal("AE", TABLE_VALUE, f"{wanted.location_field}: {exc}", where) from None
+    except IntakeError as exc:
+        raise Refusal("AE", DUPLICATE_KEY, str(exc), ("SCH", 1, 2)) from None
+    return Applied(action.verb, outcome.result)
+
+
+def _patient_record(action: Action, stored, settings) -> PatientRecord:
+    """The patient as the message gives them; what it leaves out, as stored (or the clinic's default)."""
+    given = action.patient
     patient_data = {
         "external_id": given.external_id,
         "first_name": given.first_name or (stored.first_name if stored else None),
@@ -98,10 +119,14 @@ def _book(session, action: Action, patient, visit, settings, now) -> Applied:
         raise Refusal("AE", REQUIRED_MISSING, "PID-13: no phone number for the patient, who gets texts "
                       "(a cell phone in PID-13, or PID-14)", ("PID", 1, 13))
     try:
-        patient_record = PatientRecord.model_validate(patient_data)
+        return PatientRecord.model_validate(patient_data)
     except ValidationError as exc:
         raise _refused(exc, patient=True) from None
 
+
+def _visit_record(action: Action, visit, settings, now) -> AppointmentRecord:
+    """The visit as the message gives it; what it leaves out, as stored."""
+    wanted = action.visit
     kind = wanted.kind or (visit.kind if visit else None) or settings.hl7_default_kind or None
     if kind is None:
         if wanted.type_text:
@@ -123,21 +148,6 @@ def _book(session, action: Action, patient, visit, settings, now) -> Applied:
     moved = wanted.starts_at is not None and (visit is None or visit.starts_at != wanted.starts_at)
     context = {"visit_window": VisitWindow.from_settings(settings, now)} if moved else None
     try:
-        visit_record = AppointmentRecord.model_validate(visit_data, context=context)
+        return AppointmentRecord.model_validate(visit_data, context=context)
     except ValidationError as exc:
         raise _refused(exc, patient=False) from None
-    where = (wanted.location_field.partition("-")[0], 1, 3)
-    if wanted.location_names:  # else a visit stays where it is (a new one: the default location)
-        try:
-            visit_record.location_id = locate(LocationBook.load(session, settings), *wanted.location_names)
-        except LocationError as exc:
-            raise Refusal("AE", TABLE_VALUE, f"{wanted.location_field}: {exc}", where) from None
-
-    patient = upsert_patient(session, patient_record, now).patient
-    try:
-        outcome = upsert_appointment(session, patient, visit_record, now, settings.induction_series_length)
-    except ClosedLocation as exc:
-        raise Refusal("AE", TABLE_VALUE, f"{wanted.location_field}: {exc}", where) from None
-    except IntakeError as exc:
-        raise Refusal("AE", DUPLICATE_KEY, str(exc), ("SCH", 1, 2)) from None
-    return Applied(action.verb, outcome.result)

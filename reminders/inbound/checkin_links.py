@@ -21,7 +21,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from reminders.channels.base import InboundText
-from reminders.inbound import escalations, replies
+from reminders.inbound import escalations
+from reminders.inbound.conversation import Conversation
+from reminders.inbound.inbox_rank import PRIORITY_FLAGGED
+from reminders.inbound.sender_lookup import SenderFacts, next_visit
 from reminders.models import CheckIn, CheckInLink, InboundMessage, OutboxMessage, Patient
 from reminders.models.replies import checkin_kind
 from reminders.preparation import clock, date_words
@@ -119,14 +122,14 @@ def take_answer(session: Session, settings, checkin_link: CheckInLink, checkin: 
     text = InboundText(message_sid=f"checkin-page-{checkin_link.id}", from_number=patient.phone or "", body=body)
     inbound = InboundMessage(message_sid=text.message_sid, from_number=text.from_number, channel=PAGE_CHANNEL,
                              body=body, received_at=now, classification="received", needs_staff=True)
-    facts = replies.SenderFacts(
+    facts = SenderFacts(
         patient=patient, checkin=checkin, newer_text_sent=False, escalation_id=_open_escalation(session, patient),
-        next_visit=replies.next_visit(session, patient, now), latest_text=None, last_texted_at=None)
+        next_visit=next_visit(session, patient, now), latest_text=None, last_texted_at=None)
     handled = _PageConversation(session, settings, inbound, text, now, facts=[facts], score=answer.score).run()
     inbound.channel = PAGE_CHANNEL  # the replies were worded as for a text; staff see where it came from
     # The page shows the text's answer when it says what happens now (988/911 after a crisis, when
     # a nurse reads it); a routine thank-you may say "text us", so the page's own words go instead.
-    inbound.reply_body = handled.reply if inbound.priority >= replies.PRIORITY_FLAGGED else None
+    inbound.reply_body = handled.reply if inbound.priority >= PRIORITY_FLAGGED else None
     checkin_link.answered_at = now
     crisis = handled.escalation_id is not None and handled.classification in escalations.CRISIS_CLASSIFICATIONS
     return Answered(inbound.reply_body, crisis, handled.alert_ids)
@@ -137,7 +140,7 @@ def _open_escalation(session: Session, patient: Patient) -> int | None:
     return escalation.id if escalation is not None else None
 
 
-class _PageConversation(replies._Conversation):  # noqa: SLF001 - the one code path a text takes
+class _PageConversation(Conversation):  # the one code path a text takes
     """The page's answer through the text's code: the score is what was tapped (a number in the
     free words, or a word like STOP there, must not change it)."""
 
@@ -147,7 +150,7 @@ class _PageConversation(replies._Conversation):  # noqa: SLF001 - the one code p
         self.page_score = score
         super().__init__(*args, **kwargs)
 
-    def _read(self):
-        reading = super()._read()
+    def read(self):
+        reading = super().read()
         note = self.text.body[len(str(self.page_score)):].lstrip(",. ")
         return replace(reading, kind="score", score=self.page_score, note=note, keyword="")

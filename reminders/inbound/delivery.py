@@ -27,6 +27,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from reminders import consent
 from reminders.channels.base import FAILED_STATE, UNDELIVERED_STATE, DeliveryReport
 from reminders.models import OutboxMessage, Patient
 from reminders.models.outbox import Kind, Status
@@ -66,9 +67,9 @@ def _after_not_delivered(session: Session, row: OutboxMessage, report: DeliveryR
     patient = session.get(Patient, row.patient_id) if row.patient_id else None
     if patient is None:
         return
-    if report.unsubscribed and not patient.sms_opted_out:
-        patient.sms_opted_out, patient.opted_out_at = True, now
-        patient.opt_out_text = f"(the carrier reported the number unsubscribed, error {report.error_code})"
+    if report.unsubscribed:
+        consent.opt_out(patient, row.channel, now,
+                        how=f"(the carrier reported the number unsubscribed, error {report.error_code})")
     if plan_fallback_twin(session, row, patient, now):
         log.info("outbox %s: not delivered by text (code %s); email planned instead", row.id, report.error_code)
 

@@ -11,51 +11,44 @@ phone (SMS) and per staff email, keyed ``esc:{id}:round:{n}:{channel}:{address}`
 racing on the same escalation insert each alert once, and a row that fails transiently is
 retried by the outbox's normal backoff.
 
-Alert texts are written here, not in editable templates: a staff edit must never be able to
-break or empty the one message that has to go out.
+What an escalation is (statuses, reasons, tiers) is in reminders.inbound.escalation_kinds, and
+the alerts' rows and words in reminders.inbound.escalation_alerts; this module is the only one that
+writes escalations.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reminders.locations import LocationBook, Place, patient_location
+from reminders.inbound.escalation_alerts import ALERT_RULE, alert_email, alert_rows, alert_sms
+from reminders.inbound.escalation_kinds import (ACKNOWLEDGED, ACTIVE, CLAIMED, CRISIS_CLASSIFICATIONS, KIND_WORDS,
+                                                OPEN, REASON_CRISIS, REASON_EMERGENCY, REASON_LOW_SCORE,
+                                                REASON_SELF_HARM, REASON_URGENT, REASON_WORDS, RESOLVED, kind_of,
+                                                reason_for, severity_order, staff_words, tier_of)
+from reminders.locations import LocationBook, patient_location
 from reminders.logs import mask_phone
 from reminders.models import Escalation, InboundMessage, OutboxMessage, Patient
-from reminders.models.outbox import ChannelName, Kind, Status
-from reminders.outbox import OutboxRow, cancel_pending, plan
+from reminders.models.outbox import Status
+from reminders.outbox import cancel_pending, plan
+
+__all__ = [
+    "ACKNOWLEDGED", "ACTIVE", "ALERT_RULE", "CLAIMED", "CRISIS_CLASSIFICATIONS", "KIND_WORDS", "OPEN", "REASON_CRISIS",
+    "REASON_EMERGENCY", "REASON_LOW_SCORE", "REASON_SELF_HARM", "REASON_URGENT", "REASON_WORDS", "RESOLVED",
+    "EscalationNotFound", "acknowledge", "alert_email", "alert_rows", "alert_sms", "claim", "crisis_open",
+    "erase_words", "kind_of", "open_escalation", "open_for", "open_for_answer", "plan_due_alerts", "plan_round",
+    "point_at_text", "reason_for", "resolve", "severity_order", "staff_words", "texts_after", "tier_of",
+]
 
 log = logging.getLogger(__name__)
 
-OPEN, CLAIMED, ACKNOWLEDGED = "open", "claimed", "acknowledged"
-RESOLVED = ACKNOWLEDGED  # the stored word for a resolved escalation (the API's "acknowledged")
-# Not resolved yet: texts still join it and automated asks still wait for it.
-ACTIVE = (OPEN, CLAIMED)
-REASON_CRISIS, REASON_EMERGENCY, REASON_LOW_SCORE = "crisis_language", "medical_emergency", "low_score"
-# An answer above 0 to a questionnaire's self-harm item (PHQ-9 item 9): no text, the same urgency.
-REASON_SELF_HARM = "self_harm_answer"
-# The triage's urgent tier: a text a nurse must read now, at any hour (a high blood pressure with a
-# headache, vomiting that won't stop, a medication question, a worried relative...).
-REASON_URGENT = "urgent"
 # When texts of several kinds pile onto one escalation, the reason staff see is the gravest: a
 # medical emergency is answered 911 first whatever came before it.
 _REASON_RANK = {REASON_URGENT: 0, REASON_LOW_SCORE: 1, REASON_CRISIS: 2, REASON_SELF_HARM: 2, REASON_EMERGENCY: 3}
-REASON_WORDS = {REASON_CRISIS: "possible suicide risk", REASON_EMERGENCY: "possible medical emergency",
-                REASON_LOW_SCORE: "very low mood score", REASON_SELF_HARM: "self-harm answer",
-                REASON_URGENT: "needs a nurse now"}
-_TIER_OF_REASON = {REASON_EMERGENCY: "emergency", REASON_URGENT: "urgent"}
-# The kind staff see everywhere (the list, the banner, the patient's page), gravest first.
-KIND_WORDS = {"emergency": "Medical emergency", "suicide_risk": "Suicide risk", "urgent": "Urgent"}
-_KIND_ORDER = {"emergency": 0, "suicide_risk": 1, "urgent": 2}
-ALERT_RULE = "escalation_alert"
-# Inbound classifications that belong to an escalation (see reminders.inbound.replies).
-CRISIS_CLASSIFICATIONS = ("crisis", "low_score", "urgent", "follow_up")
 # A new crisis text on an escalation that is already open brings its next round forward, but
 # never closer than this to the last round: the new words may matter, a flood of alerts does not.
 NEW_TEXT_REALERT_GAP = timedelta(minutes=5)
@@ -64,7 +57,6 @@ NEW_TEXT_REALERT_GAP = timedelta(minutes=5)
 FOLLOW_UP_REALERT_GAP = timedelta(0)
 # A round with nothing sent this long after it was planned is worth an error in the log.
 ROUND_STUCK_AFTER = timedelta(minutes=1)
-_KEY_LIMIT = 200  # OutboxMessage.dedupe_key's length
 
 
 class EscalationNotFound(LookupError):
@@ -72,42 +64,6 @@ class EscalationNotFound(LookupError):
 
 
 # ---------------------------------------------------------------- opening
-
-def tier_of(reason: str) -> str:
-    """The triage tier an escalation of this reason answers as (emergency, suicide_risk, urgent)."""
-    return _TIER_OF_REASON.get(reason, "suicide_risk")
-
-
-def kind_of(escalation: Escalation) -> str:
-    """The escalation's kind in words: "Medical emergency", "Suicide risk" or "Urgent"."""
-    return KIND_WORDS.get(tier_of(escalation.reason), "Needs a nurse")
-
-
-def severity_order(escalation: Escalation) -> tuple:
-    """Sort key: medical emergencies, then suicide risk, then urgent, then anything else; the
-    oldest first within each (it has waited longest)."""
-    return (_KIND_ORDER.get(tier_of(escalation.reason), len(_KIND_ORDER)), escalation.opened_at, escalation.id)
-
-
-def reason_for(tier: str, category: str) -> str:
-    """The escalation's reason for a triage result."""
-    if tier == "emergency":
-        return REASON_EMERGENCY
-    if tier == "urgent":
-        return REASON_URGENT
-    return REASON_LOW_SCORE if category == "low score" else REASON_CRISIS
-
-
-def staff_words(triage) -> str:
-    """Why the text is in the inbox, at a glance: the tier and what decided it."""
-    tier = {"emergency": "possible medical emergency", "suicide_risk": "possible suicide risk",
-            "urgent": "urgent"}.get(str(triage.tier), "possible crisis")
-    if triage.by_model:
-        return "possible risk: please read (flagged by the second opinion)"
-    if triage.category == "follow-up":
-        return f"{tier}: a new text while the escalation is open"
-    return f"{tier}: {triage.category}" if triage.category not in ("routine", "unreadable") else tier
-
 
 def open_escalation(session: Session, settings, *, patient: Patient | None, inbound: InboundMessage,
                     reason: str, now: datetime, realert: bool = True, at_once: bool = False,
@@ -136,6 +92,14 @@ def open_for_answer(session: Session, settings, *, patient: Patient, questionnai
     if escalation.questionnaire_id is None:
         escalation.questionnaire_id = questionnaire_id
     return escalation, ids
+
+
+def point_at_text(session: Session, escalation_id: int, stored_text: Callable[[], int]) -> None:
+    """A self-harm answer by text: its escalation, opened before the text was stored, points at
+    that text (`stored_text` stores it and gives its id; called only when it is needed)."""
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is not None and escalation.inbound_message_id is None:
+        escalation.inbound_message_id = stored_text()
 
 
 def _open(session: Session, settings, *, patient: Patient | None, from_number: str, text: str,
@@ -270,145 +234,6 @@ def _warn_if_previous_round_failed(session: Session, escalation: Escalation, rou
                   "settings", escalation.id, round_no, ", ".join(sorted(set(statuses))))
 
 
-def staff_phones(settings) -> list[str]:
-    numbers = []
-    for raw in settings.staff_alert_phones:
-        try:
-            parsed = phonenumbers.parse(raw, settings.default_phone_region)
-            number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        except phonenumbers.NumberParseException:
-            number = raw  # sent as written: a refusal is logged and shown on the row
-        if number not in numbers:
-            numbers.append(number)
-    return numbers
-
-
-def staff_emails(settings) -> list[str]:
-    return list(dict.fromkeys(address.strip() for address in settings.staff_alert_emails if address.strip()))
-
-
-def alert_key(escalation_id: int, round_no: int, channel: str, address: str) -> str:
-    key = f"esc:{escalation_id}:round:{round_no}:{channel}:{address}"
-    if len(key) > _KEY_LIMIT:
-        key = f"esc:{escalation_id}:round:{round_no}:{channel}:sha1-{hashlib.sha1(address.encode()).hexdigest()}"
-    return key
-
-
-def alert_rows(settings, escalation: Escalation, patient: Patient | None, round_no: int, now: datetime,
-               place: Place | None = None) -> list[OutboxRow]:
-    """One round's rows, to `settings`' on-call (the escalation's location's), from its sender.
-    `place`: the location, named in the alert when the clinic has several."""
-    sms = alert_sms(settings, escalation, patient, round_no, place)
-    subject, email = alert_email(settings, escalation, patient, round_no, place)
-    wanted = [(ChannelName.SMS, phone, None, sms) for phone in staff_phones(settings)]
-    wanted += [(ChannelName.EMAIL, address, subject, email) for address in staff_emails(settings)]
-    return [
-        OutboxRow(dedupe_key=alert_key(escalation.id, round_no, channel, address), kind=Kind.ALERT,
-                  rule=ALERT_RULE, channel=channel, planned_for=now, due_at=now, escalation_id=escalation.id,
-                  to_address=address, subject=subject_line, body=body, location_id=escalation.location_id)
-        for channel, address, subject_line, body in wanted
-    ]
-
-
-def _carried_by(escalation: Escalation) -> str:
-    return "on a questionnaire" if escalation.reason == REASON_SELF_HARM else "text"
-
-
-def _escalations_url(settings) -> str:
-    base = settings.public_base_url.rstrip("/")
-    return f"{base}/escalations" if base else "the Escalations page of the staff app"
-
-
-def _ending(number: str | None) -> str:
-    digits = "".join(ch for ch in number or "" if ch.isdigit())
-    return digits[-2:] if len(digits) >= 2 else "??"
-
-
-def _local(settings, moment: datetime) -> datetime:
-    return moment.astimezone(ZoneInfo(settings.clinic_timezone))
-
-
-def _again(escalation: Escalation, round_no: int) -> str:
-    if round_no == 1:
-        return ""
-    if escalation.status == CLAIMED:
-        return f" (alert {round_no}: a new text on an escalation a colleague has claimed)"
-    return f" (alert {round_no}, not yet claimed)"
-
-
-def _named(place: Place | None) -> str:
-    """"Bright Minds Austin: " leading an alert when the clinic has several locations."""
-    return f"{place.name}: " if place is not None else ""
-
-
-def alert_sms(settings, escalation: Escalation, patient: Patient | None, round_no: int,
-              place: Place | None = None) -> str:
-    """What a lock screen may show: no name, no message text, no diagnosis."""
-    who = "a patient" if patient is not None else "an unknown number"
-    number = escalation.from_number or (patient.phone if patient else "")
-    again = _again(escalation, round_no)
-    opened = _local(settings, escalation.opened_at)
-    what = REASON_WORDS.get(escalation.reason, "possible crisis")
-    to_clinic = "" if place is not None else f" to {settings.clinic_name}"
-    return (f"{_named(place)}URGENT{again}: {what} {_carried_by(escalation)}{to_clinic} from {who} (phone ending "
-            f"{_ending(number)}) at {opened:%H:%M}. Open {_escalations_url(settings)} and press "
-            f"I'm on it when you take it.")
-
-
-def alert_email(settings, escalation: Escalation, patient: Patient | None, round_no: int,
-                place: Place | None = None) -> tuple[str, str]:
-    again = _again(escalation, round_no)
-    what = REASON_WORDS.get(escalation.reason, "possible crisis")
-    subject = (f"{_named(place)}URGENT{again}: {what} {_carried_by(escalation)} from a patient, "
-               f"escalation #{escalation.id}")
-    if patient is not None:
-        who = f"{patient.full_name} (record {patient.external_id or patient.id})"
-        phone = patient.phone or escalation.from_number
-    else:
-        who = "an unknown number: no patient on file has it"
-        phone = escalation.from_number
-    reason = {
-        REASON_CRISIS: "crisis language in a text",
-        REASON_EMERGENCY: "a text that may describe a medical emergency (chest pain, breathing, fainting, "
-                          "seizure, very high blood pressure)",
-        REASON_SELF_HARM: "an answer above 0 to a questionnaire's question on thoughts of being better off "
-                          "dead or of self-harm",
-        REASON_URGENT: "a text a nurse should read now (a high blood pressure with symptoms, vomiting that won't "
-                       "stop, confusion, a medication question, a worried relative, or flagged for review)",
-    }.get(escalation.reason, f"a mood score of {settings.crisis_score_max} or less (0 is worst)")
-    opened = _local(settings, escalation.opened_at)
-    answered = (f"{settings.emergency_number} first, then the crisis line ({settings.crisis_line})"
-                if escalation.reason == REASON_EMERGENCY
-                else f"a promise that the on-call nurse will call within about {settings.oncall_callback_minutes} "
-                     f"minutes, with {settings.emergency_number} and {settings.crisis_line} for anything worse"
-                if escalation.reason == REASON_URGENT
-                else f"the crisis line ({settings.crisis_line}) and {settings.emergency_number} for immediate danger")
-    if escalation.reason == REASON_SELF_HARM:
-        answered += " on the questionnaire's page"
-    quoted = "\n".join(f"> {line}" for line in (escalation.text or "(no text)").splitlines())
-    where = f"\nLocation: {place.name}" if place is not None else ""
-    opening = ("A patient may be having a medical emergency." if escalation.reason == REASON_EMERGENCY
-               else "A patient's text needs a nurse now." if escalation.reason == REASON_URGENT
-               else "A patient may be in crisis.")
-    body = f"""{opening} Please reach out now: press "I'm on it" on the escalation when you take it.
-
-From:     {who}
-Phone:    {phone}{where}
-Why:      {reason}
-Received: {opened:%A %Y-%m-%d %H:%M %Z}
-
-{quoted}
-
-The sender was answered at once with {answered}.
-
-Claim it: {_escalations_url(settings)}
-(or resolve it: POST /api/v1/escalations/{escalation.id}/ack)
-
-This is alert {round_no}. Staff are alerted again every {settings.escalation_realert_minutes} minutes until someone claims it.
-"""
-    return subject, body
-
-
 # ---------------------------------------------------------------- claiming and resolving
 
 def claim(session: Session, escalation_id: int, by: str, now: datetime) -> Escalation:
@@ -444,6 +269,13 @@ def resolve(session: Session, escalation_id: int, by: str, note: str, now: datet
 
 # The API's word (POST /api/v1/escalations/<id>/ack): acknowledging is resolving.
 acknowledge = resolve
+
+
+def erase_words(session: Session, patient_id: int) -> None:
+    """An erased patient's words and number go (reminders.retention.erase); the record of the
+    escalation stays."""
+    session.execute(update(Escalation).where(Escalation.patient_id == patient_id)
+                    .values(text="", from_number="", ack_note="").execution_options(synchronize_session=False))
 
 
 def _get(session: Session, escalation_id: int) -> Escalation:

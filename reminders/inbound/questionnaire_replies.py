@@ -25,15 +25,19 @@ except that a late answer above 0 to a self-harm item is treated as a crisis tex
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from reminders.inbound import escalations
 from reminders.inbound.item_answers import ItemAnswer, read_item_answer
 from reminders.inbound.parsing import Reading
 from reminders.measures import scales as catalogue
 from reminders.measures.questionnaires import (AnswerRefused, items_left, next_of_occasion, question_words,
                                                record_answer, sms_question)
-from reminders.models import Escalation, InboundMessage, Questionnaire
+from reminders.channels.base import InboundText
+from reminders.models import InboundMessage, Patient, Questionnaire
 from reminders.models.measures import BY_SMS
 from reminders.rendering import team_name
 
@@ -69,6 +73,42 @@ FALLBACKS = {
                    "equipo de atención. En una crisis llame o escriba al {crisis}."),
     },
 }
+
+
+class Answering(Protocol):
+    """What a questionnaire's answer needs of the conversation (reminders.inbound.conversation):
+    the text and its sender, what the answer found, and the conversation's own ways to flag the
+    text for staff, store it and word the reply."""
+
+    session: Session
+    settings: object  # the location's: the reply's words
+    clinic_settings: object  # the clinic's: a self-harm answer's escalation
+    now: datetime
+    text: InboundText
+    inbound: InboundMessage
+    patient: Patient | None
+    known: object | None  # the sender's facts (reminders.inbound.sender_lookup.SenderFacts)
+    questionnaire: Questionnaire | None
+    closed_questionnaire: Questionnaire | None
+    crisis: bool
+    language: str
+    crisis_priority: int
+    priority: int
+    reasons: list[str]
+    alert_ids: list[int]
+    escalation_id: int | None
+
+    def flag(self, dry_run: bool = False, questions: bool = False) -> bool: ...
+
+    def stored(self) -> int: ...
+
+    def context(self) -> dict: ...
+
+    def template(self, name: str, language: str) -> str: ...
+
+    def render(self, name: str, context: dict) -> str | None: ...
+
+    def reply(self, name: str) -> str: ...
 
 
 # What the next question's fallback text says first: the answer it took.
@@ -112,11 +152,11 @@ def is_self_harm(questionnaire: Questionnaire, value: int | None) -> bool:
     return bool(value) and questionnaire.asked_item in scale.safety_items
 
 
-def take_late(conversation, found: ItemAnswer) -> tuple[str, bool, str | None]:
+def take_late(conversation: Answering, found: ItemAnswer) -> tuple[str, bool, str | None]:
     """A late answer: not recorded; the patient is told, staff read it with the question's words."""
     questionnaire = conversation.closed_questionnaire
     conversation.inbound.appointment_id = questionnaire.appointment_id
-    conversation._flag(questions=True)
+    conversation.flag(questions=True)
     conversation.reasons.insert(0, "an answer after the questions closed: " + late_words(questionnaire, found.value))
     return CLOSED, True, _say(conversation, questionnaire, "closed", None)
 
@@ -131,13 +171,13 @@ def late_words(questionnaire: Questionnaire, value: int) -> str:
     return f"{scale.short_name} item {item} ({question_words(scale, item, 'en')['text']}): {answer}"
 
 
-def takes(conversation) -> bool:
+def takes(conversation: Answering) -> bool:
     """Whether the open questionnaire acts on this text (not a crisis, not from a number that opted out)."""
     questionnaire = conversation.questionnaire
     return questionnaire is not None and not conversation.crisis and not conversation.patient.sms_opted_out
 
 
-def answers_its_own_escalation(conversation, reading: Reading) -> bool:
+def answers_its_own_escalation(conversation: Answering, reading: Reading) -> bool:
     """An answer to the questionnaire whose self-harm answer opened the escalation still open: it
     goes on (any other text while an escalation is open joins the escalation)."""
     questionnaire = conversation.questionnaire
@@ -148,7 +188,7 @@ def answers_its_own_escalation(conversation, reading: Reading) -> bool:
     return _read(conversation, reading).value is not None
 
 
-def take(conversation, reading: Reading) -> tuple[str, bool, str | None]:
+def take(conversation: Answering, reading: Reading) -> tuple[str, bool, str | None]:
     """Act on the text as the questionnaire's answer: (classification, needs staff, reply)."""
     questionnaire = conversation.questionnaire
     conversation.inbound.appointment_id = questionnaire.appointment_id
@@ -172,19 +212,19 @@ def take(conversation, reading: Reading) -> tuple[str, bool, str | None]:
     return ANSWERED, passed_on, _finished(conversation, questionnaire, passed_on)
 
 
-def _ask(conversation, questionnaire: Questionnaire, item: int) -> dict:
+def _ask(conversation: Answering, questionnaire: Questionnaire, item: int) -> dict:
     """Mark `item` asked now; its words for the reply."""
     questionnaire.asked_item = item
     return sms_question(conversation.session, questionnaire, conversation.now)["question"]
 
 
-def _read(conversation, reading: Reading) -> ItemAnswer:
+def _read(conversation: Answering, reading: Reading) -> ItemAnswer:
     return read_answer(conversation.questionnaire, conversation.text.body, reading)
 
 
-def _pass_on(conversation, note: str) -> bool:
+def _pass_on(conversation: Answering, note: str) -> bool:
     """A question, side effects, a blood pressure or a longer sentence with the answer: staff read it."""
-    flagged = conversation._flag(questions=True)
+    flagged = conversation.flag(questions=True)
     if flagged:
         return True
     if len(note.split()) >= NOTE_WORDS_FOR_STAFF:
@@ -193,7 +233,7 @@ def _pass_on(conversation, note: str) -> bool:
     return False
 
 
-def _finished(conversation, questionnaire: Questionnaire, passed_on: bool) -> str:
+def _finished(conversation: Answering, questionnaire: Questionnaire, passed_on: bool) -> str:
     following = next_of_occasion(conversation.session, questionnaire, conversation.now)
     if following is None or following.channel != BY_SMS or following.asked_item is not None:
         return _say(conversation, questionnaire, "done", None, passed_on=passed_on)
@@ -201,14 +241,12 @@ def _finished(conversation, questionnaire: Questionnaire, passed_on: bool) -> st
     return _say(conversation, following, "more", words, questions=len(items_left(following)), passed_on=passed_on)
 
 
-def _after_self_harm(conversation, questionnaire: Questionnaire, item: int, value: int, recorded) -> str:
+def _after_self_harm(conversation: Answering, questionnaire: Questionnaire, item: int, value: int, recorded) -> str:
     """The crisis answer; staff alerted right after the commit; the questionnaire goes on only if
     it has items left (by SMS the safety item comes last, so it usually ends here)."""
     conversation.alert_ids.extend(recorded.alert_ids)
     conversation.escalation_id = questionnaire.escalation_id
-    escalation = conversation.session.get(Escalation, questionnaire.escalation_id)
-    if escalation is not None and escalation.inbound_message_id is None:
-        escalation.inbound_message_id = conversation._stored()
+    escalations.point_at_text(conversation.session, questionnaire.escalation_id, conversation.stored)
     conversation.priority = conversation.crisis_priority
     conversation.reasons.insert(0, f"self-harm answer: questionnaire item {item} answered {value}")
     reply = _crisis(conversation, questionnaire)
@@ -218,7 +256,7 @@ def _after_self_harm(conversation, questionnaire: Questionnaire, item: int, valu
     return reply
 
 
-def _crisis(conversation, questionnaire: Questionnaire) -> str:
+def _crisis(conversation: Answering, questionnaire: Questionnaire) -> str:
     settings = conversation.settings
     text = _say(conversation, questionnaire, "crisis", None)
     # Whatever staff made of the template, the answer carries both numbers.
@@ -227,20 +265,20 @@ def _crisis(conversation, questionnaire: Questionnaire) -> str:
     return text
 
 
-def _ask_again(conversation, questionnaire: Questionnaire) -> tuple[str, bool, str | None]:
+def _ask_again(conversation: Answering, questionnaire: Questionnaire) -> tuple[str, bool, str | None]:
     """Not an answer: ask the same item again once, with the options; a second time, staff read it
     (the questionnaire still takes a number later)."""
     long_text = len(conversation.text.body.split()) > NOTE_WORDS_FOR_STAFF
-    flagged = conversation._flag(questions=long_text)
+    flagged = conversation.flag(questions=long_text)
     if _asked_again_before(conversation, questionnaire):
         conversation.reasons.append("questionnaire answer we could not read")
-        return UNREADABLE, True, conversation._reply("flagged" if flagged else "received")
+        return UNREADABLE, True, conversation.reply("flagged" if flagged else "received")
     scale = catalogue.get_scale(questionnaire.scale)
     words = question_words(scale, questionnaire.asked_item, questionnaire.language)
     return UNREADABLE, flagged, _say(conversation, questionnaire, "reask", words, passed_on=flagged)
 
 
-def _asked_again_before(conversation, questionnaire: Questionnaire) -> bool:
+def _asked_again_before(conversation: Answering, questionnaire: Questionnaire) -> bool:
     """Whether this item was already asked again (a text since it was asked could not be read)."""
     return conversation.session.scalar(
         select(InboundMessage.id).where(
@@ -250,21 +288,21 @@ def _asked_again_before(conversation, questionnaire: Questionnaire) -> bool:
     ) is not None
 
 
-def _say(conversation, questionnaire: Questionnaire, name: str, words: dict | None, *, questions: int = 0,
+def _say(conversation: Answering, questionnaire: Questionnaire, name: str, words: dict | None, *, questions: int = 0,
          passed_on: bool = False, answered: dict | None = None) -> str:
     """`answered`: the answer just recorded ({"value", "number"}), which the next question's text
     confirms first ("2 for question 1, thank you."): a bare number is read as the answer to the
     question asked last, and the patient sees which one it was taken for."""
     language = questionnaire.language or conversation.language
-    context = conversation._context()
+    context = conversation.context()
     context["questionnaire"] = {"question": words or {}, "questions": questions, "passed_on": passed_on,
                                 "answered": answered}
-    template = conversation._template(f"reply_questionnaire_{name}", language)
-    return conversation._render(template, context) or _fallback(conversation, questionnaire, name, words, questions,
+    template = conversation.template(f"reply_questionnaire_{name}", language)
+    return conversation.render(template, context) or _fallback(conversation, questionnaire, name, words, questions,
                                                                  answered)
 
 
-def _fallback(conversation, questionnaire: Questionnaire, name: str, words: dict | None, questions: int = 0,
+def _fallback(conversation: Answering, questionnaire: Questionnaire, name: str, words: dict | None, questions: int = 0,
               answered: dict | None = None) -> str:
     settings = conversation.settings
     language = "es" if (questionnaire.language or "").startswith("es") else "en"

@@ -21,7 +21,8 @@ from typing import Callable
 from sqlalchemy import delete, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.intake.csv_import import UnusableFile, count_lines, decode, import_csv_text, read_header
+from reminders.intake.csv_file import UnusableFile, count_lines, decode, read_header
+from reminders.intake.csv_import import import_csv_text
 from reminders.intake.records import VisitWindow, visit_window
 from reminders.locations import LocationBook
 from reminders.models import AuditEntry, ImportJob, ImportJobRow

@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from reminders.measures import scales as catalogue
 from reminders.models import Questionnaire
 from reminders.models.measures import COMPLETED
@@ -126,12 +123,3 @@ def screen_of(q: Questionnaire, scale: catalogue.Scale | None = None) -> Screen:
 
 def _point(q: Questionnaire) -> Point:
     return Point(q.id, q.completed_at, q.score, q.band or "", q.occasion, q.screened_out, q.safety_raised)
-
-
-def course_progress(session: Session, patient_id: int, course_id: int | None = None,
-                    response_points: Mapping[str, int] | None = None) -> dict[str, ScaleProgress]:
-    """One patient's progress, for one course or (None) across all their questionnaires."""
-    query = select(Questionnaire).where(Questionnaire.patient_id == patient_id, Questionnaire.status == COMPLETED)
-    if course_id is not None:
-        query = query.where(Questionnaire.course_id == course_id)
-    return progress(list(session.scalars(query)), response_points)

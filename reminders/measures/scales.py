@@ -379,10 +379,6 @@ def items_to_ask(scale: Scale, answers: Mapping[int, int], by_sms: bool) -> list
     return remaining
 
 
-def is_complete(scale: Scale, answers: Mapping[int, int], by_sms: bool) -> bool:
-    return not items_to_ask(scale, answers, by_sms)
-
-
 def score(scale: Scale, answers: Mapping[int, int], by_sms: bool = False) -> int:
     """The total. Every item must be answered, except by SMS after a negative screener, when the
     items not asked count as 0."""
@@ -487,7 +483,3 @@ def scale_keys_for(condition: str | None, mapping: Mapping[str, Sequence[str]] |
     mapping = DEFAULT_SCALES_FOR if mapping is None else mapping
     name = (condition or "other").strip().lower()
     return list(mapping.get(name) or mapping.get("other") or DEFAULT_SCALES_FOR["other"])
-
-
-def scales_for(condition: str | None, mapping: Mapping[str, Sequence[str]] | None = None) -> list[Scale]:
-    return [get_scale(key) for key in scale_keys_for(condition, mapping)]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import enum
 from datetime import datetime, timedelta
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, text
@@ -8,14 +9,28 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from reminders.models.base import Base, UTCDateTime, utcnow
 
 KINDS = ("induction", "maintenance")
-STATUSES = ("scheduled", "confirmed", "canceled", "completed", "no_show")
 DURATION_MINUTES = (5, 600)
 
 
+class AppointmentStatus(enum.StrEnum):
+    """Where a visit stands. The values are what the database stores (migration 0002_checks);
+    reminders.visits.moves says which changes are allowed and makes them."""
+
+    SCHEDULED = "scheduled"
+    CONFIRMED = "confirmed"  # the patient replied to confirm
+    CANCELED = "canceled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+
+
+STATUSES = tuple(AppointmentStatus)
+# Still to happen: reminders go, and the time is held.
+ACTIVE_STATUSES = (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED)
+ATTENDED_OR_PENDING = (*ACTIVE_STATUSES, AppointmentStatus.COMPLETED)
+
+
 def one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-ACTIVE_STATUSES = ("scheduled", "confirmed")
-ATTENDED_OR_PENDING = ("scheduled", "confirmed", "completed")
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Appointment(Base):
@@ -48,7 +63,7 @@ class Appointment(Base):
     location: Mapped[str] = mapped_column(String(200), default="")  # as booked: a room, or the location's name
     # The clinic location (reminders.locations); None: the default location, the settings.
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    status: Mapped[str] = mapped_column(String(20), default=AppointmentStatus.SCHEDULED.value)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reschedule_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

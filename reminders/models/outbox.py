@@ -49,6 +49,60 @@ TEXT_CHANNELS = (ChannelName.SMS, ChannelName.WHATSAPP)
 PENDING_STATUSES = (Status.PLANNED, Status.QUEUED)
 FINAL_STATUSES = tuple(s for s in Status if s not in (*PENDING_STATUSES, Status.SENDING))
 
+# What a provider's delivery report makes of a row, whatever the row says by then
+# (reminders.outbox.delivery): the provider's word on a message that went wins, even over a row
+# retried, given up or withdrawn since that try.
+REPORTED = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED})
+
+# Every status change the outbox makes (reminders.outbox checks each one against this): from a
+# status, the statuses a row may go to. A row never goes back to `queued` or `sending` once past
+# them, and once handed to the provider never back into the schedule, unless staff resend it.
+ALLOWED_MOVES: dict[Status, frozenset[Status]] = {
+    # queued by the dispatcher; moved, withdrawn or given up by the planner or an outage
+    Status.PLANNED: REPORTED | {Status.PLANNED, Status.QUEUED, Status.CANCELED, Status.SENT},
+    # claimed by one sender; or back to the schedule (hand-off failed, provider paused, visit moved)
+    Status.QUEUED: REPORTED | {Status.SENDING, Status.PLANNED, Status.CANCELED, Status.SENT},
+    # the send's outcome, or back to the schedule untried (quiet hours, a retry, a released claim)
+    Status.SENDING: REPORTED | {Status.SENT, Status.PLANNED, Status.UNKNOWN, Status.SKIPPED, Status.CANCELED},
+    Status.SENT: REPORTED | {Status.SENT},  # a send recorded again after a failed commit
+    Status.DELIVERED: REPORTED,
+    Status.UNDELIVERED: REPORTED | {Status.PLANNED},  # resent by staff
+    Status.FAILED: REPORTED | {Status.PLANNED, Status.CANCELED},  # resent; a following text goes again with it
+    Status.SKIPPED: REPORTED | {Status.PLANNED, Status.CANCELED},  # an expired one resent; likewise
+    Status.CANCELED: REPORTED | {Status.PLANNED},  # wanted again (a no-show corrected, a text taken up again)
+    Status.UNKNOWN: REPORTED | {Status.SENT},  # the provider says it has it
+}
+
+
+class ReasonCode(StrEnum):
+    """Why a row is where it is, for the code to decide on: `status_reason` tells staff, in words
+    that may change; `reason_code` stays. Set with the words, cleared with them."""
+
+    RETRYING = "retrying"  # back in the schedule after a temporary error, waiting out its backoff
+    GAVE_UP = "gave_up"  # failed: the provider stayed down past the time the message could help
+    WITHDRAWN = "withdrawn"  # canceled by the planner as the visit's facts changed; planned again if they change back
+    VISIT_CANCELED = "visit_canceled"
+    EXPIRED = "expired"  # skipped: too late to be useful (staff may resend it)
+    WAITING_FOR_WELCOME = "waiting_for_welcome"  # held until the patient's welcome text goes
+    NOTHING_TO_INTRODUCE = "nothing_to_introduce"  # a welcome withdrawn: no text of the patient's is planned
+    UNKNOWN_AFTER_CRASH = "unknown_after_crash"  # a worker stopped during the send
+    RELEASED_UNSENT = "released_unsent"  # a worker stopped before the send: back in the schedule
+    QUIET_HOURS = "quiet_hours"
+    PROVIDER_PAUSED = "provider_paused"  # held while the channel's provider is failing
+
+
+# The reasons reminders.planning.rules gives in words only, and the code each stands for: a row
+# written with just these words (a reason not to send; a row inserted with its reason) gets its code.
+CODE_OF_RULE_WORDS = {
+    "visit canceled": ReasonCode.VISIT_CANCELED,
+    "too late to be useful": ReasonCode.EXPIRED,
+}
+
+
+def _code_of_inserted_reason(context) -> str | None:
+    return CODE_OF_RULE_WORDS.get(context.get_current_parameters().get("status_reason"))
+
+
 class OutboxMessage(Base):
     """One message the service means to send, or has sent: the schedule and the log in one row."""
 
@@ -78,7 +132,8 @@ class OutboxMessage(Base):
     planned_for: Mapped[datetime] = mapped_column(UTCDateTime)  # the rule's own time
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it may go (quiet hours, backoff)
     status: Mapped[str] = mapped_column(String(20), default=Status.PLANNED)
-    status_reason: Mapped[str | None] = mapped_column(String(200))
+    status_reason: Mapped[str | None] = mapped_column(String(200))  # for staff
+    reason_code: Mapped[str | None] = mapped_column(String(40), default=_code_of_inserted_reason)  # ReasonCode
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     to_address: Mapped[str | None] = mapped_column(String(254))
     subject: Mapped[str | None] = mapped_column(String(300))

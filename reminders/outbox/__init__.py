@@ -6,13 +6,13 @@ claimed by one conditional UPDATE, and its status never moves backwards.
 """
 from reminders.models.outbox import ChannelName, Kind, Status
 from reminders.outbox.moves import (
-    cancel_pending, claim_due, claim_for_sending, claim_many_for_sending, mark_sent, mark_unsent, queue_now,
-    requeue_lost, retry_or_fail,
+    OutboxMoveRefused, cancel_pending, claim_due, claim_for_sending, claim_many_for_sending, mark_sent, mark_unsent,
+    queue_now, requeue_lost, retry_or_fail,
 )
 from reminders.outbox.rows import OutboxRow, appointment_key, plan, plan_fallback_twin
 
 __all__ = [
-    "ChannelName", "Kind", "OutboxRow", "Status", "appointment_key", "cancel_pending", "claim_due",
+    "ChannelName", "Kind", "OutboxMoveRefused", "OutboxRow", "Status", "appointment_key", "cancel_pending", "claim_due",
     "claim_for_sending", "claim_many_for_sending", "mark_sent", "mark_unsent", "plan", "plan_fallback_twin",
     "queue_now", "requeue_lost", "retry_or_fail",
 ]

@@ -4,10 +4,17 @@ planned -> queued (claim_due, queue_now) -> sending (claim_for_sending, one winn
 delivered or undelivered (reminders.outbox.delivery); or back to planned (retry, quiet hours,
 a paused provider), or to skipped, canceled, failed or unknown. Every move out of a shared state
 is a conditional UPDATE, so two workers, a late task and a sweep cannot both move one row.
+
+Every move is checked against reminders.models.outbox.ALLOWED_MOVES: a conditional UPDATE's
+sources once, where it is defined (`Move`); a loaded row's move when it is made (`check_move`),
+before anything on the row changes. A move the table does not allow raises OutboxMoveRefused.
+Each reason written for staff (`status_reason`) goes with its `reason_code` (None when the code
+has nothing to decide on it), which is what code reads.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -15,9 +22,12 @@ from sqlalchemy import and_, bindparam, case, event, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from reminders.db import ClinicSession
 from reminders.models import OutboxMessage
-from reminders.models.outbox import PENDING_STATUSES, Kind, Status
-from reminders.planning.rules import delivery_deadline, gave_up_reason, retry_delay, retry_time
+from reminders.models.outbox import (
+    ALLOWED_MOVES, CODE_OF_RULE_WORDS, PENDING_STATUSES, Kind, ReasonCode, Status,
+)
+from reminders.planning.retries import delivery_deadline, gave_up_reason, retry_delay, retry_time
 
 log = logging.getLogger("reminders.outbox")
 
@@ -33,6 +43,57 @@ STATUS_REASON_LIMIT = 200  # the width of outbox.status_reason
 RETRYING = "retrying after a temporary error"  # how a row waiting out a backoff begins its reason
 UNKNOWN_AFTER_CRASH = "the worker stopped during the send; check before resending"
 RELEASED_UNSENT = "the worker stopped before sending it; back in the schedule"
+VISIT_CANCELED = "visit canceled"
+
+
+class OutboxMoveRefused(Exception):
+    """A status change reminders.models.outbox.ALLOWED_MOVES does not allow."""
+
+    def __init__(self, sources, to: str, outbox_id: int | None = None):
+        self.sources, self.to, self.outbox_id = tuple(sources), to, outbox_id
+        which = f"outbox {outbox_id}" if outbox_id is not None else "an outbox row"
+        super().__init__(f"{which} may not move from {'/'.join(map(str, self.sources))} to {to}")
+
+
+def may_move(status: str, to: str) -> bool:
+    return to in ALLOWED_MOVES.get(status, ())
+
+
+@dataclass(frozen=True)
+class Move:
+    """A conditional move: the rows still in one of `sources` go to `to`. Refused when defined if
+    any source may not go there."""
+
+    sources: tuple[Status, ...]
+    to: Status
+
+    def __post_init__(self):
+        refused = [status for status in self.sources if not may_move(status, self.to)]
+        if refused:
+            raise OutboxMoveRefused(refused, self.to)
+
+    @property
+    def still_there(self):
+        """The condition a row must meet, as the UPDATE runs, to be moved."""
+        if len(self.sources) == 1:
+            return OutboxMessage.status == self.sources[0]
+        return OutboxMessage.status.in_(self.sources)
+
+
+def check_move(row: OutboxMessage, to: Status) -> None:
+    """Before a loaded row's status is changed: the move must be allowed, or nothing changes."""
+    if not may_move(row.status, to):
+        raise OutboxMoveRefused((row.status,), to, row.id)
+
+
+QUEUE = Move((Status.PLANNED,), Status.QUEUED)
+CLAIM = Move((Status.QUEUED,), Status.SENDING)
+BACK_FROM_QUEUE = Move((Status.QUEUED,), Status.PLANNED)
+BACK_FROM_SENDING = Move((Status.SENDING,), Status.PLANNED)
+UNKNOWN_SEND = Move((Status.SENDING,), Status.UNKNOWN)
+CANCEL_PENDING = Move(PENDING_STATUSES, Status.CANCELED)
+RESCHEDULE = Move(PENDING_STATUSES, Status.PLANNED)
+REVIVE = Move((Status.CANCELED,), Status.PLANNED)
 
 
 def _update(session: Session, where, **values):
@@ -40,15 +101,20 @@ def _update(session: Session, where, **values):
                            .execution_options(synchronize_session=False))
 
 
-def _move(session: Session, ids: Iterable[int], from_statuses, **values) -> list[int]:
-    """Move those of `ids` still in one of `from_statuses`, in one conditional UPDATE; the ids moved."""
+def _moved(session: Session, move: Move, where, **values):
+    """Move the rows of `where` still in one of the move's sources, in one UPDATE."""
+    return _update(session, (*where, move.still_there), status=move.to, **values)
+
+
+def _move(session: Session, ids: Iterable[int], move: Move, **values) -> list[int]:
+    """Move those of `ids` still in one of the move's sources, in one conditional UPDATE; the ids moved."""
     ids = list(ids)
     if not ids:
         return []
     moved = session.scalars(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), OutboxMessage.status.in_(tuple(from_statuses)))
-        .values(**values)
+        .where(OutboxMessage.id.in_(ids), move.still_there)
+        .values(status=move.to, **values)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
     ).all()
@@ -65,7 +131,7 @@ def claim_due(session: Session, now: datetime, limit: int = 1000, *, held_channe
     held = list(held_channels)
     due = (
         select(OutboxMessage.id)
-        .where(OutboxMessage.status == Status.PLANNED, OutboxMessage.due_at <= now)
+        .where(QUEUE.still_there, OutboxMessage.due_at <= now)
         .order_by(OutboxMessage.due_at, OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -74,8 +140,8 @@ def claim_due(session: Session, now: datetime, limit: int = 1000, *, held_channe
         due = due.where(or_(OutboxMessage.channel.not_in(held), OutboxMessage.kind == Kind.ALERT))
     ids = list(probes) + session.scalars(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
-        .values(status=Status.QUEUED, queued_at=now, updated_at=now)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()), QUEUE.still_there)
+        .values(status=QUEUE.to, queued_at=now, updated_at=now)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
     ).all()
@@ -85,14 +151,14 @@ def claim_due(session: Session, now: datetime, limit: int = 1000, *, held_channe
 
 def queue_now(session: Session, ids: list[int], now: datetime) -> list[int]:
     """Queue these `planned` rows at once (crisis alerts, a welcome), making them due now. Commits."""
-    moved = _move(session, ids, (Status.PLANNED,), status=Status.QUEUED, queued_at=now, due_at=now, updated_at=now)
+    moved = _move(session, ids, QUEUE, queued_at=now, due_at=now, updated_at=now)
     session.commit()
     return moved
 
 
 def queue_probe(session: Session, outbox_id: int, now: datetime) -> bool:
     """Queue one due row as the probe of a paused provider (its due time unchanged)."""
-    return bool(_move(session, [outbox_id], (Status.PLANNED,), status=Status.QUEUED, queued_at=now, updated_at=now))
+    return bool(_move(session, [outbox_id], QUEUE, queued_at=now, updated_at=now))
 
 
 def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFTER,
@@ -111,9 +177,10 @@ def requeue_lost(session: Session, now: datetime, after: timedelta = REQUEUE_AFT
     return sorted(ids)
 
 
-def release_to_planned(session: Session, ids: list[int], now: datetime, reason: str) -> list[int]:
+def release_to_planned(session: Session, ids: list[int], now: datetime, reason: str,
+                       code: ReasonCode | None = None) -> list[int]:
     """Queued rows whose hand-off failed go back to `planned`, still due: the next pass takes them. Commits."""
-    moved = _move(session, ids, (Status.QUEUED,), status=Status.PLANNED, queued_at=None, status_reason=reason,
+    moved = _move(session, ids, BACK_FROM_QUEUE, queued_at=None, status_reason=reason, reason_code=code,
                   updated_at=now)
     session.commit()
     return moved
@@ -121,8 +188,8 @@ def release_to_planned(session: Session, ids: list[int], now: datetime, reason: 
 
 def hold_queued(session: Session, outbox_id: int, now: datetime, reason: str) -> bool:
     """A queued row whose provider is paused goes back to `planned`, untouched otherwise."""
-    return bool(_move(session, [outbox_id], (Status.QUEUED,), status=Status.PLANNED, status_reason=reason,
-                      updated_at=now))
+    return bool(_move(session, [outbox_id], BACK_FROM_QUEUE, status_reason=reason,
+                      reason_code=ReasonCode.PROVIDER_PAUSED, updated_at=now))
 
 
 def mark_unknown_sends(session: Session, now: datetime, after: timedelta) -> int:
@@ -131,9 +198,9 @@ def mark_unknown_sends(session: Session, now: datetime, after: timedelta) -> int
 
     Whether the patient got it is unknown, so it is shown to staff rather than sent again. Commits.
     """
-    result = _update(session, (OutboxMessage.status == Status.SENDING, OutboxMessage.claimed_at < now - after,
-                               OutboxMessage.handed_at.is_not(None)),
-                     status=Status.UNKNOWN, status_reason=UNKNOWN_AFTER_CRASH, updated_at=now)
+    stopped = (OutboxMessage.claimed_at < now - after, OutboxMessage.handed_at.is_not(None))
+    result = _moved(session, UNKNOWN_SEND, stopped,
+                    status_reason=UNKNOWN_AFTER_CRASH, reason_code=ReasonCode.UNKNOWN_AFTER_CRASH, updated_at=now)
     session.commit()
     return result.rowcount or 0
 
@@ -144,10 +211,10 @@ def release_unhanded(session: Session, now: datetime, after: timedelta) -> int:
 
     `after` must be longer than a live batch may take to reach them (BATCH_SECONDS): a slow worker
     that gets there later finds the row no longer its own (`mark_in_flight`) and skips it. Commits."""
-    result = _update(session, (OutboxMessage.status == Status.SENDING, OutboxMessage.claimed_at < now - after,
-                               OutboxMessage.handed_at.is_(None)),
-                     status=Status.PLANNED, status_reason=RELEASED_UNSENT, updated_at=now,
-                     attempts=case((OutboxMessage.attempts > 0, OutboxMessage.attempts - 1), else_=0))
+    stopped = (OutboxMessage.claimed_at < now - after, OutboxMessage.handed_at.is_(None))
+    result = _moved(session, BACK_FROM_SENDING, stopped,
+                    status_reason=RELEASED_UNSENT, reason_code=ReasonCode.RELEASED_UNSENT, updated_at=now,
+                    attempts=case((OutboxMessage.attempts > 0, OutboxMessage.attempts - 1), else_=0))
     session.commit()
     return result.rowcount or 0
 
@@ -183,10 +250,8 @@ def mark_in_flight(session: Session, row: OutboxMessage, now: datetime) -> bool:
 
 def claim_for_sending(session: Session, outbox_id: int, now: datetime) -> bool:
     """The one place a row becomes `sending`: exactly one caller can win it. Commits."""
-    result = _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status == Status.QUEUED,
-                               OutboxMessage.due_at <= now + CLOCK_SKEW),
-                     status=Status.SENDING, claimed_at=now, handed_at=None, attempts=OutboxMessage.attempts + 1,
-                     updated_at=now)
+    result = _moved(session, CLAIM, (OutboxMessage.id == outbox_id, OutboxMessage.due_at <= now + CLOCK_SKEW),
+                    claimed_at=now, handed_at=None, attempts=OutboxMessage.attempts + 1, updated_at=now)
     session.commit()
     return result.rowcount == 1
 
@@ -196,13 +261,12 @@ def claim_many_for_sending(session: Session, ids: list[int], now: datetime) -> s
     worker holds locked are skipped (SKIP LOCKED on PostgreSQL), not waited for. Commits."""
     if not ids:
         return set()
-    claimable = (OutboxMessage.id.in_(ids), OutboxMessage.status == Status.QUEUED,
-                 OutboxMessage.due_at <= now + CLOCK_SKEW)
+    claimable = (OutboxMessage.id.in_(ids), CLAIM.still_there, OutboxMessage.due_at <= now + CLOCK_SKEW)
     chosen = select(OutboxMessage.id).where(*claimable).with_for_update(skip_locked=True)
     won = session.scalars(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(chosen.scalar_subquery()), *claimable)
-        .values(status=Status.SENDING, claimed_at=now, handed_at=None, attempts=OutboxMessage.attempts + 1,
+        .values(status=CLAIM.to, claimed_at=now, handed_at=None, attempts=OutboxMessage.attempts + 1,
                 updated_at=now)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
@@ -214,14 +278,14 @@ def claim_many_for_sending(session: Session, ids: list[int], now: datetime) -> s
 # ---------------------------------------------------------------- pending rows the plan changed
 
 def cancel_pending(session: Session, now: datetime, reason: str, *, ids: Iterable[int] | None = None,
-                   escalation_id: int | None = None) -> int:
+                   escalation_id: int | None = None, code: ReasonCode | None = None) -> int:
     """Cancel rows not claimed by a sender yet (by id, or every row of an escalation)."""
-    where = [OutboxMessage.status.in_(PENDING_STATUSES)]
+    where = []
     if ids is not None:
         where.append(OutboxMessage.id.in_(list(ids)))
     if escalation_id is not None:
         where.append(OutboxMessage.escalation_id == escalation_id)
-    return _update(session, where, status=Status.CANCELED, status_reason=reason, updated_at=now).rowcount or 0
+    return _moved(session, CANCEL_PENDING, where, status_reason=reason, reason_code=code, updated_at=now).rowcount or 0
 
 
 def reschedule_pending(session: Session, outbox_id: int, planned_for: datetime, due_at: datetime,
@@ -230,23 +294,23 @@ def reschedule_pending(session: Session, outbox_id: int, planned_for: datetime, 
     the text it introduces). A queued row goes back to planned: its task, if still in the broker,
     finds nothing to claim."""
     also = {"channel": channel} if channel else {}
-    _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status.in_(PENDING_STATUSES)),
-            status=Status.PLANNED, planned_for=planned_for, due_at=due_at, updated_at=now, **also)
+    _moved(session, RESCHEDULE, (OutboxMessage.id == outbox_id,),
+           planned_for=planned_for, due_at=due_at, updated_at=now, **also)
 
 
 def revive_canceled(session: Session, outbox_id: int, planned_for: datetime, due_at: datetime, now: datetime,
                     channel: str | None = None) -> None:
     """A row withdrawn by the planner is wanted again (a no-show corrected to completed)."""
     also = {"channel": channel} if channel else {}
-    _update(session, (OutboxMessage.id == outbox_id, OutboxMessage.status == Status.CANCELED),
-            status=Status.PLANNED, status_reason=None, planned_for=planned_for, due_at=due_at, updated_at=now,
-            **also)
+    _moved(session, REVIVE, (OutboxMessage.id == outbox_id,), status_reason=None, reason_code=None,
+           planned_for=planned_for, due_at=due_at, updated_at=now, **also)
 
 
-def bring_forward_retries(session: Session, channel: str, now: datetime, retrying_reason: str) -> int:
-    """Rows of a channel waiting out a retry backoff go now: the provider answers again."""
+def bring_forward_retries(session: Session, channel: str, now: datetime, _retrying_words: str | None = None) -> int:
+    """Rows of a channel waiting out a retry backoff go now: the provider answers again. (Found by
+    their reason_code; the words staff read are not looked at.)"""
     return _update(session, (OutboxMessage.channel == channel, OutboxMessage.status == Status.PLANNED,
-                             OutboxMessage.due_at > now, OutboxMessage.status_reason.like(f"{retrying_reason}%")),
+                             OutboxMessage.due_at > now, OutboxMessage.reason_code == ReasonCode.RETRYING),
                    due_at=now, updated_at=now).rowcount or 0
 
 
@@ -254,19 +318,12 @@ def fail_many(session: Session, ids: list[int], statuses, now: datetime, reason:
     """Give up on rows still in `statuses` (a provider down past the time they could help)."""
     if not ids:
         return 0
-    return _update(session, (OutboxMessage.id.in_(ids), OutboxMessage.status.in_(tuple(statuses))),
-                   status=Status.FAILED, status_reason=reason,
-                   error_code=func.coalesce(OutboxMessage.error_code, code), updated_at=now).rowcount or 0
+    return _moved(session, Move(tuple(statuses), Status.FAILED), (OutboxMessage.id.in_(ids),),
+                  status_reason=reason, reason_code=ReasonCode.GAVE_UP,
+                  error_code=func.coalesce(OutboxMessage.error_code, code), updated_at=now).rowcount or 0
 
 
 # ---------------------------------------------------------------- a claimed row's outcome
-
-def record(session: Session, row: OutboxMessage, **values) -> None:
-    """UPDATE one row by id, and let the loaded object show the same values without a reload."""
-    _update(session, (OutboxMessage.id == row.id,), **values)
-    for key, value in values.items():
-        set_committed_value(row, key, value)
-
 
 def write_rendered(row: OutboxMessage, *, to: str, subject: str | None, body: str, segments: int | None) -> None:
     """What is going out, written on the row before the provider is asked."""
@@ -275,12 +332,16 @@ def write_rendered(row: OutboxMessage, *, to: str, subject: str | None, body: st
 
 def mark_sent(session: Session, row: OutboxMessage, provider_id: str, provider_status: str, now: datetime) -> None:
     """The provider accepted it. Written with the next commit, all the sends since the last one in
-    a single UPDATE (one statement, many rows: this runs once per message sent)."""
-    values = dict(status=Status.SENT, status_reason=None, sent_at=now, provider_id=provider_id,
+    a single UPDATE (one statement, many rows: this runs once per message sent). A session not
+    made by reminders.db writes it at once."""
+    check_move(row, Status.SENT)
+    values = dict(status=Status.SENT, status_reason=None, reason_code=None, sent_at=now, provider_id=provider_id,
                   provider_status=provider_status, error_code=None, error_message=None, updated_at=now)
     for key, value in values.items():
         set_committed_value(row, key, value)
     session.info.setdefault(_SENT, {})[row.id] = values
+    if not isinstance(session, ClinicSession):
+        write_sent(session)
 
 
 _SENT = "reminders.outbox.sent"  # sends recorded in a session, written before it commits
@@ -296,12 +357,12 @@ def write_sent(session: Session) -> int:
     return len(sent)
 
 
-@event.listens_for(Session, "before_commit")
+@event.listens_for(ClinicSession, "before_commit")
 def _write_sent_before_commit(session: Session) -> None:
     write_sent(session)
 
 
-@event.listens_for(Session, "after_rollback")
+@event.listens_for(ClinicSession, "after_rollback")
 def _forget_sent_on_rollback(session: Session) -> None:
     # Rolled back with everything else; the sender records them again (Sender._record_again).
     session.info.pop(_SENT, None)
@@ -309,32 +370,35 @@ def _forget_sent_on_rollback(session: Session) -> None:
 
 def mark_sent_unrecorded(row: OutboxMessage, provider_id: str, provider_status: str, now: datetime) -> None:
     """Accepted, but recording the details failed after: it went, and is never sent again."""
+    check_move(row, Status.SENT)
     row.status, row.sent_at, row.provider_id, row.provider_status = Status.SENT, now, provider_id, provider_status
-    row.status_reason = "sent; recording the details failed (see the service log)"
+    row.status_reason, row.reason_code = "sent; recording the details failed (see the service log)", None
 
 
-def defer(row: OutboxMessage, due_at: datetime, reason: str) -> None:
+def defer(row: OutboxMessage, due_at: datetime, reason: str, code: ReasonCode | None = None) -> None:
     """Not now (quiet hours): back to planned, due later."""
-    row.status, row.due_at, row.status_reason = Status.PLANNED, due_at, reason
+    check_move(row, Status.PLANNED)
+    row.status, row.due_at, row.status_reason, row.reason_code = Status.PLANNED, due_at, reason, code
 
 
-def hold(session: Session, row: OutboxMessage, now: datetime, reason: str, *, due_at: datetime | None = None) -> None:
+def hold(session: Session, row: OutboxMessage, now: datetime, reason: str, *, due_at: datetime | None = None,
+         code: ReasonCode | None = None) -> None:
     """A claimed row goes back, still due (or due at `due_at`), its try not counted: the provider
     paused mid-batch, the batch ran out of time, or the patient's welcome has not gone. Commits."""
     later = {"due_at": due_at} if due_at is not None else {}
-    _update(session, (OutboxMessage.id == row.id, OutboxMessage.status == Status.SENDING),
-            status=Status.PLANNED, status_reason=reason, attempts=OutboxMessage.attempts - 1, updated_at=now, **later)
+    _moved(session, BACK_FROM_SENDING, (OutboxMessage.id == row.id,), status_reason=reason, reason_code=code,
+           attempts=OutboxMessage.attempts - 1, updated_at=now, **later)
     session.commit()
     session.expire(row)
 
 
-VISIT_CANCELED = "visit canceled"
-
-
-def mark_unsent(row: OutboxMessage, reason: str) -> None:
-    """It will not go: canceled with its visit, otherwise skipped, with the reason for staff."""
-    row.status = Status.CANCELED if reason == VISIT_CANCELED else Status.SKIPPED
-    row.status_reason = reason
+def mark_unsent(row: OutboxMessage, reason: str, code: ReasonCode | None = None) -> None:
+    """It will not go: canceled with its visit, otherwise skipped, with the reason for staff. A
+    reason the rules give in words only (reminders.planning.send_checks.reason_not_to_send) brings its code."""
+    code = code or CODE_OF_RULE_WORDS.get(reason)
+    status = Status.CANCELED if code == ReasonCode.VISIT_CANCELED else Status.SKIPPED
+    check_move(row, status)
+    row.status, row.status_reason, row.reason_code = status, reason, code
     log.info("outbox %s: not sent (%s)", row.id, reason)
 
 
@@ -342,25 +406,28 @@ def mark_unsent_with(row: OutboxMessage, before: OutboxMessage | None) -> None:
     """A following text whose text before it will not go: canceled with it (a canceled visit),
     otherwise skipped, never sent on its own."""
     if before is not None and before.status == Status.CANCELED:
-        row.status, row.status_reason = Status.CANCELED, f"canceled with text {before.id}: {before.status_reason or 'canceled'}"
+        status, why = Status.CANCELED, f"canceled with text {before.id}: {before.status_reason or 'canceled'}"
     else:
         why = ("the text before it is gone" if before is None
                else f"text {before.id} before it may not have gone: check it first" if before.status == Status.UNKNOWN
                else f"text {before.id} before it was not sent")
-        row.status, row.status_reason = Status.SKIPPED, why
-    row.status_reason = row.status_reason[:STATUS_REASON_LIMIT]
+        status = Status.SKIPPED
+    check_move(row, status)
+    row.status, row.status_reason, row.reason_code = status, why[:STATUS_REASON_LIMIT], None
     log.info("outbox %s: not sent (%s)", row.id, row.status_reason)
 
 
 def mark_unknown(row: OutboxMessage, reason: str, code: str | None, error: str | None = None) -> None:
     """It may have gone: a person checks before anyone resends it."""
-    row.status, row.error_code, row.status_reason = Status.UNKNOWN, code, reason
+    check_move(row, Status.UNKNOWN)
+    row.status, row.error_code, row.status_reason, row.reason_code = Status.UNKNOWN, code, reason, None
     if error is not None:
         row.error_message = error[:ERROR_MESSAGE_LIMIT]
 
 
 def mark_failed(row: OutboxMessage, reason: str, code: str | None, error: str) -> None:
-    row.status, row.status_reason = Status.FAILED, reason
+    check_move(row, Status.FAILED)
+    row.status, row.status_reason, row.reason_code = Status.FAILED, reason, None
     row.error_code, row.error_message = code, error[:ERROR_MESSAGE_LIMIT]
 
 
@@ -368,11 +435,10 @@ def retry_or_fail(row: OutboxMessage, now: datetime, error: str, code: str | Non
                   visit_starts_at: datetime | None, retry_after: timedelta | None = None,
                   max_attempts: int | None = None) -> str:
     """Try again later, with backoff and jitter (at least `retry_after`), for as long as the
-    message can still do its job (reminders.planning.rules.delivery_deadline) and, with
+    message can still do its job (reminders.planning.retries.delivery_deadline) and, with
     `max_attempts`, at most that many tries. Returns "retrying" or "failed"."""
-    row.error_code, row.error_message = code, error[:ERROR_MESSAGE_LIMIT]
     if max_attempts is not None and row.attempts >= max_attempts:
-        row.status, row.status_reason = Status.FAILED, f"gave up after {row.attempts} attempts"
+        _give_up(row, f"gave up after {row.attempts} attempts", None, error, code)
         log.warning("outbox %s: failed after %s attempts (code %s)", row.id, row.attempts, code)
         return "failed"
     delay = retry_delay(row.attempts, row.id)
@@ -380,10 +446,18 @@ def retry_or_fail(row: OutboxMessage, now: datetime, error: str, code: str | Non
         delay = max(delay, retry_after)
     again = retry_time(now, delay, delivery_deadline(row.kind, row.planned_for, visit_starts_at))
     if again is None:
-        row.status, row.status_reason = Status.FAILED, gave_up_reason(row.kind)
+        _give_up(row, gave_up_reason(row.kind), ReasonCode.GAVE_UP, error, code)
         log.warning("outbox %s: given up after %s attempts, the deadline has come (code %s)", row.id, row.attempts, code)
         return "failed"
+    check_move(row, Status.PLANNED)
+    row.error_code, row.error_message = code, error[:ERROR_MESSAGE_LIMIT]
     row.status, row.due_at = Status.PLANNED, again
-    row.status_reason = f"{RETRYING} (attempt {row.attempts})"
+    row.status_reason, row.reason_code = f"{RETRYING} (attempt {row.attempts})", ReasonCode.RETRYING
     log.info("outbox %s: temporary failure (code %s), retry at %s", row.id, code, row.due_at.isoformat())
     return "retrying"
+
+
+def _give_up(row: OutboxMessage, reason: str, reason_code: ReasonCode | None, error: str, code: str | None) -> None:
+    check_move(row, Status.FAILED)
+    row.error_code, row.error_message = code, error[:ERROR_MESSAGE_LIMIT]
+    row.status, row.status_reason, row.reason_code = Status.FAILED, reason, reason_code

@@ -22,14 +22,17 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.outbox import TEXT_CHANNELS, Kind, Status
+from reminders.models.outbox import TEXT_CHANNELS, Kind, ReasonCode, Status
+from reminders.outbox.moves import Move
 from reminders.outbox.rows import part_key
 from reminders.planning.quiet_hours import QuietHours
 from reminders.planning.rules import BEFORE_VISIT_KINDS
-from reminders.planning.welcome import WAITING_FOR_WELCOME
 
-# Skipped for being late: an outage (or the service being down) kept it past its use.
-EXPIRED_REASONS = ("too late to be useful",)
+# What may be put back in the schedule: failed, undelivered, or skipped for being late (an outage,
+# or the service being down, kept it past its use).
+RESEND = Move((Status.FAILED, Status.UNDELIVERED, Status.SKIPPED), Status.PLANNED)
+# The texts after a resent one, dropped with it, go again with it.
+PARTS_GO_AGAIN = Move((Status.SKIPPED, Status.FAILED), Status.CANCELED)
 # Failed messages older than this are history, not something to resend.
 LOOK_BACK = timedelta(days=14)
 
@@ -58,7 +61,7 @@ class Resendable:
 def _did_not_go(now: datetime):
     return (
         or_(OutboxMessage.status.in_((Status.FAILED, Status.UNDELIVERED)),
-            (OutboxMessage.status == Status.SKIPPED) & OutboxMessage.status_reason.in_(EXPIRED_REASONS)),
+            (OutboxMessage.status == Status.SKIPPED) & (OutboxMessage.reason_code == ReasonCode.EXPIRED)),
         OutboxMessage.kind != Kind.ALERT, OutboxMessage.part == 1, OutboxMessage.updated_at >= now - LOOK_BACK,
     )
 
@@ -110,9 +113,11 @@ def resend(session: Session, patient: Patient, ids: list[int], quiet: QuietHours
 
 
 def _back_in_schedule(session: Session, item: Resendable, due: datetime, now: datetime, by: str) -> bool:
+    if item.status not in RESEND.sources:
+        return False
     moved = session.execute(
         update(OutboxMessage).where(OutboxMessage.id == item.outbox_id, OutboxMessage.status == item.status)
-        .values(status=Status.PLANNED, status_reason=f"resent by {by}"[:200], planned_for=now, due_at=due,
+        .values(status=RESEND.to, status_reason=f"resent by {by}"[:200], reason_code=None, planned_for=now, due_at=due,
                 attempts=0, error_code=None, error_message=None, to_address=None, provider_id=None,
                 provider_status=None, queued_at=None, claimed_at=None, handed_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
@@ -128,9 +133,9 @@ def _following_parts_go_again(session: Session, outbox_id: int, now: datetime) -
     key = session.scalar(select(OutboxMessage.dedupe_key).where(OutboxMessage.id == outbox_id))
     keys = [part_key(key, part) for part in range(2, 10)]
     session.execute(
-        update(OutboxMessage).where(OutboxMessage.dedupe_key.in_(keys),
-                                    OutboxMessage.status.in_((Status.SKIPPED, Status.FAILED)))
-        .values(status=Status.CANCELED, status_reason="to go again with the text before it", updated_at=now)
+        update(OutboxMessage).where(OutboxMessage.dedupe_key.in_(keys), PARTS_GO_AGAIN.still_there)
+        .values(status=PARTS_GO_AGAIN.to, status_reason="to go again with the text before it", reason_code=None,
+                updated_at=now)
         .execution_options(synchronize_session=False))
 
 
@@ -138,5 +143,6 @@ def _release_held_for_welcome(session: Session, patient: Patient, due: datetime,
     """Texts held for the welcome go right after it, not at their next look."""
     session.execute(
         update(OutboxMessage).where(OutboxMessage.patient_id == patient.id, OutboxMessage.status == Status.PLANNED,
-                                    OutboxMessage.status_reason == WAITING_FOR_WELCOME, OutboxMessage.due_at > due)
+                                    OutboxMessage.reason_code == ReasonCode.WAITING_FOR_WELCOME,
+                                    OutboxMessage.due_at > due)
         .values(due_at=due, updated_at=now).execution_options(synchronize_session=False))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from reminders.channels.kinds import reachable, spec_for
 from reminders.models import OutboxMessage
 from reminders.models.outbox import PENDING_STATUSES, Kind, Status
+from reminders.outbox.moves import Move
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ def previous_part_key(row: OutboxMessage) -> str:
     return first if row.part <= 2 else part_key(first, row.part - 1)
 
 
+# A following text still waiting, or canceled with a moved visit, takes the new words; one the text
+# no longer needs is canceled.
+TAKEN_UP = Move((*PENDING_STATUSES, Status.CANCELED), Status.PLANNED)
+NO_LONGER_NEEDED = Move(PENDING_STATUSES, Status.CANCELED)
+
+
 def plan_following_parts(session: Session, first: OutboxMessage, texts: list[str], segments: list[int],
                          now: datetime) -> list[int]:
     """The texts that follow `first` (already rendered, in order), one row each, due now: each
@@ -71,17 +78,20 @@ def plan_following_parts(session: Session, first: OutboxMessage, texts: list[str
     wanted = dict(enumerate(texts, start=2))
     ids: list[int] = []
     for part, row in existing.items():
-        if part in wanted and row.status in (*PENDING_STATUSES, Status.CANCELED):
-            session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
-                status=Status.PLANNED, status_reason=_part_reason(part, first), body=wanted[part],
+        if part in wanted and row.status in TAKEN_UP.sources:
+            taken = session.execute(update(OutboxMessage).where(
+                OutboxMessage.id == row.id, TAKEN_UP.still_there).values(
+                status=TAKEN_UP.to, status_reason=_part_reason(part, first), reason_code=None, body=wanted[part],
                 segments=segments[part - 2], to_address=first.to_address, planned_for=first.planned_for,
                 from_address=first.from_address,
                 due_at=now, queued_at=None,
-                updated_at=now).execution_options(synchronize_session=False))
-            ids.append(row.id)
-        elif part not in wanted and row.status in PENDING_STATUSES:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
-                status=Status.CANCELED, status_reason="no longer needed: the text is shorter now",
+                updated_at=now).execution_options(synchronize_session=False)).rowcount
+            if taken:
+                ids.append(row.id)
+        elif part not in wanted and row.status in NO_LONGER_NEEDED.sources:
+            session.execute(update(OutboxMessage).where(
+                OutboxMessage.id == row.id, NO_LONGER_NEEDED.still_there).values(
+                status=NO_LONGER_NEEDED.to, status_reason="no longer needed: the text is shorter now", reason_code=None,
                 updated_at=now).execution_options(synchronize_session=False))
     new = [OutboxRow(
         dedupe_key=part_key(first.dedupe_key, part), kind=Kind(first.kind), rule=first.rule, channel=first.channel,

@@ -1,12 +1,13 @@
-"""The clinic's messaging rules: which messages a visit needs, when, and whether one still should go.
+"""The clinic's messaging rules: which messages a visit needs, when, and by which channel.
 
-Pure: no database, no clock. Everything is passed in.
+Pure: no database, no clock. Everything is passed in. Whether a message still should go when it
+is due is reminders.planning.send_checks; one non-urgent text a day, reminders.planning.spreading;
+retrying through a provider's outage, reminders.planning.retries.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -28,8 +29,6 @@ NEXT_VISIT_TAKES_OVER = timedelta(days=2)
 TOO_LATE = timedelta(hours=36)
 # "We missed you today" marked later than this after the visit ended is not sent: staff call instead.
 MISSED_VISIT_MARKED_WITHIN = timedelta(days=1)
-# How far a non-urgent text may be pushed to find a day without another one.
-SPREAD_DAYS_LIMIT = 7
 
 MISSED_VISIT, PLAN_MAINTENANCE, REBOOK_NUDGE = "missed_visit", "plan_maintenance", "rebook_nudge"
 MEASURES, MEASURES_REMINDER = "measures", "measures_reminder"
@@ -364,145 +363,3 @@ def plan_visit(visit: Visit, reachable: set[str], rules: tuple[Rule, ...], rs: R
         for channel in sorted(choose_channels(rule, reachable)):
             planned.append(PlannedMessage(rule, channel, planned_for, due))
     return planned
-
-
-@dataclass(frozen=True)
-class SendFacts:
-    """What is true at send time of the visit a message is about."""
-
-    status: str  # the appointment's status now
-    starts_at: datetime
-    next_visit_starts_at: datetime | None  # the patient's next visit after this one, not canceled
-    superseded: bool = False  # a later reminder for the same visit and channel is also due
-    overdue_by: timedelta = timedelta(0)  # how long past its own time the message is
-
-
-def reason_not_to_send(kind: str, rule_name: str, facts: SendFacts, now: datetime) -> str | None:
-    """None when the message should go now; otherwise why not, in a word staff can read."""
-    if facts.status == "canceled":
-        return "visit canceled"
-    if kind in BEFORE_VISIT_KINDS:
-        if facts.status not in ("scheduled", "confirmed"):
-            return f"visit {facts.status.replace('_', ' ')}"
-        if facts.starts_at <= now:
-            return "visit already started"
-        if facts.superseded:
-            return "superseded by a later reminder"
-        return None
-    if rule_name == MISSED_VISIT:
-        # It goes whether or not a later visit is booked: the text names that visit, or asks them to rebook.
-        if facts.status != "no_show":
-            return "visit no longer marked missed"
-        return "too late to be useful" if facts.overdue_by > TOO_LATE else None
-    if facts.status == "no_show" and rule_name != REBOOK_NUDGE:
-        return "visit not attended"
-    if facts.starts_at > now:
-        return "visit not yet held"
-    if facts.overdue_by > TOO_LATE:
-        return "too late to be useful"
-    if kind == CHECKIN and rule_name.startswith("checkin_weekly") and facts.next_visit_starts_at is not None:
-        if facts.next_visit_starts_at <= now + NEXT_VISIT_TAKES_OVER:
-            return "next visit takes over"
-    if kind == NUDGE and facts.next_visit_starts_at is not None:
-        return "next visit already booked"
-    return None
-
-
-# ---------------------------------------------------------------- one non-urgent text a day
-
-# Texts that can wait a day. Pre-visit reminders, visit_moved, replies and staff alerts are
-# never moved and do not hold a day.
-NON_URGENT_KINDS = (CHECKIN, NUDGE)
-
-
-def is_non_urgent(kind: str, channel: str, rule_name: str = "") -> bool:
-    """A text that can wait a day for another to have it. "We missed you" cannot: it goes the
-    same day, whatever else that day holds."""
-    return kind in NON_URGENT_KINDS and channel in TEXT_CHANNELS and rule_name != MISSED_VISIT
-
-
-def spread_rank(rule_name: str) -> int:
-    """Which of two non-urgent texts wanted the same day keeps it (lower keeps it)."""
-    return next((rank for rank, name in enumerate(SPREAD_ORDER) if rule_name.startswith(name)), len(SPREAD_ORDER))
-
-
-# First keeps the day. The day-after check-in asks about side effects while they matter; a
-# routine weekly check-in is the one that can wait a day; a caring contact waits for anything (a
-# pending one that booking will skip must not move a real text).
-SPREAD_ORDER = ("checkin_day_after", REBOOK_NUDGE, PLAN_MAINTENANCE, "checkin_weekly", CARING_CONTACT)
-
-
-def spread_day(wanted: date, taken: set[date], limit: int = SPREAD_DAYS_LIMIT) -> date:
-    """The first day from `wanted` on that holds no other non-urgent text; `wanted` itself when
-    none within `limit` days is free (a text must not vanish for want of a quiet day)."""
-    for offset in range(limit + 1):
-        day = wanted + timedelta(days=offset)
-        if day not in taken:
-            return day
-    return wanted
-
-
-def moved_to_day(instant: datetime, day: date, zone: str) -> datetime:
-    """The same local clock time as `instant`, on `day` (UTC)."""
-    tz = ZoneInfo(zone)
-    return local_moment(day, instant.astimezone(tz).time().replace(tzinfo=None), tz)
-
-
-def local_day(instant: datetime, zone: str) -> date:
-    return instant.astimezone(ZoneInfo(zone)).date()
-
-
-# ---------------------------------------------------------------- retrying through an outage
-
-# Backoff between tries of one message: 30 s, 1, 2, 4 ... minutes, at most BACKOFF_CAP, plus up
-# to JITTER of itself so that rows that failed together do not all come back in the same second.
-BACKOFF_FIRST = timedelta(seconds=30)
-BACKOFF_CAP = timedelta(minutes=30)
-JITTER = 0.2
-# The last try before a deadline is this much before it (a reminder a minute before the visit).
-LAST_TRY_BEFORE_DEADLINE = timedelta(minutes=1)
-
-
-def delivery_deadline(kind: str, planned_for: datetime, visit_starts_at: datetime | None) -> datetime | None:
-    """The moment a message can no longer do its job, so retrying it stops; None: never stop.
-
-    The same limits `reason_not_to_send` applies to a late message: a reminder is no use once its
-    visit has started, a check-in or nudge (or a reply) TOO_LATE after its own time only confuses.
-    A staff crisis alert is retried until someone acknowledges the escalation (which cancels it).
-    A welcome (HELP/STOP) is never too late: the patient's other texts wait for it.
-    """
-    if kind in (ALERT, Kind.WELCOME):
-        return None
-    if kind in BEFORE_VISIT_KINDS and visit_starts_at is not None:
-        return visit_starts_at
-    return planned_for + TOO_LATE
-
-
-def gave_up_reason(kind: str) -> str:
-    """What staff read on a message the provider's outage kept from going in time."""
-    if kind == REMINDER:
-        return "provider unavailable until the visit"
-    return "provider unavailable until it was too late to be useful"
-
-
-def retry_time(now: datetime, delay: timedelta, deadline: datetime | None) -> datetime | None:
-    """When to try again after a temporary failure: after `delay`, but never past the deadline's
-    last try. None when even that is no longer ahead: give up."""
-    at = now + delay
-    if deadline is None:
-        return at
-    at = min(at, deadline - LAST_TRY_BEFORE_DEADLINE)
-    return at if at > now else None
-
-
-def backoff(attempt: int, cap: timedelta = BACKOFF_CAP) -> timedelta:
-    """The wait after the `attempt`-th failure, without jitter: doubling from 30 s up to `cap`."""
-    return min(BACKOFF_FIRST * 2 ** min(max(attempt - 1, 0), 30), cap)
-
-
-def retry_delay(attempt: int, key: str | int) -> timedelta:
-    """backoff(attempt) plus 0 to JITTER of it, fixed for a (key, attempt): spread, yet repeatable."""
-    digest = hashlib.sha256(f"{key}:{attempt}".encode()).digest()
-    fraction = int.from_bytes(digest[:4], "big") / 2 ** 32
-    base = backoff(attempt)
-    return base + timedelta(seconds=round(base.total_seconds() * JITTER * fraction))

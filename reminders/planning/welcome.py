@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from reminders.locations import patient_location
 from reminders.models import OutboxMessage, Patient
-from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Kind, Status
+from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Kind, ReasonCode, Status
 from reminders.outbox import OutboxRow
 from reminders.outbox.moves import cancel_pending, queue_now, reschedule_pending, revive_canceled
 from reminders.planning.quiet_hours import QuietHours
@@ -67,7 +67,7 @@ def plan_welcomes(session: Session, planned: Sequence[tuple[Patient, Sequence[Ou
         pending.setdefault(row.patient_id, []).append((row.due_at, row.channel))
     keys = {welcome_key(patient): patient_id for patient_id, (patient, _) in patients.items()}
     stored = {row.patient_id: row for row in session.execute(
-        select(OutboxMessage.id, OutboxMessage.patient_id, OutboxMessage.status, OutboxMessage.status_reason,
+        select(OutboxMessage.id, OutboxMessage.patient_id, OutboxMessage.status, OutboxMessage.reason_code,
                OutboxMessage.due_at, OutboxMessage.channel)
         .where(OutboxMessage.dedupe_key.in_(sorted(keys)))
     )}
@@ -95,7 +95,7 @@ def _welcome(session: Session, patient: Patient, stored, first: tuple[datetime, 
     moved or withdrawn, else the row to create."""
     if first is None:
         if stored is not None and stored.status in PENDING_STATUSES:
-            cancel_pending(session, now, NOTHING_TO_INTRODUCE, ids=[stored.id])
+            cancel_pending(session, now, NOTHING_TO_INTRODUCE, ids=[stored.id], code=ReasonCode.NOTHING_TO_INTRODUCE)
         return None
     text_due, channel = first
     at = text_due - AHEAD
@@ -106,7 +106,7 @@ def _welcome(session: Session, patient: Patient, stored, first: tuple[datetime, 
                          location_id=_location(session, patient, new_rows, now))
     if stored.status in PENDING_STATUSES and (stored.due_at != due or stored.channel != channel):
         reschedule_pending(session, stored.id, at, due, now, channel=channel)
-    elif stored.status == Status.CANCELED and stored.status_reason == NOTHING_TO_INTRODUCE:
+    elif stored.status == Status.CANCELED and stored.reason_code == ReasonCode.NOTHING_TO_INTRODUCE:
         revive_canceled(session, stored.id, at, due, now, channel=channel)
     return None
 

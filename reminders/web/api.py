@@ -12,7 +12,7 @@ from reminders.intake.upsert import (
     ClosedLocation, IntakeError, current_course, set_condition, upsert_appointment, upsert_patient,
 )
 from reminders.locations import LocationBook, LocationError, describe
-from reminders.models import Appointment, OutboxMessage, utcnow
+from reminders.models import Appointment, OutboxMessage
 from reminders.web.api_auth import require_token
 from reminders.web.api_requests import (
     BadRequest, api_blueprint, by_external_id, json_body, key_text, patient_by_external_id, patient_from_query,
@@ -72,7 +72,7 @@ def create_or_update_patient():
     data = json_body()
     record = _patient_record(data)
     condition = _condition(data.get("condition"))
-    session, now = db(), utcnow()
+    session, now = db(), request_now()
     outcome = upsert_patient(session, record, now)
     result = outcome.result
     if condition is not None:
@@ -109,7 +109,7 @@ def get_patient(external_id: str):
 @require_token
 def create_or_update_appointment():
     data = json_body()
-    session, now = db(), utcnow()
+    session, now = db(), request_now()
     patient_data = data.get("patient")
     if patient_data is not None and not isinstance(patient_data, dict):
         raise BadRequest("patient must be an object", status=422, errors=["patient must be an object"], field="patient")
@@ -161,7 +161,7 @@ def change_appointment(external_id: str):
     if "location" in data:  # else the visit stays where it is
         _located(record)
     session = db()
-    outcome = _upsert_visit(session, appointment.patient, record, utcnow())
+    outcome = _upsert_visit(session, appointment.patient, record, request_now())
     session.commit()
     return jsonify({**appointment_json(outcome.appointment), "result": outcome.result})
 

@@ -8,9 +8,9 @@ from flask import g, request
 from sqlalchemy import select
 
 from reminders.accounts import hash_token
-from reminders.models import ApiToken, utcnow
+from reminders.models import ApiToken
 from reminders.web.api_requests import json_error
-from reminders.web.context import db
+from reminders.web.context import db, request_now
 
 TOKEN_USE_GRANULARITY = timedelta(minutes=1)
 
@@ -26,7 +26,7 @@ def require_token(view):
         if row is None or row.revoked_at is not None:
             return _unauthorized("the API token is not valid or has been revoked")
         g.api_token_name = row.name
-        now = utcnow()
+        now = request_now()
         if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_GRANULARITY:
             row.last_used_at = now  # written at most once a minute per token
             db().commit()

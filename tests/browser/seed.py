@@ -1,38 +1,33 @@
-"""A small, realistic clinic for the browser tests and the screenshots, placed around `now`."""
+"""A small, realistic clinic for the browser tests and the screenshots, placed around the clinic's
+clock: CLINIC_NOW, a Wednesday morning in New York (tests/browser/conftest.py sets every browser
+test's clock to it, and the served app runs on that clock)."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from reminders.models import Appointment, OutboxMessage, utcnow
+from reminders.models import Appointment, OutboxMessage
 from reminders.pipeline import run_pass
+from tests.conftest import clock_now
 from tests.fixtures.staff import (
     add_checkin, add_escalation, add_inbound, add_outbox, add_patient, add_visit, make_user,
 )
 
 ADMIN, STAFF = "admin@clinic.test", "frontdesk@clinic.test"
-CLINIC_ZONE, LATE_EVENING = "America/New_York", 22
-
-
-def daytime_zone(now: datetime) -> str:
-    """The seeded clinic's zone: New York, or Los Angeles during New York's last hours of the day,
-    so Sam's next visit can still be later today and not yet begun (the pages run on the real
-    clock; at 23:50 in New York no visit is both)."""
-    if now.astimezone(ZoneInfo(CLINIC_ZONE)).hour < LATE_EVENING:
-        return CLINIC_ZONE
-    return "America/Los_Angeles"
+CLINIC_ZONE = "America/New_York"
+CLINIC_NOW = datetime(2026, 12, 9, 10, 30, tzinfo=ZoneInfo(CLINIC_ZONE)).astimezone(timezone.utc)
 
 
 @pytest.fixture
-def settings(configure, tmp_path):
-    """The suite's settings (tests/conftest.py) in the clinic's daytime zone; a module that seeds
-    the clinic imports it."""
+def settings(configure, tmp_path, clock):
+    """The suite's settings (tests/conftest.py) in the clinic's zone; a module that seeds the
+    clinic imports it. It takes the clock first, so that whatever is seeded is on the clinic's."""
     from reminders.migrations import upgrade
 
-    result = configure(DATABASE_URL=f"sqlite:///{tmp_path / 'reminders.db'}", CLINIC_TIMEZONE=daytime_zone(utcnow()))
+    result = configure(DATABASE_URL=f"sqlite:///{tmp_path / 'reminders.db'}", CLINIC_TIMEZONE=CLINIC_ZONE)
     upgrade(result.effective_database_url)
     return result
 
@@ -43,7 +38,7 @@ def clinic_at(zone: ZoneInfo, now: datetime, days: int, hour: int, minute: int =
 
 
 def seed_clinic(settings, sessions) -> dict:
-    now = utcnow()
+    now = clock_now()
     ny = ZoneInfo(settings.clinic_timezone)
     make_user(sessions, ADMIN, "admin")
     make_user(sessions, STAFF, "staff")
@@ -59,10 +54,7 @@ def seed_clinic(settings, sessions) -> dict:
 
         sam_visits = [add_visit(session, sam, f"sam-{n}", clinic_at(ny, now, days, 9, 30), status="completed")
                       for n, days in ((1, -12), (2, -9), (3, -6), (4, -3))]
-        # Later today whatever the hour the suite runs: a visit already begun would count as infusion 5.
-        later_today = min(max(clinic_at(ny, now, 0, 14, 0), (now + timedelta(hours=1)).astimezone(ny)),
-                          clinic_at(ny, now, 0, 23, 45))
-        sam_next = add_visit(session, sam, "sam-5", later_today.replace(second=0, microsecond=0))
+        sam_next = add_visit(session, sam, "sam-5", clinic_at(ny, now, 0, 14, 0))  # later today: not yet begun
         maya_first = add_visit(session, maya, "maya-1", clinic_at(ny, now, 1, 10, 0))
         add_visit(session, priya, "priya-1", clinic_at(ny, now, -40, 11, 0), kind="maintenance", status="completed")
         add_visit(session, priya, "priya-2", clinic_at(ny, now, 3, 13, 0), kind="maintenance")

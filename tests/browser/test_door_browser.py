@@ -4,15 +4,15 @@ password and changes a role; the user chooses a new password; a form whose sessi
 its text). Each story prints its clicks and seconds for the issue's timing table."""
 from __future__ import annotations
 
-import time as clock
+import time
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
 
-from reminders.models import InboundMessage, Patient, StaffSession, utcnow
-from tests.browser.seed import ADMIN, STAFF, daytime_zone
+from reminders.models import InboundMessage, Patient, StaffSession
+from tests.browser.seed import ADMIN, CLINIC_NOW, CLINIC_ZONE, STAFF
 from tests.browser.serving import watched_page
 from tests.browser.test_staff_browser import CHROMIUM, TABLET, base_url, browser, clinic, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import PASSWORD
@@ -25,7 +25,7 @@ LAPTOP = {"width": 1280, "height": 800}
 
 
 def week_after_next_monday() -> date:
-    today = utcnow().astimezone(ZoneInfo("America/New_York")).date()
+    today = CLINIC_NOW.astimezone(ZoneInfo(CLINIC_ZONE)).date()
     return today + timedelta(days=(7 - today.weekday()) + 7)
 
 
@@ -33,10 +33,10 @@ HOLIDAY = week_after_next_monday() + timedelta(days=2)  # a Wednesday
 
 
 @pytest.fixture
-def settings(configure, tmp_path):
+def settings(configure, tmp_path, clock):
     from reminders.migrations import upgrade
 
-    result = configure(DATABASE_URL=f"sqlite:///{tmp_path / 'reminders.db'}", CLINIC_TIMEZONE=daytime_zone(utcnow()),
+    result = configure(DATABASE_URL=f"sqlite:///{tmp_path / 'reminders.db'}", CLINIC_TIMEZONE=CLINIC_ZONE,
                        CLINIC_HOLIDAYS=HOLIDAY.isoformat())
     upgrade(result.effective_database_url)
     return result
@@ -63,7 +63,7 @@ class Stopwatch:
     """Clicks and seconds of one task, printed for the timing table (pytest -s shows them)."""
 
     def __init__(self, task: str, role: str):
-        self.task, self.role, self.clicks, self.started = task, role, 0, clock.monotonic()
+        self.task, self.role, self.clicks, self.started = task, role, 0, time.monotonic()
 
     def click(self, locator) -> None:
         self.clicks += 1
@@ -71,12 +71,12 @@ class Stopwatch:
 
     def untimed(self, check, *args) -> None:
         """A check of the test's own (axe-core), not counted in the task's seconds."""
-        began = clock.monotonic()
+        began = time.monotonic()
         check(*args)
-        self.started += clock.monotonic() - began
+        self.started += time.monotonic() - began
 
     def done(self) -> float:
-        seconds = clock.monotonic() - self.started
+        seconds = time.monotonic() - self.started
         print(f"\nTIMING | {self.task} | {self.role} | {self.clicks} clicks | {seconds:.1f} s")
         return seconds
 
@@ -185,7 +185,7 @@ def test_an_admin_resets_a_password_and_changes_a_role(page, browser, base_url, 
         watch.done()
 
 
-def test_a_form_whose_session_ended_keeps_its_text(page, clinic, sessions):
+def test_a_form_whose_session_ended_keeps_its_text(page, clinic, sessions, clock):
     from playwright.sync_api import expect
 
     typed = "Called Maya: her husband drives her at 5, she will text if it changes."
@@ -196,7 +196,7 @@ def test_a_form_whose_session_ended_keeps_its_text(page, clinic, sessions):
     note = page.get_by_label("Note for the team (who you called, what was agreed)")
     note.fill(typed)
     with sessions() as session:  # the session ends meanwhile (signed out elsewhere, or run out)
-        session.execute(update(StaffSession).values(revoked_at=utcnow()))
+        session.execute(update(StaffSession).values(revoked_at=clock.now))
         session.commit()
     watch = Stopwatch("session ended mid-form: sign in, text kept", "front desk")
     watch.click(page.get_by_role("button", name="Save and mark done"))

@@ -15,11 +15,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from reminders.models import Escalation, OutboxMessage, utcnow
+from reminders.models import Escalation, OutboxMessage
 from reminders.pipeline import run_pass
 from tests.browser.serving import serving, signed_sms_sender
 from tests.browser.test_staff_browser import CHROMIUM, browser, clinic, page, settings, shot, sign_in  # noqa: F401
-from tests.fixtures.twoway import BASE, Clock
+from tests.fixtures.twoway import BASE
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,20 +31,15 @@ QUESTION = "what time do I stop eating... can I have tea?"
 
 
 @pytest.fixture
-def app_clock():
-    return Clock(utcnow())
-
-
-@pytest.fixture
 def alerting_settings(configure, settings, twilio_settings):  # noqa: F811
     return configure(**twilio_settings, PUBLIC_BASE_URL=BASE, STAFF_ALERT_PHONES=ON_CALL)
 
 
 @pytest.fixture
-def base_url(alerting_settings, clinic, app_clock):  # noqa: F811 - this module's app takes signed webhooks
+def base_url(alerting_settings, clinic, clock):  # noqa: F811 - this module's app takes signed webhooks
     from reminders.web import create_app
 
-    with serving(create_app(alerting_settings, {"CLOCK": app_clock})) as url:
+    with serving(create_app(alerting_settings, {"CLOCK": clock})) as url:
         yield url
 
 
@@ -66,15 +61,15 @@ def newest_escalation(sessions, phone: str) -> Escalation:
                               .order_by(Escalation.id.desc()))
 
 
-def test_claim_then_resolve_with_questions_kept_kinds_shown_and_sorted(page, clinic, text_in, sessions, app_clock,
+def test_claim_then_resolve_with_questions_kept_kinds_shown_and_sorted(page, clinic, text_in, sessions, clock,
                                                                        alerting_settings, fake_twilio):
     from playwright.sync_api import expect
 
     # Jordan: an urgent text; Maya: a medical emergency, then a question while it is open.
     text_in("I've been vomiting all day and can't keep anything down", JORDAN_PHONE)
-    app_clock.advance(minutes=1)
+    clock.advance(minutes=1)
     text_in("I took all my pills")
-    app_clock.advance(minutes=2)
+    clock.advance(minutes=2)
     text_in(QUESTION)
     maya = newest_escalation(sessions, MAYA_PHONE)
 
@@ -102,7 +97,7 @@ def test_claim_then_resolve_with_questions_kept_kinds_shown_and_sorted(page, cli
     claim_seconds = time.monotonic() - started
     expect(banner).to_contain_text("2 open escalations")  # the banner counts the ones nobody has
     for minutes in (16, 31, 46):  # the passes on the injected clock: a round each 15 minutes if unclaimed
-        run_pass(alerting_settings, app_clock.now + timedelta(minutes=minutes))
+        run_pass(alerting_settings, clock.now + timedelta(minutes=minutes))
     assert alert_rows(sessions, maya.id) == rounds_before, "a claimed escalation was alerted again"
     jordan = newest_escalation(sessions, JORDAN_PHONE)
     assert alert_rows(sessions, jordan.id) > 1  # unclaimed ones still are
@@ -129,7 +124,7 @@ def test_claim_then_resolve_with_questions_kept_kinds_shown_and_sorted(page, cli
     expect(page.locator(".inbox-item").filter(has_text="I took all my pills")).to_have_count(0)
 
     # What Maya writes after it was resolved is shown on the resolved card and her page.
-    app_clock.advance(minutes=5)
+    clock.advance(minutes=5)
     text_in("Do I still come in on Thursday?")
     page.goto("/escalations/")
     expect(resolved).to_contain_text("Texts since it was resolved")

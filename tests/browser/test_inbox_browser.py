@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from reminders.models import OutboxMessage, Patient, utcnow
-from reminders.planning.quiet_hours import QuietHours
+from reminders.models import OutboxMessage, Patient
 from tests.browser.seed import settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import serving
 from tests.browser.test_staff_browser import CHROMIUM, TABLET, browser, page, shot, sign_in  # noqa: F401 - fixtures
@@ -33,18 +32,10 @@ def clinic(settings, sessions):
 
 
 @pytest.fixture
-def app_clock():
-    """The app's clock: now, or the end of quiet hours in New York when the suite runs during them
-    (a reply is then held; this test is about one that goes at once)."""
-    now = utcnow()
-    return QuietHours().next_allowed(now, "America/New_York")
-
-
-@pytest.fixture
-def base_url(configure, clinic, twilio_settings, app_clock):
+def base_url(configure, clinic, twilio_settings, clock):
     from reminders.web import create_app
 
-    app = create_app(configure(**twilio_settings), {"CLOCK": lambda: app_clock})
+    app = create_app(configure(**twilio_settings), {"CLOCK": clock})
     with serving(app) as url:
         yield url
 

@@ -31,10 +31,10 @@ def live_settings(configure, settings, twilio_settings):
 
 
 @pytest.fixture
-def base_url(live_settings, clinic):  # noqa: F811 - this module's app takes signed webhooks
+def base_url(live_settings, clinic, clock):  # noqa: F811 - this module's app takes signed webhooks
     from reminders.web import create_app
 
-    with serving(create_app(live_settings)) as url:
+    with serving(create_app(live_settings, {"CLOCK": clock})) as url:
         yield url
 
 

@@ -4,8 +4,8 @@ Twilio answers again, the banner clears; then a new patient's failed welcome and
 are resent from their page in one action (a reminder for a visit already past is not, and the
 page says so).
 
-The app's clock is injected (a Clock the test moves); the test runs the passes the scheduler
-would run, at the same injected times. Fixtures come from test_staff_browser.py.
+The app runs on the test's clock (tests/browser/conftest.py), which the test moves; it runs the
+passes the scheduler would run, at the same times. Fixtures come from test_staff_browser.py.
 """
 from __future__ import annotations
 
@@ -15,16 +15,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from reminders.models import OutboxMessage, Patient, utcnow
+from reminders.models import OutboxMessage, Patient
 from reminders.pipeline import run_pass
-from reminders.planning.quiet_hours import QuietHours
 from reminders.planning.welcome import welcome_key
 from reminders.provider_health import record_failure
 from tests.browser.seed import settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import serving, watched_page
 from tests.browser.test_staff_browser import CHROMIUM, browser, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_patient, add_visit
-from tests.fixtures.twoway import Clock
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,13 +32,6 @@ LAPTOP, TABLET = {"width": 1280, "height": 800}, {"width": 768, "height": 1024}
 TYPED = "Yes, your husband can drive you home."
 TWILIO_DOWN = "Twilio error 20503: Unable to create record: Service unavailable"
 NY = "America/New_York"
-
-
-@pytest.fixture
-def clock():
-    """Now, or the end of quiet hours in New York when the suite runs during them (what is resent
-    and replied here goes at once)."""
-    return Clock(QuietHours().next_allowed(utcnow(), NY))
 
 
 @pytest.fixture
@@ -119,7 +110,7 @@ def test_an_outage_told_truthfully_then_what_did_not_go_resent_in_one_action(
         banner = region.locator(".provider-banner")
         expect(banner).to_contain_text("Text messages have not gone out since", timeout=30_000)
         timings["banner appears"] = time.monotonic() - began
-        expect(banner).to_contain_text("will go automatically when Twilio answers again; nothing needs to be done.")
+        expect(banner).to_contain_text("go automatically when Twilio answers again; nothing needs to be done.")
         expect(banner).to_contain_text("call the patients with visits in the next 2 hours")
         expect(banner).not_to_contain_text("20503")  # Twilio's raw error is not the headline
         expect(page.locator('[role="alert"].provider-banner')).to_have_count(0)  # not re-announced as an alert

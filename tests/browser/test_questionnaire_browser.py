@@ -17,7 +17,7 @@ from sqlalchemy import select
 from reminders.models import Questionnaire
 from tests.browser.serving import serving, watched_page
 from tests.browser.test_staff_browser import CHROMIUM, browser, shot  # noqa: F401
-from tests.fixtures.twoway import STAFF_EMAILS, STAFF_PHONES, escalations
+from tests.fixtures.twoway import NOW, STAFF_EMAILS, STAFF_PHONES, escalations
 from tests.test_questionnaire_pages import send_link
 
 pytestmark = [
@@ -28,6 +28,13 @@ PHONE = {"width": 390, "height": 844}
 FINISH_WITHIN = 120.0  # seconds: the issue's "under two minutes on a phone"
 PHQ9 = ["Several days", "More than half the days", "Several days", "Nearly every day", "Not at all",
         "Several days", "Not at all", "Not at all", "Not at all"]
+
+
+@pytest.fixture
+def clock(clock):
+    """The two-way tests' afternoon (tests.fixtures.twoway.NOW), when the link was texted."""
+    clock.set(NOW)
+    return clock
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from reminders.models import OutboxMessage, Patient, utcnow
-from reminders.planning.quiet_hours import QuietHours
+from reminders.models import OutboxMessage, Patient
 from tests.browser.seed import ADMIN, STAFF, clinic_at, settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import serving
 from tests.browser.test_staff_browser import CHROMIUM, SCREENSHOTS, browser, page, shot, sign_in  # noqa: F401 - fixtures
@@ -36,13 +35,13 @@ TIMINGS: list[tuple[str, str, int, float]] = []  # task, role, clicks, seconds
 
 
 @pytest.fixture
-def clinic(settings, sessions):
+def clinic(settings, sessions, clock):
     """The seeded clinic, with Ana (reads Spanish) asking about fasting before tomorrow's visit, and
     two more of tomorrow's patients who cannot get a text: Lee opted out, Noor has no mobile."""
     from tests.browser.seed import seed_clinic
 
     ids = seed_clinic(settings, sessions)
-    now, zone = utcnow(), ZoneInfo(settings.clinic_timezone)
+    now, zone = clock.now, ZoneInfo(settings.clinic_timezone)
     with sessions() as session:
         ana = add_patient(session, "p-ana", "Ana", "Ruiz", "+12025550150", None, zone=settings.clinic_timezone,
                           channel="sms")
@@ -60,16 +59,10 @@ def clinic(settings, sessions):
 
 
 @pytest.fixture
-def app_clock(settings):
-    """Now, or the end of quiet hours when the suite runs during them (these texts go at once)."""
-    return QuietHours().next_allowed(utcnow(), settings.clinic_timezone)
-
-
-@pytest.fixture
-def base_url(configure, clinic, twilio_settings, app_clock):
+def base_url(configure, clinic, twilio_settings, clock):
     from reminders.web import create_app
 
-    app = create_app(configure(**twilio_settings), {"CLOCK": lambda: app_clock})
+    app = create_app(configure(**twilio_settings), {"CLOCK": clock})
     with serving(app) as url:
         yield url
 

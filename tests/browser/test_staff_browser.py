@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from reminders.models import Appointment, Escalation, InboundMessage, TemplateVersion, utcnow
+from reminders.models import Appointment, Escalation, InboundMessage, TemplateVersion
 from tests.browser.serving import serving, watched_page
-from tests.browser.seed import ADMIN, STAFF, seed_clinic, settings  # noqa: F401 - the clinic's settings
+from tests.browser.seed import ADMIN, CLINIC_NOW, STAFF, seed_clinic, settings  # noqa: F401 - the clinic's settings
 from tests.fixtures.staff import PASSWORD, mfa_code
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,9 +26,8 @@ SCREENSHOTS = (
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "reminders-screenshots"
 )
-# Dates early next year: in the future, and inside the booking window (two years ahead) whenever
-# the tests run.
-NEXT_YEAR = utcnow().year + 1
+# Dates early next year: in the future, and inside the booking window (two years ahead).
+NEXT_YEAR = CLINIC_NOW.year + 1
 DESKTOP = {"width": 1280, "height": 900}
 TABLET = {"width": 820, "height": 1180}
 
@@ -59,10 +58,10 @@ def clinic(settings, sessions):
 
 
 @pytest.fixture
-def base_url(settings, clinic):
+def base_url(settings, clinic, clock):
     from reminders.web import create_app
 
-    with serving(create_app(settings)) as url:
+    with serving(create_app(settings, {"CLOCK": clock})) as url:
         yield url
 
 

@@ -2,9 +2,9 @@
 and can be undone, the day's visits come first with date navigation, nothing overlaps from 320 px
 to 1280 px, the menu stays on one line, the conversation is one click away.
 
-The app runs on a clock the test sets (reminders.clock.now, which every "now" in the app reads), a
-few days ahead so that a session cookie is never already expired; Chromium is Debian's. Each
-walk prints its clicks and seconds (run with -s) for the issue's timing table.
+The app runs on the test's clock (tests/browser/conftest.py), at 11:30 on the seeded clinic's day;
+Chromium is Debian's. Each walk prints its clicks and seconds (run with -s) for the issue's timing
+table.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import Appointment, OutboxMessage
+from tests.browser.seed import CLINIC_NOW
 from tests.browser.serving import watched_page
 from tests.browser.test_staff_browser import CHROMIUM, base_url, browser, shot, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_inbound, add_outbox, add_patient, add_visit, make_user
@@ -28,7 +29,7 @@ pytestmark = [
 
 NY = ZoneInfo("America/New_York")
 STAFF, ADMIN = "frontdesk@clinic.test", "admin@clinic.test"
-DAY = datetime.now(NY).date() + timedelta(days=3)
+DAY = CLINIC_NOW.astimezone(NY).date()
 LAPTOP = {"width": 1280, "height": 800}
 WIDTHS = (320, 768, 1280)
 
@@ -41,20 +42,15 @@ def day_words(day) -> str:
     return f"{day:%A, %B} {day.day}"
 
 
-class Clock:
-    def __init__(self):
-        self.now = clinic_time(0, 11, 30)
+@pytest.fixture
+def clock(clock):
+    """11:30 on the clinic's day: two of the morning's visits are over."""
+    clock.set(clinic_time(0, 11, 30).astimezone(ZoneInfo("UTC")))
+    return clock
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    moved = Clock()
-    monkeypatch.setattr("reminders.clock.now", lambda: moved.now.astimezone(ZoneInfo("UTC")))
-    return moved
-
-
-@pytest.fixture
-def settings(configure, tmp_path):
+def settings(configure, tmp_path, clock):
     from reminders.migrations import upgrade
 
     result = configure(DATABASE_URL=f"sqlite:///{tmp_path / 'reminders.db'}", CLINIC_TIMEZONE="America/New_York")
@@ -89,7 +85,7 @@ def clinic(settings, sessions, clock):
                                "delivered", clinic_time(-30 + 2 * n, 9), body=f"Reminder {n}: your infusion tomorrow.")
                 add_inbound(session, patient, "Can I have tea before my infusion?", minutes_ago=90)
         session.commit()
-    run_pass(settings, clock.now.astimezone(ZoneInfo("UTC")))
+    run_pass(settings, clock.now)
     return people
 
 
@@ -123,8 +119,8 @@ def test_a_no_show_is_confirmed_by_name_and_can_be_undone(page, clinic, clock, s
     expect(undo).to_be_visible()
     expect(today.locator(f"#visit-{clinic['marcus']}")).to_contain_text("until 11:35 AM EST")
 
-    run_pass(settings, (clock.now + timedelta(minutes=1)).astimezone(ZoneInfo("UTC")))
-    clock.now += timedelta(minutes=2)
+    run_pass(settings, clock.now + timedelta(minutes=1))
+    clock.advance(minutes=2)
     started = time.monotonic()
     undo.click()
     expect(page.locator(".notice-ok")).to_contain_text(
@@ -132,7 +128,7 @@ def test_a_no_show_is_confirmed_by_name_and_can_be_undone(page, clinic, clock, s
     report("undo a no-show (front desk)", 1, started)
     expect(today.get_by_role("button", name="No-show: Marcus Lee, 8:00 AM EST")).to_be_visible()
     for minutes in (6, 60):
-        run_pass(settings, (clock.now + timedelta(minutes=minutes)).astimezone(ZoneInfo("UTC")))
+        run_pass(settings, clock.now + timedelta(minutes=minutes))
     with sessions() as session:
         missed = session.scalars(select(OutboxMessage.status).where(OutboxMessage.rule == "missed_visit")).all()
     assert "sent" not in missed
@@ -141,7 +137,7 @@ def test_a_no_show_is_confirmed_by_name_and_can_be_undone(page, clinic, clock, s
     today.get_by_role("button", name="No-show: Ana Ruiz, 9:30 AM EST").click()
     page.get_by_role("button", name="Yes, mark Ana Ruiz a no-show").click()
     expect(today.get_by_role("button", name="Undo no show: Ana Ruiz, 9:30 AM EST")).to_be_visible()
-    clock.now += timedelta(minutes=6)
+    clock.advance(minutes=6)
     page.reload()
     expect(today.locator(f"#visit-{clinic['ana']}")).to_contain_text("no show")
     expect(today.get_by_role("button", name=re.compile("Undo"))).to_have_count(0)
@@ -221,8 +217,7 @@ def test_nothing_overlaps_from_320_px_and_targets_are_24_px(page, clinic):
         shot(page, f"today-{width}")
 
 
-def test_the_menu_stays_on_one_line_at_1280_px(page, clinic, clock):
-    clock.now = datetime.now(NY)  # two-step sign-in codes follow the real clock
+def test_the_menu_stays_on_one_line_at_1280_px(page, clinic):
     sign_in(page, ADMIN)
     page.set_viewport_size(LAPTOP)
     page.goto("/")

@@ -5,8 +5,8 @@ import re
 
 from flask import g
 
-from reminders.models import AuditEntry, utcnow
-from reminders.web.context import db
+from reminders.models import AuditEntry
+from reminders.web.context import db, request_now
 
 
 def record(action: str, target_type: str = "", target_id: int | str | None = "", *, actor: str | None = None,
@@ -16,7 +16,7 @@ def record(action: str, target_type: str = "", target_id: int | str | None = "",
         user = g.get("staff")
         actor = user.email if user is not None else "(anonymous)"
     entry = AuditEntry(
-        at=utcnow(), actor=actor[:254], action=action[:60], target_type=target_type[:40],
+        at=request_now(), actor=actor[:254], action=action[:60], target_type=target_type[:40],
         target_id="" if target_id is None else str(target_id)[:64], detail=detail,
     )
     db().add(entry)

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from reminders import mfa
 from reminders.accounts import AccountError, hasher, password_matches, set_password
-from reminders.models import Escalation, StaffSession, StaffUser, utcnow
+from reminders.models import Escalation, StaffSession, StaffUser
 from reminders.web.context import db, request_now, settings
 from reminders.web.rate_limits import Backoff, Throttle
 from reminders.web.staff import audit
@@ -72,7 +72,7 @@ def _session_user() -> StaffUser | None:
     if not isinstance(user_id, int) or not isinstance(session_id, str):
         return None
     row = db().get(StaffSession, session_id)
-    now = utcnow()
+    now = request_now()
     if row is None or row.revoked_at is not None or row.user_id != user_id \
             or now - row.created_at > current_app.permanent_session_lifetime:
         return None
@@ -238,7 +238,7 @@ def login():
     email = request.form.get("email", "").strip().lower()[:254]
     password = request.form.get("password", "")
     next_target = request.form.get("next", "")
-    session_db, now = db(), utcnow()
+    session_db, now = db(), request_now()
 
     def refuse(message: str, status: int, headers: dict | None = None):
         return render_template("staff/login.html", email=email, error=message, next=next_target), status, headers or {}
@@ -311,7 +311,7 @@ def _pending_user(now: datetime) -> tuple[StaffUser | None, str]:
 @bp.route("/login/code", methods=["GET", "POST"])
 def login_code():
     """The second step of signing in: a code from the authenticator app, or a recovery code."""
-    now = utcnow()
+    now = request_now()
     user, next_target = _pending_user(now)
     if user is None:
         flash("Sign in again: the code page waits only a few minutes after the password.", "error")
@@ -352,7 +352,7 @@ def mfa_enrol():
     user = current_user()
     if user is None:
         return redirect(url_for("auth.login", next=url_for("auth.mfa_enrol")))
-    now, key = utcnow(), mfa_key()
+    now, key = request_now(), mfa_key()
     if user.mfa_enabled:
         if request.method == "POST" and request.form.get("action") == "new_codes":
             if mfa.check(db(), user, key, request.form.get("code", ""), now) != "totp":
@@ -399,7 +399,7 @@ def _enrolled_page(user: StaffUser, error: str | None = None):
 def logout():
     user = current_user()
     if user is not None:
-        revoke_sessions(db(), user.id, utcnow(), only=session.get(SESSION_ID_KEY))
+        revoke_sessions(db(), user.id, request_now(), only=session.get(SESSION_ID_KEY))
         audit.record("logout", "staff_user", user.id, actor=user.email)
         db().commit()
     session.clear()
@@ -440,7 +440,7 @@ def change_password():
     if error:
         db().rollback()
         return render_template("staff/password.html", error=error, forced=forced, next=next_target), 422
-    now = utcnow()
+    now = request_now()
     ended = revoke_sessions(db(), user.id, now)
     audit.record("forced_password_change" if forced else "change_password", "staff_user", user.id,
                  actor=user.email, sessions_ended=ended)

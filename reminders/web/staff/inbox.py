@@ -23,7 +23,7 @@ from reminders.dispatch import send_soon
 from reminders.inbound.delivery import delivery_problems
 from reminders.inbound.replies import location_of_text
 from reminders.locations import LocationBook
-from reminders.models import InboundMessage, utcnow
+from reminders.models import InboundMessage
 from reminders.models.outbox import TEXT_CHANNELS, ChannelName, Kind
 from reminders.outbox import OutboxRow, plan
 from reminders.planning.quiet_hours import QuietHours
@@ -228,7 +228,7 @@ def note(message_id: int):
     message.done_note = text
     audit.record("inbox_note", "inbound_message", message.id, patient_id=message.patient_id)
     if request.form.get("and_done") == "yes" and message.done_at is None:
-        message.done_at, message.done_by = utcnow(), current_user().email
+        message.done_at, message.done_by = request_now(), current_user().email
         audit.record("inbox_done", "inbound_message", message.id, patient_id=message.patient_id)
         session.commit()
         flash("Note saved and marked done.", "ok")
@@ -249,7 +249,7 @@ def mark_done(message_id: int):
     session = db()
     message = _message(message_id)
     if message.done_at is None:
-        message.done_at, message.done_by = utcnow(), current_user().email
+        message.done_at, message.done_by = request_now(), current_user().email
         audit.record("inbox_done", "inbound_message", message.id, patient_id=message.patient_id)
         session.commit()
         flash("Marked done.", "ok")

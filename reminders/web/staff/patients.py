@@ -10,9 +10,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from reminders.models import Appointment, Course, Patient, utcnow
+from reminders.models import Appointment, Course, Patient
 from reminders.models.patients import CONDITIONS
-from reminders.web.context import db, found, settings
+from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit, queries
 from reminders import no_show_undo, retention
 from reminders.web.staff.auth import current_user, guard
@@ -53,7 +53,7 @@ def index():
 
 @bp.get("/<int:patient_id>")
 def show(patient_id: int):
-    session, now = db(), utcnow()
+    session, now = db(), request_now()
     patient = get_patient(patient_id)
     courses = session.scalars(
         select(Course).where(Course.patient_id == patient.id).order_by(Course.started_at.desc())
@@ -150,7 +150,7 @@ def erase(patient_id: int):
         error = "This patient's data is erased already."
     elif request.method == "POST":
         try:
-            retention.erase(session, patient, actor=current_user().email, now=utcnow())
+            retention.erase(session, patient, actor=current_user().email, now=request_now())
         except retention.ErasureRefused as exc:
             session.rollback()
             error = str(exc)

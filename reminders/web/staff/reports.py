@@ -9,8 +9,8 @@ from flask import Blueprint, render_template
 from sqlalchemy import select
 
 from reminders.measures import scales as catalogue
-from reminders.models import Course, Patient, Questionnaire, utcnow
-from reminders.web.context import db, settings
+from reminders.models import Course, Patient, Questionnaire
+from reminders.web.context import db, request_now, settings
 from reminders.web.staff import audit
 from reminders.web.staff.auth import guard
 from reminders.web.staff.downloads import download
@@ -27,7 +27,7 @@ CSV_COLUMNS = ("patient_external_id", "course_id", "condition", "scale", "occasi
 def _facts(patient: Patient) -> "ReportFacts":  # noqa: F821
     from reminders.web.staff.report_pdf import ReportFacts  # fpdf2 loads only for a report
 
-    now, config = utcnow(), settings()
+    now, config = request_now(), settings()
     courses = patient_measures(db(), patient, now, config.induction_series_length)
     return ReportFacts(config.clinic_name, patient, courses, now, config.clinic_timezone)
 
@@ -60,7 +60,7 @@ def report_pdf_download(patient_id: int):
 
 @bp.get("/<int:patient_id>/measures.csv")
 def export_measures(patient_id: int):
-    session, now = db(), utcnow()
+    session, now = db(), request_now()
     patient = get_patient(patient_id)
     rows = session.scalars(select(Questionnaire).where(Questionnaire.patient_id == patient.id)
                            .order_by(Questionnaire.sent_at, Questionnaire.id)).all()

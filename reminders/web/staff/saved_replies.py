@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.config import Settings
-from reminders.models import Appointment, OutboxMessage, Patient, SavedReply, utcnow
+from reminders.models import Appointment, OutboxMessage, Patient, SavedReply
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.models.outbox import ChannelName
 from reminders.models.patients import DEFAULT_LANGUAGE
@@ -249,7 +249,7 @@ def _save(reply: SavedReply | None):
         return _edit_page(reply, values, errors, preview, 422)
     if request.form.get("action") == "preview":
         return _edit_page(reply, values, preview=preview)
-    now, me = utcnow(), current_user().email
+    now, me = request_now(), current_user().email
     if reply is None:
         last = session.scalars(select(SavedReply.position).where(SavedReply.language == values["language"])
                                .order_by(SavedReply.position.desc()).limit(1)).first() or 0
@@ -277,7 +277,7 @@ def delete(reply_id: int):
     _admin_only()
     session, reply = db(), _reply(reply_id)
     if reply.deleted_at is None:
-        reply.deleted_at, reply.updated_by = utcnow(), current_user().email
+        reply.deleted_at, reply.updated_by = request_now(), current_user().email
         audit.record("delete_saved_reply", "saved_reply", reply.id, title=reply.title, language=reply.language)
         session.commit()
         flash(f"Saved reply “{reply.title}” deleted. It is listed under Deleted if you want it back.", "ok")
@@ -289,7 +289,7 @@ def restore(reply_id: int):
     _admin_only()
     session, reply = db(), _reply(reply_id)
     if reply.deleted_at is not None:
-        reply.deleted_at, reply.updated_by, reply.updated_at = None, current_user().email, utcnow()
+        reply.deleted_at, reply.updated_by, reply.updated_at = None, current_user().email, request_now()
         audit.record("restore_saved_reply", "saved_reply", reply.id, title=reply.title, language=reply.language)
         session.commit()
         flash(f"Saved reply “{reply.title}” is back.", "ok")

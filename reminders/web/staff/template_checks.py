@@ -142,10 +142,6 @@ def labelled_contexts(store: TemplateStore, settings, name: str) -> list[tuple[s
                     for who, patient in SAMPLE_PATIENTS for what, visit in visits]
 
 
-def sample_contexts(store: TemplateStore, settings, name: str) -> list[dict]:
-    return [context for _label, context in labelled_contexts(store, settings, name)]
-
-
 class CandidateStore(TemplateStore):
     """The clinic's store, with one template replaced by the text being edited."""
 

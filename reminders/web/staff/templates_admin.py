@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select, update
 
-from reminders.models import TemplateVersion, utcnow
+from reminders.models import TemplateVersion
 from reminders.planning.rules import RuleSettings, default_rules
 from reminders.rendering import SUFFIXES, TemplateProblem, TemplateStore
-from reminders.web.context import db, settings
+from reminders.web.context import db, request_now, settings
 from reminders.web.staff import audit, template_checks
 from reminders.web.staff.auth import current_user, guard
 from reminders.web.staff.display import rule_label
@@ -266,7 +266,7 @@ def save(name: str):
 
 def _add_version(name: str, source: str) -> TemplateVersion:
     version = TemplateVersion(name=name, source=source, active=True, created_by=current_user().email,
-                              created_at=utcnow())
+                              created_at=request_now())
     db().add(version)
     db().flush()
     return version

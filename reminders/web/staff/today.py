@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from reminders import no_show_undo
 from reminders.followup import patients_needing_booking, visits_to_mark
-from reminders.models import Appointment, utcnow
+from reminders.models import Appointment
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.planning.rules import RuleSettings, counts_as_attended_at, is_unmarked
-from reminders.web.context import db, settings
+from reminders.web.context import db, request_now, settings
 from reminders.web.staff import display, location_filter, queries
 from reminders.web.staff.auth import guard
 
@@ -125,7 +125,7 @@ def earlier_to_mark(unmarked: list, zone, shown: set[date]) -> list:
 
 @bp.get("/")
 def index():
-    now = utcnow()
+    now = request_now()
     zone = display.clinic_zone()
     today = now.astimezone(zone).date()
     day, readable = chosen_day(request.args.get("day"), today)

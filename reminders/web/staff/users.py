@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from reminders import mfa
 from reminders.accounts import MIN_PASSWORD_LENGTH, AccountError, change_role, create_user, reset_password
 from reminders.locations import set_staff_locations
-from reminders.models import StaffUser, staff_user_locations, utcnow
+from reminders.models import StaffUser, staff_user_locations
 from reminders.models.staff import ROLES
-from reminders.web.context import db, found, settings
+from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit, location_filter
 from reminders.web.staff.auth import current_user, guard, revoke_sessions
 
@@ -37,7 +37,7 @@ def _page(error: str | None = None, values: dict | None = None, status: int = 20
     book = location_filter.book()
     page = render_template("staff/users.html", users=_users(), roles=ROLES, error=error,
                            values=values or {"email": "", "role": "staff"}, min_length=MIN_PASSWORD_LENGTH,
-                           now=utcnow(), mfa_required=settings().mfa_required, handed_over=handed_over,
+                           now=request_now(), mfa_required=settings().mfa_required, handed_over=handed_over,
                            places=book.choices(active_only=False) if book.several else [],
                            works_at=_works_at() if book.several else {})
     # A temporary password is shown once: never kept by the browser's cache.
@@ -77,7 +77,7 @@ def set_active(user_id: int):
     if user.active != active:
         user.active = active
         if not active:
-            revoke_sessions(db(), user.id, utcnow())
+            revoke_sessions(db(), user.id, request_now())
         audit.record("activate_user" if active else "deactivate_user", "staff_user", user.id, email=user.email)
         db().commit()
         flash(f"{user.email} {'reactivated' if active else 'deactivated: they are signed out and cannot sign in'}.",
@@ -107,7 +107,7 @@ def reset_mfa(user_id: int):
         db().rollback()
         flash(f"{user.email} has no two-step sign-in to reset.", "error")
         return redirect(url_for(".index"))
-    ended = revoke_sessions(db(), user.id, utcnow())
+    ended = revoke_sessions(db(), user.id, request_now())
     audit.record("reset_mfa", "staff_user", user.id, email=user.email, sessions_ended=ended)
     db().commit()
     flash(f"Two-step sign-in reset for {user.email}: they are signed out and set it up again at their next "
@@ -149,7 +149,7 @@ def reset_user_password(user_id: int):
         db().rollback()
         flash(f"Password not reset: {exc}.", "error")
         return redirect(url_for(".index"))
-    ended = revoke_sessions(db(), user.id, utcnow())
+    ended = revoke_sessions(db(), user.id, request_now())
     audit.record("reset_password", "staff_user", user.id, email=user.email, sessions_ended=ended,
                  how="typed by the admin" if typed else "temporary password generated")
     db().commit()

@@ -16,17 +16,20 @@ from sqlalchemy import select
 
 from reminders import no_show_undo
 from reminders.intake import import_jobs
-from reminders.intake.csv_import import MAX_FILE_BYTES, UnusableFile
+from reminders.intake.csv_file import MAX_FILE_BYTES, UnusableFile
 from reminders.intake.records import (
     APPOINTMENT_STATUSES, KEEP_LOCATION, AppointmentRecord, PatientRecord, VisitWindow, reasons,
 )
 from reminders.intake.upsert import ClosedLocation, IntakeError, upsert_appointment, upsert_patient
 from reminders.locations import LocationBook, LocationError
 from reminders.models import Appointment, Course, ImportJob, ImportJobRow, Patient, utcnow
+from reminders.models.appointments import ACTIVE_STATUSES, AppointmentStatus
 from reminders.models.patients import CONDITIONS, DEFAULT_LANGUAGE, LANGUAGES
 from reminders.planning import course_dates
-from reminders.planning.planner import mark_for_planning
-from reminders.web.context import db, found, settings
+from reminders.planning.marking import mark_for_planning
+from reminders.visits import moves
+from reminders.visits.series import is_last_induction
+from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit, display, queries
 from reminders.web.staff import door_checks, location_filter
 from reminders.web.staff.auth import guard, safe_next
@@ -46,8 +49,8 @@ PATIENT_FIELDS = ("first_name", "last_name", "phone", "email", "timezone", "pref
 PREPARATION_FIELDS = ("language", "medications_to_hold")
 LANGUAGE_NAMES = {"en": "English", "es": "Español (Spanish)"}
 REPORT_ROWS_SHOWN = 2000
-STATUS_ACTIONS = {"canceled": "canceled", "completed": "marked completed", "no_show": "marked no-show",
-                  "scheduled": "reopened"}
+STATUS_ACTIONS = {AppointmentStatus.CANCELED: "canceled", AppointmentStatus.COMPLETED: "marked completed",
+                  AppointmentStatus.NO_SHOW: "marked no-show", AppointmentStatus.SCHEDULED: "reopened"}
 # What a course treats, as the forms offer it ("" is not recorded).
 CONDITION_CHOICES = [("", "not recorded")] + [(c, "PTSD" if c == "ptsd" else c) for c in CONDITIONS]
 KEEP = object()  # a form without the condition field leaves the course's as it is
@@ -144,7 +147,7 @@ def _patient_form(patient: Patient | None):
         return _render_patient_form(None, values, {}, 409, duplicates=duplicates)
     if patient is not None and patient.external_id is None:
         patient.external_id = external_id
-    outcome = upsert_patient(session, record, utcnow())
+    outcome = upsert_patient(session, record, request_now())
     saved = outcome.patient
     if saved.notes != values["notes"]:
         saved.notes = values["notes"]
@@ -163,7 +166,7 @@ def _visit_values(appointment: Appointment | None, patient: Patient) -> dict:
     if appointment is None:
         course = open_course(patient)
         return {"kind": _likely_kind(patient), "date": "", "time": "", "duration_minutes": "60", "location": "",
-                "place": _usual_place(patient), "status": "scheduled",
+                "place": _usual_place(patient), "status": AppointmentStatus.SCHEDULED,
                 "condition": (course.condition if course else None) or ""}
     local = appointment.starts_at.astimezone(ZoneInfo(patient.timezone))
     return {"kind": appointment.kind, "date": local.date().isoformat(), "time": local.strftime("%H:%M"),
@@ -183,7 +186,7 @@ def _open(location_id: int) -> bool:
 
 def _usual_place(patient: Patient) -> str:
     """A new visit's location as the form first offers it: the patient's latest visit's, if still open."""
-    held = [a for a in patient.appointments if a.status != "canceled" and a.location_id is not None]
+    held = [a for a in patient.appointments if a.status != AppointmentStatus.CANCELED and a.location_id is not None]
     if not held:
         return ""
     location_id = held[-1].location_id
@@ -219,12 +222,11 @@ def _form_place(appointment: Appointment | None, errors: dict[str, str]):
 
 
 def _likely_kind(patient: Patient) -> str:
-    held = [a for a in patient.appointments if a.status != "canceled"]
+    held = [a for a in patient.appointments if a.status != AppointmentStatus.CANCELED]
     if not held:
         return "induction"
     last = held[-1]
-    series = last.course.induction_sessions_planned if last.course else settings().induction_series_length
-    return "induction" if last.kind == "induction" and last.number_in_course < series else "maintenance"
+    return "induction" if last.kind == "induction" and not is_last_induction(last, settings()) else "maintenance"
 
 
 def local_instant(day: str, clock: str, zone: str) -> datetime:
@@ -297,10 +299,10 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
     record = None
     # A new time must fall in the booking window; a visit already on the books keeps its time.
     moved = appointment is None or starts_at != appointment.starts_at
-    context = {"visit_window": VisitWindow.from_settings(settings(), utcnow())} if moved and starts_at else None
+    context = {"visit_window": VisitWindow.from_settings(settings(), request_now())} if moved and starts_at else None
     try:
         record = AppointmentRecord.model_validate(
-            {"external_id": external_id, "kind": values["kind"], "starts_at": starts_at or utcnow(),
+            {"external_id": external_id, "kind": values["kind"], "starts_at": starts_at or request_now(),
              "duration_minutes": values["duration_minutes"], "location": values["location"],
              "status": values["status"] or None},
             context=context)
@@ -321,7 +323,7 @@ def _visit_form(patient: Patient, appointment: Appointment | None):
     if appointment is not None and appointment.external_id is None:
         appointment.external_id = external_id
     try:
-        outcome = upsert_appointment(session, patient, record, utcnow(), settings().induction_series_length)
+        outcome = upsert_appointment(session, patient, record, request_now(), settings().induction_series_length)
     except ClosedLocation:
         session.rollback()
         return _render_visit_form(patient, appointment, values,
@@ -351,21 +353,20 @@ def change_status(appointment_id: int):
     back = safe_next(request.form.get("next") or url_for("patients.show", patient_id=patient.id))
     if wanted not in STATUS_ACTIONS:
         abort(400)
-    if wanted in ("completed", "no_show") and not queries.day_has_come(appointment, utcnow()):
+    if wanted in (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW) and not queries.day_has_come(
+            appointment, request_now()):
         flash("A visit can be marked completed or no-show on its day or later.", "error")
         return redirect(back)
-    if wanted == "no_show" and request.form.get("confirmed") != "yes":
+    if wanted == AppointmentStatus.NO_SHOW and request.form.get("confirmed") != "yes":
         return _confirm_no_show(appointment, back)
-    if wanted in no_show_undo.UNDOABLE and appointment.status != wanted:
-        no_show_undo.note_mark(appointment, utcnow())
-    outcome = _save_status(session, appointment, wanted, utcnow())
+    outcome = _save_status(session, appointment, wanted, request_now(), by=moves.MARK)
     audit.record(f"visit_{wanted}", "appointment", appointment.id, patient_id=patient.id, result=outcome.result)
     session.commit()
     flash(_status_message(appointment, wanted, back), "ok")
     return redirect(back)
 
 
-def _save_status(session, appointment: Appointment, status: str, now: datetime):
+def _save_status(session, appointment: Appointment, status: str, now: datetime, *, by: str):
     """The visit with a new status, through intake as any booking change (the planner follows)."""
     record = AppointmentRecord(
         external_id=appointment.external_id or new_external_id("v"), kind=appointment.kind,
@@ -374,7 +375,7 @@ def _save_status(session, appointment: Appointment, status: str, now: datetime):
     )
     if appointment.external_id is None:
         appointment.external_id = record.external_id
-    return upsert_appointment(session, appointment.patient, record, now, settings().induction_series_length)
+    return upsert_appointment(session, appointment.patient, record, now, settings().induction_series_length, by=by)
 
 
 def _confirm_no_show(appointment: Appointment, back: str):
@@ -393,7 +394,7 @@ def undo_status(appointment_id: int):
     appointment = _get_appointment(appointment_id)
     patient = appointment.patient
     back = safe_next(request.form.get("next") or url_for("patients.show", patient_id=patient.id))
-    now = utcnow()
+    now = request_now()
     if no_show_undo.undo_until(appointment, no_show_undo.undo_window(settings())) is None:
         flash(f"Nothing to undo: {patient.full_name}'s visit is {appointment.status.replace('_', ' ')}.", "error")
         return redirect(back)
@@ -402,11 +403,10 @@ def undo_status(appointment_id: int):
               "Change it from the visit's Edit page if it is wrong.", "error")
         return redirect(back)
     undone, restored = appointment.status, no_show_undo.status_to_restore(appointment)
-    no_show_undo.note_undone(appointment, now)
-    outcome = _save_status(session, appointment, restored, now)
+    outcome = _save_status(session, appointment, restored, now, by=moves.UNDO)
     audit.record(f"visit_undo_{undone}", "appointment", appointment.id, patient_id=patient.id, result=outcome.result)
     session.commit()
-    sent_nothing = " Nothing was sent to the patient." if undone == "no_show" else ""
+    sent_nothing = " Nothing was sent to the patient." if undone == AppointmentStatus.NO_SHOW else ""
     flash(f"Undone: {patient.full_name}'s visit at {display.time_only(appointment.starts_at)} is "
           f"{restored} again.{sent_nothing}", "ok")
     return redirect(back)
@@ -414,8 +414,9 @@ def undo_status(appointment_id: int):
 
 def _held_in_course(appointment: Appointment) -> list[Appointment]:
     if appointment.course is None:
-        return [appointment] if appointment.status != "canceled" else []
-    return sorted((a for a in appointment.course.appointments if a.status != "canceled"), key=lambda a: a.starts_at)
+        return [appointment] if appointment.status != AppointmentStatus.CANCELED else []
+    return sorted((a for a in appointment.course.appointments if a.status != AppointmentStatus.CANCELED),
+                  key=lambda a: a.starts_at)
 
 
 def _suggestion_link(patient: Patient, like: Appointment, day: date, text: str) -> Markup:
@@ -437,7 +438,7 @@ def _marked_message(appointment: Appointment, wanted: str, back: str | None = No
     until = no_show_undo.undo_until(appointment, no_show_undo.undo_window(settings()))
     if until is None:
         return done
-    if wanted == "no_show":
+    if wanted == AppointmentStatus.NO_SHOW:
         done += " The \"we missed you\" text waits until the undo time is over."
     undo_button = get_template_attribute("staff/_visit_marks.html", "undo_button")
     return Markup("{} {}").format(done, undo_button(appointment, until, next=back))
@@ -449,7 +450,7 @@ def _status_message(appointment: Appointment, wanted: str, back: str | None = No
     done = f"Visit {STATUS_ACTIONS[wanted]}."
     if wanted in no_show_undo.UNDOABLE:
         done = _marked_message(appointment, wanted, back)
-    if appointment.kind != "induction" or wanted not in ("completed", "canceled"):
+    if appointment.kind != "induction" or wanted not in (AppointmentStatus.COMPLETED, AppointmentStatus.CANCELED):
         return done
     patient = appointment.patient
     zone = ZoneInfo(patient.timezone)
@@ -457,11 +458,10 @@ def _status_message(appointment: Appointment, wanted: str, back: str | None = No
     days = [a.starts_at.astimezone(zone).date() for a in held]
     pattern = course_dates.guess_pattern(days)
     closed, holidays = settings().clinic_closed_days, frozenset(settings().clinic_holidays)
-    planned = appointment.course.induction_sessions_planned if appointment.course else settings().induction_series_length
     try:
-        if wanted == "completed":
+        if wanted == AppointmentStatus.COMPLETED:
             later = [a for a in held if a.starts_at > appointment.starts_at]
-            if later or appointment.number_in_course >= planned:
+            if later or is_last_induction(appointment, settings()):
                 return done
             day = course_dates.next_day(appointment.starts_at.astimezone(zone).date(), pattern, closed, holidays)
             return Markup("{} {}").format(done, _suggestion_link(patient, appointment, day, "Book the next visit"))
@@ -496,7 +496,7 @@ def _render_course_form(patient: Patient, values: dict, errors: dict, preview=No
         previewed=",".join(start.isoformat() for start in preview or []),
         patterns=[(key, label) for key, (label, _, _) in course_dates.PATTERNS.items()],
         closed_names=[course_dates.DAY_NAMES[d] for d in closed], max_length=course_dates.MAX_LENGTH,
-        holidays=[day for day in settings().clinic_holidays if day >= utcnow().date()],
+        holidays=[day for day in settings().clinic_holidays if day >= request_now().date()],
         conditions=CONDITION_CHOICES, places=_place_choices(None),
     ), status
 
@@ -531,14 +531,14 @@ def _course_starts(patient: Patient, values: dict, errors: dict) -> list[datetim
 
 
 def _course_records(values: dict, starts: list[datetime], errors: dict) -> list[AppointmentRecord]:
-    window = VisitWindow.from_settings(settings(), utcnow())
+    window = VisitWindow.from_settings(settings(), request_now())
     records = []
     for starts_at in starts:
         try:
             records.append(AppointmentRecord.model_validate(
                 {"external_id": new_external_id("v"), "kind": "induction", "starts_at": starts_at,
                  "duration_minutes": values["duration_minutes"] or "60", "location": values["location"],
-                 "status": "scheduled"},
+                 "status": AppointmentStatus.SCHEDULED},
                 context={"visit_window": window}))
         except ValidationError as exc:
             for reason in reasons(exc):
@@ -553,8 +553,8 @@ def _start_fresh_course(session, patient: Patient, now: datetime) -> str | None:
     start a course of their own; why not, when it still has visits to come."""
     open_courses = session.scalars(select(Course).where(Course.patient_id == patient.id, Course.ended_at.is_(None)))
     for course in open_courses:
-        held = [a for a in course.appointments if a.status != "canceled"]
-        coming = sorted(a.starts_at for a in held if a.status in ("scheduled", "confirmed") and a.starts_at > now)
+        held = [a for a in course.appointments if a.status != AppointmentStatus.CANCELED]
+        coming = sorted(a.starts_at for a in held if a.status in ACTIVE_STATUSES and a.starts_at > now)
         if coming:
             return (f"{patient.full_name} still has a visit booked on {coming[0].astimezone(ZoneInfo(patient.timezone)):%a %b %d} "
                     "in the current course. Cancel the visits to come first, or book single visits.")
@@ -593,7 +593,7 @@ def new_course(patient_id: int):
         return _render_course_form(patient, values, {}, preview=starts)
     if request.form.get("previewed") != shown:  # the form changed after its preview: show the new one
         return _render_course_form(patient, values, {}, preview=starts, changed=True)
-    now = utcnow()
+    now = request_now()
     refusal = _start_fresh_course(session, patient, now)
     if refusal:
         session.rollback()
@@ -607,7 +607,7 @@ def new_course(patient_id: int):
         session.rollback()
         return _render_course_form(patient, values, {"first_date": str(exc)}, preview=starts, status=409)
     course = created[0].course
-    held = [a for a in course.appointments if a.status != "canceled" and a.kind == "induction"]
+    held = [a for a in course.appointments if a.status != AppointmentStatus.CANCELED and a.kind == "induction"]
     if course.induction_sessions_planned < len(held):
         course.induction_sessions_planned = min(len(held), course_dates.MAX_LENGTH)
     for appointment in created:

@@ -416,7 +416,9 @@
       if (scrolls(el) && !added && !el.hasAttribute("tabindex")) {
         el.setAttribute("tabindex", "0");
         el.setAttribute("data-scroll-focus", "");
-        if (!el.hasAttribute("role")) { el.setAttribute("role", "region"); el.setAttribute("data-scroll-role", ""); }
+        // A list keeps its own role (its items must stay in a list); other boxes become a named region.
+        var isList = el.tagName === "OL" || el.tagName === "UL";
+        if (!isList && !el.hasAttribute("role")) { el.setAttribute("role", "region"); el.setAttribute("data-scroll-role", ""); }
         if (!el.hasAttribute("aria-label") && !el.hasAttribute("aria-labelledby")) {
           el.setAttribute("aria-label", named(el));
           el.setAttribute("data-scroll-label", "");

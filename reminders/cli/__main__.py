@@ -1,0 +1,4 @@
+"""`python -m reminders.cli`."""
+from reminders.cli import main
+
+main()
