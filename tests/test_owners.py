@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_layering import module_name
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "reminders"
 MODELS_PACKAGE = "reminders.models"
 
@@ -77,13 +79,6 @@ class Write:
 
 
 # ---------------------------------------------------------------- reading a module
-
-def module_name(path: Path, root: Path = PACKAGE_DIR) -> str:
-    parts = list(path.relative_to(root.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
 
 def source_files(root: Path = PACKAGE_DIR) -> dict[str, Path]:
     return {module_name(path, root): path for path in sorted(root.rglob("*.py"))

@@ -20,7 +20,7 @@ from reminders.intake.bulk_sql import among, bulk_insert, bulk_update, write_cha
 from reminders.intake.records import AppointmentRecord, PatientRecord
 from reminders.intake.upsert import (
     OPTIONAL_PATIENT_FIELDS, PATIENT_FIELDS, PLAN_FIELDS, ClosedLocation, IntakeError, apply_changes, check_open,
-    closed_locations, course_numbers, new_location_id, new_patient_values, patient_changes,
+    closed_locations, course_numbers, new_location_id, new_patient_values, take_patient_changes,
 )
 from reminders.models import Appointment, Course, Patient
 from reminders.visits import moves
@@ -143,11 +143,7 @@ def _apply_patient(batch: _Batch, patient_record: PatientRecord, now: datetime) 
         batch.patients[key] = SimpleNamespace(id=_NEW, external_id=key, welcomed_at=None, updated_at=now,
                                               plan_changed=False, **new_patient_values(patient_record))
         return "created"
-    changed = patient_changes(patient, patient_record)
-    for name in changed:
-        setattr(patient, name, getattr(patient_record, name))
-    if "phone" in changed:
-        patient.welcomed_at = None  # a new number gets the introduction again
+    changed = take_patient_changes(patient, patient_record)
     if set(changed) & set(PLAN_FIELDS):
         patient.plan_changed = True
     if changed:

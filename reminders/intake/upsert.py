@@ -75,15 +75,22 @@ def upsert_patient(session: Session, record: PatientRecord, now: datetime, defau
         session.add(patient)
         session.flush()
         return Outcome(patient, None, "created")
-    changed = patient_changes(patient, record)
-    for field in changed:
-        setattr(patient, field, getattr(record, field))
-    if "phone" in changed:
-        patient.welcomed_at = None  # a new number gets the introduction again
+    changed = take_patient_changes(patient, record)
     if set(changed) & set(PLAN_FIELDS):
         session.flush()
         mark_for_planning(session, patient_id=patient.id)
     return Outcome(patient, None, "updated" if changed else "unchanged")
+
+
+def take_patient_changes(patient, record: PatientRecord) -> list[str]:
+    """Copy what the record changes onto the stored patient (a row or the batch's stand-in); the
+    fields changed."""
+    changed = patient_changes(patient, record)
+    for name in changed:
+        setattr(patient, name, getattr(record, name))
+    if "phone" in changed:
+        patient.welcomed_at = None  # a new number gets the introduction again
+    return changed
 
 
 def patient_changes(patient, record: PatientRecord) -> list[str]:
