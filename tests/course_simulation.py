@@ -387,7 +387,7 @@ class Simulation:
         self._upsert(person, visit, visit_start(person, visit, moved=True), None)
 
     def mark(self, person: Person, visit: PlannedVisit, status: str) -> None:
-        """What the staff UI's Completed / No-show buttons do (reminders.web.staff.visits.change_status:
+        """What the staff UI's Completed / No-show buttons do (reminders.web.staff.visit_marks.change_status:
         the visit re-upserted with the status)."""
         self._upsert(person, visit, visit_start(person, visit), status)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from reminders.models import AuditEntry, OutboxMessage, SavedReply
 from reminders.models.outbox import Kind
-from reminders.web.staff.saved_replies import offered_replies
+from reminders.web.staff.saved_reply_filling import offered_replies
 from tests.fixtures.staff import add_inbound, add_patient, add_visit, csrf_token, post_form, signed_in
 
 NOON_NY = datetime(2026, 11, 2, 17, 0, tzinfo=timezone.utc)  # Monday 12:00 PM in New York

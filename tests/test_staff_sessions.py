@@ -111,7 +111,7 @@ def test_a_password_change_waits_per_account_not_for_everyone(app, signed_in, se
 
 
 def count_checks(monkeypatch) -> list[int]:
-    from reminders.web.staff import auth
+    from reminders.web.staff import account, auth
 
     checked, lock = [0], threading.Lock()
     real_check = auth.password_matches
@@ -122,6 +122,7 @@ def count_checks(monkeypatch) -> list[int]:
         return real_check(user, password)
 
     monkeypatch.setattr(auth, "password_matches", counting_check)
+    monkeypatch.setattr(account, "password_matches", counting_check)
     return checked
 
 

@@ -55,6 +55,16 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     settings = settings or get_settings()
     app = Flask(__name__)
     app.url_map.converters["int"] = DatabaseId
+    _configure(app, settings, test_config)
+    _attach_services(app, settings, dispatcher)
+    csrf.init_app(app)
+    _register_pages(app, settings)
+    _answer_not_found(app)
+    _install_request_hooks(app)
+    return app
+
+
+def _configure(app: Flask, settings: Settings, test_config: dict | None) -> None:
     app.config.update(
         SECRET_KEY=secret_key_of(settings),  # kept on disk when unset: sessions survive a restart
         SESSION_COOKIE_HTTPONLY=True,
@@ -72,6 +82,9 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         # PUBLIC_BASE_URL its signature is checked against them).
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=0, x_prefix=0)
+
+
+def _attach_services(app: Flask, settings: Settings, dispatcher: Dispatcher | None) -> None:
     app.extensions["reminders.settings"] = settings
     app.extensions["reminders.sessions"] = session_factory(settings.effective_database_url)
     app.extensions["reminders.dispatcher"] = dispatcher or dispatcher_for(settings, app.extensions["reminders.sessions"])
@@ -79,14 +92,15 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["reminders.service_watch"] = ServiceWatch(settings.redis_url)
     # Failed sign-ins and password changes (reminders.web.staff.auth), counted alike by every web process.
     app.extensions["reminders.sign_in_throttle"] = Throttle(settings.redis_url)
-    csrf.init_app(app)
 
+
+def _register_pages(app: Flask, settings: Settings) -> None:
     from reminders.web.api import api
     from reminders.web.api_measures import api_measures
     from reminders.web.api_replies import api_replies
     from reminders.web.health import health, health_api
     from reminders.web import questionnaire_pages
-    from reminders.web.staff import error_page as staff_error_page, register_staff_ui
+    from reminders.web.staff import register_staff_ui
     from reminders.web.twilio_hooks import twilio_hooks
 
     app.register_blueprint(health)
@@ -110,6 +124,11 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     from reminders.web import metrics_page
     metrics_page.register(app, settings)
 
+
+def _answer_not_found(app: Flask) -> None:
+    from reminders.web import checkin_pages, questionnaire_pages
+    from reminders.web.staff import error_page as staff_error_page
+
     @app.errorhandler(404)
     @app.errorhandler(405)
     def _api_not_found(error):
@@ -121,6 +140,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
             return checkin_pages.not_found_page()
         return staff_error_page(error)  # a page inside the staff app for a person, the bare error for machines
 
+
+def _install_request_hooks(app: Flask) -> None:
     @app.after_request
     def _transport_headers(response):
         if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
@@ -137,6 +158,3 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
             if exc is not None:
                 session.rollback()
             session.close()
-
-    return app
-

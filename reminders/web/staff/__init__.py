@@ -40,6 +40,7 @@ def register_staff_ui(app: Flask) -> None:
                                      users, visits)
     from reminders.web.staff import broadcast, saved_replies
     from reminders.web.staff import locations, resend
+    from reminders.web.staff import account  # noqa: F401 - its pages join auth's blueprint before it is registered
 
     if app.config["PERMANENT_SESSION_LIFETIME"] == Flask.default_config["PERMANENT_SESSION_LIFETIME"]:
         app.config["PERMANENT_SESSION_LIFETIME"] = STAFF_SESSION_LIFETIME  # a shift, not Flask's 31 days

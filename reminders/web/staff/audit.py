@@ -117,76 +117,102 @@ def _detail_id(entry, key: str) -> int | None:
 
 def describe(session, entries) -> list[dict]:
     """Each entry as a row of plain words: action, the patient's name, what it was done to, details."""
+    found = _load_targets(session, entries)
+    rows = []
+    for entry in entries:
+        what, link, patient_id = _target_words(entry, found)
+        patient = found["patient"].get(patient_id) if patient_id else None
+        rows.append({"entry": entry, "action": action_label(entry.action), "patient": patient,
+                     "patient_missing": patient_id is not None and patient is None, "what": what, "link": link,
+                     "details": _detail_words(entry, what)})
+    return rows
+
+
+def _load_targets(session, entries) -> dict[str, dict]:
+    """The rows the entries name, by target type and id, and every patient they lead to."""
     from sqlalchemy import select
 
     from reminders.models import Appointment, Course, Escalation, InboundMessage, Patient, StaffUser
-    from reminders.web.staff.display import date_time, short_date
 
     def load(model, ids):
         return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))} if ids else {}
 
     visit_ids = _ids(entries, "appointment") | {i for e in entries if (i := _detail_id(e, "appointment_id"))}
-    visits = load(Appointment, visit_ids)
-    courses = load(Course, _ids(entries, "course"))
-    escalations = load(Escalation, _ids(entries, "escalation"))
-    messages = load(InboundMessage, _ids(entries, "inbound_message"))
-    users = load(StaffUser, _ids(entries, "staff_user"))
+    found = {
+        "appointment": load(Appointment, visit_ids),
+        "course": load(Course, _ids(entries, "course")),
+        "escalation": load(Escalation, _ids(entries, "escalation")),
+        "inbound_message": load(InboundMessage, _ids(entries, "inbound_message")),
+        "staff_user": load(StaffUser, _ids(entries, "staff_user")),
+    }
     patient_ids = _ids(entries, "patient") | {i for e in entries if (i := _detail_id(e, "patient_id"))}
-    patient_ids |= {row.patient_id for rows in (visits, courses, escalations, messages) for row in rows.values()
-                    if row.patient_id}
-    patients = load(Patient, patient_ids)
+    patient_ids |= {row.patient_id for kind in ("appointment", "course", "escalation", "inbound_message")
+                    for row in found[kind].values() if row.patient_id}
+    found["patient"] = load(Patient, patient_ids)
+    return found
 
-    rows = []
-    for entry in entries:
-        target, target_id, patient_id = entry.target_type, entry.target_id, _detail_id(entry, "patient_id")
-        number = int(target_id) if str(target_id).isdigit() else None
-        what, link = "", None
-        if target == "patient":
-            patient_id = number
-        elif target == "appointment" or _detail_id(entry, "appointment_id"):
-            visit = visits.get(number if target == "appointment" else _detail_id(entry, "appointment_id"))
-            if visit is not None:
-                patient_id = patient_id or visit.patient_id
-                what = f"Visit {date_time(visit.starts_at)}"
-            elif target == "appointment":
-                what = "A visit since removed"
-        elif target == "course":
-            course = courses.get(number)
-            patient_id = patient_id or (course.patient_id if course else None)
-            what = f"Course started {short_date(course.started_at)}" if course is not None else "Course"
-        elif target == "escalation":
-            escalation = escalations.get(number)
-            patient_id = patient_id or (escalation.patient_id if escalation else None)
-            what, link = "Escalation", f"/escalations/#escalation-{number}"
-        elif target == "inbound_message":
-            message = messages.get(number)
-            patient_id = patient_id or (message.patient_id if message else None)
-            what = "Message from an unknown number" if message is not None and message.patient_id is None \
-                else "Inbox message"
-        elif target == "staff_user":
-            user = users.get(number)
-            what = f"Account {user.email}" if user is not None and user.email != entry.actor else ""
-        elif target == "template":
-            what = f"Message {target_id}"
-        elif target == "location":
-            what, link = "Location", "/admin/locations"
-        elif target == "import_job":
-            what, link = "Visits file", f"/visits/imports/{target_id}"
-        elif target == "appointments" and _detail_id(entry, "job_id"):
-            what, link = "Visits file", f"/visits/imports/{_detail_id(entry, 'job_id')}"
-        patient = patients.get(patient_id) if patient_id else None
-        details = []
-        for key, value in (entry.detail or {}).items():
-            if key in DETAIL_HIDDEN or value is None or value == "":
-                continue
-            if key in ("email",) and what.endswith(str(value)):
-                continue
-            text = VALUE_WORDS.get(value, str(value).replace("_", " ")) if isinstance(value, str) else str(value)
-            details.append((DETAIL_WORDS.get(key) or key.replace("_", " ").capitalize(), text))
-        rows.append({"entry": entry, "action": action_label(entry.action), "patient": patient,
-                     "patient_missing": patient_id is not None and patient is None, "what": what, "link": link,
-                     "details": details})
-    return rows
+
+def _target_words(entry, found: dict[str, dict]) -> tuple[str, str | None, int | None]:
+    """What the entry was done to, a link to it, and the patient it concerns: (what, link, patient id)."""
+    from reminders.web.staff.display import date_time, short_date
+
+    target, target_id, patient_id = entry.target_type, entry.target_id, _detail_id(entry, "patient_id")
+    number = int(target_id) if str(target_id).isdigit() else None
+    what, link = "", None
+    if target == "patient":
+        patient_id = number
+    elif target == "appointment" or _detail_id(entry, "appointment_id"):
+        visit = found["appointment"].get(number if target == "appointment" else _detail_id(entry, "appointment_id"))
+        if visit is not None:
+            patient_id = patient_id or visit.patient_id
+            what = f"Visit {date_time(visit.starts_at)}"
+        elif target == "appointment":
+            what = "A visit since removed"
+    elif target == "course":
+        course = found["course"].get(number)
+        patient_id = patient_id or (course.patient_id if course else None)
+        what = f"Course started {short_date(course.started_at)}" if course is not None else "Course"
+    elif target == "escalation":
+        escalation = found["escalation"].get(number)
+        patient_id = patient_id or (escalation.patient_id if escalation else None)
+        what, link = "Escalation", f"/escalations/#escalation-{number}"
+    elif target == "inbound_message":
+        message = found["inbound_message"].get(number)
+        patient_id = patient_id or (message.patient_id if message else None)
+        what = "Message from an unknown number" if message is not None and message.patient_id is None \
+            else "Inbox message"
+    elif target == "staff_user":
+        user = found["staff_user"].get(number)
+        what = f"Account {user.email}" if user is not None and user.email != entry.actor else ""
+    else:
+        what, link = _other_target_words(entry)
+    return what, link, patient_id
+
+
+def _other_target_words(entry) -> tuple[str, str | None]:
+    """What an entry about no single row of a patient's was done to: a message, a location, a file."""
+    target, target_id = entry.target_type, entry.target_id
+    if target == "template":
+        return f"Message {target_id}", None
+    if target == "location":
+        return "Location", "/admin/locations"
+    if target == "import_job":
+        return "Visits file", f"/visits/imports/{target_id}"
+    if target == "appointments" and _detail_id(entry, "job_id"):
+        return "Visits file", f"/visits/imports/{_detail_id(entry, 'job_id')}"
+    return "", None
+
+
+def _detail_words(entry, what: str) -> list[tuple[str, str]]:
+    details = []
+    for key, value in (entry.detail or {}).items():
+        if key in DETAIL_HIDDEN or value is None or value == "":
+            continue
+        if key in ("email",) and what.endswith(str(value)):
+            continue
+        text = VALUE_WORDS.get(value, str(value).replace("_", " ")) if isinstance(value, str) else str(value)
+        details.append((DETAIL_WORDS.get(key) or key.replace("_", " ").capitalize(), text))
+    return details
 
 
 def log_page(limit: int):
