@@ -45,3 +45,9 @@ def test_the_settings_reference_is_current():
     result = subprocess.run([sys.executable, "scripts/settings_reference.py", "--check"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_layer_diagram_is_current():
+    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "layer_diagram.py"), "--check"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr

@@ -67,7 +67,7 @@ def _after_not_delivered(session: Session, row: OutboxMessage, report: DeliveryR
     patient = session.get(Patient, row.patient_id) if row.patient_id else None
     if patient is None:
         return
-    if report.unsubscribed:
+    if report.unsubscribed and row.channel in consent.TEXT_CHANNELS:
         consent.opt_out(patient, row.channel, now,
                         how=f"(the carrier reported the number unsubscribed, error {report.error_code})")
     if plan_fallback_twin(session, row, patient, now):
