@@ -286,8 +286,11 @@ def test_two_dispatcher_and_sender_loops_send_each_due_row_once(pg_settings, pg_
     lock = threading.Lock()
 
     def loop(me: int):
+        # Built before the threads start together, so that neither starts claiming while the other
+        # is still setting up its sender (one loop could otherwise claim every row by itself).
+        sender = Sender(pg_sessions, pg_settings, channel.channels())
+
         def run():
-            sender = Sender(pg_sessions, pg_settings, channel.channels())
             while True:
                 with pg_sessions() as session:
                     ids = claim_due(session, NOW, limit=20)
