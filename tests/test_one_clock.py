@@ -8,7 +8,8 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[1] / "reminders" / "web"
 THE_CLOCK = WEB / "context.py"
-OTHER_CLOCKS = re.compile(r"\b(utcnow|system_now|datetime\.now|datetime\.utcnow|date\.today)\(")
+# A clock read directly, or the app's clock looked up by hand instead of through request_clock.
+OTHER_CLOCKS = re.compile(r"\b(utcnow|system_now|datetime\.now|datetime\.utcnow|date\.today)\(|[\"']CLOCK[\"']")
 
 
 def other_clocks() -> list[str]:
@@ -29,4 +30,5 @@ def test_the_web_app_reads_the_time_only_through_request_now():
 def test_the_check_sees_a_clock_read_directly():
     assert OTHER_CLOCKS.search("    now = utcnow()")
     assert OTHER_CLOCKS.search("day = datetime.now(tz).date()")
+    assert OTHER_CLOCKS.search('    clock = current_app.config.get("CLOCK")')
     assert not OTHER_CLOCKS.search("    now = request_now()")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from typing import Callable
 
 from flask import abort, current_app, g
 from sqlalchemy.orm import Session
@@ -41,10 +42,15 @@ def settings() -> Settings:
     return current_app.extensions["reminders.settings"]
 
 
+def request_clock() -> Callable[[], datetime]:
+    """The app's clock: app.config["CLOCK"] (a callable returning an aware UTC datetime) or utcnow.
+    Work the request starts in a thread of its own keeps reading this clock."""
+    return current_app.config.get("CLOCK") or utcnow
+
+
 def request_now() -> datetime:
-    """The request's clock: app.config["CLOCK"] (a callable returning an aware UTC datetime) or now."""
-    clock = current_app.config.get("CLOCK")
-    return clock() if clock else utcnow()
+    """The request's time, on the app's clock."""
+    return request_clock()()
 
 
 def send_alerts_now(ids: list[int], now: datetime, what: str = "crisis alerts") -> None:

@@ -2,32 +2,25 @@
 request (intake.import_jobs); the report page refreshes itself until the job is done."""
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from reminders.intake import import_jobs
 from reminders.intake.csv_file import MAX_FILE_BYTES, UnusableFile
 from reminders.intake.records import VisitWindow
-from reminders.models import ImportJob, ImportJobRow, utcnow
-from reminders.web.context import db, settings
+from reminders.models import ImportJob, ImportJobRow
+from reminders.web.context import db, found, request_clock, request_now, settings
 from reminders.web.staff import audit
 from reminders.web.staff.visit_pages import bp
 
 REPORT_ROWS_SHOWN = 2000
 
 
-def _clock():
-    from flask import current_app
-
-    clock = current_app.config.get("CLOCK")
-    return clock or utcnow
-
-
 def _start_job(job_id: int) -> None:
     from flask import current_app
 
     s = settings()
-    import_jobs.run_in_thread(current_app.extensions["reminders.sessions"], job_id, _clock(),
+    import_jobs.run_in_thread(current_app.extensions["reminders.sessions"], job_id, request_clock(),
                               phone_region=s.default_phone_region, series_length=s.induction_series_length,
                               window=lambda now: VisitWindow.from_settings(s, now), settings=s)
 
@@ -38,7 +31,7 @@ def _recent_jobs() -> list[ImportJob]:
 
 @bp.route("/visits/import", methods=["GET", "POST"])
 def import_csv():
-    now = _clock()()
+    now = request_now()
     if request.method == "GET":
         return render_template("staff/import.html", error=None, filename="", jobs=_recent_jobs(), now=now,
                                state=import_jobs.state)
@@ -62,17 +55,10 @@ def import_csv():
     return redirect(url_for("visits.import_report", job_id=job.id), 303)
 
 
-def _get_job(job_id: int) -> ImportJob:
-    job = db().get(ImportJob, job_id)
-    if job is None:
-        abort(404)
-    return job
-
-
 @bp.get("/visits/imports/<int:job_id>")
 def import_report(job_id: int):
-    job = _get_job(job_id)
-    now = _clock()()
+    job = found(ImportJob, job_id)
+    now = request_now()
     rows = list(db().scalars(select(ImportJobRow).where(ImportJobRow.job_id == job.id)
                              .order_by(ImportJobRow.line).limit(REPORT_ROWS_SHOWN + 1)))
     return render_template("staff/import_job.html", job=job, state=import_jobs.state(job, now),
@@ -84,8 +70,8 @@ def import_report(job_id: int):
 @bp.post("/visits/imports/<int:job_id>/run")
 def run_import_again(job_id: int):
     session = db()
-    job = _get_job(job_id)
-    if import_jobs.queue_again(session, job, _clock()()):
+    job = found(ImportJob, job_id)
+    if import_jobs.queue_again(session, job, request_now()):
         audit.record("rerun_import", "import_job", job.id)
         session.commit()
         _start_job(job.id)
