@@ -50,7 +50,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
         broker_transport_options={"visibility_timeout": 3600, "socket_connect_timeout": 3, "socket_timeout": 10},
         timezone="UTC",
-        beat_schedule={"pass-every-minute": {"task": RUN_PASS_TASK, "schedule": 60.0}},
+        # A pass still waiting in the queue when the next is due is dropped: the next one does its work.
+        beat_schedule={"pass-every-minute": {"task": RUN_PASS_TASK, "schedule": float(settings.pass_seconds),
+                                             "options": {"expires": float(settings.pass_seconds)}}},
         worker_hijack_root_logger=False,
         task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
         task_time_limit=TASK_TIME_LIMIT,
@@ -128,7 +130,7 @@ def _beat_started(sender=None, **_kwargs) -> None:
 
 @after_task_publish.connect(dispatch_uid="reminders.beat_seen_with_each_pass")
 def _beat_handed_out_a_pass(sender=None, **_kwargs) -> None:
-    """Beat handed out its pass (every 60 s): beat is seen, whether or not a worker takes it."""
+    """Beat handed out its pass (every PASS_SECONDS): beat is seen, whether or not a worker takes it."""
     url = getattr(_beat_thread, "broker_url", None)
     if url and sender == RUN_PASS_TASK:
         heartbeats.mark(url, heartbeats.BEAT)

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from reminders.channel_specs import WHATSAPP
 from reminders.zones import check_time_zone
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -258,6 +259,10 @@ class Settings(BaseSettings):
     provider_probe_max_seconds: int = Field(
         default=300, ge=1,
         description="the longest wait between two probes of a paused channel")
+    pass_seconds: int = Field(
+        default=60, ge=1, le=3600,
+        description=("beat (and `reminders run`'s scheduler) starts a pass this often: plans what is due and "
+                     "hands it to the workers; a minute suits every clinic, tests use a few seconds"))
     stale_send_minutes: int = Field(
         default=10,
         description="a send still in hand this long after its worker stopped is shown to staff as unknown")
@@ -414,7 +419,7 @@ class Settings(BaseSettings):
     @field_validator("fhir_appointment_types", mode="before")
     @classmethod
     def _fhir_types(cls, value):
-        from reminders.fhir.settings import parse_appointment_types
+        from reminders.fhir_settings import parse_appointment_types
 
         return parse_appointment_types(value)
 
@@ -467,7 +472,7 @@ class Settings(BaseSettings):
     @field_validator("twilio_whatsapp_from")
     @classmethod
     def _whatsapp_sender(cls, value: str) -> str:
-        value = value.strip().removeprefix("whatsapp:")
+        value = value.strip().removeprefix(WHATSAPP.address_prefix)
         if value and not re.fullmatch(r"\+[1-9]\d{6,14}", value):
             raise ValueError(f"TWILIO_WHATSAPP_FROM {value!r} must be a number in E.164 form, like +15550100100")
         return value
@@ -543,7 +548,7 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
         "data_dir", "database_url", "database_statement_timeout_seconds",
         "database_idle_in_transaction_timeout_seconds", "redis_url", "secret_key", "mfa_required",
         "retention_days", "metrics_token", "prometheus_multiproc_dir", "trusted_proxy_hops",
-        "outbox_dir", "templates_dir", "stale_send_minutes", "send_max_attempts",
+        "outbox_dir", "templates_dir", "pass_seconds", "stale_send_minutes", "send_max_attempts",
         "provider_failure_threshold", "provider_probe_max_seconds",
     ),
 }

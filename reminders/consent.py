@@ -1,8 +1,9 @@
 """A patient's consent to texts: the one place that opts a patient out or back in.
 
-SMS and WhatsApp both reach the phone number, and one consent covers both (a STOP on either stops
-texts on both: reminders.channels.kinds.reachable). Email has no opt-out of its own here: a
-patient who wants no email has no address on record.
+Every text channel (a spec with `is_text`, reminders.channel_specs: SMS and WhatsApp) reaches the
+phone number, and one consent covers them all (a STOP on either stops texts on both:
+reminders.channels.kinds.reachable). Email has no opt-out of its own here: a patient who wants no
+email has no address on record.
 
 The columns (reminders.models.patients.Patient): `sms_opted_out`, when it last went out
 (`opted_out_at`) and in (`opted_in_at`), and the words that opted out (`opt_out_text`: the
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from reminders.channel_specs import is_text_channel, text_channels
 from reminders.models import Patient
 
-TEXT_CHANNELS = ("sms", "whatsapp")
 OPT_OUT_TEXT_LIMIT = 160  # Patient.opt_out_text's length
 
 
@@ -49,5 +50,5 @@ def opt_out_erased(patient: Patient, now: datetime) -> None:
 
 
 def _check_channel(channel: str) -> None:
-    if channel not in TEXT_CHANNELS:
-        raise ValueError(f"no consent is kept for the {channel!r} channel, only for texts ({', '.join(TEXT_CHANNELS)})")
+    if not is_text_channel(channel):
+        raise ValueError(f"no consent is kept for the {channel!r} channel, only for texts ({', '.join(text_channels())})")

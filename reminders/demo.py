@@ -20,14 +20,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reminders import scales as catalogue
 from reminders.config import Settings
 from reminders.db import session_scope
 from reminders.intake.records import AppointmentRecord, PatientRecord
 from reminders.intake.upsert import upsert_appointment, upsert_patient
-from reminders.measures import scales as catalogue
 from reminders.models import Appointment, Patient, Questionnaire, StaffUser, utcnow
 from reminders.models.measures import BY_LINK, COMPLETED
-from reminders.planning.quiet_hours import QuietHours
+from reminders.timing.quiet_hours import QuietHours
 
 # Demo patients live where it is daytime now, so the first tick is not held by quiet hours.
 DAYTIME_ZONES = ("America/New_York", "America/Los_Angeles", "Europe/London", "Asia/Tokyo", "Australia/Sydney", "Asia/Kolkata")

@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from reminders.channel_specs import is_text_channel
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES, ATTENDED_OR_PENDING, AppointmentStatus
-from reminders.models.outbox import TEXT_CHANNELS
-from reminders.planning.rules import PLAN_MAINTENANCE, RuleSettings, counts_as_attended_at, is_unmarked
+from reminders.timing.rules import PLAN_MAINTENANCE, RuleSettings, counts_as_attended_at, is_unmarked
 from reminders.visits.series import is_last_induction, series_position
 
 NUDGE_RULE = "rebook_nudge"
@@ -165,7 +165,7 @@ def _nudges(session: Session, appointment_ids: list[int]) -> dict[int, OutboxMes
     ).all()
     nudges: dict[int, OutboxMessage] = {}
     for row in rows:  # the text if there is one, else the email
-        if row.appointment_id not in nudges or row.channel in TEXT_CHANNELS:
+        if row.appointment_id not in nudges or is_text_channel(row.channel):
             nudges[row.appointment_id] = row
     return nudges
 

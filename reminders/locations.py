@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from reminders.channel_specs import without_address_prefix
 from reminders.config import Settings
 from reminders.models import Appointment, Location, staff_user_locations
 from reminders.models.appointments import ACTIVE_STATUSES
@@ -153,7 +154,7 @@ class LocationBook:
 
     def by_sender(self, number: str | None) -> int | None:
         """The location whose sending number a text was sent to (None: the default, or not known)."""
-        number = (number or "").strip().removeprefix("whatsapp:")
+        number = without_address_prefix((number or "").strip())
         if not number or number == self.settings.twilio_from:
             return None  # the clinic's own number is every location's that has none of its own
         owners = [place.id for place in self.places.values() if place.settings.twilio_from == number]

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
+from reminders.channel_specs import SMS
 from reminders.models import Appointment, InboundMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES, AppointmentStatus
 from reminders.preparation import clock, date_words
@@ -70,7 +71,7 @@ def _open(session: Session, task: InboundMessage | None, appointment: Appointmen
         if now - appointment.ends_at > TASK_WITHIN:
             return
         session.add(InboundMessage(
-            message_sid=task_sid(appointment.id), from_number=patient.phone or "", channel="sms",
+            message_sid=task_sid(appointment.id), from_number=patient.phone or "", channel=SMS.name,
             body=task_text(appointment, patient, series_length), received_at=now, patient_id=patient.id,
             appointment_id=appointment.id, classification=TASK, needs_staff=True, priority=0,
         ))

@@ -1,7 +1,7 @@
 """Marking a visit completed or no-show, and undoing it for a few minutes (NO_SHOW_UNDO_MINUTES).
 
 Staff mark a visit from Today or the patient's page; a mistaken no-show must not reach the
-patient: "we missed you" waits until the undo window has closed (reminders.planning.rules,
+patient: "we missed you" waits until the undo window has closed (reminders.timing.rules,
 `_missed_visit_time`), and an undo puts back the status the visit had (scheduled or confirmed),
 so the planner withdraws the text before it goes.
 """

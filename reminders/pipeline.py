@@ -15,14 +15,14 @@ from reminders.channels import Channel
 from reminders.config import Settings
 from reminders.db import session_factory
 from reminders.dispatch import Dispatcher, in_process
-from reminders.inbound.escalations import plan_due_alerts
+from reminders.escalations import plan_due_alerts
 from reminders.models import OutboxMessage
 from reminders.models.outbox import Kind
 from reminders.inbound.replies import unanswered_reasks_to_staff
 from reminders.outbox.moves import mark_unknown_sends, release_unhanded, requeue_lost
 from reminders.provider_health import claim_due
 from reminders.planning.planner import plan_pending, planning_budget
-from reminders.planning.rules import RuleSettings
+from reminders.timing.rules import RuleSettings
 from reminders.sending import BATCH_SECONDS
 
 # A row claimed this long ago and never handed to its provider belongs to a worker that stopped: a
@@ -31,11 +31,16 @@ UNHANDED_AFTER = timedelta(seconds=BATCH_SECONDS + 60)
 # A round hands out up to claim_due's limit; sending can plan more (an email in place of a
 # refused text), so a pass repeats until nothing due is left, up to this many rounds.
 MAX_ROUNDS = 50
-# A scheduled pass (beat's every minute, `reminders run`'s) plans for at most this long, then hands
-# out what is due: a large import is planned over several passes, soonest visits first, and never
-# holds up reminders already planned or a re-alert to staff. The summary's `planning_unfinished`
-# says visits are still marked. `reminders tick` plans everything.
+# A scheduled pass (beat's every PASS_SECONDS, `reminders run`'s) plans for at most this long (and
+# at most a third of the time to the next pass, so that passes do not pile up), then hands out what
+# is due: a large import is planned over several passes, soonest visits first, and never holds up
+# reminders already planned or a re-alert to staff. The summary's `planning_unfinished` says visits
+# are still marked. `reminders tick` plans everything.
 SCHEDULED_PLANNING_SECONDS = 20.0
+
+
+def scheduled_planning_seconds(settings: Settings) -> float:
+    return min(SCHEDULED_PLANNING_SECONDS, settings.pass_seconds / 3)
 
 
 def prepare(session: Session, settings: Settings, now: datetime,
@@ -78,13 +83,13 @@ def run_pass(settings: Settings, now: datetime, *, sessions: sessionmaker[Sessio
 
     With no dispatcher the rows are sent in this process (`reminders tick`); the Celery beat task
     passes the workers' dispatcher. A scheduled pass (by default, one given a dispatcher: beat's,
-    `reminders run`'s) plans for at most SCHEDULED_PLANNING_SECONDS; otherwise every visit marked
+    `reminders run`'s) plans for at most scheduled_planning_seconds; otherwise every visit marked
     is planned first. Returns counts by outcome."""
     scheduled = dispatcher is not None if scheduled is None else scheduled
     sessions = sessions or session_factory(settings.effective_database_url)
     dispatcher = dispatcher or in_process(settings, sessions, channels)
     with sessions() as session:
-        summary = Counter(prepare(session, settings, now, SCHEDULED_PLANNING_SECONDS if scheduled else None))
+        summary = Counter(prepare(session, settings, now, scheduled_planning_seconds(settings) if scheduled else None))
         for _round in range(MAX_ROUNDS):
             ids = due_ids(session, now)
             # No transaction stays open while they are sent (in this process that can take minutes):

@@ -27,14 +27,14 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from reminders.channel_specs import SPECS
 from reminders.models import Appointment, OutboxMessage, ProviderHealth
 from reminders.models.outbox import PENDING_STATUSES, Kind, Status
 from reminders.outbox import moves
-from reminders.planning.retries import backoff, delivery_deadline, gave_up_reason
+from reminders.timing.retries import backoff, delivery_deadline, gave_up_reason
 
 log = logging.getLogger(__name__)
 
-PROVIDER_NAMES = {"sms": "SMS provider", "email": "Email server"}
 # A probe whose process died before it reported back frees the way for another after this.
 PROBE_LEASE = timedelta(minutes=2)
 # A Retry-After longer than this is read as this (a wrong header must not pause the clinic a day).
@@ -43,11 +43,14 @@ RETRYING = moves.RETRYING
 
 
 def provider_name(channel: str) -> str:
-    return PROVIDER_NAMES.get(channel, f"{channel} provider")
+    """"SMS provider", "Email server": the channel's provider as a heading (its spec)."""
+    spec = SPECS.get(channel)
+    return spec.provider_title if spec is not None else f"{channel} provider"
 
 
 def hold_reason(channel: str) -> str:
-    name = {"sms": "the SMS provider", "email": "the email server"}.get(channel, f"the {channel} provider")
+    spec = SPECS.get(channel)
+    name = spec.provider if spec is not None and spec.provider else f"the {channel} provider"
     return f"waiting for {name} to answer again"
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import and_, exists, func, inspect, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from reminders import checkins, consent
-from reminders.inbound import escalations
+from reminders import escalations
 from reminders.models import (Appointment, AuditEntry, CheckIn, Course, Escalation, InboundMessage, OutboxMessage,
                               Patient, Questionnaire, utcnow)
 from reminders.models.outbox import PENDING_STATUSES, Status

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class MinuteScheduler(threading.Thread):
-    """Runs a pass at the start of every minute until stopped.
+    """Runs a pass every PASS_SECONDS (on the minute, by default) until stopped.
 
     It is this process's worker and beat both: each minute marks them seen in `heartbeats` (and
     `last_pass` once the pass is done), which /healthz reports (reminders.heartbeats)."""
@@ -48,7 +48,13 @@ class MinuteScheduler(threading.Thread):
                     log.info("pass at %s: %s", now.isoformat(timespec="seconds"), summary)
             except Exception:  # noqa: BLE001 - the scheduler must outlive a bad pass
                 log.exception("pass at %s failed; the next one will try again", now.isoformat(timespec="seconds"))
-            self.stopping.wait(60 - utcnow().second)
+            self.stopping.wait(self.until_next_pass())
+
+    def until_next_pass(self) -> float:
+        """Seconds to the next pass: passes start on the minute (on a multiple of PASS_SECONDS)."""
+        every = self.settings.pass_seconds
+        now = utcnow().timestamp()
+        return every - now % every
 
     def stop(self) -> None:
         self.stopping.set()

@@ -13,24 +13,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- layers: written by scripts/layer_diagram.py -->", "<!-- /layers -->"
 WIDTH = 92
-# Packages whose every module shares one layer are shown as one entry.
-COLLAPSED = ("reminders.web.staff.", "reminders.migrations.versions.")
 
 
-def short(module: str) -> str:
-    if module == "reminders":
+def short(entry: str) -> str:
+    """A layer's entry as the page shows it: a package as its folder (`outbox/`), a module by name."""
+    if entry == "reminders":
         return "reminders (the package)"
-    return module.removeprefix("reminders.").replace(".", "/")
+    name = entry.removeprefix("reminders.")
+    return f"{name}/" if (ROOT / "reminders" / name).is_dir() else name
 
 
 def shown(members: tuple[str, ...]) -> list[str]:
-    names: list[str] = []
-    for member in members:
-        prefix = next((p for p in COLLAPSED if member.startswith(p)), None)
-        name = short(prefix + "*") if prefix else short(member)
-        if name not in names:
-            names.append(name)
-    return names
+    return [short(member) for member in members]
 
 
 def diagram(layers) -> str:

@@ -529,7 +529,7 @@ def app_clock(settings):
 
     started = utcnow()
     try:
-        from reminders.planning.quiet_hours import QuietHours
+        from reminders.timing.quiet_hours import QuietHours
 
         shifted = QuietHours().next_allowed(started, settings.clinic_timezone)
     except Exception:  # noqa: BLE001 - an older or newer checkout: the real clock

@@ -3,6 +3,8 @@ the Flask app, an injected clock, and the fake providers from tests/fixtures/cha
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -41,8 +43,17 @@ def clean_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MEASURES_ENABLED", "false")
     reset_settings()
     yield
+    stop_alert_watches()
     reset_settings()
     dispose_engines()
+
+
+def stop_alert_watches() -> None:
+    """A web app's watch on its crisis alerts (reminders.dispatch: sent from the web process when no
+    worker claims them in a few seconds) must not fire into the next test's database."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer) and thread.name == "reminders-alert-watch":
+            thread.cancel()
 
 
 @pytest.fixture
@@ -60,18 +71,100 @@ def configure(monkeypatch):
     return apply
 
 
-@pytest.fixture
-def settings(configure, tmp_path) -> Settings:
+# -- migrated databases ------------------------------------------------------------------------
+# Every test gets a database at the migrations' head with nothing of another test's in it. Running
+# the migrations takes a third of a second, so each test process runs them once: SQLite tests get
+# a copy of a migrated file, PostgreSQL tests the process's migrated database emptied
+# (tests/test_migrations.py runs the migrations for real, on empty databases).
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
     from reminders.migrations import upgrade
 
-    result = configure(DATABASE_URL=f"sqlite:///{tmp_path / 'reminders.db'}")
-    upgrade(result.effective_database_url)
-    return result
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    upgrade(f"sqlite:///{path}")
+    dispose_engines()
+    return path
+
+
+def migrated_sqlite_url(template, path) -> str:
+    """A copy of the migrated template at `path` (SQLite's backup: whole even in WAL mode)."""
+    with sqlite3.connect(template) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    source.close()
+    copy.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A PostgreSQL database of this test process's own, migrated once, with what the migrations
+    store (the clinic's first saved replies) kept aside to put back after each test."""
+    from reminders.migrations import upgrade
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        tables = connection.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")).scalars().all()
+        sequences = connection.execute(text(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")).scalars().all()
+        seeded = {table: connection.execute(text(f'SELECT * FROM "{table}"')).mappings().all() for table in tables}
+    yield MigratedPostgres(url, engine, tables, sequences, {table: rows for table, rows in seeded.items() if rows})
+    engine.dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+class MigratedPostgres:
+    def __init__(self, url, engine, tables, sequences, seeded):
+        self.url, self.engine, self.seeded = url, engine, seeded
+        # Rows are deleted with the foreign keys' triggers off (the tables are small: far quicker
+        # than TRUNCATE, which makes new files for every table and index).
+        self.delete_all = text("; ".join(f'DELETE FROM "{table}"' for table in tables))
+        self.restart_ids = text("; ".join(f'ALTER SEQUENCE "{sequence}" RESTART' for sequence in sequences))
+
+    def empty(self) -> None:
+        """Back to just after the migrations: every row gone, ids from 1, the seeded rows back."""
+        with self.engine.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            connection.execute(text("SET LOCAL session_replication_role = replica"))
+            connection.execute(self.delete_all)
+            connection.execute(self.restart_ids)
+            for table, rows in self.seeded.items():
+                columns = list(rows[0].keys())
+                connection.execute(
+                    text(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(":" + c for c in columns)})'),
+                    [dict(row) for row in rows])
+                if "id" in columns:
+                    connection.execute(text(f"SELECT setval(pg_get_serial_sequence(:table, 'id'), :last)"),
+                                       {"table": f'"{table}"', "last": max(row["id"] for row in rows)})
+            connection.commit()
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_database):
+    """The test process's migrated PostgreSQL database, emptied for this test."""
+    postgres_database.empty()
+    yield postgres_database.url
+    dispose_engines()
+
+
+@pytest.fixture
+def settings(configure, tmp_path, sqlite_template) -> Settings:
+    return configure(DATABASE_URL=migrated_sqlite_url(sqlite_template, tmp_path / "reminders.db"))
 
 
 @pytest.fixture
 def postgres_url():
-    """A PostgreSQL schema of the test's own, dropped afterwards."""
+    """An empty PostgreSQL schema of the test's own, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -84,12 +177,8 @@ def postgres_url():
 
 
 @pytest.fixture
-def pg_settings(configure, postgres_url) -> Settings:
-    from reminders.migrations import upgrade
-
-    result = configure(DATABASE_URL=postgres_url)
-    upgrade(postgres_url)
-    return result
+def pg_settings(configure, migrated_postgres_url) -> Settings:
+    return configure(DATABASE_URL=migrated_postgres_url)
 
 
 def both_databases():
@@ -97,13 +186,10 @@ def both_databases():
     `settings = both_databases()` in the module."""
 
     @pytest.fixture(name="settings", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-    def settings_on_both(request, configure, tmp_path) -> Settings:
-        from reminders.migrations import upgrade
-
-        url = f"sqlite:///{tmp_path / 'reminders.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-        result = configure(DATABASE_URL=url)
-        upgrade(url)
-        return result
+    def settings_on_both(request, configure, tmp_path, sqlite_template) -> Settings:
+        if request.param == "sqlite":
+            return configure(DATABASE_URL=migrated_sqlite_url(sqlite_template, tmp_path / "reminders.db"))
+        return configure(DATABASE_URL=request.getfixturevalue("migrated_postgres_url"))
 
     return settings_on_both
 

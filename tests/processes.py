@@ -57,7 +57,10 @@ DUE_RULE = "maintenance_24h"  # (the 7-day one is overdue too: only the latest g
 LATER_PASS = timedelta(minutes=11)  # past the dispatcher's 10-minute requeue and unknown sweep
 
 START_WAIT = 60.0  # a process is up
-BEAT_WAIT = 150.0  # beat's next pass may be 60 s away; the pass and the sends take more
+# Beat starts a pass every PASS_SECONDS (a minute for clinics): the processes here pass every few
+# seconds, so what is due goes within seconds, as a clinic's goes within a minute.
+PASS_SECONDS = 2
+BEAT_WAIT = 60.0  # generous: beat's next pass is PASS_SECONDS away; the pass and the sends take more
 CRISIS_WAIT = 60.0  # the promise to staff
 REALERT_WAIT = 20.0  # a follow-up that adds something pages again at once, not at the next 15-minute round
 _CLINIC_TODAY = datetime.now(ZoneInfo("America/New_York")).weekday()
@@ -424,6 +427,7 @@ def clinic_environment(base: Path, database_url: str, redis_url: str, web_url: s
         "PYTHONUNBUFFERED": "1",
         "REMINDERS_DATA_DIR": str(base / "data"),
         "SECRET_KEY": "process-test-secret",
+        "PASS_SECONDS": str(PASS_SECONDS),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
@@ -437,7 +441,7 @@ def clinic_environment(base: Path, database_url: str, redis_url: str, web_url: s
         "PUBLIC_BASE_URL": web_url,
         "STAFF_ALERT_PHONES": STAFF_PHONE,
         "STAFF_ALERT_EMAILS": STAFF_EMAIL,
-        # Start and end equal: quiet hours never contain an instant (planning/quiet_hours.py).
+        # Start and end equal: quiet hours never contain an instant (timing/quiet_hours.py).
         "QUIET_HOURS_START": "00:00",
         "QUIET_HOURS_END": "00:00",
         "SMS_PER_SECOND": "1000",  # the test number's 1 a second would only slow the test down

@@ -11,16 +11,11 @@ from sqlalchemy import select
 
 from reminders.models import AuditEntry, OutboxMessage
 from reminders.models.outbox import Kind
-from tests.fixtures.staff import add_patient, add_visit, csrf_token, signed_in
+from tests.fixtures.staff import add_patient, add_visit, csrf_token
 from tests.test_saved_replies import LATE_NY, NOON_NY, clock  # noqa: F401 - the same clinic clock
 
 TUESDAY = "2026-11-03"
 SNOW = "The clinic is closed tomorrow because of snow; we will call you to rebook."
-
-
-@pytest.fixture
-def nurse(app, sessions):
-    return signed_in(app, sessions, "nurse@clinic.test", "staff")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reminders.channels.segments import sms_length
+from reminders.text_segments import sms_length
 from tests.course_simulation import (MEDICATIONS, MISSED, MOVED, PEOPLE, VISITS, Delivery, Simulation, course_settings,
                                      local, visit_start)
 

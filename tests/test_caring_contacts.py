@@ -13,7 +13,7 @@ from reminders.intake.records import AppointmentRecord, PatientRecord
 from reminders.intake.upsert import upsert_appointment, upsert_patient
 from reminders.models import CheckIn
 from reminders.pipeline import run_pass
-from reminders.planning.spreading import SPREAD_ORDER, spread_rank
+from reminders.timing.spreading import SPREAD_ORDER, spread_rank
 from tests.conftest import at
 from tests.helpers import outbox
 

@@ -1,5 +1,7 @@
 """Channels against real protocol partners: the twilio library against a fake Twilio API,
-smtplib against an aiosmtpd server, and the local outbox on disk."""
+smtplib against an aiosmtpd server, and the local outbox on disk. A channel is its spec: a new one
+registered here alone is read by the template store and by consent; a provider's webhooks sit
+behind one small interface, registered by the web app at the URLs the provider calls."""
 from __future__ import annotations
 
 import email
@@ -13,12 +15,22 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
+from reminders import consent
 from reminders.calendar import visit_ics
+from reminders.channel_specs import (
+    EMAIL, SMS, SPECS, WHATSAPP, ChannelSpec, TemplatePart, channel_of_address, is_text_channel, template_suffixes,
+    text_channels, without_address_prefix,
+)
 from reminders.channels import Attachment, DeliveryError, OutgoingMessage, channels_for
+from reminders.channels.base import WebhookRequest
 from reminders.channels.local_outbox import LocalOutbox, read_outbox
 from reminders.channels.smtp_email import SMTPEmail
 from reminders.channels.twilio.client import TwilioMessaging
+from reminders.channels.twilio.webhooks import TwilioWebhooks
 from reminders.config import Settings
+from reminders.models import Patient
+from reminders.rendering import TemplateStore, message_templates
+from reminders.web.staff.template_samples import base_name, part_of, segmented
 
 PATIENT_PHONE = "+15558675309"
 PATIENT_EMAIL = "ann.patient@example.org"
@@ -403,3 +415,100 @@ def test_visit_ics_has_a_reminder_two_hours_before():
     assert str(cal["method"]) == "PUBLISH" and str(cal["version"]) == "2.0"
     [alarm] = cal.walk("VALARM")
     assert alarm.decoded("trigger") == timedelta(hours=-2)
+
+
+# ---------------------------------------------------------------- a channel is its spec
+
+# A channel the service does not have: a text channel to the phone, for patients who chose it,
+# with a wording of its own where a rule has one (else the SMS text).
+SIGNAL = ChannelSpec(
+    name="signal", contact="phone", template_suffix="signal", parts=(TemplatePart("signal", ".signal.j2", "Signal"),),
+    is_text=True, carries_calendar=False, counts_segments=False, reports_delivery=False, fallback="sms",
+    template_fallback="sms", label="Signal message", chosen_only=True)
+
+
+@pytest.fixture
+def signal(monkeypatch):
+    """The new channel, registered for this test only: nothing else is touched."""
+    monkeypatch.setitem(SPECS, SIGNAL.name, SIGNAL)
+    return SIGNAL
+
+
+def test_a_new_channel_is_one_spec_its_suffix_read_by_the_template_store(signal, tmp_path):
+    (tmp_path / "welcome.sms.j2").write_text("Welcome, {{ patient.first_name }}.")
+    store = TemplateStore(tmp_path)
+    assert message_templates(store, "welcome", None, signal) == {"body": "welcome.sms.j2"}  # the SMS wording
+    (tmp_path / "welcome.signal.j2").write_text("Welcome on Signal, {{ patient.first_name }}.")
+    assert message_templates(store, "welcome", None, signal) == {"body": "welcome.signal.j2"}
+    # The templates admin files it as the channel's part, under its base name, not as an email text.
+    assert (part_of("es/welcome.signal.j2"), base_name("es/welcome.signal.j2")) == ("signal", "welcome")
+    assert template_suffixes()["signal"] == ".signal.j2" and not segmented("welcome.signal.j2")
+
+
+def test_a_new_channel_is_one_spec_its_text_ness_read_by_consent(signal):
+    now = datetime(2026, 3, 2, 15, tzinfo=timezone.utc)
+    patient = Patient(first_name="Ann", phone=PATIENT_PHONE, timezone="America/New_York",
+                      preferred_channel="sms", sms_opted_out=False)
+    assert consent.opt_out(patient, signal.name, now, how="STOP") and patient.sms_opted_out
+    assert consent.opt_in(patient, signal.name, now) and not patient.sms_opted_out
+    assert signal.name in text_channels() and is_text_channel(signal.name)
+    with pytest.raises(ValueError, match="only for texts"):
+        consent.opt_out(patient, EMAIL.name, now, how="STOP")
+    # Chosen only: a phone alone reaches SMS, not the new channel.
+    assert patient.channels() == {SMS.name}
+
+
+def test_without_the_spec_the_channel_is_unknown_everywhere():
+    assert "signal" not in text_channels() and "signal" not in template_suffixes()
+    with pytest.raises(ValueError):
+        consent.opt_out(Patient(first_name="Ann"), "signal", datetime.now(timezone.utc), how="STOP")
+
+
+def test_the_specs_own_the_provider_s_address_prefix():
+    assert channel_of_address("whatsapp:+15558675309") == WHATSAPP.name
+    assert channel_of_address("+15558675309") == SMS.name
+    assert without_address_prefix("WhatsApp:+15558675309") == PATIENT_PHONE
+
+
+# ---------------------------------------------------------------- a provider's webhooks
+
+def _twilio_hooks(settings_from) -> TwilioWebhooks:
+    return TwilioWebhooks(settings_from(TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN="t" * 32,
+                                        PUBLIC_BASE_URL="https://clinic.test"))
+
+
+def _hook_request(path: str, form: dict, query: str = "", signature: str | None = None) -> WebhookRequest:
+    headers = {"X-Twilio-Signature": signature} if signature else {}
+    args = dict(pair.split("=", 1) for pair in query.split("&")) if query else {}
+    return WebhookRequest(path=path, full_path=path + (f"?{query}" if query else ""), form=form, args=args,
+                          headers=headers)
+
+
+def test_twilio_webhooks_validate_and_parse_behind_the_providers_interface(settings_from):
+    from twilio.request_validator import RequestValidator
+
+    hooks = _twilio_hooks(settings_from)
+    form = {"MessageSid": "SM1", "From": "whatsapp:" + PATIENT_PHONE, "To": "whatsapp:+15550100100", "Body": "C",
+            "AccountSid": hooks.account_sid}
+    signed = RequestValidator(hooks.auth_token).compute_signature("https://clinic.test/twilio/sms", form)
+    assert hooks.validate_request(_hook_request("/twilio/sms", form, signature=signed)) is None
+    assert "no X-Twilio-Signature" in hooks.validate_request(_hook_request("/twilio/sms", form))
+    [text] = hooks.parse_events(_hook_request("/twilio/sms", form))
+    assert (text.channel, text.from_number, text.body) == (WHATSAPP.name, PATIENT_PHONE, "C")
+    status = {"MessageSid": "SM1", "MessageStatus": "delivered", "AccountSid": hooks.account_sid}
+    [report] = hooks.parse_events(_hook_request("/twilio/status", status, query="outbox_id=7"))
+    assert (report.outbox_id, report.provider_id, report.state) == (7, "SM1", "delivered")
+    [far] = hooks.parse_events(_hook_request("/twilio/status", status, query=f"outbox_id={2**31}"))
+    assert far.outbox_id is None  # never one of ours: found by its message id
+    body, mimetype = hooks.answer("Thanks")
+    assert mimetype == "application/xml" and "<Message>Thanks</Message>" in body
+
+
+def test_the_web_app_posts_to_each_provider_s_routes_at_the_urls_its_console_has():
+    from reminders.web import create_app
+
+    app = create_app(Settings(), {"TESTING": True})
+    posted = {rule.rule for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
+    assert {"/twilio/sms", "/twilio/status"} <= posted  # set in clinics' Twilio consoles: never moved
+    assert {route.path for route in TwilioWebhooks.routes} == {"/twilio/sms", SMS.status_callback_path}
+    assert WHATSAPP.status_callback_path == SMS.status_callback_path == "/twilio/status"

@@ -26,7 +26,7 @@ from reminders.outbox.moves import REQUEUE_AFTER
 from reminders.provider_health import claim_due
 from reminders.outbox import appointment_key
 from reminders.planning.planner import plan_appointment, plan_pending, wanted_messages
-from reminders.planning.rules import RuleSettings
+from reminders.timing.rules import RuleSettings
 from reminders.sending import Sender, backoff, retry_delay
 
 pytestmark = pytest.mark.postgres
@@ -284,16 +284,22 @@ def test_two_dispatcher_and_sender_loops_send_each_due_row_once(pg_settings, pg_
     claimed: dict[int, list[int]] = {0: [], 1: []}
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
+    # Each loop holds its first batch until the other has claimed one too: the race is then between
+    # two loops that are both running (the thread scheduler could otherwise let one loop claim every
+    # row before the other starts).
+    both_claimed = threading.Barrier(2, timeout=60)
 
     def loop(me: int):
-        # Built before the threads start together, so that neither starts claiming while the other
-        # is still setting up its sender (one loop could otherwise claim every row by itself).
         sender = Sender(pg_sessions, pg_settings, channel.channels())
 
         def run():
+            first = True
             while True:
                 with pg_sessions() as session:
                     ids = claim_due(session, NOW, limit=20)
+                if first:
+                    both_claimed.wait()
+                    first = False
                 if not ids:
                     break
                 with lock:

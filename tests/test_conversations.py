@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from reminders.channels.segments import sms_length
 from reminders.models import Appointment, CheckIn, Course, InboundMessage, Patient
 from reminders.pipeline import run_pass
 from reminders.rendering import TemplateStore, localized, render, sample_context
+from reminders.text_segments import sms_length
 from tests.conftest import at
 from tests.fixtures.staff import login, make_user
 from tests.fixtures.twoway import NOW, answer, escalations, inbound

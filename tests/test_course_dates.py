@@ -1,11 +1,11 @@
-"""The dates of an induction course from a pattern (reminders.planning.course_dates)."""
+"""The dates of an induction course from a pattern (reminders.timing.course_dates)."""
 from __future__ import annotations
 
 from datetime import date, time, timedelta, timezone
 
 import pytest
 
-from reminders.planning.course_dates import (
+from reminders.timing.course_dates import (
     CourseDatesError, CoursePlan, course_days, course_starts, guess_pattern, next_day,
 )
 

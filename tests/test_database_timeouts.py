@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from reminders.db import dispose_engines, get_engine, make_engine, server_options
+from reminders.migrations import upgrade
 
 pytestmark = pytest.mark.postgres
 
@@ -24,9 +25,10 @@ def test_every_connection_has_a_statement_and_an_idle_in_transaction_timeout_by_
     assert shown(engine, "statement_timeout", "idle_in_transaction_session_timeout") == ["1min", "2min"]
 
 
-def test_the_search_path_in_the_database_url_is_kept_beside_the_timeouts(pg_settings, postgres_url):
+def test_the_search_path_in_the_database_url_is_kept_beside_the_timeouts(configure, postgres_url):
     schema = postgres_url.rsplit("%3D", 1)[1]
-    engine = get_engine(pg_settings.effective_database_url)
+    upgrade(postgres_url)
+    engine = get_engine(configure(DATABASE_URL=postgres_url).effective_database_url)
     assert shown(engine, "search_path") == [schema]
     with engine.connect() as connection:  # the migrated tables are the test schema's own
         assert connection.execute(text("SELECT count(*) FROM appointments")).scalar() == 0
@@ -55,7 +57,7 @@ def test_a_statement_running_past_the_timeout_is_canceled_by_the_server(configur
     assert time.monotonic() - started < 5
 
 
-def test_migrations_run_without_the_statement_timeout(pg_settings, postgres_url):
+def test_migrations_run_without_the_statement_timeout(postgres_url):
     engine = make_engine(postgres_url, migrating=True)
     try:
         assert shown(engine, "statement_timeout", "idle_in_transaction_session_timeout") == ["0", "2min"]

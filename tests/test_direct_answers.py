@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from reminders.channels.segments import sms_length
 from reminders.inbound import answers
 from reminders.inbound.answers import VisitFacts, direct_answer, topics
 from reminders.models import Appointment, Patient
 from reminders.preparation import Preparation, visit_times
+from reminders.text_segments import sms_length
 
 NY, LA = "America/New_York", "America/Los_Angeles"
 # Thursday 5 November 2026, 9:00 AM in New York (after the clocks went back).

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from reminders.inbound.escalations import claim, kind_of, resolve, severity_order
+from reminders.escalations import claim, kind_of, resolve, severity_order
 from reminders.models import Escalation, OutboxMessage
 from reminders.pipeline import run_pass
 from tests.fixtures.staff import csrf_token, login, make_user

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from reminders.inbound.escalations import EscalationNotFound, acknowledge, plan_due_alerts, plan_round
+from reminders.escalations import EscalationNotFound, acknowledge, plan_due_alerts, plan_round
 from reminders.models import Escalation, OutboxMessage
 from reminders.pipeline import run_pass
 from tests.conftest import at

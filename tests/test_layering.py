@@ -1,8 +1,10 @@
 """The layers of reminders/: an import points down or sideways, never up, and never in a circle.
 
-Every module is placed in a layer below (a new module fails `test_every_module_is_placed` until it
-is). The imports are read from the source with `ast`: `import x` and `from x import y`, relative
-ones resolved, those inside functions and under TYPE_CHECKING included.
+A layer holds packages (each with every module in it) and single top-level modules. Every module is
+placed (a new package or top-level module fails `test_every_module_is_placed` until it is), a
+package sits in one layer, and no two modules and no two packages import each other, directly or
+round a circle. The imports are read from the source with `ast`: `import x` and `from x import y`,
+relative ones resolved, those inside functions and under TYPE_CHECKING included.
 """
 from __future__ import annotations
 
@@ -16,132 +18,67 @@ import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "reminders"
 
-# Bottom to top. A module may import its own layer and the layers below it.
-LAYERS: list[tuple[str, tuple[str, ...]]] = [
+Layers = list[tuple[str, tuple[str, ...]]]
+
+# Bottom to top. A module may import its own layer and the layers below it. An entry is a package
+# (reminders.outbox: every module under reminders/outbox/) or a top-level module (reminders.config).
+LAYERS: Layers = [
     ("ground", (
-        "reminders", "reminders.config", "reminders.zones", "reminders.logs", "reminders.calendar",
-        "reminders.channels.segments", "reminders.preparation", "reminders.interruptions", "reminders.heartbeats", "reminders.clock",
-        "reminders.fhir", "reminders.fhir.settings",
+        "reminders", "reminders.config", "reminders.fhir_settings", "reminders.zones", "reminders.logs",
+        "reminders.calendar", "reminders.text_segments", "reminders.channel_specs", "reminders.preparation",
+        "reminders.interruptions",
+        "reminders.heartbeats", "reminders.clock",
     )),
     ("models", (
-        "reminders.models", "reminders.models.base", "reminders.models.appointments", "reminders.models.imports",
-        "reminders.models.outbox", "reminders.models.patients", "reminders.models.provider_health",
-        "reminders.models.replies", "reminders.models.staff", "reminders.models.measures", "reminders.db",
-        "reminders.migrations", "reminders.migrations.env", "reminders.migrations.versions.*",
-        "reminders.models.fhir",
-        "reminders.models.saved_replies",
-        "reminders.models.locations",
+        "reminders.models", "reminders.db", "reminders.migrations",
         "reminders.locations",  # a visit's location read over the settings; the one writer of locations
         # A visit's status moves (the one writer of Appointment.status) and its place in the series.
-        "reminders.visits", "reminders.visits.moves", "reminders.visits.series",
+        "reminders.visits",
     )),
     # The one writer of a patient's consent and of check-ins (tests/test_owners.py): sending,
     # inbound and retention go through them; they import only models, config and the clock.
     ("owners", (
         "reminders.consent", "reminders.checkins",
     )),
+    # Pure rules: when messages go (timing), scoring questionnaires (scales), triage of a text.
     ("rules", (
-        "reminders.planning", "reminders.planning.rules", "reminders.planning.quiet_hours",
-        "reminders.planning.course_dates", "reminders.planning.budget",
-        "reminders.planning.spreading", "reminders.planning.retries", "reminders.planning.send_checks",
-        "reminders.measures", "reminders.measures.scales",
-        # a scale's parts: what it is made of, its file, scoring answers, response and remission
-        "reminders.measures.scale_definitions", "reminders.measures.scale_files", "reminders.measures.scoring",
-        "reminders.measures.response_rules",
-        "reminders.triage", "reminders.triage.engine", "reminders.triage.numbers", "reminders.triage.languages",
-        "reminders.triage.model", "reminders.triage.training",
+        "reminders.timing", "reminders.scales", "reminders.triage",
     )),
-    # The outbox row and what carries it: writing and moving rows, channels, rendering a message.
-    # planning.welcome (the welcome text's own row) is outbox code.
+    # The outbox row and what carries it: writing and moving rows (the welcome text's own row and
+    # the texts-per-visit check at send time among them), channels, rendering a message.
     ("outbox, channels, rendering", (
-        "reminders.outbox", "reminders.outbox.rows", "reminders.outbox.moves", "reminders.outbox.delivery",
-        # the moves' parts: what is allowed, handing rows out, a send, other outcomes, plan changes
-        "reminders.outbox.moves.allowed", "reminders.outbox.moves.claims", "reminders.outbox.moves.sends",
-        "reminders.outbox.moves.outcomes", "reminders.outbox.moves.plan_changes",
-        "reminders.outbox.resend",  # a failed or expired message put back in the schedule
-        "reminders.no_show_undo",
-        "reminders.planning.welcome", "reminders.planning.visit_texts",
-        "reminders.channels", "reminders.channels.base", "reminders.channels.kinds",
-        "reminders.channels.local_outbox", "reminders.channels.smtp_email",
-        "reminders.channels.twilio", "reminders.channels.twilio.client", "reminders.channels.twilio.codes",
-        "reminders.channels.twilio.webhooks",
-        "reminders.rendering", "reminders.rendering.budget", "reminders.rendering.sizes",
-        "reminders.rendering.filters", "reminders.rendering.engine", "reminders.rendering.store",
-        "reminders.rendering.messages", "reminders.rendering.splitting", "reminders.rendering.checks",
-        "reminders.rendering.context",
-        "reminders.provider_health", "reminders.pacing",
-        "reminders.metrics",
+        "reminders.outbox", "reminders.no_show_undo", "reminders.channels", "reminders.rendering",
+        "reminders.provider_health", "reminders.pacing", "reminders.metrics",
+    )),
+    # Crisis escalations: opened from a reply or a questionnaire answer, alerted through the outbox.
+    ("escalations", (
+        "reminders.escalations",
+    )),
+    # Questionnaires put to patients, a course's progress and the clinic's outcomes.
+    ("measures", (
+        "reminders.measures",
     )),
     # What patients and providers send back: it must not reach into sending or planning.
     ("inbound", (
-        "reminders.inbound", "reminders.inbound.delivery", "reminders.inbound.escalations",
-        "reminders.inbound.office_hours", "reminders.inbound.parsing", "reminders.inbound.replies",
-        "reminders.inbound.symptoms", "reminders.measures.questionnaires", "reminders.measures.progress",
-        "reminders.measures.outcomes", "reminders.inbound.item_answers", "reminders.inbound.questionnaire_replies",
-        "reminders.inbound.answers", "reminders.inbound.consent_words", "reminders.inbound.phrases",
-        "reminders.inbound.checkin_links", "reminders.inbound.open_questions",
-        "reminders.inbound.conversation", "reminders.inbound.sender_lookup", "reminders.inbound.keywords",
-        "reminders.inbound.checkin_answers", "reminders.inbound.reply_texts", "reminders.inbound.inbox_rank",
-        "reminders.inbound.escalation_kinds", "reminders.inbound.escalation_alerts", "reminders.inbound.reply_keywords",
-        "reminders.inbound.question_topics",
+        "reminders.inbound",
         "reminders.missed_visits",  # a missed visit's staff task (an inbox item) and the visit its text names
     )),
     ("sending", (
-        "reminders.sending", "reminders.sending.outcomes", "reminders.sending.gate", "reminders.sending.compose",
-        "reminders.sending.numbers", "reminders.sending.handover", "reminders.sending.records",
-        "reminders.sending.batch", "reminders.sending.sender",
+        "reminders.sending",
     )),
-    # The clinic's records coming in and what they call for: visits planned, patients imported,
-    # follow-ups, staff accounts. The planner writes through the outbox, so it sits above it.
+    # The clinic's records coming in and what they call for: visits planned, patients imported (by
+    # CSV and HL7), follow-ups, staff accounts. The planner writes through the outbox, so it sits above it.
     ("planning and intake", (
-        "reminders.planning.planner", "reminders.intake", "reminders.intake.csv_import",
-        # the planner's parts: a run's reads and writes, one visit, what it wants, and why not
-        "reminders.planning.planning_run", "reminders.planning.one_visit", "reminders.planning.wanted_texts",
-        "reminders.planning.one_text_a_day", "reminders.planning.withdrawals", "reminders.planning.duplicate_bookings",
-        "reminders.planning.marking",
-        "reminders.intake.import_jobs", "reminders.intake.records", "reminders.intake.upsert",
-        "reminders.intake.batch", "reminders.intake.bulk_sql", "reminders.intake.csv_file", "reminders.intake.csv_rows",
-        "reminders.followup", "reminders.accounts",
+        "reminders.planning", "reminders.intake", "reminders.hl7", "reminders.followup", "reminders.accounts",
         "reminders.mfa", "reminders.audit_chain", "reminders.retention",
-        "reminders.hl7", "reminders.hl7.mapping", "reminders.hl7.ack", "reminders.hl7.apply",
-        "reminders.fhir.client", "reminders.fhir.mapping", "reminders.fhir.sync",
     )),
+    # Passes and tasks: the FHIR sync is a beat task that runs the intake and the planner.
     ("pipeline", (
         "reminders.dispatch", "reminders.alert_queue", "reminders.pipeline", "reminders.tasks", "reminders.celery_app",
-        "reminders.fhir.task",
+        "reminders.fhir",
     )),
     ("web and cli", (
-        "reminders.web", "reminders.web.context", "reminders.web.api", "reminders.web.api_auth",
-        "reminders.web.api_replies", "reminders.web.api_requests", "reminders.web.api_measures", "reminders.web.health",
-        "reminders.web.serialize", "reminders.web.twilio_hooks", "reminders.web.metrics_page", "reminders.web.openapi",
-        "reminders.web.openapi_schemas", "reminders.web.openapi_answers",
-        "reminders.web.questionnaire_pages", "reminders.web.questionnaire_words", "reminders.web.rate_limits",
-        "reminders.web.checkin_pages",
-        "reminders.web.staff", "reminders.web.staff.audit", "reminders.web.staff.auth",
-        "reminders.web.staff.account",
-        "reminders.web.staff.charts", "reminders.web.staff.display", "reminders.web.staff.escalations", "reminders.web.staff.forms",
-        "reminders.web.staff.headers", "reminders.web.staff.inbox", "reminders.web.staff.live", "reminders.web.staff.patients",
-        "reminders.web.staff.queries", "reminders.web.staff.template_checks",
-        "reminders.web.staff.template_samples", "reminders.web.staff.template_words",
-        "reminders.web.staff.template_lifelines", "reminders.web.staff.template_budget",
-        "reminders.web.staff.template_variables",
-        "reminders.web.staff.templates_admin", "reminders.web.staff.today", "reminders.web.staff.users",
-        "reminders.web.staff.visits", "reminders.web.staff.door_checks",
-        "reminders.web.staff.visit_pages", "reminders.web.staff.visit_fields", "reminders.web.staff.patient_form",
-        "reminders.web.staff.visit_marks", "reminders.web.staff.visit_courses", "reminders.web.staff.visit_imports",
-        "reminders.web.staff.measures_chart", "reminders.web.staff.measures_view", "reminders.web.staff.report_pdf",
-        "reminders.web.staff.reports", "reminders.web.staff.downloads",
-        "reminders.web.staff.outcomes",
-        "reminders.web.staff.resend", "reminders.web.staff.provider_banner", "reminders.web.staff.message_state",
-        "reminders.web.staff.saved_replies", "reminders.web.staff.broadcast",
-        "reminders.web.staff.saved_reply_filling",
-        "reminders.web.staff.locations", "reminders.web.staff.location_filter",
-        "reminders.cli", "reminders.cli.__main__", "reminders.cli.common", "reminders.cli.feeds", "reminders.cli.imports",
-        "reminders.cli.locations", "reminders.cli.records", "reminders.cli.service", "reminders.cli.staff_accounts",
-        "reminders.cli.tokens", "reminders.cli.triage_model",
-        "reminders.demo", "reminders.runner",
-        "reminders.hl7.listener",
-        "reminders.fhir.cli",
+        "reminders.web", "reminders.cli", "reminders.demo", "reminders.runner",
     )),
 ]
 
@@ -197,13 +134,31 @@ def imports_of(module: str, source: str, modules: set[str], path: str = "", is_p
     return list(dict.fromkeys(found))  # `from a import b, c` is one arrow when b and c are names
 
 
-def layer_of(module: str) -> int | None:
-    for index, (_name, members) in enumerate(LAYERS):
-        if module in members:
-            return index
-        if any(member.endswith(".*") and module.startswith(member[:-1]) for member in members):
-            return index
-    return None
+def package_of(module: str) -> str:
+    """The package a module belongs to (reminders.outbox for reminders.outbox.moves.claims), or the
+    top-level module itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def _covers(entry: str, module: str) -> bool:
+    return module == entry or (entry != "reminders" and module.startswith(entry + "."))
+
+
+def layer_of(module: str, layers: Layers = LAYERS) -> int | None:
+    """The layer of the most specific entry that covers the module."""
+    placed = [(len(entry), index) for index, (_name, members) in enumerate(layers)
+              for entry in members if _covers(entry, module)]
+    return max(placed)[1] if placed else None
+
+
+def packages_across_layers(modules: Iterable[str], layers: Layers = LAYERS) -> dict[str, list[str]]:
+    """Packages whose modules fall in more than one layer, with those layers."""
+    found: dict[str, set[int]] = {}
+    for module in modules:
+        if (layer := layer_of(module, layers)) is not None:
+            found.setdefault(package_of(module), set()).add(layer)
+    return {package: [layers[i][0] for i in sorted(found[package])] for package in sorted(found)
+            if len(found[package]) > 1}
 
 
 def wrong_way(imports: Iterable[Import]) -> list[Import]:
@@ -249,6 +204,12 @@ def cycles(imports: Iterable[Import]) -> list[list[str]]:
     return found
 
 
+def package_imports(imports: Iterable[Import]) -> list[Import]:
+    """The same arrows between packages (and top-level modules); those inside a package left out."""
+    return [Import(package_of(i.importer), package_of(i.imported), i.path, i.line) for i in imports
+            if package_of(i.importer) != package_of(i.imported)]
+
+
 @lru_cache(maxsize=1)
 def all_imports() -> tuple[Import, ...]:
     files = source_files()
@@ -268,12 +229,26 @@ def _layer_name(module: str) -> str:
 
 def test_every_module_is_placed():
     missing = sorted(module for module in source_files() if layer_of(module) is None)
-    assert not missing, "place these modules in a layer in tests/test_layering.py LAYERS: " + ", ".join(missing)
+    assert not missing, "place these modules (their package) in a layer in tests/test_layering.py LAYERS: " + \
+        ", ".join(missing)
+
+
+def test_layers_name_packages_and_top_level_modules():
+    modules = set(source_files())
+    wrong = [entry for _name, members in LAYERS for entry in members
+             if entry not in modules or (entry != "reminders" and package_of(entry) != entry)]
+    assert not wrong, "LAYERS names a package or a top-level module that exists: " + ", ".join(wrong)
 
 
 def test_no_module_is_placed_twice():
     placed = [member for _name, members in LAYERS for member in members]
     assert len(placed) == len(set(placed)), sorted({m for m in placed if placed.count(m) > 1})
+
+
+def test_each_package_sits_in_one_layer():
+    across = packages_across_layers(source_files())
+    assert not across, "packages whose modules fall in more than one layer:\n" + "\n".join(
+        f"{package}: {', '.join(layers)}" for package, layers in across.items())
 
 
 def test_imports_point_down():
@@ -282,15 +257,23 @@ def test_imports_point_down():
         f"{i} ({_layer_name(i.importer)!r} below {_layer_name(i.imported)!r})" for i in wrong)
 
 
-def test_no_import_cycles():
-    imports = all_imports()
-    found = cycles(imports)
+def _circles(imports: list[Import]) -> list[str]:
     lines = []
-    for group in found:
+    for group in cycles(imports):
         members = set(group)
         lines.append(" <-> ".join(group))
         lines += [f"    {i}" for i in imports if i.importer in members and i.imported in members]
-    assert not found, "modules that import each other:\n" + "\n".join(lines)
+    return lines
+
+
+def test_no_import_cycles():
+    lines = _circles(list(all_imports()))
+    assert not lines, "modules that import each other:\n" + "\n".join(lines)
+
+
+def test_no_package_cycles():
+    lines = _circles(package_imports(all_imports()))
+    assert not lines, "packages that import each other:\n" + "\n".join(lines)
 
 
 # ---------------------------------------------------------------- the check itself can fail
@@ -315,7 +298,7 @@ def test_a_wrong_way_arrow_is_caught_with_its_file_and_line():
 def test_relative_imports_are_resolved():
     modules = set(source_files())
     source = "from ..sending import Sender\nfrom . import replies\nfrom .parsing import classify\n"
-    found = imports_of("reminders.inbound.delivery", source, modules, "reminders/inbound/delivery.py")
+    found = imports_of("reminders.inbound.delivery_reports", source, modules, "reminders/inbound/delivery_reports.py")
     assert [(i.imported, i.line) for i in found] == [
         ("reminders.sending", 1), ("reminders.inbound.replies", 2), ("reminders.inbound.parsing", 3),
     ]
@@ -332,12 +315,33 @@ def test_a_circle_is_caught():
     assert cycles(imports) == [["reminders.web.api", "reminders.web.api_replies"]]
 
 
+def test_a_package_circle_is_caught_where_modules_make_none():
+    modules = set(source_files())
+    imports = (imports_of("reminders.inbound.questionnaire_replies", "from reminders.measures.questionnaires import x\n",
+                          modules)
+               + imports_of("reminders.measures.questionnaires", "from reminders.escalations import open_escalation\n",
+                            modules)
+               + imports_of("reminders.escalations", "from reminders.inbound.parsing import classify\n", modules))
+    assert cycles(imports) == []
+    assert cycles(package_imports(imports)) == [["reminders.escalations", "reminders.inbound", "reminders.measures"]]
+
+
+def test_a_package_split_across_layers_is_caught():
+    split = LAYERS + [("above", ("reminders.timing.rules",))]
+    assert packages_across_layers(source_files(), split) == {"reminders.timing": ["rules", "above"]}
+    assert layer_of("reminders.timing.rules", split) == len(LAYERS)
+    assert layer_of("reminders.timing.quiet_hours", split) == layer_of("reminders.timing")
+
+
 # The wrong-way arrows the house had before the outbox got its owner: each must still be caught.
 OLD_ARROWS = [
     ("reminders.config", "from reminders.intake.records import check_time_zone\n"),
-    ("reminders.inbound.delivery", "from reminders.sending import fall_back_to_email\n"),
-    ("reminders.inbound.escalations", "from reminders.planning.planner import insert_ignoring_duplicates\n"),
+    ("reminders.inbound.delivery_reports", "from reminders.sending import fall_back_to_email\n"),
+    ("reminders.escalations", "from reminders.planning.planner import insert_ignoring_duplicates\n"),
     ("reminders.sending", "from reminders.planning.planner import appointment_key\n"),
+    # the two package circles there were: the outbox and planning, measures and inbound
+    ("reminders.outbox.resend", "from reminders.planning.planner import plan_visits\n"),
+    ("reminders.measures.questionnaires", "from reminders.inbound.replies import handle_inbound\n"),
 ]
 
 

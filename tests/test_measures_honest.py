@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from reminders.measures.questionnaires import record_answer
-from reminders.measures.scales import get_scale
 from reminders.models import Questionnaire
 from reminders.models.measures import BY_SMS, SENT
+from reminders.scales import get_scale
 from tests.test_measures_outcomes import START, course, history, patient
 
 RESPONSE_CELL = '<td data-label="Response">{}</td>'

@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta, timezone
 
 from reminders.measures import outcomes
 from reminders.measures.outcomes import Filters, NOT_RECORDED, Share
-from reminders.measures.scales import get_scale, result
 from reminders.models import Appointment, Course, Patient, Questionnaire
 from reminders.models.measures import COMPLETED, SENT
+from reminders.scales import get_scale, result
 from tests.conftest import both_databases
 
 START = datetime(2026, 9, 1, 14, 0, tzinfo=timezone.utc)

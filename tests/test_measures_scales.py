@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from reminders.measures.scales import (
+from reminders.scales import (
     DEFINITIONS, DefinitionError, IncompleteAnswers, InvalidAnswer, all_scales, band, change_from_baseline,
     get_scale, items_to_ask, load_scales, remission, response, result, safety_items_raised, scale_keys_for,
     score, screen_positive,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from reminders.models import Appointment, AuditEntry, InboundMessage
 from reminders.no_show_undo import note_mark
 from reminders.pipeline import run_pass
-from reminders.planning.rules import MISSED_VISIT, RuleSettings, Visit, default_rules, plan_visit
+from reminders.timing.rules import MISSED_VISIT, RuleSettings, Visit, default_rules, plan_visit
 from tests.conftest import at
 from tests.fixtures.staff import login, make_user, post_form
 from tests.helpers import book, outbox

@@ -47,7 +47,6 @@ def test_demo_then_tick_sends_real_messages_to_the_local_outbox(tmp_path):
 
 
 def test_tick_at_a_given_instant_and_twice_at_the_same_instant(tmp_path):
-    reminders(tmp_path, "init")
     csv_file = tmp_path / "visits.csv"
     csv_file.write_text(
         "external_id,patient_external_id,first_name,last_name,phone,email,timezone,preferred_channel,kind,starts_at,duration_minutes,location,status\n"

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import AuditEntry, InboundMessage, OutboxMessage, Patient
+from reminders.outbox.welcome import WAITING_FOR_WELCOME
 from reminders.pipeline import run_pass
-from reminders.planning.retries import delivery_deadline
-from reminders.planning.welcome import WAITING_FOR_WELCOME
+from reminders.timing.retries import delivery_deadline
 from reminders.web import create_app
 from tests.conftest import at, both_databases
 from tests.fixtures.staff import csrf_token, login, make_user

@@ -15,6 +15,10 @@ aside) is read with `ast`, and these count as writes, outside the owner:
   one ending in `_<name>`). `row` and `message` say "outbox row" only in a module that imports
   OutboxMessage.
 
+The tests' own builders (tests/fixtures/*.py, tests/helpers.py) are read the same way: the
+records tests start from are made through the owners too, so that a test never begins from a
+state the service could not reach.
+
 The owner is a module or a package (every module in it). reminders.models itself may write any
 of them: a model's own event hooks keep its rules (an erased patient stays opted out).
 
@@ -34,6 +38,7 @@ import pytest
 from tests.test_layering import module_name
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "reminders"
+TESTS_DIR = Path(__file__).resolve().parent
 MODELS_PACKAGE = "reminders.models"
 
 
@@ -59,7 +64,7 @@ OWNERS: tuple[Owned, ...] = (
     Owned("Patient", "reminders.consent", frozenset({"sms_opted_out", "opted_out_at", "opted_in_at", "opt_out_text"}),
           rows=False, names=("patient",)),
     Owned("CheckIn", "reminders.checkins", None, rows=True, names=("checkin", "check_in")),
-    Owned("Escalation", "reminders.inbound.escalations", None, rows=True, names=("escalation",)),
+    Owned("Escalation", "reminders.escalations", None, rows=True, names=("escalation",)),
     Owned("OutboxMessage", "reminders.outbox", frozenset({"status", "status_reason"}), rows=True,
           names=("outbox_row", "outbox_message"), names_with_import=("row", "message")),
 )
@@ -235,12 +240,35 @@ def all_writes() -> tuple[Write, ...]:
     return tuple(found)
 
 
+def builder_files() -> dict[str, Path]:
+    """The tests' builders: tests/fixtures/*.py and tests/helpers.py, by module name."""
+    paths = [*sorted((TESTS_DIR / "fixtures").glob("*.py")), TESTS_DIR / "helpers.py"]
+    return {module_name(path, TESTS_DIR): path for path in paths}
+
+
 # ---------------------------------------------------------------- the house as it is
 
 @pytest.mark.parametrize("owned", OWNERS, ids=[owned.model for owned in OWNERS])
 def test_only_the_owner_writes(owned):
     offenders = [w for w in all_writes() if w.owned is owned]
     assert not offenders, f"{owned.model} is written outside {owned.owner}:\n" + "\n".join(map(str, offenders))
+
+
+def test_the_tests_build_their_records_through_the_owners():
+    found = [w for module, path in builder_files().items()
+             for w in writes_in(module, path.read_text(), str(path.relative_to(TESTS_DIR.parent)))]
+    assert not found, "a builder writes an owned table by hand:\n" + "\n".join(map(str, found))
+
+
+def test_the_builders_are_read_and_a_hand_written_row_there_is_caught():
+    assert {"tests.helpers", "tests.fixtures.staff"} <= set(builder_files())
+    by_hand = ("from reminders.models import OutboxMessage\n"
+               "def add_outbox(session, row):\n"
+               "    session.add(OutboxMessage(status='sent'))\n"
+               "    row.status = 'delivered'\n")
+    found = writes_in("tests.helpers", by_hand, "tests/helpers.py")
+    assert [(w.line, w.what, w.owned.owner) for w in found] == [
+        (3, "makes a OutboxMessage row", "reminders.outbox"), (4, "assigns row.status", "reminders.outbox")]
 
 
 @pytest.mark.parametrize("owned", OWNERS, ids=[owned.model for owned in OWNERS])

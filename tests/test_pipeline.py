@@ -212,7 +212,7 @@ class TestChanges:
     def test_cancel_after_the_message_was_queued_still_stops_it(self, settings, session):
         from reminders.provider_health import claim_due
         from reminders.planning.planner import plan_pending
-        from reminders.planning.rules import RuleSettings
+        from reminders.timing.rules import RuleSettings
 
         visit = book(session, starts_at=VISIT)
         now = at("2026-12-09T10:00:00-05:00")

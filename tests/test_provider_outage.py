@@ -12,8 +12,8 @@ from sqlalchemy import select
 from reminders.channels.twilio.client import retry_after_seconds
 from reminders.models import Appointment, OutboxMessage, Patient, ProviderHealth
 from reminders.pipeline import run_pass
-from reminders.planning.quiet_hours import QuietHours
-from reminders.planning.retries import (
+from reminders.timing.quiet_hours import QuietHours
+from reminders.timing.retries import (
     BACKOFF_CAP, backoff, delivery_deadline, gave_up_reason, retry_delay, retry_time,
 )
 from reminders.web import create_app
@@ -342,7 +342,7 @@ def test_passes_racing_on_postgresql_let_one_probe_through_and_hold_the_rest(con
     from reminders.migrations import upgrade
     from reminders.provider_health import claim_due
     from reminders.planning.planner import plan_pending
-    from reminders.planning.rules import RuleSettings
+    from reminders.timing.rules import RuleSettings
 
     upgrade(postgres_url)
     configure(DATABASE_URL=postgres_url)

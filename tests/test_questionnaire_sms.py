@@ -17,9 +17,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from reminders.channels.segments import sms_length
 from reminders.models import Appointment, CheckIn, Patient, Questionnaire
 from reminders.pipeline import run_pass
+from reminders.text_segments import sms_length
 from tests.conftest import at
 from tests.conftest import both_databases
 from tests.fixtures.twoway import PHONE, STAFF_PHONES, answer, escalations, inbound
@@ -188,7 +188,7 @@ def test_a_spanish_patient_is_asked_and_answered_in_spanish(session, booked, mea
 def test_reading_an_answer_to_a_phq9_item(text, value, note):
     from reminders.inbound.item_answers import read_item_answer
     from reminders.inbound.parsing import read_reply
-    from reminders.measures.scales import get_scale
+    from reminders.scales import get_scale
 
     found = read_item_answer(text, read_reply(text, expecting_score=True), get_scale("phq9").options_for(1))
     assert (found.value, found.note) == (value, note)

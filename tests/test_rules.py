@@ -5,9 +5,9 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from reminders.planning.quiet_hours import QuietHours
-from reminders.planning.rules import RuleSettings, Visit, default_rules, plan_visit
-from reminders.planning.send_checks import SendFacts, reason_not_to_send
+from reminders.timing.quiet_hours import QuietHours
+from reminders.timing.rules import RuleSettings, Visit, default_rules, plan_visit
+from reminders.timing.send_checks import SendFacts, reason_not_to_send
 from tests.conftest import at
 
 RS = RuleSettings()
@@ -89,7 +89,7 @@ def test_an_early_visit_is_reminded_the_evening_before_rather_than_too_late():
     planned = plan("induction", 2, "2026-12-10T07:30:00-05:00")
     assert planned["induction_24h", "sms"].due_at == at("2026-12-09T08:00:00-05:00")
     # A custom 6 h lead for a 07:30 visit lands at 01:30; the morning would be too late.
-    from reminders.planning.rules import REMINDER, Rule, due_time
+    from reminders.timing.rules import REMINDER, Rule, due_time
     rule = Rule("short", REMINDER, "x", frozenset({"sms"}), lambda v, r: True, lambda v, r: v.starts_at - timedelta(hours=6))
     visit = Visit("induction", 2, 6, at("2026-12-10T07:30:00-05:00"), NY)
     assert due_time(rule, rule.time_for(visit, RS), visit, RS.quiet) == at("2026-12-09T20:59:00-05:00")
@@ -152,8 +152,8 @@ def test_reasons_not_to_send(kind, rule, facts, reason):
 
 from datetime import date  # noqa: E402
 
-from reminders.planning.rules import counts_as_attended_at, is_unmarked, weekly_checkin_template  # noqa: E402
-from reminders.planning.spreading import is_non_urgent, moved_to_day, spread_day, spread_rank  # noqa: E402
+from reminders.timing.rules import counts_as_attended_at, is_unmarked, weekly_checkin_template  # noqa: E402
+from reminders.timing.spreading import is_non_urgent, moved_to_day, spread_day, spread_rank  # noqa: E402
 
 
 def plan_with(rs, kind, number, starts_at, status="scheduled", reachable=("sms",)):

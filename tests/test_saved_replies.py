@@ -41,11 +41,6 @@ def admin(app, sessions):
     return signed_in(app, sessions, "admin@clinic.test", "admin")
 
 
-@pytest.fixture
-def nurse(app, sessions):
-    return signed_in(app, sessions, "nurse@clinic.test", "staff")
-
-
 def outbox(session) -> list[OutboxMessage]:
     session.expire_all()
     return session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
@@ -213,7 +208,7 @@ def test_an_empty_text_is_refused_and_what_was_typed_is_kept(nurse, session, ana
 
 def test_a_patient_not_yet_welcomed_gets_the_welcome_text_first(nurse, session, ana):
     from reminders.outbox import OutboxRow, plan
-    from reminders.planning.welcome import WELCOME_RULE, welcome_key
+    from reminders.outbox.welcome import WELCOME_RULE, welcome_key
 
     later = NOON_NY + timedelta(hours=20)  # planned with tomorrow's reminder, not yet due
     [welcome_id] = plan(session, [OutboxRow(dedupe_key=welcome_key(ana), kind=Kind.WELCOME, rule=WELCOME_RULE,

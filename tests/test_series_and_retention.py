@@ -246,7 +246,7 @@ class TestRetention:
         assert max(texts_per_day(session).values()) == 1
         bodies = [r.body for r in outbox(session, status="sent") if r.rule.startswith("checkin_weekly")]
         # Three wordings, in turn; the sixth check-in gives way to TEXTS_PER_VISIT (7 with the
-        # day-after check-in and the nudge: reminders.planning.budget).
+        # day-after check-in and the nudge: reminders.timing.budget).
         assert len(bodies) == 5 and len(set(bodies)) == 3
 
 

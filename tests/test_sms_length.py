@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.rendering import (
     PART_BREAK, SMS_SEGMENTS, TemplateStore, message_context, render, sample_context, text_parts,
 )
+from reminders.text_segments import sms_length
 
 TEMPLATES = Settings().templates_dir
 STORE = TemplateStore(TEMPLATES)

@@ -9,10 +9,10 @@ import pytest
 from icalendar import Calendar
 
 from reminders.calendar import visit_words
-from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.inbound import questionnaire_replies, reply_texts
 from reminders.pipeline import run_pass
+from reminders.text_segments import sms_length
 from tests.conftest import at
 from tests.helpers import book, outbox, patient
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from reminders.models import Appointment, AuditEntry, Course, OutboxMessage
 from reminders.pipeline import run_pass
-from reminders.planning.course_dates import CourseDatesError, CoursePlan, course_starts
+from reminders.timing.course_dates import CourseDatesError, CoursePlan, course_starts
 from tests.conftest import clock_now
 from tests.fixtures.staff import add_patient, add_visit, post_form
 

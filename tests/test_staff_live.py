@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from reminders.escalations import resolve
 from reminders.models import Escalation
 from tests.conftest import clock_now
 from tests.fixtures.staff import add_escalation, add_inbound, add_patient, add_visit, login, make_user, post_form
@@ -26,9 +27,9 @@ def test_live_json_needs_a_staff_session_and_answers_401_not_the_login_page(clie
 
 def test_live_json_counts_open_escalations_and_waiting_inbox_items(staff_client, sessions, maya):
     with sessions() as session:
-        add_escalation(session, maya, "i want it all to stop")
-        newest = add_escalation(session, maya, "second")
         add_escalation(session, maya, "old", acknowledged_at=clock_now(), status="acknowledged")
+        add_escalation(session, maya, "i want it all to stop")
+        newest = add_escalation(session, None, "second")
         add_inbound(session, maya, "Can my husband drive me?")
         add_inbound(session, maya, "done one", done_at=clock_now(), done_by="x@clinic.test")
         add_inbound(session, maya, "C", needs_staff=False, classification="confirm")
@@ -78,8 +79,7 @@ def test_the_stamp_changes_with_what_the_live_pages_show(staff_client, sessions,
     fourth = stamp()
     assert fourth != third
     with sessions() as session:
-        row = session.get(Escalation, escalation.id)
-        row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", clock_now(), "x@clinic.test"
+        resolve(session, escalation.id, "x@clinic.test", "", clock_now())
         session.commit()
     fifth = stamp()
     assert fifth != fourth

@@ -59,9 +59,9 @@ def test_today_groups_visits_by_day_with_messages_flags_and_progress(staff_clien
 def test_today_shows_the_open_escalation_count_in_red(staff_client, sessions):
     with sessions() as session:
         patient = add_patient(session)
-        add_escalation(session, patient)
-        add_escalation(session, patient, "second one")
         add_escalation(session, patient, "old", acknowledged_at=clock_now(), status="acknowledged")
+        add_escalation(session, patient)
+        add_escalation(session, None, "second one")
     text = staff_client.get("/").text
     assert 'class="alert-banner"' in text
     assert "2 open escalations" in text
@@ -101,13 +101,15 @@ def test_maintenance_due_list(staff_client, sessions, settings):
 
 # --- Escalations --------------------------------------------------------------------------------
 
-def test_escalation_queue_open_first_oldest_first_within_a_kind_and_acknowledge(staff_client, sessions):
+def test_escalation_queue_open_first_oldest_first_within_a_kind_and_acknowledge(alert_contacts, staff_client,
+                                                                                 sessions):
     with sessions() as session:
         patient = add_patient(session)
-        older = add_escalation(session, patient, "older open", minutes_ago=60)
-        newer = add_escalation(session, patient, "newer open", minutes_ago=5)
         add_escalation(session, patient, "done long ago", minutes_ago=300, status="acknowledged",
                        acknowledged_at=clock_now(), acknowledged_by="x@clinic.test", ack_note="called")
+        older = add_escalation(session, patient, "older open", minutes_ago=60)
+        sam = add_patient(session, "p2", "Sam", "Okafor", "+12025550178", None, channel="sms")
+        newer = add_escalation(session, sam, "newer open", minutes_ago=5)
     text = staff_client.get("/escalations/").text
     # Same kind: the one waiting longest comes first; resolved ones after all open ones.
     assert text.index("older open") < text.index("newer open") < text.index("done long ago")

@@ -5,10 +5,11 @@ import re
 
 import pytest
 
-from reminders.channels.segments import gsm_safe, sms_length
+from reminders.channel_specs import template_suffixes
 from reminders.config import Settings
-from reminders.planning.rules import RuleSettings, rules_by_name
-from reminders.rendering import SUFFIXES, TemplateStore, render, sample_context, text_parts, validate
+from reminders.rendering import TemplateStore, render, sample_context, text_parts, validate
+from reminders.text_segments import gsm_safe, sms_length
+from reminders.timing.rules import RuleSettings, rules_by_name
 
 SETTINGS = Settings(clinic_name="The Infusion Clinic")
 STORE = TemplateStore(SETTINGS.templates_dir)
@@ -71,7 +72,7 @@ def test_every_rule_has_a_template_for_each_channel_it_can_use():
     for rule in rules_by_name(RuleSettings()).values():
         needed = ["sms"] if rule.strict_channels else ["sms", "subject", "text"]
         for part in needed:
-            assert STORE.exists(rule.template + SUFFIXES[part]), (rule.name, part)
+            assert STORE.exists(rule.template + template_suffixes()[part]), (rule.name, part)
 
 
 def test_every_default_template_renders_with_strict_undefined():
@@ -150,7 +151,7 @@ def test_questionnaire_answers_have_a_known_encoding_and_segment_count(name, seg
 
 def test_every_item_asked_by_sms_fits_in_two_segments_but_the_longest_pcl5_item():
     from reminders.measures.questionnaires import question_words
-    from reminders.measures.scales import all_scales
+    from reminders.scales import all_scales
 
     three = set()
     for language, prefix in (("en", ""), ("es", "es/")):

@@ -1,6 +1,6 @@
 """Issue 20: a budget of texts per visit (TEXTS_PER_VISIT) that the welcome quotes truthfully.
 
-The pure decision (reminders.planning.budget) first, then a maintenance patient's six weeks as
+The pure decision (reminders.timing.budget) first, then a maintenance patient's six weeks as
 the passes send them, then the welcome's promise.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from reminders.config import Settings
 from reminders.models.outbox import Kind
 from reminders.pipeline import run_pass
-from reminders.planning.budget import OVER_BUDGET, VisitText, spread_weeks, texts_to_keep
 from reminders.rendering import TemplateStore, render, sample_context
+from reminders.timing.budget import OVER_BUDGET, VisitText, spread_weeks, texts_to_keep
 from tests.conftest import at
 from tests.helpers import book, outbox
 

@@ -6,8 +6,8 @@ import pytest
 
 from reminders.channels import DeliveryError, Receipt
 from reminders.channels.local_outbox import read_outbox
-from reminders.channels.segments import sms_length
 from reminders.pipeline import run_pass
+from reminders.text_segments import sms_length
 from tests.conftest import at, both_databases
 from tests.helpers import book, outbox, sent
 from tests.test_pipeline import move

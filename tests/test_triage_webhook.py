@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from reminders.inbound.escalations import acknowledge
+from reminders.escalations import acknowledge
 from reminders.models import InboundMessage, OutboxMessage, Patient
 from reminders.pipeline import run_pass
 from tests.conftest import at

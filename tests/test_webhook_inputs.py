@@ -40,7 +40,7 @@ def status_form(sid: str, status: str, account: str) -> dict:
 # ---------------------------------------------------------------- another account
 
 def test_a_text_signed_for_another_account_is_refused_logged_and_not_acted_on(twilio, booked, session, caplog):
-    with caplog.at_level(logging.WARNING, logger="reminders.web.twilio_hooks"):
+    with caplog.at_level(logging.WARNING, logger="reminders.web.provider_hooks"):
         response = twilio.sms("C", AccountSid=OTHER_ACCOUNT)
     assert response.status_code == 403
     assert inbound(session) == [] and session.get(Appointment, booked.id).status == "scheduled"

@@ -20,8 +20,8 @@ from reminders.models import CheckIn, Patient
 from reminders.models.replies import last_inbound_at
 from reminders.outbox import Kind, OutboxRow, plan
 from reminders.pipeline import run_pass
-from reminders.planning.rules import RuleSettings, choose_channels, rules_by_name, texting_by
 from reminders.rendering import TemplateStore, text_template
+from reminders.timing.rules import RuleSettings, choose_channels, rules_by_name, texting_by
 from reminders.web import create_app
 from tests.conftest import at
 from tests.fixtures.channels import TWILIO_TEST_FROM

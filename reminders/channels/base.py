@@ -1,9 +1,14 @@
-"""The one small interface every channel sits behind."""
+"""The small interfaces every channel sits behind: `send` for messages going out, and for a
+provider that calls us back, its webhooks (`ProviderWebhooks`)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Mapping, Protocol
+from typing import ClassVar, Mapping, Protocol
+
+from reminders.channel_specs import SMS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class InboundText:
     # What was wrong with the request's fields and was cleaned ("[sender number was malformed]"):
     # kept with the text for staff, who then see it in the inbox.
     notes: tuple[str, ...] = ()
-    channel: str = "sms"  # the channel it came by: "whatsapp" for a whatsapp: address
+    channel: str = SMS.name  # the channel it came by (its address prefix: "whatsapp:" is WhatsApp)
 
 
 class DeliveryError(Exception):
@@ -75,35 +80,9 @@ class Channel(Protocol):
     """One `send`. A channel that paces its sends may also offer `reserve(message)`, which waits
     for the message's slot (raising DeliveryError when the sender is paused), so that the caller
     records the row in flight only when the provider call itself is next."""
-    name: str  # "sms" or "email"
+    name: str  # its spec's name (reminders.channel_specs)
 
     def send(self, message: OutgoingMessage) -> Receipt: ...
-
-
-@dataclass(frozen=True)
-class ChannelSpec:
-    """What the rest of the service needs to know about a way of reaching a patient: sending,
-    rendering and the fallback read these, never the channel's name. A new channel is a new spec
-    (reminders.channels.kinds) and a provider class with `send`."""
-
-    name: str  # the outbox row's channel
-    contact: str  # the patient's detail it is sent to: "phone" or "email"
-    template_suffix: str  # a rule's template is "<template>.<suffix>.j2" (email: subject/text/html)
-    is_text: bool  # a conversation: check-ins, replies, the welcome and opt-out belong to it
-    carries_calendar: bool  # a visit reminder may attach the visit as a calendar entry
-    counts_segments: bool  # the body is billed in SMS segments (stored on the row)
-    reports_delivery: bool  # the provider calls back with delivery reports (status callback URL)
-    fallback: str | None  # the channel a message goes by when it cannot go this way
-    has_subject: bool = False  # a subject, a plain-text body and an optional HTML body (email)
-    # Free-form text (a written answer, not a template) may go only this long after the
-    # patient's own last message on the channel (WhatsApp's 24-hour session); None: any time.
-    free_form_window: timedelta | None = None
-    template_fallback: str | None = None  # the suffix used when a rule has no template of its own
-    label: str = ""  # in staff's words: "text message", "email"
-
-    @property
-    def words(self) -> str:
-        return self.label or self.name
 
 
 # Where a delivery report leaves a message, in the service's own words (channels translate their
@@ -132,3 +111,74 @@ class DeliveryReport:
     def rank_of(self, provider_status: str | None) -> int:
         """The rank of a status this provider reported earlier; -1 for none or one it does not know."""
         return self.status_ranks.get(provider_status or "", -1)
+
+
+# ---------------------------------------------------------------- a provider's webhooks
+
+INBOUND, DELIVERY = "inbound", "delivery"  # what a webhook carries: patients' texts, delivery reports
+DATABASE_ID_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class WebhookRoute:
+    """One URL a provider posts to. The path is set in the clinic's provider console (or sent with
+    each message, as a status callback): it never changes."""
+
+    path: str  # "/twilio/sms"
+    carries: str  # INBOUND or DELIVERY
+    metric: str  # the `hook` label of reminders_webhook_duration_seconds
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's request as the web layer hands it over: no web framework below the web layer."""
+
+    path: str  # the path it called ("/twilio/status")
+    full_path: str  # with the query ("/twilio/status?outbox_id=12")
+    form: Mapping[str, str]
+    args: Mapping[str, str]  # the query's fields
+    headers: Mapping[str, str]
+    body: str = ""  # the raw body
+    arrived_at: str = ""  # the scheme and host the request came to ("https://clinic.example/")
+
+
+class ProviderWebhooks:
+    """A provider's webhooks: which URLs it calls, whether a request really comes from it for our
+    account, and the texts and delivery reports it carries, in the service's own types. A
+    provider's class knows its field names and signatures; the web layer knows only this."""
+
+    label: ClassVar[str] = ""  # the provider, in logs and refusals: "Twilio"
+    routes: ClassVar[tuple[WebhookRoute, ...]] = ()
+
+    def validate_request(self, request: WebhookRequest) -> str | None:
+        """None when the request is the provider's, for our account; otherwise why it is refused
+        (nothing is stored from a refused request)."""
+        raise NotImplementedError
+
+    def parse_events(self, request: WebhookRequest) -> list[InboundText | DeliveryReport]:
+        """What a validated request says: a patient's text, or delivery reports."""
+        raise NotImplementedError
+
+    def answer(self, reply: str | None) -> tuple[str, str]:
+        """The body and media type that answer an inbound text (with the reply to send, if any)."""
+        raise NotImplementedError
+
+    def route_for(self, path: str) -> WebhookRoute | None:
+        return next((route for route in self.routes if route.path == path), None)
+
+
+def callback_outbox_id(args: Mapping[str, str]) -> int | None:
+    """The outbox row a delivery report is about, from the status callback URL we gave the
+    provider (`?outbox_id=12`); None when it carries none, or one we never put there (the row is
+    then found by the provider's message id: an error would only make the provider retry)."""
+    raw = args.get("outbox_id")
+    if raw is None:
+        return None
+    try:
+        outbox_id = int(raw)
+    except ValueError:
+        return None
+    if not 1 <= outbox_id <= DATABASE_ID_MAX:
+        log.warning("delivery report with an outbox id out of range; looking it up by its message id")
+        return None
+    return outbox_id

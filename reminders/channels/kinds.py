@@ -1,32 +1,13 @@
-"""The channels the service knows, as plug-ins: sending, rendering and the fallback read these."""
+"""What sending reads off a channel's spec about a patient and the moment. The specs themselves
+are in reminders.channel_specs (the layers below read them too); their names are passed on here
+for the modules that still import them from this one."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from reminders.channels.base import ChannelSpec
+from reminders.channel_specs import EMAIL, SMS, SPECS, WHATSAPP, ChannelSpec, spec_for
 
-SMS = ChannelSpec(name="sms", contact="phone", template_suffix="sms", is_text=True, carries_calendar=False,
-                  counts_segments=True, reports_delivery=True, fallback="email", label="text message")
-EMAIL = ChannelSpec(name="email", contact="email", template_suffix="email", is_text=False, carries_calendar=True,
-                    counts_segments=False, reports_delivery=False, fallback=None, has_subject=True,
-                    label="email")
-# WhatsApp through Twilio, to the patient's phone number. A rule with no WhatsApp wording of its
-# own uses the SMS template. Outside 24 hours from the patient's last WhatsApp message, Meta lets
-# a business send only pre-approved templates: free-form text (a staff member's written answer)
-# then goes by SMS.
-WHATSAPP = ChannelSpec(name="whatsapp", contact="phone", template_suffix="whatsapp", is_text=True,
-                       carries_calendar=False, counts_segments=False, reports_delivery=True, fallback="sms",
-                       free_form_window=timedelta(hours=24), template_fallback="sms", label="WhatsApp message")
-
-SPECS: dict[str, ChannelSpec] = {spec.name: spec for spec in (SMS, EMAIL, WHATSAPP)}
-
-# How Twilio addresses a WhatsApp number ("whatsapp:+15550100100"); SMS numbers have no prefix.
-ADDRESS_PREFIXES = {WHATSAPP.name: "whatsapp:"}
-
-
-def spec_for(name: str) -> ChannelSpec:
-    """The spec of a channel by its name; a row naming an unknown channel raises KeyError."""
-    return SPECS[name]
+__all__ = ["EMAIL", "SMS", "SPECS", "WHATSAPP", "ChannelSpec", "reachable", "spec_for", "within_free_form_window"]
 
 
 def reachable(patient, spec: ChannelSpec) -> bool:

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from reminders.channel_specs import SPECS
 from reminders.channels.base import OutgoingMessage, Receipt
 from reminders.channels.smtp_email import build_email
 
@@ -26,12 +27,18 @@ class LocalOutbox:
         self._mail_from = mail_from
         # What a message would have gone from: MAIL_FROM for email, the sending number for a text
         # (empty when none is set).
-        self.from_address = mail_from if channel_name == "email" else sender
+        self.from_address = mail_from if self._is_email else sender
+
+    @property
+    def _is_email(self) -> bool:
+        """A channel with a subject is kept as an .eml file too; a text only in the log."""
+        spec = SPECS.get(self.name)
+        return spec is not None and spec.has_subject
 
     def send(self, message: OutgoingMessage) -> Receipt:
         self.directory.mkdir(parents=True, exist_ok=True)
         message_id = f"local-{uuid.uuid4().hex}"
-        if self.name == "email":
+        if self._is_email:
             self._write_eml(message_id, message)
         record = {
             "id": message_id,

@@ -8,6 +8,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
+from reminders.channel_specs import EMAIL
 from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
 from reminders.config import Settings
 
@@ -51,7 +52,7 @@ def build_email(message: OutgoingMessage, mail_from: str) -> EmailMessage:
 
 
 class SMTPEmail:
-    name = "email"
+    name = EMAIL.name
 
     def __init__(self, settings: Settings):
         if not settings.smtp_configured:

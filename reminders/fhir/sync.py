@@ -152,7 +152,7 @@ def sync(settings, *, sessions: sessionmaker[Session] | None = None, now: dateti
         session.commit()
         if plan:
             from reminders.planning.planner import plan_pending
-            from reminders.planning.rules import RuleSettings
+            from reminders.timing.rules import RuleSettings
 
             report.planned = plan_pending(session, RuleSettings.from_settings(settings), now)
             session.commit()

@@ -21,6 +21,7 @@ from reminders.intake.records import AppointmentRecord, PatientRecord, VisitWind
 from reminders.intake.upsert import ClosedLocation, IntakeError, fresh, upsert_appointment, upsert_patient
 from reminders.locations import LocationBook, LocationError
 from reminders.models import Appointment, Patient
+from reminders.models.patients import preference_needs
 
 DONE = {"book": "booked", "reschedule": "rescheduled", "modify": "modified", "cancel": "canceled",
         "no_show": "marked no-show"}
@@ -115,7 +116,7 @@ def _patient_record(action: Action, stored, settings) -> PatientRecord:
         "language": given.language,
         "phone_region": settings.default_phone_region,
     }
-    if not patient_data["phone"] and patient_data["preferred_channel"] in ("sms", "both", "whatsapp"):
+    if not patient_data["phone"] and preference_needs(patient_data["preferred_channel"], "phone"):
         raise Refusal("AE", REQUIRED_MISSING, "PID-13: no phone number for the patient, who gets texts "
                       "(a cell phone in PID-13, or PID-14)", ("PID", 1, 13))
     try:

@@ -14,7 +14,7 @@
 and answers with the patient's own clock times, in their zone and language, from the same
 functions the reminders use (reminders.preparation.visit_times), so the answer and the reminder
 can never disagree. The answer fits two GSM-7 segments, or the UCS-2 ones that hold as much when
-it carries an accent GSM-7 lacks (reminders.channels.segments.SmsLength.fits), and ends with when a nurse can be reached, and the
+it carries an accent GSM-7 lacks (reminders.text_segments.SmsLength.fits), and ends with when a nurse can be reached, and the
 clinic's number.
 
 It answers None, so that the caller passes the text to staff, for:
@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from reminders.channels.segments import gsm_safe, sms_length
 from reminders.inbound.office_hours import WEEKDAYS, clock_time
 from reminders.inbound.question_topics import ARRIVE, FASTING, LENGTH, TIMED, topics
 from reminders.preparation import Preparation, clock, date_words, visit_times
+from reminders.text_segments import gsm_safe, sms_length
 
 __all__ = ["MAX_SEGMENTS", "VisitFacts", "direct_answer", "topics"]
 

@@ -1,7 +1,7 @@
 """Check-ins by email: the one-tap link in the email, and the answer given on its page.
 
 A patient with no text channel gets the day-after and weekly check-ins by email
-(reminders.planning.rules); the email carries PUBLIC_BASE_URL/c/<token>. The page's answer (a
+(reminders.timing.rules); the email carries PUBLIC_BASE_URL/c/<token>. The page's answer (a
 score 0-10, side effects ticked, free words) is written as the text the SMS check-in asks for
 ("3, dizziness. slept badly") and goes through the same code as that text
 (reminders.inbound.replies): stored as the check-in's answer, triaged, escalated, answered with
@@ -20,8 +20,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from reminders import escalations
 from reminders.channels.base import InboundText
-from reminders.inbound import escalations
 from reminders.inbound.conversation import Conversation
 from reminders.inbound.inbox_rank import PRIORITY_FLAGGED
 from reminders.inbound.sender_lookup import SenderFacts, next_visit

@@ -14,8 +14,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from reminders import checkins
+from reminders import escalations
 from reminders.channels.base import InboundText
-from reminders.inbound import escalations, questionnaire_replies
+from reminders.inbound import questionnaire_replies
 from reminders.inbound.answers import VisitFacts, direct_answer
 from reminders.inbound.checkin_answers import CheckinReplies
 from reminders.inbound.consent_words import wants_back_in

@@ -22,10 +22,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reminders.channel_specs import is_text_channel, text_channels
 from reminders.models import CheckIn, OutboxMessage, Questionnaire
 from reminders.models.measures import BY_SMS, SENT, STARTED
-from reminders.models.outbox import TEXT_CHANNELS, Kind, Status
-from reminders.planning.rules import asks_for_a_score
+from reminders.models.outbox import Kind, Status
+from reminders.timing.rules import asks_for_a_score
 
 CHECKIN, QUESTIONNAIRE = "checkin", "questionnaire"
 OPEN_CHECKIN = ("awaiting", "reasked")  # reminders.inbound.replies.OPEN_CHECKIN
@@ -43,7 +44,7 @@ class OpenQuestion:
 
 def question_asked_by(kind: str, rule: str, channel: str, questions_by_text: bool) -> str | None:
     """The kind of numeric question a text asks (None: it asks none)."""
-    if channel not in TEXT_CHANNELS:
+    if not is_text_channel(channel):
         return None
     if asks_for_a_score(kind, rule, channel):
         return CHECKIN
@@ -85,7 +86,7 @@ def _due_before(session: Session, row: OutboxMessage, asking: str, now: datetime
                OutboxMessage.planned_for)
         .where(OutboxMessage.patient_id == row.patient_id, OutboxMessage.id != row.id,
                OutboxMessage.status.in_((Status.PLANNED, Status.QUEUED, Status.SENDING)),
-               OutboxMessage.planned_for <= now, OutboxMessage.channel.in_(TEXT_CHANNELS))
+               OutboxMessage.planned_for <= now, OutboxMessage.channel.in_(text_channels()))
     ).all()
     return any(question_asked_by(other.kind, other.rule, other.channel, True) not in (None, asking)
                and (other.planned_for, other.id) < (row.planned_for, row.id) for other in others)
@@ -101,7 +102,7 @@ def _open_checkin(session: Session, patient_id: int, now: datetime, window: time
         return None
     moved_on = session.scalar(
         select(OutboxMessage.id).where(
-            OutboxMessage.patient_id == patient_id, OutboxMessage.channel.in_(TEXT_CHANNELS),
+            OutboxMessage.patient_id == patient_id, OutboxMessage.channel.in_(text_channels()),
             OutboxMessage.kind.not_in((Kind.REPLY, Kind.ALERT)),
             OutboxMessage.sent_at > checkin.prompted_at, OutboxMessage.sent_at <= now,
             OutboxMessage.id != (checkin.prompt_outbox_id or 0)).limit(1))

@@ -30,10 +30,10 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders.inbound import escalations
+from reminders import escalations
 from reminders.inbound.item_answers import ItemAnswer, read_item_answer
 from reminders.inbound.parsing import Reading
-from reminders.measures import scales as catalogue
+from reminders import scales as catalogue
 from reminders.measures.questionnaires import (AnswerRefused, items_left, next_of_occasion, question_words,
                                                record_answer, sms_question)
 from reminders.channels.base import InboundText

@@ -35,8 +35,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reminders import checkins
+from reminders import escalations
 from reminders.channels.base import InboundText
-from reminders.inbound import escalations, questionnaire_replies
+from reminders.inbound import questionnaire_replies
 from reminders.inbound.conversation import Conversation, Handled, crisis_terms
 from reminders.inbound.inbox_rank import PRIORITY_CRISIS, PRIORITY_FLAGGED, PRIORITY_ROUTINE
 from reminders.inbound.reply_texts import fallback_reply
@@ -46,8 +47,8 @@ from reminders.models import CheckIn, InboundMessage
 
 __all__ = [
     "ERROR_CLASSIFICATION", "HANDLED", "OPEN_CHECKIN", "PRIORITY_CRISIS", "PRIORITY_FLAGGED", "PRIORITY_ROUTINE",
-    "REASK_ANSWER_WAIT", "Handled", "InboundText", "fallback_reply", "handle_inbound", "location_of_text",
-    "record_failure", "stored_body", "unanswered_reasks_to_staff",
+    "REASK_ANSWER_WAIT", "Handled", "InboundText", "fallback_reply", "handle_inbound", "keep_for_staff_after_failure",
+    "location_of_text", "stored_body", "unanswered_reasks_to_staff",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def handle_inbound(session: Session, settings, text: InboundText, now: datetime)
         return _replayed(earlier)
 
 
-def record_failure(session: Session, settings, text: InboundText, now: datetime) -> Handled:
+def keep_for_staff_after_failure(session: Session, settings, text: InboundText, now: datetime) -> Handled:
     """When acting on a text failed: keep it for staff and still answer with the crisis line.
 
     A text that might be a crisis opens an escalation here too, if the database allows."""

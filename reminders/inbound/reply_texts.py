@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from reminders.channels.kinds import spec_for
+from reminders.channel_specs import spec_for
 from reminders.inbound.office_hours import OfficeHours, when_read
 from reminders.rendering import (clinic_context, flag_failures, message_context, render, team_name, team_name_es,
                                  text_template)

@@ -10,14 +10,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, exists, func, select, true
 from sqlalchemy.orm import Session, aliased
 
+from reminders.channel_specs import text_channels
 from reminders import checkins
-from reminders.inbound import escalations, questionnaire_replies
+from reminders import escalations
+from reminders.inbound import questionnaire_replies
 from reminders.locations import LocationBook, patient_location
 from reminders.models import Appointment, CheckIn, Escalation, OutboxMessage, Patient, Questionnaire
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.models.base import UTCDateTime
 from reminders.models.measures import BY_SMS, SENT, STARTED
-from reminders.models.outbox import TEXT_CHANNELS, Kind
+from reminders.models.outbox import Kind
 
 OPEN_CHECKIN, ANSWERED = checkins.OPEN, checkins.ANSWERED
 
@@ -49,7 +51,7 @@ def primary_patient(session: Session, patients: list[Patient], last: dict[int, d
         last = dict(session.execute(
             select(OutboxMessage.patient_id, func.max(OutboxMessage.sent_at))
             .where(OutboxMessage.patient_id.in_([p.id for p in patients]),
-                   OutboxMessage.channel.in_(TEXT_CHANNELS), OutboxMessage.sent_at.is_not(None))
+                   OutboxMessage.channel.in_(text_channels()), OutboxMessage.sent_at.is_not(None))
             .group_by(OutboxMessage.patient_id)
         ).all())
     return max(patients, key=lambda p: (last.get(p.id) is not None, last.get(p.id) or p.created_at, -p.id))
@@ -173,7 +175,7 @@ def _latest_sent(column: str, now):
     """A column of the latest text we sent the patient, replies and staff alerts aside."""
     sent = aliased(OutboxMessage)
     return (select(getattr(sent, column))
-            .where(sent.patient_id == Patient.id, sent.channel.in_(TEXT_CHANNELS),
+            .where(sent.patient_id == Patient.id, sent.channel.in_(text_channels()),
                    sent.kind.not_in((Kind.REPLY, Kind.ALERT)), sent.sent_at.is_not(None), sent.sent_at <= now)
             .order_by(sent.sent_at.desc(), sent.id.desc()).limit(1)
             .correlate(Patient).scalar_subquery())
@@ -183,7 +185,7 @@ def _last_texted_at():
     any_text = aliased(OutboxMessage)
     return (
         select(func.max(any_text.sent_at))
-        .where(any_text.patient_id == Patient.id, any_text.channel.in_(TEXT_CHANNELS),
+        .where(any_text.patient_id == Patient.id, any_text.channel.in_(text_channels()),
                any_text.sent_at.is_not(None))
         .correlate(Patient).scalar_subquery())
 
@@ -191,7 +193,7 @@ def _last_texted_at():
 def _newer_text(checkin, now):
     """Whether a text went to the patient after the picked check-in was asked (newer_text_sent)."""
     later = aliased(OutboxMessage)
-    return exists().where(later.patient_id == Patient.id, later.channel.in_(TEXT_CHANNELS),
+    return exists().where(later.patient_id == Patient.id, later.channel.in_(text_channels()),
                           later.kind.not_in((Kind.REPLY, Kind.ALERT)),
                           later.sent_at > checkin.prompted_at, later.sent_at <= now,
                           later.id != func.coalesce(checkin.prompt_outbox_id, 0))
@@ -232,7 +234,7 @@ def newer_text_sent(session: Session, patient: Patient, checkin: CheckIn, now: d
     check-in was asked: then the conversation has moved on, and a number is no longer its answer."""
     return session.scalar(
         select(OutboxMessage.id).where(
-            OutboxMessage.patient_id == patient.id, OutboxMessage.channel.in_(TEXT_CHANNELS),
+            OutboxMessage.patient_id == patient.id, OutboxMessage.channel.in_(text_channels()),
             OutboxMessage.kind.not_in((Kind.REPLY, Kind.ALERT)),
             OutboxMessage.sent_at > checkin.prompted_at, OutboxMessage.sent_at <= now,
             OutboxMessage.id != (checkin.prompt_outbox_id or 0))

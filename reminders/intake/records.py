@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import phonenumbers
 
-from reminders.models.patients import CONDITIONS, LANGUAGES
+from reminders.models.patients import CHANNEL_PREFERENCES, CONDITIONS, LANGUAGES, preference_needs
 from reminders.zones import check_time_zone
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -17,7 +17,6 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 STATUS_ALIASES = {"cancelled": "canceled", "no-show": "no_show", "noshow": "no_show", "booked": "scheduled"}
 APPOINTMENT_STATUSES = ("scheduled", "confirmed", "canceled", "completed", "no_show")
 APPOINTMENT_KINDS = ("induction", "maintenance")
-CHANNEL_PREFERENCES = ("sms", "email", "both", "whatsapp")
 DURATION_RANGE = (5, 600)
 # A record whose door named no location: a stored visit keeps its own (a new one: the default).
 KEEP_LOCATION = "keep"
@@ -218,9 +217,9 @@ class PatientRecord(BaseModel):
     def _reachable(self):
         if self.phone is not None:
             self.phone = normalize_phone(self.phone, self.phone_region)
-        if self.preferred_channel in ("sms", "both", "whatsapp") and not self.phone:
+        if preference_needs(self.preferred_channel, "phone") and not self.phone:
             raise ValueError(f"phone is missing (preferred_channel is {self.preferred_channel})")
-        if self.preferred_channel in ("email", "both") and not self.email:
+        if preference_needs(self.preferred_channel, "email") and not self.email:
             raise ValueError(f"email is missing (preferred_channel is {self.preferred_channel})")
         self.last_name = self.last_name or ""
         return self

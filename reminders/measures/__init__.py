@@ -1,1 +1,2 @@
-"""Validated questionnaires (PHQ-9, GAD-7, PCL-5, pain) kept as data, and their pure scoring."""
+"""Questionnaires put to patients (opened, answered, scored by reminders.scales), a course's
+progress and the clinic's outcomes."""

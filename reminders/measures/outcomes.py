@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from reminders.measures import scales as catalogue
+from reminders import scales as catalogue
 from reminders.measures.progress import Point, ScaleProgress, progress
 from reminders.models import Course, Questionnaire
 from reminders.models.measures import COMPLETED

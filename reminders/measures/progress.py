@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
 
-from reminders.measures import scales as catalogue
+from reminders import scales as catalogue
 from reminders.models import Questionnaire
 from reminders.models.measures import COMPLETED
 
@@ -98,7 +98,7 @@ def progress(questionnaires: list[Questionnaire],
              response_points: Mapping[str, int] | None = None) -> dict[str, ScaleProgress]:
     """Per scale (in the catalogue's order), the completed questionnaires among these; a scale with
     only screen negatives is left out (there is no score to chart). `response_points`: the clinic's
-    response rules by scale key ({"pcl5": 10}, reminders.measures.scales.response_points_of)."""
+    response rules by scale key ({"pcl5": 10}, reminders.scales.response_points_of)."""
     completed = sorted((q for q in questionnaires if q.status == COMPLETED and q.completed_at is not None),
                        key=lambda q: (q.completed_at, q.id))
     done = [q for q in completed if q.score is not None and not is_screen_negative(q)]

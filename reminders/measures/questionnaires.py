@@ -17,8 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from reminders.inbound.escalations import open_for_answer
-from reminders.measures import scales as catalogue
+from reminders import scales as catalogue
+from reminders.escalations import open_for_answer
 from reminders.models import Appointment, Patient, Questionnaire
 from reminders.models.measures import BY_LINK, BY_SMS, COMPLETED, SENT, STARTED
 from reminders.preparation import date_words

@@ -34,7 +34,7 @@ class Questionnaire(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
     course_id: Mapped[int | None] = mapped_column(ForeignKey("courses.id", ondelete="SET NULL"))
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id", ondelete="SET NULL"))
-    scale: Mapped[str] = mapped_column(String(20))  # reminders.measures.scales key: phq9, gad7, pcl5, pain
+    scale: Mapped[str] = mapped_column(String(20))  # reminders.scales key: phq9, gad7, pcl5, pain
     occasion: Mapped[str] = mapped_column(String(30))  # baseline | infusion_3 | infusion_6 | maintenance | staff
     language: Mapped[str] = mapped_column(String(5), default="en")
     channel: Mapped[str] = mapped_column(String(10), default=BY_LINK)

@@ -33,18 +33,16 @@ class Kind(StrEnum):
     NUDGE = "nudge"  # book the next visit, we missed you, plan maintenance
     ALERT = "alert"  # a crisis alert to staff
     REPLY = "reply"  # a written answer to a patient, outside the webhook's own answer
-    WELCOME = "welcome"  # the introduction before a patient's first text (reminders.planning.welcome)
+    WELCOME = "welcome"  # the introduction before a patient's first text (reminders.outbox.welcome)
     QUESTIONNAIRE = "questionnaire"  # a validated questionnaire before a visit (reminders.measures)
 
 
 class ChannelName(StrEnum):
+    """The outbox row's channel: a spec's name (reminders.channel_specs says what each one is, the
+    text channels among them)."""
     SMS = "sms"
     EMAIL = "email"
     WHATSAPP = "whatsapp"
-
-
-# The channels a patient texts back on: check-ins, replies, the welcome and opt-out belong to them.
-TEXT_CHANNELS = (ChannelName.SMS, ChannelName.WHATSAPP)
 
 PENDING_STATUSES = (Status.PLANNED, Status.QUEUED)
 FINAL_STATUSES = tuple(s for s in Status if s not in (*PENDING_STATUSES, Status.SENDING))
@@ -91,7 +89,7 @@ class ReasonCode(StrEnum):
     PROVIDER_PAUSED = "provider_paused"  # held while the channel's provider is failing
 
 
-# The reasons reminders.planning.rules gives in words only, and the code each stands for: a row
+# The reasons reminders.timing.rules gives in words only, and the code each stands for: a row
 # written with just these words (a reason not to send; a row inserted with its reason) gets its code.
 CODE_OF_RULE_WORDS = {
     "visit canceled": ReasonCode.VISIT_CANCELED,

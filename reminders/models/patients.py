@@ -5,13 +5,13 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from reminders.channel_specs import SMS, all_specs, spec_for
 from reminders.models.base import Base, UTCDateTime, utcnow
 
 CHANNEL_PREFERENCES = ("sms", "email", "both", "whatsapp")
 # The channels each preference asks for. WhatsApp goes to the phone number, like SMS; whether the
-# clinic has it switched on is the planner's business (reminders.planning.rules.choose_channels).
+# clinic has it switched on is the planner's business (reminders.timing.rules.choose_channels).
 PREFERRED_CHANNELS = {"sms": {"sms"}, "email": {"email"}, "both": {"sms", "email"}, "whatsapp": {"whatsapp"}}
-PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
 # Languages the shipped templates are written in; a third is a folder of templates
 # (templates/<code>/) and a keyword table (reminders.inbound.parsing).
 LANGUAGES = ("en", "es")
@@ -19,6 +19,12 @@ DEFAULT_LANGUAGE = "en"
 # What a course treats: decides what the check-in asks (pain 0-10 instead of mood) and, later,
 # which questionnaires go. None: not recorded (treated as depression).
 CONDITIONS = ("depression", "ptsd", "anxiety", "pain", "other")
+
+
+def preference_needs(preference: str, contact: str) -> bool:
+    """Whether a preferred channel needs this contact detail: "both" needs a phone and an email
+    address (the contacts of the channels it asks for)."""
+    return any(spec_for(name).contact == contact for name in PREFERRED_CHANNELS.get(preference, ()))
 
 
 class Patient(Base):
@@ -61,13 +67,12 @@ class Patient(Base):
         return f"{self.first_name} {self.last_name}".strip()
 
     def channels(self) -> set[str]:
-        """The channels this patient can be reached on, by preference and contact details."""
-        wanted = PREFERRED_CHANNELS.get(self.preferred_channel, {"sms"})
-        reachable = set()
-        if self.phone:
-            reachable |= {"sms"} | (wanted & PHONE_CHANNELS)  # SMS reaches any phone
-        if self.email:
-            reachable.add("email")
+        """The channels this patient can be reached on, by preference and contact details: each
+        channel whose contact detail the patient has (SMS reaches any phone), one that only reaches
+        those who chose it (WhatsApp) only when chosen."""
+        wanted = PREFERRED_CHANNELS.get(self.preferred_channel, {SMS.name})
+        reachable = {spec.name for spec in all_specs()
+                     if getattr(self, spec.contact, None) and (spec.name in wanted or not spec.chosen_only)}
         chosen = wanted & reachable
         return chosen or reachable
 

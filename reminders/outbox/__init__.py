@@ -1,5 +1,6 @@
 """The outbox: every message the service means to send, or has sent, and the only code that
-creates, claims, moves and records its rows (reminders.outbox.rows, .moves, .delivery).
+creates, claims, moves and records its rows (reminders.outbox.rows, .moves, .delivery), the welcome
+text's own row among them (.welcome), and a text's place in its visit's budget at send time (.visit_texts).
 
 "Never twice" is audited here: a row is created once per `dedupe_key` (ON CONFLICT DO NOTHING),
 claimed by one conditional UPDATE, and its status never moves backwards.

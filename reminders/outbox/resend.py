@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from reminders.channel_specs import is_text_channel
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.outbox import TEXT_CHANNELS, Kind, ReasonCode, Status
+from reminders.models.outbox import Kind, ReasonCode, Status
 from reminders.outbox.moves import Move
 from reminders.outbox.rows import part_key
-from reminders.planning.quiet_hours import QuietHours
-from reminders.planning.rules import BEFORE_VISIT_KINDS
+from reminders.timing.quiet_hours import QuietHours
+from reminders.timing.rules import BEFORE_VISIT_KINDS
 
 # What may be put back in the schedule: failed, undelivered, or skipped for being late (an outage,
 # or the service being down, kept it past its use).
@@ -92,7 +93,7 @@ def _blocked(row, patient: Patient, now: datetime) -> str | None:
         return VISIT_CANCELED
     if row.kind in BEFORE_VISIT_KINDS and visit_starts_at is not None and visit_starts_at <= now:
         return VISIT_PASSED
-    if row.channel in TEXT_CHANNELS and patient.sms_opted_out:
+    if is_text_channel(row.channel) and patient.sms_opted_out:
         return OPTED_OUT
     return None
 

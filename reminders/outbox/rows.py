@@ -9,7 +9,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from reminders.channels.kinds import reachable, spec_for
+from reminders.channel_specs import spec_for
+from reminders.channels.kinds import reachable
 from reminders.models import OutboxMessage
 from reminders.models.outbox import PENDING_STATUSES, Kind, Status
 from reminders.outbox.moves import Move

@@ -1,1 +1,2 @@
-"""Which messages an appointment needs and when (pure), and the passes that act on it."""
+"""The planner: visits whose plan is out of date turned into outbox rows, by the rules of
+reminders.timing; a pass, its runs, one visit, the texts it wants and why some will not go."""

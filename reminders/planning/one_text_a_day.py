@@ -9,9 +9,9 @@ from reminders.models import Appointment, OutboxMessage
 from reminders.models.outbox import PENDING_STATUSES
 from reminders.planning.marking import mark_for_planning
 from reminders.planning.planning_run import run_of
-from reminders.planning.rules import MISSED_VISIT, PlannedMessage, RuleSettings, due_time
-from reminders.planning.spreading import is_non_urgent, local_day, moved_to_day, spread_day, spread_rank
 from reminders.planning.wanted_texts import WENT, visit_facts
+from reminders.timing.rules import MISSED_VISIT, PlannedMessage, RuleSettings, due_time
+from reminders.timing.spreading import is_non_urgent, local_day, moved_to_day, spread_day, spread_rank
 
 
 def spread_non_urgent(session: Session, appointment: Appointment, own: list[OutboxMessage],

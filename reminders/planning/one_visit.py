@@ -13,12 +13,10 @@ from reminders.models.outbox import PENDING_STATUSES
 from reminders.outbox import OutboxRow, appointment_key
 from reminders.outbox.moves import cancel_pending, reschedule_pending
 from reminders.outbox.rows import first_part_key
-from reminders.planning.budget import OVER_BUDGET
 from reminders.planning.duplicate_bookings import note_duplicate_bookings
 from reminders.planning.marking import mark_for_planning
 from reminders.planning.one_text_a_day import spread_non_urgent
 from reminders.planning.planning_run import PlanningRun
-from reminders.planning.rules import MISSED_VISIT, VISIT_MOVED, RuleSettings
 from reminders.planning.wanted_texts import (
     after_missed_visit_outreach, moved_notices, reminders_again_after_move, visit_facts, wanted_messages,
     within_text_budget, without_slots_already_sent,
@@ -26,6 +24,8 @@ from reminders.planning.wanted_texts import (
 from reminders.planning.withdrawals import (
     keep_or_cancel_following, no_longer_wanted_code, no_longer_wanted_reason, revive_withdrawn,
 )
+from reminders.timing.budget import OVER_BUDGET
+from reminders.timing.rules import MISSED_VISIT, VISIT_MOVED, RuleSettings
 
 
 def plan_into(run: PlanningRun, appointment: Appointment, rs: RuleSettings, now: datetime) -> None:

@@ -33,8 +33,8 @@ from reminders.models.outbox import PENDING_STATUSES
 from reminders.planning.marking import mark_for_planning, planning_error_text
 from reminders.planning.one_visit import plan_into
 from reminders.planning.planning_run import RUN_KEY, PlanningRun
-from reminders.planning.rules import RuleSettings
 from reminders.planning.wanted_texts import wanted_messages
+from reminders.timing.rules import RuleSettings
 
 __all__ = [
     "MAX_PLANS_PER_PASS", "PlanningBudget", "mark_for_planning", "plan_appointment", "plan_pending",

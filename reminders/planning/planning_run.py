@@ -15,12 +15,13 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from reminders.channel_specs import text_channels
 from reminders.models import Appointment, OutboxMessage
-from reminders.models.outbox import TEXT_CHANNELS, Status
+from reminders.models.outbox import Status
 from reminders.outbox import OutboxRow, plan
-from reminders.planning.rules import RuleSettings
-from reminders.planning.spreading import NON_URGENT_KINDS
-from reminders.planning.welcome import plan_welcomes
+from reminders.outbox.welcome import plan_welcomes
+from reminders.timing.rules import RuleSettings
+from reminders.timing.spreading import NON_URGENT_KINDS
 
 RUN_KEY = "reminders.planning.run"  # in Session.info: the run whose visits are being planned
 # Outbox rows are written this many to a statement (PostgreSQL takes at most 65,535 parameters
@@ -66,7 +67,7 @@ class PlanningRun:
         for row in session.execute(
             select(OutboxMessage.patient_id, OutboxMessage.appointment_id, OutboxMessage.rule, OutboxMessage.status,
                    OutboxMessage.due_at, OutboxMessage.sent_at)
-            .where(OutboxMessage.patient_id.in_(patients), OutboxMessage.channel.in_(TEXT_CHANNELS),
+            .where(OutboxMessage.patient_id.in_(patients), OutboxMessage.channel.in_(text_channels()),
                    OutboxMessage.kind.in_(NON_URGENT_KINDS), OutboxMessage.status.not_in(NOT_GOING))
         ):
             self._texts[row.patient_id].append(HeldText(row.appointment_id, row.rule, row.status, row.due_at,

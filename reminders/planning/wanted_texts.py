@@ -9,8 +9,8 @@ from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES, AppointmentStatus
 from reminders.models.outbox import PENDING_STATUSES, Status
 from reminders.outbox import appointment_key
-from reminders.planning.budget import VisitText, is_safety, texts_to_keep
-from reminders.planning.rules import (
+from reminders.timing.budget import VisitText, is_safety, texts_to_keep
+from reminders.timing.rules import (
     BEFORE_VISIT_KINDS, MIN_NOTICE, MISSED_VISIT, MISSED_VISIT_MARKED_WITHIN, REMINDED_AGAIN_AFTER_MOVE, REMINDER,
     TOO_LATE, VISIT_MOVED, PlannedMessage, RuleSettings, Visit, default_rules, plan_visit,
 )
@@ -75,7 +75,7 @@ def carries_first_visit_preparation(rule_name: str) -> bool:
 
 def within_text_budget(own: list[OutboxMessage], wanted: dict[str, PlannedMessage],
                        rs: RuleSettings) -> tuple[dict[str, PlannedMessage], set[str]]:
-    """The visit's wanted texts within TEXTS_PER_VISIT (reminders.planning.budget), and the keys of
+    """The visit's wanted texts within TEXTS_PER_VISIT (reminders.timing.budget), and the keys of
     those that give way. Its texts that went, and its safety texts the rules do not plan (a "visit
     moved" notice, a text's second part), count against it."""
     if rs.texts_per_visit is None:

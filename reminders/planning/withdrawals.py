@@ -11,8 +11,8 @@ from reminders.models.appointments import AppointmentStatus
 from reminders.models.outbox import ReasonCode, Status
 from reminders.outbox.moves import cancel_pending, revive_canceled
 from reminders.outbox.rows import first_part_key
-from reminders.planning.rules import MISSED_VISIT, REMINDER, VISIT_MOVED, PlannedMessage, RuleSettings
 from reminders.planning.wanted_texts import visit_facts
+from reminders.timing.rules import MISSED_VISIT, REMINDER, VISIT_MOVED, PlannedMessage, RuleSettings
 from reminders.visits.series import INDUCTION
 
 

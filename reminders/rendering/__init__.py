@@ -25,12 +25,12 @@ from reminders.rendering.engine import LimitedEnvironment, environment
 from reminders.rendering.messages import render, texts_as_sent
 from reminders.rendering.splitting import PART_BREAK, SMS_SEGMENTS, text_parts, without_break
 from reminders.rendering.store import (
-    SUFFIXES, VERSIONS_CHECK_SECONDS, TemplateStore, flag_failures, localized, message_templates, text_template,
+    VERSIONS_CHECK_SECONDS, TemplateStore, flag_failures, localized, message_templates, text_template,
     versions_marker,
 )
 
 __all__ = [
-    "MAX_OUTPUT", "PART_BREAK", "RENDER_TIME_LIMIT", "SAMPLE_START", "SAMPLE_ZONE", "SMS_SEGMENTS", "SUFFIXES",
+    "MAX_OUTPUT", "PART_BREAK", "RENDER_TIME_LIMIT", "SAMPLE_START", "SAMPLE_ZONE", "SMS_SEGMENTS",
     "VERSIONS_CHECK_SECONDS", "LimitedEnvironment", "LimitedTemplate", "RenderLimitExceeded", "TemplateProblem",
     "TemplateStore", "clinic_context", "environment", "flag_failures", "localized", "message_context",
     "message_templates", "patient_context", "render", "render_problem", "room_words", "sample_context",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from reminders.channel_specs import EMAIL, text_channels
 from reminders.models import Appointment, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
-from reminders.models.outbox import TEXT_CHANNELS
 from reminders.models.patients import DEFAULT_LANGUAGE
 from reminders.models.replies import checkin_kind
 from reminders.preparation import Preparation, clock, date_words, visit_times
@@ -37,7 +37,7 @@ def clinic_context(settings) -> dict:
         "crisis_line": settings.crisis_line,
         "emergency_number": settings.emergency_number,
         # How many texts a visit brings at most, as the welcome promises: TEXTS_PER_VISIT, which the
-        # planner keeps to (reminders.planning.budget).
+        # planner keeps to (reminders.timing.budget).
         "messages_per_visit": settings.texts_per_visit,
     }
 
@@ -84,10 +84,10 @@ def patient_context(patient, prep: Preparation) -> dict:
         "last_name": patient.last_name,
         "language": getattr(patient, "language", None) or DEFAULT_LANGUAGE,
         # Whether the patient's messages go by email too ("see your email" would be false otherwise).
-        "has_email": "email" in patient.channels() if hasattr(patient, "channels") else bool(getattr(patient, "email", None)),
+        "has_email": EMAIL.name in patient.channels() if hasattr(patient, "channels") else bool(getattr(patient, "email", None)),
         # Whether they get our texts (SMS or WhatsApp): "reply C to our text" would be false otherwise.
         "has_text": not getattr(patient, "sms_opted_out", False) and (
-            bool(set(patient.channels()) & set(TEXT_CHANNELS)) if hasattr(patient, "channels")
+            bool(set(patient.channels()) & set(text_channels())) if hasattr(patient, "channels")
             else bool(getattr(patient, "phone", None))),
         # In the prescriber's words; `medications_fit_sms` says whether it is short enough for the
         # first text (a lock screen shows it); a longer one goes after the template's break line:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import re
 
-from reminders.channels.segments import gsm_safe
 from reminders.rendering.budget import RenderLimitExceeded
 from reminders.rendering.engine import template_line
 from reminders.rendering.splitting import text_parts, without_break
 from reminders.rendering.store import TemplateStore
+from reminders.text_segments import gsm_safe
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 line by line, then between words. Nothing is cut."""
 from __future__ import annotations
 
-from reminders.channels.segments import sms_length
+from reminders.text_segments import sms_length
 
 SMS_SEGMENTS = 2  # GSM-7 segments a default text may cost, or the UCS-2 ones that hold as much (SmsLength.fits)
 

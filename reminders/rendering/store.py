@@ -10,14 +10,10 @@ from pathlib import Path
 from sqlalchemy import case, event, func, select, update
 from sqlalchemy.orm import Session
 
-from reminders.channels.base import ChannelSpec
+from reminders.channel_specs import ChannelSpec
 from reminders.models import TemplateVersion
 from reminders.models.patients import DEFAULT_LANGUAGE
 from reminders.rendering.engine import LimitedEnvironment, environment
-
-SUFFIXES = {"sms": ".sms.j2", "whatsapp": ".whatsapp.j2", "subject": ".subject.j2", "text": ".email.txt.j2",
-            "html": ".email.html.j2"}
-
 
 class TemplateStore:
     """Where template sources come from: the clinic's active staff versions, else the files.
@@ -205,20 +201,21 @@ def message_templates(store: TemplateStore, template: str, language: str | None,
                       spec: ChannelSpec) -> dict[str, str | None]:
     """The template of each part of one message in the patient's language where there is one:
     `body` for a text channel (its own template, else its `template_fallback`'s); `subject`,
-    `text` and `html` for a channel with a subject. The HTML part goes only in the language of the
-    text part (an English HTML beside a Spanish text would say something else), and only when it
-    exists."""
+    `text` and `html` for a channel with a subject (its spec's parts say their files). The HTML
+    part goes only in the language of the text part (an English HTML beside a Spanish text would
+    say something else), and only when it exists."""
     if not spec.has_subject:
         return {"body": text_template(store, template, spec, language)}
-    names: dict[str, str | None] = {part: localized(store, template + SUFFIXES[part], language)
+    suffixes = {part.name: part.suffix for part in spec.parts}
+    names: dict[str, str | None] = {part: localized(store, template + suffixes[part], language)
                                     for part in ("subject", "text")}
-    folder = names["text"][: -len(template + SUFFIXES["text"])]
-    html = folder + template + SUFFIXES["html"]
+    folder = names["text"][: -len(template + suffixes["text"])]
+    html = folder + template + suffixes["html"]
     names["html"] = html if store.exists(html) else None
     return names
 
 
-def text_template(store: TemplateStore, template: str, spec, language: str | None) -> str:
+def text_template(store: TemplateStore, template: str, spec: ChannelSpec, language: str | None) -> str:
     """The template a text channel's message is rendered from: the channel's own
     (`<template>.<suffix>.j2`), else that of its spec's `template_fallback` (a rule with no
     WhatsApp wording of its own uses the SMS text). The patient's language comes first: a Spanish

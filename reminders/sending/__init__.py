@@ -11,10 +11,10 @@ The parts: `gate` (may this row go now), `compose` (its message), `handover` (th
 its record), `batch` (a batch claimed, prepared and handed over), `records` (sends kept through a
 failing database), `numbers` (each location's sending number), `outcomes`, and `sender` (Sender).
 """
-from reminders.planning.retries import backoff, retry_delay
 from reminders.sending.batch import BATCH_SECONDS
 from reminders.sending.compose import SPLIT_KINDS
 from reminders.sending.outcomes import NOT_HANDED_OVER, SendOutcome
 from reminders.sending.sender import Sender
+from reminders.timing.retries import backoff, retry_delay
 
 __all__ = ["BATCH_SECONDS", "NOT_HANDED_OVER", "SPLIT_KINDS", "SendOutcome", "Sender", "backoff", "retry_delay"]

@@ -16,7 +16,7 @@ from reminders.logs import patient_values, sensitive
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import Kind, ReasonCode
 from reminders.outbox.moves import claim_many_for_sending
-from reminders.planning.welcome import WAITING_FOR_WELCOME, waits_for_welcome, welcome_wait_until
+from reminders.outbox.welcome import WAITING_FOR_WELCOME, waits_for_welcome, welcome_wait_until
 from reminders.provider_health import breakers, hold_reason
 from reminders.rendering import TemplateStore, flag_failures
 from reminders.sending.compose import SPLIT_KINDS
@@ -86,7 +86,7 @@ def prepare_batch(sender, session: Session, ids: list[int], now: datetime, book:
     patient's welcome first) and the batch's template store."""
     rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)).all()
     order = {outbox_id: n for n, outbox_id in enumerate(ids)}
-    # A patient's welcome goes before their other texts of the batch (reminders.planning.welcome).
+    # A patient's welcome goes before their other texts of the batch (reminders.outbox.welcome).
     rows = sorted(rows, key=lambda r: (r.kind != Kind.WELCOME, order[r.id]))
     patients = _by_id(session, Patient, {r.patient_id for r in rows})
     appointments = _by_id(session, Appointment, {r.appointment_id for r in rows}, selectinload(Appointment.course))

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from reminders.calendar import visit_ics, visit_words
 from reminders.channels import Attachment, DeliveryError, OutgoingMessage
 from reminders.channels.kinds import spec_for
-from reminders.channels.segments import sms_length
 from reminders.config import Settings
 from reminders.inbound import checkin_links
 from reminders.measures.questionnaires import for_message as questionnaire_for_message
@@ -19,9 +18,10 @@ from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.outbox import Kind
 from reminders.outbox import moves
 from reminders.outbox.rows import plan_following_parts
-from reminders.planning.rules import MISSED_VISIT, REMINDER, Rule, RuleSettings, rules_by_name
 from reminders.rendering import TemplateStore, message_context, message_templates, render, template_language, text_parts
 from reminders.sending.gate import finish_unsent
+from reminders.text_segments import sms_length
+from reminders.timing.rules import MISSED_VISIT, REMINDER, Rule, RuleSettings, rules_by_name
 from reminders.visits.series import planned_length
 
 # Messages whose text may go as several texts when it does not fit one (reminders.rendering.
@@ -56,8 +56,8 @@ def may_split(settings: Settings, row: OutboxMessage, spec) -> bool:
 
 
 def status_callback(settings: Settings, row: OutboxMessage, spec) -> str | None:
-    if spec.reports_delivery and settings.public_base_url:
-        return f"{settings.public_base_url.rstrip('/')}/twilio/status?outbox_id={row.id}"
+    if spec.reports_delivery and spec.status_callback_path and settings.public_base_url:
+        return f"{settings.public_base_url.rstrip('/')}{spec.status_callback_path}?outbox_id={row.id}"
     return None
 
 

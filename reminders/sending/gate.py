@@ -13,22 +13,22 @@ from sqlalchemy.orm import Session
 from reminders.channels import Channel
 from reminders.channels.kinds import spec_for, within_free_form_window
 from reminders.config import Settings
+from reminders.escalations import crisis_open
 from reminders.inbound import open_questions
-from reminders.inbound.escalations import crisis_open
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.appointments import AppointmentStatus
 from reminders.models.outbox import Kind, ReasonCode, Status
 from reminders.models.replies import last_inbound_at
 from reminders.outbox import moves
 from reminders.outbox.rows import plan_fallback_twin, previous_part_key
-from reminders.planning.budget import OVER_BUDGET
-from reminders.planning.rules import REMINDER, UNGATED_KINDS, RuleSettings
-from reminders.planning.send_checks import SendFacts, reason_not_to_send
-from reminders.planning.visit_texts import gives_way
-from reminders.planning.welcome import (
+from reminders.outbox.visit_texts import gives_way
+from reminders.outbox.welcome import (
     WAITING_FOR_WELCOME, reason_not_to_welcome, send_welcome_first, waits_for_welcome, welcome_wait_until,
 )
 from reminders.sending.outcomes import SendOutcome
+from reminders.timing.budget import OVER_BUDGET
+from reminders.timing.rules import REMINDER, UNGATED_KINDS, RuleSettings
+from reminders.timing.send_checks import SendFacts, reason_not_to_send
 
 # Automated asks wait while a crisis escalation of the patient's is open (checked again this often).
 PAUSED_IN_A_CRISIS = (Kind.CHECKIN, Kind.QUESTIONNAIRE, Kind.NUDGE)
@@ -151,7 +151,7 @@ def needs_introduction(row: OutboxMessage, patient: Patient | None) -> bool:
 
 def introduce(session: Session, row: OutboxMessage, patient: Patient | None, now: datetime,
               send: Callable[[int, datetime], str]) -> str | None:
-    """The welcome text (its own row, reminders.planning.welcome): it goes once, and before the
+    """The welcome text (its own row, reminders.outbox.welcome): it goes once, and before the
     patient's first other text (`send` sends it, in a session of its own). Returns why a welcome
     row is not sent, or that this text waits for it."""
     if row.kind == Kind.WELCOME:

@@ -21,9 +21,9 @@ from reminders.models.outbox import Kind, ReasonCode
 from reminders.models.replies import checkin_kind
 from reminders.outbox import moves
 from reminders.outbox.rows import plan_fallback_twin
-from reminders.planning.rules import UNGATED_KINDS, asks_for_a_score
 from reminders.provider_health import record_failure, record_success
 from reminders.sending.outcomes import AfterHandOver, NotHandedOver, SendOutcome
+from reminders.timing.rules import UNGATED_KINDS, asks_for_a_score
 
 log = logging.getLogger("reminders.sending")
 

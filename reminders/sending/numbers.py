@@ -10,6 +10,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from reminders.channel_specs import SMS
 from reminders.channels import Channel, channels_for
 from reminders.config import Settings
 from reminders.locations import LocationBook
@@ -53,7 +54,7 @@ class LocationChannels:
         """The channels a location's messages go by: its texts from its own number, its emails as
         every location's."""
         place = book.settings_for(location_id)
-        if place.twilio_from == self.settings.twilio_from or "sms" not in self.channels:
+        if place.twilio_from == self.settings.twilio_from or SMS.name not in self.channels:
             return self.channels
         # SMS_PER_SECOND is TWILIO_FROM's pace: a location's own number goes at its own rate, else
         # at the rate of its kind (reminders.pacing.rate_for).
@@ -63,7 +64,7 @@ class LocationChannels:
             channels = self._built.get(key)
             if channels is None:
                 built = channels_for(place.model_copy(update={"sms_per_second": rate}))
-                channels = self._built[key] = {**self.channels, "sms": built["sms"]}
+                channels = self._built[key] = {**self.channels, SMS.name: built[SMS.name]}
         return channels
 
 
@@ -90,7 +91,7 @@ def _senders(session: Session, book: Book, outbox_ids: list[int]) -> dict[int, s
         .outerjoin(Appointment, Appointment.id == OutboxMessage.appointment_id)
         .where(OutboxMessage.id.in_(outbox_ids)))
     return {row.id: book.settings_for(row.visit_location if row.visit_id is not None else row.location_id)
-            .twilio_from if row.channel == "sms" else row.channel for row in rows}
+            .twilio_from if row.channel == SMS.name else row.channel for row in rows}
 
 
 def side_by_side(sessions: sessionmaker[Session], groups: list[list[int]],

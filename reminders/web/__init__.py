@@ -101,13 +101,13 @@ def _register_pages(app: Flask, settings: Settings) -> None:
     from reminders.web.health import health, health_api
     from reminders.web import questionnaire_pages
     from reminders.web.staff import register_staff_ui
-    from reminders.web.twilio_hooks import twilio_hooks
+    from reminders.web.provider_hooks import provider_hooks
 
     app.register_blueprint(health)
     # Machines call these with a token or a signature, never with a staff form: no CSRF token.
     from reminders.web.openapi import openapi  # GET /api/v1/openapi.json and /api/v1/docs: no token
 
-    for blueprint in (api, api_replies, health_api, twilio_hooks, api_measures, openapi):
+    for blueprint in (api, api_replies, health_api, provider_hooks, api_measures, openapi):
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)
     register_staff_ui(app)

@@ -15,7 +15,7 @@ from flask import jsonify, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from reminders.measures import scales as catalogue
+from reminders import scales as catalogue
 from reminders.measures.progress import Point, ScaleProgress, Screen, is_screen_negative, progress, screen_of
 from reminders.measures.questionnaires import extra_words, is_expired
 from reminders.models import Course, Patient, Questionnaire

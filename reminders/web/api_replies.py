@@ -15,9 +15,9 @@ from flask import g, jsonify, request
 from sqlalchemy import case, select
 from sqlalchemy.orm import selectinload
 
+from reminders.escalations import ACKNOWLEDGED, CLAIMED, OPEN, EscalationNotFound, acknowledge
 from reminders.followup import Followup, patients_needing_booking
-from reminders.inbound.delivery import delivery_problems
-from reminders.inbound.escalations import ACKNOWLEDGED, CLAIMED, OPEN, EscalationNotFound, acknowledge
+from reminders.inbound.delivery_reports import delivery_problems
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage
 from reminders.web.api_auth import require_token
 from reminders.web.api_requests import BadRequest, api_blueprint, json_body, patient_by_external_id, patient_from_query

@@ -15,8 +15,8 @@ import logging
 from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
+from reminders.escalations import CRISIS_CLASSIFICATIONS
 from reminders.inbound import checkin_links
-from reminders.inbound.escalations import CRISIS_CLASSIFICATIONS
 from reminders.inbound.replies import OPEN_CHECKIN
 from reminders.models import CheckIn, CheckInLink, InboundMessage, OutboxMessage, Patient
 from reminders.web import questionnaire_pages as pages

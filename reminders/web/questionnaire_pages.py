@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, url_for
 
-from reminders.measures import scales as catalogue
+from reminders import scales as catalogue
 from reminders.measures.questionnaires import (AnswerRefused, find_by_token, is_expired, items_left,
                                                next_of_occasion, pending, record_answer, record_extra, visit_set,
                                                wants_extra, workload)

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import OutboxMessage, Patient
+from reminders.outbox.welcome import welcome_key
 from reminders.pipeline import run_pass
-from reminders.planning.welcome import welcome_key
 from reminders.provider_health import record_failure
 from tests.browser.seed import settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import serving, watched_page

@@ -169,7 +169,7 @@ def test_template_editing_with_live_preview_and_a_refused_save(page, clinic, ses
     expect(meter).to_contain_text("UCS-2 · 2 segments")
     expect(page.locator("#sms-warning")).to_contain_text("UCS-2 because of 🙂")
 
-    from reminders.channels.segments import sms_length
+    from reminders.text_segments import sms_length
 
     for text in ("", "plain", "x" * 160, "x" * 161, "[brackets] {braces} €uro ^~|\\", "ok\nnew line", "🙂" * 35,
                  "é" * 200, "Ω" + "y" * 69, "curly ’ quote"):

@@ -7,8 +7,8 @@ and where each due reminder ended. "Unknown" is a reminder whose provider call h
 (`handed_at`) when the worker lost track of it: shown to staff, never sent again; a worker killed
 between that record and the request leaving it can leave one that did not reach the patient, which
 the counts show. "Never sent" is a reminder whose patient got nothing and that nobody is told
-about: none may be. Beat still runs its pass every minute; scenarios that need not wait for it send
-beat's task to the broker themselves.
+about: none may be. Beat still runs its pass every PASS_SECONDS; scenarios that need not wait for it
+send beat's task to the broker themselves.
 
 `pytest -s tests/faults/test_sending_faults.py` prints each scenario's counts.
 """
@@ -25,10 +25,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from reminders.channels.twilio.client import DEFAULT_TIMEOUT_SECONDS
-from reminders.config import Settings
 from tests.conftest import POSTGRES_URL
-from tests.processes import (BEAT_WAIT, CONCURRENCY, DUE_RULE, SETTLE_WAIT, Scenario, one_text_each,
-                             running_service, utcnow, wait_for)
+from tests.processes import (BEAT_WAIT, CONCURRENCY, DUE_RULE, PASS_SECONDS, SETTLE_WAIT, Scenario,
+                             one_text_each, running_service, utcnow, wait_for)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.processes]
 
@@ -36,16 +35,22 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.processes]
 # module may end, and none of another test's on the same server.
 APP_NAME = f"sending-faults-{uuid.uuid4().hex[:8]}"
 RUN_PASS_TASK = "reminders.tasks.run_pass"
-# Failures in a row that pause a channel (PROVIDER_FAILURE_THRESHOLD, not set here).
-FAILURE_THRESHOLD = Settings.model_fields["provider_failure_threshold"].default
-CUT_SECONDS = 15.0  # how long the database sessions are ended while the batches go
+# The breaker, set for this service: failures in a row that pause a channel, and the longest pause
+# (PROVIDER_FAILURE_THRESHOLD, PROVIDER_PROBE_MAX_SECONDS; 5 and 300 s by default). Each failure
+# here is a request held past the Twilio client's timeout, and the first pause would be 30 s.
+FAILURE_THRESHOLD = 3
+PROBE_MAX_SECONDS = 10
+PAUSE_FLOOR = 0.7 * PROBE_MAX_SECONDS  # a batch that went on would end the pause at once
+HUNG_DUE = 40  # patients whose reminder is due as Twilio hangs: batches for both pool processes
+CUT_SECONDS = 8.0  # how long the database sessions are ended while the batches go (4 s of sends)
 PASS_ENDED = re.compile(r"reminders\.tasks\.run_pass\[[^\]]+\] (succeeded|raised)")
-FIRST_PAUSE_FLOOR = 20.0  # the breaker's first pause is 30 s; a batch that went on would end it at once
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    with running_service(tmp_path_factory.mktemp("sending-faults"), PGAPPNAME=APP_NAME) as running:
+    with running_service(tmp_path_factory.mktemp("sending-faults"), PGAPPNAME=APP_NAME,
+                         PROVIDER_FAILURE_THRESHOLD=str(FAILURE_THRESHOLD),
+                         PROVIDER_PROBE_MAX_SECONDS=str(PROBE_MAX_SECONDS)) as running:
         yield running
 
 
@@ -223,7 +228,7 @@ def test_twilio_hanging_past_the_client_timeout_opens_the_breaker_stops_the_batc
     hung = FAILURE_THRESHOLD + CONCURRENCY - 1  # enough to open it, with a call in flight in each child
     with service.logs_on_failure():
         service.twilio.hang_next(times=hung, seconds=DEFAULT_TIMEOUT_SECONDS + 5, accept=True)
-        scenario = book_due(service, "hang", 40, area_code=718)
+        scenario = book_due(service, "hang", HUNG_DUE, area_code=718)
         phones = set(scenario.phones.values())
         loaded = utcnow()
         ask_for_pass(service)
@@ -231,7 +236,7 @@ def test_twilio_hanging_past_the_client_timeout_opens_the_breaker_stops_the_batc
         opened = utcnow()
         wait_for(lambda: not sms_breaker_open(service), BEAT_WAIT, "the probe to close the SMS breaker")
         wait_for(lambda: quiet(service, scenario) and sent_count(service, scenario) + service.statuses(
-            scenario)["unknown"] == 40, SETTLE_WAIT, "the held reminders to go after the pause")
+            scenario)["unknown"] == HUNG_DUE, SETTLE_WAIT, "the held reminders to go after the pause")
         took = (utcnow() - loaded).total_seconds()
 
         tries = [r for r in list(service.twilio.requests) if r["form"].get("To") in phones]
@@ -242,10 +247,10 @@ def test_twilio_hanging_past_the_client_timeout_opens_the_breaker_stops_the_batc
         after = [r for r in tries if r["received_at"] > probe["received_at"]]
         result = outcome(service, scenario)
         assert_each_patient_reached_once(service, scenario, result)
-        assert len(hung_phones) == hung and len(tries) == 40  # each row tried once: no unknown resent
+        assert len(hung_phones) == hung and len(tries) == HUNG_DUE  # each row tried once: no unknown resent
         unknown_phones = {row["phone"] for row in service.rows(scenario) if row["status"] == "unknown"}
         assert unknown_phones <= hung_phones and result.unknown <= hung
-        assert quiet_for >= FIRST_PAUSE_FLOOR, f"Twilio was asked again {quiet_for:.1f} s after the breaker opened"
+        assert quiet_for >= PAUSE_FLOOR, f"Twilio was asked again {quiet_for:.1f} s after the breaker opened"
         assert after, "nothing waited for the provider to answer again"
         service.report(f"Twilio hangs past the client's {DEFAULT_TIMEOUT_SECONDS:.0f} s timeout for {hung} requests: "
                        f"{result.line()}; once the breaker opened nothing was asked of Twilio for {quiet_for:.0f} s, "
@@ -255,13 +260,13 @@ def test_twilio_hanging_past_the_client_timeout_opens_the_breaker_stops_the_batc
 
 def test_database_sessions_ended_mid_pass_lose_no_reminder_and_send_none_twice(service):
     """Every database session of the service's processes ended (pg_terminate_backend) four times a
-    second, first while beat's pass plans and hands out 80 reminders, then while they are sent:
+    second, first while beat's pass plans and hands out 40 reminders, then while they are sent:
     pools find their connections dead, statements fail in the pass and mid-batch."""
     with service.logs_on_failure():
         mark = len(service.worker.log())
         service.twilio.slow_down(0.2)
         try:
-            scenario = book_due(service, "pgcut", 80, area_code=305)
+            scenario = book_due(service, "pgcut", 40, area_code=305)
             with SessionCutter(every=0.25) as in_the_pass:
                 ask_for_pass(service)
                 wait_for(lambda: PASS_ENDED.search(service.worker.log()[mark:]), BEAT_WAIT, "the pass to end")
@@ -269,7 +274,7 @@ def test_database_sessions_ended_mid_pass_lose_no_reminder_and_send_none_twice(s
             wait_for(lambda: sent_count(service, scenario) >= 5, BEAT_WAIT, "the batches to start")
             with SessionCutter(every=0.25) as in_the_batches:
                 deadline = time.monotonic() + CUT_SECONDS
-                wait_for(lambda: time.monotonic() >= deadline or sent_count(service, scenario) >= 70,
+                wait_for(lambda: time.monotonic() >= deadline or sent_count(service, scenario) >= 35,
                          CUT_SECONDS + 30, "the sessions to be cut while the batches go")
             wait_for(lambda: quiet(service, scenario), SETTLE_WAIT, "the worker to go quiet")
         finally:
@@ -311,6 +316,6 @@ def test_same_time_visits_of_one_patient_do_not_hold_up_everyone_elses_reminders
         assert passes and max(passes) < 60, f"a pass did not return within beat's minute: {passes}"
         same_time_texts = service.texts_to([*eight.phones.values(), *twelve.phones.values()])
         service.report(f"8 and 12 visits of two patients at one instant, 20 others due: the others' {result.line()}, "
-                       f"all within {took:.0f} s of loading (beat's pass is every 60 s); {len(passes)} passes "
-                       f"returned, the longest in {max(passes):.1f} s; the two patients got "
+                       f"all within {took:.0f} s of loading (beat's pass is every {PASS_SECONDS} s); {len(passes)} "
+                       f"passes returned, the longest in {max(passes):.1f} s; the two patients got "
                        f"{same_time_texts['+14045550108']} and {same_time_texts['+14045550112']} texts")

@@ -14,6 +14,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from reminders.channel_specs import SMS
 from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
 from reminders.channels.twilio import codes
 from reminders.config import Settings
@@ -70,10 +71,10 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 class TwilioMessaging:
-    """One channel through Twilio: SMS, or WhatsApp with `address_prefix="whatsapp:"` (put before the
+    """One channel through Twilio: SMS, or WhatsApp with its spec's `address_prefix` (put before the
     To and the From; a Messaging Service SID, MG..., is sent as it is)."""
 
-    def __init__(self, settings: Settings, *, name: str = "sms", sender: str | None = None,
+    def __init__(self, settings: Settings, *, name: str = SMS.name, sender: str | None = None,
                  address_prefix: str = "", timeout: float = DEFAULT_TIMEOUT_SECONDS):
         sender = sender or settings.twilio_from
         if not (settings.twilio_account_sid and settings.twilio_auth_token and sender):

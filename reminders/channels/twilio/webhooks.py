@@ -1,10 +1,11 @@
 """Twilio's webhooks, without the web framework: is a request signed by Twilio for our account, and
 what its form says, in the service's own types (an InboundText, a DeliveryReport), and the TwiML
-that answers an inbound text.
+that answers an inbound text. `TwilioWebhooks` puts them behind the providers' small interface
+(reminders.channels.base.ProviderWebhooks), which the web layer registers and calls.
 
 Everything is passed in (the auth token, PUBLIC_BASE_URL or the address the request came to, the
-path and query, the headers, the form): this module knows no request object and no settings, so
-the web layer calls it and it never calls the web layer.
+path and query, the headers, the form): this module knows no request object, so the web layer
+calls it and it never calls the web layer.
 """
 from __future__ import annotations
 
@@ -15,15 +16,23 @@ from urllib.parse import parse_qs, urlsplit
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from reminders.channels.base import FAILED_STATE, UNDELIVERED_STATE, DeliveryReport, InboundText
+from reminders.channel_specs import SMS, channel_of_address, without_address_prefix
+from reminders.channels.base import (
+    DELIVERY, FAILED_STATE, INBOUND, UNDELIVERED_STATE, DeliveryReport, InboundText, ProviderWebhooks, WebhookRequest,
+    WebhookRoute, callback_outbox_id,
+)
 from reminders.channels.twilio import codes
+from reminders.config import Settings
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Present when the webhook is signed with a SharedKey instead of the auth token (newer twilio only).
 SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
-WHATSAPP = "whatsapp:"
+# Where Twilio posts: the clinic's console points the number's incoming-message webhook at the
+# first; every text we send names the second (its spec's status callback). Neither ever changes.
+INBOUND_PATH = "/twilio/sms"
+STATUS_PATH = SMS.status_callback_path
 
 # The widths of the columns the fields are stored in (InboundMessage, OutboxMessage).
 NUMBER_WIDTH, SID_WIDTH, STATUS_WIDTH, ERROR_CODE_WIDTH = 32, 64, 30, 30
@@ -107,11 +116,12 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 def parse_inbound(form: Mapping[str, str]) -> InboundText:
     """The text as it can be stored: NUL removed (PostgreSQL text cannot hold it), each field cut
     to its column, and a note for staff on what was odd, so that the text is kept and seen
-    instead of failing to store. A whatsapp: address is the WhatsApp channel, stored as its number."""
+    instead of failing to store. An address with a channel's prefix ("whatsapp:+1...") is that
+    channel, stored as its number."""
     notes = []
     sid, bad_sid = _field(form, "MessageSid", "SmsSid", width=SID_WIDTH)
-    sender, bad_sender = _field(form, "From", width=NUMBER_WIDTH, prefix=WHATSAPP)
-    to, bad_to = _field(form, "To", width=NUMBER_WIDTH, prefix=WHATSAPP)
+    sender, bad_sender = _field(form, "From", width=NUMBER_WIDTH, address=True)
+    to, bad_to = _field(form, "To", width=NUMBER_WIDTH, address=True)
     body = (form.get("Body") or "").replace("\x00", "")  # as a phone cannot send it: dropped without a note
     if bad_sender:
         notes.append("[sender number was malformed]")
@@ -124,8 +134,7 @@ def parse_inbound(form: Mapping[str, str]) -> InboundText:
         body = body[:BODY_LIMIT]
     if notes:
         log.warning("inbound text with malformed fields (%s): stored cleaned, for staff", ", ".join(notes))
-    came_by = (form.get("From") or "").replace("\x00", "").strip().lower()
-    channel = "whatsapp" if came_by.startswith(WHATSAPP) else "sms"
+    channel = channel_of_address((form.get("From") or "").replace("\x00", ""))
     return InboundText(message_sid=sid or None, from_number=sender, to_number=to, body=body,
                        num_media=_media_count(form.get("NumMedia")), notes=tuple(notes), channel=channel)
 
@@ -160,13 +169,13 @@ def parse_status(form: Mapping[str, str], outbox_id: int | None) -> DeliveryRepo
 
 # ---------------------------------------------------------------- the fields
 
-def _field(form: Mapping[str, str], *names: str, width: int | None = None, prefix: str = "") -> tuple[str, bool]:
-    """A form field with NUL characters (and the address prefix) removed and cut to its column; True
-    when it needed that."""
+def _field(form: Mapping[str, str], *names: str, width: int | None = None, address: bool = False) -> tuple[str, bool]:
+    """A form field with NUL characters (and, for an address, its channel's prefix) removed and cut
+    to its column; True when it needed that."""
     raw = next((form.get(name) for name in names if form.get(name)), "") or ""
     value = raw.replace("\x00", "").strip()
-    if prefix and value.lower().startswith(prefix):
-        value = value[len(prefix):]
+    if address:
+        value = without_address_prefix(value)
     malformed = "\x00" in raw
     if width is not None and len(value) > width:
         value, malformed = value[:width], True
@@ -179,3 +188,31 @@ def _media_count(value: str | None) -> int:
     except ValueError:
         return 0
     return number if 0 <= number <= 100 else 0  # Twilio allows 10 media per text
+
+
+# ---------------------------------------------------------------- behind the providers' interface
+
+class TwilioWebhooks(ProviderWebhooks):
+    """Twilio's two webhooks for SMS and WhatsApp: patients' texts and delivery reports."""
+
+    label = "Twilio"
+    routes = (WebhookRoute(INBOUND_PATH, INBOUND, metric="sms"), WebhookRoute(STATUS_PATH, DELIVERY, metric="status"))
+
+    def __init__(self, settings: Settings):
+        self.auth_token = settings.twilio_auth_token
+        self.account_sid = settings.twilio_account_sid
+        self.public_base_url = settings.public_base_url
+
+    def validate_request(self, request: WebhookRequest) -> str | None:
+        return (signature_problem(self.auth_token, self.public_base_url, request.full_path, request.headers,
+                                  request.form, request.body, arrived_at=request.arrived_at)
+                or account_problem(self.account_sid, request.form))
+
+    def parse_events(self, request: WebhookRequest) -> list[InboundText | DeliveryReport]:
+        route = self.route_for(request.path)
+        if route is not None and route.carries == INBOUND:
+            return [parse_inbound(request.form)]
+        return [parse_status(request.form, callback_outbox_id(request.args))]
+
+    def answer(self, reply: str | None) -> tuple[str, str]:
+        return twiml_answer(reply), "application/xml"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from reminders.models import OutboxMessage
 from reminders.models.outbox import CODE_OF_RULE_WORDS, ReasonCode, Status
 from reminders.outbox.moves.allowed import BACK_FROM_SENDING, check_move, move_where
-from reminders.planning.retries import delivery_deadline, gave_up_reason, retry_delay, retry_time
+from reminders.timing.retries import delivery_deadline, gave_up_reason, retry_delay, retry_time
 
 log = logging.getLogger("reminders.outbox")
 
@@ -52,7 +52,7 @@ def hold(session: Session, row: OutboxMessage, now: datetime, reason: str, *, du
 
 def mark_unsent(row: OutboxMessage, reason: str, code: ReasonCode | None = None) -> None:
     """It will not go: canceled with its visit, otherwise skipped, with the reason for staff. A
-    reason the rules give in words only (reminders.planning.send_checks.reason_not_to_send) brings its code."""
+    reason the rules give in words only (reminders.timing.send_checks.reason_not_to_send) brings its code."""
     code = code or CODE_OF_RULE_WORDS.get(reason)
     status = Status.CANCELED if code == ReasonCode.VISIT_CANCELED else Status.SKIPPED
     check_move(row, status)
@@ -93,7 +93,7 @@ def retry_or_fail(row: OutboxMessage, now: datetime, error: str, code: str | Non
                   visit_starts_at: datetime | None, retry_after: timedelta | None = None,
                   max_attempts: int | None = None) -> str:
     """Try again later, with backoff and jitter (at least `retry_after`), for as long as the
-    message can still do its job (reminders.planning.retries.delivery_deadline) and, with
+    message can still do its job (reminders.timing.retries.delivery_deadline) and, with
     `max_attempts`, at most that many tries. Returns "retrying" or "failed"."""
     if max_attempts is not None and row.attempts >= max_attempts:
         _give_up(row, f"gave up after {row.attempts} attempts", None, error, code)

@@ -18,11 +18,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from reminders.channels.segments import sms_length
+from reminders.channel_specs import text_channels
 from reminders.config import Settings
 from reminders.models import Appointment, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
-from reminders.models.outbox import TEXT_CHANNELS
+from reminders.text_segments import sms_length
 from reminders.web.context import db, request_now, settings
 from reminders.web.staff import audit
 from reminders.web.staff.auth import guard
@@ -57,7 +57,7 @@ def why_skipped(patient: Patient) -> str:
         return f"opted out of texts (texted {patient.opt_out_text or 'STOP'}): call them"
     if not patient.phone:
         return "no mobile number on file: call or email them"
-    if not set(patient.channels()) & set(TEXT_CHANNELS):
+    if not set(patient.channels()) & set(text_channels()):
         return "gets messages by email only, not texts: call or email them"
     return ""
 

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import case, select
 from sqlalchemy.orm import selectinload
 
-from reminders.inbound.escalations import (CLAIMED, OPEN, EscalationNotFound, claim, kind_of, resolve,
+from reminders.escalations import (CLAIMED, OPEN, EscalationNotFound, claim, kind_of, resolve,
                                            severity_order, texts_after)
 from reminders.models import Escalation
 from reminders.web.context import db, request_now

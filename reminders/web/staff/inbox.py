@@ -18,15 +18,16 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from reminders.channel_specs import is_text_channel
 from reminders.config import Settings
 from reminders.dispatch import send_soon
-from reminders.inbound.delivery import delivery_problems
+from reminders.inbound.delivery_reports import delivery_problems
 from reminders.inbound.replies import location_of_text
 from reminders.locations import LocationBook
 from reminders.models import InboundMessage
-from reminders.models.outbox import TEXT_CHANNELS, ChannelName, Kind
+from reminders.models.outbox import ChannelName, Kind
 from reminders.outbox import OutboxRow, plan
-from reminders.planning.quiet_hours import QuietHours
+from reminders.timing.quiet_hours import QuietHours
 from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit, location_filter, message_state, queries
 from reminders.web.staff.auth import current_user, guard
@@ -62,7 +63,7 @@ def quiet_hours(s: Settings) -> QuietHours:
 
 def reply_channel(message: InboundMessage) -> str:
     """The patient's text channel: the one they wrote on."""
-    return message.channel if message.channel in TEXT_CHANNELS else ChannelName.SMS
+    return message.channel if is_text_channel(message.channel) else ChannelName.SMS
 
 
 def why_no_reply(message: InboundMessage) -> str | None:

@@ -11,7 +11,7 @@ import hashlib
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
 
-from reminders.inbound.escalations import OPEN, kind_of
+from reminders.escalations import OPEN, kind_of
 from reminders.models import Appointment, Escalation, InboundMessage
 from reminders.web.context import db, request_now
 from reminders.web.staff import location_filter, queries

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from reminders.measures import scales as catalogue
+from reminders import scales as catalogue
 from reminders.measures.progress import ScaleProgress, is_screen_negative, progress, screen_of
 from reminders.measures.questionnaires import extra_words
 from reminders.models import Appointment, Course, Escalation, Patient, Questionnaire

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from reminders.models import OutboxMessage
 from reminders.models.outbox import Kind, Status
 from reminders.provider_health import breaker
-from reminders.web.staff.provider_banner import CHANNEL_WORDS
+from reminders.web.staff.provider_banner import who_answers
 
 WAITING, SENT, FAILED, NOT_SENT, UNCLEAR = "waiting", "sent", "failed", "not sent", "unclear"
 STATES = {
@@ -72,7 +72,7 @@ def reply_notice(session, outbox_id: str | None, patient) -> dict | None:
         return None
     state, name = state_of(row.status), patient.first_name
     paused = breaker(session, row.channel)
-    who = CHANNEL_WORDS.get(row.channel, ("", "the provider"))[1]
+    who = who_answers(row.channel)
     waiting_why = f"{who} is not answering right now" if paused is not None and paused.is_open else None
     words = {WAITING: reply_words(WAITING, name, waiting_why), SENT: reply_words(SENT, name),
              FAILED: reply_words(FAILED, name, row.status_reason), NOT_SENT: reply_words(NOT_SENT, name, row.status_reason),

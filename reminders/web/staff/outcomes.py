@@ -8,7 +8,7 @@ from datetime import date
 
 from flask import Blueprint, Response, render_template, request
 
-from reminders.measures.scales import response_points_of
+from reminders.scales import response_points_of
 from reminders.measures.outcomes import NOT_RECORDED, POST_INDUCTION_DAYS, Filters, condition_label, outcomes
 from reminders.models.patients import CONDITIONS
 from reminders.web.context import db, settings

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from reminders.channel_specs import SPECS
 from reminders.provider_health import provider_status
 from reminders.web.staff.display import localize, time_only
-
-# (what stops going out, who has to answer again)
-CHANNEL_WORDS = {
-    "sms": ("Text messages", "Twilio"),
-    "whatsapp": ("WhatsApp messages", "Twilio"),
-    "email": ("Emails", "the email server"),
-}
 # An outage longer than this is when a clinic picks up the phone for the visits coming up.
 CALL_PATIENTS_AFTER = timedelta(minutes=30)
 VISITS_SOON_HOURS = 2
@@ -30,9 +24,23 @@ def _since(at: datetime, now: datetime) -> str:
     return clock if local.date() == today else f"{local:%b} {local.day}, {clock}"
 
 
+def outage_words(channel: str, provider: str) -> tuple[str, str]:
+    """(what stops going out, who has to answer again): "Text messages", "Twilio" (the channel's spec)."""
+    spec = SPECS.get(channel)
+    if spec is None:
+        return f"{provider} messages", provider
+    return spec.plural, spec.provider_label
+
+
+def who_answers(channel: str) -> str:
+    """Who staff wait for while the channel is paused: "Twilio", "the email server"."""
+    spec = SPECS.get(channel)
+    return spec.provider_label if spec is not None and spec.provider_label else "the provider"
+
+
 def banner(status: dict, now: datetime) -> dict:
     """One paused channel's banner: headline, detail, the advice and a key that changes with them."""
-    what, who = CHANNEL_WORDS.get(status["channel"], (f"{status['provider']} messages", status["provider"]))
+    what, who = outage_words(status["channel"], status["provider"])
     since = status["failing_since"] or now
     waiting = status["waiting"]
     headline = f"{what} have not gone out since {_since(since, now)}."

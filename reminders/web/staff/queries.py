@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from reminders.channel_specs import SMS
 from reminders.models import Appointment, CheckIn, Escalation, InboundMessage, OutboxMessage, Patient
 from reminders.models.appointments import ACTIVE_STATUSES
 from reminders.models.outbox import PENDING_STATUSES, Kind
@@ -133,7 +134,7 @@ def _inbound_item(message: InboundMessage) -> TimelineItem:
         note += f"What was done: {message.done_note}"
     return TimelineItem(message.received_at, "in", inbound_label(message.classification), message.body,
                         "needs staff" if message.needs_staff and not message.done_at else "",
-                        message.channel or "sms", note, kind=message.classification, flagged=message.priority >= 1)
+                        message.channel or SMS.name, note, kind=message.classification, flagged=message.priority >= 1)
 
 
 def timeline(session: Session, patient_id: int) -> list[TimelineItem]:

@@ -8,7 +8,7 @@ import io
 from flask import Blueprint, render_template
 from sqlalchemy import select
 
-from reminders.measures import scales as catalogue
+from reminders import scales as catalogue
 from reminders.models import Course, Patient, Questionnaire
 from reminders.web.context import db, request_now, settings
 from reminders.web.staff import audit

@@ -14,10 +14,11 @@ from datetime import datetime
 
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 
+from reminders.channel_specs import SPECS
 from reminders.dispatch import send_soon
 from reminders.models import Patient
 from reminders.outbox import resend as outbox_resend
-from reminders.planning.quiet_hours import QuietHours
+from reminders.timing.quiet_hours import QuietHours
 from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit
 from reminders.web.staff.auth import current_user, guard
@@ -33,7 +34,6 @@ BLOCKED_WORDS = {
     outbox_resend.VISIT_CANCELED: "Not resent: the visit it was for was canceled.",
     outbox_resend.OPTED_OUT: "Not resent: {name} opted out of texts (STOP).",
 }
-CHANNEL_WORDS = {"sms": "text", "whatsapp": "WhatsApp", "email": "email"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ def _lowercase_first(label: str) -> str:
 
 def _item(found: outbox_resend.Resendable, patient: Patient) -> ResendItem:
     label = rule_label(found.rule, found.kind)
-    channel = CHANNEL_WORDS.get(found.channel, found.channel)
+    spec = SPECS.get(found.channel)
+    channel = spec.short_label if spec is not None and spec.short_label else found.channel
     status = "Failed" if found.status != "skipped" else "Expired"
     blocked = None
     if found.blocked:

@@ -24,7 +24,7 @@ from reminders.config import Settings
 from reminders.models import OutboxMessage, Patient, SavedReply
 from reminders.models.outbox import ChannelName
 from reminders.models.saved_replies import SAVED_REPLY_LANGUAGES
-from reminders.planning.welcome import pending_welcome
+from reminders.outbox.welcome import pending_welcome
 from reminders.rendering import sample_context
 from reminders.web.context import db, found, request_now, settings
 from reminders.web.staff import audit, message_state

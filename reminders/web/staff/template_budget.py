@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reminders.channels.segments import sms_length
-from reminders.planning.rules import RuleSettings, default_rules
 from reminders.rendering import (
     PART_BREAK, SMS_SEGMENTS, TemplateProblem, TemplateStore, render, texts_as_sent, without_break,
 )
 from reminders.sending import SPLIT_KINDS
-from reminders.web.staff.template_samples import CandidateStore, base_name, part_of
+from reminders.text_segments import sms_length
+from reminders.timing.rules import RuleSettings, default_rules
+from reminders.web.staff.template_samples import CandidateStore, base_name, segmented
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class OverBudget(TemplateProblem):
 def may_split(settings, name: str) -> bool:
     """Whether this SMS template goes as several texts when it does not fit one: a reminder's or
     a nudge's (reminders.sending.SPLIT_KINDS); a question, a reply, a welcome goes whole."""
-    if part_of(name) != "sms":
+    if not segmented(name):
         return False
     base = base_name(name)
     return any(rule.template == base and rule.kind in SPLIT_KINDS
@@ -45,7 +45,7 @@ def authored_parts(text: str) -> list[str]:
 def over_budget(candidate: TemplateStore, settings, name: str, context: dict) -> OverBudget | None:
     """A text whose part would cost more than SMS_SEGMENTS (in GSM-7; the UCS-2 ones that hold as
     much) for the sample patient: the part named, with what it costs."""
-    if part_of(name) != "sms":
+    if not segmented(name):
         return None
     splits = may_split(settings, name)
     text = render(candidate, name, context, keep_break=splits)

@@ -35,19 +35,21 @@ from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from reminders.channels.segments import sms_length
 from reminders.rendering import TemplateProblem, TemplateStore, environment, render, texts_as_sent, validate_all
+from reminders.text_segments import sms_length
 from reminders.web.staff.template_budget import OverBudget, may_split, over_budget
 from reminders.web.staff.template_lifelines import LIFELINES, MissingLifeline, lifelines_of, missing_lifeline
-from reminders.web.staff.template_samples import CandidateStore, labelled_contexts, part_of, template_context
+from reminders.web.staff.template_samples import (
+    CandidateStore, base_name, labelled_contexts, part_of, segmented, template_context,
+)
 from reminders.web.staff.template_variables import variable_groups
 from reminders.web.staff.template_words import not_usable, plain_words, problem_message, variable_paths
 
 # What the template editor (templates_admin) and the checks' callers find here.
 __all__ = [
-    "LIFELINES", "MissingLifeline", "OverBudget", "Preview", "PreviewBusy", "assess", "check", "lifelines_of",
-    "may_split", "part_of", "preview", "problem_message", "run_limited", "template_context", "variable_groups",
-    "variable_paths",
+    "LIFELINES", "MissingLifeline", "OverBudget", "Preview", "PreviewBusy", "assess", "base_name", "check",
+    "lifelines_of", "may_split", "part_of", "preview", "problem_message", "run_limited", "segmented",
+    "template_context", "variable_groups", "variable_paths",
 ]
 
 MAX_SOURCE = 20_000
@@ -156,10 +158,11 @@ class Preview:
     part: str
     texts: tuple[str, ...] = ()  # an SMS: the texts the patient's phone gets, in order
     refusal: TemplateProblem | None = None  # what a save would be refused for (a lifeline, the budget)
+    segmented: bool = False  # billed in SMS segments: measured, and shown as the texts a phone gets
 
     def as_json(self) -> dict:
         data = {"ok": True, "part": self.part, "text": self.text, "sms": None, "texts": [], "refusal": None}
-        if self.part == "sms":
+        if self.segmented:
             data["sms"] = meter(self.text)
             data["texts"] = [{"text": text, "sms": meter(text)} for text in self.texts]
         if self.refusal is not None:
@@ -186,12 +189,12 @@ def preview(store: TemplateStore, settings, name: str, source: str) -> Preview |
     try:
         text = render(candidate, name, context)
         texts = tuple(texts_as_sent(candidate, name, context, may_split(settings, name))) \
-            if part_of(name) == "sms" else ()
+            if segmented(name) else ()
         refusal = missing_lifeline(candidate, settings, name, labelled) or \
             over_budget(candidate, settings, name, context)
     except Exception as exc:  # noqa: BLE001 - passed the checks but failed now (a limit hit on a busy machine)
         return TemplateProblem(name, None, f"the preview failed: {type(exc).__name__}")
-    return Preview(text, part_of(name), texts, refusal)
+    return Preview(text, part_of(name), texts, refusal, segmented(name))
 
 
 class PreviewBusy(Exception):

@@ -4,24 +4,35 @@ from __future__ import annotations
 
 from jinja2 import TemplateSyntaxError, meta
 
-from reminders.rendering import (
-    SUFFIXES, TemplateStore, environment, render_problem, sample_context, template_language,
-)
+from reminders.channel_specs import spec_of_part, template_suffixes
+from reminders.rendering import TemplateStore, environment, render_problem, sample_context, template_language
 
 
 def part_of(name: str) -> str:
-    """sms | subject | text | html, from the file name."""
-    for part, suffix in SUFFIXES.items():
+    """The template part a file is, by its suffix (the channels' specs): sms | whatsapp | subject |
+    text | html."""
+    for part, suffix in template_suffixes().items():
         if name.endswith(suffix):
             return part
     return "text"
 
 
+def without_suffix(name: str) -> str:
+    """welcome for welcome.sms.j2, es/welcome for es/welcome.sms.j2."""
+    suffix = template_suffixes().get(part_of(name), "")
+    return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+
+
 def base_name(name: str) -> str:
     """reply_crisis for es/reply_crisis.sms.j2."""
-    name = name.split("/", 1)[-1]
-    suffix = SUFFIXES[part_of(name)]
-    return name[: -len(suffix)] if name.endswith(suffix) else name
+    return without_suffix(name.split("/", 1)[-1])
+
+
+def segmented(name: str) -> bool:
+    """Whether the template's text is billed in SMS segments (its channel counts them): measured,
+    held to a budget and previewed as the texts a phone gets."""
+    spec = spec_of_part(part_of(name))
+    return spec is not None and spec.counts_segments
 
 
 # (what the sample is, as told to the admin; the patient fields)

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select, update
 
+from reminders.channel_specs import template_parts
 from reminders.models import TemplateVersion
-from reminders.planning.rules import RuleSettings, default_rules
-from reminders.rendering import SUFFIXES, TemplateProblem, TemplateStore
+from reminders.rendering import TemplateProblem, TemplateStore
+from reminders.timing.rules import RuleSettings, default_rules
 from reminders.web.context import db, request_now, settings
 from reminders.web.staff import audit, template_checks
 from reminders.web.staff.auth import current_user, guard
@@ -25,7 +26,6 @@ from reminders.web.staff.headers import SECURITY_HEADERS
 bp = Blueprint("templates_admin", __name__, url_prefix="/admin/templates")
 guard(bp, admin=True)
 
-PART_LABELS = {"sms": "SMS", "whatsapp": "WhatsApp", "subject": "Subject", "text": "Email text", "html": "Email HTML"}
 RULE_TITLES = {
     "first_induction_72h": "First infusion, 72 hours before",
     "first_induction_24h": "First infusion, 24 hours before",
@@ -44,7 +44,6 @@ RULE_TITLES = {
     "caring_contact_c": "Caring contact, third wording (weeks 3 and 7)",
     "caring_contact_d": "Caring contact, fourth wording (weeks 4 and 8)",
 }
-PART_ORDER = ("sms", "whatsapp", "subject", "text", "html")
 OTHER_TITLES = {
     "welcome": "Welcome text (first SMS to a new number)",
     "reply_checkin_reask": "Check-in answer not understood: asked again",
@@ -71,6 +70,16 @@ OTHER_TITLES = {
 LANGUAGE_LABELS = {"es": "Spanish"}
 
 
+def part_labels() -> dict[str, str]:
+    """{"sms": "SMS", ..., "html": "Email HTML"}: each template part in staff's words (the channels' specs)."""
+    return {part.name: part.label for part in template_parts()}
+
+
+def part_order() -> tuple[str, ...]:
+    """A template's files in the order of the channels and their parts: SMS, WhatsApp, the email's."""
+    return tuple(part.name for part in template_parts())
+
+
 @dataclass
 class TemplateFile:
     name: str
@@ -93,8 +102,8 @@ class TemplateFile:
     @property
     def label(self) -> str:
         if self.language:
-            return f"{PART_LABELS[self.part]} · {LANGUAGE_LABELS.get(self.language, self.language)}"
-        return PART_LABELS[self.part]
+            return f"{part_labels()[self.part]} · {LANGUAGE_LABELS.get(self.language, self.language)}"
+        return part_labels()[self.part]
 
 
 @dataclass
@@ -128,13 +137,12 @@ def catalogue() -> tuple[list[TemplateGroup], list[TemplateGroup], list[Template
     versions = current_versions()
     for name in store().all_names():
         part = template_checks.part_of(name)
-        base = name[: -len(SUFFIXES[part])] if name.endswith(SUFFIXES[part]) else name
-        base = base.split("/", 1)[-1]  # es/welcome.sms.j2 sits with welcome.sms.j2
+        base = template_checks.base_name(name)  # es/welcome.sms.j2 sits with welcome.sms.j2
         group = groups.get(base) or others.setdefault(
             base, TemplateGroup(base, OTHER_TITLES.get(base, base.replace("_", " ").capitalize())))
         group.files.append(TemplateFile(name, part, versions.get(name)))
     for group in (*groups.values(), *others.values()):
-        group.files.sort(key=lambda f: (f.language or "", PART_ORDER.index(f.part)))
+        group.files.sort(key=lambda f: (f.language or "", part_order().index(f.part)))
     replies = [g for g in others.values() if g.base.startswith("reply_")]
     rest = [g for g in others.values() if not g.base.startswith("reply_")]
     return [g for g in groups.values() if g.files], replies, rest
@@ -207,7 +215,8 @@ def _editor(name: str, source: str, problem: TemplateProblem | None = None, stat
     except template_checks.PreviewBusy:
         first_preview = TemplateProblem(name, None, BUSY)
     page = render_template(
-        "staff/template_edit.html", name=name, part=template_checks.part_of(name), part_label=PART_LABELS,
+        "staff/template_edit.html", name=name, part=template_checks.part_of(name), part_label=part_labels(),
+        segmented=template_checks.segmented(name),
         source=source, default_source=the_store.default_source(name) or "", versions=versions, current=current,
         problem=problem, problem_message=template_checks.problem_message(problem) if problem else "",
         over_budget=problem if isinstance(problem, template_checks.OverBudget) else None,

@@ -14,7 +14,7 @@ from reminders import no_show_undo
 from reminders.followup import patients_needing_booking, visits_to_mark
 from reminders.models import Appointment
 from reminders.models.appointments import ACTIVE_STATUSES
-from reminders.planning.rules import RuleSettings, counts_as_attended_at, is_unmarked
+from reminders.timing.rules import RuleSettings, counts_as_attended_at, is_unmarked
 from reminders.web.context import db, request_now, settings
 from reminders.web.staff import display, location_filter, queries
 from reminders.web.staff.auth import guard

@@ -14,8 +14,8 @@ from reminders.intake.upsert import IntakeError, upsert_appointment
 from reminders.models import Course, Patient
 from reminders.models.appointments import ACTIVE_STATUSES, AppointmentStatus
 from reminders.models.patients import CONDITIONS
-from reminders.planning import course_dates
 from reminders.planning.marking import mark_for_planning
+from reminders.timing import course_dates
 from reminders.web.context import db, request_now, settings
 from reminders.web.staff import audit, door_checks
 from reminders.web.staff.patients import get_patient

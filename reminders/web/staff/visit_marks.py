@@ -14,7 +14,7 @@ from reminders.intake.records import AppointmentRecord
 from reminders.intake.upsert import upsert_appointment
 from reminders.models import Appointment, Patient
 from reminders.models.appointments import AppointmentStatus
-from reminders.planning import course_dates
+from reminders.timing import course_dates
 from reminders.visits import moves
 from reminders.visits.series import is_last_induction
 from reminders.web.context import db, request_now, settings

@@ -9,7 +9,7 @@
     }
   });
 
-  // Mirrors reminders/channels/segments.py: GSM-7 unless a character needs UCS-2.
+  // Mirrors reminders/text_segments.py: GSM-7 unless a character needs UCS-2.
   var GSM7_BASIC = new Set(Array.from(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"));
@@ -28,7 +28,7 @@
       single = 70; multi = 67; encoding = "UCS-2";
     }
     var segments = units <= single ? (units ? 1 : 0) : Math.ceil(units / multi);
-    // The budget of a default text (segments.py `segments_allowed`): 2 GSM-7 segments, or the UCS-2 ones
+    // The budget of a default text (text_segments.py `segments_allowed`): 2 GSM-7 segments, or the UCS-2 ones
     // that hold as many characters (5).
     var allowed = encoding === "GSM-7" ? 2 : Math.ceil(2 * 153 / 67);
     return {encoding: encoding, units: units, segments: segments, characters: chars.length, allowed: allowed,

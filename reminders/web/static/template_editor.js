@@ -93,7 +93,7 @@
       keepSendAnyway(data.refusal);
       if (frame) {
         frame.srcdoc = data.text;
-      } else if (data.part === "sms") {
+      } else if (data.sms) {  // a text billed in segments
         showTexts(data.texts);
         showMeter(data);
       } else {

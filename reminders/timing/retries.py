@@ -8,7 +8,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from reminders.models.outbox import Kind
-from reminders.planning.rules import ALERT, BEFORE_VISIT_KINDS, REMINDER, TOO_LATE
+from reminders.timing.rules import ALERT, BEFORE_VISIT_KINDS, REMINDER, TOO_LATE
 
 # Backoff between tries of one message: 30 s, 1, 2, 4 ... minutes, at most BACKOFF_CAP, plus up
 # to JITTER of itself so that rows that failed together do not all come back in the same second.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 
-from reminders.measures.scale_definitions import Scale
+from reminders.scales.scale_definitions import Scale
 
 
 def _in_range(scale: Scale, *scores: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reminders.planning.rules import (
+from reminders.timing.rules import (
     BEFORE_VISIT_KINDS, CHECKIN, MISSED_VISIT, NEXT_VISIT_TAKES_OVER, NUDGE, REBOOK_NUDGE, TOO_LATE,
 )
 

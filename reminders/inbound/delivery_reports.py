@@ -27,6 +27,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from reminders.channel_specs import is_text_channel
 from reminders import consent
 from reminders.channels.base import FAILED_STATE, UNDELIVERED_STATE, DeliveryReport
 from reminders.models import OutboxMessage, Patient
@@ -67,7 +68,7 @@ def _after_not_delivered(session: Session, row: OutboxMessage, report: DeliveryR
     patient = session.get(Patient, row.patient_id) if row.patient_id else None
     if patient is None:
         return
-    if report.unsubscribed and row.channel in consent.TEXT_CHANNELS:
+    if report.unsubscribed and is_text_channel(row.channel):
         consent.opt_out(patient, row.channel, now,
                         how=f"(the carrier reported the number unsubscribed, error {report.error_code})")
     if plan_fallback_twin(session, row, patient, now):

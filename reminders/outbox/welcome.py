@@ -17,12 +17,13 @@ from typing import Callable, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reminders.channel_specs import is_text_channel, text_channels
 from reminders.locations import patient_location
 from reminders.models import OutboxMessage, Patient
-from reminders.models.outbox import PENDING_STATUSES, TEXT_CHANNELS, Kind, ReasonCode, Status
+from reminders.models.outbox import PENDING_STATUSES, Kind, ReasonCode, Status
 from reminders.outbox import OutboxRow
 from reminders.outbox.moves import cancel_pending, queue_now, reschedule_pending, revive_canceled
-from reminders.planning.quiet_hours import QuietHours
+from reminders.timing.quiet_hours import QuietHours
 
 WELCOME_RULE = "welcome"
 AHEAD = timedelta(minutes=1)
@@ -43,7 +44,7 @@ def needs_welcome(patient: Patient) -> bool:
 
 
 def _scheduled_text(channel: str, kind: str) -> bool:
-    return channel in TEXT_CHANNELS and kind not in NOT_SCHEDULED
+    return is_text_channel(channel) and kind not in NOT_SCHEDULED
 
 
 def plan_welcomes(session: Session, planned: Sequence[tuple[Patient, Sequence[OutboxRow]]], quiet: QuietHours,
@@ -60,7 +61,7 @@ def plan_welcomes(session: Session, planned: Sequence[tuple[Patient, Sequence[Ou
     pending: dict[int, list[tuple[datetime, str]]] = {}  # each patient's first pending text, by channel
     for row in session.execute(
         select(OutboxMessage.patient_id, func.min(OutboxMessage.due_at).label("due_at"), OutboxMessage.channel).where(
-            OutboxMessage.patient_id.in_(sorted(patients)), OutboxMessage.channel.in_(TEXT_CHANNELS),
+            OutboxMessage.patient_id.in_(sorted(patients)), OutboxMessage.channel.in_(text_channels()),
             OutboxMessage.status.in_(PENDING_STATUSES), OutboxMessage.kind.not_in(NOT_SCHEDULED),
         ).group_by(OutboxMessage.patient_id, OutboxMessage.channel)
     ):

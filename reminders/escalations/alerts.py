@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from reminders.inbound.escalation_kinds import (CLAIMED, REASON_CRISIS, REASON_EMERGENCY, REASON_SELF_HARM,
+from reminders.escalations.kinds import (CLAIMED, REASON_CRISIS, REASON_EMERGENCY, REASON_SELF_HARM,
                                                 REASON_URGENT, REASON_WORDS)
 from reminders.locations import Place
 from reminders.models import Escalation, Patient

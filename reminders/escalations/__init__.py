@@ -11,8 +11,8 @@ phone (SMS) and per staff email, keyed ``esc:{id}:round:{n}:{channel}:{address}`
 racing on the same escalation insert each alert once, and a row that fails transiently is
 retried by the outbox's normal backoff.
 
-What an escalation is (statuses, reasons, tiers) is in reminders.inbound.escalation_kinds, and
-the alerts' rows and words in reminders.inbound.escalation_alerts; this module is the only one that
+What an escalation is (statuses, reasons, tiers) is in reminders.escalations.kinds, and
+the alerts' rows and words in reminders.escalations.alerts; this module is the only one that
 writes escalations.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reminders.inbound.escalation_alerts import ALERT_RULE, alert_email, alert_rows, alert_sms
-from reminders.inbound.escalation_kinds import (ACKNOWLEDGED, ACTIVE, CLAIMED, CRISIS_CLASSIFICATIONS, KIND_WORDS,
+from reminders.escalations.alerts import ALERT_RULE, alert_email, alert_rows, alert_sms
+from reminders.escalations.kinds import (ACKNOWLEDGED, ACTIVE, CLAIMED, CRISIS_CLASSIFICATIONS, KIND_WORDS,
                                                 OPEN, REASON_CRISIS, REASON_EMERGENCY, REASON_LOW_SCORE,
                                                 REASON_SELF_HARM, REASON_URGENT, REASON_WORDS, RESOLVED, kind_of,
                                                 reason_for, severity_order, staff_words, tier_of)

@@ -1,5 +1,5 @@
 """What an escalation is: its statuses, the reasons it opens for, the triage tier each answers as,
-and the words staff read for them (reminders.inbound.escalations opens, alerts and closes them)."""
+and the words staff read for them (reminders.escalations opens, alerts and closes them)."""
 from __future__ import annotations
 
 from reminders.models import Escalation

@@ -1,4 +1,4 @@
-"""The texts-per-visit budget (reminders.planning.budget) checked again just before a text goes.
+"""The texts-per-visit budget (reminders.timing.budget) checked again just before a text goes.
 
 The planner keeps a visit's texts within TEXTS_PER_VISIT when it plans them, but some texts are
 only known at send time: a reminder too long for two segments goes on in a second text
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from reminders.models import OutboxMessage
 from reminders.models.outbox import PENDING_STATUSES, Status
-from reminders.planning.budget import VisitText, counts, is_safety, texts_to_keep
+from reminders.timing.budget import VisitText, counts, is_safety, texts_to_keep
 
 # A text that is going or went (whatever the carrier said since).
 GOING = (Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.UNKNOWN)

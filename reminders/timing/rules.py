@@ -1,8 +1,8 @@
 """The clinic's messaging rules: which messages a visit needs, when, and by which channel.
 
 Pure: no database, no clock. Everything is passed in. Whether a message still should go when it
-is due is reminders.planning.send_checks; one non-urgent text a day, reminders.planning.spreading;
-retrying through a provider's outage, reminders.planning.retries.
+is due is reminders.timing.send_checks; one non-urgent text a day, reminders.timing.spreading;
+retrying through a provider's outage, reminders.timing.retries.
 """
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from reminders.models.outbox import TEXT_CHANNELS, ChannelName, Kind
-from reminders.planning.quiet_hours import QuietHours, local_moment
+from reminders.channel_specs import is_text_channel, text_channels
+from reminders.models.outbox import ChannelName, Kind
+from reminders.timing.quiet_hours import QuietHours, local_moment
 
 REMINDER, CHECKIN, NUDGE = Kind.REMINDER, Kind.CHECKIN, Kind.NUDGE
 QUESTIONNAIRE = Kind.QUESTIONNAIRE
@@ -57,7 +58,7 @@ class RuleSettings:
     measures_reminder_before: timedelta = timedelta(hours=30)
     # Caring contacts after the induction series: this many weeks at most (0: none).
     caring_contact_weeks: int = 8
-    # At most this many texts per visit (reminders.planning.budget); None: no budget.
+    # At most this many texts per visit (reminders.timing.budget); None: no budget.
     texts_per_visit: int | None = None
     # Staff may undo a no-show this long after marking it: "we missed you" waits for it.
     no_show_undo: timedelta = timedelta(minutes=5)
@@ -87,7 +88,7 @@ class RuleSettings:
     @property
     def text_channels(self) -> frozenset[str]:
         """The channels texts may go by at this clinic: SMS, and WhatsApp when it is switched on."""
-        return frozenset(TEXT_CHANNELS) if self.whatsapp_enabled else frozenset({ChannelName.SMS})
+        return frozenset(text_channels()) if self.whatsapp_enabled else frozenset({ChannelName.SMS})
 
     @property
     def maintenance_nudge_after_days(self) -> int:
@@ -273,7 +274,7 @@ def is_caring_contact(rule_name: str) -> bool:
 def asks_for_a_score(kind: str, rule_name: str, channel: str) -> bool:
     """A text whose number in answer is a check-in score: a check-in, or a caring contact by text
     (its mood question is optional, but a number sent back is that week's mood)."""
-    return kind == CHECKIN or (is_caring_contact(rule_name) and channel in TEXT_CHANNELS)
+    return kind == CHECKIN or (is_caring_contact(rule_name) and is_text_channel(channel))
 
 
 # Not planned by time: sent once per new time when a visit moves after a reminder already went
@@ -285,7 +286,7 @@ VISIT_MOVED = Rule("visit_moved", REMINDER, "visit_moved", BOTH, lambda _v, _rs:
 REMINDED_AGAIN_AFTER_MOVE = ("24h",)  # the reminder slots (reminder_slot) that go again at a visit's new time
 
 
-# Not planned by visit: once per patient and number, before their first text (reminders.planning.welcome).
+# Not planned by visit: once per patient and number, before their first text (reminders.outbox.welcome).
 WELCOME = Rule("welcome", "welcome", "welcome", SMS, lambda _v, _rs: False, lambda v, _rs: v.starts_at,
                strict_channels=True)
 
@@ -297,17 +298,17 @@ def rules_by_name(rs: RuleSettings) -> dict[str, Rule]:
 def texting_by(reachable: set[str], rs: RuleSettings) -> set[str]:
     """The patient's channels as this clinic can serve them: a text channel it has not switched on
     (WhatsApp without TWILIO_WHATSAPP_FROM) is served by SMS."""
-    off = {c for c in reachable if c in TEXT_CHANNELS and c not in rs.text_channels}
+    off = {c for c in reachable if is_text_channel(c) and c not in rs.text_channels}
     return (reachable - off) | ({ChannelName.SMS.value} if off else set())
 
 
 def choose_channels(rule: Rule, reachable: set[str]) -> set[str]:
     """The channels one rule's message goes by. A rule says SMS for "by text": it goes on the text
     channel the patient is reached by (WhatsApp for a patient who chose it)."""
-    texts = {c for c in reachable if c in TEXT_CHANNELS}
+    texts = {c for c in reachable if is_text_channel(c)}
     wanted = set(rule.channels)
-    if texts and wanted & set(TEXT_CHANNELS):
-        wanted = (wanted - set(TEXT_CHANNELS)) | texts
+    if texts and wanted & set(text_channels()):
+        wanted = (wanted - set(text_channels())) | texts
     if texts and rule.email_without_text:
         wanted.discard(ChannelName.EMAIL)
     chosen = wanted & reachable

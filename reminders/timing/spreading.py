@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from reminders.models.outbox import TEXT_CHANNELS
-from reminders.planning.quiet_hours import local_moment
-from reminders.planning.rules import CARING_CONTACT, CHECKIN, MISSED_VISIT, NUDGE, PLAN_MAINTENANCE, REBOOK_NUDGE
+from reminders.channel_specs import is_text_channel
+from reminders.timing.quiet_hours import local_moment
+from reminders.timing.rules import CARING_CONTACT, CHECKIN, MISSED_VISIT, NUDGE, PLAN_MAINTENANCE, REBOOK_NUDGE
 
 # How far a non-urgent text may be pushed to find a day without another one.
 SPREAD_DAYS_LIMIT = 7
@@ -22,7 +22,7 @@ NON_URGENT_KINDS = (CHECKIN, NUDGE)
 def is_non_urgent(kind: str, channel: str, rule_name: str = "") -> bool:
     """A text that can wait a day for another to have it. "We missed you" cannot: it goes the
     same day, whatever else that day holds."""
-    return kind in NON_URGENT_KINDS and channel in TEXT_CHANNELS and rule_name != MISSED_VISIT
+    return kind in NON_URGENT_KINDS and is_text_channel(channel) and rule_name != MISSED_VISIT
 
 
 def spread_rank(rule_name: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from reminders.measures.scale_definitions import Band, IncompleteAnswers, InvalidAnswer, Result, Scale
+from reminders.scales.scale_definitions import Band, IncompleteAnswers, InvalidAnswer, Result, Scale
 
 
 def _checked(scale: Scale, answers: Mapping[int, int]) -> dict[int, int]:

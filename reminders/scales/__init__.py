@@ -15,7 +15,7 @@ Response is a drop of at least `response_drop` (a half) from baseline, or, for a
 `response_points` (the PCL-5: a change of 10 to 20 points is clinically meaningful, National Center
 for PTSD), a drop of at least that many points; the clinic sets the PCL-5's (PCL5_RESPONSE_POINTS).
 
-The parts: what a scale is made of (reminders.measures.scale_definitions), reading its file
+The parts: what a scale is made of (reminders.scales.scale_definitions), reading its file
 (.scale_files), scoring answers (.scoring), response and remission (.response_rules).
 """
 from __future__ import annotations
@@ -23,14 +23,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Mapping, Sequence
 
-from reminders.measures.response_rules import (
+from reminders.scales.response_rules import (
     can_remit, change_from_baseline, remission, response, with_response_points,
 )
-from reminders.measures.scale_definitions import (
+from reminders.scales.scale_definitions import (
     Band, DefinitionError, Extra, IncompleteAnswers, InvalidAnswer, Item, Option, Result, Scale, Wording,
 )
-from reminders.measures.scale_files import DEFINITIONS, FIRST, LANGUAGES, load_scale, load_scales
-from reminders.measures.scoring import (
+from reminders.scales.scale_files import DEFINITIONS, FIRST, LANGUAGES, load_scale, load_scales
+from reminders.scales.scoring import (
     band, items_to_ask, result, safety_items_raised, score, screen_positive, screen_score,
 )
 

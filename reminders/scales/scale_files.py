@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from reminders.measures.scale_definitions import (
+from reminders.scales.scale_definitions import (
     Band, DefinitionError, Extra, Item, Option, Scale, Wording,
 )
 

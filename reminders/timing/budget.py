@@ -22,7 +22,7 @@ kept in this order:
 4. the questionnaire's reminder.
 
 A text that gives way is not sent (the planner leaves it out, or withdraws it with the reason;
-reminders.planning.visit_texts checks again at send time, when a reminder too long for two
+reminders.outbox.visit_texts checks again at send time, when a reminder too long for two
 segments has added its second part). The default of 7 is what a maintenance visit needs: its two
 reminders (the day-before one in two parts, with the full preparation), the questionnaire, the
 day-after check-in, the booking nudge and one weekly check-in half way to the next visit. A first
@@ -34,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from reminders.models.outbox import TEXT_CHANNELS, Kind
+from reminders.channel_specs import is_text_channel
+from reminders.models.outbox import Kind
 
 DEFAULT_TEXTS_PER_VISIT = 7  # reminders.config.Settings.texts_per_visit
 DAY_AFTER, WEEKLY = "checkin_day_after", "checkin_weekly_"
@@ -62,7 +63,7 @@ class VisitText:
 
 def counts(text: VisitText) -> bool:
     """Whether the text is one of the visit's texts (see the module's docstring)."""
-    return (text.channel in TEXT_CHANNELS and text.kind not in NOT_THE_VISITS
+    return (is_text_channel(text.channel) and text.kind not in NOT_THE_VISITS
             and not text.rule.startswith(CARING_CONTACT) and text.rule != VISIT_MOVED)
 
 
