@@ -286,8 +286,10 @@ def test_two_dispatcher_and_sender_loops_send_each_due_row_once(pg_settings, pg_
     lock = threading.Lock()
     # Each loop holds its first batch until the other has claimed one too: the race is then between
     # two loops that are both running (the thread scheduler could otherwise let one loop claim every
-    # row before the other starts).
+    # row before the other starts). A first claim that finds every due row locked by the other
+    # loop's claim tries again.
     both_claimed = threading.Barrier(2, timeout=60)
+    pause = threading.Event()
 
     def loop(me: int):
         sender = Sender(pg_sessions, pg_settings, channel.channels())
@@ -297,6 +299,9 @@ def test_two_dispatcher_and_sender_loops_send_each_due_row_once(pg_settings, pg_
             while True:
                 with pg_sessions() as session:
                     ids = claim_due(session, NOW, limit=20)
+                if first and not ids:
+                    pause.wait(0.01)
+                    continue
                 if first:
                     both_claimed.wait()
                     first = False
