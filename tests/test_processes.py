@@ -271,7 +271,9 @@ def test_a_burst_of_429_and_500_from_twilio_is_retried_with_backoff_and_sends_ea
             times = [r["received_at"] for r in tries if r["form"]["To"] == phone]
             if len(times) == 2:
                 gaps.append((times[1] - times[0]).total_seconds())
-        assert min(gaps) >= 30  # backoff: the first retry waits 30 s
+        # Backoff: the first retry is due 30 s (plus jitter) after the failure, on the clock of the
+        # send that failed, which read it a moment before its request reached Twilio.
+        assert min(gaps) >= 30 - 1
 
         # Nothing an earlier scenario sent went again in the passes since.
         for earlier in service.scenarios.values():
