@@ -335,3 +335,14 @@ def test_appending_kill_myself_always_flags(text, expecting):
 @given(st.integers(0, 10), st.booleans())
 def test_every_in_range_number_out_of_10_is_a_score(n, expecting):
     assert read_reply(f"{n}/10", expecting_score=expecting) == Reading("score", n)
+
+
+@pytest.mark.parametrize("text", ["i wish i was dead as hell", "wish I was dead AS", "i want to be dead ass serious"])
+def test_an_idiom_mask_never_hides_a_wish_to_be_dead(text):
+    """"dead ass" (seriously) once blanked "dead" out of a wish to be dead (found by hypothesis)."""
+    assert detect_crisis(text)
+
+
+@pytest.mark.parametrize("text", ["dead ass im starving lol", "im dead ass serious the traffic is bad"])
+def test_dead_ass_for_seriously_is_not_a_crisis(text):
+    assert not detect_crisis(text)
