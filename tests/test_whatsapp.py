@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from reminders.channels import channels_for
-from reminders.channels.kinds import SMS, WHATSAPP, spec_for, within_free_form_window
+from reminders.channel_specs import SMS, WHATSAPP, spec_for
+from reminders.channels.kinds import within_free_form_window
 from reminders.channels.local_outbox import read_outbox
 from reminders.intake.records import PatientRecord
 from reminders.models import CheckIn, Patient

@@ -1,13 +1,10 @@
-"""What sending reads off a channel's spec about a patient and the moment. The specs themselves
-are in reminders.channel_specs (the layers below read them too); their names are passed on here
-for the modules that still import them from this one."""
+"""What sending reads off a channel's spec about a patient and the moment (the specs themselves
+are in reminders.channel_specs, where the layers below read them too)."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from reminders.channel_specs import EMAIL, SMS, SPECS, WHATSAPP, ChannelSpec, spec_for
-
-__all__ = ["EMAIL", "SMS", "SPECS", "WHATSAPP", "ChannelSpec", "reachable", "spec_for", "within_free_form_window"]
+from reminders.channel_specs import ChannelSpec
 
 
 def reachable(patient, spec: ChannelSpec) -> bool:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from reminders.calendar import visit_ics, visit_words
 from reminders.channels import Attachment, DeliveryError, OutgoingMessage
-from reminders.channels.kinds import spec_for
+from reminders.channel_specs import spec_for
 from reminders.config import Settings
 from reminders.inbound import checkin_links
 from reminders.measures.questionnaires import for_message as questionnaire_for_message

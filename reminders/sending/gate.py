@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.channels import Channel
-from reminders.channels.kinds import spec_for, within_free_form_window
+from reminders.channel_specs import spec_for
+from reminders.channels.kinds import within_free_form_window
 from reminders.config import Settings
 from reminders.escalations import crisis_open
 from reminders.inbound import open_questions
