@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
+from werkzeug.routing.rules import Rule
 
 from reminders.config import Settings, reset_settings
 from reminders.db import dispose_engines, session_factory
@@ -20,6 +21,30 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 APP_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 SETTING_NAMES = [name.upper() for name in Settings.model_fields] + ["REMINDERS_DATA_DIR"]
+
+
+def _remember_url_builders() -> None:
+    """The suite builds a Flask app per test (about 2,500), and werkzeug compiles two URL builders
+    for each of its ~100 rules every time: most of an app's build. A builder's code depends only on
+    the rule's parsed trace and its defaults (converters are looked up on the rule when it runs),
+    so within a test process it is compiled once per distinct rule."""
+    compile_builder = Rule._compile_builder
+    builders: dict = {}
+
+    def remembered(self, append_unknown: bool = True):
+        try:
+            key = (append_unknown, tuple(self._trace), tuple(sorted((self.defaults or {}).items())))
+            hash(key)
+        except TypeError:
+            return compile_builder(self, append_unknown)
+        if key not in builders:
+            builders[key] = compile_builder(self, append_unknown)
+        return builders[key]
+
+    Rule._compile_builder = remembered
+
+
+_remember_url_builders()
 
 
 def pytest_collection_modifyitems(items):

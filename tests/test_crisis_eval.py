@@ -119,14 +119,14 @@ def test_the_ordinary_texts_include_the_idioms_that_trip_word_lists(main_rows):
 # The targets are the script's: 99 % for emergency and suicide risk in every category of every
 # language, 95 % for urgent, at most 2 % of routine texts raised to emergency or suicide risk.
 # The main part (tuned on) meets them. The held-out part does not: its floors hold the figures
-# reached so far (rules and model: emergency 90 %, suicide risk 83 %, urgent 92 %, routine raised
-# 7 %; someone is paged for 98 % of its emergencies and 92 % of its suicide-risk texts), so
+# reached so far (rules and model: emergency 92 %, suicide risk 85 %, urgent 94 %, routine raised
+# 6 %; someone is paged for 99 % of its emergencies and 94 % of its suicide-risk texts), so
 # that a change cannot quietly lose ground. Its later files (voices-*, young-*: older adults,
 # caregivers, young adults' slang, regional Spanish) were written after the reader was tuned and
 # are the hardest. The README's Triage section says what is still missed.
 
-HELDOUT_FLOORS = {Tier.EMERGENCY: 0.88, Tier.SUICIDE_RISK: 0.82, Tier.URGENT: 0.90}
-HELDOUT_FALSE_ALARM_CEILING = 0.09
+HELDOUT_FLOORS = {Tier.EMERGENCY: 0.91, Tier.SUICIDE_RISK: 0.83, Tier.URGENT: 0.92}
+HELDOUT_FALSE_ALARM_CEILING = 0.07
 
 
 def test_the_main_part_meets_every_target_in_every_category_and_language(main_result):

@@ -1,5 +1,7 @@
 """Reply reading: keywords, appointment answers, mood scores, crisis language."""
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from reminders.inbound.parsing import (
     read_reply,
 )
 from reminders.triage import Context, Tier, assess
+from reminders.triage.engine import fold
 
 
 def detect_crisis(text: str) -> tuple[str, ...]:
@@ -313,8 +316,13 @@ def test_read_reply_never_raises_and_is_consistent(text, expecting):
     assert isinstance(reading.crisis_terms, tuple)
 
 
+# A text that ends in a negation right before the phrase says a crisis is absent ("no suicide
+# thoughts", "sin ideas suicidas"): the reader's statement-of-absence masks hide it on purpose.
+_NEGATION_BEFORE = re.compile(r"(?i)\b(no|zero|without|had|having|have|sin|cero|ni|tenido|tengo)\W*$")
+
+
 @FAST
-@given(st.text(), st.sampled_from(PHRASES), st.text())
+@given(st.text().filter(lambda before: not _NEGATION_BEFORE.search(fold(before))), st.sampled_from(PHRASES), st.text())
 def test_crisis_phrase_anywhere_is_flagged(before, phrase, after):
     assert detect_crisis(f"{before} {phrase} {after}")
 
@@ -346,3 +354,24 @@ def test_an_idiom_mask_never_hides_a_wish_to_be_dead(text):
 @pytest.mark.parametrize("text", ["dead ass im starving lol", "im dead ass serious the traffic is bad"])
 def test_dead_ass_for_seriously_is_not_a_crisis(text):
     assert not detect_crisis(text)
+
+
+@pytest.mark.parametrize("text", ["mi presion esta en 190/120", "bp 199/111 with a pounding headache",
+                                  "la presion en 211/122, me duele la cabeza"])
+def test_a_reading_with_repeated_digits_is_read_whole(text):
+    """Repeated digits once counted once, like letters: 199/111 read as 19/1, and a phrase for a year
+    ("en 1990") took "en 190/120" for history."""
+    assert assess(text, Context(use_model=False)).tier is Tier.EMERGENCY
+
+
+@pytest.mark.parametrize("text", ["took my pills with a bottle of wine tonight", "washed my meds down with whiskey",
+                                  "me tome las pastillas con una botella de tequila"])
+def test_any_medicine_with_a_lot_of_alcohol_is_an_emergency(text):
+    assert assess(text, Context(use_model=False)).category == "overdose or poisoning"
+
+
+@pytest.mark.parametrize("text", ["had a glass of wine with dinner and took my usual meds",
+                                  "took my meds with breakfast and then had wine at dinner with friends",
+                                  "tuve presion alta en 1990, ahora bien"])
+def test_an_ordinary_drink_or_an_old_reading_is_not_an_emergency(text):
+    assert assess(text, Context(use_model=False)).tier is Tier.ROUTINE

@@ -1,6 +1,7 @@
 """The matcher: finds the triage categories named in a text, from the phrase files. Pure.
 
-The phrases live in ``phrases/<language>.toml`` (one file a language; every file's phrases are
+The phrases live in ``phrases/<language>.toml`` and topic files beside it (``en-goodbyes.toml``;
+``[words]`` are shared by all files; every file's phrases are
 searched in every text, so a Spanish phrase is found in a mostly English text). A file holds:
 
 - ``[words]``: named alternations, used in phrases as ``{NAME}``;
@@ -91,8 +92,9 @@ def fold(text: str) -> str:
 
 
 def squash(word: str) -> str:
-    """Letters repeated in a row count once: "stooop" -> "stop"."""
-    return re.sub(r"(.)\1+", r"\1", word)
+    """Letters repeated in a row count once: "stooop" -> "stop". Digits keep their repeats, so a
+    reading of 199/111 is not 19/1 and a year such as 1990 never reads as a pressure of 190."""
+    return re.sub(r"([^\W\d])\1+", r"\1", word)
 
 
 # ---------------------------------------------------------------- phrases
