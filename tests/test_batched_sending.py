@@ -14,7 +14,7 @@ from reminders.channels import DeliveryError
 from reminders.channels.twilio.client import TwilioMessaging
 from reminders.models import OutboxMessage, ProviderHealth, TemplateVersion
 from reminders.pipeline import due_ids, run_pass
-from reminders.outbox.moves import queue_now
+from reminders.outbox.moves import claim_many_for_sending, queue_now
 from reminders.provider_health import record_failure
 from reminders.sending import Sender, batch, handover
 from tests.conftest import at, both_databases
@@ -98,8 +98,8 @@ def test_a_text_for_a_patient_being_welcomed_goes_after_the_welcome(sms_settings
 
 
 def test_a_batch_without_the_patients_welcome_sends_the_welcome_first(sms_settings, session, sessions, fake_twilio):
-    # The welcome row is not among the ids handed out (it was handed to another worker, or is
-    # planned later): the reminder waits for the batch to end and the welcome goes just before it.
+    # The welcome row is not among the ids handed out (it is planned a minute later, or queued for
+    # another task): it is claimed into this batch and goes first, in the batch, not by a send of its own.
     book(session, starts_at=VISIT, appointment="a1", welcomed=False)
     run_pass(sms_settings, at(DUE) - timedelta(days=3), channels=channels(sms_settings))  # plan only
     reminder = outbox(session, rule="first_induction_24h")[0]
@@ -110,6 +110,22 @@ def test_a_batch_without_the_patients_welcome_sends_the_welcome_first(sms_settin
     assert texts_by_number(fake_twilio) == {"+12025550143": ["welcome", "reminder"]}
     welcome = outbox(session, rule="welcome")[0]
     assert welcome.status == "sent" and welcome.sent_at <= outbox(session, rule="first_induction_24h")[0].sent_at
+
+
+def test_a_welcome_another_worker_is_sending_holds_the_text_it_introduces(sms_settings, session, sessions,
+                                                                          fake_twilio):
+    book(session, starts_at=VISIT, appointment="a1", welcomed=False)
+    run_pass(sms_settings, at(DUE) - timedelta(days=3), channels=channels(sms_settings))  # plan only
+    reminder, welcome = outbox(session, rule="first_induction_24h")[0], outbox(session, rule="welcome")[0]
+    queue_now(session, [reminder.id, welcome.id], at(DUE))
+    with sessions() as other_worker:
+        assert claim_many_for_sending(other_worker, [welcome.id], at(DUE)) == {welcome.id}
+    sender = Sender(sessions, sms_settings, channels(sms_settings))
+    assert sender.send_batch([reminder.id], at(DUE)) == ["held"]
+    assert fake_twilio.messages == []  # never without its welcome, and the welcome not twice
+    session.expire_all()
+    held = outbox(session, rule="first_induction_24h")[0]
+    assert held.status == "planned" and held.reason_code == "waiting_for_welcome" and held.due_at > at(DUE)
 
 
 def test_a_429_pauses_the_rest_of_the_batch_without_costing_their_tries(sms_settings, session, fake_twilio):

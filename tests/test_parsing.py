@@ -375,3 +375,24 @@ def test_any_medicine_with_a_lot_of_alcohol_is_an_emergency(text):
                                   "tuve presion alta en 1990, ahora bien"])
 def test_an_ordinary_drink_or_an_old_reading_is_not_an_emergency(text):
     assert assess(text, Context(use_model=False)).tier is Tier.ROUTINE
+
+
+@pytest.mark.parametrize("text", ["confirmo, ahí estaré", "Confirmed, I'll be there", "sí, confirmo. Ahí estaré"])
+def test_two_confirmations_in_one_text_confirm(text):
+    assert read_reply(text).kind == "confirm"
+
+
+def test_a_confirmation_taken_back_is_not_one():
+    assert read_reply("confirmo pero no voy a ir").kind != "confirm"
+
+
+@pytest.mark.parametrize("text", ["pain is 2/10 at most today", "my back pain was 1/10 max after the infusion",
+                                  "the fasting was hard but i tried"])
+def test_a_low_pain_score_or_a_try_is_not_a_crisis(text):
+    """A pain scale is not a mood scale (a ketamine clinic treats pain too); "i tried" ends many texts."""
+    assert not detect_crisis(text)
+
+
+def test_a_mood_score_at_most_is_read_as_the_score():
+    assert read_reply("2/10 at most", expecting_score=True) == Reading("score", 2, "at most")
+    assert read_reply("3/10 at 2pm", expecting_score=True).kind != "score"

@@ -133,6 +133,7 @@ _WEAK_CUES = {"about", "maybe", "probably", "prob", "honestly", "like", "feeling
               "im", "its", "is", "was"}
 _BLOCKERS = {"at", "by", "until", "till", "til", "before", "from", "on", "of", "room", "suite",
              "unit", "apt", "page", "step", "number", "no", "took", "take", "taking", "ext"}
+_AT_MOST_RE = re.compile(r"\s*at\s+(?:most|best|least)\b", re.I)
 _FOLLOWERS = set(
     "but and or today tonight now this though tho i im id ive feeling feel mood with w overall "
     "maybe ish so pretty for because bc cause cuz thanks thank thx ty lol haha too again still "
@@ -205,8 +206,8 @@ def _scoreish(text: str, m: re.Match[str], expecting: bool, scale: bool) -> bool
     next_word = _words_of(following.group())[0] if following else None
     if prev and prev[-1] in _BLOCKERS:
         return False
-    if scale:
-        return next_word not in {"at", "am", "pm"}
+    if scale:  # "3/10 at 2pm" is a date; "2/10 at most" a score
+        return next_word not in {"at", "am", "pm"} or _AT_MOST_RE.match(text, m.end()) is not None
     leads = not _WORD_RE.search(text, 0, m.start())
     if next_word is not None and next_word not in _FOLLOWERS:
         # Answering a check-in, a number that opens the text is the score, whatever follows

@@ -154,7 +154,9 @@ _PRE = rf"(?:(?:{_words_alt('pre')}|thank you|buenos dias|buenas tardes) )*"
 _POST = rf"(?: (?:{_words_alt('post')}|thank you|muchas gracias|see you(?: then| there| soon)?|nos vemos))*"
 _WHAT = (r"(?: (?:my |the |la |mi )?(?:appointment|appt|visit|infusion|session|booking|cita|infusion|"
          r"sesion))?")
-CONFIRM_RE = re.compile(rf"{_PRE}(?:{_any_of('confirm')}){_WHAT}{_POST}")
+# One confirmation or several in a row: "confirmo, ahí estaré", "confirmed, I'll be there".
+_CONFIRM = rf"(?:{_any_of('confirm')}){_WHAT}"
+CONFIRM_RE = re.compile(rf"{_PRE}{_CONFIRM}(?: {_CONFIRM})*{_POST}")
 SOFT_CONFIRM_RE = re.compile(rf"{_PRE}(?:{_any_of('soft_confirm')}){_POST}")
 RESCHEDULE_RE = re.compile(rf"{_PRE}(?:{_any_of('reschedule')}){_WHAT}{_POST}")
 _VISIT_CHANGE_RE = re.compile(_any_of("visit_change"))

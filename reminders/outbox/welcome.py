@@ -2,8 +2,9 @@
 
 Planned with a patient's appointments (plan_welcomes): one row (`patient:<id>:welcome:sms:<number
 digest>`, unique, so a restart or a racing planner plans it once) due a minute before the earliest
-text planned for the patient, and moved with it. When that earliest text goes in the same pass, or
-the two rows meet in quiet hours, the sender sends the welcome first (`send_welcome_first`). A patient
+text planned for the patient, and moved with it. A batch holding a patient's text but not their
+welcome claims the welcome into itself and sends it first (reminders.sending.batch); a text sent on
+its own (a paused provider's probe) sends it first through `send_welcome_first`. A patient
 welcomed already (by this row, or in the answer to a text of their own) gets no row, and a row
 still pending then is skipped at send time. A new number resets `welcomed_at`, so the new number
 is introduced too.
@@ -133,14 +134,17 @@ def _welcome_row(session: Session, patient: Patient):
         OutboxMessage.dedupe_key == welcome_key(patient))).first()
 
 
-def waits_for_welcome(session: Session, patient: Patient | None) -> bool:
+def waits_for_welcome(session: Session, patient: Patient | None, *, being_sent_elsewhere: bool = False) -> bool:
     """A patient's other texts wait while their welcome (the HELP/STOP text) is still to go or
-    failed: they are held, never sent without it. No row (none was needed) or one that was
-    skipped (already welcomed) or may have gone (unknown) keeps nobody waiting."""
+    failed: they are held, never sent without it. With `being_sent_elsewhere` (a batch that does
+    not hold the welcome), a welcome another worker is sending keeps them waiting too, so that
+    they never overtake it. No row (none was needed) or one that was skipped (already welcomed)
+    or may have gone (unknown, as a send a worker died in becomes) keeps nobody waiting."""
     if patient is None or not needs_welcome(patient):
         return False
     row = _welcome_row(session, patient)
-    return row is not None and (row.status in PENDING_STATUSES or row.status == Status.FAILED)
+    waiting = (*PENDING_STATUSES, Status.FAILED, *((Status.SENDING,) if being_sent_elsewhere else ()))
+    return row is not None and row.status in waiting
 
 
 def welcome_wait_until(session: Session, patient: Patient, now: datetime) -> datetime:

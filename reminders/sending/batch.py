@@ -14,9 +14,9 @@ from reminders.channels import DeliveryError, OutgoingMessage, Receipt
 from reminders.interruptions import is_interruption
 from reminders.logs import patient_values, sensitive
 from reminders.models import Appointment, OutboxMessage, Patient
-from reminders.models.outbox import Kind, ReasonCode
-from reminders.outbox.moves import claim_many_for_sending
-from reminders.outbox.welcome import WAITING_FOR_WELCOME, waits_for_welcome, welcome_wait_until
+from reminders.models.outbox import PENDING_STATUSES, Kind, ReasonCode
+from reminders.outbox.moves import claim_many_for_sending, queue_now
+from reminders.outbox.welcome import WAITING_FOR_WELCOME, waits_for_welcome, welcome_key, welcome_wait_until
 from reminders.provider_health import breakers, hold_reason
 from reminders.rendering import TemplateStore, flag_failures
 from reminders.sending.compose import SPLIT_KINDS
@@ -66,7 +66,7 @@ def send_claimed_batch(sender, session: Session, ids: list[int], now: datetime,
     """A claimed batch sent by `sender` (a reminders.sending.Sender): prepared together, else
     one by one when that fails."""
     try:
-        outcomes, ready, later, store = prepare_batch(sender, session, ids, now, book)
+        outcomes, ready = prepare_batch(sender, session, ids, now, book)
     except Exception as exc:  # noqa: BLE001 - one row's trouble (or the database's) must not cost the others
         if is_interruption(exc):
             raise
@@ -74,34 +74,49 @@ def send_claimed_batch(sender, session: Session, ids: list[int], now: datetime,
         log.exception("a batch of %s row(s) could not be prepared together; sending them one by one", len(ids))
         return {outbox_id: sender.send_one_claimed(session, outbox_id, now, False, book=book) for outbox_id in ids}
     outcomes.update(BatchRun(sender, session, now, healthy, book).send(ready))
-    for outbox_id in later:
-        outcomes[outbox_id] = sender.send_one_claimed(session, outbox_id, now, False, store=store, book=book)
     return outcomes
+
+
+def claim_missing_welcomes(session: Session, rows, patients: dict, now: datetime) -> list[int]:
+    """The pending welcomes of patients with a text in the batch but not their welcome: queued now
+    and claimed into this batch, where they go first. A welcome another worker holds is not taken
+    (nor waited for): the texts it introduces are held for it."""
+    welcomed_here = {r.patient_id for r in rows if r.kind == Kind.WELCOME}
+    keys = {welcome_key(patients[r.patient_id]) for r in rows
+            if needs_introduction(r, patients.get(r.patient_id)) and r.patient_id not in welcomed_here}
+    if not keys:
+        return []
+    pending = list(session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.dedupe_key.in_(sorted(keys)), OutboxMessage.status.in_(PENDING_STATUSES))))
+    queue_now(session, pending, now)  # planned -> queued, due now; a queued one stays queued
+    return sorted(claim_many_for_sending(session, pending, now))
 
 
 def prepare_batch(sender, session: Session, ids: list[int], now: datetime, book: Book):
     """Read the batch in a few set-based queries, re-check and render each row, and write every
     rendered text in one commit before the first provider call. Returns the outcomes so far
-    (skipped, deferred, ...), the messages ready to go, the rows to send after the batch (their
-    patient's welcome first) and the batch's template store."""
+    (skipped, deferred, held, ...) and the messages ready to go."""
     rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)).all()
+    patients = _by_id(session, Patient, {r.patient_id for r in rows})
+    welcomes = claim_missing_welcomes(session, rows, patients, now)
+    if welcomes:
+        rows = [*rows, *session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(welcomes)))]
+        ids = [*ids, *welcomes]
     order = {outbox_id: n for n, outbox_id in enumerate(ids)}
     # A patient's welcome goes before their other texts of the batch (reminders.outbox.welcome).
     rows = sorted(rows, key=lambda r: (r.kind != Kind.WELCOME, order[r.id]))
-    patients = _by_id(session, Patient, {r.patient_id for r in rows})
     appointments = _by_id(session, Appointment, {r.appointment_id for r in rows}, selectinload(Appointment.course))
     facts = BatchFacts.read(session, rows, appointments.values(), now)
     store = TemplateStore(sender.settings.templates_dir, session)  # the versions checked once for the batch
     outcomes: dict[int, str] = {}
     ready: list[tuple[OutboxMessage, Patient | None, OutgoingMessage]] = []
     welcomed_here = {r.patient_id for r in rows if r.kind == Kind.WELCOME}
-    # A text to a patient not yet welcomed whose welcome is not in this batch goes on its own
-    # after the batch, where the welcome is sent first (send_welcome_first, in its own session).
-    later: list[int] = []
     for row in rows:
         patient, appointment = patients.get(row.patient_id), appointments.get(row.appointment_id)
-        if needs_introduction(row, patient) and patient.id not in welcomed_here:
-            later.append(row.id)
+        if (needs_introduction(row, patient) and patient.id not in welcomed_here
+                and waits_for_welcome(session, patient, being_sent_elsewhere=True)):  # this text waits for it
+            outcomes[row.id] = hold(session, row, now, WAITING_FOR_WELCOME, code=ReasonCode.WAITING_FOR_WELCOME,
+                                    due_at=welcome_wait_until(session, patient, now))
             continue
         with sensitive(*patient_values(patient), row.to_address, row.body):
             try:
@@ -115,7 +130,7 @@ def prepare_batch(sender, session: Session, ids: list[int], now: datetime, book:
                 ready.append((row, patient, prepared))
     flag_failures(session, store, now)
     session.commit()  # every row says what is going out before the provider is asked
-    return outcomes, ready, later, store
+    return outcomes, ready
 
 
 class BatchRun:
