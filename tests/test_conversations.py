@@ -618,3 +618,17 @@ def test_every_answer_fits_in_two_segments_for_long_names_and_any_hour(name, two
 def test_spanish_templates_exist_for_every_reply():
     english = {path.name for path in TEMPLATES.glob("reply_*.sms.j2")} | {"checkin_day_after.sms.j2"}
     assert english <= {path.name for path in (TEMPLATES / "es").glob("*.sms.j2")}
+
+
+@pytest.mark.parametrize("text, language, says", [
+    ("who is this?", "en", "visit reminders and check-ins"),
+    ("sorry, who's texting me", "en", "Reply STOP to opt out"),
+    ("¿quién es?", "es", "recordatorios de citas"),
+])
+def test_who_is_this_is_told_who_we_are(twilio, session, reminded, text, language, says):
+    """Outside an escalation, "who is this?" gets the HELP text (the clinic, its number, how to stop),
+    not "we've passed your message on"."""
+    speaks(session, language)
+    reply = answer(twilio.sms(text))
+    assert says in reply and "988" in reply
+    assert not last(session).needs_staff

@@ -15,7 +15,7 @@ from reminders.inbound.parsing import (
     read_reply,
 )
 from reminders.triage import Context, Tier, assess
-from reminders.triage.engine import fold
+from reminders.triage.engine import compile_phrase, fold
 
 
 def detect_crisis(text: str) -> tuple[str, ...]:
@@ -396,3 +396,18 @@ def test_a_low_pain_score_or_a_try_is_not_a_crisis(text):
 def test_a_mood_score_at_most_is_read_as_the_score():
     assert read_reply("2/10 at most", expecting_score=True) == Reading("score", 2, "at most")
     assert read_reply("3/10 at 2pm", expecting_score=True).kind != "score"
+
+
+@pytest.mark.parametrize("phrase, text, found", [
+    ("taken care of $|now", "its all taken care of", True),
+    ("taken care of $|now", "taken care of now", True),
+    ("taken care of $|now", "taken care of the bill", False),
+    ("done trying ...2 $", "im done trying with it", True),
+    ("done trying ...2 $", "im done trying with it for today ok", False),
+    ("cut !myself|shav*", "i cut shaving", False),
+    ("cut !myself|shav*", "i cut deep", True),
+])
+def test_the_pattern_language_does_what_its_documentation_says(phrase, text, found):
+    """Phrase writers met three traps: `$` as a choice was a literal dollar, `...N $` matched no
+    words, a stem after `!` was literal (reminders/triage/engine.py documents the language)."""
+    assert bool(re.search(compile_phrase(phrase), text)) is found

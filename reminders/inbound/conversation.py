@@ -24,7 +24,7 @@ from reminders.inbound.inbox_rank import (FLAG_REASON_LIMIT, PRIORITY_CRISIS, PR
                                           flag_reasons)
 from reminders.inbound.item_answers import is_bare_number
 from reminders.inbound.keywords import KeywordReplies
-from reminders.inbound.parsing import Reading, read_reply
+from reminders.inbound.parsing import Reading, asks_who_is_writing, read_reply
 from reminders.inbound.reply_texts import ReplyWriting
 from reminders.inbound.sender_lookup import (OPEN_CHECKIN, SenderFacts, current_checkin, location_of_text,
                                              primary_patient, sender_facts)
@@ -310,8 +310,8 @@ class Conversation(KeywordReplies, CheckinReplies, ReplyWriting):
             return self._opt_out(reading)
         if kind == "start":
             return self._opt_in()
-        if kind == "help":
-            return "help", False, self.reply("help")
+        if kind == "help" or (kind == "free_text" and asks_who_is_writing(self.text.body)):
+            return "help", False, self.reply("help")  # who we are, how to reach a person, how to stop
         if kind == "confirm":
             return self._confirm()
         if kind == "reschedule":

@@ -67,7 +67,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from reminders.inbound.consent_words import revokes_consent
 from reminders.inbound.reply_keywords import (CANCEL_WORDS, CONFIRM_RE, HELP_WORDS, KEYWORDS, LANGUAGES, OPT_IN_WORDS,
                                               OPT_OUT_WORDS, POLITE_WORDS, RESCHEDULE_RE, SOFT_CONFIRM_RE,
-                                              asks_reschedule, is_ack, keyword_kind, symbols_kind)
+                                              asks_reschedule, asks_who_we_are, is_ack, keyword_kind,
+                                              symbols_kind)
 from reminders.triage import Context, Tier, assess
 from reminders.triage.engine import fold as _fold
 from reminders.triage.numbers import UNITS as _UNITS
@@ -270,6 +271,11 @@ def _score_note(text: str, score: _Score) -> str:
 
 
 # ---------------------------------------------------------------- reading
+
+def asks_who_is_writing(text: str) -> bool:
+    """The whole text asks who is writing ("who is this?", "¿quién es?")."""
+    return asks_who_we_are(_plain_words(text))
+
 
 def read_reply(text: str, *, expecting_score: bool = False) -> Reading:
     """Classify one inbound text; see the module docstring for the kinds and rules.

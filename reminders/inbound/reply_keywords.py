@@ -46,6 +46,10 @@ KEYWORDS: dict[str, dict[str, frozenset[str] | tuple[str, ...]]] = {
                          .split()),
         "post": frozenset("thanks thank you thx ty please pls ok great bye".split()),
         "numbers": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+        # a whole text asking who is writing: answered with the HELP text (who we are, how to stop)
+        "who": (r"who (?:is|s) (?:this|that|texting(?: me)?|this number)", r"whos (?:this|that|texting(?: me)?)",
+                r"who (?:are|r) (?:you|u)(?: guys)?", r"what (?:is|s) this(?: number)?", r"whats this(?: number)?",
+                r"who (?:is|s) (?:this|it) from", r"do i know you"),
     },
     "es": {
         "opt_out": frozenset({"PARAR", "ALTO", "CANCELAR", "BAJA", "DETENER"}),
@@ -70,6 +74,9 @@ KEYWORDS: dict[str, dict[str, frozenset[str] | tuple[str, ...]]] = {
         "pre": frozenset("si ok vale claro gracias hola buenos buenas dias tardes".split()),
         "post": frozenset("gracias muchas saludos ok".split()),
         "numbers": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve", "diez"),
+        "who": (r"quien (?:es|eres|son|habla|me escribe)(?: (?:este numero|esto|usted|ustedes))?",
+                r"de (?:donde|quien|que) es (?:este numero|esto)", r"que es (?:esto|este numero)",
+                r"con quien hablo"),
     },
 }
 LANGUAGES = tuple(KEYWORDS)
@@ -156,6 +163,14 @@ _WHAT = (r"(?: (?:my |the |la |mi )?(?:appointment|appt|visit|infusion|session|b
          r"sesion))?")
 # One confirmation or several in a row: "confirmo, ahí estaré", "confirmed, I'll be there".
 _CONFIRM = rf"(?:{_any_of('confirm')}){_WHAT}"
+_WHO_RE = re.compile(rf"{_PRE}(?:hi |hello |hey |hola |sorry |perdon |disculpe )*(?:{_any_of('who')}){_POST}")
+
+
+def asks_who_we_are(words: list[str]) -> bool:
+    """ "Who is this?", "¿quién es?": the whole text asks who is writing (the HELP text answers it)."""
+    return _WHO_RE.fullmatch(" ".join(words)) is not None
+
+
 CONFIRM_RE = re.compile(rf"{_PRE}{_CONFIRM}(?: {_CONFIRM})*{_POST}")
 SOFT_CONFIRM_RE = re.compile(rf"{_PRE}(?:{_any_of('soft_confirm')}){_POST}")
 RESCHEDULE_RE = re.compile(rf"{_PRE}(?:{_any_of('reschedule')}){_WHAT}{_POST}")

@@ -27,9 +27,9 @@ accents, punctuation gone, shorthand expanded, letters repeated in a row counted
 - words separated by spaces must follow each other; words may also run together ("killmyself");
 - ``word*`` is a stem (up to 5 more letters inside a phrase, any number at its end);
 - ``a|b*|c_d`` is any one of these, ``_`` joining words (``c_d`` is "c d");
-- ``...`` stands for up to three other words, ``...N`` for up to N;
-- ``$`` is the end of the text;
-- a last token ``!a|b_c`` means "not followed by the words a, or b c".
+- ``...`` stands for up to three other words, ``...N`` for up to N (also right before ``$``);
+- ``$`` is the end of the text, on its own or as one of the choices (``now|$``);
+- a last token ``!a|b_c|d*`` means "not followed by the words a, or b c, or a word starting d".
 
 Files are checked when they load: an unknown ``{NAME}``, an unknown tier, an empty phrase or one
 that does not compile fails with the file and the phrase (`PhraseError`).
@@ -106,20 +106,26 @@ def compile_phrase(phrase: str) -> str:
         raise ValueError("empty phrase")
     ahead = ""
     if tokens[-1].startswith("!"):
-        alts = [" ".join(squash(fold(w)) for w in alt.split("_")) for alt in tokens.pop()[1:].split("|")]
-        ahead = r"(?! (?:" + "|".join(map(re.escape, alts)) + r")\b)"
+        alts = [_not_followed_by(alt) for alt in tokens.pop()[1:].split("|")]
+        ahead = r"(?! (?:" + "|".join(alts) + r")\b)"
     parts = []
     for i, token in enumerate(tokens):
         last = i == len(tokens) - 1
         ends_word = last or tokens[i + 1].startswith("...")  # "tree ..." must not match "treatment"
         if token.startswith("..."):
-            parts.append(r"(?:\w++ ){0,%d}" % int(token[3:] or 3))
+            gap = int(token[3:] or 3)
+            # before the end of the text the last word of the gap has no space after it
+            parts.append(r"(?:\w++(?: |$)){0,%d}" % gap if not last and tokens[i + 1] == "$"
+                         else r"(?:\w++ ){0,%d}" % gap)
             continue
         if token == "$":
             parts.append(token)
             continue
         alts = []
         for alt in token.split("|"):
+            if alt == "$":  # the end of the text as one of the choices ("taken care of $|now")
+                alts.append("$")
+                continue
             words = alt.split("_")
             body = []
             for j, word in enumerate(words):
@@ -130,6 +136,13 @@ def compile_phrase(phrase: str) -> str:
             alts.append(" ?".join(body) + ("" if alt.endswith("*") or not ends_word else r"\b"))
         parts.append("(?:" + "|".join(alts) + ")")
     return r"\b" + " ?".join(parts) + ahead
+
+
+def _not_followed_by(alt: str) -> str:
+    """One choice of a closing ``!`` list: words joined by ``_``, the last may be a stem."""
+    words = alt.split("_")
+    body = [re.escape(squash(fold(w.rstrip("*")))) + (r"\w*" if w.endswith("*") else "") for w in words]
+    return " ".join(body)
 
 
 def one_pattern(phrases: tuple[str, ...] | list[str]) -> re.Pattern[str]:
