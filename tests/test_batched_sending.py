@@ -112,8 +112,7 @@ def test_a_batch_without_the_patients_welcome_sends_the_welcome_first(sms_settin
     assert welcome.status == "sent" and welcome.sent_at <= outbox(session, rule="first_induction_24h")[0].sent_at
 
 
-def test_a_welcome_another_worker_is_sending_holds_the_text_it_introduces(sms_settings, session, sessions,
-                                                                          fake_twilio):
+def test_a_welcome_another_worker_is_sending_is_not_sent_again(sms_settings, session, sessions, fake_twilio):
     book(session, starts_at=VISIT, appointment="a1", welcomed=False)
     run_pass(sms_settings, at(DUE) - timedelta(days=3), channels=channels(sms_settings))  # plan only
     reminder, welcome = outbox(session, rule="first_induction_24h")[0], outbox(session, rule="welcome")[0]
@@ -121,11 +120,10 @@ def test_a_welcome_another_worker_is_sending_holds_the_text_it_introduces(sms_se
     with sessions() as other_worker:
         assert claim_many_for_sending(other_worker, [welcome.id], at(DUE)) == {welcome.id}
     sender = Sender(sessions, sms_settings, channels(sms_settings))
-    assert sender.send_batch([reminder.id], at(DUE)) == ["held"]
-    assert fake_twilio.messages == []  # never without its welcome, and the welcome not twice
+    assert sender.send_batch([reminder.id], at(DUE)) == ["sent"]
+    assert texts_by_number(fake_twilio) == {"+12025550143": ["reminder"]}  # the welcome is the other worker's
     session.expire_all()
-    held = outbox(session, rule="first_induction_24h")[0]
-    assert held.status == "planned" and held.reason_code == "waiting_for_welcome" and held.due_at > at(DUE)
+    assert outbox(session, rule="welcome")[0].status == "sending"
 
 
 def test_a_429_pauses_the_rest_of_the_batch_without_costing_their_tries(sms_settings, session, fake_twilio):

@@ -134,17 +134,14 @@ def _welcome_row(session: Session, patient: Patient):
         OutboxMessage.dedupe_key == welcome_key(patient))).first()
 
 
-def waits_for_welcome(session: Session, patient: Patient | None, *, being_sent_elsewhere: bool = False) -> bool:
+def waits_for_welcome(session: Session, patient: Patient | None) -> bool:
     """A patient's other texts wait while their welcome (the HELP/STOP text) is still to go or
-    failed: they are held, never sent without it. With `being_sent_elsewhere` (a batch that does
-    not hold the welcome), a welcome another worker is sending keeps them waiting too, so that
-    they never overtake it. No row (none was needed) or one that was skipped (already welcomed)
-    or may have gone (unknown, as a send a worker died in becomes) keeps nobody waiting."""
+    failed: they are held, never sent without it. No row (none was needed) or one that was
+    skipped (already welcomed), is being sent, or may have gone (unknown) keeps nobody waiting."""
     if patient is None or not needs_welcome(patient):
         return False
     row = _welcome_row(session, patient)
-    waiting = (*PENDING_STATUSES, Status.FAILED, *((Status.SENDING,) if being_sent_elsewhere else ()))
-    return row is not None and row.status in waiting
+    return row is not None and (row.status in PENDING_STATUSES or row.status == Status.FAILED)
 
 
 def welcome_wait_until(session: Session, patient: Patient, now: datetime) -> datetime:

@@ -79,8 +79,9 @@ def send_claimed_batch(sender, session: Session, ids: list[int], now: datetime,
 
 def claim_missing_welcomes(session: Session, rows, patients: dict, now: datetime) -> list[int]:
     """The pending welcomes of patients with a text in the batch but not their welcome: queued now
-    and claimed into this batch, where they go first. A welcome another worker holds is not taken
-    (nor waited for): the texts it introduces are held for it."""
+    and claimed into this batch, where they go first. A welcome another worker is sending is not
+    taken, and not waited for (a worker that died mid-send would keep the texts waiting until the
+    sweep): it is on its way, and is never sent twice."""
     welcomed_here = {r.patient_id for r in rows if r.kind == Kind.WELCOME}
     keys = {welcome_key(patients[r.patient_id]) for r in rows
             if needs_introduction(r, patients.get(r.patient_id)) and r.patient_id not in welcomed_here}
@@ -114,7 +115,7 @@ def prepare_batch(sender, session: Session, ids: list[int], now: datetime, book:
     for row in rows:
         patient, appointment = patients.get(row.patient_id), appointments.get(row.appointment_id)
         if (needs_introduction(row, patient) and patient.id not in welcomed_here
-                and waits_for_welcome(session, patient, being_sent_elsewhere=True)):  # this text waits for it
+                and waits_for_welcome(session, patient)):  # its welcome could not be claimed here, nor has it gone
             outcomes[row.id] = hold(session, row, now, WAITING_FOR_WELCOME, code=ReasonCode.WAITING_FOR_WELCOME,
                                     due_at=welcome_wait_until(session, patient, now))
             continue
