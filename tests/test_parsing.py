@@ -411,3 +411,13 @@ def test_the_pattern_language_does_what_its_documentation_says(phrase, text, fou
     """Phrase writers met three traps: `$` as a choice was a literal dollar, `...N $` matched no
     words, a stem after `!` was literal (reminders/triage/engine.py documents the language)."""
     assert bool(re.search(compile_phrase(phrase), text)) is found
+
+
+@pytest.mark.parametrize("text", [
+    "regale mis cosas por la mudanza y ya quiero morirme, ya no voy a necesitar nada",
+    "kill me now this wait is long, i want to die",
+])
+def test_an_idiom_mask_blanks_its_own_words_not_what_its_gaps_passed_over(text):
+    """A mask with wide gaps ("regalé ... mudanza ... ya no voy a necesitar") once blanked the
+    whole span, and the wish to die inside it with it."""
+    assert detect_crisis(text)

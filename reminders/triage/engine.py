@@ -99,8 +99,9 @@ def squash(word: str) -> str:
 
 # ---------------------------------------------------------------- phrases
 
-def compile_phrase(phrase: str) -> str:
-    """The regex for one phrase (see the module docstring), to search in squashed text."""
+def compile_phrase(phrase: str, capture: bool = False) -> str:
+    """The regex for one phrase (see the module docstring), to search in squashed text. With
+    `capture`, each of its words (not its ``...`` gaps) is a group of its own."""
     tokens = phrase.split()
     if not tokens:
         raise ValueError("empty phrase")
@@ -134,7 +135,7 @@ def compile_phrase(phrase: str) -> str:
                     w += r"\w*+" if last and j == len(words) - 1 else r"\w{0,5}"
                 body.append(w)
             alts.append(" ?".join(body) + ("" if alt.endswith("*") or not ends_word else r"\b"))
-        parts.append("(?:" + "|".join(alts) + ")")
+        parts.append(("(" if capture else "(?:") + "|".join(alts) + ")")
     return r"\b" + " ?".join(parts) + ahead
 
 
@@ -145,8 +146,24 @@ def _not_followed_by(alt: str) -> str:
     return " ".join(body)
 
 
-def one_pattern(phrases: tuple[str, ...] | list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(map(compile_phrase, phrases))) if phrases else re.compile(r"(?!x)x")
+def one_pattern(phrases: tuple[str, ...] | list[str], capture: bool = False) -> re.Pattern[str]:
+    if not phrases:
+        return re.compile(r"(?!x)x")
+    return re.compile("|".join(compile_phrase(p, capture) for p in phrases))
+
+
+def _blank_words(pattern: re.Pattern[str], text: str) -> str:
+    """Every match of `pattern` (compiled with `capture`) blanked, except the words its ``...``
+    gaps stood for: "regalé mis cosas por la mudanza y quiero morirme, ya no voy a necesitar
+    nada" keeps "quiero morirme" however wide the idiom's gaps."""
+    def blank(m: re.Match[str]) -> str:
+        kept = list(m.group(0))
+        for group in range(1, pattern.groups + 1):
+            start, end = m.span(group)
+            if start != -1:
+                kept[start - m.start():end - m.start()] = " " * (end - start)
+        return "".join(kept)
+    return pattern.sub(blank, text)
 
 
 _NAME_RE = re.compile(r"\{([A-Z_]+)\}")
@@ -166,6 +183,7 @@ class Phrasebook:
     categories: tuple[Category, ...]
     shorthand: dict[str, str]
     idioms: re.Pattern[str]
+    idiom_words: re.Pattern[str]  # the same, each word a group: what a match blanks (_blank_words)
     past: re.Pattern[str]
     well: re.Pattern[str]
     relapse: re.Pattern[str]
@@ -235,7 +253,8 @@ def load_phrasebook(folder: Path = PHRASES_DIR) -> Phrasebook:
             raise PhraseError(f"[squeezed] names an unknown category {category!r}")
     return Phrasebook(
         categories=tuple(categories), shorthand=shorthand,
-        idioms=one_pattern(expanded["idioms"]), past=one_pattern(expanded["past"]),
+        idioms=one_pattern(expanded["idioms"]), idiom_words=one_pattern(expanded["idioms"], capture=True),
+        past=one_pattern(expanded["past"]),
         well=one_pattern(expanded["well"]), relapse=one_pattern(expanded["relapse"]), away=one_pattern(expanded["away"]),
         trips=one_pattern(expanded["trips"]), history=one_pattern(expanded["history"]),
         now=one_pattern(expanded["now"]), squeezed={k: tuple(v) for k, v in squeezed.items()}, emoji=emoji,
@@ -317,7 +336,8 @@ def readings(text: str) -> Readings:
 def _masked(text: str, book: Phrasebook) -> str:
     """Idioms blanked out; a crisis told as long past blanked too when the text says the sender is
     well now, unless it says it is back."""
-    text = book.idioms.sub(" ", text)
+    if book.idioms.search(text):  # most texts hold no idiom: the slower pattern only when one does
+        text = _blank_words(book.idiom_words, text)
     if book.well.search(text) and not book.relapse.search(text):
         text = book.past.sub(" ", text)
     return " ".join(text.split())
