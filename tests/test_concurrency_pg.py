@@ -701,3 +701,40 @@ def test_a_slow_worker_whose_claim_was_released_meanwhile_does_not_send_it_too(p
         row.claimed_at = claimed_at  # what the slow worker still holds
         session.expunge(row)
         assert moves.mark_in_flight(session, row, NOW + timedelta(minutes=6)) is False
+
+
+def test_a_queued_row_another_transaction_holds_for_a_moment_is_still_sent_by_its_batch(pg_settings, pg_sessions, rs):
+    """A batch's claim skips rows locked elsewhere, so that two workers never wait on each other.
+    A row locked by something that is not a sender (an overlapping pass) must not be left `queued`
+    with no task (that waits for the ten-minute requeue): once the lock goes, the batch takes it."""
+    outbox_id = one_due_row(pg_sessions, rs)
+    channel = RecordingChannel()
+    sender = Sender(pg_sessions, pg_settings, channel.channels())
+    holder = pg_sessions()
+    holder.execute(select(OutboxMessage.id).where(OutboxMessage.id == outbox_id).with_for_update())
+    releaser = threading.Timer(0.5, holder.rollback)
+    releaser.start()
+    try:
+        assert sender.send_batch([outbox_id], NOW) == ["sent"]
+    finally:
+        releaser.join(JOIN_SECONDS)
+        holder.close()
+    assert channel.sent == Counter({outbox_id: 1})
+
+
+def test_a_row_another_worker_is_claiming_is_not_claimed_twice_by_a_batch_that_waited(pg_settings, pg_sessions, rs):
+    """The other side of the wait: the row's holder was a worker claiming it; when its claim
+    commits, the batch that waited finds the row `sending` and leaves it."""
+    outbox_id = one_due_row(pg_sessions, rs)
+    channel = RecordingChannel()
+    holder = pg_sessions()
+    holder.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id)
+                   .values(status=Status.SENDING, claimed_at=NOW, attempts=OutboxMessage.attempts + 1))
+    releaser = threading.Timer(0.5, holder.commit)
+    releaser.start()
+    try:
+        assert Sender(pg_sessions, pg_settings, channel.channels()).send_batch([outbox_id], NOW) == ["not_claimed"]
+    finally:
+        releaser.join(JOIN_SECONDS)
+        holder.close()
+    assert channel.sent == Counter()

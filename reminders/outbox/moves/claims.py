@@ -3,10 +3,12 @@ worker stops. Every move out of a shared state is a conditional UPDATE, so two w
 and a sweep cannot both move one row."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from reminders.models import OutboxMessage
@@ -15,11 +17,15 @@ from reminders.outbox.moves.allowed import (
     BACK_FROM_QUEUE, BACK_FROM_SENDING, CLAIM, QUEUE, UNKNOWN_SEND, move_ids, move_where,
 )
 
+log = logging.getLogger(__name__)
+
 # A queued row nobody claimed in this long lost its task (broker restart): queue it again.
 # Claiming is a conditional UPDATE, so a late original task and the new one cannot both send.
 REQUEUE_AFTER = timedelta(minutes=10)
 # A staff crisis alert is never left for the slow sweep: its task is handed out again sooner.
 REQUEUE_ALERT_AFTER = timedelta(minutes=1)
+# The longest a batch waits for a row another transaction holds (see _claim_when_unlocked).
+CLAIM_LOCK_WAIT = timedelta(seconds=5)
 # A worker's clock may run a little behind the process that queued the row (another host).
 CLOCK_SKEW = timedelta(minutes=1)
 UNKNOWN_AFTER_CRASH = "the worker stopped during the send; check before resending"
@@ -132,18 +138,47 @@ def claim_for_sending(session: Session, outbox_id: int, now: datetime) -> bool:
 
 def claim_many_for_sending(session: Session, ids: list[int], now: datetime) -> set[int]:
     """`claim_for_sending` for a batch, in one UPDATE: the ids this caller won. Rows another
-    worker holds locked are skipped (SKIP LOCKED on PostgreSQL), not waited for. Commits."""
+    transaction holds locked are skipped (SKIP LOCKED on PostgreSQL), not waited for; then those
+    still `queued` are claimed once their lock goes (`_claim_when_unlocked`). Commits."""
     if not ids:
         return set()
-    claimable = (OutboxMessage.id.in_(ids), CLAIM.still_there, OutboxMessage.due_at <= now + CLOCK_SKEW)
-    chosen = select(OutboxMessage.id).where(*claimable).with_for_update(skip_locked=True)
-    won = session.scalars(
+    chosen = select(OutboxMessage.id).where(*_claimable(ids, now)).with_for_update(skip_locked=True)
+    won = set(_claim(session, (OutboxMessage.id.in_(chosen.scalar_subquery()), *_claimable(ids, now)), now))
+    session.commit()
+    skipped = [i for i in ids if i not in won]
+    if skipped and session.get_bind().dialect.name == "postgresql":
+        won |= _claim_when_unlocked(session, skipped, now)
+    return won
+
+
+def _claimable(ids: list[int], now: datetime) -> tuple:
+    return OutboxMessage.id.in_(ids), CLAIM.still_there, OutboxMessage.due_at <= now + CLOCK_SKEW
+
+
+def _claim(session: Session, where: tuple, now: datetime) -> list[int]:
+    return session.scalars(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(chosen.scalar_subquery()), *claimable)
+        .where(*where)
         .values(status=CLAIM.to, claimed_at=now, handed_at=None, attempts=OutboxMessage.attempts + 1,
                 updated_at=now)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
     ).all()
-    session.commit()
-    return set(won)
+
+
+def _claim_when_unlocked(session: Session, ids: list[int], now: datetime) -> set[int]:
+    """Rows the batch skipped because another transaction held them. A worker claiming them
+    leaves them `sending` when it commits, and the conditional UPDATE finds nothing; but the
+    holder may be no sender at all (an overlapping pass), and a row skipped then would sit
+    `queued` with no task until the ten-minute requeue. So wait for the locks, briefly: a
+    holder that keeps them longer (or a deadlock) leaves the rows to that requeue, as before."""
+    try:
+        session.execute(text(f"SET LOCAL lock_timeout = '{int(CLAIM_LOCK_WAIT.total_seconds() * 1000)}ms'"))
+        won = set(_claim(session, _claimable(ids, now), now))
+        session.commit()
+        return won
+    except DBAPIError as exc:
+        session.rollback()
+        log.warning("%s row(s) of a batch stayed locked by another transaction (%s); the requeue takes them",
+                    len(ids), type(exc).__name__)
+        return set()
