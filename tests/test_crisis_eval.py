@@ -125,7 +125,7 @@ def test_the_ordinary_texts_include_the_idioms_that_trip_word_lists(main_rows):
 # caregivers, young adults' slang, regional Spanish) were written after the reader was tuned and
 # are the hardest. The README's Triage section says what is still missed.
 
-HELDOUT_FLOORS = {Tier.EMERGENCY: 0.91, Tier.SUICIDE_RISK: 0.83, Tier.URGENT: 0.92}
+HELDOUT_FLOORS = {Tier.EMERGENCY: 0.91, Tier.SUICIDE_RISK: 0.84, Tier.URGENT: 0.93}
 HELDOUT_FALSE_ALARM_CEILING = 0.07
 
 
@@ -140,7 +140,13 @@ def test_the_held_out_part_holds_its_floors(heldout_result):
         assert tally.rate <= HELDOUT_FALSE_ALARM_CEILING, crisis_eval.report("held-out", heldout_result, False)
 
 
-def test_the_script_prints_the_matrix_recall_by_category_and_both_parts(capsys):
+def test_the_script_prints_the_matrix_recall_by_category_and_both_parts(capsys, monkeypatch, main_rows, heldout_rows,
+                                                                      main_result, heldout_result):
+    # The module has read and measured both parts once already: the script prints those results.
+    parts = {"main": main_rows, "heldout": heldout_rows}
+    results = {id(main_rows): main_result, id(heldout_rows): heldout_result}
+    monkeypatch.setattr(crisis_eval, "load", parts.__getitem__)
+    monkeypatch.setattr(crisis_eval, "evaluate", lambda rows, use_model=True: results[id(rows)])
     crisis_eval.main(["--quiet"])
     out = capsys.readouterr().out
     assert "Confusion matrix" in out and "Held-out part" in out and "Main part" in out
@@ -238,6 +244,18 @@ def test_everyday_texts_stay_routine(text):
 ])
 def test_saying_one_will_not_be_here_is_a_crisis_unless_the_text_speaks_of_a_trip(crisis, ordinary):
     assert alarming(crisis) and not alarming(ordinary)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("i od'd on heroin in 2016, clean since", Tier.ROUTINE),
+    ("overdosed in 2018, doing great now", Tier.ROUTINE),
+    ("od'd in 2016, clean since, but i od'd last night", Tier.EMERGENCY),
+    ("od'd years ago, doing good, btw took 30 xanax just now", Tier.EMERGENCY),
+    ("od'd in 2016 and im fine now, but i just od'd again", Tier.EMERGENCY),
+    ("ODing rn", Tier.EMERGENCY),
+])
+def test_an_overdose_told_as_long_past_by_someone_well_now_is_history_but_one_now_is_not(text, expected):
+    assert tier(text) is expected
 
 
 def test_a_medical_word_about_the_past_is_history_unless_it_is_happening_now():

@@ -183,8 +183,11 @@ def _numbers(reading: engine.Readings, context: Context) -> list[tuple[str, Tier
     found = []
     if any(numbers.NOOSE_RE.search(v) for v in reading.plain):
         found.append(("thoughts, means or plan of suicide", Tier.SUICIDE_RISK, "noose"))
-    if any(numbers.OD_RE.search(v) or numbers.COUNTED_DOSE_RE.search(v) for v in reading.plain) \
-            or numbers.counted_dose(folded):
+    counted = any(numbers.COUNTED_DOSE_RE.search(v) for v in reading.plain) or numbers.counted_dose(folded)
+    # "OD'd on heroin in 2016, clean since" is history, as the phrases' own masks read it.
+    said_od = any(numbers.OD_RE.search(v) for v in reading.plain) \
+        and any(numbers.OD_RE.search(v) for v in engine.beside_the_past(reading))
+    if counted or said_od:
         found.append((POISONING, Tier.EMERGENCY, "a counted dose"))
     if numbers.emergency_pressure(folded):
         found.append((VERY_HIGH_BLOOD_PRESSURE, Tier.EMERGENCY, "blood pressure"))

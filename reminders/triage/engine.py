@@ -379,6 +379,19 @@ def _which(phrases: tuple[str, ...], text: str, start: int) -> str:
     return phrases[0] if phrases else ""
 
 
+def beside_the_past(reading: Readings) -> tuple[str, ...]:
+    """The plain readings, squashed, with a crisis told as long past ("OD'd on heroin in 2016")
+    blanked when the sender says they are well now ("clean since") and not that it is back: what
+    the phrases' own masks leave."""
+    book = phrasebook()
+    out = []
+    for text in map(squash, reading.plain):
+        if book.well.search(text) and not book.relapse.search(text):
+            text = book.past.sub(" ", text)
+        out.append(text)
+    return tuple(out)
+
+
 def in_the_past(reading: Readings) -> bool:
     """A medical word about the past ("a seizure years ago") with nothing said of now."""
     book = phrasebook()
