@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, URL, make_url
@@ -72,10 +72,14 @@ def get_engine(url: str | None = None) -> Engine:
     return _engines[url]
 
 
-def dispose_engines() -> None:
-    for engine in _engines.values():
+def dispose_engines(*, keep: Collection[str] = ()) -> None:
+    """Close every pooled connection and forget the engines, except those whose URL is in `keep`:
+    they stay, with the statements they have compiled (the test suite keeps its one database URL's
+    engine from one test to the next)."""
+    for url, engine in list(_engines.items()):
         engine.dispose()
-    _engines.clear()
+        if url not in keep:
+            del _engines[url]
 
 
 def forget_inherited_connections() -> None:

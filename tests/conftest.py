@@ -14,6 +14,7 @@ from werkzeug.routing.rules import Rule
 
 from reminders.config import Settings, reset_settings
 from reminders.db import dispose_engines, session_factory
+from reminders.rendering.store import forget_shared_templates
 
 pytest_plugins = ["tests.fixtures.channels", "tests.fixtures.twoway", "tests.fixtures.staff"]
 
@@ -47,6 +48,21 @@ def _remember_url_builders() -> None:
 _remember_url_builders()
 
 
+def _hash_passwords_cheaply() -> None:
+    """Argon2 at the service's cost takes about a fifth of a second a hash or a check on a loaded
+    two-core machine, and the suite creates and signs in staff thousands of times. Tests hash at
+    argon2's lowest cost, as test settings usually do; it is still argon2 (tests/test_staff_users.py),
+    and a check reads the cost from the hash itself."""
+    from argon2 import PasswordHasher
+
+    import reminders.accounts
+
+    reminders.accounts.hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+_hash_passwords_cheaply()
+
+
 def pytest_collection_modifyitems(items):
     """The process tests spend real minutes waiting for beat: hand them out first, so that with
     several workers (scripts/test runs two) they overlap the rest of the suite."""
@@ -70,7 +86,13 @@ def clean_environment(monkeypatch, tmp_path):
     yield
     stop_alert_watches()
     reset_settings()
-    dispose_engines()
+    dispose_engines(keep=KEPT_DATABASE_URLS)
+    forget_shared_templates()
+
+
+# The one SQLite URL of this test process (each test gets a fresh copy of the migrated database
+# there): its engine is kept from test to test, so statements are compiled once per process.
+KEPT_DATABASE_URLS: set[str] = set()
 
 
 def stop_alert_watches() -> None:
@@ -182,9 +204,16 @@ def migrated_postgres_url(postgres_database):
     dispose_engines()
 
 
+@pytest.fixture(scope="session")
+def process_database_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("database") / "reminders.db"
+    KEPT_DATABASE_URLS.add(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def settings(configure, tmp_path, sqlite_template) -> Settings:
-    return configure(DATABASE_URL=migrated_sqlite_url(sqlite_template, tmp_path / "reminders.db"))
+def settings(configure, process_database_path, sqlite_template) -> Settings:
+    return configure(DATABASE_URL=migrated_sqlite_url(sqlite_template, process_database_path))
 
 
 @pytest.fixture

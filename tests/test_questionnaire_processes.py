@@ -17,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.browser.test_staff_browser import CHROMIUM, browser  # noqa: F401
+from tests.browser.serving import CHROMIUM, chromium
 from tests.fakes.smtp_server import FakeSMTP, free_port
 from tests.fakes.twilio_server import FakeTwilio
 from tests.processes import (CRISIS_WAIT, HOST, START_WAIT, STAFF_EMAIL, STAFF_PHONE, WEB_COMMAND,
@@ -29,6 +29,13 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
 ]
 PATIENT_PHONE = "+16175550142"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as launched:
+        yield launched
+
 # The link goes 48 h before the first infusion (MEASURES_HOURS_BEFORE): a visit 47 h ahead has it due now.
 VISIT_AHEAD = timedelta(hours=47)
 PHONE_SCREEN = {"width": 390, "height": 844}

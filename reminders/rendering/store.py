@@ -173,6 +173,13 @@ def _template_version_flushed(_mapper, _connection, _target) -> None:
     _versions_look_again()
 
 
+def forget_shared_templates() -> None:
+    """Drop every database's shared templates: the test suite reuses one database URL for a new
+    database in each test, which a clinic never does."""
+    with _shared_lock:
+        _shared_by_database.clear()
+
+
 def _versions_look_again() -> None:
     for shared in list(_shared_by_database.values()):
         shared.checked_at = float("-inf")

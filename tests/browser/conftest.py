@@ -11,6 +11,15 @@ from datetime import timedelta
 import pytest
 
 from tests.browser.seed import CLINIC_NOW
+from tests.browser.serving import chromium
+
+@pytest.fixture(scope="package")
+def browser():
+    """Debian's Chromium, started once for the browser tests a test process runs in a row (not for
+    the whole session: Playwright's event loop would stay in the thread for the tests after them);
+    each test opens its own context (tests/browser/serving.py watched_page)."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

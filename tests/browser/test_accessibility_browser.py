@@ -18,7 +18,7 @@ from sqlalchemy import select
 from reminders.models import Appointment, utcnow
 from tests.browser.seed import ADMIN, STAFF, settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import watched_page
-from tests.browser.test_staff_browser import CHROMIUM, base_url, browser, shot  # noqa: F401 - fixtures (base_url serves this file's clinic)
+from tests.browser.test_staff_browser import CHROMIUM, base_url, shot  # noqa: F401 - fixtures (base_url serves this file's clinic)
 from tests.fixtures.staff import PASSWORD, mfa_code
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"

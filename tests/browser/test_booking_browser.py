@@ -12,7 +12,7 @@ from sqlalchemy import select
 from reminders.models import Appointment, OutboxMessage, Patient, utcnow
 from reminders.pipeline import run_pass
 from tests.browser.test_staff_browser import (  # noqa: F401 (fixtures)
-    NEXT_YEAR, SCREENSHOTS, TABLET, base_url, browser, clinic, page, pytestmark, settings, shot, sign_in,
+    NEXT_YEAR, SCREENSHOTS, TABLET, base_url, clinic, page, pytestmark, settings, shot, sign_in,
 )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from reminders.models import InboundMessage, Patient, StaffSession
 from tests.browser.seed import ADMIN, CLINIC_NOW, CLINIC_ZONE, STAFF
 from tests.browser.serving import watched_page
-from tests.browser.test_staff_browser import CHROMIUM, TABLET, base_url, browser, clinic, sign_in  # noqa: F401 - fixtures
+from tests.browser.test_staff_browser import CHROMIUM, TABLET, base_url, clinic, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import PASSWORD
 
 pytestmark = [
@@ -213,4 +213,5 @@ def test_a_form_whose_session_ended_keeps_its_text(page, clinic, sessions, clock
     watch.click(page.get_by_role("button", name="Save and mark done"))
     expect(page.locator(".notice-ok")).to_contain_text("marked done")
     watch.done()
-    assert page.evaluate("() => window.sessionStorage.getItem('reminders.unsentForm')") is None
+    # The page that says "marked done" forgets the kept text once its script has run.
+    page.wait_for_function("() => window.sessionStorage.getItem('reminders.unsentForm') === null")

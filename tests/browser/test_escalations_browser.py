@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from reminders.models import Escalation, OutboxMessage
 from reminders.pipeline import run_pass
 from tests.browser.serving import serving, signed_sms_sender
-from tests.browser.test_staff_browser import CHROMIUM, browser, clinic, page, settings, shot, sign_in  # noqa: F401
+from tests.browser.test_staff_browser import CHROMIUM, clinic, page, settings, shot, sign_in  # noqa: F401
 from tests.fixtures.twoway import BASE
 
 pytestmark = [

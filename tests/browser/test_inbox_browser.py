@@ -14,7 +14,7 @@ from sqlalchemy import select
 from reminders.models import OutboxMessage, Patient
 from tests.browser.seed import settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import serving
-from tests.browser.test_staff_browser import CHROMIUM, TABLET, browser, page, shot, sign_in  # noqa: F401 - fixtures
+from tests.browser.test_staff_browser import CHROMIUM, TABLET, page, shot, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_inbound
 
 pytestmark = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.test_staff_browser import (  # noqa: F401 - fixtures
-    CHROMIUM, TABLET, base_url, browser, page, settings, shot, sign_in,
+    CHROMIUM, TABLET, base_url, page, settings, shot, sign_in,
 )
 from tests.test_staff_measures import seed_course
 

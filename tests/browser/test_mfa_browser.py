@@ -9,7 +9,7 @@ import pyotp
 from reminders.models import utcnow
 from tests.browser.seed import STAFF
 from tests.browser.test_staff_browser import (  # noqa: F401 - fixtures
-    CHROMIUM, base_url, browser, clinic, page, pytestmark, settings, shot, sign_in,
+    CHROMIUM, base_url, clinic, page, pytestmark, settings, shot, sign_in,
 )
 from tests.fixtures.staff import PASSWORD, make_user
 

@@ -21,7 +21,7 @@ from reminders.pipeline import run_pass
 from reminders.provider_health import record_failure
 from tests.browser.seed import settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import serving, watched_page
-from tests.browser.test_staff_browser import CHROMIUM, browser, sign_in  # noqa: F401 - fixtures
+from tests.browser.test_staff_browser import CHROMIUM, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_patient, add_visit
 
 pytestmark = [

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from reminders.models import Questionnaire
 from tests.browser.serving import serving, watched_page
-from tests.browser.test_staff_browser import CHROMIUM, browser, shot  # noqa: F401
+from tests.browser.test_staff_browser import CHROMIUM, shot  # noqa: F401
 from tests.fixtures.twoway import NOW, STAFF_EMAILS, STAFF_PHONES, escalations
 from tests.test_questionnaire_pages import send_link
 

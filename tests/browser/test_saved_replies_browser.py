@@ -19,7 +19,7 @@ from sqlalchemy import select
 from reminders.models import OutboxMessage, Patient
 from tests.browser.seed import ADMIN, STAFF, clinic_at, settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import serving
-from tests.browser.test_staff_browser import CHROMIUM, SCREENSHOTS, browser, page, shot, sign_in  # noqa: F401 - fixtures
+from tests.browser.test_staff_browser import CHROMIUM, SCREENSHOTS, page, shot, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_inbound, add_patient, add_visit
 
 pytestmark = [

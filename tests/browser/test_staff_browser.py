@@ -16,11 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from reminders.models import Appointment, Escalation, InboundMessage, TemplateVersion
-from tests.browser.serving import serving, watched_page
+from tests.browser.serving import CHROMIUM, serving, watched_page
 from tests.browser.seed import ADMIN, CLINIC_NOW, STAFF, seed_clinic, settings  # noqa: F401 - the clinic's settings
 from tests.fixtures.staff import PASSWORD, mfa_code
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = (
     Path(__file__).resolve().parents[2] / "docs" / "screenshots"
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
@@ -36,20 +35,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium "
                                                      "(apt-get install -y chromium chromium-driver)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from reminders.rendering import TemplateStore
 from tests.browser.seed import ADMIN, settings  # noqa: F401 - the seeded clinic's settings
 from tests.browser.serving import watched_page
 from tests.browser.test_staff_browser import (  # noqa: F401 - fixtures
-    CHROMIUM, DESKTOP, base_url, browser, clinic, page, shot, sign_in,
+    CHROMIUM, DESKTOP, base_url, clinic, page, shot, sign_in,
 )
 from tests.test_template_editor_refusals import LONG_REMINDER
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from reminders.models import Appointment, OutboxMessage
 from tests.browser.seed import CLINIC_NOW
 from tests.browser.serving import watched_page
-from tests.browser.test_staff_browser import CHROMIUM, base_url, browser, shot, sign_in  # noqa: F401 - fixtures
+from tests.browser.test_staff_browser import CHROMIUM, base_url, shot, sign_in  # noqa: F401 - fixtures
 from tests.fixtures.staff import add_inbound, add_outbox, add_patient, add_visit, make_user
 
 pytestmark = [

@@ -38,8 +38,8 @@ from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, re
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from reminders import mfa
-from reminders.accounts import hasher, password_matches
+from reminders import accounts, mfa
+from reminders.accounts import password_matches
 from reminders.models import Escalation, StaffSession, StaffUser
 from reminders.web.context import db, request_now, settings
 from reminders.web.rate_limits import Backoff, Throttle
@@ -185,7 +185,7 @@ def _provider_problems() -> list[dict]:
 
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
-    return hasher.hash("not a password anyone has")
+    return accounts.hasher.hash("not a password anyone has")
 
 
 def safe_next(target: str | None) -> str:
@@ -266,8 +266,8 @@ def login():
     # The right password: its attempt is no failure (the address's and the account's counts take it
     # back; this address's own count against the account is forgotten).
     throttle().forgive(SIGN_IN, keys[:2], clear=keys[2:])
-    if hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hasher.hash(password)
+    if accounts.hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = accounts.hasher.hash(password)
     # (failed_logins and locked_until are left from the lockout this replaced: cleared as before)
     if user.mfa_enabled:
         # The password is right; the session starts only after the code (login_code).
