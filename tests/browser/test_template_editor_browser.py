@@ -147,3 +147,20 @@ def test_plain_errors_the_variables_and_each_text_as_sent(page, clinic, sessions
     assert page.evaluate("document.documentElement.scrollWidth") <= 768
     shot(page, "template-editor-parts-tablet")
     assert saved(sessions, "induction_24h.sms.j2") == []
+
+
+def test_what_is_typed_before_the_editors_script_has_run_is_previewed(page, clinic):
+    """The editor's script is deferred: on a slow connection staff can type before it runs. The
+    preview answers for what is in the box then, not only for the next keystroke."""
+    from playwright.sync_api import expect
+
+    sign_in(page, ADMIN)
+    held = []
+    page.route("**/static/template_editor.js*", lambda route: held.append(route))  # the script's request waits
+    page.goto("/admin/templates/induction_24h.sms.j2", wait_until="commit")
+    page.locator("#source").fill("Hi\n{{ clinic.name }} here.\nSee you, {{ patient.nickname }}!")
+    page.wait_for_function("() => true")  # let the page's events run, so the script's request is held
+    assert len(held) == 1, "the editor's script was not asked for"
+    held[0].continue_()
+    expect(page.locator("#template-error")).to_have_text(
+        "Line 3: `patient.nickname` is not something this message can use. Did you mean `patient.first_name`?")

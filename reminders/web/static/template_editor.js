@@ -128,6 +128,8 @@
     window.clearTimeout(timer);
     timer = window.setTimeout(refresh, 200);
   });
+  // Typed before this script ran (it is deferred; a slow connection can take a while): preview that.
+  if (source.value !== source.defaultValue) { refresh(); }
   // A refused save comes back with the reason: focus goes to it, so it is read first.
   if (form && source.getAttribute("aria-invalid") === "true" && !errorBox.hidden) { errorBox.focus(); }
 }());
