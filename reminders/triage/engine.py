@@ -338,9 +338,15 @@ def _masked(text: str, book: Phrasebook) -> str:
     well now, unless it says it is back."""
     if book.idioms.search(text):  # most texts hold no idiom: the slower pattern only when one does
         text = _blank_words(book.idiom_words, text)
+    return " ".join(_past_blanked(text, book).split())
+
+
+def _past_blanked(text: str, book: Phrasebook) -> str:
+    """A squashed text with a crisis told as long past blanked, when the text says the sender is
+    well now and not that it is back; else the text as it was."""
     if book.well.search(text) and not book.relapse.search(text):
-        text = book.past.sub(" ", text)
-    return " ".join(text.split())
+        return book.past.sub(" ", text)
+    return text
 
 
 def _squeeze(text: str) -> str:
@@ -380,15 +386,14 @@ def _which(phrases: tuple[str, ...], text: str, start: int) -> str:
 
 
 def beside_the_past(reading: Readings) -> tuple[str, ...]:
-    """The plain readings, squashed, with a crisis told as long past ("OD'd on heroin in 2016")
-    blanked when the sender says they are well now ("clean since") and not that it is back: what
-    the phrases' own masks leave."""
+    """The plain readings with a crisis told as long past ("OD'd on heroin in 2016") blanked, as the
+    phrases' own masks blank it (`_past_blanked`); a reading with nothing blanked stays as it was."""
     book = phrasebook()
     out = []
-    for text in map(squash, reading.plain):
-        if book.well.search(text) and not book.relapse.search(text):
-            text = book.past.sub(" ", text)
-        out.append(text)
+    for text in reading.plain:
+        squashed = squash(text)
+        blanked = _past_blanked(squashed, book)
+        out.append(text if blanked == squashed else blanked)
     return tuple(out)
 
 
