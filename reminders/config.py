@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     twilio_api_base_url: str = Field(
         default="",
         description="point the twilio library elsewhere (tests, proxies); empty: Twilio's")
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description=(
+        "SMS via Twilio: how long one request may wait for Twilio's answer; a text with no answer "
+        "may have gone, so it is not sent again but shown to staff as `unknown`"))
     public_base_url: str = Field(default="", description=(
         "the URL Twilio calls and signs, e.g. `https://reminders.clinic.org`; enables status callbacks "
         "and the questionnaire and check-in links"))
@@ -250,6 +253,9 @@ class Settings(BaseSettings):
     oncall_callback_minutes: int = Field(
         default=30, ge=5, le=240,
         description="what a patient whose text paged on-call (the urgent tier) is told: a call within about this long")
+    send_retry_first_seconds: int = Field(default=30, ge=1, le=3600, description=(
+        "the wait before a message a provider refused for now (a 429, a 5xx, no connection) is tried "
+        "again; each next wait doubles, up to 30 minutes, plus up to a fifth of itself"))
     send_max_attempts: int = Field(default=5, description=(
         "an internal error (a bug, not the provider) is retried this often; a provider's errors are "
         "retried until the message is too late (see [Provider outages](outages.md))"))
@@ -534,7 +540,8 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "channels": (
         "twilio_account_sid", "twilio_auth_token", "twilio_from", "twilio_whatsapp_from",
-        "twilio_api_base_url", "public_base_url", "sms_per_second", "smtp_host", "smtp_port",
+        "twilio_api_base_url", "twilio_timeout_seconds", "public_base_url", "sms_per_second", "smtp_host",
+        "smtp_port",
         "smtp_username", "smtp_password", "smtp_starttls", "smtp_timeout_seconds", "mail_from",
     ),
     "integrations": (
@@ -548,7 +555,8 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
         "data_dir", "database_url", "database_statement_timeout_seconds",
         "database_idle_in_transaction_timeout_seconds", "redis_url", "secret_key", "mfa_required",
         "retention_days", "metrics_token", "prometheus_multiproc_dir", "trusted_proxy_hops",
-        "outbox_dir", "templates_dir", "pass_seconds", "stale_send_minutes", "send_max_attempts",
+        "outbox_dir", "templates_dir", "pass_seconds", "stale_send_minutes", "send_retry_first_seconds",
+        "send_max_attempts",
         "provider_failure_threshold", "provider_probe_max_seconds",
     ),
 }

@@ -48,6 +48,37 @@ def _remember_url_builders() -> None:
 _remember_url_builders()
 
 
+def _compile_staff_pages_once() -> None:
+    """Each app has its own Jinja environment, so each test compiled the staff pages it rendered
+    anew. Within a test process, compiled pages are shared through Jinja's bytecode cache, which
+    compiles a page again whenever its source changes."""
+    from flask import Flask
+    from jinja2 import BytecodeCache
+
+    class InMemory(BytecodeCache):
+        def __init__(self):
+            self.code: dict[str, bytes] = {}
+
+        def load_bytecode(self, bucket) -> None:
+            if bucket.key in self.code:
+                bucket.bytecode_from_string(self.code[bucket.key])
+
+        def dump_bytecode(self, bucket) -> None:
+            self.code[bucket.key] = bucket.bytecode_to_string()
+
+    shared, create = InMemory(), Flask.create_jinja_environment
+
+    def with_shared_cache(self):
+        environment = create(self)
+        environment.bytecode_cache = shared
+        return environment
+
+    Flask.create_jinja_environment = with_shared_cache
+
+
+_compile_staff_pages_once()
+
+
 def _hash_passwords_cheaply() -> None:
     """Argon2 at the service's cost takes about a fifth of a second a hash or a check on a loaded
     two-core machine, and the suite creates and signs in staff thousands of times. Tests hash at
@@ -65,7 +96,7 @@ _hash_passwords_cheaply()
 
 def pytest_collection_modifyitems(items):
     """The process tests spend real minutes waiting for beat: hand them out first, so that with
-    several workers (scripts/test runs two) they overlap the rest of the suite."""
+    several workers (scripts/test runs three) they overlap the rest of the suite."""
     items.sort(key=lambda item: 0 if item.get_closest_marker("processes") else 1)
 
 

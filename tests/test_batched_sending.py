@@ -207,7 +207,8 @@ def test_a_provider_that_stops_answering_opens_the_breaker_and_the_rest_of_the_b
     open the batch asks nothing more of Twilio; the rest go back untouched and go after the pause."""
     ids = planned_and_claimed(sms_settings, session, 8)
     fake_twilio.hang_next(times=5, seconds=1.0, accept=True)
-    sender = Sender(sessions, sms_settings, {"sms": TwilioMessaging(sms_settings, timeout=0.2)})
+    timing_out = sms_settings.model_copy(update={"twilio_timeout_seconds": 0.2})
+    sender = Sender(sessions, sms_settings, {"sms": TwilioMessaging(timing_out)})
     assert Counter(sender.send_batch(ids, at(DUE))) == {"unknown": 5, "held": 3, "skipped": 8}
     assert len(fake_twilio.requests) == 5  # nothing more was asked once the breaker opened
     rows = outbox(session, rule="first_induction_24h")

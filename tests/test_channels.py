@@ -172,9 +172,9 @@ def test_wrong_auth_token_is_transient_so_reminders_wait_for_the_fix(
 
 def test_refused_connection_is_transient(twilio_settings, settings_from):
     settings = settings_from(twilio_settings,
-                             TWILIO_API_BASE_URL=f"http://127.0.0.1:{closed_port()}")
+                             TWILIO_API_BASE_URL=f"http://127.0.0.1:{closed_port()}", TWILIO_TIMEOUT_SECONDS="3")
     with pytest.raises(DeliveryError) as caught:
-        TwilioMessaging(settings, timeout=3).send(sms())
+        TwilioMessaging(settings).send(sms())
     assert (caught.value.permanent, caught.value.code) == (False, "connection")
     assert not caught.value.maybe_sent  # nothing reached Twilio: safe to try again
 
@@ -182,7 +182,7 @@ def test_refused_connection_is_transient(twilio_settings, settings_from):
 def test_timeout_is_transient(fake_twilio, twilio_settings, settings_from):
     fake_twilio.hang_next()
     with pytest.raises(DeliveryError) as caught:
-        TwilioMessaging(settings_from(twilio_settings), timeout=0.3).send(sms())
+        TwilioMessaging(settings_from(twilio_settings, TWILIO_TIMEOUT_SECONDS="0.3")).send(sms())
     assert (caught.value.permanent, caught.value.code) == (False, "timeout")
     assert caught.value.maybe_sent  # Twilio had the request: it may have sent the text
 

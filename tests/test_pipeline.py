@@ -353,6 +353,16 @@ class TestProviders:
         assert tick(providers, "2026-12-07T10:00:36-05:00")["sent"] == 1
         assert len(fake_twilio.messages) == 1
 
+    def test_the_first_wait_is_the_clinics_setting(self, providers, configure, session, fake_twilio):
+        clinic = configure(SEND_RETRY_FIRST_SECONDS=5)
+        book(session, starts_at=VISIT)
+        fake_twilio.fail_next(status=429, code=20429, message="Too Many Requests")
+        assert tick(clinic, "2026-12-07T10:00:00-05:00")["retrying"] == 1
+        row = outbox(session)[0]
+        assert at("2026-12-07T10:00:05-05:00") <= row.due_at <= at("2026-12-07T10:00:06-05:00")
+        assert tick(clinic, "2026-12-07T10:00:06-05:00")["sent"] == 1
+        assert len(fake_twilio.messages) == 1
+
     def test_transient_errors_are_retried_until_the_visit_then_given_up(self, providers, session, fake_twilio):
         book(session, starts_at=VISIT)
         fake_twilio.fail_next(status=500, code=20500, times=1000)

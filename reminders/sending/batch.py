@@ -123,7 +123,7 @@ def prepare_batch(sender, session: Session, ids: list[int], now: datetime, book:
             try:
                 prepared = sender.prepare(session, store, row, patient, appointment, now, book, facts)
             except DeliveryError as error:
-                outcomes[row.id] = delivery_failed(session, row, patient, error, now)
+                outcomes[row.id] = delivery_failed(session, sender.settings, row, patient, error, now)
                 continue
             if isinstance(prepared, str):
                 outcomes[row.id] = prepared

@@ -65,7 +65,7 @@ def hand_over(session: Session, settings: Settings, channels: dict[str, Channel]
         # Timed from the answer (or the timeout), not from when the send began.
         if not error.permanent and error.max_attempts is None:
             record_failure(session, settings, row.channel, clock.now(), str(error), seconds(error.retry_after))
-        return delivery_failed(session, row, patient, error, clock.now())
+        return delivery_failed(session, settings, row, patient, error, clock.now())
     except NotHandedOver:
         raise
     except Exception as exc:  # noqa: BLE001 - not a provider answer: it may or may not have gone
@@ -116,8 +116,8 @@ def _record(session: Session, obj, model, **values) -> None:
         set_committed_value(obj, key, value)
 
 
-def delivery_failed(session: Session, row: OutboxMessage, patient: Patient | None, error: DeliveryError,
-                    now: datetime) -> str:
+def delivery_failed(session: Session, settings: Settings, row: OutboxMessage, patient: Patient | None,
+                    error: DeliveryError, now: datetime) -> str:
     if error.maybe_sent and row.kind != Kind.ALERT:
         # Sending again could text the patient twice; a person decides. (A staff alert is
         # retried: a second alert is better than none.)
@@ -126,7 +126,7 @@ def delivery_failed(session: Session, row: OutboxMessage, patient: Patient | Non
         log.warning("outbox %s: outcome unknown (code %s)", row.id, error.code)
         return SendOutcome.UNKNOWN
     if not error.permanent:
-        return retry_or_fail(session, row, now, str(error), code=error.code,
+        return retry_or_fail(session, settings, row, now, str(error), code=error.code,
                              retry_after=seconds(error.retry_after), max_attempts=error.max_attempts)
     moves.mark_failed(row, "the provider refused it for good", error.code, str(error))
     log.warning("outbox %s: permanent failure (code %s)", row.id, error.code)
@@ -144,21 +144,22 @@ def settle_after_hand_over(session: Session, settings: Settings, row: OutboxMess
         moves.mark_sent_unrecorded(row, receipt.provider_id, receipt.status, now)
         return SendOutcome.SENT
     if row.kind == Kind.ALERT:
-        return retry_or_fail(session, row, now, "unexpected error during the send", code="internal",
+        return retry_or_fail(session, settings, row, now, "unexpected error during the send", code="internal",
                              max_attempts=settings.send_max_attempts)
     moves.mark_unknown(row, "an unexpected error during the send; check before resending", "internal")
     return SendOutcome.UNKNOWN
 
 
-def retry_or_fail(session: Session, row: OutboxMessage, now: datetime, reason: str, code: str | None,
-                  retry_after: timedelta | None = None, max_attempts: int | None = None) -> str:
+def retry_or_fail(session: Session, settings: Settings, row: OutboxMessage, now: datetime, reason: str,
+                  code: str | None, retry_after: timedelta | None = None, max_attempts: int | None = None) -> str:
     """Try again later (reminders.outbox.moves.retry_or_fail). A provider's trouble (an outage,
     429, bad credentials) is retried for as long as the message can still do its job; our own
     (an internal error) at most SEND_MAX_ATTEMPTS times, a code the provider says is worth only
     a few tries at most that many."""
     visit = session.get(Appointment, row.appointment_id) if row.appointment_id else None
     return moves.retry_or_fail(row, now, reason, code, visit_starts_at=visit.starts_at if visit else None,
-                               retry_after=retry_after, max_attempts=max_attempts)
+                               retry_after=retry_after, max_attempts=max_attempts,
+                               first_wait=timedelta(seconds=settings.send_retry_first_seconds))
 
 
 def hold(session: Session, row: OutboxMessage, now: datetime, reason: str, due_at: datetime | None = None,

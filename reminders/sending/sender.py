@@ -93,7 +93,8 @@ class Sender:
         row = session.get(OutboxMessage, outbox_id)
         with sensitive(row.to_address, row.body, row.subject):
             log.exception("outbox %s: unexpected error while sending", outbox_id)
-        return retry_or_fail(session, row, now, f"internal error: {type(exc).__name__} (see the service log)",
+        return retry_or_fail(session, self.settings, row, now,
+                             f"internal error: {type(exc).__name__} (see the service log)",
                              code="internal", max_attempts=self.settings.send_max_attempts)
 
     # ------------------------------------------------------------------ batches

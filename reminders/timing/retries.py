@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from reminders.models.outbox import Kind
 from reminders.timing.rules import ALERT, BEFORE_VISIT_KINDS, REMINDER, TOO_LATE
 
-# Backoff between tries of one message: 30 s, 1, 2, 4 ... minutes, at most BACKOFF_CAP, plus up
-# to JITTER of itself so that rows that failed together do not all come back in the same second.
+# Backoff between tries of one message: 30 s (SEND_RETRY_FIRST_SECONDS), 1, 2, 4 ... minutes, at
+# most BACKOFF_CAP, plus up to JITTER of itself so that rows that failed together do not all come
+# back in the same second.
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(minutes=30)
 JITTER = 0.2
@@ -51,14 +52,14 @@ def retry_time(now: datetime, delay: timedelta, deadline: datetime | None) -> da
     return at if at > now else None
 
 
-def backoff(attempt: int, cap: timedelta = BACKOFF_CAP) -> timedelta:
-    """The wait after the `attempt`-th failure, without jitter: doubling from 30 s up to `cap`."""
-    return min(BACKOFF_FIRST * 2 ** min(max(attempt - 1, 0), 30), cap)
+def backoff(attempt: int, cap: timedelta = BACKOFF_CAP, first: timedelta = BACKOFF_FIRST) -> timedelta:
+    """The wait after the `attempt`-th failure, without jitter: doubling from `first` up to `cap`."""
+    return min(first * 2 ** min(max(attempt - 1, 0), 30), cap)
 
 
-def retry_delay(attempt: int, key: str | int) -> timedelta:
+def retry_delay(attempt: int, key: str | int, first: timedelta = BACKOFF_FIRST) -> timedelta:
     """backoff(attempt) plus 0 to JITTER of it, fixed for a (key, attempt): spread, yet repeatable."""
     digest = hashlib.sha256(f"{key}:{attempt}".encode()).digest()
     fraction = int.from_bytes(digest[:4], "big") / 2 ** 32
-    base = backoff(attempt)
+    base = backoff(attempt, first=first)
     return base + timedelta(seconds=round(base.total_seconds() * JITTER * fraction))

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import create_engine, text
 
-from reminders.channels.twilio.client import DEFAULT_TIMEOUT_SECONDS
 from tests.conftest import POSTGRES_URL
 from tests.processes import (BEAT_WAIT, CONCURRENCY, DUE_RULE, PASS_SECONDS, SETTLE_WAIT, Scenario,
                              one_text_each, running_service, utcnow, wait_for)
@@ -41,6 +40,7 @@ RUN_PASS_TASK = "reminders.tasks.run_pass"
 FAILURE_THRESHOLD = 3
 PROBE_MAX_SECONDS = 10
 PAUSE_FLOOR = 0.7 * PROBE_MAX_SECONDS  # a batch that went on would end the pause at once
+CLIENT_TIMEOUT_SECONDS = 5  # TWILIO_TIMEOUT_SECONDS (10 by default): how long a hung request is waited for
 HUNG_DUE = 40  # patients whose reminder is due as Twilio hangs: batches for both pool processes
 CUT_SECONDS = 8.0  # how long the database sessions are ended while the batches go (4 s of sends)
 PASS_ENDED = re.compile(r"reminders\.tasks\.run_pass\[[^\]]+\] (succeeded|raised)")
@@ -50,7 +50,8 @@ PASS_ENDED = re.compile(r"reminders\.tasks\.run_pass\[[^\]]+\] (succeeded|raised
 def service(tmp_path_factory):
     with running_service(tmp_path_factory.mktemp("sending-faults"), PGAPPNAME=APP_NAME,
                          PROVIDER_FAILURE_THRESHOLD=str(FAILURE_THRESHOLD),
-                         PROVIDER_PROBE_MAX_SECONDS=str(PROBE_MAX_SECONDS)) as running:
+                         PROVIDER_PROBE_MAX_SECONDS=str(PROBE_MAX_SECONDS),
+                         TWILIO_TIMEOUT_SECONDS=str(CLIENT_TIMEOUT_SECONDS)) as running:
         yield running
 
 
@@ -227,7 +228,7 @@ def test_twilio_hanging_past_the_client_timeout_opens_the_breaker_stops_the_batc
     breaker, the batches in hand stop and put their rows back, and those go after the probe."""
     hung = FAILURE_THRESHOLD + CONCURRENCY - 1  # enough to open it, with a call in flight in each child
     with service.logs_on_failure():
-        service.twilio.hang_next(times=hung, seconds=DEFAULT_TIMEOUT_SECONDS + 5, accept=True)
+        service.twilio.hang_next(times=hung, seconds=CLIENT_TIMEOUT_SECONDS + 5, accept=True)
         scenario = book_due(service, "hang", HUNG_DUE, area_code=718)
         phones = set(scenario.phones.values())
         loaded = utcnow()
@@ -252,7 +253,7 @@ def test_twilio_hanging_past_the_client_timeout_opens_the_breaker_stops_the_batc
         assert unknown_phones <= hung_phones and result.unknown <= hung
         assert quiet_for >= PAUSE_FLOOR, f"Twilio was asked again {quiet_for:.1f} s after the breaker opened"
         assert after, "nothing waited for the provider to answer again"
-        service.report(f"Twilio hangs past the client's {DEFAULT_TIMEOUT_SECONDS:.0f} s timeout for {hung} requests: "
+        service.report(f"Twilio hangs past the client's {CLIENT_TIMEOUT_SECONDS} s timeout for {hung} requests: "
                        f"{result.line()}; once the breaker opened nothing was asked of Twilio for {quiet_for:.0f} s, "
                        f"then the probe went and {len(after)} held reminders after it; all settled {took:.0f} s "
                        f"after loading")

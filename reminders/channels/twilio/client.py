@@ -23,8 +23,6 @@ from reminders.pacing import SenderPaused, pacer_for
 
 log = logging.getLogger("reminders.channels.sms")
 
-DEFAULT_TIMEOUT_SECONDS = 10.0
-
 _DIGIT_RUNS = re.compile(r"\+?\d[\d \-().]{5,}\d")
 
 
@@ -75,7 +73,7 @@ class TwilioMessaging:
     To and the From; a Messaging Service SID, MG..., is sent as it is)."""
 
     def __init__(self, settings: Settings, *, name: str = SMS.name, sender: str | None = None,
-                 address_prefix: str = "", timeout: float = DEFAULT_TIMEOUT_SECONDS):
+                 address_prefix: str = ""):
         sender = sender or settings.twilio_from
         if not (settings.twilio_account_sid and settings.twilio_auth_token and sender):
             raise ValueError("Twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and a sender (TWILIO_FROM)")
@@ -85,7 +83,7 @@ class TwilioMessaging:
         self._sender = (
             {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": address_prefix + sender}
         )
-        self._http = HeaderKeepingClient(timeout=timeout)
+        self._http = HeaderKeepingClient(timeout=settings.twilio_timeout_seconds)
         client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
         if settings.twilio_api_base_url:
             # Every request URL is Domain.base_url + "/2010-04-01/Accounts/..." .

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from reminders.models import OutboxMessage
 from reminders.models.outbox import CODE_OF_RULE_WORDS, ReasonCode, Status
 from reminders.outbox.moves.allowed import BACK_FROM_SENDING, check_move, move_where
-from reminders.timing.retries import delivery_deadline, gave_up_reason, retry_delay, retry_time
+from reminders.timing.retries import BACKOFF_FIRST, delivery_deadline, gave_up_reason, retry_delay, retry_time
 
 log = logging.getLogger("reminders.outbox")
 
@@ -91,15 +91,15 @@ def mark_failed(row: OutboxMessage, reason: str, code: str | None, error: str) -
 
 def retry_or_fail(row: OutboxMessage, now: datetime, error: str, code: str | None, *,
                   visit_starts_at: datetime | None, retry_after: timedelta | None = None,
-                  max_attempts: int | None = None) -> str:
-    """Try again later, with backoff and jitter (at least `retry_after`), for as long as the
-    message can still do its job (reminders.timing.retries.delivery_deadline) and, with
+                  max_attempts: int | None = None, first_wait: timedelta = BACKOFF_FIRST) -> str:
+    """Try again later, with backoff from `first_wait` and jitter (at least `retry_after`), for as
+    long as the message can still do its job (reminders.timing.retries.delivery_deadline) and, with
     `max_attempts`, at most that many tries. Returns "retrying" or "failed"."""
     if max_attempts is not None and row.attempts >= max_attempts:
         _give_up(row, f"gave up after {row.attempts} attempts", None, error, code)
         log.warning("outbox %s: failed after %s attempts (code %s)", row.id, row.attempts, code)
         return "failed"
-    delay = retry_delay(row.attempts, row.id)
+    delay = retry_delay(row.attempts, row.id, first_wait)
     if retry_after is not None:
         delay = max(delay, retry_after)
     again = retry_time(now, delay, delivery_deadline(row.kind, row.planned_for, visit_starts_at))
