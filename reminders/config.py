@@ -541,8 +541,7 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
     "channels": (
         "twilio_account_sid", "twilio_auth_token", "twilio_from", "twilio_whatsapp_from",
         "twilio_api_base_url", "twilio_timeout_seconds", "public_base_url", "sms_per_second", "smtp_host",
-        "smtp_port",
-        "smtp_username", "smtp_password", "smtp_starttls", "smtp_timeout_seconds", "mail_from",
+        "smtp_port", "smtp_username", "smtp_password", "smtp_starttls", "smtp_timeout_seconds", "mail_from",
     ),
     "integrations": (
         "fhir_base_url", "fhir_token", "fhir_client_id", "fhir_client_secret", "fhir_private_key_file",
@@ -556,8 +555,7 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
         "database_idle_in_transaction_timeout_seconds", "redis_url", "secret_key", "mfa_required",
         "retention_days", "metrics_token", "prometheus_multiproc_dir", "trusted_proxy_hops",
         "outbox_dir", "templates_dir", "pass_seconds", "stale_send_minutes", "send_retry_first_seconds",
-        "send_max_attempts",
-        "provider_failure_threshold", "provider_probe_max_seconds",
+        "send_max_attempts", "provider_failure_threshold", "provider_probe_max_seconds",
     ),
 }
 

@@ -53,20 +53,11 @@ def _compile_staff_pages_once() -> None:
     anew. Within a test process, compiled pages are shared through Jinja's bytecode cache, which
     compiles a page again whenever its source changes."""
     from flask import Flask
-    from jinja2 import BytecodeCache
 
-    class InMemory(BytecodeCache):
-        def __init__(self):
-            self.code: dict[str, bytes] = {}
+    from reminders.rendering.engine import CompiledOnce
 
-        def load_bytecode(self, bucket) -> None:
-            if bucket.key in self.code:
-                bucket.bytecode_from_string(self.code[bucket.key])
-
-        def dump_bytecode(self, bucket) -> None:
-            self.code[bucket.key] = bucket.bytecode_to_string()
-
-    shared, create = InMemory(), Flask.create_jinja_environment
+    # An instance of its own: the staff pages' environment is not the messages' sandbox.
+    shared, create = CompiledOnce(), Flask.create_jinja_environment
 
     def with_shared_cache(self):
         environment = create(self)

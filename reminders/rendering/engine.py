@@ -169,7 +169,7 @@ def _autoescape(name: str | None) -> bool:
     return bool(name and name.endswith(".html.j2"))
 
 
-class _CompiledOnce(BytecodeCache):
+class CompiledOnce(BytecodeCache):
     """Compiled templates shared by every store in the process (a store is made per send). Jinja
     checks the source's checksum on load, so an edited template is compiled again."""
 
@@ -189,7 +189,7 @@ class _CompiledOnce(BytecodeCache):
             self._code[bucket.key] = bucket.bytecode_to_string()
 
 
-_compiled = _CompiledOnce()
+_compiled = CompiledOnce()
 
 
 def environment(store: TemplateSources, time_limit: float = RENDER_TIME_LIMIT) -> LimitedEnvironment:
